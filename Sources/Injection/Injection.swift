@@ -1,0 +1,2 @@
+import Document
+public enum Injection {}
