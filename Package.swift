@@ -22,6 +22,7 @@ let package = Package(
         .target(name: "Net", dependencies: ["CTandemShim", "COpenSSL"]),
         .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
+        .executableTarget(name: "TandemBench", dependencies: ["Document", "Injection", "Kubernetes"]),
 
         .target(name: "TestSupport", dependencies: ["Document"], path: "Tests/TestSupport"),
         .testTarget(name: "DocumentTests", dependencies: ["Document", "TestSupport"]),

@@ -1,0 +1,2 @@
+/// Every benchmark by name; each file adds its entry here.
+let benchmarks: [String: ([String]) -> Void] = [:]
