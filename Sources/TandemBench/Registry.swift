@@ -1,2 +1,2 @@
 /// Every benchmark by name; each file adds its entry here.
-let benchmarks: [String: ([String]) -> Void] = [:]
+let benchmarks: [String: @Sendable ([String]) -> Void] = [:]
