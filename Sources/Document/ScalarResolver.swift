@@ -1,0 +1,180 @@
+/// Types YAML scalars the way Kubernetes tooling (sigs.k8s.io/yaml over go-yaml v2, YAML 1.1
+/// rules) does, and tells the writer which strings must be quoted to read back as strings.
+public enum ScalarResolver {
+    private static let tagPrefix = "tag:yaml.org,2002:"
+
+    /// The JSON value of one scalar. Quoted and block scalars are strings; plain ones are typed
+    /// unless a tag says otherwise.
+    static func resolve(_ text: String, style: YAMLNode.ScalarStyle, tag: String?, at mark: SourceMark) throws(YAMLError) -> JSON {
+        if let tag, tag.hasPrefix(tagPrefix) {
+            let name = tag.dropFirst(tagPrefix.count)
+            switch name {
+            case "str", "binary", "timestamp":
+                return .string(text)
+            case "null":
+                return .null
+            case "bool":
+                if let value = boolean(text) { return .bool(value) }
+                throw YAMLError(mark: mark, message: "\"\(text)\" is not a boolean (!!bool)")
+            case "int", "float":
+                if let number = number(text) { return .number(number) }
+                throw YAMLError(mark: mark, message: "\"\(text)\" is not a number (!!\(name))")
+            default:
+                break
+            }
+        }
+        guard style == .plain, tag != "!" else { return .string(text) }
+        return plain(text)
+    }
+
+    /// The value of a plain scalar.
+    public static func plain(_ text: String) -> JSON {
+        switch text {
+        case "", "~", "null", "Null", "NULL":
+            return .null
+        default:
+            break
+        }
+        if let value = boolean(text) { return .bool(value) }
+        if let number = number(text) { return .number(number) }
+        return .string(text)
+    }
+
+    /// Whether a string written plain would read back as something else (a number, a boolean,
+    /// null, a date, a merge key), so the writer must quote it.
+    public static func mustQuote(_ text: String) -> Bool {
+        if plain(text) != .string(text) { return true }
+        if text == "<<" || text == "=" { return true }
+        return looksLikeTimestamp(text)
+    }
+
+    private static func boolean(_ text: String) -> Bool? {
+        switch text {
+        case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON":
+            return true
+        case "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF":
+            return false
+        default:
+            return nil
+        }
+    }
+
+    /// A YAML 1.1 integer or float as JSON number text: the source text itself when it is already
+    /// valid JSON, otherwise its decimal form (`0x1F` is 31, `+5` is 5, `1_000` is 1000).
+    static func number(_ text: String) -> String? {
+        let utf8 = Array(text.utf8)
+        guard let first = utf8.first else { return nil }
+        guard first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
+            || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
+        else { return nil }
+        if isJSONNumber(utf8) { return text }
+        var digits = utf8.filter { $0 != UInt8(ascii: "_") }
+        var negative = false
+        if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") {
+            negative = sign == UInt8(ascii: "-")
+            digits.removeFirst()
+        }
+        guard !digits.isEmpty else { return nil }
+        let body = String(decoding: digits, as: UTF8.self)
+        if let integer = integer(body) {
+            if integer == 0 { return "0" }
+            return (negative ? "-" : "") + String(integer)
+        }
+        if isYAMLFloat(digits), let value = Double(body), value.isFinite {
+            let canonical = (negative ? "-" : "") + canonicalDecimal(body)
+            return isJSONNumber(Array(canonical.utf8)) ? canonical : String(negative ? -value : value)
+        }
+        return nil
+    }
+
+    /// Go's base-0 integer forms: 0x.., 0o.., 0b.., a leading 0 for octal, or decimal.
+    private static func integer(_ body: String) -> UInt64? {
+        if body.hasPrefix("0x") || body.hasPrefix("0X") { return UInt64(body.dropFirst(2), radix: 16) }
+        if body.hasPrefix("0o") || body.hasPrefix("0O") { return UInt64(body.dropFirst(2), radix: 8) }
+        if body.hasPrefix("0b") || body.hasPrefix("0B") { return UInt64(body.dropFirst(2), radix: 2) }
+        if body.count > 1, body.hasPrefix("0") { return UInt64(body.dropFirst(), radix: 8) }
+        return UInt64(body, radix: 10)
+    }
+
+    /// `^(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`, the float form go-yaml accepts.
+    private static func isYAMLFloat(_ digits: [UInt8]) -> Bool {
+        var index = 0
+        func isDigit(_ i: Int) -> Bool { i < digits.count && digits[i] >= 48 && digits[i] <= 57 }
+        let mantissaStart = index
+        while isDigit(index) { index += 1 }
+        let integerDigits = index - mantissaStart
+        if index < digits.count, digits[index] == UInt8(ascii: ".") {
+            index += 1
+            let fractionStart = index
+            while isDigit(index) { index += 1 }
+            if integerDigits == 0 && index == fractionStart { return false }
+        } else if integerDigits == 0 {
+            return false
+        }
+        if index < digits.count, digits[index] == UInt8(ascii: "e") || digits[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < digits.count, digits[index] == UInt8(ascii: "-") || digits[index] == UInt8(ascii: "+") { index += 1 }
+            let exponentStart = index
+            while isDigit(index) { index += 1 }
+            if index == exponentStart { return false }
+        }
+        return index == digits.count
+    }
+
+    /// Makes `.5` into `0.5` and `5.` into `5.0`, and drops leading zeros, so the text is JSON.
+    private static func canonicalDecimal(_ body: String) -> String {
+        var text = body
+        if text.hasPrefix(".") { text = "0" + text }
+        if let dot = text.firstIndex(of: ".") {
+            let after = text.index(after: dot)
+            if after == text.endIndex || !(text[after].isNumber) {
+                text.insert("0", at: after)
+            }
+        }
+        while text.count > 1, text.hasPrefix("0"), text[text.index(after: text.startIndex)].isNumber {
+            text.removeFirst()
+        }
+        return text
+    }
+
+    /// RFC 8259's number grammar.
+    static func isJSONNumber(_ bytes: [UInt8]) -> Bool {
+        var index = 0
+        func isDigit(_ i: Int) -> Bool { i < bytes.count && bytes[i] >= 48 && bytes[i] <= 57 }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard isDigit(index) else { return false }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            while isDigit(index) { index += 1 }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard isDigit(index) else { return false }
+            while isDigit(index) { index += 1 }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") { index += 1 }
+            guard isDigit(index) else { return false }
+            while isDigit(index) { index += 1 }
+        }
+        return index == bytes.count
+    }
+
+    /// `2001-12-14` or `2001-12-14T21:59:43Z`: go-yaml reads these as times, which then come out
+    /// reformatted, so the writer quotes anything that starts like a date.
+    private static func looksLikeTimestamp(_ text: String) -> Bool {
+        let bytes = Array(text.utf8.prefix(10))
+        guard bytes.count == 10 else { return false }
+        for (index, byte) in bytes.enumerated() {
+            let isDigit = byte >= 48 && byte <= 57
+            if index == 4 || index == 7 {
+                if byte != UInt8(ascii: "-") { return false }
+            } else if !isDigit {
+                return false
+            }
+        }
+        return true
+    }
+}

@@ -1,0 +1,232 @@
+/// Writes a changed document back into its own source text, touching only what changed.
+///
+/// Unchanged values are copied byte for byte with their comments, quoting and indentation; new
+/// mapping keys go after the last key at the mapping's indentation; new list items are placed
+/// where they belong among the old ones (matched by `name`, as Kubernetes lists are); only
+/// values whose kind changed are written afresh. So `diff input output` shows just the change,
+/// and undoing the change gives back the input exactly.
+public enum YAMLRewriter {
+    /// The text of `document` (its whole byte range in `source`) with its value replaced by `value`.
+    public static func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON) -> [UInt8] {
+        guard let root = document.root, root.json != value else {
+            return Array(source[document.range])
+        }
+        var splicer = Splicer(source: source)
+        splicer.copy(document.range.lowerBound..<root.start.offset)
+        splicer.rewrite(root, value, column: root.start.column)
+        splicer.copy(root.end..<document.range.upperBound)
+        return splicer.output
+    }
+}
+
+private struct Splicer {
+    let source: [UInt8]
+    let newline: [UInt8]
+    var output: [UInt8] = []
+
+    init(source: [UInt8]) {
+        self.source = source
+        let firstBreak = source.firstIndex(of: UInt8(ascii: "\n"))
+        if let firstBreak, firstBreak > 0, source[firstBreak - 1] == UInt8(ascii: "\r") {
+            newline = [UInt8(ascii: "\r"), UInt8(ascii: "\n")]
+        } else {
+            newline = [UInt8(ascii: "\n")]
+        }
+        output.reserveCapacity(source.count + 4096)
+    }
+
+    mutating func copy(_ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        output.append(contentsOf: source[range])
+    }
+
+    private mutating func indent(_ column: Int) {
+        output.append(contentsOf: newline)
+        output.append(contentsOf: repeatElement(UInt8(ascii: " "), count: column - 1))
+    }
+
+    private func lineEnd(_ offset: Int) -> Int { SourceText.lineEnd(after: offset, in: source) }
+    private func lineStart(_ offset: Int) -> Int { SourceText.lineStart(of: offset, in: source) }
+
+    /// Writes the replacement of `node`'s text. Fresh lines after the first start at `column`.
+    mutating func rewrite(_ node: YAMLNode, _ value: JSON, column: Int) {
+        if node.json == value {
+            copy(node.start.offset..<node.end)
+            return
+        }
+        if !node.isFlow, node.tag == nil {
+            switch (node.content, value) {
+            case (.mapping(let keys, let values), .object(let object)) where !object.isEmpty:
+                if mapping(node, keys: keys, values: values, object) { return }
+            case (.sequence(let items), .array(let array)) where !array.isEmpty:
+                if sequence(node, items: items, array) { return }
+            default:
+                break
+            }
+        }
+        fresh(value, column: column)
+    }
+
+    /// Writes `value` as new YAML continuing the current line, later lines at `column`.
+    private mutating func fresh(_ value: JSON, column: Int) {
+        for (index, line) in YAMLWriter.lines(of: value).enumerated() {
+            if index > 0 {
+                if line.isEmpty { output.append(contentsOf: newline) } else { indent(column) }
+            }
+            output.append(contentsOf: line.utf8)
+        }
+    }
+
+    /// A new `key: value` entry, starting at the current position (the key's column).
+    private mutating func freshEntry(_ key: String, _ value: JSON, column: Int) {
+        fresh(.object(JSONObject([(key, value)])), column: column)
+    }
+
+    /// Rewrites a block mapping entry by entry; false (having written nothing) when its layout is
+    /// one this does not edit in place (keys not each at the start of a line, merge keys, aliases).
+    private mutating func mapping(_ node: YAMLNode, keys: [YAMLNode], values: [YAMLNode], _ object: JSONObject) -> Bool {
+        let column = node.start.column
+        var names: [String] = []
+        names.reserveCapacity(keys.count)
+        for (index, key) in keys.enumerated() {
+            guard case .scalar = key.content, !key.isMergeKey, key.start.column == column,
+                  let name = key.json.keyText else { return false }
+            if index > 0, !SourceText.isBlank(lineStart(key.start.offset)..<key.start.offset, in: source) { return false }
+            names.append(name)
+        }
+        var wroteAny = false
+        for index in keys.indices {
+            guard let newValue = object[names[index]] else { continue }
+            var start = index == 0 ? node.start.offset : lineStart(keys[index].start.offset)
+            if wroteAny {
+                copy(lineEnd(values[index - 1].end)..<start)
+            } else {
+                start = keys[index].start.offset
+            }
+            entry(key: keys[index], name: names[index], value: values[index], newValue, from: start, column: column)
+            wroteAny = true
+        }
+        for (name, newValue) in object.members where !names.contains(name) {
+            if wroteAny { indent(column) }
+            freshEntry(name, newValue, column: column)
+            wroteAny = true
+        }
+        return true
+    }
+
+    private mutating func entry(key: YAMLNode, name: String, value: YAMLNode, _ newValue: JSON, from start: Int, column: Int) {
+        let end = lineEnd(value.end)
+        if value.json == newValue {
+            copy(start..<end)
+            return
+        }
+        switch (value.content, newValue) {
+        case (.mapping, .object) where !value.isFlow && Self.isNonEmptyCollection(newValue),
+             (.sequence, .array) where !value.isFlow && Self.isNonEmptyCollection(newValue):
+            copy(start..<value.start.offset)
+            rewrite(value, newValue, column: value.start.column)
+            copy(value.end..<end)
+        case (.scalar, _) where Self.isInlineScalar(newValue):
+            // Keep the key as written and any comment after the value.
+            copy(start..<value.start.offset)
+            if value.start.offset == value.end { output.append(UInt8(ascii: " ")) }
+            fresh(newValue, column: column)
+            copy(value.end..<end)
+        default:
+            copy(start..<key.start.offset)
+            freshEntry(name, newValue, column: column)
+        }
+    }
+
+    private static func isNonEmptyCollection(_ value: JSON) -> Bool {
+        switch value {
+        case .array(let array): return !array.isEmpty
+        case .object(let object): return !object.isEmpty
+        default: return false
+        }
+    }
+
+    private static func isInlineScalar(_ value: JSON) -> Bool {
+        switch value {
+        case .array, .object: return false
+        case .string(let text): return !text.utf8.contains(UInt8(ascii: "\n"))
+        case .null, .bool, .number: return true
+        }
+    }
+
+    /// Rewrites a block sequence item by item, keeping items that survive (matched by `name` for
+    /// lists of named objects, else by value) in place with their comments. False, having
+    /// written nothing, when an item does not start on its own `- ` line.
+    private mutating func sequence(_ node: YAMLNode, items: [YAMLNode], _ array: [JSON]) -> Bool {
+        let column = node.start.column
+        var dashes: [Int] = []
+        dashes.reserveCapacity(items.count)
+        for item in items {
+            let lineBegin = lineStart(item.start.offset)
+            let dash = lineBegin + column - 1
+            guard item.start.offset > dash, source[dash] == UInt8(ascii: "-"),
+                  SourceText.isBlank(lineBegin..<dash, in: source),
+                  SourceText.isBlank(dash + 1..<item.start.offset, in: source)
+            else { return false }
+            dashes.append(dash)
+        }
+        let matches = Self.match(old: items.map(\.json), new: array)
+        var wroteAny = false
+        var previousOld: Int?
+        for (newIndex, newValue) in array.enumerated() {
+            if let oldIndex = matches[newIndex] {
+                let old = items[oldIndex]
+                if wroteAny {
+                    if let previousOld, previousOld == oldIndex - 1 {
+                        copy(lineEnd(items[previousOld].end)..<dashes[oldIndex])
+                    } else {
+                        indent(column)
+                    }
+                }
+                copy(dashes[oldIndex]..<old.start.offset)
+                rewrite(old, newValue, column: old.start.column)
+                copy(old.end..<lineEnd(old.end))
+                previousOld = oldIndex
+            } else {
+                if wroteAny { indent(column) }
+                output.append(contentsOf: "- ".utf8)
+                fresh(newValue, column: column + 2)
+                previousOld = nil
+            }
+            wroteAny = true
+        }
+        return true
+    }
+
+    /// For each new item, the old item it continues, if any; matched old indices only increase.
+    /// Named objects match by name, anything else by equal value within a short look-ahead, so
+    /// matching stays linear for long lists such as 1,500 environment variables.
+    static func match(old: [JSON], new: [JSON]) -> [Int?] {
+        var byName: [String: Int] = [:]
+        for (index, value) in old.enumerated() {
+            if let name = value["name"]?.stringValue, byName[name] == nil { byName[name] = index }
+        }
+        let lookAhead = 64
+        var next = 0
+        var result: [Int?] = []
+        result.reserveCapacity(new.count)
+        for value in new {
+            var found: Int?
+            if let name = value["name"]?.stringValue {
+                if let index = byName[name], index >= next, old[index]["name"]?.stringValue == name { found = index }
+            } else {
+                var index = next
+                while index < old.count, index < next + lookAhead {
+                    if old[index] == value {
+                        found = index
+                        break
+                    }
+                    index += 1
+                }
+            }
+            if let found { next = found + 1 }
+            result.append(found)
+        }
+        return result
+    }
+}
