@@ -19,7 +19,7 @@ public enum YAMLRewriter {
     }
 }
 
-private struct Splicer {
+struct Splicer {
     let source: [UInt8]
     let newline: [UInt8]
     var output: [UInt8] = []
