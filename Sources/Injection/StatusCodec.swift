@@ -125,7 +125,8 @@ enum StatusCodec {
                 guard index > start else { return nil }
                 var text = ""
                 text.unicodeScalars.append(contentsOf: scalars[start..<index])
-                return Double(text) == nil ? nil : .number(text)
+                guard Double(text) != nil else { return nil }
+                return .number(text)
             }
         }
 

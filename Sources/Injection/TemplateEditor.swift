@@ -303,7 +303,8 @@ enum TemplateEditor {
             _ = ObjectPath.modify(at: created.path.dropLast()[...], in: &root) { parent in
                 parent.modifyObject { parent in
                     guard let value = parent[key], isEmpty(value) else { return }
-                    parent[key] = created.origin == .null ? JSON.null : nil
+                    // JSON is nil-literal expressible, so spell out "remove the key".
+                    parent[key] = created.origin == .null ? JSON.null : Optional<JSON>.none
                 }
             }
         }

@@ -109,3 +109,35 @@ enum Fixtures {
                   "jobTemplate": ["spec": ["template": ["metadata": ["labels": ["job": "nightly"]], "spec": spec]]]]]
     }
 }
+
+/// Runs the injector on `object` and returns the report of its only workload.
+func injectOne(_ object: JSON, injector: Injector = Injector(), namespace: String? = nil,
+               lifecycle: LifecycleMode? = nil, kubeVersion: KubernetesVersion? = nil) throws -> (JSON, WorkloadReport) {
+    let report = try injector.inject(object: object, namespace: namespace, lifecycle: lifecycle, kubeVersion: kubeVersion)
+    let workload = try #require(report.workloads.first)
+    #expect(report.workloads.count == 1)
+    return (report.object, workload)
+}
+
+/// The error `body` throws, or nil.
+func injectionError(_ body: () throws -> Void) -> InjectionError? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error as? InjectionError
+    }
+}
+
+/// A named container of a pod spec (in `containers` or `initContainers`).
+func container(_ name: String, in spec: JSON?, list: String = "containers") -> JSON? {
+    spec?[list]?.arrayValue?.first { $0["name"]?.stringValue == name }
+}
+
+func env(_ name: String, of container: JSON?) -> String? {
+    container?["env"]?.arrayValue?.first { $0["name"]?.stringValue == name }?["value"]?.stringValue
+}
+
+func names(_ list: JSON?) -> [String] {
+    (list?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+}
