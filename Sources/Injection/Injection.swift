@@ -1,2 +1,0 @@
-import Document
-public enum Injection {}

@@ -1,0 +1,117 @@
+import Document
+
+/// The record kept in the `tandem.io/status` annotation: exactly what an injection added or
+/// changed, so uninjection can remove that and nothing else, and re-injection can start from
+/// the original template.
+struct InjectionStatus: Sendable, Equatable {
+    /// Bumped when the record's shape changes, so an old injector refuses a newer record.
+    static let formatVersion = 1
+
+    /// How a container or map we filled in existed before, so it can be restored exactly.
+    enum Origin: String, Sendable {
+        /// The key was absent: remove it again once it is empty.
+        case absent
+        /// The key held null: put null back once it is empty.
+        case null
+        /// The key held a list or map already: leave it.
+        case existing
+    }
+
+    struct Created: Sendable, Equatable {
+        /// Tokens from the template (`["spec", "initContainers"]`).
+        var path: [String]
+        var origin: Origin
+    }
+
+    struct Wrapped: Sendable, Equatable {
+        var container: String
+        var command: JSON
+    }
+
+    struct Mount: Sendable, Equatable {
+        var container: String
+        var volume: String
+        var list: Origin
+    }
+
+    var mode: SidecarMode
+    var image: String
+    var containers: [String] = []
+    var initContainers: [String] = []
+    var volumes: [String] = []
+    var wrapped: [Wrapped] = []
+    var volumeMounts: [Mount] = []
+    /// Annotations added besides the status itself.
+    var annotations: [String] = []
+    /// Keys created on the way, in creation order (undone in reverse).
+    var created: [Created] = []
+
+    var json: JSON {
+        var object = JSONObject()
+        object["version"] = .integer(Self.formatVersion)
+        object["mode"] = .string(mode.rawValue)
+        object["image"] = .string(image)
+        object["containers"] = .array(containers.map(JSON.string))
+        object["initContainers"] = .array(initContainers.map(JSON.string))
+        object["volumes"] = .array(volumes.map(JSON.string))
+        object["wrapped"] = .array(wrapped.map { ["container": .string($0.container), "command": $0.command] })
+        object["volumeMounts"] = .array(volumeMounts.map {
+            ["container": .string($0.container), "volume": .string($0.volume), "list": .string($0.list.rawValue)]
+        })
+        object["annotations"] = .array(annotations.map(JSON.string))
+        object["created"] = .array(created.map {
+            ["path": .string("/" + $0.path.joined(separator: "/")), "was": .string($0.origin.rawValue)]
+        })
+        return .object(object)
+    }
+
+    var annotationValue: String { StatusCodec.encode(json) }
+
+    /// Reads a record written by `annotationValue`; nil for anything else.
+    init?(annotationValue text: String) {
+        guard let json = StatusCodec.decode(text),
+              json["version"]?.numberText == String(Self.formatVersion),
+              let mode = json["mode"]?.stringValue.flatMap(SidecarMode.init(rawValue:)),
+              let image = json["image"]?.stringValue,
+              let containers = Self.strings(json["containers"]),
+              let initContainers = Self.strings(json["initContainers"]),
+              let volumes = Self.strings(json["volumes"]),
+              let annotations = Self.strings(json["annotations"]),
+              let wrapped = json["wrapped"]?.arrayValue,
+              let mounts = json["volumeMounts"]?.arrayValue,
+              let created = json["created"]?.arrayValue
+        else { return nil }
+        self.init(mode: mode, image: image)
+        self.containers = containers
+        self.initContainers = initContainers
+        self.volumes = volumes
+        self.annotations = annotations
+        for entry in wrapped {
+            guard let container = entry["container"]?.stringValue, let command = entry["command"] else { return nil }
+            self.wrapped.append(Wrapped(container: container, command: command))
+        }
+        for entry in mounts {
+            guard let container = entry["container"]?.stringValue, let volume = entry["volume"]?.stringValue,
+                  let list = entry["list"]?.stringValue.flatMap(Origin.init(rawValue:))
+            else { return nil }
+            volumeMounts.append(Mount(container: container, volume: volume, list: list))
+        }
+        for entry in created {
+            guard let path = entry["path"]?.stringValue, path.hasPrefix("/"),
+                  let origin = entry["was"]?.stringValue.flatMap(Origin.init(rawValue:)), origin != .existing
+            else { return nil }
+            self.created.append(Created(path: path.dropFirst().split(separator: "/").map(String.init), origin: origin))
+        }
+    }
+
+    init(mode: SidecarMode, image: String) {
+        self.mode = mode
+        self.image = image
+    }
+
+    private static func strings(_ value: JSON?) -> [String]? {
+        guard let array = value?.arrayValue else { return nil }
+        let strings = array.compactMap(\.stringValue)
+        return strings.count == array.count ? strings : nil
+    }
+}

@@ -1,0 +1,343 @@
+import Document
+import Kubernetes
+
+/// What happened to one workload in a document.
+public struct WorkloadReport: Sendable, Equatable {
+    public var kind: String
+    /// The name, or `generateName*`, or empty.
+    public var name: String
+    /// The namespace used for decisions (the caller's, else the object's).
+    public var namespace: String?
+    public var reason: InjectionReason
+    /// The mode the proxy is (or already was) injected in.
+    public var mode: SidecarMode?
+    public var warnings: [String]
+    /// Each check performed and its outcome, in order, for `--explain`.
+    public var explanation: [String]
+    /// JSON Pointer tokens of the pod template (for a non-workload, of the object) from the root
+    /// of the document given.
+    public var templatePointer: [String]
+}
+
+/// The rewritten document and one entry per object visited (List items included).
+public struct InjectionReport: Sendable, Equatable {
+    public var object: JSON
+    public var workloads: [WorkloadReport]
+
+    /// True when the object differs from the input.
+    public var changed: Bool {
+        workloads.contains { $0.reason == .injected || $0.reason == .uninjected }
+    }
+}
+
+/// The one injector the CLI and the admission webhook both call. Pure: values in, values out.
+public struct Injector: Sendable {
+    public var config: InjectionConfig
+
+    public init(config: InjectionConfig = .defaults) {
+        self.config = config
+    }
+
+    /// Sidecars of other meshes; injecting beside them would fight over the pod's traffic.
+    static let foreignContainers: Set<String> = [
+        "istio-proxy", "linkerd-proxy", "envoy", "envoy-sidecar", "consul-dataplane",
+        "consul-connect-envoy-sidecar", "kuma-sidecar",
+    ]
+    static let foreignInitContainers: Set<String> = [
+        "istio-init", "istio-validation", "linkerd-init", "linkerd-network-validator",
+        "consul-connect-inject-init", "kuma-init",
+    ]
+    /// The preStop `sleep` action is on by default from 1.30 (beta); older servers drop it and
+    /// then reject the hook as empty.
+    static let sleepActionSince = KubernetesVersion(major: 1, minor: 30)
+
+    /// Injects every workload in `object` (a workload, a List, or anything else, which passes
+    /// through). `namespace` is the request's namespace when known (it wins over the object's);
+    /// `lifecycle` overrides the configured mode (a pod's `tandem.io/lifecycle` still wins);
+    /// `kubeVersion` resolves `auto`.
+    public func inject(
+        object: JSON, namespace: String? = nil, lifecycle: LifecycleMode? = nil,
+        kubeVersion: KubernetesVersion? = nil
+    ) throws(InjectionError) -> InjectionReport {
+        var document = object
+        var reports: [WorkloadReport] = []
+        let request = Request(namespace: namespace, lifecycle: lifecycle, kubeVersion: kubeVersion)
+        try visit(&document, pointer: [], impliedKind: nil, reports: &reports) {
+            (template: inout JSONObject, report: inout WorkloadReport) throws(InjectionError) in
+            try injectTemplate(&template, request: request, report: &report)
+        }
+        return InjectionReport(object: document, workloads: reports)
+    }
+
+    /// Removes what `inject` added, as recorded in each template's `tandem.io/status`.
+    public func uninject(object: JSON) throws(InjectionError) -> InjectionReport {
+        var document = object
+        var reports: [WorkloadReport] = []
+        try visit(&document, pointer: [], impliedKind: nil, reports: &reports) {
+            (template: inout JSONObject, report: inout WorkloadReport) throws(InjectionError) in
+            guard let status = try Self.status(of: template) else {
+                report.reason = .notInjected
+                report.explanation.append("no tandem.io/status annotation: nothing to remove")
+                return
+            }
+            TemplateEditor.uninject(status, from: &template)
+            report.reason = .uninjected
+            report.mode = status.mode
+            report.explanation.append("removed the \(status.mode.rawValue) injection recorded in tandem.io/status")
+        }
+        return InjectionReport(object: document, workloads: reports)
+    }
+
+    // MARK: Walking documents
+
+    private struct Request {
+        var namespace: String?
+        var lifecycle: LifecycleMode?
+        var kubeVersion: KubernetesVersion?
+    }
+
+    private typealias TemplateBody = (inout JSONObject, inout WorkloadReport) throws(InjectionError) -> Void
+
+    /// Finds every pod template in `object` (recursing into List items) and runs `body` on it
+    /// in place, with a report entry prefilled for the workload.
+    private func visit(_ object: inout JSON, pointer: [String], impliedKind: String?,
+                       reports: inout [WorkloadReport], _ body: TemplateBody) throws(InjectionError) {
+        let header = ObjectHeader(object)
+        let kindName = header.kind ?? impliedKind ?? ""
+        var report = WorkloadReport(kind: kindName, name: header.displayName, namespace: header.namespace,
+                                    reason: .notAWorkload, mode: nil, warnings: [], explanation: [],
+                                    templatePointer: pointer)
+        switch ResourceShape(object, impliedKind: impliedKind) {
+        case .other:
+            report.explanation.append(kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
+            reports.append(report)
+        case .list(let itemKind):
+            _ = try ObjectPath.modify(at: ["items"], in: &object) { (items: inout JSON) throws(InjectionError) in
+                guard case .array(var list) = items else { return }
+                items = .null
+                defer { items = .array(list) }
+                for index in list.indices {
+                    try visit(&list[index], pointer: pointer + ["items", String(index)], impliedKind: itemKind,
+                              reports: &reports, body)
+                }
+            }
+        case .workload(let kind):
+            let tokens: [String]
+            switch kind.templateTokens(in: object) {
+            case .success(let found): tokens = found
+            case .failure(let error):
+                throw InjectionError(pointer: pointer + error.existingPath,
+                                     message: "\(kindName) \"\(header.displayName)\": \(error.missingPath) \(error.problem)")
+            }
+            report.templatePointer = pointer + tokens
+            do {
+                _ = try ObjectPath.modify(at: tokens[...], in: &object) { (template: inout JSON) throws(InjectionError) in
+                    try template.modifyObject { (template: inout JSONObject) throws(InjectionError) in
+                        try body(&template, &report)
+                    }
+                }
+            } catch {
+                throw error.nested(under: report.templatePointer)
+            }
+            reports.append(report)
+        }
+    }
+
+    // MARK: Injecting one template
+
+    private func injectTemplate(_ template: inout JSONObject, request: Request,
+                                report: inout WorkloadReport) throws(InjectionError) {
+        let namespace = request.namespace ?? report.namespace
+        report.namespace = namespace
+        var base = template
+        let previous = try Self.status(of: template)
+        if let previous {
+            TemplateEditor.uninject(previous, from: &base)
+            report.explanation.append("found a previous \(previous.mode.rawValue) injection; deciding from the template without it")
+        }
+        func skip(_ reason: InjectionReason, _ line: String) {
+            report.reason = reason
+            report.explanation.append(line)
+            if previous != nil {
+                report.warnings.append("the template still carries a previous injection; run uninject to remove it")
+            }
+        }
+
+        guard config.injection.enabled else {
+            return skip(.injectionDisabled, "injection is switched off (injection.enabled: false)")
+        }
+        report.explanation.append("injection is enabled")
+
+        if let namespace, config.injection.excludedNamespaces.contains(namespace) {
+            return skip(.namespaceExcluded, "namespace \"\(namespace)\" is excluded (injection.excludedNamespaces)")
+        }
+        report.explanation.append(namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
+
+        let metadata = base["metadata"]?.objectValue ?? JSONObject()
+        if metadata["annotations"]?[PodAnnotations.inject]?.stringValue == "disabled" {
+            return skip(.optedOutAnnotation, "annotation tandem.io/inject is \"disabled\"")
+        }
+        switch metadata["labels"]?[PodAnnotations.inject] {
+        case nil:
+            report.explanation.append("no tandem.io/inject opt-out")
+        case .string("disabled")?:
+            return skip(.optedOutLabel, "label tandem.io/inject is \"disabled\"")
+        case .string("enabled")?:
+            report.explanation.append("label tandem.io/inject is \"enabled\"")
+        case let value?:
+            throw InjectionError(pointer: ["metadata", "labels", PodAnnotations.inject],
+                                 message: "label tandem.io/inject: \(describe(value)) must be enabled or disabled")
+        }
+
+        let spec = base["spec"]?.objectValue ?? JSONObject()
+        if spec["hostNetwork"]?.boolValue == true {
+            return skip(.hostNetwork, "hostNetwork is true: the proxy cannot own the node's network")
+        }
+        report.explanation.append("hostNetwork is not set")
+
+        let appContainers = spec["containers"]?.arrayValue ?? []
+        let initContainers = spec["initContainers"]?.arrayValue ?? []
+        if let foreign = Self.foreignSidecar(containers: appContainers, initContainers: initContainers) {
+            return skip(.foreignSidecar, "container \"\(foreign)\" belongs to another mesh's sidecar")
+        }
+        report.explanation.append("no other mesh's sidecar found")
+        try Self.checkNameConflicts(spec)
+
+        let annotations = try PodAnnotations(metadata["annotations"]?.objectValue, at: ["metadata", "annotations"])
+        var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
+        try warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
+
+        var injected = base
+        report.warnings += try TemplateEditor.inject(plan, into: &injected)
+        try Self.checkValidity(before: base, after: injected)
+        report.mode = plan.mode
+
+        if previous != nil, injected == template {
+            report.reason = .alreadyInjected
+            report.explanation.append("the existing injection matches the current settings: nothing to change")
+        } else {
+            report.reason = .injected
+            report.explanation.append(previous == nil
+                ? "injected \(TandemNames.proxyContainer) in \(plan.mode.rawValue) mode"
+                : "replaced the previous injection with a \(plan.mode.rawValue) one")
+            template = injected
+        }
+    }
+
+    /// The proxy settings after the pod's annotations.
+    private func plan(_ annotations: PodAnnotations, appContainers: [JSON], request: Request,
+                      report: inout WorkloadReport) throws(InjectionError) -> ProxyPlan {
+        let requested: LifecycleMode
+        let source: String
+        if let mode = annotations.lifecycle {
+            (requested, source) = (mode, "annotation tandem.io/lifecycle")
+        } else if let mode = request.lifecycle {
+            (requested, source) = (mode, "the caller's override")
+        } else {
+            (requested, source) = (config.injection.mode, "injection.mode")
+        }
+        let mode = requested.resolved(kubeVersion: request.kubeVersion)
+        var line = "lifecycle \(requested.rawValue) from \(source)"
+        if requested == .auto {
+            line += request.kubeVersion.map { ": Kubernetes \($0) → \(mode.rawValue)" }
+                ?? ": Kubernetes version unknown → \(mode.rawValue)"
+        }
+        report.explanation.append(line)
+
+        var proxy = config.proxy
+        if let image = annotations.proxyImage { proxy.image = image }
+        if let quantity = annotations.cpuRequest { proxy.resources.cpuRequest = quantity }
+        if let quantity = annotations.cpuLimit { proxy.resources.cpuLimit = quantity }
+        if let quantity = annotations.memoryRequest { proxy.resources.memoryRequest = quantity }
+        if let quantity = annotations.memoryLimit { proxy.resources.memoryLimit = quantity }
+        if let seconds = annotations.drainSeconds { proxy.drainSeconds = seconds }
+        if let seconds = annotations.drainDelay { proxy.drainDelaySeconds = seconds }
+        if let level = annotations.logLevel { proxy.logLevel = level }
+        if let conflict = proxy.resources.conflict {
+            throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
+        }
+        return ProxyPlan(
+            mode: mode, proxy: proxy, binaryMountPath: config.injection.binaryMountPath,
+            inboundPorts: annotations.inboundPorts ?? Self.tcpPorts(of: appContainers),
+            excludeInboundPorts: annotations.excludeInboundPorts ?? [],
+            excludeOutboundPorts: annotations.excludeOutboundPorts ?? [])
+    }
+
+    /// Settings that this pod or server cannot honour, said out loud rather than failing the pod.
+    private func warnAboutTiming(_ plan: inout ProxyPlan, spec: JSONObject, kubeVersion: KubernetesVersion?,
+                                 warnings: inout [String]) throws(InjectionError) {
+        let delay = plan.proxy.drainDelaySeconds
+        if delay > 0, plan.mode == .native, let kubeVersion, kubeVersion < Self.sleepActionSince {
+            warnings.append("drain delay of \(delay)s not applied: the preStop sleep action needs Kubernetes 1.30, server is \(kubeVersion)")
+            plan.proxy.drainDelaySeconds = 0
+        } else if delay > 0, plan.mode == .legacy {
+            warnings.append("drain delay of \(delay)s not applied: it needs native mode")
+        }
+        let grace = spec["terminationGracePeriodSeconds"]?.numberText.flatMap { Int($0) } ?? 30
+        let needed = plan.proxy.drainSeconds + (plan.mode == .native ? plan.proxy.drainDelaySeconds : 0)
+        if needed > grace {
+            warnings.append("the proxy may take \(needed)s to drain but terminationGracePeriodSeconds is \(grace)s")
+        }
+    }
+
+    // MARK: Checks
+
+    /// Reads and decodes `tandem.io/status`; nil when the template has none.
+    private static func status(of template: JSONObject) throws(InjectionError) -> InjectionStatus? {
+        guard let value = template["metadata"]?["annotations"]?[PodAnnotations.status] else { return nil }
+        guard let text = value.stringValue, let status = InjectionStatus(annotationValue: text) else {
+            throw InjectionError(pointer: ["metadata", "annotations", PodAnnotations.status],
+                                 message: "annotation tandem.io/status: not a status record this version of tandem wrote")
+        }
+        return status
+    }
+
+    static func foreignSidecar(containers: [JSON], initContainers: [JSON]) -> String? {
+        for container in containers + initContainers {
+            if let name = container["name"]?.stringValue, foreignContainers.contains(name) { return name }
+        }
+        for container in initContainers {
+            if let name = container["name"]?.stringValue, foreignInitContainers.contains(name) { return name }
+        }
+        return nil
+    }
+
+    /// Our names on things we did not add (no status records them) cannot be told from ours.
+    private static func checkNameConflicts(_ spec: JSONObject) throws(InjectionError) {
+        let ours: [(String, String)] = [
+            ("containers", TandemNames.proxyContainer), ("containers", TandemNames.initContainer),
+            ("initContainers", TandemNames.proxyContainer), ("initContainers", TandemNames.initContainer),
+            ("volumes", TandemNames.binaryVolume),
+        ]
+        for (key, name) in ours {
+            guard let index = spec[key]?.arrayValue?.firstIndex(where: { $0["name"]?.stringValue == name }) else { continue }
+            throw InjectionError(pointer: ["spec", key, String(index), "name"],
+                                 message: "spec.\(key)[\(index)] is named \(name), which tandem reserves, "
+                                     + "but no tandem.io/status annotation records it")
+        }
+    }
+
+    /// Injection must never turn a valid pod into one the apiserver rejects.
+    private static func checkValidity(before: JSONObject, after: JSONObject) throws(InjectionError) {
+        let old = Set(PodValidation.problems(in: before["spec"] ?? .null))
+        let new = PodValidation.problems(in: after["spec"] ?? .null).filter { !old.contains($0) }
+        guard new.isEmpty else {
+            throw InjectionError(pointer: ["spec"], message: "injecting would make an invalid pod: " + new.joined(separator: "; "))
+        }
+    }
+
+    /// The app's TCP container ports, in order, without repeats: what the proxy intercepts by default.
+    static func tcpPorts(of containers: [JSON]) -> [Int] {
+        var ports: [Int] = []
+        for container in containers {
+            for port in container["ports"]?.arrayValue ?? [] {
+                guard (port["protocol"]?.stringValue ?? "TCP") == "TCP",
+                      let number = port["containerPort"]?.numberText.flatMap({ Int($0) }),
+                      !ports.contains(number)
+                else { continue }
+                ports.append(number)
+            }
+        }
+        return ports
+    }
+}

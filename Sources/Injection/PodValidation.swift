@@ -1,0 +1,150 @@
+import Document
+
+/// Checks a pod spec for the mistakes the apiserver rejects with 422 (or that would break the
+/// pod at run time), so every injection — and every patch the webhook sends — can be proven to
+/// yield a valid-looking pod. Messages name containers by name, so the problems of a pod before
+/// and after injection can be compared.
+public enum PodValidation {
+    public static func problems(in podSpec: JSON) -> [String] {
+        guard let spec = podSpec.objectValue else { return ["the pod spec is \(podSpec.typeName), not an object"] }
+        var problems: [String] = []
+        let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems)
+
+        var containerNames = Set<String>()
+        var portOwners: [String: String] = [:]
+        for (key, isInit) in [("initContainers", true), ("containers", false)] {
+            guard let value = spec[key], !value.isNull else {
+                if !isInit { problems.append("spec.containers is missing") }
+                continue
+            }
+            guard let containers = value.arrayValue else {
+                problems.append("spec.\(key) is \(value.typeName), not an array")
+                continue
+            }
+            if !isInit, containers.isEmpty { problems.append("spec.containers is empty") }
+            for (index, container) in containers.enumerated() {
+                let label = container["name"]?.stringValue.map { "container \"\($0)\"" } ?? "\(key)[\(index)]"
+                guard let object = container.objectValue else {
+                    problems.append("\(label) is \(container.typeName), not an object")
+                    continue
+                }
+                if let name = object["name"]?.stringValue, !name.isEmpty {
+                    if !containerNames.insert(name).inserted { problems.append("container name \"\(name)\" is used twice") }
+                } else {
+                    problems.append("\(label) has no name")
+                }
+                check(object, label: label, isInit: isInit, volumes: volumes, portOwners: &portOwners, problems: &problems)
+            }
+        }
+        return problems
+    }
+
+    private static func check(_ container: JSONObject, label: String, isInit: Bool, volumes: Set<String>,
+                              portOwners: inout [String: String], problems: inout [String]) {
+        if (container["image"]?.stringValue ?? "").isEmpty { problems.append("\(label) has no image") }
+
+        let restartPolicy = container["restartPolicy"]
+        let isSidecar = isInit && restartPolicy?.stringValue == "Always"
+        if let restartPolicy, !restartPolicy.isNull {
+            if !isInit {
+                problems.append("\(label): restartPolicy is only allowed on init containers")
+            } else if !isSidecar {
+                problems.append("\(label): restartPolicy must be Always, not \(describe(restartPolicy))")
+            }
+        }
+
+        var portNames = Set<String>()
+        for port in container["ports"]?.arrayValue ?? [] {
+            guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
+                problems.append("\(label): a port has no containerPort 1-65535")
+                continue
+            }
+            if let name = port["name"]?.stringValue {
+                if !isPortName(name) { problems.append("\(label): port name \"\(name)\" is not a valid port name") }
+                if !portNames.insert(name).inserted { problems.append("\(label): port name \"\(name)\" is used twice") }
+            }
+            // Plain init containers run before the others, so their ports cannot clash.
+            guard !isInit || isSidecar else { continue }
+            let key = "\(number)/\(port["protocol"]?.stringValue ?? "TCP")"
+            if let owner = portOwners[key] {
+                problems.append("\(label): port \(key) is also declared by \(owner)")
+            } else {
+                portOwners[key] = label
+            }
+        }
+
+        let probes = ["readinessProbe", "livenessProbe", "startupProbe"].filter { container[$0].map { !$0.isNull } ?? false }
+        if isInit, !isSidecar, !probes.isEmpty || container["lifecycle"].map({ !$0.isNull }) == true {
+            problems.append("\(label): probes and lifecycle hooks are only allowed on sidecar init containers")
+        }
+        for probe in probes {
+            guard let handler = container[probe] else { continue }
+            for action in ["httpGet", "tcpSocket", "grpc"] {
+                guard let port = handler[action]?["port"] else { continue }
+                if let name = port.stringValue, !name.allSatisfy(\.isNumber) {
+                    if !portNames.contains(name) { problems.append("\(label): \(probe) uses port \"\(name)\", which is not declared") }
+                } else if !isPortNumber(port.numberText ?? port.stringValue) {
+                    problems.append("\(label): \(probe) port \(describe(port)) is not 1-65535")
+                }
+            }
+        }
+        for hook in ["postStart", "preStop"] {
+            guard let handler = container["lifecycle"]?[hook], !handler.isNull else { continue }
+            let actions = ["exec", "httpGet", "tcpSocket", "sleep"].filter { handler[$0] != nil }
+            if actions.count != 1 {
+                problems.append("\(label): \(hook) must have exactly one action")
+            } else if actions[0] == "exec" {
+                let command = handler["exec"]?["command"]?.arrayValue ?? []
+                if command.isEmpty || command.contains(where: { $0.stringValue == nil }) {
+                    problems.append("\(label): \(hook) exec command must be a non-empty list of strings")
+                }
+            } else if actions[0] == "sleep" {
+                if handler["sleep"]?["seconds"]?.numberText.flatMap({ Int($0) }).map({ $0 >= 0 }) != true {
+                    problems.append("\(label): \(hook) sleep seconds must be a whole number")
+                }
+            }
+        }
+
+        var mountPaths = Set<String>()
+        for mount in container["volumeMounts"]?.arrayValue ?? [] {
+            let name = mount["name"]?.stringValue ?? ""
+            if !volumes.contains(name) { problems.append("\(label): volumeMount \"\(name)\" refers to no volume") }
+            let path = mount["mountPath"]?.stringValue ?? ""
+            if path.isEmpty {
+                problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
+            } else if !mountPaths.insert(path).inserted {
+                problems.append("\(label): mountPath \(path) is used twice")
+            }
+        }
+        for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
+            problems.append("\(label): an env var has no name")
+        }
+    }
+
+    private static func isPortNumber(_ text: String?) -> Bool {
+        guard let text, let number = Int(text) else { return false }
+        return (1...65535).contains(number)
+    }
+
+    private static func names(in value: JSON?, kind: String, problems: inout [String]) -> Set<String> {
+        var names = Set<String>()
+        for element in value?.arrayValue ?? [] {
+            guard let name = element["name"]?.stringValue, !name.isEmpty else {
+                problems.append("a \(kind) has no name")
+                continue
+            }
+            if !names.insert(name).inserted { problems.append("\(kind) name \"\(name)\" is used twice") }
+        }
+        return names
+    }
+
+    /// IANA service name rules, which Kubernetes applies to port names: at most 15 lowercase
+    /// letters, digits and inner single hyphens, with at least one letter.
+    static func isPortName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...15).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-"),
+              !name.contains("--"), bytes.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
+        else { return false }
+        return bytes.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-") }
+    }
+}

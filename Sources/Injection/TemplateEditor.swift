@@ -1,0 +1,349 @@
+import Document
+import Kubernetes
+
+/// Names of everything the injector adds to a pod.
+public enum TandemNames {
+    public static let proxyContainer = "tandem-proxy"
+    public static let initContainer = "tandem-init"
+    public static let binaryVolume = "tandem-bin"
+    public static let healthPort = "tandem-health"
+    public static let defaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
+    /// Where the image keeps the binary; legacy hooks run it from there inside the proxy container.
+    static let imageBinary = "/usr/local/bin/tandem"
+}
+
+/// Everything decided for one template: the proxy settings after per-pod overrides.
+struct ProxyPlan: Sendable, Equatable {
+    var mode: SidecarMode
+    var proxy: InjectionConfig.Proxy
+    var binaryMountPath: String
+    var inboundPorts: [Int]
+    var excludeInboundPorts: [Int]
+    var excludeOutboundPorts: [Int]
+
+    var adminURL: String { "http://127.0.0.1:\(proxy.adminPort)" }
+    var readyURL: String { adminURL + "/ready" }
+}
+
+/// The edits themselves, on a pod template (an object with `metadata` and `spec`). Errors carry
+/// pointers relative to the template.
+enum TemplateEditor {
+    // MARK: Inject
+
+    /// Adds the proxy as `plan` says and records what was added in `tandem.io/status`.
+    /// The template must not carry a previous injection. Returns warnings.
+    static func inject(_ plan: ProxyPlan, into template: inout JSONObject) throws(InjectionError) -> [String] {
+        var status = InjectionStatus(mode: plan.mode, image: plan.proxy.image)
+        var warnings: [String] = []
+        var firstAppContainer: String?
+
+        let metadataOrigin = try origin(of: template["metadata"], expecting: .object, at: ["metadata"])
+        if metadataOrigin != .existing {
+            template["metadata"] = .object(JSONObject())
+            status.created.append(.init(path: ["metadata"], origin: metadataOrigin))
+        }
+
+        try template.modifyMember("spec") { (spec: inout JSON) throws(InjectionError) in
+            try spec.modifyObject { (spec: inout JSONObject) throws(InjectionError) in
+                firstAppContainer = spec["containers"]?.arrayValue?.first?["name"]?.stringValue
+                let proxy = proxyContainer(plan)
+                switch plan.mode {
+                case .native:
+                    try prepend(proxy, to: "initContainers", of: &spec, status: &status)
+                    status.initContainers.append(TandemNames.proxyContainer)
+                case .legacy:
+                    try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
+                        guard case .array(var list) = containers else { return }
+                        containers = .null
+                        defer { containers = .array(list) }
+                        for index in list.indices {
+                            try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
+                                try prepareAppContainer(&container, index: index, plan: plan,
+                                                        status: &status, warnings: &warnings)
+                            }
+                        }
+                        list.insert(proxy, at: 0)
+                    }
+                    status.containers.append(TandemNames.proxyContainer)
+                    try prepend(initContainer(plan), to: "initContainers", of: &spec, status: &status)
+                    status.initContainers.append(TandemNames.initContainer)
+                    try append(["name": .string(TandemNames.binaryVolume), "emptyDir": [:]], to: "volumes",
+                               of: &spec, status: &status)
+                    status.volumes.append(TandemNames.binaryVolume)
+                }
+            }
+        }
+
+        try template.modifyMember("metadata") { (metadata: inout JSON) throws(InjectionError) in
+            try metadata.modifyObject { (metadata: inout JSONObject) throws(InjectionError) in
+                let annotationsOrigin = try origin(of: metadata["annotations"], expecting: .object,
+                                                   at: ["metadata", "annotations"])
+                if annotationsOrigin != .existing {
+                    metadata["annotations"] = .object(JSONObject())
+                    status.created.append(.init(path: ["metadata", "annotations"], origin: annotationsOrigin))
+                }
+                if let firstAppContainer, metadata["annotations"]?[TandemNames.defaultContainerAnnotation] == nil {
+                    Metadata.setAnnotation(TandemNames.defaultContainerAnnotation, to: firstAppContainer, in: &metadata)
+                    status.annotations.append(TandemNames.defaultContainerAnnotation)
+                }
+                Metadata.setAnnotation(PodAnnotations.status, to: status.annotationValue, in: &metadata)
+            }
+        }
+        return warnings
+    }
+
+    /// Legacy mode: mount the binary in an app container and wrap its command so the proxy
+    /// learns when the app exits.
+    private static func prepareAppContainer(
+        _ container: inout JSONObject, index: Int, plan: ProxyPlan,
+        status: inout InjectionStatus, warnings: inout [String]
+    ) throws(InjectionError) {
+        guard let name = container["name"]?.stringValue else {
+            throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
+                                 message: "spec.containers[\(index)] has no name")
+        }
+        let pointer = ["spec", "containers", String(index), "volumeMounts"]
+        let listOrigin = try origin(of: container["volumeMounts"], expecting: .array, at: pointer)
+        let mount: JSON = [
+            "name": .string(TandemNames.binaryVolume), "mountPath": .string(plan.binaryMountPath), "readOnly": true,
+        ]
+        if listOrigin == .existing {
+            container.modifyMember("volumeMounts") { mounts in
+                guard case .array(var list) = mounts else { return }
+                mounts = .null
+                list.append(mount)
+                mounts = .array(list)
+            }
+        } else {
+            container["volumeMounts"] = [mount]
+        }
+        status.volumeMounts.append(.init(container: name, volume: TandemNames.binaryVolume, list: listOrigin))
+
+        guard let command = container["command"], let words = command.arrayValue, !words.isEmpty else {
+            warnings.append("container \"\(name)\" has no command, so it cannot be wrapped: "
+                + "the proxy will not learn when it exits (set its command, or use native mode)")
+            return
+        }
+        let prefix: [JSON] = [
+            .string(plan.binaryMountPath + "/tandem"), "supervise", "--ready-url", .string(plan.readyURL),
+            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--",
+        ]
+        container["command"] = .array(prefix + words)
+        status.wrapped.append(.init(container: name, command: command))
+    }
+
+    // MARK: Containers we add
+
+    static func proxyContainer(_ plan: ProxyPlan) -> JSON {
+        let proxy = plan.proxy
+        var env: [JSON] = [
+            fieldEnv("POD_NAME", "metadata.name"),
+            fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+            fieldEnv("POD_IP", "status.podIP"),
+        ]
+        let portLists = [
+            ("TANDEM_INBOUND_PORTS", plan.inboundPorts),
+            ("TANDEM_EXCLUDE_INBOUND_PORTS", plan.excludeInboundPorts),
+            ("TANDEM_EXCLUDE_OUTBOUND_PORTS", plan.excludeOutboundPorts),
+        ]
+        for (name, ports) in portLists where !ports.isEmpty {
+            env.append(valueEnv(name, ports.map(String.init).joined(separator: ",")))
+        }
+        env += [
+            valueEnv("TANDEM_ADMIN_PORT", String(proxy.adminPort)),
+            valueEnv("TANDEM_HEALTH_PORT", String(proxy.healthPort)),
+            valueEnv("TANDEM_LOG_LEVEL", proxy.logLevel.rawValue),
+            valueEnv("TANDEM_DRAIN_SECONDS", String(proxy.drainSeconds)),
+            valueEnv("TANDEM_LIFECYCLE", plan.mode.rawValue),
+        ]
+        let ready: JSON = ["path": "/ready", "port": .string(TandemNames.healthPort)]
+        var container = JSONObject()
+        container["name"] = .string(TandemNames.proxyContainer)
+        container["image"] = .string(proxy.image)
+        container["imagePullPolicy"] = .string(proxy.imagePullPolicy)
+        container["args"] = ["proxy"]
+        container["env"] = .array(env)
+        container["ports"] = [[
+            "name": .string(TandemNames.healthPort), "containerPort": .integer(proxy.healthPort), "protocol": "TCP",
+        ]]
+        container["readinessProbe"] = ["httpGet": ready, "periodSeconds": 5]
+        // The kubelet starts the app only once this passes (native) or postStart returns (legacy).
+        container["startupProbe"] = [
+            "httpGet": ready, "periodSeconds": 1, "failureThreshold": .integer(proxy.startTimeoutSeconds),
+        ]
+        container["resources"] = proxy.resources.json
+        container["securityContext"] = securityContext(uid: proxy.uid)
+        switch plan.mode {
+        case .native:
+            if proxy.drainDelaySeconds > 0 {
+                container["lifecycle"] = ["preStop": ["sleep": ["seconds": .integer(proxy.drainDelaySeconds)]]]
+            }
+            container["restartPolicy"] = "Always"
+        case .legacy:
+            container["lifecycle"] = [
+                "postStart": ["exec": ["command": strings([
+                    TandemNames.imageBinary, "await", "--ready-url", plan.readyURL,
+                    "--timeout", String(proxy.startTimeoutSeconds),
+                ])]],
+                "preStop": ["exec": ["command": strings([
+                    TandemNames.imageBinary, "await", "--app-exit", "--admin-url", plan.adminURL,
+                    "--timeout", String(proxy.drainSeconds),
+                ])]],
+            ]
+        }
+        return .object(container)
+    }
+
+    /// Copies the binary into the shared volume before any app container starts (legacy mode).
+    static func initContainer(_ plan: ProxyPlan) -> JSON {
+        [
+            "name": .string(TandemNames.initContainer),
+            "image": .string(plan.proxy.image),
+            "imagePullPolicy": .string(plan.proxy.imagePullPolicy),
+            "args": strings(["install", plan.binaryMountPath]),
+            "volumeMounts": [["name": .string(TandemNames.binaryVolume), "mountPath": .string(plan.binaryMountPath)]],
+            "resources": [
+                "requests": ["cpu": "10m", "memory": "16Mi"],
+                "limits": ["cpu": "100m", "memory": "32Mi"],
+            ],
+            "securityContext": securityContext(uid: plan.proxy.uid),
+        ]
+    }
+
+    private static func securityContext(uid: Int) -> JSON {
+        [
+            "runAsNonRoot": true, "runAsUser": .integer(uid), "runAsGroup": .integer(uid),
+            "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+            "capabilities": ["drop": ["ALL"]], "seccompProfile": ["type": "RuntimeDefault"],
+        ]
+    }
+
+    private static func fieldEnv(_ name: String, _ fieldPath: String) -> JSON {
+        ["name": .string(name), "valueFrom": ["fieldRef": ["fieldPath": .string(fieldPath)]]]
+    }
+
+    private static func valueEnv(_ name: String, _ value: String) -> JSON {
+        ["name": .string(name), "value": .string(value)]
+    }
+
+    private static func strings(_ words: [String]) -> JSON { .array(words.map(JSON.string)) }
+
+    // MARK: Lists we add to
+
+    enum Shape { case object, array }
+
+    /// How a key we are about to fill holds up: absent, null, or already a value of the right shape.
+    private static func origin(of value: JSON?, expecting shape: Shape, at pointer: [String]) throws(InjectionError) -> InjectionStatus.Origin {
+        switch (value, shape) {
+        case (nil, _): return .absent
+        case (.null?, _): return .null
+        case (.object?, .object), (.array?, .array): return .existing
+        case (let value?, _):
+            throw InjectionError(pointer: pointer, message: "\(pointer.joined(separator: ".")) must be "
+                + "\(shape == .object ? "an object" : "an array"), not \(value.typeName)")
+        }
+    }
+
+    private static func prepend(_ item: JSON, to key: String, of spec: inout JSONObject, status: inout InjectionStatus) throws(InjectionError) {
+        try add(item, to: key, of: &spec, status: &status) { $0.insert(item, at: 0) }
+    }
+
+    private static func append(_ item: JSON, to key: String, of spec: inout JSONObject, status: inout InjectionStatus) throws(InjectionError) {
+        try add(item, to: key, of: &spec, status: &status) { $0.append(item) }
+    }
+
+    private static func add(_ item: JSON, to key: String, of spec: inout JSONObject, status: inout InjectionStatus,
+                            _ insert: (inout [JSON]) -> Void) throws(InjectionError) {
+        let listOrigin = try origin(of: spec[key], expecting: .array, at: ["spec", key])
+        guard listOrigin == .existing else {
+            spec[key] = [item]
+            status.created.append(.init(path: ["spec", key], origin: listOrigin))
+            return
+        }
+        spec.modifyMember(key) { value in
+            guard case .array(var list) = value else { return }
+            value = .null
+            insert(&list)
+            value = .array(list)
+        }
+    }
+
+    // MARK: Uninject
+
+    /// Removes exactly what `status` says was added, restoring commands and removing keys that
+    /// were created on the way.
+    static func uninject(_ status: InjectionStatus, from template: inout JSONObject) {
+        template.modifyMember("spec") { spec in
+            spec.modifyObject { spec in
+                remove(named: status.containers, from: "containers", of: &spec)
+                remove(named: status.initContainers, from: "initContainers", of: &spec)
+                remove(named: status.volumes, from: "volumes", of: &spec)
+                guard !status.wrapped.isEmpty || !status.volumeMounts.isEmpty else { return }
+                spec.modifyMember("containers") { containers in
+                    guard case .array(var list) = containers else { return }
+                    containers = .null
+                    defer { containers = .array(list) }
+                    for index in list.indices {
+                        list[index].modifyObject { container in restore(&container, status) }
+                    }
+                }
+            }
+        }
+        template.modifyMember("metadata") { metadata in
+            metadata.modifyObject { metadata in
+                for key in status.annotations + [PodAnnotations.status] {
+                    Metadata.setAnnotation(key, to: nil, in: &metadata)
+                }
+            }
+        }
+        var root = JSON.object(template)
+        template = JSONObject()
+        for created in status.created.reversed() {
+            guard let key = created.path.last else { continue }
+            _ = ObjectPath.modify(at: created.path.dropLast()[...], in: &root) { parent in
+                parent.modifyObject { parent in
+                    guard let value = parent[key], isEmpty(value) else { return }
+                    // JSON is nil-literal expressible, so spell out "remove the key".
+                    parent[key] = created.origin == .null ? JSON.null : Optional<JSON>.none
+                }
+            }
+        }
+        template = root.objectValue ?? JSONObject()
+    }
+
+    private static func restore(_ container: inout JSONObject, _ status: InjectionStatus) {
+        guard let name = container["name"]?.stringValue else { return }
+        for wrapped in status.wrapped where wrapped.container == name {
+            container["command"] = wrapped.command
+        }
+        for mount in status.volumeMounts where mount.container == name {
+            container.modifyMember("volumeMounts") { mounts in
+                guard case .array(var list) = mounts else { return }
+                mounts = .null
+                list.removeAll { $0["name"]?.stringValue == mount.volume }
+                mounts = list.isEmpty && mount.list != .existing ? .null : .array(list)
+            }
+            if mount.list == .absent, container["volumeMounts"]?.isNull == true {
+                container["volumeMounts"] = nil
+            }
+        }
+    }
+
+    private static func remove(named names: [String], from key: String, of spec: inout JSONObject) {
+        guard !names.isEmpty else { return }
+        spec.modifyMember(key) { value in
+            guard case .array(var list) = value else { return }
+            value = .null
+            list.removeAll { element in element["name"]?.stringValue.map(names.contains) ?? false }
+            value = .array(list)
+        }
+    }
+
+    private static func isEmpty(_ value: JSON) -> Bool {
+        switch value {
+        case .array(let array): return array.isEmpty
+        case .object(let object): return object.isEmpty
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Document
+
+/// The identifying fields every Kubernetes object carries, read leniently: a missing or
+/// mistyped field is nil, because callers only use these to name things in messages and to route.
+public struct ObjectHeader: Sendable, Equatable {
+    public var apiVersion: String?
+    public var kind: String?
+    public var name: String?
+    public var generateName: String?
+    public var namespace: String?
+
+    public init(_ object: JSON) {
+        apiVersion = object["apiVersion"]?.stringValue
+        kind = object["kind"]?.stringValue
+        let metadata = object["metadata"]
+        name = metadata?["name"]?.stringValue
+        generateName = metadata?["generateName"]?.stringValue
+        namespace = metadata?["namespace"]?.stringValue
+    }
+
+    /// The name for messages: the name, else the generateName prefix followed by `*`
+    /// (a pod created by a controller has no name yet), else an empty string.
+    public var displayName: String {
+        if let name, !name.isEmpty { return name }
+        if let generateName, !generateName.isEmpty { return generateName + "*" }
+        return ""
+    }
+
+    /// `Deployment "web"`, the way messages name an object.
+    public var reference: String {
+        "\(kind ?? "object") \"\(displayName)\""
+    }
+}
+
+/// Labels and annotations of a metadata object. Setting nil removes a key; the map itself is
+/// created when first needed and removed when it becomes empty only if the caller asks, since
+/// callers that must restore a document exactly track what they created.
+public enum Metadata {
+    public static func annotation(_ key: String, in metadata: JSONObject) -> String? {
+        metadata["annotations"]?[key]?.stringValue
+    }
+
+    public static func label(_ key: String, in metadata: JSONObject) -> String? {
+        metadata["labels"]?[key]?.stringValue
+    }
+
+    public static func setAnnotation(_ key: String, to value: String?, in metadata: inout JSONObject) {
+        set(key, to: value, map: "annotations", in: &metadata)
+    }
+
+    public static func setLabel(_ key: String, to value: String?, in metadata: inout JSONObject) {
+        set(key, to: value, map: "labels", in: &metadata)
+    }
+
+    private static func set(_ key: String, to value: String?, map: String, in metadata: inout JSONObject) {
+        if metadata[map]?.objectValue == nil {
+            guard value != nil else { return }
+            metadata[map] = .object(JSONObject())
+        }
+        metadata.modifyMember(map) { entries in
+            entries.modifyObject { $0[key] = value.map(JSON.string) }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Document
+
+/// Reading and rewriting values deep inside a document by JSON Pointer tokens
+/// (object keys, or decimal indexes into arrays), so callers can report where a value lives.
+public enum ObjectPath {
+    /// The value at `tokens` below `root`, or nil when any step is missing.
+    public static func value(at tokens: some Collection<String>, in root: JSON) -> JSON? {
+        var current = root
+        for token in tokens {
+            switch current {
+            case .object(let object):
+                guard let next = object[token] else { return nil }
+                current = next
+            case .array(let array):
+                guard let index = Int(token), array.indices.contains(index) else { return nil }
+                current = array[index]
+            default:
+                return nil
+            }
+        }
+        return current
+    }
+
+    /// Runs `body` on the value at `tokens` in place; returns nil (and changes nothing) when the
+    /// path is missing.
+    ///
+    /// Each level is moved out of its parent before it is changed and put back after, so the
+    /// value being edited is never shared and nothing is copied: editing one member of a pod with
+    /// thousands of env vars stays linear.
+    public static func modify<Result, Failure: Error>(
+        at tokens: ArraySlice<String>, in root: inout JSON,
+        _ body: (inout JSON) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        guard let token = tokens.first else { return try body(&root) }
+        switch root {
+        case .object(var object):
+            guard var child = object[token] else { return nil }
+            root = .null
+            object[token] = .null
+            defer { object[token] = child; root = .object(object) }
+            return try modify(at: tokens.dropFirst(), in: &child, body)
+        case .array(var array):
+            guard let index = Int(token), array.indices.contains(index) else { return nil }
+            root = .null
+            var child = array[index]
+            array[index] = .null
+            defer { array[index] = child; root = .array(array) }
+            return try modify(at: tokens.dropFirst(), in: &child, body)
+        default:
+            return nil
+        }
+    }
+}
+
+extension JSON {
+    /// Runs `body` on this value as an object in place; false when it is not an object.
+    /// The object is moved out first so changing it copies nothing.
+    @discardableResult
+    public mutating func modifyObject<Failure: Error>(
+        _ body: (inout JSONObject) throws(Failure) -> Void
+    ) throws(Failure) -> Bool {
+        guard case .object(var object) = self else { return false }
+        self = .null
+        defer { self = .object(object) }
+        try body(&object)
+        return true
+    }
+}
+
+extension JSONObject {
+    /// Runs `body` on member `key` in place (moved out first, so nothing is copied);
+    /// nil when the member is missing.
+    @discardableResult
+    public mutating func modifyMember<Result, Failure: Error>(
+        _ key: String, _ body: (inout JSON) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        guard var member = self[key] else { return nil }
+        self[key] = .null
+        defer { self[key] = member }
+        return try body(&member)
+    }
+}

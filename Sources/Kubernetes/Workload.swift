@@ -1,0 +1,82 @@
+import Document
+
+/// The kinds that carry a pod template, and where that template lives in each.
+public enum WorkloadKind: String, CaseIterable, Sendable {
+    case pod = "Pod"
+    case deployment = "Deployment"
+    case statefulSet = "StatefulSet"
+    case daemonSet = "DaemonSet"
+    case replicaSet = "ReplicaSet"
+    case replicationController = "ReplicationController"
+    case job = "Job"
+    case cronJob = "CronJob"
+
+    /// Keys from the object to its pod template (an object with `metadata` and `spec`);
+    /// empty for a Pod, which is its own template.
+    public var templatePath: [String] {
+        switch self {
+        case .pod: return []
+        case .deployment, .statefulSet, .daemonSet, .replicaSet, .replicationController, .job:
+            return ["spec", "template"]
+        case .cronJob: return ["spec", "jobTemplate", "spec", "template"]
+        }
+    }
+}
+
+/// What a document is, as far as sidecar injection cares.
+public enum ResourceShape: Sendable, Equatable {
+    case workload(WorkloadKind)
+    /// `kind: List` or any `*List` kind with an `items` array. `itemKind` is the kind implied by
+    /// a typed list (`DeploymentList` → `Deployment`), whose items may omit `kind`.
+    case list(itemKind: String?)
+    case other
+
+    public init(_ object: JSON, impliedKind: String? = nil) {
+        let kind = object["kind"]?.stringValue ?? impliedKind
+        guard let kind else { self = .other; return }
+        if let workload = WorkloadKind(rawValue: kind) {
+            self = .workload(workload)
+        } else if kind.hasSuffix("List"), object["items"]?.arrayValue != nil {
+            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
+            self = .list(itemKind: itemKind)
+        } else {
+            self = .other
+        }
+    }
+}
+
+/// A workload whose pod template is missing or malformed.
+public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Tokens of the deepest part of the path that does exist (relative to the object),
+    /// so a caller can point at a line in the source.
+    public var existingPath: [String]
+    /// The dotted path that is missing, relative to the object (`spec.template`).
+    public var missingPath: String
+    /// `is missing`, or `must be an object` / `must be an array`.
+    public var problem: String
+    /// `Deployment "web": spec.template is missing`.
+    public var message: String
+    public var description: String { message }
+}
+
+extension WorkloadKind {
+    /// Tokens of the pod template inside `object`, after checking that the template exists and
+    /// has `spec.containers` as an array.
+    public func templateTokens(in object: JSON) -> Result<[String], TemplateError> {
+        let header = ObjectHeader(object)
+        let wanted = templatePath + ["spec", "containers"]
+        var current = object
+        for (depth, key) in wanted.enumerated() {
+            let isLast = depth == wanted.count - 1
+            guard let next = current[key], isLast ? next.arrayValue != nil : next.objectValue != nil else {
+                let missing = wanted[...depth].joined(separator: ".")
+                let problem = current[key] == nil ? "is missing" : "must be \(isLast ? "an array" : "an object")"
+                return .failure(TemplateError(
+                    existingPath: Array(wanted[..<depth]), missingPath: missing, problem: problem,
+                    message: "\(header.reference): \(missing) \(problem)"))
+            }
+            current = next
+        }
+        return .success(templatePath)
+    }
+}
