@@ -156,7 +156,8 @@ extension JSONPatch {
             do throws(JSONPointerError) {
                 try operation.apply(to: &result)
             } catch {
-                throw JSONPatchError(operationIndex: index, message: "\(operation.name) \(operation.path): \(error.message)")
+                let path = operation.path.isRoot ? "\"\"" : operation.path.description
+                throw JSONPatchError(operationIndex: index, message: "\(operation.name) \(path): \(error.message)")
             }
         }
         return result

@@ -361,7 +361,7 @@ private struct JSONParser {
                 return String(decoding: scratch, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 try flushRun(&self)
-                try parseEscape()
+                try parseEscape(quote: quote)
                 runStart = index
                 runIsASCII = true
             case ..<0x20:
@@ -375,10 +375,10 @@ private struct JSONParser {
     }
 
     /// Decodes one escape sequence at `index` (the backslash) into `scratch`.
-    mutating func parseEscape() throws(Failure) {
+    mutating func parseEscape(quote: Int) throws(Failure) {
         let escapeStart = index
         index += 1
-        guard index < bytes.count else { throw failure("unterminated string") }
+        guard index < bytes.count else { throw failure("unterminated string", at: quote) }
         let letter = bytes[index]
         index += 1
         let simple: UInt8? = switch letter {
