@@ -1,0 +1,457 @@
+/// An RFC 6902 JSON Patch: what an admission webhook returns to change a pod.
+///
+/// The apiserver fails pod creation on any patch that does not apply, whatever the webhook's
+/// failure policy, so `apply` is exact about errors and `diff` produces patches that are proven
+/// by construction to turn one document into the other.
+public struct JSONPatch: Sendable, Equatable {
+    public var operations: [JSONPatchOperation]
+
+    public init(_ operations: [JSONPatchOperation] = []) {
+        self.operations = operations
+    }
+
+    public var isEmpty: Bool { operations.isEmpty }
+}
+
+public enum JSONPatchOperation: Sendable, Equatable {
+    case add(path: JSONPointer, value: JSON)
+    case remove(path: JSONPointer)
+    case replace(path: JSONPointer, value: JSON)
+    case move(from: JSONPointer, path: JSONPointer)
+    case copy(from: JSONPointer, path: JSONPointer)
+    case test(path: JSONPointer, value: JSON)
+
+    /// The `op` member's value.
+    public var name: String {
+        switch self {
+        case .add: "add"
+        case .remove: "remove"
+        case .replace: "replace"
+        case .move: "move"
+        case .copy: "copy"
+        case .test: "test"
+        }
+    }
+
+    public var path: JSONPointer {
+        switch self {
+        case .add(let path, _), .remove(let path), .replace(let path, _), .move(_, let path),
+             .copy(_, let path), .test(let path, _):
+            path
+        }
+    }
+}
+
+/// Why a patch could not be read or applied; `operationIndex` is the 0-based index of the
+/// failing operation, nil when the patch as a whole is malformed.
+public struct JSONPatchError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var operationIndex: Int?
+    public var message: String
+
+    public init(operationIndex: Int?, message: String) {
+        self.operationIndex = operationIndex
+        self.message = message
+    }
+
+    public var description: String {
+        guard let operationIndex else { return message }
+        return "operation \(operationIndex): \(message)"
+    }
+}
+
+// MARK: - To and from JSON
+
+extension JSONPatch {
+    /// The patch as the JSON array the apiserver expects: `{"op","path","value"}` or
+    /// `{"op","from","path"}` objects.
+    public var json: JSON {
+        .array(operations.map(\.json))
+    }
+
+    public init(json: JSON) throws(JSONPatchError) {
+        guard case .array(let elements) = json else {
+            throw JSONPatchError(operationIndex: nil, message: "a JSON patch must be an array, got \(json.typeName)")
+        }
+        var operations: [JSONPatchOperation] = []
+        operations.reserveCapacity(elements.count)
+        for (index, element) in elements.enumerated() {
+            do throws(JSONPatchError) {
+                operations.append(try JSONPatchOperation(json: element))
+            } catch {
+                throw JSONPatchError(operationIndex: index, message: error.message)
+            }
+        }
+        self.init(operations)
+    }
+}
+
+extension JSONPatchOperation {
+    public var json: JSON {
+        var object = JSONObject()
+        object.appendUnchecked(key: "op", value: .string(name))
+        switch self {
+        case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
+            object.appendUnchecked(key: "path", value: .string(path.description))
+            object.appendUnchecked(key: "value", value: value)
+        case .remove(let path):
+            object.appendUnchecked(key: "path", value: .string(path.description))
+        case .move(let from, let path), .copy(let from, let path):
+            object.appendUnchecked(key: "from", value: .string(from.description))
+            object.appendUnchecked(key: "path", value: .string(path.description))
+        }
+        return .object(object)
+    }
+
+    /// Reads one operation object; members other than the ones the op needs are ignored, as
+    /// RFC 6902 requires.
+    public init(json: JSON) throws(JSONPatchError) {
+        guard case .object(let object) = json else {
+            throw JSONPatchError(operationIndex: nil, message: "an operation must be an object, got \(json.typeName)")
+        }
+        func pointer(_ member: String) throws(JSONPatchError) -> JSONPointer {
+            guard let value = object[member] else {
+                throw JSONPatchError(operationIndex: nil, message: "missing \"\(member)\"")
+            }
+            guard case .string(let text) = value else {
+                throw JSONPatchError(operationIndex: nil, message: "\"\(member)\" must be a string, got \(value.typeName)")
+            }
+            do throws(JSONPointerError) {
+                return try JSONPointer(parsing: text)
+            } catch {
+                throw JSONPatchError(operationIndex: nil, message: "\"\(member)\": \(error.message)")
+            }
+        }
+        func value() throws(JSONPatchError) -> JSON {
+            guard let value = object["value"] else {
+                throw JSONPatchError(operationIndex: nil, message: "missing \"value\"")
+            }
+            return value
+        }
+        guard let op = object["op"] else {
+            throw JSONPatchError(operationIndex: nil, message: "missing \"op\"")
+        }
+        switch op {
+        case "add": self = .add(path: try pointer("path"), value: try value())
+        case "remove": self = .remove(path: try pointer("path"))
+        case "replace": self = .replace(path: try pointer("path"), value: try value())
+        case "move": self = .move(from: try pointer("from"), path: try pointer("path"))
+        case "copy": self = .copy(from: try pointer("from"), path: try pointer("path"))
+        case "test": self = .test(path: try pointer("path"), value: try value())
+        case .string(let name):
+            throw JSONPatchError(operationIndex: nil, message: "unknown op \"\(name)\"")
+        default:
+            throw JSONPatchError(operationIndex: nil, message: "\"op\" must be a string, got \(op.typeName)")
+        }
+    }
+}
+
+// MARK: - Apply
+
+extension JSONPatch {
+    /// Applies every operation in order to a copy of `document`. Either all apply and the result
+    /// is returned, or the first failure is thrown and `document` is untouched.
+    public func apply(to document: JSON) throws(JSONPatchError) -> JSON {
+        var result = document
+        for (index, operation) in operations.enumerated() {
+            do throws(JSONPointerError) {
+                try operation.apply(to: &result)
+            } catch {
+                let path = operation.path.isRoot ? "\"\"" : operation.path.description
+                throw JSONPatchError(operationIndex: index, message: "\(operation.name) \(path): \(error.message)")
+            }
+        }
+        return result
+    }
+}
+
+extension JSONPatchOperation {
+    func apply(to document: inout JSON) throws(JSONPointerError) {
+        switch self {
+        case .add(let path, let value):
+            try Self.add(value, at: path, in: &document)
+        case .remove(let path):
+            _ = try Self.remove(at: path, in: &document)
+        case .replace(let path, let value):
+            try Self.modify(&document, at: path, depth: 0) { (target: inout JSON) throws(JSONPointerError) in
+                target = value
+            }
+        case .move(let from, let path):
+            if from == path {
+                _ = try document.value(at: from)
+                return
+            }
+            if from.isProperPrefix(of: path) {
+                throw JSONPointerError("cannot move \(from) into one of its own members")
+            }
+            let value = try Self.remove(at: from, in: &document)
+            try Self.add(value, at: path, in: &document)
+        case .copy(let from, let path):
+            try Self.add(try document.value(at: from), at: path, in: &document)
+        case .test(let path, let expected):
+            let actual = try document.value(at: path)
+            guard actual.isEqualForPatchTest(to: expected) else {
+                throw JSONPointerError("test failed: the value at \(path) is \(actual.shortDescription), expected \(expected.shortDescription)")
+            }
+        }
+    }
+
+    /// Adds a member (replacing one of the same name) or inserts an array element; `-` appends.
+    static func add(_ value: JSON, at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) {
+        guard let last = path.tokens.last else {
+            document = value
+            return
+        }
+        try modifyParent(of: path, in: &document) { (container: inout JSON) throws(JSONPointerError) in
+            switch container {
+            case .object(var object):
+                container = .null
+                object[last] = value
+                container = .object(object)
+            case .array(var elements):
+                let index: Int
+                if last == "-" {
+                    index = elements.count
+                } else if let parsed = JSONPointer.arrayIndex(last) {
+                    guard parsed <= elements.count else {
+                        throw JSONPointerError("index \(parsed) is out of range for adding to the array of \(elements.count) elements at \(path.parent)")
+                    }
+                    index = parsed
+                } else {
+                    throw JSONPointerError("\"\(last)\" is not an array index at \(path.parent)")
+                }
+                container = .null
+                elements.insert(value, at: index)
+                container = .array(elements)
+            default:
+                throw JSONPointerError("cannot add to \(container.typeName) at \(path.parent)")
+            }
+        }
+    }
+
+    /// Removes the value at `path` and returns it.
+    static func remove(at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) -> JSON {
+        guard let last = path.tokens.last else {
+            throw JSONPointerError("cannot remove the document root")
+        }
+        var removed = JSON.null
+        try modifyParent(of: path, in: &document) { (container: inout JSON) throws(JSONPointerError) in
+            removed = try container.child(last, in: path, depth: path.tokens.count - 1)
+            switch container {
+            case .object(var object):
+                container = .null
+                object[last] = nil
+                container = .object(object)
+            case .array(var elements):
+                container = .null
+                elements.remove(at: JSONPointer.arrayIndex(last)!)
+                container = .array(elements)
+            default:
+                break
+            }
+        }
+        return removed
+    }
+
+    static func modifyParent(of path: JSONPointer, in document: inout JSON,
+                             _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
+        try modify(&document, at: path, depth: 0, limit: path.tokens.count - 1, body)
+    }
+
+    /// Runs `body` on the value at the first `limit` tokens of `path` in place. Each container
+    /// on the way is detached from its parent while it changes, so only the containers on the
+    /// path are copied, never the rest of the document.
+    static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int, limit: Int? = nil,
+                       _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
+        let limit = limit ?? path.tokens.count
+        guard depth < limit else {
+            try body(&value)
+            return
+        }
+        let token = path.tokens[depth]
+        switch value {
+        case .object(var object):
+            guard var child = object[token] else {
+                throw JSONPointer.notFound(path, depth: depth, "no member \"\(token)\"")
+            }
+            value = .null
+            object[token] = .null
+            defer { value = .object(object) }
+            try modify(&child, at: path, depth: depth + 1, limit: limit, body)
+            object[token] = child
+        case .array(var elements):
+            let index = try JSONPointer.existingIndex(token, count: elements.count, in: path, depth: depth)
+            value = .null
+            defer { value = .array(elements) }
+            try modify(&elements[index], at: path, depth: depth + 1, limit: limit, body)
+        default:
+            throw JSONPointer.notFound(path, depth: depth, "\(value.typeName) has no members")
+        }
+    }
+}
+
+extension JSON {
+    /// Equality as RFC 6902's `test` defines it: numbers compare by value (`1`, `1.0` and `1e0`
+    /// are equal), objects ignore member order.
+    func isEqualForPatchTest(to other: JSON) -> Bool {
+        switch (self, other) {
+        case (.number(let a), .number(let b)):
+            guard a != b else { return true }
+            guard let a = DecimalValue(a), let b = DecimalValue(b) else { return false }
+            return a == b
+        case (.array(let a), .array(let b)):
+            return a.count == b.count && zip(a, b).allSatisfy { $0.isEqualForPatchTest(to: $1) }
+        case (.object(let a), .object(let b)):
+            guard a.count == b.count else { return false }
+            return a.members.allSatisfy { key, value in
+                b[key].map { value.isEqualForPatchTest(to: $0) } ?? false
+            }
+        default:
+            return self == other
+        }
+    }
+}
+
+extension JSON {
+    /// The compact text, cut short for error messages about large documents.
+    var shortDescription: String {
+        let text = description
+        return text.utf8.count <= 80 ? text : String(text.prefix(77)) + "..."
+    }
+}
+
+/// A JSON number reduced to sign, significant digits and power of ten, so that numbers written
+/// differently compare exactly, without rounding through a Double.
+private struct DecimalValue: Equatable {
+    var negative = false
+    var digits: [UInt8] = []
+    var exponent = 0
+
+    init?(_ text: String) {
+        var utf8 = Substring(text).utf8[...]
+        if utf8.first == UInt8(ascii: "-") {
+            negative = true
+            utf8 = utf8.dropFirst()
+        }
+        var fractionDigits = 0
+        var inFraction = false
+        while let byte = utf8.first, byte != UInt8(ascii: "e"), byte != UInt8(ascii: "E") {
+            utf8 = utf8.dropFirst()
+            if byte == UInt8(ascii: ".") {
+                inFraction = true
+            } else {
+                digits.append(byte)
+                if inFraction { fractionDigits += 1 }
+            }
+        }
+        var exponentValue = 0
+        if !utf8.isEmpty {
+            guard let parsed = Int(String(decoding: utf8.dropFirst(), as: UTF8.self)) else {
+                return nil
+            }
+            exponentValue = parsed
+        }
+        while digits.first == UInt8(ascii: "0") { digits.removeFirst() }
+        exponent = exponentValue - fractionDigits
+        while digits.last == UInt8(ascii: "0") {
+            digits.removeLast()
+            exponent += 1
+        }
+        if digits.isEmpty {
+            negative = false
+            exponent = 0
+        }
+    }
+}
+
+// MARK: - Diff
+
+extension JSONPatch {
+    /// A small patch that turns `source` into `target`, in time linear in their size.
+    ///
+    /// Objects are compared member by member. Arrays of equal length are compared element by
+    /// element; otherwise the common prefix and suffix are kept, paired elements of the changed
+    /// middle are compared, and the rest of the middle is removed (highest index first) or added
+    /// (`/-` when appending). There is no move detection: it would cost quadratic time.
+    public static func diff(from source: JSON, to target: JSON) -> JSONPatch {
+        var differ = Differ()
+        differ.diff(source, target)
+        return JSONPatch(differ.operations)
+    }
+}
+
+private struct Differ {
+    var operations: [JSONPatchOperation] = []
+    var path: [String] = []
+
+    var pointer: JSONPointer { JSONPointer(tokens: path) }
+
+    mutating func diff(_ source: JSON, _ target: JSON) {
+        switch (source, target) {
+        case (.object(let a), .object(let b)):
+            diffObjects(a, b)
+        case (.array(let a), .array(let b)):
+            diffArrays(a, b)
+        default:
+            if source != target { operations.append(.replace(path: pointer, value: target)) }
+        }
+    }
+
+    mutating func diffObjects(_ source: JSONObject, _ target: JSONObject) {
+        // Objects larger than a handful of members (managedFields) are looked up by hashing.
+        let targetIndex = Self.index(of: target)
+        let sourceIndex = Self.index(of: source)
+        for (key, value) in source.members {
+            path.append(key)
+            if let position = Self.position(of: key, in: target, index: targetIndex) {
+                diff(value, target.values[position])
+            } else {
+                operations.append(.remove(path: pointer))
+            }
+            path.removeLast()
+        }
+        for (key, value) in target.members where Self.position(of: key, in: source, index: sourceIndex) == nil {
+            path.append(key)
+            operations.append(.add(path: pointer, value: value))
+            path.removeLast()
+        }
+    }
+
+    static func index(of object: JSONObject) -> [String: Int]? {
+        guard object.count > 16 else { return nil }
+        return Dictionary(zip(object.keys, object.keys.indices), uniquingKeysWith: { first, _ in first })
+    }
+
+    static func position(of key: String, in object: JSONObject, index: [String: Int]?) -> Int? {
+        if let index { return index[key] }
+        return object.index(forKey: key)
+    }
+
+    mutating func diffArrays(_ source: [JSON], _ target: [JSON]) {
+        var prefix = 0
+        var suffix = 0
+        if source.count != target.count {
+            let shorter = min(source.count, target.count)
+            while prefix < shorter && source[prefix] == target[prefix] { prefix += 1 }
+            while suffix < shorter - prefix
+                && source[source.count - 1 - suffix] == target[target.count - 1 - suffix] { suffix += 1 }
+        }
+        let sourceMiddle = source.count - prefix - suffix
+        let targetMiddle = target.count - prefix - suffix
+        let paired = min(sourceMiddle, targetMiddle)
+        for offset in 0..<paired {
+            path.append(String(prefix + offset))
+            diff(source[prefix + offset], target[prefix + offset])
+            path.removeLast()
+        }
+        for index in stride(from: prefix + sourceMiddle - 1, through: prefix + paired, by: -1) {
+            path.append(String(index))
+            operations.append(.remove(path: pointer))
+            path.removeLast()
+        }
+        for index in (prefix + paired)..<(prefix + targetMiddle) {
+            path.append(suffix == 0 ? "-" : String(index))
+            operations.append(.add(path: pointer, value: target[index]))
+            path.removeLast()
+        }
+    }
+}

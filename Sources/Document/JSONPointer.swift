@@ -1,0 +1,151 @@
+/// An RFC 6901 JSON Pointer: the path of a value inside a document, as JSON Patch uses it.
+///
+/// Tokens are kept unescaped (`metadata`, `annotations`, `example.com/inject`); `description`
+/// escapes `~` as `~0` and `/` as `~1`, which annotation and label keys need.
+public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
+    public var tokens: [String]
+
+    /// The pointer to the whole document ("").
+    public static let root = JSONPointer(tokens: [])
+
+    public init(tokens: [String]) {
+        self.tokens = tokens
+    }
+
+    /// Parses the textual form: empty for the root, otherwise `/`-separated escaped tokens.
+    public init(parsing text: String) throws(JSONPointerError) {
+        if text.isEmpty {
+            self.init(tokens: [])
+            return
+        }
+        guard text.utf8.first == UInt8(ascii: "/") else {
+            throw JSONPointerError("invalid JSON pointer \"\(text)\": it must be empty or start with '/'")
+        }
+        var tokens: [String] = []
+        for escaped in text.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            guard escaped.contains(UInt8(ascii: "~")) else {
+                tokens.append(String(decoding: escaped, as: UTF8.self))
+                continue
+            }
+            var token: [UInt8] = []
+            var iterator = escaped.makeIterator()
+            while let byte = iterator.next() {
+                guard byte == UInt8(ascii: "~") else {
+                    token.append(byte)
+                    continue
+                }
+                switch iterator.next() {
+                case UInt8(ascii: "0"): token.append(UInt8(ascii: "~"))
+                case UInt8(ascii: "1"): token.append(UInt8(ascii: "/"))
+                default:
+                    throw JSONPointerError("invalid JSON pointer \"\(text)\": '~' must be followed by '0' or '1'")
+                }
+            }
+            tokens.append(String(decoding: token, as: UTF8.self))
+        }
+        self.init(tokens: tokens)
+    }
+
+    public var description: String {
+        var text = ""
+        for token in tokens {
+            text += "/"
+            if token.contains("~") || token.contains("/") {
+                text += token.replacing("~", with: "~0").replacing("/", with: "~1")
+            } else {
+                text += token
+            }
+        }
+        return text
+    }
+
+    public var isRoot: Bool { tokens.isEmpty }
+
+    /// The pointer to the container of this value; the root's parent is the root.
+    public var parent: JSONPointer { JSONPointer(tokens: Array(tokens.dropLast())) }
+
+    public func appending(_ token: String) -> JSONPointer {
+        JSONPointer(tokens: tokens + [token])
+    }
+
+    public func appending(index: Int) -> JSONPointer {
+        appending(String(index))
+    }
+
+    /// Whether `other` lies strictly inside the value this pointer names.
+    public func isProperPrefix(of other: JSONPointer) -> Bool {
+        other.tokens.count > tokens.count && other.tokens.starts(with: tokens)
+    }
+
+    /// The array index a token names: decimal digits without leading zeros. `-` (past the end)
+    /// is not an index; callers that accept it check for it first.
+    static func arrayIndex(_ token: String) -> Int? {
+        let utf8 = token.utf8
+        guard let first = utf8.first, utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return nil }
+        if first == UInt8(ascii: "0") && utf8.count > 1 { return nil }
+        return Int(token)
+    }
+}
+
+/// Why a pointer could not be parsed or did not lead to a value.
+public struct JSONPointerError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+extension JSON {
+    /// The value `pointer` names, or an error that says how far the path got.
+    public func value(at pointer: JSONPointer) throws(JSONPointerError) -> JSON {
+        var current = self
+        for depth in pointer.tokens.indices {
+            current = try current.child(pointer.tokens[depth], in: pointer, depth: depth)
+        }
+        return current
+    }
+
+    /// The member or element named by `pointer.tokens[depth]` of this value, which sits at the
+    /// first `depth` tokens of `pointer`.
+    func child(_ token: String, in pointer: JSONPointer, depth: Int) throws(JSONPointerError) -> JSON {
+        switch self {
+        case .object(let object):
+            guard let value = object[token] else {
+                throw JSONPointer.notFound(pointer, depth: depth, "no member \"\(token)\"")
+            }
+            return value
+        case .array(let elements):
+            let index = try JSONPointer.existingIndex(token, count: elements.count, in: pointer, depth: depth)
+            return elements[index]
+        default:
+            throw JSONPointer.notFound(pointer, depth: depth, "\(typeName) has no members")
+        }
+    }
+}
+
+extension JSONPointer {
+    /// "path /a/b/c not found: the object at /a/b has no member "c"" style errors, naming the
+    /// deepest value that was reached.
+    static func notFound(_ pointer: JSONPointer, depth: Int, _ reason: String) -> JSONPointerError {
+        let reached = JSONPointer(tokens: Array(pointer.tokens[..<depth]))
+        let place = reached.isRoot ? "the document root" : reached.description
+        return JSONPointerError("path \(pointer) not found: \(reason) at \(place)")
+    }
+
+    /// The index of an existing element named by `token` in an array of `count` elements.
+    static func existingIndex(_ token: String, count: Int, in pointer: JSONPointer, depth: Int) throws(JSONPointerError) -> Int {
+        guard let index = arrayIndex(token) else {
+            if token == "-" {
+                throw notFound(pointer, depth: depth, "\"-\" names no existing element in the array")
+            }
+            throw notFound(pointer, depth: depth, "\"\(token)\" is not an array index")
+        }
+        guard index < count else {
+            throw notFound(pointer, depth: depth, "index \(index) is out of range for the array of \(count) elements")
+        }
+        return index
+    }
+}

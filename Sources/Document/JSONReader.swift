@@ -1,0 +1,477 @@
+/// A strict RFC 8259 JSON reader that builds the ordered `JSON` value without Foundation.
+///
+/// Strict, because an admission webhook must reject what the apiserver would reject rather than
+/// guess: duplicate keys, lone surrogates, invalid UTF-8, leading zeros, trailing commas and
+/// trailing garbage are all errors with a byte offset, a line and a column.
+public enum JSONReader {
+    /// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
+    public static let defaultMaxDepth = 512
+
+    /// Parses exactly one JSON value, with optional whitespace around it.
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
+        try bytes.withUnsafeBufferPointer { buffer in
+            parseOne(buffer, maxDepth: maxDepth)
+        }.get()
+    }
+
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
+        try parseOne(bytes.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth).get()
+    }
+
+    public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
+        var text = text
+        return try text.withUTF8 { buffer in parseOne(buffer, maxDepth: maxDepth) }.get()
+    }
+
+    /// Parses a stream of JSON values that follow each other directly or separated by whitespace,
+    /// as `kubectl apply -f` and watch responses deliver them. An empty stream has no values.
+    public static func parseStream(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
+        try bytes.withUnsafeBufferPointer { buffer in
+            parseAll(buffer, maxDepth: maxDepth)
+        }.get()
+    }
+
+    public static func parseStream(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
+        var text = text
+        return try text.withUTF8 { buffer in parseAll(buffer, maxDepth: maxDepth) }.get()
+    }
+
+    private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<JSON, JSONParseError> {
+        var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+        do throws(JSONParser.Failure) {
+            let value = try parser.parseValue(depth: 0)
+            parser.skipWhitespace()
+            if parser.index < buffer.count {
+                throw parser.failure("unexpected \(describeByte(buffer[parser.index])) after the JSON value")
+            }
+            return .success(value)
+        } catch {
+            return .failure(JSONParseError(error, in: buffer))
+        }
+    }
+
+    private static func parseAll(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<[JSONStreamValue], JSONParseError> {
+        var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+        var values: [JSONStreamValue] = []
+        do throws(JSONParser.Failure) {
+            while true {
+                parser.skipWhitespace()
+                if parser.index == buffer.count { return .success(values) }
+                let start = parser.index
+                let value = try parser.parseValue(depth: 0)
+                values.append(JSONStreamValue(offset: start, endOffset: parser.index, value: value))
+            }
+        } catch {
+            return .failure(JSONParseError(error, in: buffer))
+        }
+    }
+}
+
+/// One value of a JSON stream and the bytes it came from (`offset..<endOffset`).
+public struct JSONStreamValue: Sendable, Equatable {
+    public var offset: Int
+    public var endOffset: Int
+    public var value: JSON
+
+    public init(offset: Int, endOffset: Int, value: JSON) {
+        self.offset = offset
+        self.endOffset = endOffset
+        self.value = value
+    }
+}
+
+/// Why a document is not JSON, and where: `offset` counts bytes from 0; `line` and `column` count
+/// from 1, columns in Unicode scalars so they match what an editor shows.
+public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var offset: Int
+    public var line: Int
+    public var column: Int
+    public var message: String
+
+    public init(offset: Int, line: Int, column: Int, message: String) {
+        self.offset = offset
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    public var description: String { "line \(line), column \(column): \(message)" }
+
+    fileprivate init(_ failure: JSONParser.Failure, in bytes: UnsafeBufferPointer<UInt8>) {
+        var line = 1
+        var column = 1
+        for byte in bytes[..<min(failure.offset, bytes.count)] {
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if byte & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        self.init(offset: failure.offset, line: line, column: column, message: failure.message)
+    }
+}
+
+/// `'x'` for printable ASCII, `byte 0xFF` otherwise; for "unexpected ..." messages.
+private func describeByte(_ byte: UInt8) -> String {
+    if byte >= 0x21 && byte < 0x7F { return "character '\(Character(Unicode.Scalar(byte)))'" }
+    return "byte 0x\(hex2(byte))"
+}
+
+private func hex2(_ byte: UInt8) -> String {
+    let digits = Array("0123456789ABCDEF")
+    return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+}
+
+/// The recursive-descent parser over a byte buffer; `index` always points at the next unread byte.
+private struct JSONParser {
+    struct Failure: Error {
+        var offset: Int
+        var message: String
+    }
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    let maxDepth: Int
+    var index = 0
+    /// Reused for strings with escapes, so only the first such string allocates.
+    var scratch: [UInt8] = []
+
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
+
+    func failure(_ message: String, at offset: Int? = nil) -> Failure {
+        Failure(offset: offset ?? index, message: message)
+    }
+
+    /// "expected X", naming the end of input when that is what was found instead.
+    func expected(_ what: String) -> Failure {
+        if index >= bytes.count { return failure("unexpected end of input, expected \(what)") }
+        return failure("expected \(what)")
+    }
+
+    mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    mutating func parseValue(depth: Int) throws(Failure) -> JSON {
+        skipWhitespace()
+        guard index < bytes.count else { throw failure("unexpected end of input, expected a value") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
+        case let byte:
+            let words: [StaticString] = ["NaN", "Infinity"]
+            for word in words where hasPrefix(word) {
+                throw failure("\(word) is not a JSON value")
+            }
+            throw failure("unexpected \(describeByte(byte)), expected a value")
+        }
+    }
+
+    func hasPrefix(_ word: StaticString) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard bytes.count - index >= count else { return false }
+        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { return false }
+        return true
+    }
+
+    mutating func expectLiteral(_ word: StaticString) throws(Failure) {
+        guard hasPrefix(word) else { throw failure("invalid literal, expected '\(word)'") }
+        index += word.utf8CodeUnitCount
+    }
+
+    mutating func enter(_ depth: Int) throws(Failure) {
+        if depth > maxDepth { throw failure("nesting is deeper than \(maxDepth) levels") }
+        index += 1
+        skipWhitespace()
+    }
+
+    mutating func parseObject(depth: Int) throws(Failure) -> JSON {
+        try enter(depth)
+        var object = JSONObject()
+        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(object)
+        }
+        // Small objects look for duplicates by scanning; large ones (managedFields) use a set.
+        var seen: Set<String>? = nil
+        while true {
+            guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
+                if !object.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                    throw failure("trailing comma before '}'")
+                }
+                throw expected("a string as object key")
+            }
+            let keyOffset = index
+            let key = try parseString()
+            if seen == nil && object.count >= 16 { seen = Set(object.keys) }
+            let duplicate = if seen != nil { !seen!.insert(key).inserted } else { object.keys.contains(key) }
+            if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
+            skipWhitespace()
+            guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
+                throw expected("':' after object key")
+            }
+            index += 1
+            let value = try parseValue(depth: depth)
+            object.appendUnchecked(key: key, value: value)
+            skipWhitespace()
+            guard index < bytes.count else { throw expected("',' or '}' after object member") }
+            switch bytes[index] {
+            case UInt8(ascii: ","):
+                index += 1
+                skipWhitespace()
+            case UInt8(ascii: "}"):
+                index += 1
+                return .object(object)
+            default:
+                throw expected("',' or '}' after object member")
+            }
+        }
+    }
+
+    mutating func parseArray(depth: Int) throws(Failure) -> JSON {
+        try enter(depth)
+        var elements: [JSON] = []
+        if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(elements)
+        }
+        while true {
+            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+                throw failure("trailing comma before ']'")
+            }
+            elements.append(try parseValue(depth: depth))
+            skipWhitespace()
+            guard index < bytes.count else { throw expected("',' or ']' after array element") }
+            switch bytes[index] {
+            case UInt8(ascii: ","):
+                index += 1
+                skipWhitespace()
+            case UInt8(ascii: "]"):
+                index += 1
+                return .array(elements)
+            default:
+                throw expected("',' or ']' after array element")
+            }
+        }
+    }
+
+    mutating func parseNumber() throws(Failure) -> JSON {
+        let start = index
+        if bytes[index] == UInt8(ascii: "-") {
+            index += 1
+            if hasPrefix("Infinity") { throw failure("-Infinity is not a JSON value", at: start) }
+        }
+        guard index < bytes.count, isDigit(bytes[index]) else { throw expected("a digit after '-'") }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+            if index < bytes.count && isDigit(bytes[index]) {
+                throw failure("leading zeros are not allowed in numbers", at: start)
+            }
+        } else {
+            skipDigits()
+        }
+        if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < bytes.count, isDigit(bytes[index]) else { throw expected("a digit after the decimal point") }
+            skipDigits()
+        }
+        if index < bytes.count && (bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E")) {
+            index += 1
+            if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) {
+                index += 1
+            }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw expected("a digit in the exponent") }
+            skipDigits()
+        }
+        return .number(asciiString(start..<index))
+    }
+
+    func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+
+    mutating func skipDigits() {
+        while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+    }
+
+    func asciiString(_ range: Range<Int>) -> String {
+        String(unsafeUninitializedCapacity: range.count) { target in
+            _ = target.initialize(fromContentsOf: bytes[range])
+            return range.count
+        }
+    }
+
+    /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
+    /// are copied straight from the input.
+    mutating func parseString() throws(Failure) -> String {
+        let quote = index
+        index += 1
+        let start = index
+        var ascii = true
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                let range = start..<index
+                index += 1
+                if ascii { return asciiString(range) }
+                try validateUTF8(range)
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+            }
+            if byte == UInt8(ascii: "\\") { return try parseEscapedString(quote: quote, start: start, ascii: ascii) }
+            if byte < 0x20 { throw controlCharacter(byte) }
+            if byte >= 0x80 { ascii = false }
+            index += 1
+        }
+        throw failure("unterminated string", at: quote)
+    }
+
+    func controlCharacter(_ byte: UInt8) -> Failure {
+        failure("unescaped control character U+00\(hex2(byte)) in string")
+    }
+
+    /// The slow path: decodes escapes into `scratch`, copying unescaped runs as they are.
+    mutating func parseEscapedString(quote: Int, start: Int, ascii: Bool) throws(Failure) -> String {
+        if !ascii { try validateUTF8(start..<index) }
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: bytes[start..<index])
+        var runStart = index
+        var runIsASCII = true
+        func flushRun(_ parser: inout JSONParser) throws(Failure) {
+            let range = runStart..<parser.index
+            if !runIsASCII { try parser.validateUTF8(range) }
+            parser.scratch.append(contentsOf: parser.bytes[range])
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                try flushRun(&self)
+                index += 1
+                return String(decoding: scratch, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                try flushRun(&self)
+                try parseEscape(quote: quote)
+                runStart = index
+                runIsASCII = true
+            case ..<0x20:
+                throw controlCharacter(byte)
+            default:
+                if byte >= 0x80 { runIsASCII = false }
+                index += 1
+            }
+        }
+        throw failure("unterminated string", at: quote)
+    }
+
+    /// Decodes one escape sequence at `index` (the backslash) into `scratch`.
+    mutating func parseEscape(quote: Int) throws(Failure) {
+        let escapeStart = index
+        index += 1
+        guard index < bytes.count else { throw failure("unterminated string", at: quote) }
+        let letter = bytes[index]
+        index += 1
+        let simple: UInt8? = switch letter {
+        case UInt8(ascii: "\""): UInt8(ascii: "\"")
+        case UInt8(ascii: "\\"): UInt8(ascii: "\\")
+        case UInt8(ascii: "/"): UInt8(ascii: "/")
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "t"): 0x09
+        default: nil
+        }
+        if let simple {
+            scratch.append(simple)
+            return
+        }
+        guard letter == UInt8(ascii: "u") else {
+            let shown = letter >= 0x21 && letter < 0x7F ? "'\\\(Character(Unicode.Scalar(letter)))'" : "'\\' followed by \(describeByte(letter))"
+            throw failure("invalid escape \(shown) in string", at: escapeStart)
+        }
+        let unit = try parseHex4(escapeStart: escapeStart)
+        var scalarValue = UInt32(unit)
+        if 0xD800...0xDBFF ~= unit {
+            // A high surrogate must be followed by an escaped low surrogate.
+            guard hasPrefix("\\u") else { throw unpairedSurrogate(unit, at: escapeStart) }
+            let lowStart = index
+            index += 2
+            let low = try parseHex4(escapeStart: lowStart)
+            guard 0xDC00...0xDFFF ~= low else { throw unpairedSurrogate(unit, at: escapeStart) }
+            scalarValue = 0x10000 + ((UInt32(unit) - 0xD800) << 10) + (UInt32(low) - 0xDC00)
+        } else if 0xDC00...0xDFFF ~= unit {
+            throw unpairedSurrogate(unit, at: escapeStart)
+        }
+        scratch.append(contentsOf: UTF8.encode(Unicode.Scalar(scalarValue)!)!)
+    }
+
+    func unpairedSurrogate(_ unit: UInt16, at offset: Int) -> Failure {
+        let text = String(unit, radix: 16, uppercase: true)
+        return failure("unpaired surrogate \\u\(text) in string", at: offset)
+    }
+
+    mutating func parseHex4(escapeStart: Int) throws(Failure) -> UInt16 {
+        var value: UInt16 = 0
+        for _ in 0..<4 {
+            guard index < bytes.count, let digit = hexValue(bytes[index]) else {
+                throw failure("invalid \\u escape in string, expected 4 hex digits", at: escapeStart)
+            }
+            value = value << 4 | UInt16(digit)
+            index += 1
+        }
+        return value
+    }
+
+    func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Checks well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF) and names
+    /// the first bad byte.
+    func validateUTF8(_ range: Range<Int>) throws(Failure) {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let lead = bytes[i]
+            if lead < 0x80 {
+                i += 1
+                continue
+            }
+            let length: Int
+            var secondRange: ClosedRange<UInt8> = 0x80...0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; secondRange = 0xA0...0xBF
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; secondRange = 0x80...0x9F
+            case 0xF0: length = 4; secondRange = 0x90...0xBF
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; secondRange = 0x80...0x8F
+            default: throw failure("invalid UTF-8 byte 0x\(hex2(lead)) in string", at: i)
+            }
+            for k in 1..<length {
+                let position = i + k
+                let allowed = k == 1 ? secondRange : 0x80...0xBF
+                guard position < range.upperBound, allowed ~= bytes[position] else {
+                    throw failure("invalid UTF-8 sequence starting with byte 0x\(hex2(lead)) in string", at: i)
+                }
+            }
+            i += length
+        }
+    }
+}

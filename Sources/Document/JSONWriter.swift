@@ -1,0 +1,127 @@
+/// Writes `JSON` as compact or indented UTF-8 text, appending to a byte buffer.
+///
+/// The output matches Go's `encoding/json` as the apiserver and kubectl write it (keys in order,
+/// numbers as read, non-ASCII as UTF-8, `/` unescaped), so compact input read and written again
+/// comes out byte for byte. `indent: 4` gives kubectl's `-o json` layout.
+public enum JSONWriter {
+    public static func write(_ value: JSON, indent: Int = 0) -> [UInt8] {
+        var buffer: [UInt8] = []
+        write(value, indent: indent, into: &buffer)
+        return buffer
+    }
+
+    public static func string(_ value: JSON, indent: Int = 0) -> String {
+        String(decoding: write(value, indent: indent), as: UTF8.self)
+    }
+
+    /// Appends the text of `value` to `buffer`; for callers that assemble larger messages.
+    public static func write(_ value: JSON, indent: Int = 0, into buffer: inout [UInt8]) {
+        if indent > 0 {
+            writeIndented(value, indent: indent, level: 0, into: &buffer)
+        } else {
+            writeCompact(value, into: &buffer)
+        }
+    }
+
+    private static func writeCompact(_ value: JSON, into buffer: inout [UInt8]) {
+        switch value {
+        case .object(let object):
+            buffer.append(UInt8(ascii: "{"))
+            for index in object.keys.indices {
+                if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                writeString(object.keys[index], into: &buffer)
+                buffer.append(UInt8(ascii: ":"))
+                writeCompact(object.values[index], into: &buffer)
+            }
+            buffer.append(UInt8(ascii: "}"))
+        case .array(let elements):
+            buffer.append(UInt8(ascii: "["))
+            for index in elements.indices {
+                if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                writeCompact(elements[index], into: &buffer)
+            }
+            buffer.append(UInt8(ascii: "]"))
+        default:
+            writeScalar(value, into: &buffer)
+        }
+    }
+
+    private static func writeIndented(_ value: JSON, indent: Int, level: Int, into buffer: inout [UInt8]) {
+        switch value {
+        case .object(let object) where !object.isEmpty:
+            buffer.append(UInt8(ascii: "{"))
+            for index in object.keys.indices {
+                if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                newline(indent * (level + 1), into: &buffer)
+                writeString(object.keys[index], into: &buffer)
+                buffer.append(UInt8(ascii: ":"))
+                buffer.append(UInt8(ascii: " "))
+                writeIndented(object.values[index], indent: indent, level: level + 1, into: &buffer)
+            }
+            newline(indent * level, into: &buffer)
+            buffer.append(UInt8(ascii: "}"))
+        case .array(let elements) where !elements.isEmpty:
+            buffer.append(UInt8(ascii: "["))
+            for index in elements.indices {
+                if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                newline(indent * (level + 1), into: &buffer)
+                writeIndented(elements[index], indent: indent, level: level + 1, into: &buffer)
+            }
+            newline(indent * level, into: &buffer)
+            buffer.append(UInt8(ascii: "]"))
+        default:
+            writeCompact(value, into: &buffer)
+        }
+    }
+
+    private static func newline(_ spaces: Int, into buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "\n"))
+        buffer.append(contentsOf: repeatElement(UInt8(ascii: " "), count: spaces))
+    }
+
+    private static func writeScalar(_ value: JSON, into buffer: inout [UInt8]) {
+        switch value {
+        case .null: buffer.append(contentsOf: "null".utf8)
+        case .bool(true): buffer.append(contentsOf: "true".utf8)
+        case .bool(false): buffer.append(contentsOf: "false".utf8)
+        case .number(let text): buffer.append(contentsOf: text.utf8)
+        case .string(let string): writeString(string, into: &buffer)
+        case .array, .object: writeCompact(value, into: &buffer)
+        }
+    }
+
+    /// Writes a quoted string; runs without characters to escape are copied in one piece.
+    static func writeString(_ string: String, into buffer: inout [UInt8]) {
+        var string = string
+        buffer.append(UInt8(ascii: "\""))
+        string.withUTF8 { bytes in
+            var runStart = 0
+            for index in bytes.indices {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                runStart = index + 1
+                buffer.append(UInt8(ascii: "\\"))
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): buffer.append(byte)
+                case 0x08: buffer.append(UInt8(ascii: "b"))
+                case 0x0C: buffer.append(UInt8(ascii: "f"))
+                case 0x0A: buffer.append(UInt8(ascii: "n"))
+                case 0x0D: buffer.append(UInt8(ascii: "r"))
+                case 0x09: buffer.append(UInt8(ascii: "t"))
+                default:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    buffer.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                               hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                }
+            }
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
+        }
+        buffer.append(UInt8(ascii: "\""))
+    }
+}
+
+extension JSON: CustomStringConvertible {
+    /// The compact JSON text, so test failures and log lines show documents as JSON.
+    public var description: String { JSONWriter.string(self) }
+}

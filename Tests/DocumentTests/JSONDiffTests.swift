@@ -1,0 +1,179 @@
+import Document
+import Testing
+
+/// A deterministic generator (SplitMix64), so every failure reproduces from its seed.
+private struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Random documents and random edits of them, with keys that need pointer escaping.
+private struct DocumentGenerator {
+    var random: SeededRandom
+    static let keys = ["a", "b", "name", "a/b", "~c", "~1", "", "x.y", "é"]
+
+    mutating func scalar() -> JSON {
+        switch Int.random(in: 0..<6, using: &random) {
+        case 0: return nil
+        case 1: return .bool(Bool.random(using: &random))
+        case 2: return .integer(Int.random(in: -3...3, using: &random))
+        case 3: return .number(["1.5", "-0", "1e3", "2.50"].randomElement(using: &random)!)
+        default: return .string(["", "x", "y", "a/b", "line\nbreak", "ü"].randomElement(using: &random)!)
+        }
+    }
+
+    mutating func value(depth: Int) -> JSON {
+        guard depth > 0 else { return scalar() }
+        switch Int.random(in: 0..<4, using: &random) {
+        case 0: return scalar()
+        case 1:
+            let count = Int.random(in: 0...5, using: &random)
+            return .array((0..<count).map { _ in value(depth: depth - 1) })
+        default:
+            var object = JSONObject()
+            for _ in 0..<Int.random(in: 0...5, using: &random) {
+                object[Self.keys.randomElement(using: &random)!] = value(depth: depth - 1)
+            }
+            return .object(object)
+        }
+    }
+
+    /// A copy of `value` with a few random local changes somewhere inside it.
+    mutating func edited(_ value: JSON, depth: Int = 0) -> JSON {
+        if Int.random(in: 0..<8, using: &random) == 0 { return self.value(depth: 2) }
+        switch value {
+        case .object(var object):
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: object[Self.keys.randomElement(using: &random)!] = self.value(depth: 2)
+            case 1: if let key = object.keys.randomElement(using: &random) { object[key] = nil }
+            default:
+                for key in object.keys where Bool.random(using: &random) {
+                    object[key] = edited(object[key]!, depth: depth + 1)
+                }
+            }
+            return .object(object)
+        case .array(var elements):
+            switch Int.random(in: 0..<5, using: &random) {
+            case 0: elements.append(self.value(depth: 2))
+            case 1: if !elements.isEmpty { elements.removeLast(Int.random(in: 1...elements.count, using: &random)) }
+            case 2: elements.insert(self.value(depth: 1), at: Int.random(in: 0...elements.count, using: &random))
+            case 3: if !elements.isEmpty { elements.remove(at: Int.random(in: 0..<elements.count, using: &random)) }
+            default:
+                for index in elements.indices where Bool.random(using: &random) {
+                    elements[index] = edited(elements[index], depth: depth + 1)
+                }
+            }
+            return .array(elements)
+        default:
+            return scalar()
+        }
+    }
+}
+
+/// Checks the diff property, also through the patch's JSON text as the apiserver would get it.
+private func expectDiffApplies(from source: JSON, to target: JSON, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONPatch {
+    let patch = JSONPatch.diff(from: source, to: target)
+    #expect(try patch.apply(to: source) == target, "\(source) -> \(target): \(patch.json)", sourceLocation: sourceLocation)
+    let sent = try JSONPatch(json: JSONReader.parse(JSONWriter.write(patch.json)))
+    #expect(sent == patch, sourceLocation: sourceLocation)
+    return patch
+}
+
+struct JSONDiffTests {
+    @Test func equalDocumentsNeedNoOperations() throws {
+        let value: JSON = ["a": [1, ["b": nil]], "c": "d"]
+        #expect(JSONPatch.diff(from: value, to: value).isEmpty)
+        #expect(JSONPatch.diff(from: ["a": 1, "b": 2], to: ["b": 2, "a": 1]).isEmpty)
+    }
+
+    static let expectedPatches: [(String, String, String)] = [
+        (#"{"a":1}"#, #"{"a":2}"#, #"[{"op":"replace","path":"/a","value":2}]"#),
+        (#"{"a":1,"b":2}"#, #"{"b":2,"c":3}"#, #"[{"op":"remove","path":"/a"},{"op":"add","path":"/c","value":3}]"#),
+        (#"{"m":{"k/l":1}}"#, #"{"m":{"k/l":[]}}"#, #"[{"op":"replace","path":"/m/k~1l","value":[]}]"#),
+        (#"[1,2]"#, #"[1,2,3,4]"#, #"[{"op":"add","path":"/-","value":3},{"op":"add","path":"/-","value":4}]"#),
+        (#"[1,2,3,4]"#, #"[1,2]"#, #"[{"op":"remove","path":"/3"},{"op":"remove","path":"/2"}]"#),
+        (#"[1,2,3]"#, #"[0,1,2,3]"#, #"[{"op":"add","path":"/0","value":0}]"#),
+        (#"[1,2,3]"#, #"[1,3]"#, #"[{"op":"remove","path":"/1"}]"#),
+        (#"[1,2,3]"#, #"[1,{"x":1},5,3]"#, #"[{"op":"replace","path":"/1","value":{"x":1}},{"op":"add","path":"/2","value":5}]"#),
+        (#"[{"a":1},{"b":1}]"#, #"[{"a":2},{"b":1}]"#, #"[{"op":"replace","path":"/0/a","value":2}]"#),
+        (#"{"a":[1]}"#, #"{"a":{"0":1}}"#, #"[{"op":"replace","path":"/a","value":{"0":1}}]"#),
+        (#"1"#, #""x""#, #"[{"op":"replace","path":"","value":"x"}]"#),
+        (#"{"n":1}"#, #"{"n":1.0}"#, #"[{"op":"replace","path":"/n","value":1.0}]"#),
+    ]
+
+    @Test(arguments: expectedPatches)
+    func producesSmallPatches(source: String, target: String, expected: String) throws {
+        let patch = try expectDiffApplies(from: JSONReader.parse(source), to: JSONReader.parse(target))
+        #expect(JSONWriter.string(patch.json) == expected)
+    }
+
+    @Test func diffAppliesOnRandomDocuments() throws {
+        for seed in UInt64(0)..<1500 {
+            var generator = DocumentGenerator(random: SeededRandom(state: seed))
+            let source = generator.value(depth: 4)
+            let target = seed % 5 == 0 ? generator.value(depth: 4) : generator.edited(source)
+            _ = try expectDiffApplies(from: source, to: target)
+        }
+    }
+
+    @Test func diffAppliesOnEditedFixturePods() throws {
+        for name in ["a-pod-create-two-containers", "b-pod-create-generatename-ownerrefs", "d-pod-update-kubectl-label",
+                     "h-pod-create-kubectl-apply-client-side", "i-pod-create-kubectl-apply-server-side"] {
+            let pod = try JSONFixtures.pod(name)
+            #expect(JSONPatch.diff(from: pod, to: pod).isEmpty)
+            for seed in UInt64(0)..<40 {
+                var generator = DocumentGenerator(random: SeededRandom(state: seed))
+                _ = try expectDiffApplies(from: pod, to: generator.edited(pod))
+            }
+        }
+    }
+
+    @Test func diffOfAnUpdateRequestNamesTheChangedLabel() throws {
+        let review = try JSONReader.parse(JSONFixtures.read(
+            JSONFixtures.root + "/kube-apiserver-1.28.4/admission-requests/d-pod-update-kubectl-label.request.json"))
+        let old = try review.value(at: JSONPointer(parsing: "/request/oldObject"))
+        let new = try review.value(at: JSONPointer(parsing: "/request/object"))
+        let patch = try expectDiffApplies(from: old, to: new)
+        #expect(patch.operations.count < 10)
+        #expect(patch.operations.contains { $0.path.tokens.starts(with: ["metadata", "labels"]) })
+    }
+
+    /// Injection-sized changes to the 250 KB pod with 1,500 environment variables give 1-3
+    /// operations, quickly.
+    @Test func smallChangesToALargePodGiveSmallPatches() throws {
+        let pod = try JSONFixtures.pod("f-pod-create-1500-env")
+        let env = try JSONPointer(parsing: "/spec/containers/0/env")
+        let variables = try pod.value(at: env).arrayValue ?? []
+        #expect(variables.count == 1500)
+        let variable: JSON = ["name": "TANDEM_PROXY", "value": "127.0.0.1:15001"]
+        let sidecar: JSON = ["name": "tandem-proxy", "image": "tandem:dev", "args": ["proxy"]]
+
+        let appendedEnv = try JSONPatch([.add(path: env.appending("-"), value: variable)]).apply(to: pod)
+        let insertedEnv = try JSONPatch([.add(path: env.appending(index: 700), value: variable)]).apply(to: pod)
+        let addedSidecar = try JSONPatch([
+            .add(path: JSONPointer(parsing: "/spec/containers/0"), value: sidecar),
+            .add(path: JSONPointer(parsing: "/metadata/annotations"), value: ["tandem.io/status": "injected"]),
+        ]).apply(to: pod)
+
+        let clock = ContinuousClock()
+        var patches: [JSONPatch] = []
+        let elapsed = try clock.measure {
+            for target in [appendedEnv, insertedEnv, addedSidecar] {
+                patches.append(try expectDiffApplies(from: pod, to: target))
+            }
+        }
+        #expect(patches.map(\.operations.count) == [1, 1, 2])
+        #expect(JSONWriter.string(patches[0].json) ==
+            #"[{"op":"add","path":"/spec/containers/0/env/-","value":{"name":"TANDEM_PROXY","value":"127.0.0.1:15001"}}]"#)
+        #expect(patches[1].operations == [.add(path: env.appending(index: 700), value: variable)])
+        #expect(patches[2].operations.contains(.add(path: try JSONPointer(parsing: "/spec/containers/0"), value: sidecar)))
+        #expect(elapsed < .seconds(2), "diffing a 250 KB pod three times took \(elapsed)")
+    }
+}

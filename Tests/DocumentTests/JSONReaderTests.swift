@@ -1,0 +1,170 @@
+import Document
+import Testing
+
+struct JSONReaderTests {
+    static let accepted: [(String, JSON)] = [
+        ("null", nil),
+        ("true", true),
+        (" false ", false),
+        ("0", .number("0")),
+        ("-0", .number("-0")),
+        ("-12.50e+03", .number("-12.50e+03")),
+        ("1E-7", .number("1E-7")),
+        ("123456789012345678901234567890", .number("123456789012345678901234567890")),
+        ("\"\"", ""),
+        (#""a\"b\\c\/d\b\f\n\r\t""#, "a\"b\\c/d\u{8}\u{c}\n\r\t"),
+        (#""\u00e9\u4E2D""#, "é中"),
+        (#""\ud83d\ude00""#, "😀"),
+        ("\"é中😀\"", "é中😀"),
+        ("\"\u{7F}\"", "\u{7F}"),
+        ("[]", []),
+        ("[ 1 , [ ] , { } ]", [1, [], [:]]),
+        ("{\"b\":1,\"a\":[true,null]}", ["b": 1, "a": [true, nil]]),
+        ("\n\t\r {\"a\" : \"x\" } \n", ["a": "x"]),
+    ]
+
+    @Test(arguments: accepted)
+    func parsesValidJSON(input: String, expected: JSON) throws {
+        #expect(try JSONReader.parse(input) == expected)
+        #expect(try JSONReader.parse(Array(input.utf8)) == expected)
+    }
+
+    @Test func keepsObjectKeyOrder() throws {
+        let value = try JSONReader.parse(#"{"z":1,"a":2,"m":3}"#)
+        #expect(value.objectValue?.keys == ["z", "a", "m"])
+    }
+
+    static let rejected: [(String, String)] = [
+        ("", "line 1, column 1: unexpected end of input, expected a value"),
+        ("   ", "line 1, column 4: unexpected end of input, expected a value"),
+        ("{\n  \"a\": 1,\n  \"b\": 2 \"c\"}", "line 3, column 10: expected ',' or '}' after object member"),
+        ("[1 2]", "line 1, column 4: expected ',' or ']' after array element"),
+        ("[1,", "line 1, column 4: unexpected end of input, expected a value"),
+        ("[1", "line 1, column 3: unexpected end of input, expected ',' or ']' after array element"),
+        ("{\"a\":1", "line 1, column 7: unexpected end of input, expected ',' or '}' after object member"),
+        ("{\"a\" 1}", "line 1, column 6: expected ':' after object key"),
+        ("{a:1}", "line 1, column 2: expected a string as object key"),
+        ("[1,]", "line 1, column 4: trailing comma before ']'"),
+        ("{\"a\":1,}", "line 1, column 8: trailing comma before '}'"),
+        ("{\"a\":1,\"b\":2,\"a\":3}", "line 1, column 14: duplicate key \"a\" in object"),
+        ("01", "line 1, column 1: leading zeros are not allowed in numbers"),
+        ("-012", "line 1, column 1: leading zeros are not allowed in numbers"),
+        ("-", "line 1, column 2: unexpected end of input, expected a digit after '-'"),
+        ("-a", "line 1, column 2: expected a digit after '-'"),
+        ("1.", "line 1, column 3: unexpected end of input, expected a digit after the decimal point"),
+        ("1.e3", "line 1, column 3: expected a digit after the decimal point"),
+        ("1e+", "line 1, column 4: unexpected end of input, expected a digit in the exponent"),
+        (".5", "line 1, column 1: unexpected character '.', expected a value"),
+        ("+1", "line 1, column 1: unexpected character '+', expected a value"),
+        ("NaN", "line 1, column 1: NaN is not a JSON value"),
+        ("[Infinity]", "line 1, column 2: Infinity is not a JSON value"),
+        ("-Infinity", "line 1, column 1: -Infinity is not a JSON value"),
+        ("tru", "line 1, column 1: invalid literal, expected 'true'"),
+        ("nul", "line 1, column 1: invalid literal, expected 'null'"),
+        ("falsy", "line 1, column 1: invalid literal, expected 'false'"),
+        ("{} {}", "line 1, column 4: unexpected character '{' after the JSON value"),
+        ("1 x", "line 1, column 3: unexpected character 'x' after the JSON value"),
+        ("\"abc", "line 1, column 1: unterminated string"),
+        ("\"ab\\", "line 1, column 1: unterminated string"),
+        ("\"a\nb\"", "line 1, column 3: unescaped control character U+000A in string"),
+        ("\"a\tb\"", "line 1, column 3: unescaped control character U+0009 in string"),
+        ("\"\\x\"", "line 1, column 2: invalid escape '\\x' in string"),
+        ("\"\\u12G4\"", "line 1, column 2: invalid \\u escape in string, expected 4 hex digits"),
+        ("\"\\ud83d\"", "line 1, column 2: unpaired surrogate \\uD83D in string"),
+        ("\"\\ud83dx\"", "line 1, column 2: unpaired surrogate \\uD83D in string"),
+        ("\"\\ud83d\\u0041\"", "line 1, column 2: unpaired surrogate \\uD83D in string"),
+        ("\"\\ude00\"", "line 1, column 2: unpaired surrogate \\uDE00 in string"),
+        ("[\"é\", {\"k\": \"\\q\"}]", "line 1, column 14: invalid escape '\\q' in string"),
+        ("\u{FEFF}{}", "line 1, column 1: unexpected byte 0xEF, expected a value"),
+    ]
+
+    @Test(arguments: rejected)
+    func rejectsInvalidJSON(input: String, message: String) {
+        #expect(throws: JSONParseError.self) { try JSONReader.parse(input) }
+        do {
+            _ = try JSONReader.parse(input)
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+
+    static let invalidUTF8: [([UInt8], String)] = [
+        ([0x22, 0xFF, 0x22], "line 1, column 2: invalid UTF-8 byte 0xFF in string"),
+        ([0x22, 0x61, 0xC3, 0x22], "line 1, column 3: invalid UTF-8 sequence starting with byte 0xC3 in string"),
+        // An overlong encoding of '/' and an encoded surrogate are not UTF-8.
+        ([0x22, 0xC0, 0xAF, 0x22], "line 1, column 2: invalid UTF-8 byte 0xC0 in string"),
+        ([0x22, 0xED, 0xA0, 0x80, 0x22], "line 1, column 2: invalid UTF-8 sequence starting with byte 0xED in string"),
+        ([0x22, 0x5C, 0x6E, 0xF4, 0x90, 0x80, 0x80, 0x22], "line 1, column 4: invalid UTF-8 sequence starting with byte 0xF4 in string"),
+        ([0x5B, 0xC3, 0xA9, 0x5D], "line 1, column 2: unexpected byte 0xC3, expected a value"),
+    ]
+
+    @Test(arguments: invalidUTF8)
+    func rejectsInvalidUTF8(input: [UInt8], message: String) {
+        do {
+            _ = try JSONReader.parse(input)
+            Issue.record("accepted invalid UTF-8")
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+
+    @Test func reportsOffsetLineAndColumnInScalars() {
+        let input = "{\"é\": 1,\n \"ü\": tx}"
+        do {
+            _ = try JSONReader.parse(input)
+            Issue.record("accepted invalid literal")
+        } catch {
+            #expect(error.offset == Array(input.utf8).firstIndex(of: UInt8(ascii: "t")))
+            #expect(error.line == 2)
+            #expect(error.column == 7)
+            #expect(error.message == "invalid literal, expected 'true'")
+        }
+    }
+
+    @Test func limitsNestingDepth() throws {
+        let deepest = String(repeating: "[", count: 512) + String(repeating: "]", count: 512)
+        _ = try JSONReader.parse(deepest)
+        let tooDeep = "[" + deepest + "]"
+        #expect(throws: JSONParseError(offset: 512, line: 1, column: 513, message: "nesting is deeper than 512 levels")) {
+            try JSONReader.parse(tooDeep)
+        }
+        #expect(throws: JSONParseError.self) { try JSONReader.parse("[[[1]]]", maxDepth: 2) }
+        #expect(try JSONReader.parse("[[1]]", maxDepth: 2) == [[1]])
+    }
+
+    @Test func readsLargeObjectsAndTheirDuplicates() throws {
+        let members = (0..<100).map { "\"key\($0)\":\($0)" }
+        let object = try JSONReader.parse("{" + members.joined(separator: ",") + "}")
+        #expect(object.objectValue?.count == 100)
+        #expect(object["key99"] == 99)
+        #expect(throws: JSONParseError.self) {
+            try JSONReader.parse("{" + (members + ["\"key42\":0"]).joined(separator: ",") + "}")
+        }
+    }
+
+    @Test func readsStreamsOfValues() throws {
+        let input = "{\"a\":1}\n{\"b\":[2]}{\"c\":3} 4 \"five\"\n"
+        let values = try JSONReader.parseStream(input)
+        #expect(values.map(\.value) == [["a": 1], ["b": [2]], ["c": 3], 4, "five"])
+        #expect(values.map(\.offset) == [0, 8, 17, 25, 27])
+        #expect(values.map(\.endOffset) == [7, 17, 24, 26, 33])
+        #expect(try JSONReader.parseStream(" \n ").isEmpty)
+        #expect(throws: JSONParseError(offset: 14, line: 2, column: 7, message: "expected ',' or '}' after object member")) {
+            try JSONReader.parseStream("{\"a\":1}\n{\"b\":2]")
+        }
+    }
+
+    @Test func readsEveryWatchStreamFixture() throws {
+        let streams = JSONFixtures.files(withSuffix: ".stream.jsonl")
+        #expect(!streams.isEmpty)
+        for path in streams {
+            let bytes = try JSONFixtures.read(path)
+            let values = try JSONReader.parseStream(bytes)
+            let lines = bytes.split(separator: UInt8(ascii: "\n"))
+            #expect(values.count == lines.count, "\(path)")
+            for value in values {
+                #expect(value.value["type"]?.stringValue != nil, "\(path) at \(value.offset)")
+            }
+        }
+    }
+}
