@@ -16,10 +16,13 @@ public struct YAMLDocument: @unchecked Sendable {
 public struct YAMLError: Error, Equatable, CustomStringConvertible {
     public var mark: SourceMark
     public var message: String
+    /// The 0-based index of the document in the stream where the error is.
+    public var document: Int
 
-    public init(mark: SourceMark, message: String) {
+    public init(mark: SourceMark, message: String, document: Int = 0) {
         self.mark = mark
         self.message = message
+        self.document = document
     }
 
     public var description: String { "\(mark): \(message)" }
@@ -37,7 +40,8 @@ public enum YAMLReader {
             try bytes.withUnsafeBufferPointer { buffer in
                 try builder.run(buffer)
             }
-        } catch let error as YAMLError {
+        } catch var error as YAMLError {
+            error.document = builder.documents.count
             throw error
         } catch {
             throw YAMLError(mark: SourceMark(offset: 0, line: 1, column: 1), message: "\(error)")

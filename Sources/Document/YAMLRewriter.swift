@@ -54,6 +54,10 @@ struct Splicer {
             copy(node.start.offset..<node.end)
             return
         }
+        if node.isFlow, node.tag == nil, !node.json.isEmptyCollection, Self.isNonEmptyCollection(value), Self.sameKind(node, value) {
+            flow(node, value)
+            return
+        }
         if !node.isFlow, node.tag == nil {
             switch (node.content, value) {
             case (.mapping(let keys, let values), .object(let object)) where !object.isEmpty:
@@ -121,8 +125,8 @@ struct Splicer {
             return
         }
         switch (value.content, newValue) {
-        case (.mapping, .object) where !value.isFlow && Self.isNonEmptyCollection(newValue),
-             (.sequence, .array) where !value.isFlow && Self.isNonEmptyCollection(newValue):
+        case (.mapping, .object) where Self.isNonEmptyCollection(newValue) && !(value.isFlow && value.json.isEmptyCollection),
+             (.sequence, .array) where Self.isNonEmptyCollection(newValue) && !(value.isFlow && value.json.isEmptyCollection):
             copy(start..<value.start.offset)
             rewrite(value, newValue, column: value.start.column)
             copy(value.end..<end)
@@ -138,10 +142,98 @@ struct Splicer {
         }
     }
 
+    private static func sameKind(_ node: YAMLNode, _ value: JSON) -> Bool {
+        switch (node.content, value) {
+        case (.mapping, .object), (.sequence, .array): return true
+        default: return false
+        }
+    }
+
+    /// Rewrites a flow collection (`[a, b]`, `{k: v}`) in place: kept items keep their text and
+    /// the separators between them; new items are written in flow style.
+    private mutating func flow(_ node: YAMLNode, _ value: JSON) {
+        if node.json == value {
+            copy(node.start.offset..<node.end)
+            return
+        }
+        switch (node.content, value) {
+        case (.sequence(let items), .array(let array)) where node.tag == nil && !items.isEmpty && !array.isEmpty:
+            let matches = Self.match(old: items.map(\.json), new: array)
+            copy(node.start.offset..<items[0].start.offset)
+            var previousOld: Int?
+            for (newIndex, newValue) in array.enumerated() {
+                if let oldIndex = matches[newIndex] {
+                    if newIndex > 0 {
+                        if let previousOld, previousOld == oldIndex - 1 {
+                            copy(items[previousOld].end..<items[oldIndex].start.offset)
+                        } else {
+                            output.append(contentsOf: ", ".utf8)
+                        }
+                    }
+                    flow(items[oldIndex], newValue)
+                    previousOld = oldIndex
+                } else {
+                    if newIndex > 0 { output.append(contentsOf: ", ".utf8) }
+                    freshFlow(newValue)
+                    previousOld = nil
+                }
+            }
+            copy(items[items.count - 1].end..<node.end)
+        case (.mapping(let keys, let values), .object(let object)) where node.tag == nil && !keys.isEmpty && !object.isEmpty:
+            guard keys.allSatisfy({ !$0.isMergeKey && $0.json.keyText != nil }),
+                  values.allSatisfy({ $0.end > $0.start.offset })
+            else {
+                freshFlow(value)
+                return
+            }
+            let names = keys.map { $0.json.keyText ?? "" }
+            copy(node.start.offset..<keys[0].start.offset)
+            var wroteAny = false
+            var previousOld: Int?
+            for index in keys.indices {
+                guard let newValue = object[names[index]] else { continue }
+                if wroteAny {
+                    if let previousOld, previousOld == index - 1 {
+                        copy(values[previousOld].end..<keys[index].start.offset)
+                    } else {
+                        output.append(contentsOf: ", ".utf8)
+                    }
+                }
+                copy(keys[index].start.offset..<values[index].start.offset)
+                flow(values[index], newValue)
+                previousOld = index
+                wroteAny = true
+            }
+            for (name, newValue) in object.members where !names.contains(name) {
+                if wroteAny { output.append(contentsOf: ", ".utf8) }
+                freshFlow(.string(name))
+                output.append(contentsOf: ": ".utf8)
+                freshFlow(newValue)
+                wroteAny = true
+            }
+            copy(values[values.count - 1].end..<node.end)
+        default:
+            freshFlow(value)
+        }
+    }
+
+    /// A value written for a flow context: a plain scalar where that reads back the same and
+    /// holds no flow indicator, otherwise JSON, which YAML reads as flow style.
+    private mutating func freshFlow(_ value: JSON) {
+        if case .string(let text) = value, !ScalarResolver.mustQuote(text) {
+            let lines = YAMLWriter.lines(of: value)
+            if lines.count == 1, let line = lines.first, line == text,
+               !line.utf8.contains(where: { ",[]{}#\"'".utf8.contains($0) }), !line.contains(": ") {
+                output.append(contentsOf: line.utf8)
+                return
+            }
+        }
+        JSONWriter.write(value, into: &output)
+    }
+
     private static func isNonEmptyCollection(_ value: JSON) -> Bool {
         switch value {
-        case .array(let array): return !array.isEmpty
-        case .object(let object): return !object.isEmpty
+        case .array, .object: return !value.isEmptyCollection
         default: return false
         }
     }
@@ -199,21 +291,23 @@ struct Splicer {
     }
 
     /// For each new item, the old item it continues, if any; matched old indices only increase.
-    /// Named objects match by name, anything else by equal value within a short look-ahead, so
-    /// matching stays linear for long lists such as 1,500 environment variables.
+    /// Items with an identity (a `name`, or a Kubernetes object's kind and name) match by it;
+    /// others by equal value within a short look-ahead, so matching stays linear for long lists
+    /// such as 1,500 environment variables; and when what is left of both lists is equally long,
+    /// an unmatched item continues the old one in its place (an edited item).
     static func match(old: [JSON], new: [JSON]) -> [Int?] {
-        var byName: [String: Int] = [:]
+        var byIdentity: [String: Int] = [:]
         for (index, value) in old.enumerated() {
-            if let name = value["name"]?.stringValue, byName[name] == nil { byName[name] = index }
+            if let identity = identity(of: value), byIdentity[identity] == nil { byIdentity[identity] = index }
         }
         let lookAhead = 64
         var next = 0
         var result: [Int?] = []
         result.reserveCapacity(new.count)
-        for value in new {
+        for (newIndex, value) in new.enumerated() {
             var found: Int?
-            if let name = value["name"]?.stringValue {
-                if let index = byName[name], index >= next, old[index]["name"]?.stringValue == name { found = index }
+            if let identity = identity(of: value) {
+                if let index = byIdentity[identity], index >= next { found = index }
             } else {
                 var index = next
                 while index < old.count, index < next + lookAhead {
@@ -224,9 +318,32 @@ struct Splicer {
                     index += 1
                 }
             }
+            if found == nil, next < old.count, old.count - next == new.count - newIndex,
+               identity(of: old[next]) == nil || identity(of: value) == nil {
+                found = next
+            }
             if let found { next = found + 1 }
             result.append(found)
         }
         return result
+    }
+
+    private static func identity(of value: JSON) -> String? {
+        if let name = value["name"]?.stringValue { return "name:" + name }
+        if let kind = value["kind"]?.stringValue, let name = value["metadata"]?["name"]?.stringValue {
+            return "object:" + kind + "/" + name
+        }
+        return nil
+    }
+}
+
+extension JSON {
+    /// `[]` or `{}`: written in flow style, and replaced whole (in block style) when filled.
+    var isEmptyCollection: Bool {
+        switch self {
+        case .array(let array): return array.isEmpty
+        case .object(let object): return object.isEmpty
+        default: return false
+        }
     }
 }
