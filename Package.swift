@@ -22,13 +22,14 @@ let package = Package(
         .target(name: "Net", dependencies: ["CTandemShim", "COpenSSL"]),
         .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
-        .executableTarget(name: "TandemBench", dependencies: ["Document", "Injection", "Kubernetes"]),
+        .executableTarget(name: "TandemBench", dependencies: ["CYAML", "Document", "Injection", "Kubernetes"]),
 
         .target(name: "TestSupport", dependencies: ["Document"], path: "Tests/TestSupport"),
         .testTarget(name: "DocumentTests", dependencies: ["Document", "TestSupport"]),
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
-        .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "TestSupport"]),
+        .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "Injection", "TestSupport"],
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

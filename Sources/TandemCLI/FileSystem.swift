@@ -90,7 +90,7 @@ enum FileSystem {
         let temporary = path + ".tandem-\(getpid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, info.st_mode & 0o7777)
         guard fd >= 0 else { throw FileError(path: temporary, errno: errno) }
-        do {
+        do throws(FileError) {
             try writeAll(fd, bytes, path: temporary)
             guard fsync(fd) == 0 else { throw FileError(path: temporary, errno: errno) }
         } catch {

@@ -15,7 +15,7 @@ enum WorkloadReportText {
         }
         let changed = lines.filter { $0.report.reason == .injected || $0.report.reason == .uninjected }.count
         let verb = operation == "inject" ? "injected" : "uninjected"
-        text += "\(lines.count) workload(s): \(changed) \(verb), \(lines.count - changed) unchanged\n"
+        text += "\(lines.count) object(s): \(changed) \(verb), \(lines.count - changed) unchanged\n"
         return text
     }
 
