@@ -166,7 +166,7 @@ struct InjectCommand {
             for (index, (_, result)) in results.enumerated() {
                 if index > 0, format != .json, let last = output.last {
                     if last != UInt8(ascii: "\n") { output.append(UInt8(ascii: "\n")) }
-                    output += Array("---\n".utf8)
+                    if !result.output.starts(with: "---".utf8) { output += Array("---\n".utf8) }
                 }
                 output += result.output
             }

@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+
+/// Runs the real `tandem` binary built beside the tests.
+struct TandemProcess {
+    static let binary: URL = {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tandem")
+    }()
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], stdin: String = "") throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let input = Pipe(), output = Pipe(), error = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: err, as: UTF8.self))
+    }
+}
+
+/// A temporary folder removed when the test ends.
+final class TemporaryFolder {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) throws -> String {
+        let file = url.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return file.path
+    }
+
+    func read(_ name: String) throws -> String {
+        try String(contentsOf: url.appendingPathComponent(name), encoding: .utf8)
+    }
+}
+
+private let pod = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: app
+    image: app:1
+
+"""
+
+@Suite struct CommandTests {
+    @Test func stdinIsTheDefaultInputAndTheReportGoesToStderr() throws {
+        let result = try TandemProcess.run(["inject"], stdin: pod)
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations:\n"))
+        #expect(result.stdout.contains("- name: tandem-proxy"))
+        #expect(result.stderr == "<stdin>: document 1: pod/web: injected (native)\n1 object(s): 1 injected, 0 unchanged\n")
+        let back = try TandemProcess.run(["uninject", "-f", "-", "--quiet"], stdin: result.stdout)
+        #expect(back.status == 0)
+        #expect(back.stdout == pod)
+        #expect(back.stderr.isEmpty)
+    }
+
+    @Test func jsonOutputAndYAMLOutputConvert() throws {
+        let json = try TandemProcess.run(["inject", "-o", "json", "-q"], stdin: pod)
+        #expect(json.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let spec = try #require(object["spec"] as? [String: Any])
+        #expect((spec["initContainers"] as? [[String: Any]])?.first?["name"] as? String == "tandem-proxy")
+        let yaml = try TandemProcess.run(["uninject", "-o", "yaml", "-q"], stdin: json.stdout)
+        #expect(yaml.stdout == pod)
+    }
+
+    @Test func foldersAreReadRecursivelyInOrder() throws {
+        let folder = try TemporaryFolder()
+        try folder.write("b/pod.yaml", pod)
+        try folder.write("a.json", #"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}"#)
+        try folder.write("notes.txt", "not a manifest")
+        let result = try TandemProcess.run(["inject", "-f", folder.url.path])
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix(#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}"# + "\n---\napiVersion: v1\nkind: Pod"))
+        #expect(result.stderr.contains("/a.json: document 1: configmap/c: not_a_workload\n"))
+        #expect(result.stderr.contains("/b/pod.yaml: document 1: pod/web: injected (native)\n"))
+    }
+
+    @Test func inPlaceRewritesAllFilesOrNone() throws {
+        let folder = try TemporaryFolder()
+        let good = try folder.write("good.yaml", pod)
+        let bad = try folder.write("bad.yaml", pod.replacingOccurrences(of: "metadata:\n", with: "metadata:\n  annotations:\n    tandem.io/drain-seconds: soon\n"))
+        let failed = try TandemProcess.run(["inject", "--in-place", "-f", good, "-f", bad])
+        #expect(failed.status == 1)
+        #expect(failed.stdout.isEmpty)
+        #expect(failed.stderr.contains("bad.yaml:5:30: document 1: annotation tandem.io/drain-seconds: \"soon\""))
+        #expect(failed.stderr.hasSuffix("tandem inject: 1 input(s) failed; nothing was written\n"))
+        #expect(try folder.read("good.yaml") == pod)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.url.path).sorted() == ["bad.yaml", "good.yaml"])
+
+        let succeeded = try TandemProcess.run(["inject", "--in-place", "-q", "-f", good])
+        #expect(succeeded.status == 0)
+        #expect(succeeded.stdout.isEmpty)
+        #expect(try folder.read("good.yaml").contains("tandem-proxy"))
+    }
+
+    @Test func missingFileIsNamed() throws {
+        let result = try TandemProcess.run(["inject", "-f", "/nonexistent/deploy.yaml"])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr == "error: /nonexistent/deploy.yaml: No such file or directory\n")
+    }
+
+    @Test func malformedYAMLNamesDocumentAndPlaceAndWritesNothing() throws {
+        let result = try TandemProcess.run(["inject"], stdin: pod + "---\nkind: Pod\nmetadata: {name: x\n")
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.hasPrefix("error: <stdin>:12:1: document 2: while parsing a flow mapping: did not find expected ',' or '}'\n"))
+    }
+
+    @Test(arguments: [
+        (["inject", "--mode", "sideways"], "tandem inject: --mode must be one of auto, native, legacy, not \"sideways\""),
+        (["inject", "--bogus"], "tandem inject: unknown option --bogus"),
+        (["inject", "deploy.yaml"], "tandem inject: unexpected argument \"deploy.yaml\" (name files with -f)"),
+        (["inject", "--in-place"], "tandem inject: --in-place needs files (-f PATH), not standard input"),
+        (["inject", "--kube-version", "one"], "tandem inject: --kube-version \"one\" is not a Kubernetes version (like 1.29 or v1.30.2)"),
+        (["inject", "-f"], "tandem inject: option -f needs a value (PATH)"),
+        (["frobnicate"], "tandem: unknown command \"frobnicate\""),
+    ])
+    func usageErrorsExit64(arguments: [String], message: String) throws {
+        let result = try TandemProcess.run(arguments)
+        #expect(result.status == 64)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.hasPrefix(message + "\n"))
+    }
+
+    @Test(arguments: [["inject", "--help"], ["uninject", "-h"], ["help", "inject"], ["--help"]])
+    func helpExitsZero(arguments: [String]) throws {
+        let result = try TandemProcess.run(arguments)
+        #expect(result.status == 0)
+        #expect(result.stdout.hasPrefix("Usage: tandem"))
+    }
+
+    @Test func explainPrintsEveryCheck() throws {
+        let result = try TandemProcess.run(["inject", "-q", "--explain", "pod/web"], stdin: pod)
+        #expect(result.status == 0)
+        #expect(result.stderr.hasPrefix("pod/web (<stdin>, document 1): injected\n  - "))
+    }
+
+    @Test func configFileOverridesDefaultsAndBadConfigIsAUsageError() throws {
+        let folder = try TemporaryFolder()
+        let config = try folder.write("values.yaml", "proxy:\n  image: registry.example/tandem:9\n")
+        let result = try TandemProcess.run(["inject", "-q", "--config", config], stdin: pod)
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("image: registry.example/tandem:9"))
+        let bad = try folder.write("bad.yaml", "proxy:\n  adminPort: lots\n")
+        let failed = try TandemProcess.run(["inject", "--config", bad], stdin: pod)
+        #expect(failed.status == 64)
+        #expect(failed.stderr.hasPrefix("tandem inject: config \(bad):2:14: "))
+    }
+}
