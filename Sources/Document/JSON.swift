@@ -2,7 +2,7 @@
 ///
 /// Objects keep their key order and numbers keep their source text, so a document that is read
 /// and written again comes out as it went in, and a diff of two documents names only real changes.
-public enum JSON: Sendable, Equatable {
+public enum JSON: Sendable, Hashable {
     case null
     case bool(Bool)
     /// The number exactly as written (`8080`, `1e3`, `-0.50`); never rounded through a Double.
@@ -83,7 +83,7 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Express
 /// Kubernetes objects are small maps, so members live in two parallel arrays and lookups are a
 /// linear scan: cheaper than hashing for the sizes that occur, and order comes for free.
 /// Equality ignores order, as JSON's does.
-public struct JSONObject: Sendable, Equatable {
+public struct JSONObject: Sendable, Hashable {
     public private(set) var keys: [String]
     public private(set) var values: [JSON]
 
@@ -135,6 +135,19 @@ public struct JSONObject: Sendable, Equatable {
 
     /// Members in order.
     public var members: Zip2Sequence<[String], [JSON]> { zip(keys, values) }
+
+    /// Order-insensitive, to agree with `==`: each member is hashed alone and the results summed.
+    public func hash(into hasher: inout Hasher) {
+        var sum = 0
+        for (key, value) in members {
+            var member = Hasher()
+            member.combine(key)
+            member.combine(value)
+            sum &+= member.finalize()
+        }
+        hasher.combine(count)
+        hasher.combine(sum)
+    }
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.keys.count == rhs.keys.count else { return false }

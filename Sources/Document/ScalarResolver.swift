@@ -29,6 +29,10 @@ public enum ScalarResolver {
 
     /// The value of a plain scalar.
     public static func plain(_ text: String) -> JSON {
+        // Most scalars are names, images and paths: a first byte that starts no null, boolean or
+        // number settles it without string comparisons.
+        guard let first = text.utf8.first else { return .null }
+        if !mayBeTyped(first) { return .string(text) }
         switch text {
         case "", "~", "null", "Null", "NULL":
             return .null
@@ -43,12 +47,25 @@ public enum ScalarResolver {
     /// Whether a string written plain would read back as something else (a number, a boolean,
     /// null, a date, a merge key), so the writer must quote it.
     public static func mustQuote(_ text: String) -> Bool {
-        if plain(text) != .string(text) { return true }
+        if case .string = plain(text) {} else { return true }
         if text == "<<" || text == "=" { return true }
         return looksLikeTimestamp(text)
     }
 
+    private static func mayBeTyped(_ first: UInt8) -> Bool {
+        switch first {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
+             UInt8(ascii: "~"), UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "y"), UInt8(ascii: "Y"),
+             UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "o"),
+             UInt8(ascii: "O"):
+            return true
+        default:
+            return false
+        }
+    }
+
     private static func boolean(_ text: String) -> Bool? {
+        guard text.utf8.count <= 5 else { return nil }
         switch text {
         case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON":
             return true
@@ -165,6 +182,7 @@ public enum ScalarResolver {
     /// `2001-12-14` or `2001-12-14T21:59:43Z`: go-yaml reads these as times, which then come out
     /// reformatted, so the writer quotes anything that starts like a date.
     private static func looksLikeTimestamp(_ text: String) -> Bool {
+        guard let first = text.utf8.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9") else { return false }
         let bytes = Array(text.utf8.prefix(10))
         guard bytes.count == 10 else { return false }
         for (index, byte) in bytes.enumerated() {

@@ -56,9 +56,24 @@ public enum YAMLReader {
 
 /// Builds node trees from libyaml events, one open collection per stack entry.
 private struct TreeBuilder {
-    private enum Open {
-        case sequence(start: SourceMark, tag: String?, anchor: String?, flow: Bool, items: [YAMLNode])
-        case mapping(start: SourceMark, tag: String?, anchor: String?, flow: Bool, keys: [YAMLNode], values: [YAMLNode])
+    /// An open collection; a class so that adding a child appends in place.
+    private final class Open {
+        let isMapping: Bool
+        let start: SourceMark
+        let tag: String?
+        let anchor: String?
+        let flow: Bool
+        /// Sequence items, or mapping keys.
+        var items: [YAMLNode] = []
+        var values: [YAMLNode] = []
+
+        init(isMapping: Bool, start: SourceMark, tag: String?, anchor: String?, flow: Bool) {
+            self.isMapping = isMapping
+            self.start = start
+            self.tag = tag
+            self.anchor = anchor
+            self.flow = flow
+        }
     }
 
     let bytes: [UInt8]
@@ -179,12 +194,12 @@ private struct TreeBuilder {
             try add(node)
         case YAML_SEQUENCE_START_EVENT:
             let data = event.data.sequence_start
-            try push(.sequence(start: start, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
-                               flow: data.style == YAML_FLOW_SEQUENCE_STYLE, items: []), at: start)
+            try push(Open(isMapping: false, start: start, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
+                          flow: data.style == YAML_FLOW_SEQUENCE_STYLE), at: start)
         case YAML_MAPPING_START_EVENT:
             let data = event.data.mapping_start
-            try push(.mapping(start: start, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
-                              flow: data.style == YAML_FLOW_MAPPING_STYLE, keys: [], values: []), at: start)
+            try push(Open(isMapping: true, start: start, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
+                          flow: data.style == YAML_FLOW_MAPPING_STYLE), at: start)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             try pop(endMark: event.end_mark)
         default:
@@ -217,37 +232,30 @@ private struct TreeBuilder {
     private mutating func pop(endMark: yaml_mark_t) throws {
         guard let open = stack.popLast() else { return }
         let node: YAMLNode
-        switch open {
-        case .sequence(let start, let tag, let anchor, let flow, let items):
-            let end = flow ? offset(endMark) : lineEnd(after: items.last?.end ?? start.offset)
-            node = YAMLNode(content: .sequence(items), start: start, end: end, isFlow: flow, tag: tag, anchor: anchor)
-            node.json = .array(items.map(\.json))
-        case .mapping(let start, let tag, let anchor, let flow, let keys, let values):
-            let end = flow ? offset(endMark) : lineEnd(after: values.last?.end ?? start.offset)
-            node = YAMLNode(content: .mapping(keys: keys, values: values), start: start, end: end,
-                            isFlow: flow, tag: tag, anchor: anchor)
-            node.json = try Self.mappingValue(keys: keys, values: values)
+        if open.isMapping {
+            let end = open.flow ? offset(endMark) : lineEnd(after: open.values.last?.end ?? open.start.offset)
+            node = YAMLNode(content: .mapping(keys: open.items, values: open.values), start: open.start, end: end,
+                            isFlow: open.flow, tag: open.tag, anchor: open.anchor)
+            node.json = try Self.mappingValue(keys: open.items, values: open.values)
+        } else {
+            let end = open.flow ? offset(endMark) : lineEnd(after: open.items.last?.end ?? open.start.offset)
+            node = YAMLNode(content: .sequence(open.items), start: open.start, end: end, isFlow: open.flow,
+                            tag: open.tag, anchor: open.anchor)
+            node.json = .array(open.items.map(\.json))
         }
         try add(node)
     }
 
     private mutating func add(_ node: YAMLNode) throws {
         if let anchor = node.anchor { anchors[anchor] = node }
-        guard let top = stack.popLast() else {
+        guard let top = stack.last else {
             documentRoot = node
             return
         }
-        switch top {
-        case .sequence(let start, let tag, let anchor, let flow, var items):
-            items.append(node)
-            stack.append(.sequence(start: start, tag: tag, anchor: anchor, flow: flow, items: items))
-        case .mapping(let start, let tag, let anchor, let flow, var keys, var values):
-            if keys.count == values.count {
-                keys.append(node)
-            } else {
-                values.append(node)
-            }
-            stack.append(.mapping(start: start, tag: tag, anchor: anchor, flow: flow, keys: keys, values: values))
+        if top.isMapping && top.items.count > top.values.count {
+            top.values.append(node)
+        } else {
+            top.items.append(node)
         }
     }
 

@@ -5,13 +5,19 @@
 /// where they belong among the old ones (matched by `name`, as Kubernetes lists are); only
 /// values whose kind changed are written afresh. So `diff input output` shows just the change,
 /// and undoing the change gives back the input exactly.
-public enum YAMLRewriter {
+public struct YAMLRewriter {
+    /// New text already written for equal values: injecting a stream of workloads writes the same
+    /// proxy container again and again, and copying its lines is far cheaper than emitting them.
+    private let fragments = FragmentCache()
+
+    public init() {}
+
     /// The text of `document` (its whole byte range in `source`) with its value replaced by `value`.
-    public static func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON) -> [UInt8] {
+    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON) -> [UInt8] {
         guard let root = document.root, root.json != value else {
             return Array(source[document.range])
         }
-        var splicer = Splicer(source: source)
+        var splicer = Splicer(source: source, fragments: fragments)
         splicer.copy(document.range.lowerBound..<root.start.offset)
         splicer.rewrite(root, value, column: root.start.column)
         splicer.copy(root.end..<document.range.upperBound)
@@ -19,13 +25,29 @@ public enum YAMLRewriter {
     }
 }
 
+/// A bounded memo of `YAMLWriter.lines(of:)`.
+private final class FragmentCache {
+    private static let capacity = 256
+    private var lines: [JSON: [ArraySlice<UInt8>]] = [:]
+
+    func lines(of value: JSON) -> [ArraySlice<UInt8>] {
+        if let cached = lines[value] { return cached }
+        let written = YAMLWriter.lines(of: value)
+        if lines.count >= Self.capacity { lines.removeAll(keepingCapacity: true) }
+        lines[value] = written
+        return written
+    }
+}
+
 struct Splicer {
     let source: [UInt8]
     let newline: [UInt8]
     var output: [UInt8] = []
+    private let fragments: FragmentCache
 
-    init(source: [UInt8]) {
+    fileprivate init(source: [UInt8], fragments: FragmentCache) {
         self.source = source
+        self.fragments = fragments
         let firstBreak = source.firstIndex(of: UInt8(ascii: "\n"))
         if let firstBreak, firstBreak > 0, source[firstBreak - 1] == UInt8(ascii: "\r") {
             newline = [UInt8(ascii: "\r"), UInt8(ascii: "\n")]
@@ -73,11 +95,11 @@ struct Splicer {
 
     /// Writes `value` as new YAML continuing the current line, later lines at `column`.
     private mutating func fresh(_ value: JSON, column: Int) {
-        for (index, line) in YAMLWriter.lines(of: value).enumerated() {
+        for (index, line) in fragments.lines(of: value).enumerated() {
             if index > 0 {
                 if line.isEmpty { output.append(contentsOf: newline) } else { indent(column) }
             }
-            output.append(contentsOf: line.utf8)
+            output.append(contentsOf: line)
         }
     }
 
@@ -221,10 +243,10 @@ struct Splicer {
     /// holds no flow indicator, otherwise JSON, which YAML reads as flow style.
     private mutating func freshFlow(_ value: JSON) {
         if case .string(let text) = value, !ScalarResolver.mustQuote(text) {
-            let lines = YAMLWriter.lines(of: value)
-            if lines.count == 1, let line = lines.first, line == text,
-               !line.utf8.contains(where: { ",[]{}#\"'".utf8.contains($0) }), !line.contains(": ") {
-                output.append(contentsOf: line.utf8)
+            let lines = fragments.lines(of: value)
+            if lines.count == 1, let line = lines.first, line.elementsEqual(text.utf8),
+               !line.contains(where: { ",[]{}#\"'".utf8.contains($0) }), !text.contains(": ") {
+                output.append(contentsOf: line)
                 return
             }
         }

@@ -13,14 +13,21 @@ public enum YAMLWriter {
 
     /// The lines of `value` written as a document, for splicing into other text at an indentation.
     /// A scalar comes out as its single token (`"8080"`, `'{"a":1}'`, `|-` blocks stay multi-line).
-    static func lines(of value: JSON) -> [Substring] {
+    static func lines(of value: JSON) -> [ArraySlice<UInt8>] {
         let bytes = write(value)
-        var text = Substring(String(decoding: bytes, as: UTF8.self))
+        var text = bytes[...]
         // libyaml ends an open-ended top-level scalar with a `...` document end marker.
         if text.hasSuffix("\n...\n") { text = text.dropLast(4) }
-        if text.hasPrefix("--- ") { text = text.dropFirst(4) }
-        if text.hasSuffix("\n") { text = text.dropLast() }
-        return text.split(separator: "\n", omittingEmptySubsequences: false)
+        if text.starts(with: "--- ".utf8) { text = text.dropFirst(4) }
+        if text.last == UInt8(ascii: "\n") { text = text.dropLast() }
+        return text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+    }
+}
+
+extension ArraySlice<UInt8> {
+    fileprivate func hasSuffix(_ suffix: String) -> Bool {
+        let tail = Array(suffix.utf8)
+        return count >= tail.count && self.suffix(tail.count).elementsEqual(tail)
     }
 }
 

@@ -1,4 +1,5 @@
 /// Every benchmark by name; each file adds its entry here.
 let benchmarks: [String: @Sendable ([String]) -> Void] = [
+    "inject-pod": injectPodBenchmark,
     "yaml-parse": yamlParseBenchmark,
 ]

@@ -66,6 +66,7 @@ struct ManifestRewriter {
         var result = Result(output: [], workloads: [], changed: false)
         result.output.reserveCapacity(bytes.count + bytes.count / 4)
         var jsonValues: [JSON] = []
+        let yamlRewriter = YAMLRewriter()
         for (index, document) in documents.enumerated() {
             let value = document.value
             let newValue: JSON
@@ -88,7 +89,7 @@ struct ManifestRewriter {
             case .json:
                 if !newValue.isNull { jsonValues.append(newValue) }
             case .yaml, nil:
-                result.output += YAMLRewriter.rewrite(document, in: bytes, to: newValue)
+                result.output += yamlRewriter.rewrite(document, in: bytes, to: newValue)
             }
         }
         if documents.isEmpty, format != .json { result.output = bytes }
@@ -130,7 +131,7 @@ struct ManifestRewriter {
             }
         }
         if format == .yaml {
-            result.output = newValues.map(YAMLWriter.write).joined(separator: Array("---\n".utf8)).flatMap { $0 }
+            result.output = Array(newValues.map(YAMLWriter.write).joined(separator: Array("---\n".utf8)))
         } else {
             result.output += bytes[previousEnd...]
         }
