@@ -130,6 +130,7 @@ public struct Injector: Sendable {
                                      message: "\(kindName) \"\(header.displayName)\": \(error.missingPath) \(error.problem)")
             }
             report.templatePointer = pointer + tokens
+            if kind != .pod { report.warnings += Self.misplacedSettings(in: object) }
             do {
                 _ = try ObjectPath.modify(at: tokens[...], in: &object) { (template: inout JSON) throws(InjectionError) in
                     try template.modifyObject { (template: inout JSONObject) throws(InjectionError) in
@@ -290,6 +291,18 @@ public struct Injector: Sendable {
                                  message: "annotation tandem.io/status: not a status record this version of tandem wrote")
         }
         return status
+    }
+
+    /// `tandem.io/*` on a Deployment's own metadata does nothing (only the pod template's
+    /// counts); users put it there often enough that silence would hide the mistake.
+    private static func misplacedSettings(in workload: JSON) -> [String] {
+        var warnings: [String] = []
+        for map in ["annotations", "labels"] {
+            for key in workload["metadata"]?[map]?.objectValue?.keys ?? [] where key.hasPrefix(PodAnnotations.prefix) {
+                warnings.append("\(map.dropLast()) \(key) on the workload itself has no effect: put it on the pod template's metadata")
+            }
+        }
+        return warnings
     }
 
     static func foreignSidecar(containers: [JSON], initContainers: [JSON]) -> String? {
