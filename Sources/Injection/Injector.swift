@@ -213,7 +213,9 @@ public struct Injector: Sendable {
         try Self.checkValidity(before: base, after: injected)
         report.mode = plan.mode
 
-        if previous != nil, injected == template {
+        let statusPath = ["metadata", "annotations", PodAnnotations.status]
+        if previous != nil,
+           ObjectPath.value(at: statusPath, in: .object(injected)) == ObjectPath.value(at: statusPath, in: .object(template)) {
             report.reason = .alreadyInjected
             report.explanation.append("the existing injection matches the current settings: nothing to change")
         } else {

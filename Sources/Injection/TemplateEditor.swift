@@ -47,6 +47,8 @@ enum TemplateEditor {
             try spec.modifyObject { (spec: inout JSONObject) throws(InjectionError) in
                 firstAppContainer = spec["containers"]?.arrayValue?.first?["name"]?.stringValue
                 let proxy = proxyContainer(plan)
+                status.fingerprint = InjectionStatus.fingerprint(
+                    of: plan.mode == .native ? [proxy] : [proxy, initContainer(plan)])
                 switch plan.mode {
                 case .native:
                     try prepend(proxy, to: "initContainers", of: &spec, status: &status)

@@ -71,6 +71,31 @@ import Testing
         #expect(orderedEqual(try injector.uninject(object: second.object).object, expected))
     }
 
+    /// The apiserver defaults fields of our containers before a webhook sees the pod; that alone
+    /// must not count as a different injection.
+    @Test(arguments: SidecarMode.allCases)
+    func apiserverDefaultsDoNotTriggerReinjection(mode: SidecarMode) throws {
+        let injector = Injector()
+        let injected = try injector.inject(object: Fixtures.simplePod(), lifecycle: Self.mode(mode)).object
+        var defaulted = injected
+        let list = mode == .native ? "initContainers" : "containers"
+        _ = ObjectPath.modify(at: ["spec", list, "0"], in: &defaulted) { proxy in
+            proxy.modifyObject { proxy in
+                proxy["terminationMessagePath"] = "/dev/termination-log"
+                proxy["terminationMessagePolicy"] = "File"
+                proxy.modifyMember("readinessProbe") { probe in
+                    probe.modifyObject { $0["timeoutSeconds"] = 1; $0["successThreshold"] = 1; $0["failureThreshold"] = 3 }
+                }
+            }
+        }
+        let again = try injector.inject(object: defaulted, lifecycle: Self.mode(mode))
+        #expect(again.workloads.map(\.reason) == [.alreadyInjected])
+        #expect(orderedEqual(again.object, defaulted))
+        // The fingerprint does notice a real change in what we would add.
+        let other = Injector(config: try InjectionConfig(values: ["proxy": ["logLevel": "debug"]]))
+        #expect(try other.inject(object: defaulted, lifecycle: Self.mode(mode)).workloads.map(\.reason) == [.injected])
+    }
+
     @Test func changedConfigReinjects() throws {
         let first = try Injector().inject(object: Fixtures.simplePod(), lifecycle: .legacy)
         let newImage = Injector(config: try InjectionConfig(values: ["proxy": ["image": "ghcr.io/tandem-mesh/tandem:0.2.0"]]))
@@ -112,7 +137,10 @@ import Testing
     @Test func statusRecordsWhatWasAdded() throws {
         let injected = try Injector().inject(object: Fixtures.simplePod(), lifecycle: .legacy).object
         let text = try #require(injected["metadata"]?["annotations"]?["tandem.io/status"]?.stringValue)
-        let status = try #require(StatusCodec.decode(text))
+        var status = try #require(StatusCodec.decode(text))
+        let fingerprint = try #require(status["fingerprint"]?.stringValue)
+        #expect(fingerprint.count == 16 && fingerprint.allSatisfy(\.isHexDigit))
+        status.modifyObject { $0["fingerprint"] = Optional<JSON>.none }
         #expect(status == [
             "version": 1, "mode": "legacy", "image": "ghcr.io/tandem-mesh/tandem:0.1.0",
             "containers": ["tandem-proxy"], "initContainers": ["tandem-init"], "volumes": ["tandem-bin"],
