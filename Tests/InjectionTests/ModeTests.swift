@@ -147,6 +147,19 @@ import Testing
         #expect(container("tandem-init", in: object["spec"], list: "initContainers")?["args"] == ["install", "/opt/tandem"])
     }
 
+    @Test func legacyNeedsNamedAppContainers() {
+        let pod = Fixtures.pod(spec: ["containers": [["image": "x", "command": ["/x"]]]])
+        #expect(injectionError { _ = try Injector().inject(object: pod, lifecycle: .legacy) }
+            == InjectionError(pointer: ["spec", "containers", "0", "name"], message: "spec.containers[0] has no name"))
+    }
+
+    @Test func emptyCommandIsNotWrapped() throws {
+        let pod = Fixtures.pod(spec: ["containers": [Fixtures.container("app", extra: ["command": []])]])
+        let (object, report) = try injectOne(pod, lifecycle: .legacy)
+        #expect(container("app", in: object["spec"])?["command"] == [])
+        #expect(report.warnings.count == 1)
+    }
+
     @Test func defaultContainerIsKeptWhenPresent() throws {
         let pod = Fixtures.pod(annotations: ["kubectl.kubernetes.io/default-container": "worker"], spec: [
             "containers": [Fixtures.container("app"), Fixtures.container("worker")],

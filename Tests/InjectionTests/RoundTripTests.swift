@@ -37,7 +37,8 @@ import Testing
         let report = try Injector().inject(object: Fixtures.roundTripInputs[index], lifecycle: Self.mode(mode))
         let pointer = try #require(report.workloads.first?.templatePointer)
         let spec = try #require(ObjectPath.value(at: pointer + ["spec"], in: report.object))
-        #expect(PodValidation.problems(in: spec) == [])
+        let claims = (report.object["spec"]?["volumeClaimTemplates"]?.arrayValue ?? []).compactMap { $0["metadata"]?["name"]?.stringValue }
+        #expect(PodValidation.problems(in: spec, providedVolumes: Set(claims)) == [])
     }
 
     @Test(arguments: cases)
