@@ -206,7 +206,7 @@ public struct Injector: Sendable {
 
         let annotations = try PodAnnotations(metadata["annotations"]?.objectValue, at: ["metadata", "annotations"])
         var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
-        try warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
+        warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
         report.warnings += try TemplateEditor.inject(plan, into: &injected)
@@ -268,7 +268,7 @@ public struct Injector: Sendable {
 
     /// Settings that this pod or server cannot honour, said out loud rather than failing the pod.
     private func warnAboutTiming(_ plan: inout ProxyPlan, spec: JSONObject, kubeVersion: KubernetesVersion?,
-                                 warnings: inout [String]) throws(InjectionError) {
+                                 warnings: inout [String]) {
         let delay = plan.proxy.drainDelaySeconds
         if delay > 0, plan.mode == .native, let kubeVersion, kubeVersion < Self.sleepActionSince {
             warnings.append("drain delay of \(delay)s not applied: the preStop sleep action needs Kubernetes 1.30, server is \(kubeVersion)")
