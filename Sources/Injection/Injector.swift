@@ -112,7 +112,7 @@ public struct Injector: Sendable {
             report.explanation.append(kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
             reports.append(report)
         case .list(let itemKind):
-            _ = try ObjectPath.modify(at: ["items"], in: &object) { (items: inout JSON) throws(InjectionError) in
+            try ObjectPath.modify(at: ["items"], in: &object) { (items: inout JSON) throws(InjectionError) in
                 guard case .array(var list) = items else { return }
                 items = .null
                 defer { items = .array(list) }
@@ -132,7 +132,7 @@ public struct Injector: Sendable {
             report.templatePointer = pointer + tokens
             if kind != .pod { report.warnings += Self.misplacedSettings(in: object) }
             do {
-                _ = try ObjectPath.modify(at: tokens[...], in: &object) { (template: inout JSON) throws(InjectionError) in
+                try ObjectPath.modify(at: tokens, in: &object) { (template: inout JSON) throws(InjectionError) in
                     try template.modifyObject { (template: inout JSONObject) throws(InjectionError) in
                         try body(&template, &report)
                     }

@@ -302,7 +302,7 @@ enum TemplateEditor {
         template = JSONObject()
         for created in status.created.reversed() {
             guard let key = created.path.last else { continue }
-            _ = ObjectPath.modify(at: created.path.dropLast()[...], in: &root) { parent in
+            ObjectPath.modify(at: created.path.dropLast(), in: &root) { parent in
                 parent.modifyObject { parent in
                     guard let value = parent[key], isEmpty(value) else { return }
                     // JSON is nil-literal expressible, so spell out "remove the key".

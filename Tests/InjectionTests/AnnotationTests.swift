@@ -98,6 +98,7 @@ import Testing
         ("tandem.io/lifecycle", "sidecar", "\"sidecar\" must be auto, native or legacy"),
         ("tandem.io/drain-seconds", "30s", "\"30s\" is not a whole number of seconds"),
         ("tandem.io/drain-delay", "-5", "\"-5\" is not a whole number of seconds"),
+        ("tandem.io/drain-delay", "90000", "\"90000\" is not a whole number of seconds"),
         ("tandem.io/log-level", "verbose", "\"verbose\" must be trace, debug, info, warn or error"),
         ("tandem.io/proxy-imag", "x", "unknown annotation (did you mean tandem.io/proxy-image?)"),
         ("tandem.io/drain-second", "5", "unknown annotation (did you mean tandem.io/drain-seconds?)"),
@@ -135,7 +136,7 @@ import Testing
 
     @Test func annotationsOnTheDeploymentItselfAreNotThePods() throws {
         var deployment = Fixtures.deployment(spec: ["containers": [Fixtures.container("app")]])
-        _ = ObjectPath.modify(at: ["metadata"], in: &deployment) { metadata in
+        ObjectPath.modify(at: ["metadata"], in: &deployment) { metadata in
             metadata.modifyObject { $0["annotations"] = ["tandem.io/inject": "disabled"] }
         }
         let (_, report) = try injectOne(deployment)

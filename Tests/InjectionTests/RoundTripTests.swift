@@ -59,7 +59,7 @@ import Testing
         let injector = Injector()
         let first = try injector.inject(object: Fixtures.simplePod(annotations: ["team": "a"]))
         var edited = first.object
-        _ = ObjectPath.modify(at: ["metadata", "annotations"], in: &edited) { annotations in
+        ObjectPath.modify(at: ["metadata", "annotations"], in: &edited) { annotations in
             annotations.modifyObject { $0["tandem.io/proxy-cpu-limit"] = "2" }
         }
         let second = try injector.inject(object: edited)
@@ -80,7 +80,7 @@ import Testing
         let injected = try injector.inject(object: Fixtures.simplePod(), lifecycle: Self.mode(mode)).object
         var defaulted = injected
         let list = mode == .native ? "initContainers" : "containers"
-        _ = ObjectPath.modify(at: ["spec", list, "0"], in: &defaulted) { proxy in
+        ObjectPath.modify(at: ["spec", list, "0"], in: &defaulted) { proxy in
             proxy.modifyObject { proxy in
                 proxy["terminationMessagePath"] = "/dev/termination-log"
                 proxy["terminationMessagePolicy"] = "File"
@@ -114,7 +114,7 @@ import Testing
         let injector = Injector()
         let injected = try injector.inject(object: Fixtures.simplePod(), lifecycle: .legacy).object
         var edited = injected
-        _ = ObjectPath.modify(at: ["spec"], in: &edited) { spec in
+        ObjectPath.modify(at: ["spec"], in: &edited) { spec in
             spec.modifyObject { $0["nodeSelector"] = ["disk": "ssd"] }
         }
         let restored = try injector.uninject(object: edited).object

@@ -28,9 +28,9 @@ import Testing
         #expect(PodValidation.problems(in: template["spec"] ?? .null) == [])
         // Outside the template nothing changes.
         var outside = injected
-        _ = ObjectPath.modify(at: kind.templatePath[...], in: &outside) { $0 = .null }
+        ObjectPath.modify(at: kind.templatePath, in: &outside) { $0 = .null }
         var original = object
-        _ = ObjectPath.modify(at: kind.templatePath[...], in: &original) { $0 = .null }
+        ObjectPath.modify(at: kind.templatePath, in: &original) { $0 = .null }
         #expect(orderedEqual(outside, original))
         #expect(orderedEqual(try Injector().uninject(object: injected).object, object))
     }
