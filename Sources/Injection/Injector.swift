@@ -269,6 +269,10 @@ public struct Injector: Sendable {
     /// Settings that this pod or server cannot honour, said out loud rather than failing the pod.
     private func warnAboutTiming(_ plan: inout ProxyPlan, spec: JSONObject, kubeVersion: KubernetesVersion?,
                                  warnings: inout [String]) {
+        if plan.mode == .native, let kubeVersion, kubeVersion < LifecycleMode.nativeSince {
+            warnings.append("native sidecars are off by default before Kubernetes 1.29 (server is \(kubeVersion)): "
+                + "the apiserver may reject the pod or drop restartPolicy and leave it stuck in Init; use legacy mode")
+        }
         let delay = plan.proxy.drainDelaySeconds
         if delay > 0, plan.mode == .native, let kubeVersion, kubeVersion < Self.sleepActionSince {
             warnings.append("drain delay of \(delay)s not applied: the preStop sleep action needs Kubernetes 1.30, server is \(kubeVersion)")
