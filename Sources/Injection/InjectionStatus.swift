@@ -36,6 +36,10 @@ struct InjectionStatus: Sendable, Equatable {
 
     var mode: SidecarMode
     var image: String
+    /// A hash of the containers added, as we wrote them. The apiserver fills in defaults
+    /// (`terminationMessagePath`, probe timeouts) before a webhook sees a pod, so comparing the
+    /// containers themselves would call every defaulted pod out of date.
+    var fingerprint = ""
     var containers: [String] = []
     var initContainers: [String] = []
     var volumes: [String] = []
@@ -51,6 +55,7 @@ struct InjectionStatus: Sendable, Equatable {
         object["version"] = .integer(Self.formatVersion)
         object["mode"] = .string(mode.rawValue)
         object["image"] = .string(image)
+        object["fingerprint"] = .string(fingerprint)
         object["containers"] = .array(containers.map(JSON.string))
         object["initContainers"] = .array(initContainers.map(JSON.string))
         object["volumes"] = .array(volumes.map(JSON.string))
@@ -73,6 +78,7 @@ struct InjectionStatus: Sendable, Equatable {
               json["version"]?.numberText == String(Self.formatVersion),
               let mode = json["mode"]?.stringValue.flatMap(SidecarMode.init(rawValue:)),
               let image = json["image"]?.stringValue,
+              let fingerprint = json["fingerprint"]?.stringValue,
               let containers = Self.strings(json["containers"]),
               let initContainers = Self.strings(json["initContainers"]),
               let volumes = Self.strings(json["volumes"]),
@@ -82,6 +88,7 @@ struct InjectionStatus: Sendable, Equatable {
               let created = json["created"]?.arrayValue
         else { return nil }
         self.init(mode: mode, image: image)
+        self.fingerprint = fingerprint
         self.containers = containers
         self.initContainers = initContainers
         self.volumes = volumes
@@ -107,6 +114,17 @@ struct InjectionStatus: Sendable, Equatable {
     init(mode: SidecarMode, image: String) {
         self.mode = mode
         self.image = image
+    }
+
+    /// FNV-1a (64 bit) of the compact JSON of `containers`, in hex: stable across runs and
+    /// platforms, unlike Swift's seeded `Hasher`.
+    static func fingerprint(of containers: [JSON]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in StatusCodec.encode(.array(containers)).utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     private static func strings(_ value: JSON?) -> [String]? {

@@ -112,7 +112,7 @@ public struct Injector: Sendable {
             report.explanation.append(kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
             reports.append(report)
         case .list(let itemKind):
-            _ = try ObjectPath.modify(at: ["items"], in: &object) { (items: inout JSON) throws(InjectionError) in
+            try ObjectPath.modify(at: ["items"], in: &object) { (items: inout JSON) throws(InjectionError) in
                 guard case .array(var list) = items else { return }
                 items = .null
                 defer { items = .array(list) }
@@ -130,8 +130,9 @@ public struct Injector: Sendable {
                                      message: "\(kindName) \"\(header.displayName)\": \(error.missingPath) \(error.problem)")
             }
             report.templatePointer = pointer + tokens
+            if kind != .pod { report.warnings += Self.misplacedSettings(in: object) }
             do {
-                _ = try ObjectPath.modify(at: tokens[...], in: &object) { (template: inout JSON) throws(InjectionError) in
+                try ObjectPath.modify(at: tokens, in: &object) { (template: inout JSON) throws(InjectionError) in
                     try template.modifyObject { (template: inout JSONObject) throws(InjectionError) in
                         try body(&template, &report)
                     }
@@ -205,14 +206,16 @@ public struct Injector: Sendable {
 
         let annotations = try PodAnnotations(metadata["annotations"]?.objectValue, at: ["metadata", "annotations"])
         var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
-        try warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
+        warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
         report.warnings += try TemplateEditor.inject(plan, into: &injected)
         try Self.checkValidity(before: base, after: injected)
         report.mode = plan.mode
 
-        if previous != nil, injected == template {
+        let statusPath = ["metadata", "annotations", PodAnnotations.status]
+        if previous != nil,
+           ObjectPath.value(at: statusPath, in: .object(injected)) == ObjectPath.value(at: statusPath, in: .object(template)) {
             report.reason = .alreadyInjected
             report.explanation.append("the existing injection matches the current settings: nothing to change")
         } else {
@@ -265,7 +268,11 @@ public struct Injector: Sendable {
 
     /// Settings that this pod or server cannot honour, said out loud rather than failing the pod.
     private func warnAboutTiming(_ plan: inout ProxyPlan, spec: JSONObject, kubeVersion: KubernetesVersion?,
-                                 warnings: inout [String]) throws(InjectionError) {
+                                 warnings: inout [String]) {
+        if plan.mode == .native, let kubeVersion, kubeVersion < LifecycleMode.nativeSince {
+            warnings.append("native sidecars are off by default before Kubernetes 1.29 (server is \(kubeVersion)): "
+                + "the apiserver may reject the pod or drop restartPolicy and leave it stuck in Init; use legacy mode")
+        }
         let delay = plan.proxy.drainDelaySeconds
         if delay > 0, plan.mode == .native, let kubeVersion, kubeVersion < Self.sleepActionSince {
             warnings.append("drain delay of \(delay)s not applied: the preStop sleep action needs Kubernetes 1.30, server is \(kubeVersion)")
@@ -290,6 +297,18 @@ public struct Injector: Sendable {
                                  message: "annotation tandem.io/status: not a status record this version of tandem wrote")
         }
         return status
+    }
+
+    /// `tandem.io/*` on a Deployment's own metadata does nothing (only the pod template's
+    /// counts); users put it there often enough that silence would hide the mistake.
+    private static func misplacedSettings(in workload: JSON) -> [String] {
+        var warnings: [String] = []
+        for map in ["annotations", "labels"] {
+            for key in workload["metadata"]?[map]?.objectValue?.keys ?? [] where key.hasPrefix(PodAnnotations.prefix) {
+                warnings.append("\(map.dropLast()) \(key) on the workload itself has no effect: put it on the pod template's metadata")
+            }
+        }
+        return warnings
     }
 
     static func foreignSidecar(containers: [JSON], initContainers: [JSON]) -> String? {

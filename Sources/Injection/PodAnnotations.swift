@@ -114,8 +114,10 @@ struct PodAnnotations: Sendable, Equatable {
     }
 
     static func seconds(_ text: String) -> Int? {
-        guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return Int(text)
+        guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let seconds = Int(text), seconds <= 86_400
+        else { return nil }
+        return seconds
     }
 
     /// The known key nearest to a misspelt one, if it is close enough to be a typo.

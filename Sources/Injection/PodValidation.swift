@@ -5,10 +5,12 @@ import Document
 /// yield a valid-looking pod. Messages name containers by name, so the problems of a pod before
 /// and after injection can be compared.
 public enum PodValidation {
-    public static func problems(in podSpec: JSON) -> [String] {
+    /// `providedVolumes` names volumes a controller adds when it makes the pod: a StatefulSet's
+    /// `volumeClaimTemplates`, when checking its template.
+    public static func problems(in podSpec: JSON, providedVolumes: Set<String> = []) -> [String] {
         guard let spec = podSpec.objectValue else { return ["the pod spec is \(podSpec.typeName), not an object"] }
         var problems: [String] = []
-        let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems)
+        let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems).union(providedVolumes)
 
         var containerNames = Set<String>()
         var portOwners: [String: String] = [:]

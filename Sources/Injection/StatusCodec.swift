@@ -60,7 +60,13 @@ enum StatusCodec {
         var parser = Parser(scalars: Array(text.unicodeScalars))
         guard let value = parser.value() else { return nil }
         parser.skipSpace()
-        return parser.index == parser.scalars.count ? value : nil
+        return accept(parser.index == parser.scalars.count, value)
+    }
+
+    /// `value` when `ok`. (A ternary with `nil` would build JSON's null: JSON is nil-literal expressible.)
+    private static func accept(_ ok: Bool, _ value: JSON) -> JSON? {
+        guard ok else { return Optional.none }
+        return value
     }
 
     private struct Parser {
@@ -100,7 +106,7 @@ enum StatusCodec {
                     object.appendUnchecked(key: key, value: member)
                     skipSpace()
                 } while consume(",")
-                return consume("}") ? .object(object) : nil
+                return StatusCodec.accept(consume("}"), .object(object))
             case "[":
                 index += 1
                 depth += 1
@@ -113,12 +119,12 @@ enum StatusCodec {
                     array.append(element)
                     skipSpace()
                 } while consume(",")
-                return consume("]") ? .array(array) : nil
+                return StatusCodec.accept(consume("]"), .array(array))
             case "\"":
                 return string().map(JSON.string)
-            case "t": return consume("true") ? .bool(true) : nil
-            case "f": return consume("false") ? .bool(false) : nil
-            case "n": return consume("null") ? .null : nil
+            case "t": return StatusCodec.accept(consume("true"), .bool(true))
+            case "f": return StatusCodec.accept(consume("false"), .bool(false))
+            case "n": return StatusCodec.accept(consume("null"), .null)
             default:
                 let start = index
                 while index < scalars.count, "+-0123456789.eE".unicodeScalars.contains(scalars[index]) { index += 1 }

@@ -47,6 +47,8 @@ enum TemplateEditor {
             try spec.modifyObject { (spec: inout JSONObject) throws(InjectionError) in
                 firstAppContainer = spec["containers"]?.arrayValue?.first?["name"]?.stringValue
                 let proxy = proxyContainer(plan)
+                status.fingerprint = InjectionStatus.fingerprint(
+                    of: plan.mode == .native ? [proxy] : [proxy, initContainer(plan)])
                 switch plan.mode {
                 case .native:
                     try prepend(proxy, to: "initContainers", of: &spec, status: &status)
@@ -300,7 +302,7 @@ enum TemplateEditor {
         template = JSONObject()
         for created in status.created.reversed() {
             guard let key = created.path.last else { continue }
-            _ = ObjectPath.modify(at: created.path.dropLast()[...], in: &root) { parent in
+            ObjectPath.modify(at: created.path.dropLast(), in: &root) { parent in
                 parent.modifyObject { parent in
                     guard let value = parent[key], isEmpty(value) else { return }
                     // JSON is nil-literal expressible, so spell out "remove the key".

@@ -32,9 +32,9 @@ public struct ObjectHeader: Sendable, Equatable {
     }
 }
 
-/// Labels and annotations of a metadata object. Setting nil removes a key; the map itself is
-/// created when first needed and removed when it becomes empty only if the caller asks, since
-/// callers that must restore a document exactly track what they created.
+/// Labels and annotations of a metadata object. Setting nil removes a key. The map is created
+/// when first needed but never removed when it becomes empty: callers that must restore a
+/// document exactly know whether it existed before, and these helpers cannot.
 public enum Metadata {
     public static func annotation(_ key: String, in metadata: JSONObject) -> String? {
         metadata["annotations"]?[key]?.stringValue

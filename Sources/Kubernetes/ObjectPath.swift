@@ -21,12 +21,21 @@ public enum ObjectPath {
         return current
     }
 
+    /// Runs `body` on the value at `tokens` in place; nil (and nothing changed) when the path is missing.
+    @discardableResult
+    public static func modify<Result, Failure: Error>(
+        at tokens: [String], in root: inout JSON, _ body: (inout JSON) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        try modify(at: tokens[...], in: &root, body)
+    }
+
     /// Runs `body` on the value at `tokens` in place; returns nil (and changes nothing) when the
     /// path is missing.
     ///
     /// Each level is moved out of its parent before it is changed and put back after, so the
     /// value being edited is never shared and nothing is copied: editing one member of a pod with
     /// thousands of env vars stays linear.
+    @discardableResult
     public static func modify<Result, Failure: Error>(
         at tokens: ArraySlice<String>, in root: inout JSON,
         _ body: (inout JSON) throws(Failure) -> Result

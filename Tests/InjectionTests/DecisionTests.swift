@@ -127,7 +127,7 @@ import Testing
     @Test func skipKeepsAPreviousInjectionAndSaysSo() throws {
         let (injected, _) = try injectOne(Fixtures.simplePod())
         var optedOut = injected
-        _ = ObjectPath.modify(at: ["metadata", "annotations"], in: &optedOut) { annotations in
+        ObjectPath.modify(at: ["metadata", "annotations"], in: &optedOut) { annotations in
             annotations.modifyObject { $0["tandem.io/inject"] = "disabled" }
         }
         let (object, report) = try injectOne(optedOut)

@@ -96,6 +96,26 @@ enum Fixtures {
         ]),
         cronJob(spec: ["restartPolicy": "OnFailure", "containers": [container("batch", command: ["/run", "--once"])]]),
         job(spec: ["restartPolicy": "Never", "containers": [container("batch")]]),
+        pod(annotations: nil, labels: nil, spec: [
+            "containers": [container("app", extra: ["command": [], "args": ["serve"]])],
+            "hostNetwork": false, "dnsPolicy": "ClusterFirst",
+        ]),
+        ["apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ["name": "db"], "spec": [
+            "serviceName": "db",
+            "template": ["metadata": ["annotations": ["backup": "daily"], "labels": nil], "spec": [
+                "securityContext": ["fsGroup": 999],
+                "containers": [container("postgres", command: ["postgres", "-c", "fsync=on"], ports: [5432],
+                                         extra: ["volumeMounts": [["name": "pgdata", "mountPath": "/var/lib/postgresql"]]])],
+            ]],
+            "volumeClaimTemplates": [["metadata": ["name": "pgdata"], "spec": ["accessModes": ["ReadWriteOnce"]]]],
+        ]],
+        ["apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": ["name": "agent"], "spec": ["template": [
+            "spec": ["containers": [
+                container("agent", command: ["/agent"], extra: ["readinessProbe": ["httpGet": ["path": "/", "port": "http"]],
+                                                                 "ports": [["name": "http", "containerPort": 9100]]]),
+                container("reloader", command: ["/reload"]),
+            ], "volumes": [["name": "config", "configMap": ["name": "agent"]]]],
+        ]]],
     ]
 
     static func job(spec: JSON) -> JSON {

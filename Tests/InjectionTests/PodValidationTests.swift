@@ -1,0 +1,100 @@
+import Document
+@testable import Injection
+import Kubernetes
+import Testing
+
+@Suite struct PodValidationTests {
+    @Test func acceptsAPlainPod() {
+        #expect(PodValidation.problems(in: ["containers": [Fixtures.container("app", ports: [8080])]]) == [])
+    }
+
+    @Test(arguments: [
+        (["containers": []], ["spec.containers is empty"]),
+        ([:], ["spec.containers is missing"]),
+        (["containers": "app"], ["spec.containers is a string, not an array"]),
+        (["containers": [["image": "x"]]], ["containers[0] has no name"]),
+        (["containers": [["name": "a"]]], ["container \"a\" has no image"]),
+        (["containers": [Fixtures.container("a")], "initContainers": [Fixtures.container("a")]],
+         ["container name \"a\" is used twice"]),
+        (["volumes": [["name": "v"], ["name": "v"]], "containers": [Fixtures.container("a")]], ["volume name \"v\" is used twice"]),
+        (["containers": [Fixtures.container("a", extra: ["volumeMounts": [["name": "data", "mountPath": "/d"]]])]],
+         ["container \"a\": volumeMount \"data\" refers to no volume"]),
+        (["volumes": [["name": "v"]], "containers": [Fixtures.container("a", extra: [
+            "volumeMounts": [["name": "v", "mountPath": "/d"], ["name": "v", "mountPath": "/d"]]])]],
+         ["container \"a\": mountPath /d is used twice"]),
+        (["containers": [Fixtures.container("a", ports: [8080]), Fixtures.container("b", ports: [8080])]],
+         ["container \"b\": port 8080/TCP is also declared by container \"a\""]),
+        (["containers": [Fixtures.container("a", extra: ["ports": [["name": "http", "containerPort": 80], ["name": "http", "containerPort": 81]]])]],
+         ["container \"a\": port name \"http\" is used twice"]),
+        (["containers": [Fixtures.container("a", extra: ["ports": [["name": "Much-Too-Long-Name", "containerPort": 80]]])]],
+         ["container \"a\": port name \"Much-Too-Long-Name\" is not a valid port name"]),
+        (["containers": [Fixtures.container("a", extra: ["ports": [["containerPort": 0]]])]],
+         ["container \"a\": a port has no containerPort 1-65535"]),
+        (["containers": [Fixtures.container("a", extra: ["readinessProbe": ["httpGet": ["path": "/", "port": "http"]]])]],
+         ["container \"a\": readinessProbe uses port \"http\", which is not declared"]),
+        (["containers": [Fixtures.container("a", extra: ["livenessProbe": ["tcpSocket": ["port": 70000]]])]],
+         ["container \"a\": livenessProbe port 70000 is not 1-65535"]),
+        (["containers": [Fixtures.container("a", extra: ["restartPolicy": "Always"])]],
+         ["container \"a\": restartPolicy is only allowed on init containers"]),
+        (["containers": [Fixtures.container("a")], "initContainers": [Fixtures.container("i", extra: ["restartPolicy": "Never"])]],
+         ["container \"i\": restartPolicy must be Always, not \"Never\""]),
+        (["containers": [Fixtures.container("a")], "initContainers": [Fixtures.container("i", extra: ["startupProbe": ["exec": ["command": ["true"]]]])]],
+         ["container \"i\": probes and lifecycle hooks are only allowed on sidecar init containers"]),
+        (["containers": [Fixtures.container("a", extra: ["lifecycle": ["preStop": [:]]])]],
+         ["container \"a\": preStop must have exactly one action"]),
+        (["containers": [Fixtures.container("a", extra: ["lifecycle": ["postStart": ["exec": ["command": []]]]])]],
+         ["container \"a\": postStart exec command must be a non-empty list of strings"]),
+        (["containers": [Fixtures.container("a", extra: ["lifecycle": ["preStop": ["sleep": ["seconds": "5"]]]])]],
+         ["container \"a\": preStop sleep seconds must be a whole number"]),
+        (["containers": [Fixtures.container("a", extra: ["env": [["value": "1"]]])]], ["container \"a\": an env var has no name"]),
+    ] as [(JSON, [String])])
+    func findsProblems(spec: JSON, expected: [String]) {
+        #expect(PodValidation.problems(in: spec) == expected)
+    }
+
+    @Test func plainInitContainersMayReusePorts() {
+        let spec: JSON = ["initContainers": [Fixtures.container("i", ports: [8080])], "containers": [Fixtures.container("a", ports: [8080])]]
+        #expect(PodValidation.problems(in: spec) == [])
+    }
+
+    @Test func injectionRefusesToBreakAPod() {
+        let clash = Fixtures.pod(spec: ["containers": [Fixtures.container("app", ports: [15021])]])
+        #expect(injectionError { _ = try Injector().inject(object: clash) } == InjectionError(
+            pointer: ["spec"],
+            message: "injecting would make an invalid pod: container \"app\": port 15021/TCP is also declared by container \"tandem-proxy\""))
+
+        let mount = Fixtures.pod(spec: [
+            "volumes": [["name": "tools", "emptyDir": [:]]],
+            "containers": [Fixtures.container("app", command: ["/app"], extra: ["volumeMounts": [["name": "tools", "mountPath": "/tandem/bin"]]])],
+        ])
+        #expect(injectionError { _ = try Injector().inject(object: mount, lifecycle: .legacy) }?.message
+            == "injecting would make an invalid pod: container \"app\": mountPath /tandem/bin is used twice")
+        #expect(injectionError { _ = try Injector().inject(object: mount, lifecycle: .native) } == nil)
+    }
+
+    @Test func alreadyBrokenPodsAreNotBlamedOnInjection() throws {
+        let broken = Fixtures.pod(spec: ["containers": [Fixtures.container("app", extra: ["volumeMounts": [["name": "gone", "mountPath": "/x"]]])]])
+        let (_, report) = try injectOne(broken)
+        #expect(report.reason == .injected)
+    }
+
+    @Test(arguments: [("containers", "tandem-proxy"), ("initContainers", "tandem-init"), ("volumes", "tandem-bin")])
+    func reservedNamesWithoutAStatusAreErrors(list: String, name: String) {
+        var spec = JSONObject([("containers", [Fixtures.container("app")])])
+        spec[list] = .array((spec[list]?.arrayValue ?? []) + [["name": .string(name), "image": "x"]])
+        let index = list == "containers" ? 1 : 0
+        let pod = Fixtures.pod(spec: .object(spec))
+        #expect(injectionError { _ = try Injector().inject(object: pod) } == InjectionError(
+            pointer: ["spec", list, String(index), "name"],
+            message: "spec.\(list)[\(index)] is named \(name), which tandem reserves, but no tandem.io/status annotation records it"))
+    }
+
+    @Test func wrongShapesAreErrors() {
+        let pod = Fixtures.pod(spec: ["containers": [Fixtures.container("app")], "initContainers": "none"])
+        #expect(injectionError { _ = try Injector().inject(object: pod) }
+            == InjectionError(pointer: ["spec", "initContainers"], message: "spec.initContainers must be an array, not a string"))
+        let annotations: JSON = ["kind": "Pod", "metadata": ["annotations": "x"], "spec": ["containers": [Fixtures.container("app")]]]
+        #expect(injectionError { _ = try Injector().inject(object: annotations) }
+            == InjectionError(pointer: ["metadata", "annotations"], message: "metadata.annotations must be an object, not a string"))
+    }
+}
