@@ -70,11 +70,11 @@ struct InjectionStatus: Sendable, Equatable {
         return .object(object)
     }
 
-    var annotationValue: String { StatusCodec.encode(json) }
+    var annotationValue: String { JSONWriter.string(json) }
 
     /// Reads a record written by `annotationValue`; nil for anything else.
     init?(annotationValue text: String) {
-        guard let json = StatusCodec.decode(text),
+        guard let json = try? JSONReader.parse(text),
               json["version"]?.numberText == String(Self.formatVersion),
               let mode = json["mode"]?.stringValue.flatMap(SidecarMode.init(rawValue:)),
               let image = json["image"]?.stringValue,
@@ -120,7 +120,7 @@ struct InjectionStatus: Sendable, Equatable {
     /// platforms, unlike Swift's seeded `Hasher`.
     static func fingerprint(of containers: [JSON]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in StatusCodec.encode(.array(containers)).utf8 {
+        for byte in JSONWriter.write(.array(containers)) {
             hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
         }
         let hex = String(hash, radix: 16)

@@ -17,7 +17,7 @@ func orderedEqual(_ a: JSON, _ b: JSON) -> Bool {
 }
 
 /// Compact text of a value, for failure messages.
-func text(_ value: JSON) -> String { StatusCodec.encode(value) }
+func text(_ value: JSON) -> String { JSONWriter.string(value) }
 
 func value(_ root: JSON, _ path: String...) -> JSON? {
     ObjectPath.value(at: path, in: root)
