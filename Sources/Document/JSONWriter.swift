@@ -6,6 +6,7 @@
 public enum JSONWriter {
     public static func write(_ value: JSON, indent: Int = 0) -> [UInt8] {
         var buffer: [UInt8] = []
+        buffer.reserveCapacity(4096)
         write(value, indent: indent, into: &buffer)
         return buffer
     }
@@ -90,6 +91,8 @@ public enum JSONWriter {
         }
     }
 
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
     static func writeString(_ string: String, into buffer: inout [UInt8]) {
         var string = string
@@ -110,9 +113,9 @@ public enum JSONWriter {
                 case 0x0D: buffer.append(UInt8(ascii: "r"))
                 case 0x09: buffer.append(UInt8(ascii: "t"))
                 default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    buffer.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                               hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                    buffer.append(contentsOf: "u00".utf8)
+                    buffer.append(hexDigits[Int(byte >> 4)])
+                    buffer.append(hexDigits[Int(byte & 0xF)])
                 }
             }
             buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))

@@ -1,2 +1,4 @@
 /// Every benchmark by name; each file adds its entry here.
-let benchmarks: [String: @Sendable ([String]) -> Void] = [:]
+let benchmarks: [String: @Sendable ([String]) -> Void] = [
+    "json": runJSONBenchmark,
+]
