@@ -168,3 +168,58 @@ struct JSONReaderTests {
         }
     }
 }
+
+/// Random inputs: the reader agrees with the standard library on UTF-8 and never crashes.
+struct JSONReaderRandomInputTests {
+    private struct Bytes: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state ^ (state >> 29)
+        }
+    }
+
+    @Test func acceptsExactlyTheValidUTF8Strings() throws {
+        var random = Bytes(state: 7)
+        let pieces: [[UInt8]] = [[0x61], [0xC3, 0xA9], [0xE4, 0xB8, 0xAD], [0xF0, 0x9F, 0x98, 0x80], [0x80], [0xBF],
+                                 [0xC0], [0xC1], [0xE0, 0x80], [0xED, 0xA0], [0xF4, 0x90], [0xF5], [0xFF], [0xE2, 0x82]]
+        for _ in 0..<3000 {
+            var content: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...6, using: &random) {
+                content += pieces.randomElement(using: &random)!
+            }
+            let expected = String(validating: content, as: UTF8.self)
+            let parsed = try? JSONReader.parse([UInt8(ascii: "\"")] + content + [UInt8(ascii: "\"")])
+            #expect(parsed == expected.map(JSON.string), "\(content)")
+        }
+    }
+
+    @Test func corruptedDocumentsThrowInsteadOfCrashing() throws {
+        let original = Array(#"{"a":[1,-2.5e3,"x\"y\u00e9",{"b":null,"c":true}],"d":"é"}"#.utf8)
+        let alphabet = Array(#"{}[]:,"\ u0123456789-+.eEtrufalsn"#.utf8) + [0x00, 0x0A, 0xC3, 0xFF]
+        var random = Bytes(state: 11)
+        var rejected = 0
+        for _ in 0..<5000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let position = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes[position] = alphabet.randomElement(using: &random)!
+                case 1: bytes.remove(at: position)
+                default: bytes.insert(alphabet.randomElement(using: &random)!, at: position)
+                }
+            }
+            do {
+                let value = try JSONReader.parse(bytes)
+                #expect(try JSONReader.parse(JSONWriter.write(value)) == value)
+            } catch {
+                #expect(error.offset <= bytes.count)
+                rejected += 1
+            }
+        }
+        #expect(rejected > 3000)
+        for length in 0..<original.count {
+            #expect(throws: JSONParseError.self) { try JSONReader.parse(Array(original[..<length])) }
+        }
+    }
+}
