@@ -7,33 +7,30 @@ public enum JSONReader {
     /// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
     public static let defaultMaxDepth = 512
 
-    /// Parses exactly one JSON value, with optional whitespace around it.
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        try bytes.withUnsafeBufferPointer { buffer in
-            parseOne(buffer, maxDepth: maxDepth)
-        }.get()
-    }
-
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        try parseOne(bytes.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth).get()
+    /// Parses exactly one JSON value, with optional whitespace around it, from any bytes:
+    /// `[UInt8]`, an `ArraySlice` of a request body, an `UnsafeRawBufferPointer`.
+    public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
+        try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth) }.get()
     }
 
     public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        var text = text
-        return try text.withUTF8 { buffer in parseOne(buffer, maxDepth: maxDepth) }.get()
+        try parse(text.utf8, maxDepth: maxDepth)
     }
 
     /// Parses a stream of JSON values that follow each other directly or separated by whitespace,
     /// as `kubectl apply -f` and watch responses deliver them. An empty stream has no values.
-    public static func parseStream(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
-        try bytes.withUnsafeBufferPointer { buffer in
-            parseAll(buffer, maxDepth: maxDepth)
-        }.get()
+    public static func parseStream(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
+        try withContiguousBytes(bytes) { parseAll($0, maxDepth: maxDepth) }.get()
     }
 
     public static func parseStream(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
-        var text = text
-        return try text.withUTF8 { buffer in parseAll(buffer, maxDepth: maxDepth) }.get()
+        try parseStream(text.utf8, maxDepth: maxDepth)
+    }
+
+    private static func withContiguousBytes<Result>(_ bytes: some Collection<UInt8>,
+                                                    _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = bytes.withContiguousStorageIfAvailable(body) { return result }
+        return Array(bytes).withUnsafeBufferPointer(body)
     }
 
     private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<JSON, JSONParseError> {
@@ -162,7 +159,7 @@ private struct JSONParser {
 
     mutating func parseValue(depth: Int) throws(Failure) -> JSON {
         skipWhitespace()
-        guard index < bytes.count else { throw failure("unexpected end of input, expected a value") }
+        guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
@@ -192,6 +189,7 @@ private struct JSONParser {
         index += word.utf8CodeUnitCount
     }
 
+    /// Steps over the `{` or `[` that opens a container at `depth`, unless that is too deep.
     mutating func enter(_ depth: Int) throws(Failure) {
         if depth > maxDepth { throw failure("nesting is deeper than \(maxDepth) levels") }
         index += 1

@@ -29,6 +29,14 @@ struct JSONReaderTests {
         #expect(try JSONReader.parse(Array(input.utf8)) == expected)
     }
 
+    @Test func readsAnyContiguousBytes() throws {
+        let body = Array("HTTP body: [1, {\"a\": \"b\"}]".utf8)
+        let expected: JSON = [1, ["a": "b"]]
+        #expect(try JSONReader.parse(body[11...]) == expected)
+        #expect(try body.withUnsafeBytes { bytes in try JSONReader.parse(bytes[11...]) } == expected)
+        #expect(try JSONReader.parse(body.dropFirst(11).lazy.map { $0 }) == expected)
+    }
+
     @Test func keepsObjectKeyOrder() throws {
         let value = try JSONReader.parse(#"{"z":1,"a":2,"m":3}"#)
         #expect(value.objectValue?.keys == ["z", "a", "m"])
