@@ -132,6 +132,8 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
+    /// Elements of the arrays being read, innermost last.
+    var elementStack: [JSON] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -215,7 +217,11 @@ private struct JSONParser {
             let keyOffset = index
             let key = try parseString()
             if seen == nil && object.count >= 16 { seen = Set(object.keys) }
-            let duplicate = if seen != nil { !seen!.insert(key).inserted } else { object.keys.contains(key) }
+            let duplicate = if seen != nil {
+                !seen!.insert(key).inserted
+            } else {
+                object.keys.contains { $0.utf8.count == key.utf8.count && $0 == key }
+            }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
             guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
@@ -241,16 +247,18 @@ private struct JSONParser {
 
     mutating func parseArray(depth: Int) throws(Failure) -> JSON {
         try enter(depth)
-        var elements: [JSON] = []
         if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
             index += 1
-            return .array(elements)
+            return .array([])
         }
+        // Elements collect on a stack shared by all arrays, so each array is allocated once.
+        let first = elementStack.count
         while true {
-            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            if elementStack.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
-            elements.append(try parseValue(depth: depth))
+            let element = try parseValue(depth: depth)
+            elementStack.append(element)
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or ']' after array element") }
             switch bytes[index] {
@@ -259,6 +267,8 @@ private struct JSONParser {
                 skipWhitespace()
             case UInt8(ascii: "]"):
                 index += 1
+                let elements = Array(elementStack[first...])
+                elementStack.removeSubrange(first...)
                 return .array(elements)
             default:
                 throw expected("',' or ']' after array element")
@@ -314,24 +324,32 @@ private struct JSONParser {
     /// are copied straight from the input.
     mutating func parseString() throws(Failure) -> String {
         let quote = index
-        index += 1
-        let start = index
-        var ascii = true
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let range = start..<index
-                index += 1
-                if ascii { return asciiString(range) }
-                try validateUTF8(range)
-                return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-            }
-            if byte == UInt8(ascii: "\\") { return try parseEscapedString(quote: quote, start: start, ascii: ascii) }
-            if byte < 0x20 { throw controlCharacter(byte) }
-            if byte >= 0x80 { ascii = false }
-            index += 1
+        let start = index + 1
+        // The scan runs on locals so the loop stays a load and three compares per byte.
+        let end = bytes.count
+        var position = start
+        var highBits: UInt8 = 0
+        while position < end {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            highBits |= byte
+            position += 1
         }
-        throw failure("unterminated string", at: quote)
+        index = position
+        guard position < end else { throw failure("unterminated string", at: quote) }
+        let ascii = highBits < 0x80
+        switch bytes[position] {
+        case UInt8(ascii: "\""):
+            let range = start..<position
+            index += 1
+            if ascii { return asciiString(range) }
+            try validateUTF8(range)
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        case UInt8(ascii: "\\"):
+            return try parseEscapedString(quote: quote, start: start, ascii: ascii)
+        case let byte:
+            throw controlCharacter(byte)
+        }
     }
 
     func controlCharacter(_ byte: UInt8) -> Failure {
