@@ -172,7 +172,7 @@ extension JSONPatchOperation {
         case .remove(let path):
             _ = try Self.remove(at: path, in: &document)
         case .replace(let path, let value):
-            try Self.modify(&document, at: path, depth: 0) { (target: inout JSON) throws(JSONPointerError) in
+            try Self.modify(&document, at: path, tokenCount: path.tokens.count) { (target: inout JSON) throws(JSONPointerError) in
                 target = value
             }
         case .move(let from, let path):
@@ -201,7 +201,7 @@ extension JSONPatchOperation {
             document = value
             return
         }
-        try modifyParent(of: path, in: &document) { (container: inout JSON) throws(JSONPointerError) in
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
             switch container {
             case .object(var object):
                 container = .null
@@ -234,7 +234,8 @@ extension JSONPatchOperation {
             throw JSONPointerError("cannot remove the document root")
         }
         var removed = JSON.null
-        try modifyParent(of: path, in: &document) { (container: inout JSON) throws(JSONPointerError) in
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
+            // Looking the value up first also proves that an array token is a valid index.
             removed = try container.child(last, in: path, depth: path.tokens.count - 1)
             switch container {
             case .object(var object):
@@ -252,18 +253,13 @@ extension JSONPatchOperation {
         return removed
     }
 
-    static func modifyParent(of path: JSONPointer, in document: inout JSON,
-                             _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
-        try modify(&document, at: path, depth: 0, limit: path.tokens.count - 1, body)
-    }
-
-    /// Runs `body` on the value at the first `limit` tokens of `path` in place. Each container
-    /// on the way is detached from its parent while it changes, so only the containers on the
-    /// path are copied, never the rest of the document.
-    static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int, limit: Int? = nil,
+    /// Runs `body` in place on the value named by the first `tokenCount` tokens of `path` (all of
+    /// them for the value itself, all but the last for its container). Each container on the way
+    /// is detached from its parent while it changes, so only the containers on the path are
+    /// copied, never the rest of the document.
+    static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int = 0, tokenCount: Int,
                        _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
-        let limit = limit ?? path.tokens.count
-        guard depth < limit else {
+        guard depth < tokenCount else {
             try body(&value)
             return
         }
@@ -276,13 +272,13 @@ extension JSONPatchOperation {
             value = .null
             object[token] = .null
             defer { value = .object(object) }
-            try modify(&child, at: path, depth: depth + 1, limit: limit, body)
+            try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, body)
             object[token] = child
         case .array(var elements):
             let index = try JSONPointer.existingIndex(token, count: elements.count, in: path, depth: depth)
             value = .null
             defer { value = .array(elements) }
-            try modify(&elements[index], at: path, depth: depth + 1, limit: limit, body)
+            try modify(&elements[index], at: path, depth: depth + 1, tokenCount: tokenCount, body)
         default:
             throw JSONPointer.notFound(path, depth: depth, "\(value.typeName) has no members")
         }
