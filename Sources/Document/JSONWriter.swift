@@ -42,8 +42,11 @@ public enum JSONWriter {
                 writeCompact(elements[index], into: &buffer)
             }
             buffer.append(UInt8(ascii: "]"))
-        default:
-            writeScalar(value, into: &buffer)
+        case .string(let string): writeString(string, into: &buffer)
+        case .number(let text): buffer.append(contentsOf: text.utf8)
+        case .bool(true): buffer.append(contentsOf: "true".utf8)
+        case .bool(false): buffer.append(contentsOf: "false".utf8)
+        case .null: buffer.append(contentsOf: "null".utf8)
         }
     }
 
@@ -78,17 +81,6 @@ public enum JSONWriter {
     private static func newline(_ spaces: Int, into buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "\n"))
         buffer.append(contentsOf: repeatElement(UInt8(ascii: " "), count: spaces))
-    }
-
-    private static func writeScalar(_ value: JSON, into buffer: inout [UInt8]) {
-        switch value {
-        case .null: buffer.append(contentsOf: "null".utf8)
-        case .bool(true): buffer.append(contentsOf: "true".utf8)
-        case .bool(false): buffer.append(contentsOf: "false".utf8)
-        case .number(let text): buffer.append(contentsOf: text.utf8)
-        case .string(let string): writeString(string, into: &buffer)
-        case .array, .object: writeCompact(value, into: &buffer)
-        }
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
