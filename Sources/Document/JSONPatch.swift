@@ -364,10 +364,12 @@ private struct DecimalValue: Equatable {
 extension JSONPatch {
     /// A small patch that turns `source` into `target`, in time linear in their size.
     ///
-    /// Objects are compared member by member. Arrays of equal length are compared element by
-    /// element; otherwise the common prefix and suffix are kept, paired elements of the changed
-    /// middle are compared, and the rest of the middle is removed (highest index first) or added
-    /// (`/-` when appending). There is no move detection: it would cost quadratic time.
+    /// Objects are compared member by member. Arrays keep their common prefix and suffix of the
+    /// same items (equal values, or objects with the same `name`) and compare those items; the
+    /// changed middle is compared pairwise by index and the rest of it is removed (highest index
+    /// first) or added (`/-` when appending). So appending, inserting or removing a container or
+    /// an env var gives one operation, and equal lengths compare index by index. There is no
+    /// move detection: it would cost quadratic time.
     public static func diff(from source: JSON, to target: JSON) -> JSONPatch {
         var differ = Differ()
         differ.diff(source, target)
@@ -423,21 +425,23 @@ private struct Differ {
     }
 
     mutating func diffArrays(_ source: [JSON], _ target: [JSON]) {
+        let shorter = min(source.count, target.count)
         var prefix = 0
+        while prefix < shorter && Self.isSameItem(source[prefix], target[prefix]) { prefix += 1 }
         var suffix = 0
-        if source.count != target.count {
-            let shorter = min(source.count, target.count)
-            while prefix < shorter && source[prefix] == target[prefix] { prefix += 1 }
-            while suffix < shorter - prefix
-                && source[source.count - 1 - suffix] == target[target.count - 1 - suffix] { suffix += 1 }
-        }
+        while suffix < shorter - prefix
+            && Self.isSameItem(source[source.count - 1 - suffix], target[target.count - 1 - suffix]) { suffix += 1 }
         let sourceMiddle = source.count - prefix - suffix
         let targetMiddle = target.count - prefix - suffix
         let paired = min(sourceMiddle, targetMiddle)
-        for offset in 0..<paired {
-            path.append(String(prefix + offset))
-            diff(source[prefix + offset], target[prefix + offset])
-            path.removeLast()
+        // Matched and paired items are compared at their current indices, before anything is
+        // removed or inserted in front of them.
+        for index in 0..<(prefix + paired) {
+            diffElement(at: index, source[index], target[index])
+        }
+        let shift = target.count - source.count
+        for index in (source.count - suffix)..<source.count {
+            diffElement(at: index, source[index], target[index + shift])
         }
         for index in stride(from: prefix + sourceMiddle - 1, through: prefix + paired, by: -1) {
             path.append(String(index))
@@ -449,5 +453,20 @@ private struct Differ {
             operations.append(.add(path: pointer, value: target[index]))
             path.removeLast()
         }
+    }
+
+    mutating func diffElement(at index: Int, _ source: JSON, _ target: JSON) {
+        path.append(String(index))
+        diff(source, target)
+        path.removeLast()
+    }
+
+    /// Whether two array elements are the same item, perhaps changed: equal values, or objects
+    /// with the same string `name`, the key of Kubernetes lists (containers, env, volumes, ports).
+    static func isSameItem(_ source: JSON, _ target: JSON) -> Bool {
+        if case .object(let a) = source, case .object(let b) = target, let name = a["name"], case .string = name {
+            return b["name"] == name
+        }
+        return source == target
     }
 }

@@ -52,7 +52,31 @@ import Foundation
         print("  foundation  \(describe(foundation, bytes: bytes.count))")
         print("  ratio       \(format(foundation / tandem))x faster than Foundation")
     }
+    benchmarkDiff(fixtures: fixtures, rounds: rounds, sink: &sink)
     if sink == 42 { print("") }
+}
+
+/// What the webhook does per large pod after injecting: diff the original against the mutated
+/// pod, and apply the patch to prove it.
+private func benchmarkDiff(fixtures: String, rounds: Int, sink: inout Int) {
+    let path = fixtures + "/kube-apiserver-1.28.4/admission-requests/f-pod-create-1500-env.request.json"
+    guard let data = FileManager.default.contents(atPath: path) else { fatalError("cannot read \(path)") }
+    let pod = try! JSONReader.parse(data).value(at: JSONPointer(parsing: "/request/object"))
+    let injected = try! JSONPatch([
+        .add(path: JSONPointer(parsing: "/spec/containers/0"), value: ["name": "tandem-proxy", "image": "tandem:dev"]),
+        .add(path: JSONPointer(parsing: "/spec/containers/1/env/-"), value: ["name": "TANDEM", "value": "1"]),
+    ]).apply(to: pod)
+    var patch = JSONPatch()
+    let diff = medianNanoseconds(rounds: rounds, iterations: 100) {
+        patch = JSONPatch.diff(from: pod, to: injected)
+        sink &+= patch.operations.count
+    }
+    let apply = medianNanoseconds(rounds: rounds, iterations: 100) {
+        if case .object(let object) = try! patch.apply(to: pod) { sink &+= object.count }
+    }
+    print("f-pod-create-1500-env pod, sidecar and env var added, median of \(rounds) rounds:")
+    print("  diff        \(format(diff / 1000)) µs (\(patch.operations.count) operations)")
+    print("  apply       \(format(apply / 1000)) µs")
 }
 
 /// The median over `rounds` of the mean time of one call, in nanoseconds.

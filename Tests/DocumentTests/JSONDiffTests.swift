@@ -104,6 +104,13 @@ struct JSONDiffTests {
         (#"[1,2,3]"#, #"[1,{"x":1},5,3]"#, #"[{"op":"replace","path":"/1","value":{"x":1}},{"op":"add","path":"/2","value":5}]"#),
         (#"[{"a":1},{"b":1}]"#, #"[{"a":2},{"b":1}]"#, #"[{"op":"replace","path":"/0/a","value":2}]"#),
         (#"{"a":[1]}"#, #"{"a":{"0":1}}"#, #"[{"op":"replace","path":"/a","value":{"0":1}}]"#),
+        (#"[{"name":"app","image":"a:1"}]"#, #"[{"name":"proxy"},{"name":"app","image":"a:2"}]"#,
+         #"[{"op":"replace","path":"/0/image","value":"a:2"},{"op":"add","path":"/0","value":{"name":"proxy"}}]"#),
+        (#"[{"name":"a"},{"name":"b","v":1},{"name":"c"}]"#, #"[{"name":"a"},{"name":"c","v":2}]"#,
+         #"[{"op":"add","path":"/2/v","value":2},{"op":"remove","path":"/1"}]"#),
+        // Reordered items are compared by index: there is no move detection.
+        (#"[{"name":"a","v":1},{"name":"b"}]"#, #"[{"name":"b"},{"name":"a","v":1}]"#,
+         #"[{"op":"replace","path":"/0/name","value":"b"},{"op":"remove","path":"/0/v"},{"op":"replace","path":"/1/name","value":"a"},{"op":"add","path":"/1/v","value":1}]"#),
         (#"1"#, #""x""#, #"[{"op":"replace","path":"","value":"x"}]"#),
         (#"{"n":1}"#, #"{"n":1.0}"#, #"[{"op":"replace","path":"/n","value":1.0}]"#),
     ]
@@ -159,6 +166,7 @@ struct JSONDiffTests {
         let insertedEnv = try JSONPatch([.add(path: env.appending(index: 700), value: variable)]).apply(to: pod)
         let addedSidecar = try JSONPatch([
             .add(path: JSONPointer(parsing: "/spec/containers/0"), value: sidecar),
+            .add(path: JSONPointer(parsing: "/spec/containers/1/env/-"), value: variable),
             .add(path: JSONPointer(parsing: "/metadata/annotations"), value: ["tandem.io/status": "injected"]),
         ]).apply(to: pod)
 
@@ -169,7 +177,7 @@ struct JSONDiffTests {
                 patches.append(try expectDiffApplies(from: pod, to: target))
             }
         }
-        #expect(patches.map(\.operations.count) == [1, 1, 2])
+        #expect(patches.map(\.operations.count) == [1, 1, 3])
         #expect(JSONWriter.string(patches[0].json) ==
             #"[{"op":"add","path":"/spec/containers/0/env/-","value":{"name":"TANDEM_PROXY","value":"127.0.0.1:15001"}}]"#)
         #expect(patches[1].operations == [.add(path: env.appending(index: 700), value: variable)])
