@@ -126,7 +126,10 @@ struct JSONDiffTests {
             var generator = DocumentGenerator(random: SeededRandom(state: seed))
             let source = generator.value(depth: 4)
             let target = seed % 5 == 0 ? generator.value(depth: 4) : generator.edited(source)
-            _ = try expectDiffApplies(from: source, to: target)
+            let patch = try expectDiffApplies(from: source, to: target)
+            // A re-read target shares no storage with the source, so nothing is skipped unseen.
+            let reread = try JSONReader.parse(JSONWriter.write(target))
+            #expect(try expectDiffApplies(from: source, to: reread) == patch)
         }
     }
 
