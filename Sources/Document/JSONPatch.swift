@@ -346,7 +346,7 @@ private struct DecimalValue: Equatable {
             }
             exponentValue = parsed
         }
-        while digits.first == UInt8(ascii: "0") { digits.removeFirst() }
+        digits = Array(digits.drop { $0 == UInt8(ascii: "0") })
         exponent = exponentValue - fractionDigits
         while digits.last == UInt8(ascii: "0") {
             digits.removeLast()
