@@ -84,6 +84,12 @@ struct JSONReaderTests {
         ("\"\\ude00\"", "line 1, column 2: unpaired surrogate \\uDE00 in string"),
         ("[\"é\", {\"k\": \"\\q\"}]", "line 1, column 14: invalid escape '\\q' in string"),
         ("\u{FEFF}{}", "line 1, column 1: unexpected byte 0xEF, expected a value"),
+        ("[1,,2]", "line 1, column 4: unexpected character ',', expected a value"),
+        ("{,}", "line 1, column 2: expected a string as object key"),
+        ("[0x1]", "line 1, column 3: expected ',' or ']' after array element"),
+        ("[\"\\u00A\"]", "line 1, column 3: invalid \\u escape in string, expected 4 hex digits"),
+        ("[\"\\uD800\\uD800\"]", "line 1, column 3: unpaired surrogate \\uD800 in string"),
+        ("{\"a\":1}\n#", "line 2, column 1: unexpected character '#' after the JSON value"),
     ]
 
     @Test(arguments: rejected)
