@@ -1,8 +1,9 @@
 /// A strict RFC 8259 JSON reader that builds the ordered `JSON` value without Foundation.
 ///
-/// Strict, because an admission webhook must reject what the apiserver would reject rather than
-/// guess: duplicate keys, lone surrogates, invalid UTF-8, leading zeros, trailing commas and
-/// trailing garbage are all errors with a byte offset, a line and a column.
+/// Strict, because a document that two readers could understand differently must be refused,
+/// not guessed at: duplicate keys (which one wins?), lone surrogates and invalid UTF-8 (replaced
+/// how?), leading zeros, trailing commas and trailing garbage are all errors with a byte offset,
+/// a line and a column.
 public enum JSONReader {
     /// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
     public static let defaultMaxDepth = 512
