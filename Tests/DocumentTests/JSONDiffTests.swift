@@ -86,6 +86,23 @@ private func expectDiffApplies(from source: JSON, to target: JSON, sourceLocatio
     return patch
 }
 
+private func collectPaths(_ value: JSON, at pointer: JSONPointer, into paths: inout [JSONPointer]) {
+    switch value {
+    case .object(let object):
+        for (key, member) in object.members {
+            paths.append(pointer.appending(key))
+            collectPaths(member, at: pointer.appending(key), into: &paths)
+        }
+    case .array(let elements):
+        for (index, element) in elements.enumerated() {
+            paths.append(pointer.appending(index: index))
+            collectPaths(element, at: pointer.appending(index: index), into: &paths)
+        }
+    default:
+        break
+    }
+}
+
 struct JSONDiffTests {
     @Test func equalDocumentsNeedNoOperations() throws {
         let value: JSON = ["a": [1, ["b": nil]], "c": "d"]
@@ -131,6 +148,38 @@ struct JSONDiffTests {
             let reread = try JSONReader.parse(JSONWriter.write(target))
             #expect(try expectDiffApplies(from: source, to: reread) == patch)
         }
+    }
+
+    /// Random operations on random documents either apply or throw; none traps.
+    @Test func randomPatchesApplyOrThrow() throws {
+        var applied = 0
+        for seed in UInt64(0)..<2000 {
+            var generator = DocumentGenerator(random: SeededRandom(state: seed))
+            let document = generator.value(depth: 3)
+            var paths = [JSONPointer.root]
+            collectPaths(document, at: .root, into: &paths)
+            func randomPath() -> JSONPointer {
+                let base = paths.randomElement(using: &generator.random)!
+                switch Int.random(in: 0..<4, using: &generator.random) {
+                case 0: return base.appending(["-", "0", "7", "01", "x", ""].randomElement(using: &generator.random)!)
+                default: return base
+                }
+            }
+            let value = generator.value(depth: 1)
+            let operation: JSONPatchOperation = switch Int.random(in: 0..<6, using: &generator.random) {
+            case 0: .add(path: randomPath(), value: value)
+            case 1: .remove(path: randomPath())
+            case 2: .replace(path: randomPath(), value: value)
+            case 3: .move(from: randomPath(), path: randomPath())
+            case 4: .copy(from: randomPath(), path: randomPath())
+            default: .test(path: randomPath(), value: value)
+            }
+            if let result = try? JSONPatch([operation]).apply(to: document) {
+                applied += 1
+                _ = try expectDiffApplies(from: document, to: result)
+            }
+        }
+        #expect(applied > 500)
     }
 
     @Test func diffAppliesOnEditedFixturePods() throws {
