@@ -1,10 +1,11 @@
 import Document
 import Foundation
 import Testing
+import TestSupport
 
-/// The captured apiserver traffic under `/work/shared/fixtures` (or `$TANDEM_FIXTURES`).
+/// The captured apiserver traffic (see `SharedFixtures`).
 enum JSONFixtures {
-    static let root = ProcessInfo.processInfo.environment["TANDEM_FIXTURES"] ?? "/work/shared/fixtures"
+    static let root = SharedFixtures.root
 
     static func files(withSuffix suffix: String) -> [String] {
         let walker = FileManager.default.enumerator(atPath: root)
