@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "Injection", dependencies: ["Document", "Kubernetes"]),
         .target(name: "Net", dependencies: ["CTandemShim", "COpenSSL"]),
         .target(name: "Bridge", dependencies: ["Document", "Kubernetes"]),
-        .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net"]),
+        .target(name: "TandemCLI", dependencies: ["CYAML", "COpenSSL", "Document", "Kubernetes", "Injection", "Net"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
         .executableTarget(name: "TandemBench", dependencies: ["CYAML", "Document", "Injection", "Kubernetes"]),
 

@@ -11,6 +11,7 @@ public enum TandemCommand {
     Commands:
       inject      Add the proxy sidecar to workloads in manifests (files, folders, stdin).
       uninject    Remove exactly what inject added.
+      version     Print the version, source revision and library versions (also --version).
       help        Show this help, or a command's help: tandem help inject
 
     Run 'tandem <command> --help' for a command's options.
@@ -36,6 +37,9 @@ public enum TandemCommand {
                 return 0
             }
             return command.run(rest)
+        case "version", "--version":
+            Console.out(BuildInfo.summary)
+            return 0
         case "help", "-h", "--help":
             if let topic = rest.first, topic == "inject" || topic == "uninject" {
                 return run([topic, "--help"])

@@ -158,6 +158,17 @@ spec:
         #expect(result.stdout.hasPrefix("Usage: tandem"))
     }
 
+    @Test(arguments: [["version"], ["--version"]])
+    func versionNamesTheLibrariesActuallyLoaded(arguments: [String]) throws {
+        let result = try TandemProcess.run(arguments)
+        #expect(result.status == 0)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.first == "tandem 0.1.0")
+        #expect(lines.contains("libyaml: 0.2.5"))
+        #expect(lines.contains { $0.hasPrefix("openssl: OpenSSL 3.") })
+        #expect(lines.contains { $0.hasPrefix("revision: ") })
+    }
+
     @Test func explainPrintsEveryCheck() throws {
         let result = try TandemProcess.run(["inject", "-q", "--explain", "pod/web"], stdin: pod)
         #expect(result.status == 0)
