@@ -37,7 +37,7 @@ final class RawClient {
         while !done(received) {
             let count = Glibc.read(fd, &buffer, buffer.count)
             if count == 0 { return (received, true) }
-            if count < 0 { return (received, false) }
+            if count < 0 { return (received, errno == ECONNRESET) }  // reset counts as closed
             received += buffer[0..<count]
         }
         return (received, false)
