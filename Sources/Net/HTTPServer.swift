@@ -384,8 +384,9 @@ final class HTTPServerConnection: ConnectionDelegate {
     }
 
     func connectionDidReadEOF(_ connection: Connection) {
-        // A client that half-closes after its last request still gets the answer.
-        if phase == .responding { closeAfterResponse = true } else { connection.close() }
+        // A client that half-closes after its last request still gets the answer, but one that
+        // leaves a stream (a watch) is gone: end the stream so its producer stops.
+        if phase == .responding && stream == nil { closeAfterResponse = true } else { connection.close() }
     }
 
     func connectionWritabilityDidChange(_ connection: Connection) {
