@@ -184,6 +184,9 @@ public struct HTTPParser: Sendable {
                 let lineStart = base + scan.lineStart
                 if index == lineStart || input[index - 1] != cr { throw .bareLineFeed }
                 if index - 1 == lineStart {
+                    if startLine && scan.firstLineEnd == nil {
+                        throw kind == .request ? .invalidRequestLine : .invalidStatusLine
+                    }
                     return index + 1
                 }
                 if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = index - 1 - base }
