@@ -310,7 +310,7 @@ public struct HTTPParser: Sendable {
 
     private mutating func frameRequest(_ head: HTTPRequestHead) throws(HTTPParseError) {
         if head.version == .http1_1 {
-            let hosts = head.headers.values("host").count
+            let hosts = head.headers.count("host")
             if hosts == 0 { throw .missingHost }
             if hosts > 1 { throw .duplicateHost }
         }
