@@ -391,8 +391,9 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     func connectionWritabilityDidChange(_ connection: Connection) {
         if connection.isWritable {
+            // A stream (watch) may stay quiet for as long as it likes once the client drains.
+            setDeadline(phaseDeadline())
             if phase == .responding && stream == nil { return }
-            if phase != .responding { setDeadline(phaseDeadline()) }
             connection.resumeReading()
             if !pending.isEmpty && phase != .responding { processPending() }
         } else {

@@ -243,9 +243,3 @@ extension Duration {
         return parts.seconds &* 1_000_000_000 &+ parts.attoseconds / 1_000_000_000
     }
 }
-
-/// Writes a line to fd 2 (Swift 6 cannot reference the C `stderr` global).
-func writeStandardError(_ text: String) {
-    var line = text + "\n"
-    line.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
-}
