@@ -11,6 +11,7 @@ public enum TandemCommand {
     Commands:
       inject      Add the proxy sidecar to workloads in manifests (files, folders, stdin).
       uninject    Remove exactly what inject added.
+      bridge      Serve discovery to legacy hosts, Envoy and tandem proxies.
       version     Print the version, source revision and library versions (also --version).
       help        Show this help, or a command's help: tandem help inject
 
@@ -32,6 +33,13 @@ public enum TandemCommand {
         switch name {
         case "inject", "uninject":
             let command = InjectCommand(operation: name == "inject" ? .inject : .uninject)
+            if rest.contains("-h") || rest.contains("--help") {
+                Console.out(command.help)
+                return 0
+            }
+            return command.run(rest)
+        case "bridge":
+            let command = BridgeCommand()
             if rest.contains("-h") || rest.contains("--help") {
                 Console.out(command.help)
                 return 0
