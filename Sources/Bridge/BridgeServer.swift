@@ -156,11 +156,13 @@ public final class BridgeServer: Sendable {
 
     private func wake(_ state: inout State, services: [String]) {
         guard !services.isEmpty, !state.waiters.isEmpty else { return }
-        let changed = Set(services)
+        // One body per changed service, however many wait on it.
+        var bodies: [String: [UInt8]] = [:]
+        for service in services { bodies[service] = watchBody(service, registry: state.registry) }
         var remaining: [Waiter] = []
         for waiter in state.waiters {
-            if changed.contains(waiter.service) {
-                waiter.writer.write(watchBody(waiter.service, registry: state.registry))
+            if let body = bodies[waiter.service] {
+                waiter.writer.write(body)
                 waiter.writer.finish()
             } else {
                 remaining.append(waiter)
