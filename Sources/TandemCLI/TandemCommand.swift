@@ -11,6 +11,9 @@ public enum TandemCommand {
     Commands:
       inject      Add the proxy sidecar to workloads in manifests (files, folders, stdin).
       uninject    Remove exactly what inject added.
+      supervise   Run an app container's command after its proxy is ready; stop the proxy after it exits.
+      await       Wait for the proxy to be ready, or (--app-exit) for the app side to finish.
+      install     Copy this binary into a folder (the tandem-init container).
       help        Show this help, or a command's help: tandem help inject
 
     Run 'tandem <command> --help' for a command's options.
@@ -36,8 +39,14 @@ public enum TandemCommand {
                 return 0
             }
             return command.run(rest)
+        case "supervise":
+            return SuperviseCommand.run(rest)
+        case "await":
+            return AwaitCommand.run(rest)
+        case "install":
+            return InstallCommand.run(rest)
         case "help", "-h", "--help":
-            if let topic = rest.first, topic == "inject" || topic == "uninject" {
+            if let topic = rest.first, ["inject", "uninject", "supervise", "await", "install"].contains(topic) {
                 return run([topic, "--help"])
             }
             Console.out(usage)
