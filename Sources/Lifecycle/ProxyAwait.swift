@@ -30,8 +30,9 @@ public enum ProxyAwait {
                                   log: LogSink, done: (AdminOutcome) -> Bool) throws(SystemError) -> Outcome {
         let deadline = timeout.map { NanoTime.now() + $0 }
         let group = try EventLoopGroup(threads: 1)
-        defer { group.shutdown() }
         let admin = ProxyAdmin(loop: group.loops[0], requestTimeout: requestTimeout)
+        // Net's pooled connections hold their client unowned: stop the loop before the client goes.
+        defer { withExtendedLifetime(admin) { group.shutdown() } }
         let answers = try Mailbox<AdminOutcome>()
         var polls = 0
         var lastAnswer: String?

@@ -59,8 +59,9 @@ public enum Supervisor {
         // The HTTP client's loop thread is started after the signals are blocked, so it inherits the mask.
         let needsProxy = options.readyURL != nil || options.drainURL != nil || options.quitURL != nil
         let group = needsProxy ? try EventLoopGroup(threads: 1) : nil
-        defer { group?.shutdown() }
         let admin = group.map { ProxyAdmin(loop: $0.loops[0], requestTimeout: options.requestTimeout) }
+        // Net's pooled connections hold their client unowned: stop the loop before the client goes.
+        defer { withExtendedLifetime(admin) { group?.shutdown() } }
 
         var machine = SupervisorStateMachine(configuration: options.machineConfiguration)
         var timers: [SupervisorStateMachine.Timer: NanoTime] = [:]
