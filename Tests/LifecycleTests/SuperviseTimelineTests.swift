@@ -311,3 +311,37 @@ import Net
         await admin.stop()
     }
 }
+
+/// How soon the app starts once the proxy is ready (the target: p99 under 20 ms on an
+/// idle machine). Runs alone, one supervisor at a time; the bound asserted here is loose so a
+/// loaded CI machine does not fail it, and the numbers are printed.
+@Suite(.serialized) struct ReadinessLatencyTests {
+    @Test func proxyReadyToAppStartDelay() async throws {
+        let folder = try TestFolder()
+        var pollGaps: [Double] = [], startDelays: [Double] = []
+        for _ in 0..<20 {
+            let admin = try await FakeAdmin(marker: folder.path("unused"))
+            // bash opens the connection itself: no curl start-up in the measurement.
+            let app = "exec 3<>/dev/tcp/127.0.0.1/\(admin.port); printf 'GET /started HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3; cat <&3 >/dev/null"
+            let run = try TandemRun(["supervise", "--ready-url", admin.url("/ready"), "--", "/bin/bash", "-c", app], in: folder)
+            #expect(await eventually { admin.readyPolls >= 2 })
+            let flipped = NanoTime.now()
+            admin.setReady(true)
+            #expect(await run.wait() == .exited(code: 0))
+            let firstReady = try #require(admin.withState { $0.firstReadyAnswer })
+            let started = try #require(admin.calls("/started").first)
+            pollGaps.append(milliseconds(from: flipped, to: firstReady))
+            startDelays.append(milliseconds(from: firstReady, to: started.at))
+            await admin.stop()
+        }
+        func percentile(_ values: [Double], _ p: Double) -> Double {
+            let sorted = values.sorted()
+            return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+        }
+        let total = zip(pollGaps, startDelays).map { $0 + $1 }
+        print("proxy ready -> first 200 seen (ms): p50 \(percentile(pollGaps, 0.5)) p99 \(percentile(pollGaps, 0.99))")
+        print("first 200 -> app's first request (ms): p50 \(percentile(startDelays, 0.5)) p99 \(percentile(startDelays, 0.99))")
+        print("proxy ready -> app's first request (ms): p50 \(percentile(total, 0.5)) p99 \(percentile(total, 0.99))")
+        #expect(percentile(total, 0.5) < 100)
+    }
+}
