@@ -62,7 +62,7 @@ final class ProxyAdmin: Sendable {
 }
 
 /// An admin URL checked once, when the command line is read.
-public struct AdminURL: Sendable, Equatable, CustomStringConvertible {
+public struct AdminURL: Sendable, CustomStringConvertible {
     public let description: String
     let request: HTTPClientRequest
 
@@ -70,6 +70,4 @@ public struct AdminURL: Sendable, Equatable, CustomStringConvertible {
         request = try HTTPClientRequest(url: text)
         description = text
     }
-
-    public static func == (lhs: AdminURL, rhs: AdminURL) -> Bool { lhs.description == rhs.description }
 }

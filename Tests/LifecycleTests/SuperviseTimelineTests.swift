@@ -297,6 +297,22 @@ import Net
         #expect(folder.read("signals") == names.joined(separator: "\n") + "\n")
     }
 
+    /// The supervisor blocks every signal and its HTTP loop ignores SIGPIPE; none of that may
+    /// reach the app (Foundation `Process` leaks ignored signals into the child).
+    @Test func theAppStartsWithNoBlockedSignalsAndDefaultActions() async throws {
+        let admin = try await FakeAdmin(marker: marker, ready: true)
+        let run = try supervise(admin, script: "exec grep -E '^Sig(Blk|Ign)' /proc/self/status")
+        #expect(await run.wait() == .exited(code: 0))
+        let masks = Dictionary(uniqueKeysWithValues: run.output.split(separator: "\n").map { line in
+            let parts = line.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
+            return (parts[0], UInt64(parts[1], radix: 16) ?? .max)
+        })
+        #expect(masks["SigBlk"] == 0)
+        // glibc's posix_spawn leaves its two internal real-time signals (32, 33) ignored; nothing else.
+        #expect(masks["SigIgn"].map { $0 & ~(UInt64(0b11) << 31) } == 0)
+        await admin.stop()
+    }
+
     @Test func d5SigtermAtTheMomentOfReadinessLeavesNoAppBehind() async throws {
         let admin = try await FakeAdmin(marker: marker)
         let appPID = folder.path("app.pid")
