@@ -62,75 +62,125 @@ public enum Supervisor {
         let admin = group.map { ProxyAdmin(loop: $0.loops[0], requestTimeout: options.requestTimeout) }
         // Net's pooled connections hold their client unowned: stop the loop before the client goes.
         defer { withExtendedLifetime(admin) { group?.shutdown() } }
+        var loop = SupervisorLoop(options: options, log: log, signals: signals, mailbox: mailbox, admin: admin)
+        return loop.run()
+    }
+}
 
-        var machine = SupervisorStateMachine(configuration: options.machineConfiguration)
-        var timers: [SupervisorStateMachine.Timer: NanoTime] = [:]
-        var appPID: pid_t?
-        var reapedOrphans = 0
-        var events: [SupervisorStateMachine.Event] = [.start]
+private struct SupervisorLoop {
+    typealias Event = SupervisorStateMachine.Event
 
+    let options: SupervisorOptions
+    let log: LogSink
+    let signals: SignalChannel
+    let mailbox: Mailbox<Event>
+    let admin: ProxyAdmin?
+    private var machine: SupervisorStateMachine
+    private var timers: [SupervisorStateMachine.Timer: NanoTime] = [:]
+    private var appPID: pid_t?
+    private var childrenExited = false
+    private var reapedOrphans = 0
+
+    init(options: SupervisorOptions, log: @escaping LogSink, signals: SignalChannel, mailbox: Mailbox<Event>, admin: ProxyAdmin?) {
+        self.options = options
+        self.log = log
+        self.signals = signals
+        self.mailbox = mailbox
+        self.admin = admin
+        machine = SupervisorStateMachine(configuration: options.machineConfiguration)
+    }
+
+    mutating func run() -> Int32 {
+        var events: [Event] = [.start]
         while true {
             while !events.isEmpty {
-                let event = events.removeFirst()
-                var followUps: [SupervisorStateMachine.Event] = []
-                for action in machine.handle(event) {
-                    switch action {
-                    case .probeReadiness:
-                        admin!.request(.get, options.readyURL!) { mailbox.post(.readinessProbed($0)) }
-                    case .startTimer(let timer, let delay):
-                        timers[timer] = .now() + delay
-                    case .cancelTimer(let timer):
-                        timers[timer] = nil
-                    case .spawnApp:
-                        switch ChildProcess.spawn(options.command, newProcessGroup: options.signalsProcessGroup) {
-                        case .success(let pid):
-                            appPID = pid
-                            followUps.append(.spawned(pid: pid))
-                        case .failure(let error):
-                            followUps.append(.spawnFailed(errno: error.code))
-                        }
-                    case .sendSignal(let signal, let destination):
-                        if let error = ChildProcess.send(signal, to: destination) {
-                            log(LogRecord(.warning, "cannot signal the app", [("error", "\(error)")]))
-                        }
-                    case .callProxy(let call):
-                        let url = call == .drain ? options.drainURL! : options.quitURL!
-                        admin!.request(.post, url) { mailbox.post(.proxyCalled(call, $0)) }
-                    case .log(let record):
-                        log(record)
-                    case .exit(let code):
-                        if reapedOrphans > 0 {
-                            log(LogRecord(.info, "reaped orphaned processes", [("count", "\(reapedOrphans)")]))
-                        }
-                        return code
+                var followUps: [Event] = []
+                for action in machine.handle(events.removeFirst()) {
+                    switch perform(action) {
+                    case .done: break
+                    case .followUp(let event): followUps.append(event)
+                    case .exit(let code): return code
                     }
                 }
                 events.insert(contentsOf: followUps, at: 0)
             }
+            events = nextEvents()
+        }
+    }
 
-            var descriptors = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
-                               pollfd(fd: mailbox.fd, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&descriptors, 2, Poll.milliseconds(until: timers.values.min()))
+    private enum Performed {
+        case done
+        case followUp(Event)
+        case exit(Int32)
+    }
 
-            for signal in signals.read() {
-                if signal == SIGCHLD {
-                    for (pid, status) in ChildProcess.reapExited() {
-                        if pid == appPID {
-                            events.append(.appExited(AppTermination(waitStatus: status)))
-                        } else {
-                            reapedOrphans += 1
-                        }
-                    }
-                } else if !SignalChannel.notForwarded.contains(signal) {
-                    events.append(.signal(signal))
+    private mutating func perform(_ action: SupervisorStateMachine.Action) -> Performed {
+        switch action {
+        case .probeReadiness:
+            let mailbox = self.mailbox
+            admin!.request(.get, options.readyURL!) { mailbox.post(.readinessProbed($0)) }
+        case .startTimer(let timer, let delay):
+            timers[timer] = .now() + delay
+        case .cancelTimer(let timer):
+            timers[timer] = nil
+        case .spawnApp:
+            switch ChildProcess.spawn(options.command, newProcessGroup: options.signalsProcessGroup) {
+            case .success(let pid):
+                appPID = pid
+                return .followUp(.spawned(pid: pid))
+            case .failure(let error):
+                return .followUp(.spawnFailed(errno: error.code))
+            }
+        case .sendSignal(let signal, let destination):
+            if let error = ChildProcess.send(signal, to: destination) {
+                log(LogRecord(.warning, "cannot signal the app", [("error", "\(error)")]))
+            }
+        case .callProxy(let call):
+            let mailbox = self.mailbox
+            admin!.request(.post, call == .drain ? options.drainURL! : options.quitURL!) { mailbox.post(.proxyCalled(call, $0)) }
+        case .log(let record):
+            log(record)
+        case .exit(let code):
+            if reapedOrphans > 0 {
+                log(LogRecord(.info, "reaped orphaned processes", [("count", "\(reapedOrphans)")]))
+            }
+            return .exit(code)
+        }
+        return .done
+    }
+
+    /// Sleeps until something happens, and returns what did.
+    private mutating func nextEvents() -> [Event] {
+        var events: [Event] = []
+        // Children are reaped only once the signals that arrived with their SIGCHLD have been
+        // forwarded: until then the app is a zombie, so its pid cannot have been reused.
+        if childrenExited {
+            childrenExited = false
+            for (pid, status) in ChildProcess.reapExited() {
+                if pid == appPID {
+                    events.append(.appExited(AppTermination(waitStatus: status)))
+                } else {
+                    reapedOrphans += 1
                 }
             }
-            events += mailbox.takeAll()
-            let now = NanoTime.now()
-            for (timer, deadline) in timers where deadline <= now {
-                timers[timer] = nil
-                events.append(.timerFired(timer))
+            return events
+        }
+        var descriptors = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: mailbox.fd, events: Int16(POLLIN), revents: 0)]
+        _ = poll(&descriptors, 2, Poll.milliseconds(until: timers.values.min()))
+        for signal in signals.read() {
+            if signal == SIGCHLD {
+                childrenExited = true
+            } else if !SignalChannel.notForwarded.contains(signal) {
+                events.append(.signal(signal))
             }
         }
+        events += mailbox.takeAll()
+        let now = NanoTime.now()
+        for (timer, deadline) in timers where deadline <= now {
+            timers[timer] = nil
+            events.append(.timerFired(timer))
+        }
+        return events
     }
 }

@@ -40,7 +40,7 @@ import Net
         let started = try #require(admin.calls("/started").first)
         let firstReady = try #require(admin.withState { $0.firstReadyAnswer })
         #expect(started.at > firstReady)
-        #expect(milliseconds(from: firstReady, to: started.at) < 1000)
+        #expect(milliseconds(from: firstReady, to: started.at) < 2000)
         #expect(run.log.contains(#"msg="proxy is not ready yet" answer="status 503""#))
         await admin.stop()
     }
@@ -55,7 +55,7 @@ import Net
         #expect(await run.wait() == .exited(code: 0))
         let started = try #require(admin.calls("/started").first)
         // The hung probe times out after 1 s; the next one sees the proxy ready.
-        #expect(milliseconds(from: recovered, to: started.at) < 1800)
+        #expect(milliseconds(from: recovered, to: started.at) < 3000)
         #expect(run.log.contains(#"answer="no answer in time""#))
         await admin.stop()
     }
@@ -86,7 +86,7 @@ import Net
         let signalled = NanoTime.now()
         run.signal(SIGTERM)
         #expect(await run.wait() == .exited(code: 143))
-        #expect(milliseconds(from: signalled, to: .now()) < 1000)
+        #expect(milliseconds(from: signalled, to: .now()) < 2000)
         #expect(admin.calls("/started").isEmpty)
         #expect(admin.calls("/quitquitquit").count == 1)
         await admin.stop()
@@ -146,7 +146,7 @@ import Net
         run.signal(SIGTERM)
         #expect(await run.wait() == .exited(code: 137))
         let elapsed = milliseconds(from: signalled, to: .now())
-        #expect(elapsed >= 300 && elapsed < 2000)
+        #expect(elapsed >= 300 && elapsed < 3000)
         #expect(admin.calls("/quitquitquit").count == 1)
         #expect(run.log.contains("app still running after the stop deadline; killing it"))
         await admin.stop()
@@ -192,8 +192,10 @@ import Net
         let started = NanoTime.now()
         let run = try TandemRun(["supervise", "--quit-url", "http://127.0.0.1:1/quitquitquit", "--", "/bin/sh", "-c", "exit 3"], in: folder)
         #expect(await run.wait() == .exited(code: 3))
-        #expect(milliseconds(from: started, to: .now()) < 2000)
-        #expect(run.log.contains("proxy admin is not listening; the proxy has already stopped"))
+        // Bounds here are loose for loaded machines; what matters is one attempt, no retry loop.
+        #expect(milliseconds(from: started, to: .now()) < 5000)
+        #expect(run.log.contains(#"msg="proxy admin is not listening; the proxy has already stopped" call=quit answer="connection refused" attempt=1"#))
+        #expect(!run.log.contains("retrying"))
     }
 
     @Test func c5Quit404KeepsTheStatusAndIsLoggedAsAnError() async throws {
@@ -210,7 +212,7 @@ import Net
         let started = NanoTime.now()
         let run = try supervise(admin, script: "exit 5")
         #expect(await run.wait() == .exited(code: 5))
-        #expect(milliseconds(from: started, to: .now()) < 2500)
+        #expect(milliseconds(from: started, to: .now()) < 5000)
         #expect(admin.calls("/quitquitquit").count == 1)
         #expect(run.log.contains(#"answer="no answer in time""#))
         await admin.stop()
@@ -358,6 +360,6 @@ import Net
         print("proxy ready -> first 200 seen (ms): p50 \(percentile(pollGaps, 0.5)) p99 \(percentile(pollGaps, 0.99))")
         print("first 200 -> app's first request (ms): p50 \(percentile(startDelays, 0.5)) p99 \(percentile(startDelays, 0.99))")
         print("proxy ready -> app's first request (ms): p50 \(percentile(total, 0.5)) p99 \(percentile(total, 0.99))")
-        #expect(percentile(total, 0.5) < 100)
+        #expect(percentile(total, 0.5) < 200)
     }
 }
