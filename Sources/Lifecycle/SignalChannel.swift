@@ -13,9 +13,9 @@ final class SignalChannel {
     let fd: Int32
 
     /// Every signal that can be caught, except the synchronous ones a fault raises in the faulting
-    /// thread (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS) and SIGPIPE, which the
-    /// event loops ignore so a closed socket is an error, not a signal. SIGTTIN and SIGTTOU are
-    /// blocked so they cannot stop the supervisor; the shell drops them.
+    /// thread (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS) and SIGPIPE, which is
+    /// ignored instead: blocked, a write to a closed pipe would queue one here to be forwarded.
+    /// SIGTTIN and SIGTTOU are blocked so they cannot stop the supervisor; the shell drops them.
     static var caught: [Int32] {
         let excluded: Set<Int32> = [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGPIPE]
         let classic = (1..<32).filter { !excluded.contains($0) }
@@ -26,6 +26,8 @@ final class SignalChannel {
     static let notForwarded: Set<Int32> = [SIGCHLD, SIGTTIN, SIGTTOU]
 
     init() throws(SystemError) {
+        // A closed log pipe must cost a log line, not the supervisor (and with it the app's status).
+        tandem_ignore_sigpipe()
         var set = sigset_t()
         sigemptyset(&set)
         for signal in Self.caught { sigaddset(&set, signal) }

@@ -37,6 +37,9 @@ enum SuperviseCommand {
             if let extra = parsed.positionals.first {
                 throw UsageError(message: "unexpected argument \"\(extra)\" before --")
             }
+            if parsed.last("--ready-url") == nil, let key = ["--ready-timeout", "--on-timeout"].first(where: { parsed.last($0) != nil }) {
+                throw UsageError(message: "\(key) needs --ready-url")
+            }
             let command = Array(arguments[(separator + 1)...])
             guard !command.isEmpty else { throw UsageError(message: "no command after --") }
             options = SupervisorOptions(

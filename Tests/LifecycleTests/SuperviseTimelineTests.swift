@@ -152,6 +152,23 @@ import Net
         await admin.stop()
     }
 
+    @Test func b8ProxyDyingWhileTheAppDrainsNeitherHangsNorChangesTheStatus() async throws {
+        let admin = try await FakeAdmin(marker: marker, ready: true)
+        let script = """
+        trap 'while [ ! -e \(folder.path("proxy-gone")) ]; do sleep 0.01; done; exit 4' TERM
+        \(curl(admin, "/started"))
+        while :; do sleep 1 & wait $!; done
+        """
+        let run = try supervise(admin, drain: true, script: script)
+        #expect(await eventually { !admin.calls("/started").isEmpty })
+        run.signal(SIGTERM)
+        await admin.stop()
+        _ = FileManager.default.createFile(atPath: folder.path("proxy-gone"), contents: nil)
+        #expect(await run.wait() == .exited(code: 4))
+        #expect(run.log.contains(#"msg="proxy admin is not listening; the proxy has already stopped" call=drain"#))
+        #expect(run.log.contains(#"msg="proxy admin is not listening; the proxy has already stopped" call=quit"#))
+    }
+
     @Test func b9RepeatedSignalsReachTheAppEachTimeAndTheProxyIsDrainedOnce() async throws {
         let admin = try await FakeAdmin(marker: marker, ready: true)
         let signals = folder.path("signals")
