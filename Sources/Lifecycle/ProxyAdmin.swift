@@ -25,12 +25,11 @@ final class ProxyAdmin: Sendable {
         // Both the answer and the timer run on the loop thread; whichever comes first reports.
         let state = Mutex<(reported: Bool, timer: TimerID?)>((false, nil))
         let report: @Sendable (AdminOutcome) -> Void = { outcome in
-            let timer = state.withLock { state -> TimerID?? in
-                if state.reported { return nil }
-                state.reported = true
-                return .some(state.timer)
+            let (first, timer) = state.withLock { state in
+                defer { state.reported = true }
+                return (!state.reported, state.timer)
             }
-            guard let timer else { return }
+            guard first else { return }
             if let timer { loop.cancel(timer) }
             completion(outcome)
         }
