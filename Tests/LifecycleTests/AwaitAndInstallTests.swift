@@ -33,6 +33,15 @@ import Net
         await admin.stop()
     }
 
+    @Test func awaitReadyDeadlineDoesNotWaitForAHungProbe() async throws {
+        let admin = try await FakeAdmin(marker: folder.path("unused"), ready: true)
+        admin.withState { $0.readyHangs = true }
+        let run = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "0.2"], in: folder)
+        #expect(await run.wait() == .exited(code: 69))
+        #expect(run.log.contains("last_answer=none"))
+        await admin.stop()
+    }
+
     // MARK: await --app-exit (preStop)
 
     @Test func awaitAppExitReturnsOnceTheProxyHasQuit() async throws {

@@ -70,6 +70,17 @@ import Net
         await admin.stop()
     }
 
+    @Test func a3TheReadinessDeadlineDoesNotWaitForAHungProbe() async throws {
+        let admin = try await FakeAdmin(marker: marker, ready: true)
+        admin.withState { $0.readyHangs = true }
+        let run = try supervise(admin, ["--ready-timeout", "0.2"], script: curl(admin, "/started"))
+        #expect(await run.wait() == .exited(code: 69))
+        // The probe in flight (1 s request timeout) had not answered when the 0.2 s deadline ended the wait.
+        #expect(run.log.contains("probes=0 last_answer=none"))
+        #expect(admin.calls("/started").isEmpty)
+        await admin.stop()
+    }
+
     @Test func a4NeverReadyNonFatalTimeoutStartsTheAppAnyway() async throws {
         let admin = try await FakeAdmin(marker: marker)
         let run = try supervise(admin, ["--ready-timeout", "0.2", "--on-timeout", "start"], script: curl(admin, "/started"))
