@@ -101,12 +101,6 @@ public struct SupervisorStateMachine: Sendable {
         self.configuration = configuration
     }
 
-    /// True once the machine has returned `.exit`.
-    public var isFinished: Bool {
-        if case .finished = state { return true }
-        return false
-    }
-
     /// Signals that end the wait for the proxy and, forwarded to the app, start its shutdown
     /// (arming `killAfter`). Other signals during the wait are ignored: a stray SIGHUP or SIGWINCH
     /// must not abort the start (scuttle#34).

@@ -75,7 +75,7 @@ import Testing
         #expect(actions.last == .callProxy(.quit))
         #expect(logs(actions).last == LogRecord(.error, "proxy not ready in time; not starting the app", [("probes", "1"), ("last_answer", "status 503")]))
         #expect(feed(&machine, .proxyCalled(.quit, .answered(status: 200))) == [.exit(69)])
-        #expect(machine.isFinished)
+        #expect(machine.state == .finished(exitCode: 69))
     }
 
     @Test func a3WithoutQuitURLExitsAt69Directly() {
