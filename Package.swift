@@ -21,7 +21,8 @@ let package = Package(
         .target(name: "Injection", dependencies: ["Document", "Kubernetes"]),
         .target(name: "Net", dependencies: ["CTandemShim", "COpenSSL"]),
         .target(name: "Bridge", dependencies: ["Document", "Kubernetes", "Net"]),
-        .target(name: "TandemCLI", dependencies: ["CYAML", "COpenSSL", "Document", "Kubernetes", "Injection", "Net", "Bridge"]),
+        .target(name: "Lifecycle", dependencies: ["Net", "CTandemShim"]),
+        .target(name: "TandemCLI", dependencies: ["CYAML", "COpenSSL", "Document", "Kubernetes", "Injection", "Net", "Bridge", "Lifecycle"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
         .executableTarget(name: "TandemBench", dependencies: ["CYAML", "Document", "Injection", "Kubernetes"]),
 
@@ -30,6 +31,7 @@ let package = Package(
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "Document", "Kubernetes", "Net", "TestSupport"]),
+        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "Net", "CTandemShim"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "Injection", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],

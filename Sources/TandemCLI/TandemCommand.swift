@@ -11,6 +11,9 @@ public enum TandemCommand {
     Commands:
       inject      Add the proxy sidecar to workloads in manifests (files, folders, stdin).
       uninject    Remove exactly what inject added.
+      supervise   Run an app container's command after its proxy is ready; stop the proxy after it exits.
+      await       Wait for the proxy to be ready, or (--app-exit) for the app side to finish.
+      install     Copy this binary into a folder (the tandem-init container).
       bridge      Serve discovery to legacy hosts, Envoy and tandem proxies.
       version     Print the version, source revision and library versions (also --version).
       help        Show this help, or a command's help: tandem help inject
@@ -38,6 +41,12 @@ public enum TandemCommand {
                 return 0
             }
             return command.run(rest)
+        case "supervise":
+            return SuperviseCommand.run(rest)
+        case "await":
+            return AwaitCommand.run(rest)
+        case "install":
+            return InstallCommand.run(rest)
         case "bridge":
             let command = BridgeCommand()
             if rest.contains("-h") || rest.contains("--help") {
@@ -49,7 +58,7 @@ public enum TandemCommand {
             Console.out(BuildInfo.summary)
             return 0
         case "help", "-h", "--help":
-            if let topic = rest.first, topic == "inject" || topic == "uninject" {
+            if let topic = rest.first, ["inject", "uninject", "supervise", "await", "install", "bridge"].contains(topic) {
                 return run([topic, "--help"])
             }
             Console.out(usage)
