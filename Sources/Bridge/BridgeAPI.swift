@@ -50,6 +50,9 @@ public struct BridgeAPI: Sendable {
     /// The cluster name through which Envoy reaches this bridge (for CDS answers).
     public var xdsCluster: String
 
+    /// A registration is a handful of short fields; anything near this size is not one.
+    public static let maxRegistrationBytes = 64 * 1024
+
     public init(tokens: Set<String>, environment: String = "production", xdsCluster: String = "tandem-bridge") {
         self.tokens = tokens
         self.environment = environment
@@ -62,6 +65,9 @@ public struct BridgeAPI: Sendable {
             return lyftHosts(service, registry: registry)
         case ("POST", .registration(let service)):
             if let refusal = authenticate(request) { return refusal }
+            guard request.body.count <= Self.maxRegistrationBytes else {
+                return .error(413, "a registration body may hold at most \(Self.maxRegistrationBytes) bytes")
+            }
             do {
                 let registration = try LyftAPI.registration(service: service, body: request.body, contentType: request.contentType)
                 let changed = registry.apply(.registered(registration, time: now))

@@ -32,7 +32,7 @@ public enum BridgePage {
         .healthy{color:#176c2f}.draining{color:#a36500}.unhealthy{color:#b3261e}
         </style></head><body>
         <h1>Tandem bridge</h1>
-        <p>\(registry.services.count) services · registry version \(registry.version)</p>
+        <p>\(registry.services.count == 1 ? "1 service" : "\(registry.services.count) services") · registry version \(registry.version)</p>
         <table><thead><tr><th>service</th><th>endpoint</th><th>origin</th><th>health</th><th>age</th></tr></thead>
         <tbody>
         \(rows)</tbody></table>

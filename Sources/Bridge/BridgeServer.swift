@@ -95,7 +95,9 @@ public final class BridgeServer: Sendable {
             }
         }
         var serverConfiguration = HTTPServerConfiguration(host: configuration.host, port: configuration.port)
-        serverConfiguration.limits.maxBodyBytes = 64 * 1024
+        // Envoy's DiscoveryRequests carry its whole node description (every extension it has):
+        // well over 100 KiB. Registrations have a tighter cap of their own in BridgeAPI.
+        serverConfiguration.limits.maxBodyBytes = 1 << 20
         let server = HTTPServer(group: group, configuration: serverConfiguration, routes: routes)
         try await server.start()
         self.server.withLock { $0 = server }

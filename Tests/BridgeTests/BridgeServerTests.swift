@@ -94,6 +94,9 @@ import Testing
         let huge = "ip=198.51.100.1&port=80&revision=" + String(repeating: "x", count: 100_000)
         let refused = try await register(running, "web", huge)
         #expect(refused.status == 413)
+        #expect(String(decoding: refused.body, as: UTF8.self) == #"{"error":"a registration body may hold at most 65536 bytes"}"# + "\n")
+        let beyondServerCap = try await register(running, "web", huge + String(repeating: "y", count: 1 << 20))
+        #expect(beyondServerCap.status == 413)
         #expect(try await register(running, "web", "ip=198.51.100.1&port=80&revision=r").status == 200)
         await running.stop()
     }
