@@ -54,13 +54,14 @@ enum TemplateEditor {
                     try prepend(proxy, to: "initContainers", of: &spec, status: &status)
                     status.initContainers.append(TandemNames.proxyContainer)
                 case .legacy:
+                    let restartPolicy = spec["restartPolicy"]?.stringValue
                     try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
                         guard case .array(var list) = containers else { return }
                         containers = .null
                         defer { containers = .array(list) }
                         for index in list.indices {
                             try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
-                                try prepareAppContainer(&container, index: index, plan: plan,
+                                try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
                                                         status: &status, warnings: &warnings)
                             }
                         }
@@ -97,7 +98,7 @@ enum TemplateEditor {
     /// Legacy mode: mount the binary in an app container and wrap its command so the proxy
     /// learns when the app exits.
     private static func prepareAppContainer(
-        _ container: inout JSONObject, index: Int, plan: ProxyPlan,
+        _ container: inout JSONObject, index: Int, plan: ProxyPlan, restartPolicy: String?,
         status: inout InjectionStatus, warnings: inout [String]
     ) throws(InjectionError) {
         guard let name = container["name"]?.stringValue else {
@@ -126,9 +127,17 @@ enum TemplateEditor {
                 + "the proxy will not learn when it exits (set its command, or use native mode)")
             return
         }
+        // The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
+        // for Never, success for OnFailure, only the kubelet's stop signal for Always.
+        let quitOn: String
+        switch restartPolicy {
+        case "Never": quitOn = "exit"
+        case "OnFailure": quitOn = "success"
+        default: quitOn = "stop"
+        }
         let prefix: [JSON] = [
             .string(plan.binaryMountPath + "/tandem"), "supervise", "--ready-url", .string(plan.readyURL),
-            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--",
+            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--quit-on", .string(quitOn), "--",
         ]
         container["command"] = .array(prefix + words)
         status.wrapped.append(.init(container: name, command: command))

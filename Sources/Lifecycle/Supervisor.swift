@@ -15,6 +15,8 @@ public struct SupervisorOptions: Sendable {
     public var drainURL: AdminURL?
     /// POSTed after the app has exited, so the proxy stops and the pod can complete.
     public var quitURL: AdminURL?
+    /// Which app exits end the pod (see `SupervisorStateMachine.QuitPolicy`).
+    public var quitOn: SupervisorStateMachine.QuitPolicy
     public var signalsProcessGroup: Bool
     public var killAfter: Duration?
     /// Bound on each call to the proxy's admin endpoint.
@@ -22,7 +24,8 @@ public struct SupervisorOptions: Sendable {
 
     public init(command: [String], readyURL: AdminURL? = nil, readyTimeout: Duration? = nil,
                 onReadyTimeout: SupervisorStateMachine.Configuration.OnReadyTimeout = .fail,
-                drainURL: AdminURL? = nil, quitURL: AdminURL? = nil, signalsProcessGroup: Bool = false,
+                drainURL: AdminURL? = nil, quitURL: AdminURL? = nil, quitOn: SupervisorStateMachine.QuitPolicy = .exit,
+                signalsProcessGroup: Bool = false,
                 killAfter: Duration? = nil, requestTimeout: Duration = .seconds(1)) {
         self.command = command
         self.readyURL = readyURL
@@ -30,6 +33,7 @@ public struct SupervisorOptions: Sendable {
         self.onReadyTimeout = onReadyTimeout
         self.drainURL = drainURL
         self.quitURL = quitURL
+        self.quitOn = quitOn
         self.signalsProcessGroup = signalsProcessGroup
         self.killAfter = killAfter
         self.requestTimeout = requestTimeout
@@ -39,7 +43,7 @@ public struct SupervisorOptions: Sendable {
         SupervisorStateMachine.Configuration(
             waitsForReadiness: readyURL != nil, readyTimeout: readyTimeout, onReadyTimeout: onReadyTimeout,
             drainsProxy: drainURL != nil, quitsProxy: quitURL != nil,
-            signalsProcessGroup: signalsProcessGroup, killAfter: killAfter)
+            quitOn: quitOn, signalsProcessGroup: signalsProcessGroup, killAfter: killAfter)
     }
 }
 

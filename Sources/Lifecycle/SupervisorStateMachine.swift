@@ -22,6 +22,8 @@ public struct SupervisorStateMachine: Sendable {
         public var probeInterval: Duration
         public var drainsProxy: Bool
         public var quitsProxy: Bool
+        /// Which app exits mean the pod is going away, so the proxy should drain and quit.
+        public var quitOn: QuitPolicy
         /// Signals go to the app's process group (the app leads its own group) instead of the app.
         public var signalsProcessGroup: Bool
         /// After a stop signal, how long the app may take before it is sent SIGKILL; nil never.
@@ -32,7 +34,7 @@ public struct SupervisorStateMachine: Sendable {
 
         public init(waitsForReadiness: Bool = false, readyTimeout: Duration? = nil, onReadyTimeout: OnReadyTimeout = .fail,
                     probeInterval: Duration = .milliseconds(10), drainsProxy: Bool = false, quitsProxy: Bool = false,
-                    signalsProcessGroup: Bool = false, killAfter: Duration? = nil,
+                    quitOn: QuitPolicy = .exit, signalsProcessGroup: Bool = false, killAfter: Duration? = nil,
                     proxyCallAttempts: Int = 3, proxyRetryDelay: Duration = .milliseconds(100)) {
             self.waitsForReadiness = waitsForReadiness
             self.readyTimeout = readyTimeout
@@ -40,11 +42,20 @@ public struct SupervisorStateMachine: Sendable {
             self.probeInterval = probeInterval
             self.drainsProxy = drainsProxy
             self.quitsProxy = quitsProxy
+            self.quitOn = quitOn
             self.signalsProcessGroup = signalsProcessGroup
             self.killAfter = killAfter
             self.proxyCallAttempts = proxyCallAttempts
             self.proxyRetryDelay = proxyRetryDelay
         }
+    }
+
+    /// When the app's exit ends the pod, following the pod's `restartPolicy`: with `Never` any
+    /// exit does (`exit`); with `OnFailure` a failing app is restarted, so only success does
+    /// (`success`); with `Always` every exit is restarted, so only a stop signal from the kubelet
+    /// means the pod is going away (`stop`). Otherwise the proxy keeps serving for the restart.
+    public enum QuitPolicy: String, CaseIterable, Sendable {
+        case exit, success, stop
     }
 
     public enum Timer: Hashable, Sendable {
@@ -172,6 +183,17 @@ public struct SupervisorStateMachine: Sendable {
             if stopping && configuration.killAfter != nil { actions.append(.cancelTimer(.killDeadline)) }
             let level: LogRecord.Level = termination.exitCode == 0 ? .info : .warning
             actions.append(.log(LogRecord(level, "app exited", [("status", termination.description), ("code", "\(termination.exitCode)")])))
+            let podEnds: Bool
+            switch configuration.quitOn {
+            case .exit: podEnds = true
+            case .success: podEnds = stopping || termination.exitCode == 0
+            case .stop: podEnds = stopping
+            }
+            if !podEnds && (configuration.drainsProxy || configuration.quitsProxy) {
+                actions.append(.log(LogRecord(.info, "the app exited on its own: leaving the proxy running for its restart")))
+                state = .finished(exitCode: termination.exitCode)
+                return actions + [.exit(termination.exitCode)]
+            }
             return actions + finish(exitCode: termination.exitCode)
 
         case (.notifyingProxy(let exitCode, let call, let attempt), .proxyCalled(let answered, let outcome)) where answered == call:

@@ -10,6 +10,7 @@ enum SuperviseCommand {
         .value("--on-timeout", name: "fail|start", help: "When readiness times out: exit 69 without starting the app (default), or start it anyway."),
         .value("--drain-url", name: "URL", help: "POSTed after the app has exited, before --quit-url (e.g. /drain_listeners?graceful)."),
         .value("--quit-url", name: "URL", help: "POSTed after the app has exited, so the proxy stops and a Job's pod completes."),
+        .value("--quit-on", name: "exit|success|stop", help: "Which app exits end the pod and so drain and quit the proxy: any (default; restartPolicy Never), success or a stop signal (OnFailure), only a stop signal (Always)."),
         .flag("--process-group", help: "Run the app in its own process group and signal the whole group."),
         .value("--kill-after", name: "SECONDS", help: "SIGKILL the app if it is still running this long after SIGTERM, SIGINT or SIGQUIT (default 0: never)."),
     ]
@@ -37,6 +38,9 @@ enum SuperviseCommand {
             if let extra = parsed.positionals.first {
                 throw UsageError(message: "unexpected argument \"\(extra)\" before --")
             }
+            if parsed.last("--drain-url") == nil, parsed.last("--quit-url") == nil, parsed.last("--quit-on") != nil {
+                throw UsageError(message: "--quit-on needs --quit-url or --drain-url")
+            }
             if parsed.last("--ready-url") == nil, let key = ["--ready-timeout", "--on-timeout"].first(where: { parsed.last($0) != nil }) {
                 throw UsageError(message: "\(key) needs --ready-url")
             }
@@ -49,6 +53,7 @@ enum SuperviseCommand {
                 onReadyTimeout: try parsed.choice("--on-timeout", from: ["fail", "start"]) == "start" ? .start : .fail,
                 drainURL: try adminURL(parsed, "--drain-url"),
                 quitURL: try adminURL(parsed, "--quit-url"),
+                quitOn: try parsed.choice("--quit-on", from: ["exit", "success", "stop"]).flatMap(SupervisorStateMachine.QuitPolicy.init(rawValue:)) ?? .exit,
                 signalsProcessGroup: parsed.flag("--process-group"),
                 killAfter: try seconds(parsed, "--kill-after", default: nil))
         } catch {

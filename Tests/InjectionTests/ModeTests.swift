@@ -81,6 +81,20 @@ import Testing
         #expect(legacy.warnings == ["drain delay of 5s not applied: it needs native mode"])
     }
 
+    /// The pod's restartPolicy decides which app exits end the pod, and so stop the proxy.
+    @Test(arguments: [(nil, "stop"), ("Always", "stop"), ("OnFailure", "success"), ("Never", "exit")] as [(String?, String)])
+    func wrapperQuitsTheProxyAsTheRestartPolicySays(restartPolicy: String?, quitOn: String) throws {
+        var spec: JSON = ["containers": [Fixtures.container("app", command: ["/app"])]]
+        if let restartPolicy, case .object(var object) = spec {
+            object["restartPolicy"] = .string(restartPolicy)
+            spec = .object(object)
+        }
+        let (object, _) = try injectOne(Fixtures.pod(spec: spec), lifecycle: .legacy)
+        let command = try #require(container("app", in: object["spec"])?["command"]?.arrayValue)
+        let flag = try #require(command.firstIndex(of: "--quit-on"))
+        #expect(command[flag + 1] == .string(quitOn))
+    }
+
     @Test func legacyOrdersWithHooksAndWrappers() throws {
         let pod = Fixtures.pod(spec: [
             "initContainers": [Fixtures.container("migrate", command: ["/migrate"])],
@@ -119,7 +133,7 @@ import Testing
         let app = try #require(container("app", in: spec))
         #expect(app["command"] == [
             "/tandem/bin/tandem", "supervise", "--ready-url", "http://127.0.0.1:15000/ready",
-            "--quit-url", "http://127.0.0.1:15000/quitquitquit", "--", "/app", "--port", "8080",
+            "--quit-url", "http://127.0.0.1:15000/quitquitquit", "--quit-on", "stop", "--", "/app", "--port", "8080",
         ])
         #expect(app["args"] == ["-v"])
         let readOnlyMount: JSON = ["name": "tandem-bin", "mountPath": "/tandem/bin", "readOnly": true]

@@ -184,6 +184,25 @@ import Testing
         #expect(feed(&machine, .proxyCalled(.quit, .answered(status: 200))) == [.exit(code)])
     }
 
+    /// Which exits end the pod follows its restartPolicy: with Always only the kubelet's stop
+    /// signal does, with OnFailure also success; a crash that the kubelet will restart leaves the
+    /// proxy serving.
+    @Test(arguments: [
+        (Machine.QuitPolicy.stop, AppTermination.exited(code: 1), false, false),
+        (.stop, .exited(code: 0), false, false),
+        (.stop, .exited(code: 143), true, true),
+        (.success, .exited(code: 1), false, false),
+        (.success, .exited(code: 0), false, true),
+        (.success, .killed(signal: SIGTERM), true, true),
+        (.exit, .exited(code: 1), false, true),
+    ])
+    func quitPolicyFollowsTheRestartPolicy(policy: Machine.QuitPolicy, termination: AppTermination, stopped: Bool, quits: Bool) {
+        var machine = running(Configuration(quitsProxy: true, quitOn: policy))
+        if stopped { _ = feed(&machine, .signal(SIGTERM)) }
+        let actions = feed(&machine, .appExited(termination))
+        #expect(actions == (quits ? [.callProxy(.quit)] : [.exit(termination.exitCode)]))
+    }
+
     @Test func c4QuitEndpointFailingIsRetriedABoundedNumberOfTimes() {
         var machine = running(Configuration(quitsProxy: true))
         #expect(feed(&machine, .appExited(.exited(code: 3))) == [.callProxy(.quit)])
