@@ -33,6 +33,7 @@ public struct InjectionReport: Sendable, Equatable {
 /// The one injector the CLI and the admission webhook both call. Pure: values in, values out.
 public struct Injector: Sendable {
     public var config: InjectionConfig
+    private let artifactsCache = ProxyArtifactsCache()
 
     public init(config: InjectionConfig = .defaults) {
         self.config = config
@@ -209,7 +210,7 @@ public struct Injector: Sendable {
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
-        report.warnings += try TemplateEditor.inject(plan, into: &injected)
+        report.warnings += try TemplateEditor.inject(plan, artifactsCache.artifacts(for: plan), into: &injected)
         try Self.checkValidity(before: base, after: injected)
         report.mode = plan.mode
 

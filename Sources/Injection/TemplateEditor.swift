@@ -1,5 +1,6 @@
 import Document
 import Kubernetes
+import Synchronization
 
 /// Names of everything the injector adds to a pod.
 public enum TandemNames {
@@ -25,6 +26,32 @@ struct ProxyPlan: Sendable, Equatable {
     var readyURL: String { adminURL + "/ready" }
 }
 
+/// The containers one plan adds and their fingerprint. A manifest's workloads mostly share one
+/// plan, so these are built once per plan rather than once per workload.
+struct ProxyArtifacts: Sendable {
+    let proxy: JSON
+    let initContainer: JSON
+    let fingerprint: String
+
+    init(_ plan: ProxyPlan) {
+        proxy = TemplateEditor.proxyContainer(plan)
+        initContainer = TemplateEditor.initContainer(plan)
+        fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
+    }
+}
+
+/// Remembers the artifacts of the last plan seen (a one-entry cache, safe across threads).
+final class ProxyArtifactsCache: Sendable {
+    private let last = Mutex<(plan: ProxyPlan, artifacts: ProxyArtifacts)?>(nil)
+
+    func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {
+        if let cached = last.withLock({ $0 }), cached.plan == plan { return cached.artifacts }
+        let artifacts = ProxyArtifacts(plan)
+        last.withLock { $0 = (plan, artifacts) }
+        return artifacts
+    }
+}
+
 /// The edits themselves, on a pod template (an object with `metadata` and `spec`). Errors carry
 /// pointers relative to the template.
 enum TemplateEditor {
@@ -32,7 +59,7 @@ enum TemplateEditor {
 
     /// Adds the proxy as `plan` says and records what was added in `tandem.io/status`.
     /// The template must not carry a previous injection. Returns warnings.
-    static func inject(_ plan: ProxyPlan, into template: inout JSONObject) throws(InjectionError) -> [String] {
+    static func inject(_ plan: ProxyPlan, _ artifacts: ProxyArtifacts, into template: inout JSONObject) throws(InjectionError) -> [String] {
         var status = InjectionStatus(mode: plan.mode, image: plan.proxy.image)
         var warnings: [String] = []
         var firstAppContainer: String?
@@ -46,9 +73,8 @@ enum TemplateEditor {
         try template.modifyMember("spec") { (spec: inout JSON) throws(InjectionError) in
             try spec.modifyObject { (spec: inout JSONObject) throws(InjectionError) in
                 firstAppContainer = spec["containers"]?.arrayValue?.first?["name"]?.stringValue
-                let proxy = proxyContainer(plan)
-                status.fingerprint = InjectionStatus.fingerprint(
-                    of: plan.mode == .native ? [proxy] : [proxy, initContainer(plan)])
+                let proxy = artifacts.proxy
+                status.fingerprint = artifacts.fingerprint
                 switch plan.mode {
                 case .native:
                     try prepend(proxy, to: "initContainers", of: &spec, status: &status)
@@ -68,7 +94,7 @@ enum TemplateEditor {
                         list.insert(proxy, at: 0)
                     }
                     status.containers.append(TandemNames.proxyContainer)
-                    try prepend(initContainer(plan), to: "initContainers", of: &spec, status: &status)
+                    try prepend(artifacts.initContainer, to: "initContainers", of: &spec, status: &status)
                     status.initContainers.append(TandemNames.initContainer)
                     try append(["name": .string(TandemNames.binaryVolume), "emptyDir": [:]], to: "volumes",
                                of: &spec, status: &status)
