@@ -28,6 +28,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["Document"], path: "Tests/TestSupport"),
         .testTarget(name: "DocumentTests", dependencies: ["Document", "TestSupport"]),
+        .testTarget(name: "KubernetesTests", dependencies: ["Kubernetes", "Document", "TestSupport"]),
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "Document", "Kubernetes", "Net", "TestSupport"]),
