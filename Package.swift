@@ -28,6 +28,7 @@ let package = Package(
         .testTarget(name: "DocumentTests", dependencies: ["Document", "TestSupport"]),
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
+        .testTarget(name: "WebhookTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "Injection", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],
