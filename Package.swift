@@ -21,7 +21,8 @@ let package = Package(
         .target(name: "Injection", dependencies: ["Document", "Kubernetes"]),
         .target(name: "Net", dependencies: ["CTandemShim", "COpenSSL"]),
         .target(name: "Telemetry", dependencies: ["Document"]),
-        .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net"]),
+        .target(name: "Webhook", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry"]),
+        .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry", "Webhook"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
         .executableTarget(name: "TandemBench", dependencies: ["CYAML", "Document", "Injection", "Kubernetes"]),
 
@@ -30,7 +31,7 @@ let package = Package(
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Document"]),
-        .testTarget(name: "WebhookTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
+        .testTarget(name: "WebhookTests", dependencies: ["Webhook", "Injection", "Document", "Kubernetes", "Net", "Telemetry", "TestSupport"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "Injection", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],
