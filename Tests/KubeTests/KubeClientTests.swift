@@ -6,30 +6,6 @@ import Net
 import Testing
 import TestSupport
 
-/// A fake API server with its own PKI and a client trusting it, torn down together.
-struct KubeFixture {
-    let pki: TestPKI
-    let server: FakeKubeAPIServer
-    let group: EventLoopGroup
-    let client: KubeClient
-
-    static func start(gitVersion: String = "v1.28.4", token: String? = nil, tokenFile: String? = nil) async throws -> KubeFixture {
-        let pki = try TestPKI()
-        let folder = try pki.issue(commonName: "kube-apiserver", into: "apiserver")
-        let server = try await FakeKubeAPIServer(gitVersion: gitVersion, certificateFile: folder + "/tls.crt", keyFile: folder + "/tls.key")
-        let group = try EventLoopGroup(threads: 1)
-        let config = KubeConfig(host: "127.0.0.1", port: server.port, caFile: pki.caCertificate, tokenFile: tokenFile,
-                                token: tokenFile == nil ? (token ?? server.token) : nil)
-        return KubeFixture(pki: pki, server: server, group: group, client: try KubeClient(config: config, loop: group.next()))
-    }
-
-    func stop() async {
-        await server.stop()
-        group.shutdown()
-        pki.remove()
-    }
-}
-
 @Suite(.serialized) struct KubeClientTests {
     static let mwcPath = KubeClient.mutatingWebhookConfigurationPath("tandem")
 
@@ -109,19 +85,9 @@ struct KubeFixture {
         await fixture.stop()
     }
 
-    static func webhookConfiguration() -> JSON {
-        ["apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": ["name": "tandem"],
-         "webhooks": [
-            ["name": "pods.tandem.io", "clientConfig": ["service": ["name": "tandem-webhook", "namespace": "tandem-system", "path": "/inject"]],
-             "sideEffects": "None", "admissionReviewVersions": ["v1"]],
-            ["name": "pods-legacy.tandem.io", "clientConfig": ["service": ["name": "tandem-webhook", "namespace": "tandem-system", "path": "/inject"]],
-             "sideEffects": "None", "admissionReviewVersions": ["v1"]],
-         ]]
-    }
-
     @Test func caBundleIsSetOnEveryWebhook() async throws {
         let fixture = try await KubeFixture.start()
-        fixture.server.seed("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", Self.webhookConfiguration())
+        fixture.server.seed("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", KubeFixture.webhookConfiguration())
         #expect(try await fixture.client.setCABundle(mutatingWebhookConfiguration: "tandem", caBundle: "Q0E="))
         let stored = try #require(fixture.server.object(Self.mwcPath))
         #expect(stored["webhooks"]?.arrayValue?.map { $0["clientConfig"]?["caBundle"] } == ["Q0E=", "Q0E="])
@@ -135,10 +101,10 @@ struct KubeFixture {
     @Test func caBundlePatchIsRetriedAfterAConflict() async throws {
         let fixture = try await KubeFixture.start()
         let server = fixture.server
-        server.seed("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", Self.webhookConfiguration())
+        server.seed("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", KubeFixture.webhookConfiguration())
         // Someone else (cert-manager, helm) writes between our read and our patch.
         server.beforeNext(.patch) {
-            server.seed("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", Self.webhookConfiguration())
+            server.seed("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", KubeFixture.webhookConfiguration())
         }
         #expect(try await fixture.client.setCABundle(mutatingWebhookConfiguration: "tandem", caBundle: "Q0E="))
         #expect(server.requests == [
