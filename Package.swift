@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "Telemetry", dependencies: ["Document"]),
         .target(name: "Kube", dependencies: ["Document", "Kubernetes", "Net"]),
         .target(name: "Webhook", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry", "Kube", "COpenSSL"]),
-        .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry", "Webhook"]),
+        .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry", "Kube", "Webhook"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
         .executableTarget(name: "TandemBench", dependencies: ["CYAML", "Document", "Injection", "Kubernetes"]),
 

@@ -139,3 +139,41 @@ import TestSupport
         #expect(String(decoding: help.output, as: UTF8.self).contains("--tls-cert FILE"))
     }
 }
+
+/// `tandem webhook --self-signed` in a "cluster" made of the fake API server.
+@Suite(.serialized) struct SelfSignedEndToEndTests {
+    @Test func bootstrapsFromTheAPIServerAndServesNativeSidecarsOn1_29() async throws {
+        let fixture = try await KubeFixture.start(gitVersion: "v1.29.3")
+        fixture.server.seed("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", KubeFixture.webhookConfiguration())
+        let serviceAccount = fixture.pki.directory + "/serviceaccount"
+        try FileManager.default.createDirectory(atPath: serviceAccount, withIntermediateDirectories: true)
+        try fixture.server.token.write(toFile: serviceAccount + "/token", atomically: true, encoding: .utf8)
+        try "tandem-system".write(toFile: serviceAccount + "/namespace", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: fixture.pki.caCertificate, toPath: serviceAccount + "/ca.crt")
+        let certificates = fixture.pki.directory + "/webhook-certs"
+
+        let webhook = try TandemServerProcess(
+            ["webhook", "--listen", "127.0.0.1:0", "--self-signed", "--cert-dir", certificates, "--service-account-dir", serviceAccount],
+            environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": String(fixture.server.port)])
+        let port = try webhook.waitForPort()
+        #expect(webhook.logs("asked the API server its version").first?["kubernetesVersion"] == "1.29.3")
+        #expect(webhook.logs("generated a certificate and stored it in the secret").count == 1)
+
+        // The CA in the Secret and in the webhook configuration is the one that signs what is served.
+        let secret = try #require(fixture.server.object("/api/v1/namespaces/tandem-system/secrets/tandem-webhook-tls"))
+        let caFromSecret = try #require(Base64.decode(secret["data"]?["ca.crt"]?.stringValue ?? ""))
+        let mwc = fixture.server.object("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/tandem")
+        #expect(mwc?["webhooks"]?.arrayValue?.first?["clientConfig"]?["caBundle"]?.stringValue == Base64.encode(caFromSecret))
+        let caFile = fixture.pki.directory + "/ca-from-secret.crt"
+        try Data(caFromSecret).write(to: URL(fileURLWithPath: caFile))
+
+        let sample = try SharedFixtures.bytes("kube-apiserver-1.28.4/admission-requests/a-pod-create-two-containers.request.json")
+        let (status, body) = try curl(port: port, caFile: caFile, body: sample, host: "tandem-webhook.tandem-system.svc")
+        #expect(status == 200)
+        let patch = try #require(try WebhookEndToEndTests.patch(in: body))
+        let patched = try patch.apply(to: JSONReader.parse(sample)["request"]!["object"]!)
+        #expect(patched["spec"]?["initContainers"]?.arrayValue?.first?["name"] == "tandem-proxy", "1.29 has native sidecars")
+        #expect(webhook.stop() == 0)
+        await fixture.stop()
+    }
+}

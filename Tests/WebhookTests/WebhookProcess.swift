@@ -26,9 +26,12 @@ final class TandemServerProcess: @unchecked Sendable {
     private var buffer: [UInt8] = []
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: tandemBinary)
         process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        for name in ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"] { merged[name] = nil }
+        process.environment = merged.merging(environment) { $1 }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -85,9 +88,9 @@ final class TandemServerProcess: @unchecked Sendable {
 
 /// One HTTPS request with curl; returns (status, body).
 func curl(port: Int, caFile: String, method: String = "POST", path: String = "/inject?timeout=10s",
-          contentType: String? = "application/json", body: [UInt8]? = nil) throws -> (Int, String) {
+          contentType: String? = "application/json", body: [UInt8]? = nil, host: String = "localhost") throws -> (Int, String) {
     var arguments = ["curl", "-sS", "--cacert", caFile, "-X", method, "-o", "-", "-w", "\n%{http_code}",
-                     "--resolve", "localhost:\(port):127.0.0.1", "https://localhost:\(port)\(path)"]
+                     "--resolve", "\(host):\(port):127.0.0.1", "https://\(host):\(port)\(path)"]
     if let contentType { arguments += ["-H", "Content-Type: \(contentType)"] } else { arguments += ["-H", "Content-Type:"] }
     if body != nil { arguments += ["--data-binary", "@-"] }
     let run = try runProcess(arguments, stdin: body)
