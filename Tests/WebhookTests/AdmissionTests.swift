@@ -162,6 +162,17 @@ struct AdmissionTests {
         }
         #expect(result?.outcome == .patched)
         #expect(elapsed < .seconds(1), "took \(elapsed) in a debug build")
+        // The proxy is inserted before the app (legacy on 1.28): matched by name, the app keeps
+        // its 1,500 env vars untouched instead of being diffed against the proxy.
+        let patch = try #require(try Self.patch(of: JSONReader.parse(result!.body)))
+        #expect(patch.operations.count < 30, "\(patch.operations.count) operations")
+        let proxyAdd = patch.operations.first { $0.path.tokens == ["spec", "containers", "0"] }
+        if case .add(_, let value)? = proxyAdd {
+            #expect(value["name"] == "tandem-proxy")
+        } else {
+            Issue.record("no add of the proxy at /spec/containers/0")
+        }
+        #expect(!patch.operations.contains { $0.path.tokens.count > 4 && $0.path.tokens[3] == "env" && $0.name == "replace" })
     }
 
     /// `kubectl patch --local` is an independent JSON Patch implementation (the apiserver's own).
