@@ -154,8 +154,10 @@ public enum Admission {
             return "it does not apply: \(error)"
         }
         guard patched == injected else { return "applying it does not give the injected pod" }
-        let before = Set(PodValidation.problems(in: original["spec"] ?? .null))
-        let added = PodValidation.problems(in: patched["spec"] ?? .null).filter { !before.contains($0) }
+        let after = PodValidation.problems(in: patched["spec"] ?? .null)
+        // Problems the pod already had are the apiserver's to report; only new ones are ours.
+        let before = after.isEmpty ? [] : Set(PodValidation.problems(in: original["spec"] ?? .null))
+        let added = after.filter { !before.contains($0) }
         if !added.isEmpty { return "the patched pod is invalid: " + added.joined(separator: "; ") }
         guard carriesProxy(patched) else { return "the patched pod has no \(TandemNames.proxyContainer)" }
         return nil
