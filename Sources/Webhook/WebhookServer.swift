@@ -48,7 +48,7 @@ public final class WebhookServer: Sendable {
 
     /// Timeouts sized for the apiserver, which sends a whole review at once and waits at most
     /// 30 s: a client slower than this is not the apiserver.
-    static func serverConfiguration(_ options: WebhookOptions, tls: TLSContext) -> HTTPServerConfiguration {
+    static func serverConfiguration(_ options: WebhookOptions, tls: TLSContext?) -> HTTPServerConfiguration {
         HTTPServerConfiguration(
             host: options.host, port: options.port, tls: tls,
             limits: HTTPLimits(maxBodyBytes: Admission.maxBodyBytes),

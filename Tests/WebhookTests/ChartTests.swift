@@ -34,3 +34,22 @@ struct ChartTests {
         #expect(values == chart, "the ConfigMap and the chart name the same settings")
     }
 }
+
+/// The kill-switch command the README gives, run offline by kubectl on the real ConfigMap.
+struct KillSwitchCommandTests {
+    @Test(.enabled(if: hasProgram("kubectl"))) func readmeCommandTurnsInjectionOff() throws {
+        let readme = String(decoding: try readFile(ChartTests.root + "/Manifests/README.md"), as: UTF8.self)
+        let line = try #require(readme.split(separator: "\n").first { $0.hasPrefix("kubectl -n tandem-system patch configmap tandem-config") })
+        let patch = try #require(line.split(separator: "'").dropFirst().first.map(String.init))
+        let run = try runProcess(["kubectl", "patch", "--local", "-f", ChartTests.root + "/Manifests/install/03-configmap.yaml",
+                                  "--type", "merge", "-p", patch, "-o", "json"])
+        #expect(run.status == 0, Comment(rawValue: run.error))
+        let configMap = try JSONReader.parse(run.output)
+        let values = try #require(configMap["data"]?["values.yaml"]?.stringValue)
+        let config = try ConfigFile.parse(Array(values.utf8), path: "values.yaml")
+        #expect(config.injection.enabled == false)
+        var expected = InjectionConfig.defaults
+        expected.injection.enabled = false
+        #expect(config == expected)
+    }
+}

@@ -3,7 +3,7 @@ import Injection
 import Telemetry
 import Testing
 import TestSupport
-import Webhook
+@testable import Webhook
 
 struct ConfigWatcherTests {
     static func watcher(_ text: String) throws -> (ConfigWatcher, MountedFolder, WebhookMetrics, LogLines) {
@@ -62,5 +62,17 @@ struct ConfigWatcherTests {
         #expect(throws: ConfigError.self) {
             try ConfigWatcher(path: folder.path + "/values.yaml", logger: Logger(sink: LogLines()), metrics: WebhookMetrics(version: "t"))
         }
+    }
+}
+
+struct ServerLimitsTests {
+    @Test func bodiesAreCappedAndSlowClientsTimedOut() throws {
+        let options = WebhookOptions(certificateFile: "c", keyFile: "k")
+        let configuration = WebhookServer.serverConfiguration(options, tls: nil)
+        #expect(configuration.limits.maxBodyBytes == Admission.maxBodyBytes)
+        #expect(configuration.headerReadTimeout == .seconds(5))
+        #expect(configuration.bodyReadTimeout == .seconds(10))
+        #expect(configuration.writeTimeout == .seconds(10))
+        #expect(options.reloadInterval == .seconds(2), "the kill switch applies within seconds")
     }
 }

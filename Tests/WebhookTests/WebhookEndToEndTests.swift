@@ -177,3 +177,39 @@ import TestSupport
         await fixture.stop()
     }
 }
+
+/// A client that connects and then stalls (slowloris) is dropped, and does not hold others up.
+@Suite(.serialized) struct SlowClientTests {
+    @Test func aStalledConnectionIsClosedWhileOthersAreServed() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let folder = try pki.issue(commonName: "slow", into: "slow")
+        let server = try TandemServerProcess(["webhook", "--listen", "127.0.0.1:0", "--tls-cert", folder + "/tls.crt",
+                                              "--tls-key", folder + "/tls.key", "--kube-version", "1.28"])
+        let port = try server.waitForPort()
+
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        let started = ContinuousClock.now
+        // Others are served while the stalled connection is open.
+        let sample = try SharedFixtures.bytes("kube-apiserver-1.28.4/admission-requests/a-pod-create-two-containers.request.json")
+        #expect(try curl(port: port, caFile: pki.caCertificate, body: sample).0 == 200)
+        // The server gives up on it after its 5 s header timeout: the read sees end of stream.
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        let received = recv(fd, &byte, 1, 0)
+        let waited = ContinuousClock.now - started
+        #expect(received == 0, "closed by the server")
+        #expect(waited >= .seconds(4) && waited < .seconds(12), "closed after \(waited)")
+        #expect(server.stop() == 0)
+    }
+}
