@@ -49,21 +49,34 @@ struct WebhookCommand {
         }
         let logger = Logger(level: level).with(["component": "webhook"])
         return serveUntilSignalled(logger: logger) {
-            let prepared: WebhookOptions
             let server: WebhookServer
+            let keeper: CABundleKeeper?
             do {
-                prepared = try await cluster.prepare(options, logger: logger)
+                let prepared: WebhookOptions
+                (prepared, keeper) = try await cluster.prepare(options, logger: logger)
                 server = try WebhookServer(options: prepared, logger: logger, metrics: WebhookMetrics(version: Self.version))
             } catch {
                 logger.error("cannot start", ["error": .string("\(error)")])
                 return 1
             }
-            do {
-                try await server.run()
-                return 0
-            } catch {
-                logger.error("webhook failed", ["error": .string("\(error)")])
-                return 1
+            return await withTaskGroup(of: Int32.self) { tasks in
+                if let keeper { tasks.addTask { await keeper.keep(every: .seconds(60)); return 0 } }
+                tasks.addTask {
+                    do {
+                        try await server.run()
+                        return 0
+                    } catch {
+                        logger.error("webhook failed", ["error": .string("\(error)")])
+                        return 1
+                    }
+                }
+                // The server ends first (signal or failure); the keeper goes with it.
+                var status: Int32 = 0
+                for await code in tasks {
+                    status = max(status, code)
+                    tasks.cancelAll()
+                }
+                return status
             }
         }
     }

@@ -1,3 +1,4 @@
+import Injection
 import Kube
 import Kubernetes
 import Net
@@ -22,18 +23,20 @@ public struct ClusterStartup: Sendable {
         self.attempts = attempts
     }
 
-    /// `options` completed from the cluster. Outside a cluster (no `KUBERNETES_SERVICE_HOST`)
-    /// and without `--self-signed` nothing is asked, and an unknown version means native mode.
-    public func prepare(_ options: WebhookOptions, logger: Logger) async throws -> WebhookOptions {
+    /// `options` completed from the cluster, and with `--self-signed` a keeper for the caBundle.
+    /// Outside a cluster (no `KUBERNETES_SERVICE_HOST`) and without `--self-signed` nothing is
+    /// asked, and an unknown version means native mode.
+    public func prepare(_ options: WebhookOptions, logger: Logger) async throws -> (WebhookOptions, CABundleKeeper?) {
         var options = options
         let needsVersion = options.kubeVersion == nil
         guard selfSigned != nil || (needsVersion && environment["KUBERNETES_SERVICE_HOST"] != nil) else {
             if needsVersion { logger.warn("Kubernetes version unknown: lifecycle auto means native sidecars") }
-            return options
+            return (options, nil)
         }
         let config = try KubeConfig.inCluster(environment: environment, serviceAccountDirectory: serviceAccountDirectory)
         let group = try EventLoopGroup(threads: 1)
-        defer { group.shutdown() }
+        var keeper: CABundleKeeper?
+        defer { if keeper == nil { group.shutdown() } }
         let client = try KubeClient(config: config, loop: group.next())
         if needsVersion {
             options.kubeVersion = try await retrying(logger: logger) { () throws(KubeError) in try await client.version() }
@@ -44,11 +47,15 @@ public struct ClusterStartup: Sendable {
                 guard let namespace = config.namespace else { throw KubeError("--namespace is needed: the service account has no namespace file") }
                 setup.namespace = namespace
             }
-            _ = try await retrying(logger: logger) { try await CertificateBootstrap.run(setup, client: client, logger: logger) }
+            let bundle = try await retrying(logger: logger) { try await CertificateBootstrap.run(setup, client: client, logger: logger) }
             options.certificateFile = setup.certificateFile
             options.keyFile = setup.keyFile
+            if let name = setup.webhookConfiguration {
+                keeper = CABundleKeeper(group: group, client: client, webhookConfiguration: name,
+                                        caBundle: Base64.encode(bundle.caCertificate), logger: logger)
+            }
         }
-        return options
+        return (options, keeper)
     }
 
     private func retrying<T>(logger: Logger, _ body: () async throws -> T) async throws -> T {
@@ -65,5 +72,49 @@ public struct ClusterStartup: Sendable {
                 delay *= 2
             }
         }
+    }
+}
+
+/// Puts the CA back into the webhook configuration if something resets it (a re-install that
+/// sends the object without `caBundle`): without it the apiserver cannot call the webhook, and
+/// with `failurePolicy: Fail` every meshed pod would wait. Owns the client's event loop.
+public final class CABundleKeeper: Sendable {
+    private let group: EventLoopGroup
+    private let client: KubeClient
+    private let webhookConfiguration: String
+    private let caBundle: String
+    private let logger: Logger
+
+    init(group: EventLoopGroup, client: KubeClient, webhookConfiguration: String, caBundle: String, logger: Logger) {
+        self.group = group
+        self.client = client
+        self.webhookConfiguration = webhookConfiguration
+        self.caBundle = caBundle
+        self.logger = logger
+    }
+
+    /// Checks once; true when the bundle had to be restored.
+    @discardableResult
+    public func check() async -> Bool {
+        do {
+            let restored = try await client.setCABundle(mutatingWebhookConfiguration: webhookConfiguration, caBundle: caBundle)
+            if restored {
+                logger.warn("the webhook configuration had lost the CA; restored",
+                            ["mutatingWebhookConfiguration": .string(webhookConfiguration)])
+            }
+            return restored
+        } catch {
+            logger.warn("cannot check the webhook configuration's CA", ["error": .string("\(error)")])
+            return false
+        }
+    }
+
+    /// Checks every `interval` until cancelled, then releases the client.
+    public func keep(every interval: Duration) async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { break }
+            await check()
+        }
+        group.shutdown()
     }
 }

@@ -118,6 +118,28 @@ import TestSupport
         await fixture.stop()
     }
 
+    @Test func theKeeperRestoresACABundleThatWasReset() async throws {
+        let fixture = try await KubeFixture.start()
+        fixture.server.seed(Self.mwcCollection, KubeFixture.webhookConfiguration())
+        let logs = LogLines()
+        let group = try EventLoopGroup(threads: 1)
+        let keeper = CABundleKeeper(group: group, client: fixture.client, webhookConfiguration: "tandem", caBundle: "Q0E=",
+                                    logger: Logger(sink: logs))
+        #expect(await keeper.check())
+        #expect(await !keeper.check(), "nothing to do while it is in place")
+        // A re-install sends the object without caBundle.
+        fixture.server.seed(Self.mwcCollection, KubeFixture.webhookConfiguration())
+        #expect(await keeper.check())
+        #expect(logs.messages == ["the webhook configuration had lost the CA; restored", "the webhook configuration had lost the CA; restored"])
+        #expect(fixture.server.object(KubeClient.mutatingWebhookConfigurationPath("tandem"))?["webhooks"]?.arrayValue?
+            .allSatisfy { $0["clientConfig"]?["caBundle"] == "Q0E=" } == true)
+        // Keeping stops with its task and releases its loop.
+        let task = Task { await keeper.keep(every: .milliseconds(10)) }
+        task.cancel()
+        await task.value
+        await fixture.stop()
+    }
+
     @Test func aBrokenSecretIsAnErrorThatSaysWhatToDo() async throws {
         let fixture = try await KubeFixture.start()
         fixture.server.seed("/api/v1/namespaces/tandem-system/secrets",
