@@ -229,7 +229,6 @@ enum AdmissionPatch {
     }
 
     private static func diff(_ source: JSON, _ target: JSON, at path: [String], into operations: inout [JSONPatchOperation]) {
-        if source == target { return }
         switch (source, target) {
         case (.object(let a), .object(let b)) where a.count <= 16 && b.count <= 16:
             for (key, value) in a.members {
@@ -294,22 +293,34 @@ private extension JSONPatchOperation {
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
+    /// Written into one preallocated buffer: patches are encoded on every admission.
     public static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 3 <= bytes.count {
-            let n = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
-            index += 3
+        let length = (bytes.count + 2) / 3 * 4
+        return String(unsafeUninitializedCapacity: length) { out in
+            alphabet.withUnsafeBufferPointer { table in
+                bytes.withUnsafeBufferPointer { input in
+                    var read = 0, written = 0
+                    while read + 3 <= input.count {
+                        let n = UInt32(input[read]) << 16 | UInt32(input[read + 1]) << 8 | UInt32(input[read + 2])
+                        out[written] = table[Int(n >> 18 & 63)]
+                        out[written + 1] = table[Int(n >> 12 & 63)]
+                        out[written + 2] = table[Int(n >> 6 & 63)]
+                        out[written + 3] = table[Int(n & 63)]
+                        read += 3
+                        written += 4
+                    }
+                    let rest = input.count - read
+                    if rest > 0 {
+                        let n = UInt32(input[read]) << 16 | (rest == 2 ? UInt32(input[read + 1]) << 8 : 0)
+                        out[written] = table[Int(n >> 18 & 63)]
+                        out[written + 1] = table[Int(n >> 12 & 63)]
+                        out[written + 2] = rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                        out[written + 3] = UInt8(ascii: "=")
+                    }
+                }
+            }
+            return length
         }
-        let rest = bytes.count - index
-        if rest > 0 {
-            let n = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
-            out += rest == 2 ? [alphabet[Int(n >> 6 & 63)], UInt8(ascii: "=")] : [UInt8(ascii: "="), UInt8(ascii: "=")]
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Nil for anything that is not padded standard base64.
