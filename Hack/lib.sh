@@ -27,7 +27,11 @@ ensure_pip() {
     local command="$1" package="$2"
     local venv="$TANDEM_ROOT/.build-venv"
     [ -x "$venv/bin/$command" ] && return 0
-    [ -d "$venv" ] || python3 -m venv "$venv" >&2
+    if [ ! -x "$venv/bin/pip" ]; then
+        rm -rf "$venv"
+        command -v python3 >/dev/null || ensure_apt python3
+        python3 -m venv "$venv" >&2 2>/dev/null || { ensure_apt python3-venv && python3 -m venv "$venv" >&2; }
+    fi
     log "installing $package from PyPI"
     "$venv/bin/pip" install -q "$package" >&2
 }

@@ -149,12 +149,28 @@ public struct JSONObject: Sendable, Hashable {
         hasher.combine(sum)
     }
 
+    /// Room for `count` members, for readers that know how many are coming.
+    public mutating func reserveCapacity(_ count: Int) {
+        keys.reserveCapacity(count)
+        values.reserveCapacity(count)
+    }
+
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.keys.count == rhs.keys.count else { return false }
         if lhs.keys == rhs.keys { return lhs.values == rhs.values }
+        // Same members in another order: index one side so large objects stay linear.
+        var index: [String: Int] = [:]
+        index.reserveCapacity(rhs.count)
+        for (position, key) in rhs.keys.enumerated() { index[key] = position }
         for (key, value) in lhs.members {
-            guard let other = rhs[key], other == value else { return false }
+            guard let position = index[key], rhs.values[position] == value else { return false }
         }
         return true
+    }
+}
+
+extension JSONObject: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, JSON)...) {
+        self.init(elements)
     }
 }

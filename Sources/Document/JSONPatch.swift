@@ -172,7 +172,7 @@ extension JSONPatchOperation {
         case .remove(let path):
             _ = try Self.remove(at: path, in: &document)
         case .replace(let path, let value):
-            try Self.modify(&document, at: path, depth: 0) { (target: inout JSON) throws(JSONPointerError) in
+            try Self.modify(&document, at: path, tokenCount: path.tokens.count) { (target: inout JSON) throws(JSONPointerError) in
                 target = value
             }
         case .move(let from, let path):
@@ -201,7 +201,7 @@ extension JSONPatchOperation {
             document = value
             return
         }
-        try modifyParent(of: path, in: &document) { (container: inout JSON) throws(JSONPointerError) in
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
             switch container {
             case .object(var object):
                 container = .null
@@ -234,7 +234,8 @@ extension JSONPatchOperation {
             throw JSONPointerError("cannot remove the document root")
         }
         var removed = JSON.null
-        try modifyParent(of: path, in: &document) { (container: inout JSON) throws(JSONPointerError) in
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
+            // Looking the value up first also proves that an array token is a valid index.
             removed = try container.child(last, in: path, depth: path.tokens.count - 1)
             switch container {
             case .object(var object):
@@ -252,18 +253,13 @@ extension JSONPatchOperation {
         return removed
     }
 
-    static func modifyParent(of path: JSONPointer, in document: inout JSON,
-                             _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
-        try modify(&document, at: path, depth: 0, limit: path.tokens.count - 1, body)
-    }
-
-    /// Runs `body` on the value at the first `limit` tokens of `path` in place. Each container
-    /// on the way is detached from its parent while it changes, so only the containers on the
-    /// path are copied, never the rest of the document.
-    static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int, limit: Int? = nil,
+    /// Runs `body` in place on the value named by the first `tokenCount` tokens of `path` (all of
+    /// them for the value itself, all but the last for its container). Each container on the way
+    /// is detached from its parent while it changes, so only the containers on the path are
+    /// copied, never the rest of the document.
+    static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int = 0, tokenCount: Int,
                        _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
-        let limit = limit ?? path.tokens.count
-        guard depth < limit else {
+        guard depth < tokenCount else {
             try body(&value)
             return
         }
@@ -276,13 +272,13 @@ extension JSONPatchOperation {
             value = .null
             object[token] = .null
             defer { value = .object(object) }
-            try modify(&child, at: path, depth: depth + 1, limit: limit, body)
+            try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, body)
             object[token] = child
         case .array(var elements):
             let index = try JSONPointer.existingIndex(token, count: elements.count, in: path, depth: depth)
             value = .null
             defer { value = .array(elements) }
-            try modify(&elements[index], at: path, depth: depth + 1, limit: limit, body)
+            try modify(&elements[index], at: path, depth: depth + 1, tokenCount: tokenCount, body)
         default:
             throw JSONPointer.notFound(path, depth: depth, "\(value.typeName) has no members")
         }
@@ -350,7 +346,7 @@ private struct DecimalValue: Equatable {
             }
             exponentValue = parsed
         }
-        while digits.first == UInt8(ascii: "0") { digits.removeFirst() }
+        digits = Array(digits.drop { $0 == UInt8(ascii: "0") })
         exponent = exponentValue - fractionDigits
         while digits.last == UInt8(ascii: "0") {
             digits.removeLast()
@@ -368,10 +364,12 @@ private struct DecimalValue: Equatable {
 extension JSONPatch {
     /// A small patch that turns `source` into `target`, in time linear in their size.
     ///
-    /// Objects are compared member by member. Arrays of equal length are compared element by
-    /// element; otherwise the common prefix and suffix are kept, paired elements of the changed
-    /// middle are compared, and the rest of the middle is removed (highest index first) or added
-    /// (`/-` when appending). There is no move detection: it would cost quadratic time.
+    /// Objects are compared member by member. Arrays keep their common prefix and suffix of the
+    /// same items (equal values, or objects with the same `name`) and compare those items; the
+    /// changed middle is compared pairwise by index and the rest of it is removed (highest index
+    /// first) or added (`/-` when appending). So appending, inserting or removing a container or
+    /// an env var gives one operation, and equal lengths compare index by index. There is no
+    /// move detection: it would cost quadratic time.
     public static func diff(from source: JSON, to target: JSON) -> JSONPatch {
         var differ = Differ()
         differ.diff(source, target)
@@ -388,11 +386,22 @@ private struct Differ {
     mutating func diff(_ source: JSON, _ target: JSON) {
         switch (source, target) {
         case (.object(let a), .object(let b)):
+            if Self.sharesStorage(a.keys, b.keys) && Self.sharesStorage(a.values, b.values) { return }
             diffObjects(a, b)
         case (.array(let a), .array(let b)):
+            if Self.sharesStorage(a, b) { return }
             diffArrays(a, b)
         default:
             if source != target { operations.append(.replace(path: pointer, value: target)) }
+        }
+    }
+
+    /// Whether two arrays are one buffer, as the untouched parts of a document and of its edited
+    /// copy are: then they are equal without looking, and diffing an edit costs little more
+    /// than the path to it.
+    static func sharesStorage<Element>(_ a: [Element], _ b: [Element]) -> Bool {
+        a.count == b.count && a.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress }
         }
     }
 
@@ -427,21 +436,23 @@ private struct Differ {
     }
 
     mutating func diffArrays(_ source: [JSON], _ target: [JSON]) {
+        let shorter = min(source.count, target.count)
         var prefix = 0
+        while prefix < shorter && Self.isSameItem(source[prefix], target[prefix]) { prefix += 1 }
         var suffix = 0
-        if source.count != target.count {
-            let shorter = min(source.count, target.count)
-            while prefix < shorter && source[prefix] == target[prefix] { prefix += 1 }
-            while suffix < shorter - prefix
-                && source[source.count - 1 - suffix] == target[target.count - 1 - suffix] { suffix += 1 }
-        }
+        while suffix < shorter - prefix
+            && Self.isSameItem(source[source.count - 1 - suffix], target[target.count - 1 - suffix]) { suffix += 1 }
         let sourceMiddle = source.count - prefix - suffix
         let targetMiddle = target.count - prefix - suffix
         let paired = min(sourceMiddle, targetMiddle)
-        for offset in 0..<paired {
-            path.append(String(prefix + offset))
-            diff(source[prefix + offset], target[prefix + offset])
-            path.removeLast()
+        // Matched and paired items are compared at their current indices, before anything is
+        // removed or inserted in front of them.
+        for index in 0..<(prefix + paired) {
+            diffElement(at: index, source[index], target[index])
+        }
+        let shift = target.count - source.count
+        for index in (source.count - suffix)..<source.count {
+            diffElement(at: index, source[index], target[index + shift])
         }
         for index in stride(from: prefix + sourceMiddle - 1, through: prefix + paired, by: -1) {
             path.append(String(index))
@@ -453,5 +464,20 @@ private struct Differ {
             operations.append(.add(path: pointer, value: target[index]))
             path.removeLast()
         }
+    }
+
+    mutating func diffElement(at index: Int, _ source: JSON, _ target: JSON) {
+        path.append(String(index))
+        diff(source, target)
+        path.removeLast()
+    }
+
+    /// Whether two array elements are the same item, perhaps changed: equal values, or objects
+    /// with the same string `name`, the key of Kubernetes lists (containers, env, volumes, ports).
+    static func isSameItem(_ source: JSON, _ target: JSON) -> Bool {
+        if case .object(let a) = source, case .object(let b) = target, let name = a["name"], case .string = name {
+            return b["name"] == name
+        }
+        return source == target
     }
 }

@@ -47,16 +47,18 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text = ""
+        var text: [UInt8] = []
         for token in tokens {
-            text += "/"
-            if token.contains("~") || token.contains("/") {
-                text += token.replacing("~", with: "~0").replacing("/", with: "~1")
-            } else {
-                text += token
+            text.append(UInt8(ascii: "/"))
+            for byte in token.utf8 {
+                switch byte {
+                case UInt8(ascii: "~"): text += "~0".utf8
+                case UInt8(ascii: "/"): text += "~1".utf8
+                default: text.append(byte)
+                }
             }
         }
-        return text
+        return String(decoding: text, as: UTF8.self)
     }
 
     public var isRoot: Bool { tokens.isEmpty }

@@ -1,39 +1,37 @@
 /// A strict RFC 8259 JSON reader that builds the ordered `JSON` value without Foundation.
 ///
-/// Strict, because an admission webhook must reject what the apiserver would reject rather than
-/// guess: duplicate keys, lone surrogates, invalid UTF-8, leading zeros, trailing commas and
-/// trailing garbage are all errors with a byte offset, a line and a column.
+/// Strict, because a document that two readers could understand differently must be refused,
+/// not guessed at: duplicate keys (which one wins?), lone surrogates and invalid UTF-8 (replaced
+/// how?), leading zeros, trailing commas and trailing garbage are all errors with a byte offset,
+/// a line and a column.
 public enum JSONReader {
     /// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
     public static let defaultMaxDepth = 512
 
-    /// Parses exactly one JSON value, with optional whitespace around it.
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        try bytes.withUnsafeBufferPointer { buffer in
-            parseOne(buffer, maxDepth: maxDepth)
-        }.get()
-    }
-
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        try parseOne(bytes.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth).get()
+    /// Parses exactly one JSON value, with optional whitespace around it, from any bytes:
+    /// `[UInt8]`, an `ArraySlice` of a request body, an `UnsafeRawBufferPointer`.
+    public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
+        try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth) }.get()
     }
 
     public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        var text = text
-        return try text.withUTF8 { buffer in parseOne(buffer, maxDepth: maxDepth) }.get()
+        try parse(text.utf8, maxDepth: maxDepth)
     }
 
     /// Parses a stream of JSON values that follow each other directly or separated by whitespace,
     /// as `kubectl apply -f` and watch responses deliver them. An empty stream has no values.
-    public static func parseStream(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
-        try bytes.withUnsafeBufferPointer { buffer in
-            parseAll(buffer, maxDepth: maxDepth)
-        }.get()
+    public static func parseStream(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
+        try withContiguousBytes(bytes) { parseAll($0, maxDepth: maxDepth) }.get()
     }
 
     public static func parseStream(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
-        var text = text
-        return try text.withUTF8 { buffer in parseAll(buffer, maxDepth: maxDepth) }.get()
+        try parseStream(text.utf8, maxDepth: maxDepth)
+    }
+
+    private static func withContiguousBytes<Result>(_ bytes: some Collection<UInt8>,
+                                                    _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = bytes.withContiguousStorageIfAvailable(body) { return result }
+        return Array(bytes).withUnsafeBufferPointer(body)
     }
 
     private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<JSON, JSONParseError> {
@@ -135,6 +133,8 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
+    /// Elements of the arrays being read, innermost last.
+    var elementStack: [JSON] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -162,7 +162,7 @@ private struct JSONParser {
 
     mutating func parseValue(depth: Int) throws(Failure) -> JSON {
         skipWhitespace()
-        guard index < bytes.count else { throw failure("unexpected end of input, expected a value") }
+        guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
@@ -192,6 +192,7 @@ private struct JSONParser {
         index += word.utf8CodeUnitCount
     }
 
+    /// Steps over the `{` or `[` that opens a container at `depth`, unless that is too deep.
     mutating func enter(_ depth: Int) throws(Failure) {
         if depth > maxDepth { throw failure("nesting is deeper than \(maxDepth) levels") }
         index += 1
@@ -217,7 +218,11 @@ private struct JSONParser {
             let keyOffset = index
             let key = try parseString()
             if seen == nil && object.count >= 16 { seen = Set(object.keys) }
-            let duplicate = if seen != nil { !seen!.insert(key).inserted } else { object.keys.contains(key) }
+            let duplicate = if seen != nil {
+                !seen!.insert(key).inserted
+            } else {
+                object.keys.contains { $0.utf8.count == key.utf8.count && $0 == key }
+            }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
             guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
@@ -243,16 +248,18 @@ private struct JSONParser {
 
     mutating func parseArray(depth: Int) throws(Failure) -> JSON {
         try enter(depth)
-        var elements: [JSON] = []
         if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
             index += 1
-            return .array(elements)
+            return .array([])
         }
+        // Elements collect on a stack shared by all arrays, so each array is allocated once.
+        let first = elementStack.count
         while true {
-            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            if elementStack.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
-            elements.append(try parseValue(depth: depth))
+            let element = try parseValue(depth: depth)
+            elementStack.append(element)
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or ']' after array element") }
             switch bytes[index] {
@@ -261,6 +268,8 @@ private struct JSONParser {
                 skipWhitespace()
             case UInt8(ascii: "]"):
                 index += 1
+                let elements = Array(elementStack[first...])
+                elementStack.removeSubrange(first...)
                 return .array(elements)
             default:
                 throw expected("',' or ']' after array element")
@@ -316,24 +325,32 @@ private struct JSONParser {
     /// are copied straight from the input.
     mutating func parseString() throws(Failure) -> String {
         let quote = index
-        index += 1
-        let start = index
-        var ascii = true
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let range = start..<index
-                index += 1
-                if ascii { return asciiString(range) }
-                try validateUTF8(range)
-                return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-            }
-            if byte == UInt8(ascii: "\\") { return try parseEscapedString(quote: quote, start: start, ascii: ascii) }
-            if byte < 0x20 { throw controlCharacter(byte) }
-            if byte >= 0x80 { ascii = false }
-            index += 1
+        let start = index + 1
+        // The scan runs on locals so the loop stays a load and three compares per byte.
+        let end = bytes.count
+        var position = start
+        var highBits: UInt8 = 0
+        while position < end {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            highBits |= byte
+            position += 1
         }
-        throw failure("unterminated string", at: quote)
+        index = position
+        guard position < end else { throw failure("unterminated string", at: quote) }
+        let ascii = highBits < 0x80
+        switch bytes[position] {
+        case UInt8(ascii: "\""):
+            let range = start..<position
+            index += 1
+            if ascii { return asciiString(range) }
+            try validateUTF8(range)
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        case UInt8(ascii: "\\"):
+            return try parseEscapedString(quote: quote, start: start, ascii: ascii)
+        case let byte:
+            throw controlCharacter(byte)
+        }
     }
 
     func controlCharacter(_ byte: UInt8) -> Failure {

@@ -6,6 +6,7 @@
 public enum JSONWriter {
     public static func write(_ value: JSON, indent: Int = 0) -> [UInt8] {
         var buffer: [UInt8] = []
+        buffer.reserveCapacity(4096)
         write(value, indent: indent, into: &buffer)
         return buffer
     }
@@ -41,8 +42,11 @@ public enum JSONWriter {
                 writeCompact(elements[index], into: &buffer)
             }
             buffer.append(UInt8(ascii: "]"))
-        default:
-            writeScalar(value, into: &buffer)
+        case .string(let string): writeString(string, into: &buffer)
+        case .number(let text): buffer.append(contentsOf: text.utf8)
+        case .bool(true): buffer.append(contentsOf: "true".utf8)
+        case .bool(false): buffer.append(contentsOf: "false".utf8)
+        case .null: buffer.append(contentsOf: "null".utf8)
         }
     }
 
@@ -79,16 +83,7 @@ public enum JSONWriter {
         buffer.append(contentsOf: repeatElement(UInt8(ascii: " "), count: spaces))
     }
 
-    private static func writeScalar(_ value: JSON, into buffer: inout [UInt8]) {
-        switch value {
-        case .null: buffer.append(contentsOf: "null".utf8)
-        case .bool(true): buffer.append(contentsOf: "true".utf8)
-        case .bool(false): buffer.append(contentsOf: "false".utf8)
-        case .number(let text): buffer.append(contentsOf: text.utf8)
-        case .string(let string): writeString(string, into: &buffer)
-        case .array, .object: writeCompact(value, into: &buffer)
-        }
-    }
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
     static func writeString(_ string: String, into buffer: inout [UInt8]) {
@@ -110,9 +105,9 @@ public enum JSONWriter {
                 case 0x0D: buffer.append(UInt8(ascii: "r"))
                 case 0x09: buffer.append(UInt8(ascii: "t"))
                 default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    buffer.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                               hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                    buffer.append(contentsOf: "u00".utf8)
+                    buffer.append(hexDigits[Int(byte >> 4)])
+                    buffer.append(hexDigits[Int(byte & 0xF)])
                 }
             }
             buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))

@@ -39,11 +39,12 @@ public final class YAMLNode: @unchecked Sendable {
     public let isFlow: Bool
     public let tag: String?
     public let anchor: String?
-    /// The resolved value; set once by the reader.
-    public internal(set) var json: JSON = .null
+    /// The resolved value.
+    public let json: JSON
 
-    init(content: Content, start: SourceMark, end: Int, isFlow: Bool, tag: String?, anchor: String?) {
+    init(content: Content, json: JSON, start: SourceMark, end: Int, isFlow: Bool, tag: String?, anchor: String?) {
         self.content = content
+        self.json = json
         self.start = start
         self.end = end
         self.isFlow = isFlow

@@ -35,18 +35,30 @@ public enum YAMLReader {
 
     /// Reads every document of a UTF-8 stream.
     public static func read(_ bytes: [UInt8]) throws(YAMLError) -> [YAMLDocument] {
+        var documents: [YAMLDocument] = []
+        do {
+            try read(bytes) { documents.append($0) }
+        } catch let error as YAMLError {
+            throw error
+        } catch {
+            preconditionFailure("collecting documents cannot fail: \(error)")
+        }
+        return documents
+    }
+
+    /// Reads a stream one document at a time, handing each to `visit` as soon as it is complete
+    /// and letting it go afterwards, so memory holds one document's tree, not the stream's.
+    /// Errors from `visit` propagate unchanged; syntax errors are `YAMLError`s.
+    public static func read(_ bytes: [UInt8], each visit: (YAMLDocument) throws -> Void) throws {
         var builder = TreeBuilder(bytes: bytes)
         do {
             try bytes.withUnsafeBufferPointer { buffer in
-                try builder.run(buffer)
+                try builder.run(buffer, visit: visit)
             }
         } catch var error as YAMLError {
-            error.document = builder.documents.count
+            error.document = builder.completedDocuments
             throw error
-        } catch {
-            throw YAMLError(mark: SourceMark(offset: 0, line: 1, column: 1), message: "\(error)")
         }
-        return builder.documents
     }
 
     public static func read(_ text: String) throws(YAMLError) -> [YAMLDocument] {
@@ -83,7 +95,9 @@ private struct TreeBuilder {
     private var anchors: [String: YAMLNode] = [:]
     private var documentRoot: YAMLNode?
     private var documentStart = 0
-    private(set) var documents: [YAMLDocument] = []
+    /// The last complete document, held back until it is known whether text follows it.
+    private var pending: YAMLDocument?
+    private(set) var completedDocuments = 0
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -100,7 +114,7 @@ private struct TreeBuilder {
         }
     }
 
-    mutating func run(_ buffer: UnsafeBufferPointer<UInt8>) throws {
+    mutating func run(_ buffer: UnsafeBufferPointer<UInt8>, visit: (YAMLDocument) throws -> Void) throws {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
             throw YAMLError(mark: SourceMark(offset: 0, line: 1, column: 1), message: "libyaml could not start a parser")
@@ -115,19 +129,24 @@ private struct TreeBuilder {
                 throw parserError(parser)
             }
             defer { yaml_event_delete(&event) }
-            if event.type == YAML_STREAM_END_EVENT {
-                extendLastDocumentToEnd()
-                break
+            switch event.type {
+            case YAML_STREAM_END_EVENT:
+                // Text after the last document (a comment, a `...`, blank lines) belongs to it,
+                // so that concatenating every document's range gives back the whole input.
+                if let last = pending {
+                    try visit(YAMLDocument(root: last.root, range: last.range.lowerBound..<bytes.count))
+                }
+                return
+            case YAML_DOCUMENT_START_EVENT:
+                if let last = pending {
+                    pending = nil
+                    try visit(last)
+                }
+                try handle(&event)
+            default:
+                try handle(&event)
             }
-            try handle(&event)
         }
-    }
-
-    /// Text after the last document (a comment, a `...`, blank lines) belongs to it, so that
-    /// concatenating every document's range gives back the whole input.
-    private mutating func extendLastDocumentToEnd() {
-        guard let last = documents.popLast() else { return }
-        documents.append(YAMLDocument(root: last.root, range: last.range.lowerBound..<bytes.count))
     }
 
     private func offset(_ mark: yaml_mark_t) -> Int {
@@ -162,7 +181,9 @@ private struct TreeBuilder {
             documentRoot = nil
         case YAML_DOCUMENT_END_EVENT:
             let end = offset(event.end_mark)
-            documents.append(YAMLDocument(root: documentRoot, range: documentStart..<end))
+            pending = YAMLDocument(root: documentRoot, range: documentStart..<end)
+            completedDocuments += 1
+            documentRoot = nil
             documentStart = end
         case YAML_SCALAR_EVENT:
             let scalar = event.data.scalar
@@ -179,18 +200,18 @@ private struct TreeBuilder {
             if style == .literal || style == .folded {
                 end = trimmingLineBreaks(end, notBefore: start.offset)
             }
-            let node = YAMLNode(content: .scalar(value, style), start: start, end: end, isFlow: false,
-                                tag: Self.string(scalar.tag), anchor: Self.string(scalar.anchor))
-            node.json = try ScalarResolver.resolve(value, style: style, tag: node.tag, at: start)
+            let tag = Self.string(scalar.tag)
+            let node = YAMLNode(content: .scalar(value, style),
+                                json: try ScalarResolver.resolve(value, style: style, tag: tag, at: start),
+                                start: start, end: end, isFlow: false, tag: tag, anchor: Self.string(scalar.anchor))
             try add(node)
         case YAML_ALIAS_EVENT:
             let name = Self.string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
                 throw YAMLError(mark: start, message: "unknown alias *\(name)")
             }
-            let node = YAMLNode(content: .alias(target), start: start, end: offset(event.end_mark),
+            let node = YAMLNode(content: .alias(target), json: target.json, start: start, end: offset(event.end_mark),
                                 isFlow: false, tag: nil, anchor: nil)
-            node.json = target.json
             try add(node)
         case YAML_SEQUENCE_START_EVENT:
             let data = event.data.sequence_start
@@ -234,14 +255,13 @@ private struct TreeBuilder {
         let node: YAMLNode
         if open.isMapping {
             let end = open.flow ? offset(endMark) : lineEnd(after: open.values.last?.end ?? open.start.offset)
-            node = YAMLNode(content: .mapping(keys: open.items, values: open.values), start: open.start, end: end,
-                            isFlow: open.flow, tag: open.tag, anchor: open.anchor)
-            node.json = try Self.mappingValue(keys: open.items, values: open.values)
+            node = YAMLNode(content: .mapping(keys: open.items, values: open.values),
+                            json: try Self.mappingValue(keys: open.items, values: open.values),
+                            start: open.start, end: end, isFlow: open.flow, tag: open.tag, anchor: open.anchor)
         } else {
             let end = open.flow ? offset(endMark) : lineEnd(after: open.items.last?.end ?? open.start.offset)
-            node = YAMLNode(content: .sequence(open.items), start: open.start, end: end, isFlow: open.flow,
-                            tag: open.tag, anchor: open.anchor)
-            node.json = .array(open.items.map(\.json))
+            node = YAMLNode(content: .sequence(open.items), json: .array(open.items.map(\.json)),
+                            start: open.start, end: end, isFlow: open.flow, tag: open.tag, anchor: open.anchor)
         }
         try add(node)
     }

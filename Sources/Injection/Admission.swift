@@ -129,7 +129,7 @@ public enum Admission {
         result.warnings = workload?.warnings ?? []
         guard report.changed else { return allow(result, uid: uid) }
 
-        let patch = AdmissionPatch.diff(from: object, to: report.object)
+        let patch = JSONPatch.diff(from: object, to: report.object)
         if let problem = proofProblem(patch, original: object, injected: report.object) {
             result.reason = Reason.patchInvalid
             return deny(result, uid: uid, code: 500, message: "tandem built a patch it cannot stand behind: \(problem)")
@@ -213,78 +213,6 @@ public enum Admission {
         ])))
         bytes.append(UInt8(ascii: "\n"))
         return bytes
-    }
-}
-
-/// `JSONPatch.diff`, except that arrays of uniquely named objects (containers, env, volumes,
-/// volumeMounts, ports) are matched by name. Injection inserts the proxy before the app in
-/// legacy mode; a positional diff pairs the app with the proxy and rewrites every field of both
-/// (1,532 operations for a pod with 1,500 env vars), where matching by name gives one `add` and
-/// the app's few real changes.
-enum AdmissionPatch {
-    static func diff(from source: JSON, to target: JSON) -> JSONPatch {
-        var operations: [JSONPatchOperation] = []
-        diff(source, target, at: [], into: &operations)
-        return JSONPatch(operations)
-    }
-
-    private static func diff(_ source: JSON, _ target: JSON, at path: [String], into operations: inout [JSONPatchOperation]) {
-        switch (source, target) {
-        case (.object(let a), .object(let b)) where a.count <= 16 && b.count <= 16:
-            for (key, value) in a.members {
-                if let other = b[key] {
-                    diff(value, other, at: path + [key], into: &operations)
-                } else {
-                    operations.append(.remove(path: JSONPointer(tokens: path + [key])))
-                }
-            }
-            for (key, value) in b.members where a[key] == nil {
-                operations.append(.add(path: JSONPointer(tokens: path + [key]), value: value))
-            }
-        case (.array(let a), .array(let b)) where insertsNamedItems(a, b):
-            // Walking the target in order: each old item is found at the current index once the
-            // items inserted before it are in place.
-            var next = 0
-            for (index, item) in b.enumerated() {
-                if next < a.count, item["name"] == a[next]["name"] {
-                    diff(a[next], item, at: path + [String(index)], into: &operations)
-                    next += 1
-                } else {
-                    operations.append(.add(path: JSONPointer(tokens: path + [String(index)]), value: item))
-                }
-            }
-        default:
-            // Large objects (managedFields) are left to Document's diff, which indexes their keys.
-            for operation in JSONPatch.diff(from: source, to: target).operations {
-                operations.append(operation.prefixed(path))
-            }
-        }
-    }
-
-    /// True when both are arrays of objects with distinct names and `target` is `source`'s items,
-    /// in the same order, with new items inserted.
-    private static func insertsNamedItems(_ source: [JSON], _ target: [JSON]) -> Bool {
-        guard source.count < target.count, !source.isEmpty else { return false }
-        let names = target.map { $0["name"]?.stringValue }
-        guard !names.contains(nil), Set(names).count == names.count else { return false }
-        var next = 0
-        for name in names where next < source.count && source[next]["name"]?.stringValue == name { next += 1 }
-        return next == source.count && source.allSatisfy { $0["name"]?.stringValue != nil }
-    }
-}
-
-private extension JSONPatchOperation {
-    func prefixed(_ prefix: [String]) -> JSONPatchOperation {
-        guard !prefix.isEmpty else { return self }
-        func moved(_ pointer: JSONPointer) -> JSONPointer { JSONPointer(tokens: prefix + pointer.tokens) }
-        switch self {
-        case .add(let path, let value): return .add(path: moved(path), value: value)
-        case .remove(let path): return .remove(path: moved(path))
-        case .replace(let path, let value): return .replace(path: moved(path), value: value)
-        case .move(let from, let path): return .move(from: moved(from), path: moved(path))
-        case .copy(let from, let path): return .copy(from: moved(from), path: moved(path))
-        case .test(let path, let value): return .test(path: moved(path), value: value)
-        }
     }
 }
 

@@ -338,8 +338,11 @@ public struct Injector: Sendable {
 
     /// Injection must never turn a valid pod into one the apiserver rejects.
     private static func checkValidity(before: JSONObject, after: JSONObject) throws(InjectionError) {
+        // The pod as it was is checked only when the injected one has problems (rarely).
+        let problems = PodValidation.problems(in: after["spec"] ?? .null)
+        guard !problems.isEmpty else { return }
         let old = Set(PodValidation.problems(in: before["spec"] ?? .null))
-        let new = PodValidation.problems(in: after["spec"] ?? .null).filter { !old.contains($0) }
+        let new = problems.filter { !old.contains($0) }
         guard new.isEmpty else {
             throw InjectionError(pointer: ["spec"], message: "injecting would make an invalid pod: " + new.joined(separator: "; "))
         }

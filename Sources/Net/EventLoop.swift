@@ -166,10 +166,13 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runInbox() {
+        // Swap the array out rather than copy-and-clear, which would allocate every iteration.
         let tasks = inbox.withLock { state -> [@Sendable () -> Void] in
             state.woken = false
-            defer { state.tasks.removeAll(keepingCapacity: true) }
-            return state.tasks
+            if state.tasks.isEmpty { return [] }
+            var taken: [@Sendable () -> Void] = []
+            swap(&taken, &state.tasks)
+            return taken
         }
         for task in tasks { task() }
     }

@@ -184,6 +184,9 @@ public struct HTTPParser: Sendable {
                 let lineStart = base + scan.lineStart
                 if index == lineStart || input[index - 1] != cr { throw .bareLineFeed }
                 if index - 1 == lineStart {
+                    if startLine && scan.firstLineEnd == nil {
+                        throw kind == .request ? .invalidRequestLine : .invalidStatusLine
+                    }
                     return index + 1
                 }
                 if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = index - 1 - base }
@@ -307,7 +310,7 @@ public struct HTTPParser: Sendable {
 
     private mutating func frameRequest(_ head: HTTPRequestHead) throws(HTTPParseError) {
         if head.version == .http1_1 {
-            let hosts = head.headers.values("host").count
+            let hosts = head.headers.count("host")
             if hosts == 0 { throw .missingHost }
             if hosts > 1 { throw .duplicateHost }
         }

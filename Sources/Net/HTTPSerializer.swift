@@ -18,6 +18,11 @@ public enum HTTPSerializer {
     }
 
     public static func write(_ head: HTTPResponseHead, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+        try write(head, contentLength: nil, into: &buffer)
+    }
+
+    /// Writes a response head, adding `Content-Length` without building a header field for it.
+    static func write(_ head: HTTPResponseHead, contentLength: Int?, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         guard (100...999).contains(head.status) else { throw HTTPSerializeError("invalid status \(head.status)") }
         guard head.reason.utf8.allSatisfy(isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
         appendVersion(head.version, into: &buffer)
@@ -28,6 +33,11 @@ public enum HTTPSerializer {
         buffer.append(sp)
         buffer.append(contentsOf: head.reason.utf8)
         buffer.append(cr); buffer.append(lf)
+        if let contentLength {
+            buffer.append(contentsOf: "Content-Length: ".utf8)
+            appendDecimal(contentLength, into: &buffer)
+            buffer.append(cr); buffer.append(lf)
+        }
         try writeFields(head.headers, into: &buffer)
     }
 

@@ -391,8 +391,9 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     func connectionWritabilityDidChange(_ connection: Connection) {
         if connection.isWritable {
+            // A stream (watch) may stay quiet for as long as it likes once the client drains.
+            setDeadline(phaseDeadline())
             if phase == .responding && stream == nil { return }
-            if phase != .responding { setDeadline(phaseDeadline()) }
             connection.resumeReading()
             if !pending.isEmpty && phase != .responding { processPending() }
         } else {
@@ -511,12 +512,9 @@ final class HTTPServerConnection: ConnectionDelegate {
         output.removeAll(keepingCapacity: true)
         switch response.body {
         case .bytes(let bytes):
-            if response.status >= 200 && response.status != 204 && response.status != 304 && !head.headers.contains("content-length") {
-                var length: [UInt8] = []
-                HTTPSerializer.appendDecimal(bytes.count, into: &length)
-                head.headers.add("Content-Length", String(decoding: length, as: UTF8.self))
-            }
-            guard serialize(head) else { return }
+            let needsLength = response.status >= 200 && response.status != 204 && response.status != 304
+                && !head.headers.contains("content-length")
+            guard serialize(head, contentLength: needsLength ? bytes.count : nil) else { return }
             if bodyAllowed { output.append(contentsOf: bytes) }
             send(output)
         case .stream(let produce):
@@ -542,9 +540,9 @@ final class HTTPServerConnection: ConnectionDelegate {
     }
 
     /// Writes a head into `output`; a handler's invalid header becomes a 500.
-    private func serialize(_ head: HTTPResponseHead) -> Bool {
+    private func serialize(_ head: HTTPResponseHead, contentLength: Int? = nil) -> Bool {
         do {
-            try HTTPSerializer.write(head, into: &output)
+            try HTTPSerializer.write(head, contentLength: contentLength, into: &output)
             return true
         } catch {
             output.removeAll(keepingCapacity: true)

@@ -72,6 +72,27 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     public func contains(_ name: String) -> Bool { self[name] != nil }
 
+    /// Whether a comma-separated list field contains `token` (ASCII case-insensitive), without
+    /// allocating: this runs for every request (Connection, Expect).
+    public func containsToken(_ name: String, _ token: String) -> Bool {
+        for field in fields where asciiEqualFold(field.name, name) {
+            for part in field.value.utf8.split(separator: 0x2C) {
+                var start = part.startIndex, end = part.endIndex
+                while start < end && (part[start] == sp || part[start] == htab) { start = part.index(after: start) }
+                while end > start && (part[part.index(before: end)] == sp || part[part.index(before: end)] == htab) { end = part.index(before: end) }
+                if part[start..<end].elementsEqual(token.utf8, by: { asciiLower($0) == asciiLower($1) }) { return true }
+            }
+        }
+        return false
+    }
+
+    /// How many fields have this name.
+    public func count(_ name: String) -> Int {
+        var count = 0
+        for field in fields where asciiEqualFold(field.name, name) { count += 1 }
+        return count
+    }
+
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
 
     public static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
@@ -96,7 +117,7 @@ public struct HTTPRequestHead: Sendable, Equatable {
     }
 
     /// The target up to `?`.
-    public var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+    public var path: Substring { target[..<(target.firstIndex(of: "?") ?? target.endIndex)] }
     /// The target after `?`, if any.
     public var query: Substring? {
         guard let mark = target.firstIndex(of: "?") else { return nil }
@@ -107,7 +128,7 @@ public struct HTTPRequestHead: Sendable, Equatable {
     public var keepAlive: Bool { connectionKeepAlive(version: version, headers: headers) }
     /// Whether the client waits for `100 Continue` before sending the body.
     public var expectsContinue: Bool {
-        headers.tokens("expect").contains("100-continue")
+        headers.containsToken("expect", "100-continue")
     }
 }
 
@@ -168,9 +189,8 @@ public struct HTTPResponseHead: Sendable, Equatable {
 }
 
 func connectionKeepAlive(version: HTTPVersion, headers: HTTPHeaders) -> Bool {
-    let tokens = headers.tokens("connection")
-    if tokens.contains("close") { return false }
-    return version == .http1_1 || tokens.contains("keep-alive")
+    if headers.containsToken("connection", "close") { return false }
+    return version == .http1_1 || headers.containsToken("connection", "keep-alive")
 }
 
 // MARK: - ASCII helpers (no locale, no Foundation)

@@ -21,12 +21,12 @@ enum IOResult: Equatable {
 /// Every system call Net makes, wrapped once: EINTR retried, failures thrown as `SystemError`.
 enum Sys {
     @inline(__always)
-    static func call(_ name: String, _ body: () -> Int32) throws(SystemError) -> Int32 {
+    static func call(_ name: @autoclosure () -> String, _ body: () -> Int32) throws(SystemError) -> Int32 {
         while true {
             let result = body()
             if result >= 0 { return result }
             let code = errno
-            if code != EINTR { throw SystemError(name, code: code) }
+            if code != EINTR { throw SystemError(name(), code: code) }
         }
     }
 
@@ -191,8 +191,8 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     public var port: Int {
         withUnsafeBytes(of: storage) { raw in
-            if family == AF_INET6 { return Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))) }
-            return Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)))
+            // sin_port and sin6_port share offset 2.
+            Int(UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)))
         }
     }
 
@@ -242,10 +242,4 @@ extension Duration {
         let parts = components
         return parts.seconds &* 1_000_000_000 &+ parts.attoseconds / 1_000_000_000
     }
-}
-
-/// Writes a line to fd 2 (Swift 6 cannot reference the C `stderr` global).
-func writeStandardError(_ text: String) {
-    var line = text + "\n"
-    line.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
 }

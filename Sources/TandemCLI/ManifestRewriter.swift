@@ -56,43 +56,45 @@ struct ManifestRewriter {
     }
 
     private func rewriteYAML(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
-        let documents: [YAMLDocument]
-        do {
-            documents = try YAMLReader.read(bytes)
-        } catch {
-            throw ManifestError(source: source, document: error.document + 1, line: error.mark.line,
-                                column: error.mark.column, message: error.message)
-        }
         var result = Result(output: [], workloads: [], changed: false)
         result.output.reserveCapacity(bytes.count + bytes.count / 4)
         var jsonValues: [JSON] = []
+        var index = 0
         let yamlRewriter = YAMLRewriter()
-        for (index, document) in documents.enumerated() {
-            let value = document.value
-            let newValue: JSON
-            if case .object = value {
-                let report: InjectionReport
-                do {
-                    report = try transform(value)
-                } catch {
-                    let mark = document.root?.deepestNode(along: error.pointer).start
-                    throw ManifestError(source: source, document: index + 1, line: mark?.line, column: mark?.column,
-                                        message: error.message)
+        do {
+            try YAMLReader.read(bytes) { document in
+                index += 1
+                let value = document.value
+                var newValue = value
+                if case .object = value {
+                    let report: InjectionReport
+                    do throws(InjectionError) {
+                        report = try transform(value)
+                    } catch {
+                        let mark = document.root?.deepestNode(along: error.pointer).start
+                        throw ManifestError(source: source, document: index, line: mark?.line, column: mark?.column,
+                                            message: error.message)
+                    }
+                    result.workloads += report.workloads.map { WorkloadLine(source: source, document: index, report: $0) }
+                    newValue = report.object
                 }
-                result.workloads += report.workloads.map { WorkloadLine(source: source, document: index + 1, report: $0) }
-                newValue = report.object
-            } else {
-                newValue = value
+                if newValue != value { result.changed = true }
+                switch format {
+                case .json:
+                    if !newValue.isNull { jsonValues.append(newValue) }
+                case .yaml, nil:
+                    result.output += yamlRewriter.rewrite(document, in: bytes, to: newValue)
+                }
             }
-            if newValue != value { result.changed = true }
-            switch format {
-            case .json:
-                if !newValue.isNull { jsonValues.append(newValue) }
-            case .yaml, nil:
-                result.output += yamlRewriter.rewrite(document, in: bytes, to: newValue)
-            }
+        } catch let error as ManifestError {
+            throw error
+        } catch let error as YAMLError {
+            throw ManifestError(source: source, document: error.document + 1, line: error.mark.line,
+                                column: error.mark.column, message: error.message)
+        } catch {
+            preconditionFailure("unexpected error \(error)")
         }
-        if documents.isEmpty, format != .json { result.output = bytes }
+        if index == 0, format != .json { result.output = bytes }
         if format == .json { result.output = Self.jsonStream(jsonValues, indent: 4) }
         return result
     }

@@ -12,6 +12,11 @@ public enum TandemCommand {
       inject      Add the proxy sidecar to workloads in manifests (files, folders, stdin).
       uninject    Remove exactly what inject added.
       webhook     Serve the mutating admission webhook that injects pods as they are created.
+      supervise   Run an app container's command after its proxy is ready; stop the proxy after it exits.
+      await       Wait for the proxy to be ready, or (--app-exit) for the app side to finish.
+      install     Copy this binary into a folder (the tandem-init container).
+      bridge      Serve discovery to legacy hosts, Envoy and tandem proxies.
+      version     Print the version, source revision and library versions (also --version).
       help        Show this help, or a command's help: tandem help inject
 
     Run 'tandem <command> --help' for a command's options.
@@ -44,8 +49,24 @@ public enum TandemCommand {
                 return 0
             }
             return command.run(rest)
+        case "supervise":
+            return SuperviseCommand.run(rest)
+        case "await":
+            return AwaitCommand.run(rest)
+        case "install":
+            return InstallCommand.run(rest)
+        case "bridge":
+            let command = BridgeCommand()
+            if rest.contains("-h") || rest.contains("--help") {
+                Console.out(command.help)
+                return 0
+            }
+            return command.run(rest)
+        case "version", "--version":
+            Console.out(BuildInfo.summary)
+            return 0
         case "help", "-h", "--help":
-            if let topic = rest.first, ["inject", "uninject", "webhook"].contains(topic) {
+            if let topic = rest.first, ["inject", "uninject", "webhook", "supervise", "await", "install", "bridge"].contains(topic) {
                 return run([topic, "--help"])
             }
             Console.out(usage)

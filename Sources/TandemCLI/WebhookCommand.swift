@@ -9,8 +9,6 @@ import Webhook
 /// `tandem webhook`: parses options, builds the server with a logger and metrics made here, and
 /// serves until SIGTERM or SIGINT, then drains.
 struct WebhookCommand {
-    static let version = "0.1.0"
-
     let specs: [OptionSpec] = [
         .value("--listen", name: "ADDR:PORT", help: "Address to serve HTTPS on (default 0.0.0.0:9443)."),
         .value("--tls-cert", name: "FILE", help: "Serving certificate (PEM, chain allowed); reloaded when the file changes."),
@@ -54,7 +52,7 @@ struct WebhookCommand {
             do {
                 let prepared: WebhookOptions
                 (prepared, keeper) = try await cluster.prepare(options, logger: logger)
-                server = try WebhookServer(options: prepared, logger: logger, metrics: WebhookMetrics(version: Self.version))
+                server = try WebhookServer(options: prepared, logger: logger, metrics: WebhookMetrics(version: BuildInfo.version))
             } catch {
                 logger.error("cannot start", ["error": .string("\(error)")])
                 return 1

@@ -86,6 +86,23 @@ private func expectDiffApplies(from source: JSON, to target: JSON, sourceLocatio
     return patch
 }
 
+private func collectPaths(_ value: JSON, at pointer: JSONPointer, into paths: inout [JSONPointer]) {
+    switch value {
+    case .object(let object):
+        for (key, member) in object.members {
+            paths.append(pointer.appending(key))
+            collectPaths(member, at: pointer.appending(key), into: &paths)
+        }
+    case .array(let elements):
+        for (index, element) in elements.enumerated() {
+            paths.append(pointer.appending(index: index))
+            collectPaths(element, at: pointer.appending(index: index), into: &paths)
+        }
+    default:
+        break
+    }
+}
+
 struct JSONDiffTests {
     @Test func equalDocumentsNeedNoOperations() throws {
         let value: JSON = ["a": [1, ["b": nil]], "c": "d"]
@@ -104,6 +121,13 @@ struct JSONDiffTests {
         (#"[1,2,3]"#, #"[1,{"x":1},5,3]"#, #"[{"op":"replace","path":"/1","value":{"x":1}},{"op":"add","path":"/2","value":5}]"#),
         (#"[{"a":1},{"b":1}]"#, #"[{"a":2},{"b":1}]"#, #"[{"op":"replace","path":"/0/a","value":2}]"#),
         (#"{"a":[1]}"#, #"{"a":{"0":1}}"#, #"[{"op":"replace","path":"/a","value":{"0":1}}]"#),
+        (#"[{"name":"app","image":"a:1"}]"#, #"[{"name":"proxy"},{"name":"app","image":"a:2"}]"#,
+         #"[{"op":"replace","path":"/0/image","value":"a:2"},{"op":"add","path":"/0","value":{"name":"proxy"}}]"#),
+        (#"[{"name":"a"},{"name":"b","v":1},{"name":"c"}]"#, #"[{"name":"a"},{"name":"c","v":2}]"#,
+         #"[{"op":"add","path":"/2/v","value":2},{"op":"remove","path":"/1"}]"#),
+        // Reordered items are compared by index: there is no move detection.
+        (#"[{"name":"a","v":1},{"name":"b"}]"#, #"[{"name":"b"},{"name":"a","v":1}]"#,
+         #"[{"op":"replace","path":"/0/name","value":"b"},{"op":"remove","path":"/0/v"},{"op":"replace","path":"/1/name","value":"a"},{"op":"add","path":"/1/v","value":1}]"#),
         (#"1"#, #""x""#, #"[{"op":"replace","path":"","value":"x"}]"#),
         (#"{"n":1}"#, #"{"n":1.0}"#, #"[{"op":"replace","path":"/n","value":1.0}]"#),
     ]
@@ -119,8 +143,43 @@ struct JSONDiffTests {
             var generator = DocumentGenerator(random: SeededRandom(state: seed))
             let source = generator.value(depth: 4)
             let target = seed % 5 == 0 ? generator.value(depth: 4) : generator.edited(source)
-            _ = try expectDiffApplies(from: source, to: target)
+            let patch = try expectDiffApplies(from: source, to: target)
+            // A re-read target shares no storage with the source, so nothing is skipped unseen.
+            let reread = try JSONReader.parse(JSONWriter.write(target))
+            #expect(try expectDiffApplies(from: source, to: reread) == patch)
         }
+    }
+
+    /// Random operations on random documents either apply or throw; none traps.
+    @Test func randomPatchesApplyOrThrow() throws {
+        var applied = 0
+        for seed in UInt64(0)..<2000 {
+            var generator = DocumentGenerator(random: SeededRandom(state: seed))
+            let document = generator.value(depth: 3)
+            var paths = [JSONPointer.root]
+            collectPaths(document, at: .root, into: &paths)
+            func randomPath() -> JSONPointer {
+                let base = paths.randomElement(using: &generator.random)!
+                switch Int.random(in: 0..<4, using: &generator.random) {
+                case 0: return base.appending(["-", "0", "7", "01", "x", ""].randomElement(using: &generator.random)!)
+                default: return base
+                }
+            }
+            let value = generator.value(depth: 1)
+            let operation: JSONPatchOperation = switch Int.random(in: 0..<6, using: &generator.random) {
+            case 0: .add(path: randomPath(), value: value)
+            case 1: .remove(path: randomPath())
+            case 2: .replace(path: randomPath(), value: value)
+            case 3: .move(from: randomPath(), path: randomPath())
+            case 4: .copy(from: randomPath(), path: randomPath())
+            default: .test(path: randomPath(), value: value)
+            }
+            if let result = try? JSONPatch([operation]).apply(to: document) {
+                applied += 1
+                _ = try expectDiffApplies(from: document, to: result)
+            }
+        }
+        #expect(applied > 500)
     }
 
     @Test func diffAppliesOnEditedFixturePods() throws {
@@ -159,6 +218,7 @@ struct JSONDiffTests {
         let insertedEnv = try JSONPatch([.add(path: env.appending(index: 700), value: variable)]).apply(to: pod)
         let addedSidecar = try JSONPatch([
             .add(path: JSONPointer(parsing: "/spec/containers/0"), value: sidecar),
+            .add(path: JSONPointer(parsing: "/spec/containers/1/env/-"), value: variable),
             .add(path: JSONPointer(parsing: "/metadata/annotations"), value: ["tandem.io/status": "injected"]),
         ]).apply(to: pod)
 
@@ -169,7 +229,7 @@ struct JSONDiffTests {
                 patches.append(try expectDiffApplies(from: pod, to: target))
             }
         }
-        #expect(patches.map(\.operations.count) == [1, 1, 2])
+        #expect(patches.map(\.operations.count) == [1, 1, 3])
         #expect(JSONWriter.string(patches[0].json) ==
             #"[{"op":"add","path":"/spec/containers/0/env/-","value":{"name":"TANDEM_PROXY","value":"127.0.0.1:15001"}}]"#)
         #expect(patches[1].operations == [.add(path: env.appending(index: 700), value: variable)])

@@ -44,6 +44,43 @@ struct JSONPatchApplyTests {
         (#"{"foo":["bar"]}"#, #"[{"op":"add","path":"/foo/-","value":["abc","def"]}]"#, #"{"foo":["bar",["abc","def"]]}"#),
     ]
 
+    /// Corners where implementations differ.
+    static let edgeCases: [(String, String, String)] = [
+        (#"{"foo":null}"#, #"[{"op":"add","path":"/foo","value":1}]"#, #"{"foo":1}"#),
+        (#"{"foo":1}"#, #"[{"op":"add","path":"/0","value":"bar"}]"#, #"{"foo":1,"0":"bar"}"#),
+        (#"{}"#, #"[{"op":"add","path":"/","value":1}]"#, #"{"":1}"#),
+        (#"["foo","sil"]"#, #"[{"op":"add","path":"/2","value":"bar"}]"#, #"["foo","sil","bar"]"#),
+        (#"{"1e0":"foo"}"#, #"[{"op":"test","path":"/1e0","value":"foo"}]"#, #"{"1e0":"foo"}"#),
+        (#"{"foo":null}"#, #"[{"op":"move","from":"/foo","path":"/bar"}]"#, #"{"bar":null}"#),
+        (#"{"foo":null}"#, #"[{"op":"copy","from":"/foo","path":"/bar"}]"#, #"{"foo":null,"bar":null}"#),
+        (#"{"foo":1}"#, #"[{"op":"move","from":"/foo","path":"/foo"}]"#, #"{"foo":1}"#),
+        (#"{"baz":[{"qux":"hello"}]}"#, #"[{"op":"move","from":"/baz/0/qux","path":"/baz/1"}]"#, #"{"baz":[{},"hello"]}"#),
+        (#"[1,2,[3,[4,5]]]"#, #"[{"op":"add","path":"/2/1/-","value":6}]"#, #"[1,2,[3,[4,5,6]]]"#),
+        (#"[1,2,3,4]"#, #"[{"op":"remove","path":"/1"},{"op":"remove","path":"/2"}]"#, #"[1,3]"#),
+        (#"{"foo":1}"#, #"[{"op":"test","path":"","value":{"foo":1}}]"#, #"{"foo":1}"#),
+    ]
+
+    @Test(arguments: edgeCases)
+    func appliesEdgeCases(document: String, patchText: String, expected: String) throws {
+        #expect(try patch(patchText).apply(to: json(document)) == json(expected))
+    }
+
+    static let edgeFailures: [(String, String)] = [
+        (#"["foo","bar"]"#, #"[{"op":"test","path":"/1e0","value":"bar"}]"#),
+        (#"{"bar":[1,2]}"#, #"[{"op":"add","path":"/bar/-1","value":5}]"#),
+        (#"["foo","sil"]"#, #"[{"op":"add","path":"/bar","value":42}]"#),
+        (#"{"baz":[1,2]}"#, #"[{"op":"copy","from":"/baz/1e0","path":"/boo"}]"#),
+        (#"{"baz":[1,2]}"#, #"[{"op":"move","from":"/baz/1e0","path":"/foo"}]"#),
+        (#"[1]"#, #"[{"op":"remove","path":"/-"}]"#),
+        (#"{"a":{"b":1}}"#, #"[{"op":"test","path":"/a","value":[1]}]"#),
+    ]
+
+    @Test(arguments: edgeFailures)
+    func rejectsEdgeCases(document: String, patchText: String) throws {
+        let operations = try patch(patchText)
+        #expect(throws: JSONPatchError.self) { try operations.apply(to: json(document)) }
+    }
+
     @Test(arguments: rfcSuccesses)
     func appliesRFCExamples(document: String, patchText: String, expected: String) throws {
         #expect(try patch(patchText).apply(to: json(document)) == json(expected))

@@ -29,6 +29,14 @@ struct JSONReaderTests {
         #expect(try JSONReader.parse(Array(input.utf8)) == expected)
     }
 
+    @Test func readsAnyContiguousBytes() throws {
+        let body = Array("HTTP body: [1, {\"a\": \"b\"}]".utf8)
+        let expected: JSON = [1, ["a": "b"]]
+        #expect(try JSONReader.parse(body[11...]) == expected)
+        #expect(try body.withUnsafeBytes { bytes in try JSONReader.parse(bytes[11...]) } == expected)
+        #expect(try JSONReader.parse(body.dropFirst(11).lazy.map { $0 }) == expected)
+    }
+
     @Test func keepsObjectKeyOrder() throws {
         let value = try JSONReader.parse(#"{"z":1,"a":2,"m":3}"#)
         #expect(value.objectValue?.keys == ["z", "a", "m"])
@@ -76,6 +84,12 @@ struct JSONReaderTests {
         ("\"\\ude00\"", "line 1, column 2: unpaired surrogate \\uDE00 in string"),
         ("[\"é\", {\"k\": \"\\q\"}]", "line 1, column 14: invalid escape '\\q' in string"),
         ("\u{FEFF}{}", "line 1, column 1: unexpected byte 0xEF, expected a value"),
+        ("[1,,2]", "line 1, column 4: unexpected character ',', expected a value"),
+        ("{,}", "line 1, column 2: expected a string as object key"),
+        ("[0x1]", "line 1, column 3: expected ',' or ']' after array element"),
+        ("[\"\\u00A\"]", "line 1, column 3: invalid \\u escape in string, expected 4 hex digits"),
+        ("[\"\\uD800\\uD800\"]", "line 1, column 3: unpaired surrogate \\uD800 in string"),
+        ("{\"a\":1}\n#", "line 2, column 1: unexpected character '#' after the JSON value"),
     ]
 
     @Test(arguments: rejected)
@@ -165,6 +179,61 @@ struct JSONReaderTests {
             for value in values {
                 #expect(value.value["type"]?.stringValue != nil, "\(path) at \(value.offset)")
             }
+        }
+    }
+}
+
+/// Random inputs: the reader agrees with the standard library on UTF-8 and never crashes.
+struct JSONReaderRandomInputTests {
+    private struct Bytes: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state ^ (state >> 29)
+        }
+    }
+
+    @Test func acceptsExactlyTheValidUTF8Strings() throws {
+        var random = Bytes(state: 7)
+        let pieces: [[UInt8]] = [[0x61], [0xC3, 0xA9], [0xE4, 0xB8, 0xAD], [0xF0, 0x9F, 0x98, 0x80], [0x80], [0xBF],
+                                 [0xC0], [0xC1], [0xE0, 0x80], [0xED, 0xA0], [0xF4, 0x90], [0xF5], [0xFF], [0xE2, 0x82]]
+        for _ in 0..<3000 {
+            var content: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...6, using: &random) {
+                content += pieces.randomElement(using: &random)!
+            }
+            let expected = String(validating: content, as: UTF8.self)
+            let parsed = try? JSONReader.parse([UInt8(ascii: "\"")] + content + [UInt8(ascii: "\"")])
+            #expect(parsed == expected.map(JSON.string), "\(content)")
+        }
+    }
+
+    @Test func corruptedDocumentsThrowInsteadOfCrashing() throws {
+        let original = Array(#"{"a":[1,-2.5e3,"x\"y\u00e9",{"b":null,"c":true}],"d":"é"}"#.utf8)
+        let alphabet = Array(#"{}[]:,"\ u0123456789-+.eEtrufalsn"#.utf8) + [0x00, 0x0A, 0xC3, 0xFF]
+        var random = Bytes(state: 11)
+        var rejected = 0
+        for _ in 0..<5000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let position = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes[position] = alphabet.randomElement(using: &random)!
+                case 1: bytes.remove(at: position)
+                default: bytes.insert(alphabet.randomElement(using: &random)!, at: position)
+                }
+            }
+            do {
+                let value = try JSONReader.parse(bytes)
+                #expect(try JSONReader.parse(JSONWriter.write(value)) == value)
+            } catch {
+                #expect(error.offset <= bytes.count)
+                rejected += 1
+            }
+        }
+        #expect(rejected > 3000)
+        for length in 0..<original.count {
+            #expect(throws: JSONParseError.self) { try JSONReader.parse(Array(original[..<length])) }
         }
     }
 }

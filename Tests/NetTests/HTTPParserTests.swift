@@ -117,6 +117,8 @@ let errorCases: [ErrorCase] = [
     ErrorCase("negative chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", .invalidChunk),
     ErrorCase("response CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", kind: .response, .contentLengthWithTransferEncoding),
     ErrorCase("bad status", "HTTP/1.1 2x0 OK\r\n\r\n", kind: .response, .invalidStatusLine),
+    // Found by Hack/fuzz: a response starting with an empty line crashed the head parser.
+    ErrorCase("response starting with an empty line", "\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", kind: .response, .invalidStatusLine),
     ErrorCase("status below 100", "HTTP/1.1 099 Low\r\n\r\n", kind: .response, .invalidStatusLine),
 ]
 

@@ -196,6 +196,34 @@ import Testing
         await server.stop()
     }
 
+    @Test func closesClientsThatStopReadingButKeepsDrainedStreams() async throws {
+        let writers = Mutex<[HTTPResponseWriter]>([])
+        var routes = standardRoutes()
+        routes.add(.get, "/flood") { _ in
+            HTTPResponse { writer in
+                for _ in 0..<256 { writer.write([UInt8](repeating: 0x66, count: 64 * 1024)) }
+            }
+        }
+        routes.add(.get, "/watch") { _ in HTTPResponse { writer in writers.withLock { $0.append(writer) } } }
+        let flooding = try await TestServer.start(HTTPServerConfiguration(writeTimeout: .milliseconds(300)), routes: routes)
+        // 16 MiB into a client that never reads: the write deadline closes it.
+        let stuck = try RawClient(port: flooding.port)
+        stuck.send("GET /flood HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(await eventually { await flooding.server.connectionCounts().reduce(0, +) == 0 })
+        // A watch whose client keeps up may then stay quiet longer than the write deadline.
+        let watcher = try RawClient(port: flooding.port)
+        watcher.send("GET /watch HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(await eventually { writers.withLock { !$0.isEmpty } })
+        let writer = writers.withLock { $0[0] }
+        writer.write([UInt8](repeating: 0x77, count: 2 << 20))
+        _ = watcher.read { $0.count >= 2 << 20 }
+        try await Task.sleep(for: .milliseconds(600))
+        writer.write(Array("still here".utf8))
+        #expect(text(watcher.read { text($0).contains("still here") }.bytes).contains("still here"))
+        #expect(writer.isOpen)
+        await flooding.stop()
+    }
+
     @Test func loopsShareThePortWithReusePort() async throws {
         let server = try await TestServer.start()
         var clients: [RawClient] = []

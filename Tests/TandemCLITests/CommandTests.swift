@@ -158,6 +158,17 @@ spec:
         #expect(result.stdout.hasPrefix("Usage: tandem"))
     }
 
+    @Test(arguments: [["version"], ["--version"]])
+    func versionNamesTheLibrariesActuallyLoaded(arguments: [String]) throws {
+        let result = try TandemProcess.run(arguments)
+        #expect(result.status == 0)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.first == "tandem 0.1.0")
+        #expect(lines.contains("libyaml: 0.2.5"))
+        #expect(lines.contains { $0.hasPrefix("openssl: OpenSSL 3.") })
+        #expect(lines.contains { $0.hasPrefix("revision: ") })
+    }
+
     @Test func explainPrintsEveryCheck() throws {
         let result = try TandemProcess.run(["inject", "-q", "--explain", "pod/web"], stdin: pod)
         #expect(result.status == 0)
@@ -174,5 +185,44 @@ spec:
         let failed = try TandemProcess.run(["inject", "--config", bad], stdin: pod)
         #expect(failed.status == 64)
         #expect(failed.stderr.hasPrefix("tandem inject: config \(bad):2:14: "))
+    }
+}
+
+@Suite struct BridgeCommandTests {
+    @Test func bridgeServesUntilSIGTERMAndExitsCleanly() throws {
+        let folder = try TemporaryFolder()
+        let tokens = try folder.write("tokens", "# registration tokens\ns3cret\n")
+        let process = Process()
+        process.executableURL = TandemProcess.binary
+        process.arguments = ["bridge", "--listen", "127.0.0.1:0", "--token-file", tokens]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        // The first log line names the bound address.
+        var logged = Data()
+        while !logged.contains(UInt8(ascii: "\n")) {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            logged.append(chunk)
+        }
+        let line = String(decoding: logged, as: UTF8.self)
+        #expect(line.contains(#""msg":"bridge serving","address":"127.0.0.1:"#))
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        let rest = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(rest.contains(#""msg":"bridge stopping","signal":15"#))
+    }
+
+    @Test func bridgeUsageErrors() throws {
+        let result = try TandemProcess.run(["bridge", "--ttl", "-5"])
+        #expect(result.status == 64)
+        #expect(result.stderr.hasPrefix("tandem bridge: --ttl must be a positive number of seconds\n"))
+        let empty = try TemporaryFolder()
+        let tokens = try empty.write("tokens", "\n# nothing\n")
+        let noTokens = try TandemProcess.run(["bridge", "--token-file", tokens])
+        #expect(noTokens.status == 64)
+        #expect(noTokens.stderr.hasPrefix("tandem bridge: --token-file \(tokens) holds no tokens\n"))
     }
 }

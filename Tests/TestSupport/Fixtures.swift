@@ -1,28 +1,10 @@
 import Glibc
 
-/// The shared wire fixtures (`shared/fixtures/`), captured from a real kube-apiserver.
-///
-/// `TANDEM_FIXTURES` names the folder directly; otherwise the first `shared/fixtures` found
-/// beside the repository or one of its parents (a CI clone has `shared/` as a sibling; a git
-/// worktree sits one level deeper).
-public enum SharedFixtures {
-    public static let root: String? = {
-        if let path = getenv("TANDEM_FIXTURES").map({ String(cString: $0) }), !path.isEmpty { return path }
-        var directory = repositoryRoot
-        while directory.count > 1 {
-            directory = parent(of: directory)
-            let candidate = directory + "/shared/fixtures"
-            if isDirectory(candidate) { return candidate }
-        }
-        return nil
-    }()
-
-    /// The repository holding this file: `<repo>/Tests/TestSupport/Fixtures.swift`.
-    public static let repositoryRoot: String = parent(of: parent(of: parent(of: "\(#filePath)")))
-
+/// Reading the shared wire fixtures captured from a real kube-apiserver.
+extension SharedFixtures {
     /// `relative` under the fixtures root, or a failure naming where it looked.
     public static func path(_ relative: String) throws -> String {
-        guard let root else { throw FixtureError("shared/fixtures not found above \(repositoryRoot); set TANDEM_FIXTURES") }
+        guard isDirectory(root) else { throw FixtureError("shared/fixtures not found above \(repositoryRoot); set TANDEM_FIXTURES") }
         return root + "/" + relative
     }
 
@@ -41,11 +23,6 @@ public enum SharedFixtures {
             if name.hasSuffix(suffix) { names.append(name) }
         }
         return names.sorted()
-    }
-
-    static func parent(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     static func isDirectory(_ path: String) -> Bool {

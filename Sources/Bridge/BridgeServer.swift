@@ -1,0 +1,220 @@
+import Glibc
+import Net
+import Synchronization
+
+/// Settings of a running bridge.
+public struct BridgeConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var tokens: Set<String>
+    public var environment: String
+    public var defaultNamespace: String
+    /// Legacy heartbeat TTL, seconds.
+    public var ttl: Double
+    /// How long a long-poll waits for a change before answering with what it has.
+    public var longPollTimeout: Duration
+    /// How often expired hosts are swept and long-polls timed out.
+    public var sweepInterval: Duration
+
+    public init(host: String = "127.0.0.1", port: Int = 0, tokens: Set<String> = [], environment: String = "production",
+                defaultNamespace: String = "default", ttl: Double = 600, longPollTimeout: Duration = .seconds(30),
+                sweepInterval: Duration = .milliseconds(250)) {
+        self.host = host
+        self.port = port
+        self.tokens = tokens
+        self.environment = environment
+        self.defaultNamespace = defaultNamespace
+        self.ttl = ttl
+        self.longPollTimeout = longPollTimeout
+        self.sweepInterval = sweepInterval
+    }
+}
+
+/// The bridge's HTTP shell: `BridgeAPI` and the registry behind a lock, long-polls parked until
+/// their service changes, and an active sweeper that expires silent legacy hosts.
+public final class BridgeServer: Sendable {
+    private struct Waiter {
+        let service: String
+        let deadline: NanoTime
+        let writer: HTTPResponseWriter
+    }
+
+    private struct State {
+        var registry: Registry
+        var waiters: [Waiter] = []
+    }
+
+    private let state: Mutex<State>
+    private let api: BridgeAPI
+    private let configuration: BridgeConfiguration
+    private let group: EventLoopGroup
+    private let server: Mutex<HTTPServer?> = Mutex(nil)
+    private let sweeping = Atomic<Bool>(false)
+    /// Wall-clock seconds since the epoch: registrations carry heartbeat times in it.
+    private let clock: @Sendable () -> Double
+
+    public init(configuration: BridgeConfiguration, group: EventLoopGroup,
+                clock: @escaping @Sendable () -> Double = BridgeServer.wallClock) {
+        self.configuration = configuration
+        self.group = group
+        self.clock = clock
+        api = BridgeAPI(tokens: configuration.tokens, environment: configuration.environment)
+        state = Mutex(State(registry: Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl)))
+    }
+
+    public static let wallClock: @Sendable () -> Double = {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    public var localAddress: SocketAddress? { server.withLock { $0?.localAddress } }
+
+    public func start() async throws {
+        var routes = HTTPRoutes()
+        let api = self.api
+        routes.add(.get, "/healthz") { _ in .text(200, "ok\n") }
+        routes.add(.get, "/readyz") { _ in .text(200, "ok\n") }
+        routes.add(.get, "/") { [self] _ in
+            let html = state.withLock { BridgePage.render($0.registry, now: clock()) }
+            return HTTPResponse(status: 200, headers: ["Content-Type": "text/html; charset=utf-8"], body: Array(html.utf8))
+        }
+        routes.add(.get, "/v1/watch/*") { [self] request in watch(request) }
+        for method in [HTTPMethod.get, .post, .delete, .put] {
+            for prefix in ["/v1/*", "/v3/*"] {
+                routes.add(method, prefix) { [self] request in
+                    let apiRequest = Self.apiRequest(request)
+                    let response = state.withLock { state in
+                        let response = api.handle(apiRequest, registry: &state.registry, now: clock())
+                        wake(&state, services: response.changedServices)
+                        return response
+                    }
+                    return HTTPResponse(status: response.status, headers: ["Content-Type": response.contentType],
+                                        body: response.body)
+                }
+            }
+        }
+        var serverConfiguration = HTTPServerConfiguration(host: configuration.host, port: configuration.port)
+        // Envoy's DiscoveryRequests carry its whole node description (every extension it has):
+        // well over 100 KiB. Registrations have a tighter cap of their own in BridgeAPI.
+        serverConfiguration.limits.maxBodyBytes = 1 << 20
+        let server = HTTPServer(group: group, configuration: serverConfiguration, routes: routes)
+        try await server.start()
+        self.server.withLock { $0 = server }
+        startSweeper()
+    }
+
+    public func shutdown() async {
+        sweeping.store(false, ordering: .relaxed)
+        let waiters = state.withLock { state -> [Waiter] in
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.writer.finish() }
+        if let server = server.withLock({ $0 }) { await server.shutdown(gracePeriod: .seconds(2)) }
+    }
+
+    /// Applies an event from outside HTTP (the Kubernetes side) and wakes whoever waits on it.
+    public func apply(_ event: RegistryEvent) {
+        state.withLock { state in
+            let changed = state.registry.apply(event)
+            wake(&state, services: changed)
+        }
+    }
+
+    /// A copy of the registry as it is now.
+    public var registry: Registry { state.withLock { $0.registry } }
+
+    /// `GET /v1/watch/<service>?version=N`: the Lyft answer plus a version, at once if the service
+    /// is newer than N, else when it changes or the long-poll times out.
+    private func watch(_ request: HTTPRequest) -> HTTPResponse {
+        let service = String(request.path.dropFirst("/v1/watch/".count))
+        let known = Self.query(request)["version"].flatMap { UInt64($0) }
+        let headers: HTTPHeaders = ["Content-Type": "application/json", "Cache-Control": "no-store"]
+        let (current, body) = state.withLock { ($0.registry.version(of: service), watchBody(service, registry: $0.registry)) }
+        guard let known, known >= current else {
+            return HTTPResponse(status: 200, headers: headers, body: body)
+        }
+        let deadline = NanoTime.now() + configuration.longPollTimeout
+        return HTTPResponse(status: 200, headers: headers) { [self] writer in
+            state.withLock { state in
+                if state.registry.version(of: service) > known {
+                    writer.write(watchBody(service, registry: state.registry))
+                    writer.finish()
+                } else {
+                    state.waiters.append(Waiter(service: service, deadline: deadline, writer: writer))
+                }
+            }
+        }
+    }
+
+    private func watchBody(_ service: String, registry: Registry) -> [UInt8] {
+        var body = api.lyftHosts(service, registry: registry).body
+        // Splice the version in front: {"version":"N",…the Lyft answer…}
+        let version = Array("{\"version\":\"\(registry.version(of: service))\",".utf8)
+        body.replaceSubrange(0..<1, with: version)
+        return body
+    }
+
+    private func wake(_ state: inout State, services: [String]) {
+        guard !services.isEmpty, !state.waiters.isEmpty else { return }
+        // One body per changed service, however many wait on it.
+        var bodies: [String: [UInt8]] = [:]
+        for service in services { bodies[service] = watchBody(service, registry: state.registry) }
+        var remaining: [Waiter] = []
+        for waiter in state.waiters {
+            if let body = bodies[waiter.service] {
+                waiter.writer.write(body)
+                waiter.writer.finish()
+            } else {
+                remaining.append(waiter)
+            }
+        }
+        state.waiters = remaining
+    }
+
+    /// Every `sweepInterval`: expire silent legacy hosts (waking their watchers) and answer
+    /// long-polls whose time is up with what they already know.
+    private func startSweeper() {
+        sweeping.store(true, ordering: .relaxed)
+        let loop = group.next()
+        let interval = configuration.sweepInterval
+        @Sendable func sweep() {
+            guard sweeping.load(ordering: .relaxed) else { return }
+            let now = NanoTime.now()
+            state.withLock { state in
+                let changed = state.registry.apply(.tick(time: clock()))
+                wake(&state, services: changed)
+                var remaining: [Waiter] = []
+                for waiter in state.waiters {
+                    if waiter.deadline < now || !waiter.writer.isOpen {
+                        if waiter.writer.isOpen {
+                            waiter.writer.write(watchBody(waiter.service, registry: state.registry))
+                            waiter.writer.finish()
+                        }
+                    } else {
+                        remaining.append(waiter)
+                    }
+                }
+                state.waiters = remaining
+            }
+            loop.schedule(after: interval) { sweep() }
+        }
+        loop.execute { loop.schedule(after: interval) { sweep() } }
+    }
+
+    private static func query(_ request: HTTPRequest) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in (request.query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            fields[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return fields
+    }
+
+    private static func apiRequest(_ request: HTTPRequest) -> APIRequest {
+        APIRequest(method: request.method.rawValue, path: String(request.path), query: query(request),
+                   authorization: request.headers["Authorization"], contentType: request.headers["Content-Type"],
+                   body: request.body)
+    }
+}

@@ -1,0 +1,204 @@
+import Document
+import Kubernetes
+
+/// Where one endpoint came from, and what the bridge knows of it.
+public enum EndpointOrigin: Sendable, Equatable {
+    /// From an EndpointSlice: the slice and the object behind the address.
+    case kubernetes(slice: String, target: String?)
+    /// Registered by a legacy host, kept alive by its heartbeats.
+    case legacy(revision: String, repository: String?, tags: JSONObject, lastCheckIn: Double)
+}
+
+/// Envoy's health states, as the bridge derives them.
+public enum EndpointHealth: String, Sendable, Equatable {
+    case healthy = "HEALTHY"
+    /// Terminating but still serving: finishes what it has, gets nothing new.
+    case draining = "DRAINING"
+    case unhealthy = "UNHEALTHY"
+}
+
+/// One address of a service, from either side.
+public struct Endpoint: Sendable, Equatable {
+    public var address: String
+    public var port: Int
+    public var health: EndpointHealth
+    public var zone: String?
+    public var origin: EndpointOrigin
+}
+
+/// A legacy host's registration (Lyft discovery's form fields).
+public struct LegacyRegistration: Sendable, Equatable {
+    public var service: String
+    public var address: String
+    public var port: Int
+    public var revision: String
+    public var repository: String?
+    public var tags: JSONObject
+
+    public init(service: String, address: String, port: Int, revision: String, repository: String? = nil,
+                tags: JSONObject = JSONObject()) {
+        self.service = service
+        self.address = address
+        self.port = port
+        self.revision = revision
+        self.repository = repository
+        self.tags = tags
+    }
+}
+
+/// Everything that changes the registry.
+public enum RegistryEvent: Sendable {
+    case sliceChanged(EndpointSlice)
+    case sliceDeleted(namespace: String, name: String)
+    /// A fresh list after a (re)connect or a 410: the whole Kubernetes side is replaced.
+    case slicesListed([EndpointSlice])
+    /// A registration or heartbeat at `time` (seconds since the epoch).
+    case registered(LegacyRegistration, time: Double)
+    /// A legacy host leaving; every port of the address when `port` is nil.
+    case deregistered(service: String, address: String, port: Int?)
+    /// The clock reached `time`: legacy hosts silent for longer than the TTL go.
+    case tick(time: Double)
+}
+
+/// The bridge's state: a pure reducer over Kubernetes events and legacy registrations.
+///
+/// Services are named as legacy fleets name them: a Kubernetes Service `web` in the default
+/// namespace is `web`, elsewhere `web.<namespace>`; a legacy registration for `web` joins the
+/// pods of that Service. Every change bumps `version`, and each service remembers the version of
+/// its last change, so pollers can be told "nothing new" cheaply.
+public struct Registry: Sendable {
+    public var defaultNamespace: String
+    /// Heartbeat TTL for legacy hosts, in seconds (Lyft's default is 600).
+    public var ttl: Double
+    /// Slices the bridge writes itself; reading them back would echo legacy hosts as pods.
+    public var ownManager: String
+
+    private var slices: [String: EndpointSlice] = [:]
+    private var legacy: [String: [String: Endpoint]] = [:]
+    public private(set) var version: UInt64 = 0
+    private var serviceVersions: [String: UInt64] = [:]
+
+    public init(defaultNamespace: String = "default", ttl: Double = 600, ownManager: String = "bridge.tandem.io") {
+        self.defaultNamespace = defaultNamespace
+        self.ttl = ttl
+        self.ownManager = ownManager
+    }
+
+    /// Applies one event and returns the services whose endpoints changed, sorted.
+    @discardableResult
+    public mutating func apply(_ event: RegistryEvent) -> [String] {
+        let before: [String: [Endpoint]]
+        let touched: Set<String>
+        switch event {
+        case .sliceChanged(let slice):
+            touched = Set([slices[Self.key(slice.namespace, slice.name)], slice].compactMap { $0.flatMap(serviceName) })
+            before = snapshot(touched)
+            if slice.managedBy == ownManager {
+                slices[Self.key(slice.namespace, slice.name)] = nil
+            } else {
+                slices[Self.key(slice.namespace, slice.name)] = slice
+            }
+        case .sliceDeleted(let namespace, let name):
+            touched = Set([slices[Self.key(namespace, name)]].compactMap { $0.flatMap(serviceName) })
+            before = snapshot(touched)
+            slices[Self.key(namespace, name)] = nil
+        case .slicesListed(let listed):
+            let kept = listed.filter { $0.managedBy != ownManager }
+            touched = Set((Array(slices.values) + kept).compactMap(serviceName))
+            before = snapshot(touched)
+            slices = Dictionary(kept.map { (Self.key($0.namespace, $0.name), $0) }, uniquingKeysWith: { $1 })
+        case .registered(let registration, let time):
+            touched = [registration.service]
+            before = snapshot(touched)
+            var hosts = legacy[registration.service] ?? [:]
+            let hostKey = Self.key(registration.address, String(registration.port))
+            var tags = registration.tags
+            if case .legacy(_, _, let previousTags, _) = hosts[hostKey]?.origin {
+                // Lyft merges tags across heartbeats rather than replacing them.
+                var merged = previousTags
+                for (key, value) in registration.tags.members { merged[key] = value }
+                tags = merged
+            }
+            hosts[hostKey] = Endpoint(address: registration.address, port: registration.port, health: .healthy,
+                                      zone: tags["az"]?.stringValue,
+                                      origin: .legacy(revision: registration.revision, repository: registration.repository,
+                                                      tags: tags, lastCheckIn: time))
+            legacy[registration.service] = hosts
+        case .deregistered(let service, let address, let port):
+            touched = [service]
+            before = snapshot(touched)
+            legacy[service] = legacy[service]?.filter { _, host in
+                !(host.address == address && (port == nil || host.port == port))
+            }
+            if legacy[service]?.isEmpty == true { legacy[service] = nil }
+        case .tick(let time):
+            var expired: Set<String> = []
+            for (service, hosts) in legacy {
+                for host in hosts.values {
+                    if case .legacy(_, _, _, let lastCheckIn) = host.origin, time - lastCheckIn > ttl {
+                        expired.insert(service)
+                    }
+                }
+            }
+            touched = expired
+            before = snapshot(touched)
+            for service in expired {
+                legacy[service] = legacy[service]?.filter { _, host in
+                    guard case .legacy(_, _, _, let lastCheckIn) = host.origin else { return true }
+                    return time - lastCheckIn <= ttl
+                }
+                if legacy[service]?.isEmpty == true { legacy[service] = nil }
+            }
+        }
+        let changed = touched.filter { before[$0] != endpoints(of: $0) }.sorted()
+        if !changed.isEmpty {
+            version += 1
+            for service in changed { serviceVersions[service] = version }
+        }
+        return changed
+    }
+
+    /// Every service that has endpoints from either side, sorted.
+    public var services: [String] {
+        Set(slices.values.compactMap(serviceName)).union(legacy.keys).sorted()
+    }
+
+    /// The version of a service's last change (0 if it never had endpoints).
+    public func version(of service: String) -> UInt64 { serviceVersions[service] ?? 0 }
+
+    /// A service's endpoints: pods first (by address), then legacy hosts (by address and port).
+    public func endpoints(of service: String) -> [Endpoint] {
+        var result: [Endpoint] = []
+        for slice in slices.values where serviceName(slice) == service {
+            for endpoint in slice.endpoints {
+                let health: EndpointHealth = endpoint.ready ? .healthy
+                    : (endpoint.serving && endpoint.terminating ? .draining : .unhealthy)
+                for address in endpoint.addresses {
+                    for port in slice.ports {
+                        result.append(Endpoint(address: address, port: port.port, health: health, zone: endpoint.zone,
+                                               origin: .kubernetes(slice: slice.name, target: endpoint.target)))
+                    }
+                }
+            }
+        }
+        result.sort { ($0.address, $0.port) < ($1.address, $1.port) }
+        let hosts = (legacy[service] ?? [:]).values.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
+        return result + hosts
+    }
+
+    /// Legacy hosts of every service, for writing them back to Kubernetes.
+    public var legacyServices: [String: [Endpoint]] {
+        legacy.mapValues { $0.values.sorted { ($0.address, $0.port) < ($1.address, $1.port) } }
+    }
+
+    private func serviceName(_ slice: EndpointSlice) -> String? {
+        guard let name = slice.serviceName else { return nil }
+        return slice.namespace == defaultNamespace ? name : name + "." + slice.namespace
+    }
+
+    private func snapshot(_ services: Set<String>) -> [String: [Endpoint]] {
+        Dictionary(uniqueKeysWithValues: services.map { ($0, endpoints(of: $0)) })
+    }
+
+    private static func key(_ first: String, _ second: String) -> String { first + "/" + second }
+}

@@ -1,0 +1,103 @@
+import Bridge
+import Document
+import Foundation
+import Net
+import Synchronization
+import Testing
+
+/// The bridge over real sockets on loopback.
+@Suite(.serialized) struct BridgeServerTests {
+    private struct Running {
+        let group: EventLoopGroup
+        let bridge: BridgeServer
+        let client: HTTPClient
+        let base: String
+
+        func stop() async {
+            await client.closeIdleConnections()
+            await bridge.shutdown()
+            group.shutdown()
+        }
+    }
+
+    private func start(ttl: Double = 600, longPoll: Duration = .seconds(5), clock: @escaping @Sendable () -> Double = BridgeServer.wallClock) async throws -> Running {
+        let group = try EventLoopGroup(threads: 2)
+        let bridge = BridgeServer(configuration: BridgeConfiguration(tokens: ["t0k3n"], environment: "test", ttl: ttl,
+                                                                     longPollTimeout: longPoll, sweepInterval: .milliseconds(20)),
+                                  group: group, clock: clock)
+        try await bridge.start()
+        let port = try #require(bridge.localAddress?.port)
+        return Running(group: group, bridge: bridge, client: HTTPClient(loop: group.next()), base: "http://127.0.0.1:\(port)")
+    }
+
+    private func register(_ running: Running, _ service: String, _ form: String, token: String = "t0k3n") async throws -> HTTPClientResponse {
+        try await running.client.send(HTTPClientRequest(method: .post, url: running.base + "/v1/registration/" + service,
+                                                        headers: ["Content-Type": "application/x-www-form-urlencoded",
+                                                                  "Authorization": "Bearer " + token],
+                                                        body: Array(form.utf8)))
+    }
+
+    @Test func legacyHostRegistersAndIsListed() async throws {
+        let running = try await start()
+        #expect(try await register(running, "web", "ip=198.51.100.1&port=80&revision=r1", token: "nope").status == 401)
+        #expect(try await register(running, "web", "ip=198.51.100.1&port=80&revision=r1").status == 200)
+        let listed = try await running.client.send(HTTPClientRequest(url: running.base + "/v1/registration/web"))
+        let answer = try JSONReader.parse(listed.body)
+        #expect(answer["env"] == "test")
+        #expect(answer["hosts"]?.arrayValue?.first?["ip_address"] == "198.51.100.1")
+        let page = try await running.client.send(HTTPClientRequest(url: running.base + "/"))
+        #expect(String(decoding: page.body, as: UTF8.self).contains("198.51.100.1:80"))
+        await running.stop()
+    }
+
+    @Test func longPollWakesOnChangeAndTimesOutWithTheSameVersion() async throws {
+        let running = try await start(longPoll: .milliseconds(300))
+        #expect(try await register(running, "api", "ip=198.51.100.2&port=90&revision=r").status == 200)
+        let first = try JSONReader.parse(try await running.client.send(HTTPClientRequest(url: running.base + "/v1/watch/api")).body)
+        let version = try #require(first["version"]?.stringValue)
+
+        let waiter = HTTPClient(loop: running.group.next())
+        async let woken = waiter.send(HTTPClientRequest(url: running.base + "/v1/watch/api?version=" + version))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await register(running, "api", "ip=198.51.100.3&port=90&revision=r").status == 200)
+        let changed = try JSONReader.parse(try await woken.body)
+        #expect(changed["version"]?.stringValue != version)
+        #expect(changed["hosts"]?.arrayValue?.count == 2)
+
+        let latest = try #require(changed["version"]?.stringValue)
+        let started = ContinuousClock.now
+        let idle = try JSONReader.parse(try await waiter.send(HTTPClientRequest(url: running.base + "/v1/watch/api?version=" + latest)).body)
+        #expect(idle["version"]?.stringValue == latest)
+        #expect(ContinuousClock.now - started >= .milliseconds(250))
+        await waiter.closeIdleConnections()
+        await running.stop()
+    }
+
+    @Test func silentHostsAreSweptActively() async throws {
+        let now = Mutex<Double>(1000)
+        let running = try await start(ttl: 30, clock: { now.withLock { $0 } })
+        #expect(try await register(running, "db", "ip=198.51.100.5&port=5432&revision=r").status == 200)
+        let waiter = HTTPClient(loop: running.group.next())
+        let version = String(running.bridge.registry.version(of: "db"))
+        async let expired = waiter.send(HTTPClientRequest(url: running.base + "/v1/watch/db?version=" + version))
+        try await Task.sleep(for: .milliseconds(50))
+        now.withLock { $0 = 1031 }
+        let answer = try JSONReader.parse(try await expired.body)
+        #expect(answer["hosts"] == [])
+        #expect(running.bridge.registry.services.isEmpty)
+        await waiter.closeIdleConnections()
+        await running.stop()
+    }
+
+    @Test func oversizedRegistrationIsRefusedAndTheServerKeepsServing() async throws {
+        let running = try await start()
+        let huge = "ip=198.51.100.1&port=80&revision=" + String(repeating: "x", count: 100_000)
+        let refused = try await register(running, "web", huge)
+        #expect(refused.status == 413)
+        #expect(String(decoding: refused.body, as: UTF8.self) == #"{"error":"a registration body may hold at most 65536 bytes"}"# + "\n")
+        let beyondServerCap = try await register(running, "web", huge + String(repeating: "y", count: 1 << 20))
+        #expect(beyondServerCap.status == 413)
+        #expect(try await register(running, "web", "ip=198.51.100.1&port=80&revision=r").status == 200)
+        await running.stop()
+    }
+}

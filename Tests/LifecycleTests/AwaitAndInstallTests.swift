@@ -1,0 +1,163 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Lifecycle
+import Net
+
+/// `tandem await` (the proxy container's legacy-mode hooks), `tandem install` (the init
+/// container), a whole legacy pod on loopback, and the command lines' help and usage errors.
+@Suite struct AwaitAndInstallTests {
+    let folder: TestFolder
+
+    init() throws { folder = try TestFolder() }
+
+    // MARK: await --ready-url (postStart)
+
+    @Test func awaitReadyReturnsOnceTheProxyAnswers200() async throws {
+        let admin = try await FakeAdmin(marker: folder.path("unused"))
+        let run = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "10"], in: folder)
+        #expect(await eventually { admin.readyPolls >= 3 })
+        #expect(await run.wait(timeout: .zero) == nil)
+        admin.setReady(true)
+        #expect(await run.wait() == .exited(code: 0))
+        #expect(run.log.contains(#"msg="proxy is ready""#))
+        await admin.stop()
+    }
+
+    @Test func awaitReadyTimesOutWith69() async throws {
+        let admin = try await FakeAdmin(marker: folder.path("unused"))
+        let run = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "0.2"], in: folder)
+        #expect(await run.wait() == .exited(code: 69))
+        #expect(run.log.contains(#"level=error msg="proxy not ready in time""#))
+        #expect(run.log.contains(#"last_answer="status 503""#))
+        await admin.stop()
+    }
+
+    @Test func awaitReadyDeadlineDoesNotWaitForAHungProbe() async throws {
+        let admin = try await FakeAdmin(marker: folder.path("unused"), ready: true)
+        admin.withState { $0.readyHangs = true }
+        let run = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "0.2"], in: folder)
+        #expect(await run.wait() == .exited(code: 69))
+        #expect(run.log.contains("last_answer=none"))
+        await admin.stop()
+    }
+
+    // MARK: await --app-exit (preStop)
+
+    @Test func awaitAppExitReturnsOnceTheProxyHasQuit() async throws {
+        let marker = folder.path("app-exited")
+        let admin = try await FakeAdmin(marker: marker, ready: true, quit: .exit)
+        let preStop = try TandemRun(["await", "--app-exit", "--admin-url", admin.url(""), "--timeout", "10"], in: folder)
+        #expect(await eventually { preStop.log.contains("still waiting") })
+        let app = try TandemRun(["supervise", "--quit-url", admin.url("/quitquitquit"), "--", "/bin/sh", "-c", "touch \(marker)"], in: folder)
+        #expect(await app.wait() == .exited(code: 0))
+        #expect(await preStop.wait() == .exited(code: 0))
+        #expect(preStop.log.contains(#"msg="proxy has stopped; the app side is finished""#))
+        await admin.stop()
+    }
+
+    @Test func awaitAppExitGivesUpAtTheTimeoutAndStillExits0() async throws {
+        let admin = try await FakeAdmin(marker: folder.path("unused"), ready: true)
+        let run = try TandemRun(["await", "--app-exit", "--admin-url", admin.url(""), "--timeout", "0.3"], in: folder)
+        #expect(await run.wait() == .exited(code: 0))
+        #expect(run.log.contains(#"level=warning msg="proxy still running at the deadline; letting the pod stop""#))
+        await admin.stop()
+    }
+
+    // MARK: A whole legacy-mode pod
+
+    /// Proxy container first with postStart `await`, then the app under `supervise`; on deletion
+    /// the proxy's preStop `await --app-exit` and the app's SIGTERM run at once. The app drains
+    /// and calls out through the proxy, exits, the proxy quits, and only then does preStop end.
+    @Test func legacyPodStartsAndStopsInOrder() async throws {
+        let marker = folder.path("app-exited")
+        let admin = try await FakeAdmin(marker: marker, quit: .exit)
+        let postStart = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "120"], in: folder)
+        #expect(await eventually { admin.readyPolls >= 2 })
+        admin.setReady(true)
+        #expect(await postStart.wait() == .exited(code: 0))
+
+        let script = """
+        trap 'sleep 0.2; curl -s -o /dev/null \(admin.url("/outbound")); touch \(marker); exit 0' TERM
+        curl -s -o /dev/null \(admin.url("/started"))
+        while :; do sleep 1 & wait $!; done
+        """
+        let app = try TandemRun(["supervise", "--ready-url", admin.url("/ready"), "--quit-url", admin.url("/quitquitquit"),
+                                 "--", "/bin/sh", "-c", script], in: folder)
+        #expect(await eventually { !admin.calls("/started").isEmpty })
+
+        let preStop = try TandemRun(["await", "--app-exit", "--admin-url", admin.url(""), "--timeout", "30"], in: folder)
+        app.signal(SIGTERM)
+        #expect(await app.wait() == .exited(code: 0))
+        #expect(await preStop.wait() == .exited(code: 0))
+        #expect(admin.paths == ["/started", "/outbound", "/quitquitquit"])
+        #expect(try #require(admin.calls("/quitquitquit").first).appHadExited)
+        #expect(preStop.log.contains("proxy has stopped"))
+        await admin.stop()
+    }
+
+    // MARK: install
+
+    @Test func installCopiesTheRunningBinaryAtomically() async throws {
+        let run = try TandemRun(["install", folder.root], in: folder)
+        #expect(await run.wait() == .exited(code: 0))
+        let installed = folder.path("tandem")
+        #expect(FileManager.default.contentsEqual(atPath: installed, andPath: TandemRun.binary))
+        var info = stat()
+        #expect(stat(installed, &info) == 0)
+        #expect(info.st_mode & 0o7777 == 0o755)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.root).filter { $0.hasSuffix(".tmp") }
+        #expect(leftovers.isEmpty)
+        // Installing again replaces the file in place.
+        #expect(try await TandemRun(["install", folder.root + "/"], in: folder).wait() == .exited(code: 0))
+    }
+
+    @Test func installIntoAMissingFolderFailsClearly() async throws {
+        let run = try TandemRun(["install", folder.path("missing")], in: folder)
+        #expect(await run.wait() == .exited(code: 1))
+        #expect(run.log.contains("tandem install: \(folder.path("missing"))/tandem.tandem-"))
+        #expect(run.log.contains("No such file or directory"))
+    }
+
+    // MARK: Command lines
+
+    @Test(arguments: ["supervise", "await", "install"])
+    func helpExits0(command: String) async throws {
+        let run = try TandemRun([command, "--help"], in: folder)
+        #expect(await run.wait() == .exited(code: 0))
+        #expect(run.output.hasPrefix("Usage: tandem \(command)"))
+        let viaHelp = try TandemRun(["help", command], in: folder)
+        #expect(await viaHelp.wait() == .exited(code: 0))
+        #expect(viaHelp.output == run.output)
+    }
+
+    static let usageErrors: [([String], String)] = [
+        (["supervise", "/bin/true"], "put the app's command after --"),
+        (["supervise", "--"], "no command after --"),
+        (["supervise", "x", "--", "/bin/true"], "unexpected argument \"x\" before --"),
+        (["supervise", "--ready-url", "ftp://x", "--", "/bin/true"], "--ready-url: unsupported URL"),
+        (["supervise", "--ready-url", "http://127.0.0.1:1/ready", "--on-timeout", "maybe", "--", "/bin/true"], "--on-timeout must be one of fail, start"),
+        (["supervise", "--kill-after", "-1", "--", "/bin/true"], "--kill-after wants a number of seconds"),
+        (["supervise", "--bogus", "--", "/bin/true"], "unknown option --bogus"),
+        (["supervise", "--on-timeout", "start", "--", "/bin/true"], "--on-timeout needs --ready-url"),
+        (["await", "--admin-url", "http://127.0.0.1:15000"], "--admin-url needs --app-exit"),
+        (["await", "--app-exit", "--ready-url", "http://127.0.0.1:15000/ready"], "--ready-url does not go with --app-exit"),
+        (["await", "--timeout", "soon"], "--timeout wants a number of seconds"),
+        (["install"], "name the folder to install into"),
+        (["install", "a", "b"], "only one folder"),
+    ]
+
+    @Test(arguments: usageErrors)
+    func usageErrorsExit64(arguments: [String], message: String) async throws {
+        let run = try TandemRun(arguments, in: folder)
+        #expect(await run.wait() == .exited(code: 64))
+        #expect(run.log.contains(message))
+        #expect(run.log.contains("Run 'tandem \(arguments[0]) --help' for usage."))
+    }
+
+    @Test func theAppsOwnOptionsAfterTheSeparatorAreNotParsed() async throws {
+        let run = try TandemRun(["supervise", "--", "/bin/sh", "-c", "echo \"$@\"", "sh", "--help", "-x"], in: folder)
+        #expect(await run.wait() == .exited(code: 0))
+        #expect(run.output == "--help -x\n")
+    }
+}
