@@ -11,6 +11,7 @@ public enum TandemCommand {
     Commands:
       inject      Add the proxy sidecar to workloads in manifests (files, folders, stdin).
       uninject    Remove exactly what inject added.
+      webhook     Serve the mutating admission webhook that injects pods as they are created.
       supervise   Run an app container's command after its proxy is ready; stop the proxy after it exits.
       await       Wait for the proxy to be ready, or (--app-exit) for the app side to finish.
       install     Copy this binary into a folder (the tandem-init container).
@@ -41,6 +42,13 @@ public enum TandemCommand {
                 return 0
             }
             return command.run(rest)
+        case "webhook":
+            let command = WebhookCommand()
+            if rest.contains("-h") || rest.contains("--help") {
+                Console.out(command.help)
+                return 0
+            }
+            return command.run(rest)
         case "supervise":
             return SuperviseCommand.run(rest)
         case "await":
@@ -58,7 +66,7 @@ public enum TandemCommand {
             Console.out(BuildInfo.summary)
             return 0
         case "help", "-h", "--help":
-            if let topic = rest.first, ["inject", "uninject", "supervise", "await", "install", "bridge"].contains(topic) {
+            if let topic = rest.first, ["inject", "uninject", "webhook", "supervise", "await", "install", "bridge"].contains(topic) {
                 return run([topic, "--help"])
             }
             Console.out(usage)

@@ -1,0 +1,297 @@
+import Document
+import Kubernetes
+
+/// What became of one admission request, in the words logs and metrics use.
+public enum AdmissionOutcome: String, Sendable, CaseIterable {
+    /// Allowed with a patch that adds the sidecar.
+    case patched
+    /// Allowed unchanged (not a pod CREATE, opted out, disabled, already injected…).
+    case allowed
+    /// Refused: the pod asked for something Tandem cannot do, or no valid patch could be built.
+    case denied
+    /// The request itself was unusable (not JSON, wrong version, no uid, too large…).
+    case badRequest = "bad_request"
+}
+
+/// The answer to one `POST /inject`: the HTTP status and body to send, plus what the shell logs
+/// and counts. Pure data, so the whole admission path is tested without a socket.
+public struct AdmissionResult: Sendable {
+    public var status: Int
+    /// The JSON AdmissionReview (or, for a bad request, controller-runtime's error review).
+    public var body: [UInt8]
+    public var outcome: AdmissionOutcome
+    /// A stable reason code: an `InjectionReason` raw value, or one of `Admission.Reason`.
+    public var reason: String
+    public var uid: String?
+    public var namespace: String?
+    /// The pod's name, or `generateName*` for controller-made pods.
+    public var name: String?
+    public var operation: String?
+    public var dryRun: Bool
+    public var patchOperations: Int
+    public var warnings: [String]
+    /// Why it was denied or rejected.
+    public var message: String?
+}
+
+/// The mutating admission function: AdmissionReview v1 bytes in, AdmissionReview bytes out.
+///
+/// Modelled on controller-runtime's webhook (`http.go`, `response.go`): requests that cannot be
+/// read get an error review with the status code and message it would give; the patch is the
+/// diff between the object as received and as injected, and no change means no patch. Every patch
+/// is applied here before it is returned and the result checked with `PodValidation`, because the
+/// apiserver fails pod creation on a bad patch whatever the `failurePolicy`.
+public enum Admission {
+    /// controller-runtime's cap on a request body (`maxRequestSize`).
+    public static let maxBodyBytes = 7 * 1024 * 1024
+
+    /// Reason codes for decisions that are not the injector's.
+    public enum Reason {
+        public static let operationIgnored = "operation_ignored"
+        public static let notAPod = "not_a_pod"
+        public static let injectionError = "injection_error"
+        public static let patchInvalid = "patch_invalid"
+        public static let badRequest = "bad_request"
+    }
+
+    public static func review(
+        body: [UInt8], contentType: String?, injector: Injector, kubeVersion: KubernetesVersion?
+    ) -> AdmissionResult {
+        if body.isEmpty { return badRequest(400, "request body is empty") }
+        if body.count > maxBodyBytes {
+            return badRequest(413, "request entity is too large; limit is \(maxBodyBytes) bytes")
+        }
+        let mediaType = (contentType ?? "").split(separator: ";", maxSplits: 1).first
+            .map { $0.trimmingSpaces.lowercased() } ?? ""
+        guard mediaType == "application/json" else {
+            return badRequest(400, "contentType=\(contentType ?? ""), expected application/json")
+        }
+        let review: JSON
+        do {
+            review = try JSONReader.parse(body)
+        } catch {
+            return badRequest(400, "couldn't decode the AdmissionReview: \(error)")
+        }
+        guard review.objectValue != nil else {
+            return badRequest(400, "couldn't decode the AdmissionReview: expected an object, got \(review.typeName)")
+        }
+        let apiVersion = review["apiVersion"]?.stringValue ?? ""
+        guard apiVersion == "admission.k8s.io/v1" else {
+            return badRequest(400, "apiVersion=\(apiVersion), expected admission.k8s.io/v1")
+        }
+        let kind = review["kind"]?.stringValue ?? ""
+        guard kind == "AdmissionReview" else {
+            return badRequest(400, "kind=\(kind), expected AdmissionReview")
+        }
+        guard let request = review["request"], request.objectValue != nil else {
+            return badRequest(400, "AdmissionReview has no request")
+        }
+        guard let uid = request["uid"]?.stringValue, !uid.isEmpty else {
+            return badRequest(400, "request.uid is missing")
+        }
+        return decide(request, uid: uid, injector: injector, kubeVersion: kubeVersion)
+    }
+
+    // MARK: Deciding
+
+    private static func decide(_ request: JSON, uid: String, injector: Injector,
+                               kubeVersion: KubernetesVersion?) -> AdmissionResult {
+        let operation = request["operation"]?.stringValue ?? ""
+        let namespace = request["namespace"]?.stringValue
+        let object = request["object"] ?? .null
+        let metadata = object["metadata"]
+        let name = request["name"]?.stringValue
+            ?? metadata?["name"]?.stringValue
+            ?? metadata?["generateName"]?.stringValue.map { $0 + "*" }
+        var result = AdmissionResult(
+            status: 200, body: [], outcome: .allowed, reason: Reason.operationIgnored, uid: uid,
+            namespace: namespace, name: name, operation: operation,
+            dryRun: request["dryRun"]?.boolValue ?? false, patchOperations: 0, warnings: [], message: nil)
+
+        let isPod = request["kind"]?["kind"]?.stringValue == "Pod"
+            && request["kind"]?["group"]?.stringValue ?? "" == ""
+            && (request["subResource"]?.stringValue ?? "").isEmpty
+        guard operation == "CREATE" else { return allow(result, uid: uid) }
+        guard isPod, object["spec"]?.objectValue != nil else {
+            result.reason = Reason.notAPod
+            return allow(result, uid: uid)
+        }
+
+        let report: InjectionReport
+        do {
+            report = try injector.inject(object: object, namespace: namespace, kubeVersion: kubeVersion)
+        } catch {
+            result.reason = Reason.injectionError
+            return deny(result, uid: uid, code: 400, message: "tandem cannot inject this pod: \(error.message)")
+        }
+        let workload = report.workloads.first
+        result.reason = workload?.reason.rawValue ?? Reason.notAPod
+        result.warnings = workload?.warnings ?? []
+        guard report.changed else { return allow(result, uid: uid) }
+
+        let patch = JSONPatch.diff(from: object, to: report.object)
+        if let problem = proofProblem(patch, original: object, injected: report.object) {
+            result.reason = Reason.patchInvalid
+            return deny(result, uid: uid, code: 500, message: "tandem built a patch it cannot stand behind: \(problem)")
+        }
+        result.outcome = .patched
+        result.patchOperations = patch.operations.count
+        var response = responseHead(uid: uid, allowed: true)
+        response["patchType"] = "JSONPatch"
+        response["patch"] = .string(Base64.encode(JSONWriter.write(patch.json)))
+        if !result.warnings.isEmpty { response["warnings"] = .array(result.warnings.map(JSON.string)) }
+        result.body = reviewBytes(response)
+        return result
+    }
+
+    /// Why `patch` must not be sent, or nil when it applies to `original`, gives exactly
+    /// `injected`, adds no validation problem and leaves the proxy in the pod.
+    static func proofProblem(_ patch: JSONPatch, original: JSON, injected: JSON) -> String? {
+        let patched: JSON
+        do {
+            patched = try patch.apply(to: original)
+        } catch {
+            return "it does not apply: \(error)"
+        }
+        guard patched == injected else { return "applying it does not give the injected pod" }
+        let after = PodValidation.problems(in: patched["spec"] ?? .null)
+        // Problems the pod already had are the apiserver's to report; only new ones are ours.
+        let before = after.isEmpty ? [] : Set(PodValidation.problems(in: original["spec"] ?? .null))
+        let added = after.filter { !before.contains($0) }
+        if !added.isEmpty { return "the patched pod is invalid: " + added.joined(separator: "; ") }
+        guard carriesProxy(patched) else { return "the patched pod has no \(TandemNames.proxyContainer)" }
+        return nil
+    }
+
+    /// True when the pod has Tandem's proxy as a container or an init container.
+    public static func carriesProxy(_ pod: JSON) -> Bool {
+        ["containers", "initContainers"].contains { key in
+            pod["spec"]?[key]?.arrayValue?.contains { $0["name"]?.stringValue == TandemNames.proxyContainer } ?? false
+        }
+    }
+
+    // MARK: Writing reviews
+
+    private static func allow(_ result: AdmissionResult, uid: String) -> AdmissionResult {
+        var result = result
+        result.body = reviewBytes(responseHead(uid: uid, allowed: true))
+        return result
+    }
+
+    private static func deny(_ result: AdmissionResult, uid: String, code: Int, message: String) -> AdmissionResult {
+        var result = result
+        result.outcome = .denied
+        result.message = message
+        var response = responseHead(uid: uid, allowed: false)
+        response["status"] = status(code: code, message: message)
+        result.body = reviewBytes(response)
+        return result
+    }
+
+    /// controller-runtime's `Errored(code, err)` written as a review with an empty uid, sent with
+    /// `code` as the HTTP status so the apiserver treats it as a failed call (`failurePolicy`).
+    private static func badRequest(_ code: Int, _ message: String) -> AdmissionResult {
+        var response = responseHead(uid: "", allowed: false)
+        response["status"] = status(code: code, message: message)
+        return AdmissionResult(
+            status: code, body: reviewBytes(response), outcome: .badRequest, reason: Reason.badRequest,
+            uid: nil, namespace: nil, name: nil, operation: nil, dryRun: false, patchOperations: 0,
+            warnings: [], message: message)
+    }
+
+    private static func responseHead(uid: String, allowed: Bool) -> JSONObject {
+        JSONObject([("uid", .string(uid)), ("allowed", .bool(allowed))])
+    }
+
+    private static func status(code: Int, message: String) -> JSON {
+        .object(JSONObject([("metadata", .object(JSONObject())), ("message", .string(message)), ("code", .integer(code))]))
+    }
+
+    private static func reviewBytes(_ response: JSONObject) -> [UInt8] {
+        var bytes = JSONWriter.write(.object(JSONObject([
+            ("kind", "AdmissionReview"), ("apiVersion", "admission.k8s.io/v1"), ("response", .object(response)),
+        ])))
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+}
+
+/// Standard base64 (RFC 4648 §4, padded): how AdmissionReview patches, Secret data and
+/// `caBundle` are carried in JSON.
+public enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Written into one preallocated buffer: patches are encoded on every admission.
+    public static func encode(_ bytes: [UInt8]) -> String {
+        let length = (bytes.count + 2) / 3 * 4
+        return String(unsafeUninitializedCapacity: length) { out in
+            alphabet.withUnsafeBufferPointer { table in
+                bytes.withUnsafeBufferPointer { input in
+                    var read = 0, written = 0
+                    while read + 3 <= input.count {
+                        let n = UInt32(input[read]) << 16 | UInt32(input[read + 1]) << 8 | UInt32(input[read + 2])
+                        out[written] = table[Int(n >> 18 & 63)]
+                        out[written + 1] = table[Int(n >> 12 & 63)]
+                        out[written + 2] = table[Int(n >> 6 & 63)]
+                        out[written + 3] = table[Int(n & 63)]
+                        read += 3
+                        written += 4
+                    }
+                    let rest = input.count - read
+                    if rest > 0 {
+                        let n = UInt32(input[read]) << 16 | (rest == 2 ? UInt32(input[read + 1]) << 8 : 0)
+                        out[written] = table[Int(n >> 18 & 63)]
+                        out[written + 1] = table[Int(n >> 12 & 63)]
+                        out[written + 2] = rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                        out[written + 3] = UInt8(ascii: "=")
+                    }
+                }
+            }
+            return length
+        }
+    }
+
+    /// Nil for anything that is not padded standard base64.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let input = Array(text.utf8)
+        guard input.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count / 4 * 3)
+        var index = 0
+        while index < input.count {
+            var n: UInt32 = 0
+            var padding = 0
+            for offset in 0..<4 {
+                let byte = input[index + offset]
+                let value: UInt32
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(byte - UInt8(ascii: "A"))
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(byte - UInt8(ascii: "a") + 26)
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(byte - UInt8(ascii: "0") + 52)
+                case UInt8(ascii: "+"): value = 62
+                case UInt8(ascii: "/"): value = 63
+                case UInt8(ascii: "=") where index + 4 == input.count && offset >= 2:
+                    padding += 1
+                    value = 0
+                default: return nil
+                }
+                if padding > 0 && byte != UInt8(ascii: "=") { return nil }
+                n = n << 6 | value
+            }
+            out.append(UInt8(n >> 16 & 255))
+            if padding < 2 { out.append(UInt8(n >> 8 & 255)) }
+            if padding < 1 { out.append(UInt8(n & 255)) }
+            index += 4
+        }
+        return out
+    }
+}
+
+private extension Substring {
+    var trimmingSpaces: Substring {
+        var text = self
+        while text.first == " " || text.first == "\t" { text.removeFirst() }
+        while text.last == " " || text.last == "\t" { text.removeLast() }
+        return text
+    }
+}

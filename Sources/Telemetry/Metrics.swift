@@ -1,0 +1,192 @@
+import Synchronization
+
+/// Prometheus metrics kept in memory and written in the text exposition format (0.0.4).
+///
+/// Metrics are declared once, up front, with their label names; a series per distinct label
+/// value list is created on first use. Every update takes one short lock on its metric.
+public final class MetricsRegistry: Sendable {
+    private let metrics = Mutex<[any ExposableMetric]>([])
+
+    public init() {}
+
+    public func counter(_ name: String, help: String, labels: [String] = []) -> Counter {
+        register(Counter(name: name, help: help, labelNames: labels))
+    }
+
+    public func gauge(_ name: String, help: String, labels: [String] = []) -> Gauge {
+        register(Gauge(name: name, help: help, labelNames: labels))
+    }
+
+    /// `buckets` are upper bounds in ascending order; `+Inf` is added.
+    public func histogram(_ name: String, help: String, labels: [String] = [],
+                          buckets: [Double] = Histogram.defaultBuckets) -> Histogram {
+        register(Histogram(name: name, help: help, labelNames: labels, buckets: buckets))
+    }
+
+    /// Every metric in declaration order, series sorted by label values.
+    public func exposition() -> String {
+        var text = ""
+        for metric in metrics.withLock({ $0 }) { metric.write(into: &text) }
+        return text
+    }
+
+    /// The content type of `exposition()`.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    private func register<M: ExposableMetric>(_ metric: M) -> M {
+        metrics.withLock { list in
+            precondition(!list.contains { $0.name == metric.name }, "metric \(metric.name) declared twice")
+            list.append(metric)
+        }
+        return metric
+    }
+}
+
+protocol ExposableMetric: Sendable {
+    var name: String { get }
+    func write(into text: inout String)
+}
+
+/// A value that only goes up, per label values.
+public final class Counter: ExposableMetric {
+    let name: String
+    private let help: String
+    private let labelNames: [String]
+    private let series = Mutex<[[String]: Double]>([:])
+
+    init(name: String, help: String, labelNames: [String]) {
+        (self.name, self.help, self.labelNames) = (name, help, labelNames)
+        if labelNames.isEmpty { series.withLock { $0[[]] = 0 } }
+    }
+
+    /// `labels` are values in the order of the declared label names.
+    public func increment(by amount: Double = 1, _ labels: String...) {
+        precondition(labels.count == labelNames.count && amount >= 0, "\(name): bad labels or negative increment")
+        series.withLock { $0[labels, default: 0] += amount }
+    }
+
+    public func value(_ labels: String...) -> Double { series.withLock { $0[labels] ?? 0 } }
+
+    func write(into text: inout String) {
+        writeHeader(&text, name: name, help: help, type: "counter")
+        for (labels, value) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            text += "\(name)\(labelText(labelNames, labels)) \(formatNumber(value))\n"
+        }
+    }
+}
+
+/// A value that goes up and down, per label values.
+public final class Gauge: ExposableMetric {
+    let name: String
+    private let help: String
+    private let labelNames: [String]
+    private let series = Mutex<[[String]: Double]>([:])
+
+    init(name: String, help: String, labelNames: [String]) {
+        (self.name, self.help, self.labelNames) = (name, help, labelNames)
+        if labelNames.isEmpty { series.withLock { $0[[]] = 0 } }
+    }
+
+    public func set(_ value: Double, _ labels: String...) {
+        precondition(labels.count == labelNames.count, "\(name): bad labels")
+        series.withLock { $0[labels] = value }
+    }
+
+    public func add(_ amount: Double, _ labels: String...) {
+        precondition(labels.count == labelNames.count, "\(name): bad labels")
+        series.withLock { $0[labels, default: 0] += amount }
+    }
+
+    public func value(_ labels: String...) -> Double { series.withLock { $0[labels] ?? 0 } }
+
+    func write(into text: inout String) {
+        writeHeader(&text, name: name, help: help, type: "gauge")
+        for (labels, value) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            text += "\(name)\(labelText(labelNames, labels)) \(formatNumber(value))\n"
+        }
+    }
+}
+
+/// Observations counted into cumulative buckets, with their sum and count.
+public final class Histogram: ExposableMetric {
+    /// Seconds, from 0.5 ms to 10 s: admission latency budgets live between these.
+    public static let defaultBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    struct Series {
+        var counts: [UInt64]
+        var sum: Double = 0
+        var count: UInt64 = 0
+    }
+
+    let name: String
+    private let help: String
+    private let labelNames: [String]
+    private let buckets: [Double]
+    private let series = Mutex<[[String]: Series]>([:])
+
+    init(name: String, help: String, labelNames: [String], buckets: [Double]) {
+        precondition(zip(buckets, buckets.dropFirst()).allSatisfy { $0 < $1 }, "\(name): buckets must ascend")
+        (self.name, self.help, self.labelNames, self.buckets) = (name, help, labelNames, buckets)
+    }
+
+    public func observe(_ value: Double, _ labels: String...) {
+        precondition(labels.count == labelNames.count, "\(name): bad labels")
+        let index = buckets.firstIndex { value <= $0 } ?? buckets.count
+        series.withLock { all in
+            var entry = all[labels] ?? Series(counts: Array(repeating: 0, count: buckets.count + 1))
+            entry.counts[index] += 1
+            entry.sum += value
+            entry.count += 1
+            all[labels] = entry
+        }
+    }
+
+    /// How many observations were made with these labels.
+    public func count(_ labels: String...) -> UInt64 { series.withLock { $0[labels]?.count ?? 0 } }
+
+    func write(into text: inout String) {
+        writeHeader(&text, name: name, help: help, type: "histogram")
+        for (labels, entry) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            var cumulative: UInt64 = 0
+            for (index, count) in entry.counts.enumerated() {
+                cumulative += count
+                let bound = index < buckets.count ? formatNumber(buckets[index]) : "+Inf"
+                text += "\(name)_bucket\(labelText(labelNames + ["le"], labels + [bound])) \(cumulative)\n"
+            }
+            text += "\(name)_sum\(labelText(labelNames, labels)) \(formatNumber(entry.sum))\n"
+            text += "\(name)_count\(labelText(labelNames, labels)) \(entry.count)\n"
+        }
+    }
+}
+
+private func writeHeader(_ text: inout String, name: String, help: String, type: String) {
+    text += "# HELP \(name) \(escape(help, quotes: false))\n# TYPE \(name) \(type)\n"
+}
+
+private func labelText(_ names: [String], _ values: [String]) -> String {
+    guard !names.isEmpty else { return "" }
+    return "{" + zip(names, values).map { "\($0)=\"\(escape($1, quotes: true))\"" }.joined(separator: ",") + "}"
+}
+
+/// Backslash and newline always; double quotes inside label values.
+private func escape(_ text: String, quotes: Bool) -> String {
+    guard text.contains(where: { $0 == "\\" || $0 == "\n" || (quotes && $0 == "\"") }) else { return text }
+    var out = ""
+    for character in text {
+        switch character {
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\"" where quotes: out += "\\\""
+        default: out.append(character)
+        }
+    }
+    return out
+}
+
+/// Integers without a fraction; everything else as Swift's shortest round-trip text.
+func formatNumber(_ value: Double) -> String {
+    if value.isNaN { return "NaN" }
+    if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+    return "\(value)"
+}
