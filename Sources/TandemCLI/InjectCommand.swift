@@ -1,6 +1,7 @@
 import Document
 import Injection
 import Kubernetes
+import Webhook
 
 /// `tandem inject` and `tandem uninject`: the shell around `ManifestRewriter`. It gathers the
 /// inputs, rewrites all of them in memory, and only then writes: to standard output, or with
@@ -96,25 +97,13 @@ struct InjectCommand {
         }
     }
 
-    /// Reads the config file; a config that cannot be used is a usage error naming the place.
+    /// Reads the config file (the webhook's reader: one way to read it); a config that cannot be
+    /// used is a usage error naming the place.
     private static func loadConfig(_ path: String) throws(UsageError) -> InjectionConfig {
         do {
-            let bytes = try FileSystem.readFile(path)
-            let documents = try YAMLReader.read(bytes)
-            guard documents.count <= 1 else { throw UsageError(message: "config \(path): expected one document, found \(documents.count)") }
-            let root = documents.first?.root
-            do {
-                return try InjectionConfig(values: documents.first?.value ?? .object(JSONObject()))
-            } catch {
-                let mark = root?.deepestNode(along: error.pointer).start
-                throw UsageError(message: "config \(path)\(mark.map { ":\($0)" } ?? ""): \(error.message)")
-            }
-        } catch let error as UsageError {
-            throw error
-        } catch let error as YAMLError {
-            throw UsageError(message: "config \(path):\(error.mark): \(error.message)")
+            return try ConfigFile.load(path)
         } catch {
-            throw UsageError(message: "config \(error)")
+            throw UsageError(message: error.message)
         }
     }
 

@@ -1,3 +1,4 @@
+import Document
 import Injection
 import Kube
 import Kubernetes

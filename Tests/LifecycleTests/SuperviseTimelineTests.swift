@@ -220,8 +220,9 @@ import Net
         let started = NanoTime.now()
         let run = try TandemRun(["supervise", "--quit-url", "http://127.0.0.1:1/quitquitquit", "--", "/bin/sh", "-c", "exit 3"], in: folder)
         #expect(await run.wait() == .exited(code: 3))
-        // Bounds here are loose for loaded machines; what matters is one attempt, no retry loop.
-        #expect(milliseconds(from: started, to: .now()) < 5000)
+        // What matters is one attempt and no retry loop (the log lines below); the time bound only
+        // catches a hang, and is loose because a loaded machine takes seconds to start a process.
+        #expect(milliseconds(from: started, to: .now()) < 30_000)
         #expect(run.log.contains(#"msg="proxy admin is not listening; the proxy has already stopped" call=quit answer="connection refused" attempt=1"#))
         #expect(!run.log.contains("retrying"))
     }

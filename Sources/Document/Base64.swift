@@ -1,0 +1,70 @@
+/// Standard base64 (RFC 4648 §4, padded): how AdmissionReview patches, Secret data and
+/// `caBundle` are carried in JSON.
+public enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Written into one preallocated buffer: patches are encoded on every admission.
+    public static func encode(_ bytes: [UInt8]) -> String {
+        let length = (bytes.count + 2) / 3 * 4
+        return String(unsafeUninitializedCapacity: length) { out in
+            alphabet.withUnsafeBufferPointer { table in
+                bytes.withUnsafeBufferPointer { input in
+                    var read = 0, written = 0
+                    while read + 3 <= input.count {
+                        let n = UInt32(input[read]) << 16 | UInt32(input[read + 1]) << 8 | UInt32(input[read + 2])
+                        out[written] = table[Int(n >> 18 & 63)]
+                        out[written + 1] = table[Int(n >> 12 & 63)]
+                        out[written + 2] = table[Int(n >> 6 & 63)]
+                        out[written + 3] = table[Int(n & 63)]
+                        read += 3
+                        written += 4
+                    }
+                    let rest = input.count - read
+                    if rest > 0 {
+                        let n = UInt32(input[read]) << 16 | (rest == 2 ? UInt32(input[read + 1]) << 8 : 0)
+                        out[written] = table[Int(n >> 18 & 63)]
+                        out[written + 1] = table[Int(n >> 12 & 63)]
+                        out[written + 2] = rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                        out[written + 3] = UInt8(ascii: "=")
+                    }
+                }
+            }
+            return length
+        }
+    }
+
+    /// Nil for anything that is not padded standard base64.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let input = Array(text.utf8)
+        guard input.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count / 4 * 3)
+        var index = 0
+        while index < input.count {
+            var n: UInt32 = 0
+            var padding = 0
+            for offset in 0..<4 {
+                let byte = input[index + offset]
+                let value: UInt32
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(byte - UInt8(ascii: "A"))
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(byte - UInt8(ascii: "a") + 26)
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(byte - UInt8(ascii: "0") + 52)
+                case UInt8(ascii: "+"): value = 62
+                case UInt8(ascii: "/"): value = 63
+                case UInt8(ascii: "=") where index + 4 == input.count && offset >= 2:
+                    padding += 1
+                    value = 0
+                default: return nil
+                }
+                if padding > 0 && byte != UInt8(ascii: "=") { return nil }
+                n = n << 6 | value
+            }
+            out.append(UInt8(n >> 16 & 255))
+            if padding < 2 { out.append(UInt8(n >> 8 & 255)) }
+            if padding < 1 { out.append(UInt8(n & 255)) }
+            index += 4
+        }
+        return out
+    }
+}
