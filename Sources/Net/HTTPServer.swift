@@ -239,13 +239,14 @@ public final class HTTPServer: Sendable {
             Sys.close(fd)
             return
         }
+        // A failed TLS setup or registration affects only that client.
+        guard let connection = try? Connection.accepted(loop: loop, fd: fd, peer: peer, tls: configuration.tls) else { return }
+        let handler = HTTPServerConnection(server: self, connection: connection, state: state)
+        state.connections[ObjectIdentifier(handler)] = handler
         do {
-            let connection = try Connection.accepted(loop: loop, fd: fd, peer: peer, tls: configuration.tls)
-            let handler = HTTPServerConnection(server: self, connection: connection, state: state)
-            state.connections[ObjectIdentifier(handler)] = handler
             try connection.start(delegate: handler)
         } catch {
-            // A failed accept or TLS setup affects only that client.
+            state.connections[ObjectIdentifier(handler)] = nil
         }
     }
 
