@@ -42,6 +42,7 @@ public final class Connection: EventHandler, @unchecked Sendable {
     private var readingPaused = false
     private var readEOF = false
     private var closeWhenFlushed = false
+    private var lingerOnClose = true
     private var registeredEvents: UInt32 = 0
     private var handshakeWants: UInt32 = EPOLLIN.rawValue
     private var tlsReadWantsWrite = false
@@ -290,11 +291,14 @@ public final class Connection: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// Closes once everything queued has been sent: half-closes, then waits briefly for the
-    /// peer's EOF so unread request bytes do not turn our last response into a reset.
-    public func closeAfterFlush() {
+    /// Closes once everything queued has been sent. With `lingering`, it half-closes and waits
+    /// briefly for the peer's EOF first, so request bytes we never read (a rejected request)
+    /// do not turn our last response into a reset; without, it closes at once, which is right
+    /// when everything the peer sent was consumed.
+    public func closeAfterFlush(lingering: Bool = true) {
         guard state != .closed else { return }
         closeWhenFlushed = true
+        lingerOnClose = lingering
         if state != .active { return close() }
         if pendingWriteBytes == 0 { linger() }
     }
@@ -302,6 +306,7 @@ public final class Connection: EventHandler, @unchecked Sendable {
     private func linger() {
         guard state == .active else { return }
         tls?.shutdown()
+        guard lingerOnClose else { return close() }
         Sys.shutdownWrite(fd)
         state = .lingering
         readingPaused = false

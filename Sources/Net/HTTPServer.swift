@@ -561,7 +561,7 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     private func responseDone() {
         if closeAfterResponse {
-            connection.closeAfterFlush()
+            connection.closeAfterFlush(lingering: !pending.isEmpty || !parser.isIdle)
             return
         }
         phase = .idle
