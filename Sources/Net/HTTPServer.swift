@@ -229,18 +229,17 @@ public final class HTTPServer: Sendable {
             let state = perLoop[index]
             try await loop.submit { [self] () throws(SystemError) in
                 state.value.listener = listener.value
-                try listener.value.start(on: loop) { [self] fd, peer in self.accept(fd: fd, peer: peer, loop: loop, state: state.value) }
+                try listener.value.start(on: loop, tls: configuration.tls) { [self] connection in
+                    self.accept(connection, state: state.value)
+                }
             }
         }
     }
 
-    private func accept(fd: Int32, peer: SocketAddress, loop: EventLoop, state: ServerLoopState) {
+    private func accept(_ connection: Connection, state: ServerLoopState) {
         guard !state.draining, state.connections.count < configuration.maxConnectionsPerLoop else {
-            Sys.close(fd)
-            return
+            return connection.close()
         }
-        // A failed TLS setup or registration affects only that client.
-        guard let connection = try? Connection.accepted(loop: loop, fd: fd, peer: peer, tls: configuration.tls) else { return }
         let handler = HTTPServerConnection(server: self, connection: connection, state: state)
         state.connections[ObjectIdentifier(handler)] = handler
         do {
