@@ -35,10 +35,16 @@ final class EchoHandler: ConnectionDelegate {
         }
     }
     let client = try RawClient(port: listener.localAddress.port)
-    // Send 4 MiB without reading anything back.
-    let payload = [UInt8]((0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+    // Send 8 MiB (more than the kernel buffers on both sides) without reading anything back.
+    var small: Int32 = 64 * 1024
+    setsockopt(client.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+    let block = [UInt8]((0..<65521).map { UInt8(truncatingIfNeeded: $0 &* 31) })  // prime length: no alignment luck
+    var payload: [UInt8] = []
+    while payload.count < 8 << 20 { payload += block }
     let fd = client.fd
+    let sending = payload
     let sender = Task.detached {
+        let payload = sending
         var offset = 0
         while offset < payload.count {
             let sent = payload[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, min($0.count, 65536), Int32(MSG_NOSIGNAL)) }
