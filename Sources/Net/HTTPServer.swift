@@ -507,7 +507,11 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     private func writeResponse(_ response: HTTPResponse, to request: HTTPRequestHead) {
         var head = HTTPResponseHead(status: response.status, version: .http1_1, headers: response.headers)
-        if closeAfterResponse { head.headers.set("Connection", "close") }
+        if closeAfterResponse {
+            head.headers.set("Connection", "close")
+        } else if request.version == .http1_0 {
+            head.headers.set("Connection", "keep-alive")  // HTTP/1.0 closes unless told otherwise
+        }
         let bodyAllowed = request.method != .head && response.status >= 200 && response.status != 204 && response.status != 304
         output.removeAll(keepingCapacity: true)
         switch response.body {
