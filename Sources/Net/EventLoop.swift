@@ -118,7 +118,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Resolves `host` on a short-lived thread (getaddrinfo blocks, and a loop must not) and
     /// delivers the result on this loop.
-    func resolve(host: String, port: Int, _ completion: @escaping @Sendable (Result<[SocketAddress], SystemError>) -> Void) {
+    public func resolve(host: String, port: Int, _ completion: @escaping @Sendable (Result<[SocketAddress], SystemError>) -> Void) {
         let thread = spawnThread { [self] in
             let result = Result { () throws(SystemError) in try SocketAddress.resolve(host: host, port: port) }
             execute { completion(result) }

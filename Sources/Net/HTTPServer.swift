@@ -171,11 +171,15 @@ public struct HTTPServerConfiguration: Sendable {
     public var writeTimeout: Duration
     public var maxRequestsPerConnection: Int
     public var maxConnectionsPerLoop: Int
+    /// Told why a connection ended abnormally (failed TLS handshake, reset, I/O error), on the
+    /// loop thread: for logs and metrics. Timeouts and clean closes are not reported.
+    public var onConnectionError: (@Sendable (SocketAddress?, Error) -> Void)?
 
     public init(host: String = "127.0.0.1", port: Int = 0, tls: TLSContext? = nil, limits: HTTPLimits = HTTPLimits(),
                 headerReadTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60),
                 bodyReadTimeout: Duration = .seconds(30), writeTimeout: Duration = .seconds(30),
-                maxRequestsPerConnection: Int = 10_000, maxConnectionsPerLoop: Int = 16_384) {
+                maxRequestsPerConnection: Int = 10_000, maxConnectionsPerLoop: Int = 16_384,
+                onConnectionError: (@Sendable (SocketAddress?, Error) -> Void)? = nil) {
         self.host = host
         self.port = port
         self.tls = tls
@@ -186,6 +190,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.writeTimeout = writeTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.maxConnectionsPerLoop = maxConnectionsPerLoop
+        self.onConnectionError = onConnectionError
     }
 }
 
@@ -403,6 +408,7 @@ final class HTTPServerConnection: ConnectionDelegate {
     }
 
     func connectionDidClose(_ connection: Connection, error: Error?) {
+        if let error, let report = server.configuration.onConnectionError { report(connection.peerAddress, error) }
         if let stream { stream.markClosed() }
         stream = nil
         state.remove(self)
