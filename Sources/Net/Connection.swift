@@ -42,6 +42,7 @@ public final class Connection: EventHandler, @unchecked Sendable {
     private var readingPaused = false
     private var readEOF = false
     private var closeWhenFlushed = false
+    private var lingerOnClose = true
     private var registeredEvents: UInt32 = 0
     private var handshakeWants: UInt32 = EPOLLIN.rawValue
     private var tlsReadWantsWrite = false
@@ -89,8 +90,8 @@ public final class Connection: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// Registers an accepted connection with its loop.
-    func start(delegate: ConnectionDelegate) throws(SystemError) {
+    /// Registers an accepted connection with its loop (on the loop thread) and starts reading.
+    public func start(delegate: ConnectionDelegate) throws(SystemError) {
         self.delegate = delegate
         state = tls == nil ? .active : .handshaking
         registeredEvents = EPOLLIN.rawValue
@@ -290,11 +291,14 @@ public final class Connection: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// Closes once everything queued has been sent: half-closes, then waits briefly for the
-    /// peer's EOF so unread request bytes do not turn our last response into a reset.
-    public func closeAfterFlush() {
+    /// Closes once everything queued has been sent. With `lingering`, it half-closes and waits
+    /// briefly for the peer's EOF first, so request bytes we never read (a rejected request)
+    /// do not turn our last response into a reset; without, it closes at once, which is right
+    /// when everything the peer sent was consumed.
+    public func closeAfterFlush(lingering: Bool = true) {
         guard state != .closed else { return }
         closeWhenFlushed = true
+        lingerOnClose = lingering
         if state != .active { return close() }
         if pendingWriteBytes == 0 { linger() }
     }
@@ -302,6 +306,7 @@ public final class Connection: EventHandler, @unchecked Sendable {
     private func linger() {
         guard state == .active else { return }
         tls?.shutdown()
+        guard lingerOnClose else { return close() }
         Sys.shutdownWrite(fd)
         state = .lingering
         readingPaused = false
@@ -354,7 +359,8 @@ public final class TCPListener: EventHandler, @unchecked Sendable {
     public let localAddress: SocketAddress
     let fd: Int32
     private var loop: EventLoop?
-    private var onAccept: ((Int32, SocketAddress) -> Void)?
+    private var tls: TLSContext?
+    private var onAccept: ((Connection) -> Void)?
     private var pausedUntilRetry = false
     private var closed = false
 
@@ -373,9 +379,11 @@ public final class TCPListener: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// Starts accepting on `loop` (call on that loop's thread).
-    func start(on loop: EventLoop, onAccept: @escaping (Int32, SocketAddress) -> Void) throws(SystemError) {
+    /// Starts accepting on `loop` (call on that loop's thread). Each new connection (with a TLS
+    /// session when `tls` is set) is handed over unstarted: call `start(delegate:)` or `close()`.
+    public func start(on loop: EventLoop, tls: TLSContext? = nil, onAccept: @escaping (Connection) -> Void) throws(SystemError) {
         self.loop = loop
+        self.tls = tls
         self.onAccept = onAccept
         try loop.register(fd, events: EPOLLIN.rawValue, handler: self)
     }
@@ -383,8 +391,10 @@ public final class TCPListener: EventHandler, @unchecked Sendable {
     public func handle(events: UInt32) {
         for _ in 0..<64 {
             do {
-                guard let (client, peer) = try Sys.accept(fd) else { return }
-                onAccept?(client, peer)
+                guard let (client, peer) = try Sys.accept(fd), let loop else { return }
+                // A failed TLS setup affects only that client.
+                guard let connection = try? Connection.accepted(loop: loop, fd: client, peer: peer, tls: tls) else { continue }
+                onAccept?(connection)
             } catch {
                 // Out of descriptors (EMFILE/ENFILE) and the like: level-triggered epoll would
                 // spin, so stop listening for a moment and let connections finish.

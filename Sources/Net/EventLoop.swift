@@ -113,15 +113,17 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: Running
 
     func start() {
-        let box = Unmanaged.passRetained(ThreadBody { [self] in self.run() })
-        var thread = pthread_t()
-        let status = pthread_create(&thread, nil, { raw in
-            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box.toOpaque())
-        precondition(status == 0, "pthread_create: \(status)")
-        self.thread = thread
+        thread = spawnThread { [self] in self.run() }
+    }
+
+    /// Resolves `host` on a short-lived thread (getaddrinfo blocks, and a loop must not) and
+    /// delivers the result on this loop.
+    public func resolve(host: String, port: Int, _ completion: @escaping @Sendable (Result<[SocketAddress], SystemError>) -> Void) {
+        let thread = spawnThread { [self] in
+            let result = Result { () throws(SystemError) in try SocketAddress.resolve(host: host, port: port) }
+            execute { completion(result) }
+        }
+        pthread_detach(thread)
     }
 
     /// Asks the loop to return from `run` and waits for its thread.
@@ -176,6 +178,19 @@ public final class EventLoop: @unchecked Sendable {
         }
         for task in tasks { task() }
     }
+}
+
+/// Starts a pthread running `body`.
+private func spawnThread(_ body: @escaping () -> Void) -> pthread_t {
+    let box = Unmanaged.passRetained(ThreadBody(body))
+    var thread = pthread_t()
+    let status = pthread_create(&thread, nil, { raw in
+        let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+        body.run()
+        return nil
+    }, box.toOpaque())
+    precondition(status == 0, "pthread_create: \(status)")
+    return thread
 }
 
 private final class ThreadBody {

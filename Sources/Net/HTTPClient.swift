@@ -242,13 +242,25 @@ final class ClientPool {
                 return
             }
         }
-        do {
-            // Name lookup blocks the loop; in-cluster API servers and most peers are IP literals.
-            guard let address = try SocketAddress.resolve(host: request.host, port: request.port).first else {
-                throw HTTPClientError("no address for \(request.host)")
+        if let literal = try? SocketAddress(ip: request.host, port: request.port) {
+            return connect(exchange, to: [literal], origin: origin, on: loop)
+        }
+        let transfer = UnsafeTransfer((self, exchange))
+        loop.resolve(host: request.host, port: request.port) { result in
+            let (pool, exchange) = transfer.value
+            switch result {
+            case .success(let addresses): pool.connect(exchange, to: addresses, origin: origin, on: loop)
+            case .failure(let error): exchange.fail(error)
             }
+        }
+    }
+
+    private func connect(_ exchange: ClientExchange, to addresses: [SocketAddress], origin: Origin, on loop: EventLoop) {
+        guard !exchange.finished else { return }
+        do {
+            guard let address = addresses.first else { throw HTTPClientError("no address for \(origin.host)") }
             let connection = ClientConnection(pool: self, origin: origin, loop: loop)
-            try connection.connect(to: address, tls: exchange.tls, serverName: request.host)
+            try connection.connect(to: address, tls: exchange.tls, serverName: origin.host)
             connection.run(exchange, reused: false)
         } catch {
             exchange.fail(error)

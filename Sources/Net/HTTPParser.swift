@@ -505,16 +505,15 @@ let semicolon: UInt8 = 0x3B
     }
 }
 
-/// RFC 9110 tchar: the bytes allowed in methods and header names.
-private let tokenTable: [Bool] = (0..<256).map { value in
-    let byte = UInt8(value)
+/// RFC 9110 tchar: the bytes allowed in methods and header names. A switch, not a global
+/// table: a lazily initialised global costs a once-check on every byte.
+@inline(__always) func isTokenByte(_ byte: UInt8) -> Bool {
     switch byte {
-    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-    default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true  // digits, letters
+    case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true  // !#$%&'*+-.^_`|~
+    default: false
     }
 }
-
-@inline(__always) func isTokenByte(_ byte: UInt8) -> Bool { tokenTable[Int(byte)] }
 
 @inline(__always) private func text(_ input: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> String {
     String(decoding: UnsafeRawBufferPointer(rebasing: input[start..<end]), as: UTF8.self)

@@ -171,11 +171,15 @@ public struct HTTPServerConfiguration: Sendable {
     public var writeTimeout: Duration
     public var maxRequestsPerConnection: Int
     public var maxConnectionsPerLoop: Int
+    /// Told why a connection ended abnormally (failed TLS handshake, reset, I/O error), on the
+    /// loop thread: for logs and metrics. Timeouts and clean closes are not reported.
+    public var onConnectionError: (@Sendable (SocketAddress?, Error) -> Void)?
 
     public init(host: String = "127.0.0.1", port: Int = 0, tls: TLSContext? = nil, limits: HTTPLimits = HTTPLimits(),
                 headerReadTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60),
                 bodyReadTimeout: Duration = .seconds(30), writeTimeout: Duration = .seconds(30),
-                maxRequestsPerConnection: Int = 10_000, maxConnectionsPerLoop: Int = 16_384) {
+                maxRequestsPerConnection: Int = 10_000, maxConnectionsPerLoop: Int = 16_384,
+                onConnectionError: (@Sendable (SocketAddress?, Error) -> Void)? = nil) {
         self.host = host
         self.port = port
         self.tls = tls
@@ -186,6 +190,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.writeTimeout = writeTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.maxConnectionsPerLoop = maxConnectionsPerLoop
+        self.onConnectionError = onConnectionError
     }
 }
 
@@ -229,23 +234,23 @@ public final class HTTPServer: Sendable {
             let state = perLoop[index]
             try await loop.submit { [self] () throws(SystemError) in
                 state.value.listener = listener.value
-                try listener.value.start(on: loop) { [self] fd, peer in self.accept(fd: fd, peer: peer, loop: loop, state: state.value) }
+                try listener.value.start(on: loop, tls: configuration.tls) { [self] connection in
+                    self.accept(connection, state: state.value)
+                }
             }
         }
     }
 
-    private func accept(fd: Int32, peer: SocketAddress, loop: EventLoop, state: ServerLoopState) {
+    private func accept(_ connection: Connection, state: ServerLoopState) {
         guard !state.draining, state.connections.count < configuration.maxConnectionsPerLoop else {
-            Sys.close(fd)
-            return
+            return connection.close()
         }
+        let handler = HTTPServerConnection(server: self, connection: connection, state: state)
+        state.connections[ObjectIdentifier(handler)] = handler
         do {
-            let connection = try Connection.accepted(loop: loop, fd: fd, peer: peer, tls: configuration.tls)
-            let handler = HTTPServerConnection(server: self, connection: connection, state: state)
-            state.connections[ObjectIdentifier(handler)] = handler
             try connection.start(delegate: handler)
         } catch {
-            // A failed accept or TLS setup affects only that client.
+            state.connections[ObjectIdentifier(handler)] = nil
         }
     }
 
@@ -403,6 +408,7 @@ final class HTTPServerConnection: ConnectionDelegate {
     }
 
     func connectionDidClose(_ connection: Connection, error: Error?) {
+        if let error, let report = server.configuration.onConnectionError { report(connection.peerAddress, error) }
         if let stream { stream.markClosed() }
         stream = nil
         state.remove(self)
@@ -507,7 +513,11 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     private func writeResponse(_ response: HTTPResponse, to request: HTTPRequestHead) {
         var head = HTTPResponseHead(status: response.status, version: .http1_1, headers: response.headers)
-        if closeAfterResponse { head.headers.set("Connection", "close") }
+        if closeAfterResponse {
+            head.headers.set("Connection", "close")
+        } else if request.version == .http1_0 {
+            head.headers.set("Connection", "keep-alive")  // HTTP/1.0 closes unless told otherwise
+        }
         let bodyAllowed = request.method != .head && response.status >= 200 && response.status != 204 && response.status != 304
         output.removeAll(keepingCapacity: true)
         switch response.body {
@@ -560,7 +570,7 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     private func responseDone() {
         if closeAfterResponse {
-            connection.closeAfterFlush()
+            connection.closeAfterFlush(lingering: !pending.isEmpty || !parser.isIdle)
             return
         }
         phase = .idle

@@ -45,6 +45,8 @@ import Testing
         let client = HTTPClient(loop: server.group.next())
         let response = try await client.stream(HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/watch"))
         #expect(response.head.status == 200)
+        // The head can reach us before the handler's stream callback has run.
+        #expect(await eventually { writers.withLock { !$0.isEmpty } })
         let writer = try #require(writers.withLock { $0.first })
         var iterator = response.body.makeAsyncIterator()
         for event in 1...3 {

@@ -213,3 +213,10 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
         try HTTPSerializer.write(HTTPRequestHead(method: .get, target: "/ HTTP/1.1\r\n"), into: &out)
     }
 }
+
+@Test func tokenBytesAreExactlyRFC9110Tchar() {
+    let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
+    for byte in 0...255 {
+        #expect(isTokenByte(UInt8(byte)) == tchar.contains(UInt8(byte)), "byte \(byte)")
+    }
+}

@@ -56,6 +56,19 @@ import Testing
         await server.stop()
     }
 
+    @Test func keepsHTTP10ConnectionsAliveOnlyWhenAsked() async throws {
+        let server = try await TestServer.start()
+        let client = try RawClient(port: server.port)
+        client.send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        let first = client.readResponses(1)
+        #expect(first.first?.response?.headers["connection"] == "keep-alive")
+        client.send("GET /hello HTTP/1.0\r\n\r\n")
+        let (rest, eof) = client.read()
+        #expect(text(rest).contains("Connection: close"))
+        #expect(eof)
+        await server.stop()
+    }
+
     @Test(arguments: [
         ("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),

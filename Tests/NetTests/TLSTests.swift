@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 @testable import Net
 
@@ -9,7 +10,10 @@ import Testing
         defer { pki.remove() }
         let (cert, key) = try pki.issue("server", commonName: "server")
         let tls = try TLSContext(.server(certificateFile: cert, keyFile: key, alpn: ["http/1.1"]))
-        let server = try await TestServer.start(HTTPServerConfiguration(tls: tls))
+        let errors = Mutex<[String]>([])
+        let server = try await TestServer.start(HTTPServerConfiguration(tls: tls, onConnectionError: { peer, error in
+            errors.withLock { $0.append("\(peer?.ip ?? "?") \(error)") }
+        }))
         let port = server.port
         let curl = try run(["curl", "-sS", "--cacert", pki.caCert, "--resolve", "localhost:\(port):127.0.0.1",
                             "https://localhost:\(port)/hello", "https://localhost:\(port)/peer"])
@@ -37,6 +41,7 @@ import Testing
         let garbage = try RawClient(port: port)
         garbage.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(garbage.read().eof)
+        #expect(await eventually { errors.withLock { $0.contains { $0.hasPrefix("127.0.0.1 TLS handshake failed") } } })
         #expect(try run(["curl", "-sS", "--cacert", pki.caCert, "https://127.0.0.1:\(port)/hello"]).output == "hello")
         await server.stop()
     }
