@@ -322,7 +322,10 @@ final class ClientExchange {
 /// A client connection running one exchange at a time.
 final class ClientConnection: ConnectionDelegate {
     let origin: ClientPool.Origin
-    private unowned let pool: ClientPool
+    /// Weak: a client may be freed while its loop still runs, and a kept-alive connection that
+    /// closes afterwards must find no pool rather than a dangling one.
+    private weak var pool: ClientPool?
+    private let configuration: HTTPClientConfiguration
     private let loop: EventLoop
     private var connection: Connection?
     private var parser: HTTPParser
@@ -340,14 +343,15 @@ final class ClientConnection: ConnectionDelegate {
         self.pool = pool
         self.origin = origin
         self.loop = loop
-        parser = HTTPParser(.response, limits: pool.configuration.limits)
+        configuration = pool.configuration
+        parser = HTTPParser(.response, limits: configuration.limits)
     }
 
     var isUsable: Bool { !(connection?.isClosed ?? true) && exchange == nil }
 
     func connect(to address: SocketAddress, tls: TLSContext?, serverName: String) throws {
         connection = try Connection.connect(to: address, on: loop, tls: tls, serverName: serverName, delegate: self)
-        setDeadline(.now() + pool.configuration.connectTimeout, reason: "connect to \(origin.host):\(origin.port) timed out")
+        setDeadline(.now() + configuration.connectTimeout, reason: "connect to \(origin.host):\(origin.port) timed out")
     }
 
     func run(_ exchange: ClientExchange, reused: Bool) {
@@ -376,7 +380,7 @@ final class ClientConnection: ConnectionDelegate {
         let bytes = output
         connection.write(bytes)
         if reused {
-            setDeadline(.now() + pool.configuration.responseTimeout, reason: "no response within \(pool.configuration.responseTimeout)")
+            setDeadline(.now() + configuration.responseTimeout, reason: "no response within \(configuration.responseTimeout)")
         }
     }
 
@@ -407,12 +411,12 @@ final class ClientConnection: ConnectionDelegate {
     // MARK: ConnectionDelegate
 
     func connectionDidBecomeActive(_ connection: Connection) {
-        setDeadline(.now() + pool.configuration.responseTimeout, reason: "no response within \(pool.configuration.responseTimeout)")
+        setDeadline(.now() + configuration.responseTimeout, reason: "no response within \(configuration.responseTimeout)")
     }
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
         receivedBytes = true
-        if exchange != nil, let readTimeout = pool.configuration.bodyReadTimeout, deadline == .distantFuture {
+        if exchange != nil, let readTimeout = configuration.bodyReadTimeout, deadline == .distantFuture {
             setDeadline(.now() + readTimeout, reason: "body read timed out")
         }
         if pending.isEmpty {
@@ -450,7 +454,7 @@ final class ClientConnection: ConnectionDelegate {
             case .responseHead(let head):
                 guard head.status >= 200 || head.status == 101 else { continue }
                 keepAlive = keepAlive && head.keepAlive
-                if let readTimeout = pool.configuration.bodyReadTimeout {
+                if let readTimeout = configuration.bodyReadTimeout {
                     setDeadline(.now() + readTimeout, reason: "body read timed out")
                 } else {
                     setDeadline(.distantFuture, reason: "")
@@ -463,7 +467,7 @@ final class ClientConnection: ConnectionDelegate {
                 release()
                 return offset
             case .body, .requestHead:
-                if let readTimeout = pool.configuration.bodyReadTimeout {
+                if let readTimeout = configuration.bodyReadTimeout {
                     setDeadline(.now() + readTimeout, reason: "body read timed out")
                 }
             }
@@ -473,8 +477,8 @@ final class ClientConnection: ConnectionDelegate {
 
     private func release() {
         guard let connection, !connection.isClosed else { return }
-        if keepAlive && pending.isEmpty && parser.isIdle {
-            setDeadline(.now() + pool.configuration.idleTimeout, reason: "idle")
+        if keepAlive && pending.isEmpty && parser.isIdle, let pool {
+            setDeadline(.now() + configuration.idleTimeout, reason: "idle")
             pool.release(self)
         } else {
             connection.close()
@@ -498,13 +502,13 @@ final class ClientConnection: ConnectionDelegate {
     func connectionWritabilityDidChange(_ connection: Connection) {}
 
     func connectionDidClose(_ connection: Connection, error: Error?) {
-        pool.remove(self)
+        pool?.remove(self)
         self.connection = nil
         guard let exchange else { return }
         self.exchange = nil
         // A pooled connection the server closed while idle: safe to retry once if nothing came back.
         let idempotent: Set<HTTPMethod> = [.get, .head, .put, .delete, .options]
-        if reused && !receivedBytes && !exchange.retried && idempotent.contains(exchange.request.method) {
+        if reused && !receivedBytes && !exchange.retried && idempotent.contains(exchange.request.method), let pool {
             exchange.retried = true
             pool.start(exchange, on: loop)
             return

@@ -125,3 +125,20 @@ import Testing
     #expect(await eventually { fired.withLock { $0.count == 2 } })
     #expect(fired.withLock { $0 } == [1, 3])
 }
+
+@Suite(.serialized) struct HTTPClientLifetimeTests {
+    /// A client freed while its loop runs: the pooled connection the server later closes must not
+    /// reach for the freed pool (it used to crash on an unowned reference).
+    @Test func freedClientsPooledConnectionClosingLaterIsHarmless() async throws {
+        let server = try await TestServer.start(HTTPServerConfiguration(idleTimeout: .milliseconds(100)))
+        do {
+            let client = HTTPClient(loop: server.group.next())
+            #expect(try await client.send(HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/hello")).status == 200)
+        }
+        #expect(await eventually { await server.server.connectionCounts().reduce(0, +) == 0 })
+        let next = HTTPClient(loop: server.group.next())
+        #expect(try await next.send(HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/hello")).status == 200)
+        await next.closeIdleConnections()
+        await server.stop()
+    }
+}
