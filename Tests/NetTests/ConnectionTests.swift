@@ -54,9 +54,14 @@ final class EchoHandler: ConnectionDelegate {
         shutdown(fd, Int32(SHUT_WR))
         return offset
     }
-    try await Task.sleep(for: .milliseconds(300))
+    // Wait (bounded) until the echo has had to hold data back: on a loaded machine that takes a while.
+    var held = -1
+    let deadline = ContinuousClock.now + .seconds(10)
+    while held <= 0 && ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(50))
+        held = try await loop.submit { handlers.value.value.map(\.maxPending).max() ?? -1 }
+    }
     // The echo stopped reading: what it holds is bounded by its high-water mark plus one read.
-    let held = try await loop.submit { handlers.value.value.map(\.maxPending).max() ?? -1 }
     #expect(held > 0)
     #expect(held <= 256 * 1024 + 64 * 1024)
     let (echoed, eof) = client.read { $0.count >= payload.count }
