@@ -25,7 +25,9 @@ struct InjectionStatus: Sendable, Equatable {
 
     struct Wrapped: Sendable, Equatable {
         var container: String
-        var command: JSON
+        /// The container's own command; nil when it had none and the wrapper came from the
+        /// `tandem.io/entrypoint` annotation.
+        var command: JSON?
     }
 
     struct Mount: Sendable, Equatable {
@@ -59,7 +61,11 @@ struct InjectionStatus: Sendable, Equatable {
         object["containers"] = .array(containers.map(JSON.string))
         object["initContainers"] = .array(initContainers.map(JSON.string))
         object["volumes"] = .array(volumes.map(JSON.string))
-        object["wrapped"] = .array(wrapped.map { ["container": .string($0.container), "command": $0.command] })
+        object["wrapped"] = .array(wrapped.map { entry in
+            var object: JSONObject = ["container": .string(entry.container)]
+            if let command = entry.command { object["command"] = command }
+            return .object(object)
+        })
         object["volumeMounts"] = .array(volumeMounts.map {
             ["container": .string($0.container), "volume": .string($0.volume), "list": .string($0.list.rawValue)]
         })
@@ -94,8 +100,8 @@ struct InjectionStatus: Sendable, Equatable {
         self.volumes = volumes
         self.annotations = annotations
         for entry in wrapped {
-            guard let container = entry["container"]?.stringValue, let command = entry["command"] else { return nil }
-            self.wrapped.append(Wrapped(container: container, command: command))
+            guard let container = entry["container"]?.stringValue else { return nil }
+            self.wrapped.append(Wrapped(container: container, command: entry["command"]))
         }
         for entry in mounts {
             guard let container = entry["container"]?.stringValue, let volume = entry["volume"]?.stringValue,

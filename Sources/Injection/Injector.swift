@@ -210,7 +210,8 @@ public struct Injector: Sendable {
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
-        report.warnings += try TemplateEditor.inject(plan, artifactsCache.artifacts(for: plan), into: &injected)
+        report.warnings += try TemplateEditor.inject(plan, artifactsCache.artifacts(for: plan), entrypoint: annotations.entrypoint,
+                                                     into: &injected)
         try Self.checkValidity(before: base, after: injected)
         report.mode = plan.mode
 

@@ -22,6 +22,9 @@ struct PodAnnotations: Sendable, Equatable {
         case drainSeconds = "tandem.io/drain-seconds"
         case drainDelay = "tandem.io/drain-delay"
         case logLevel = "tandem.io/log-level"
+        /// The image's ENTRYPOINT as a JSON list, for legacy-mode app containers that state no
+        /// command (the injector cannot see inside images): lets `tandem supervise` wrap them.
+        case entrypoint = "tandem.io/entrypoint"
         /// Written by the injector itself.
         case status = "tandem.io/status"
     }
@@ -40,6 +43,7 @@ struct PodAnnotations: Sendable, Equatable {
     var drainSeconds: Int?
     var drainDelay: Int?
     var logLevel: LogLevel?
+    var entrypoint: [String]?
 
     init() {}
 
@@ -93,6 +97,11 @@ struct PodAnnotations: Sendable, Equatable {
                     throw fail("\(quoted) must be trace, debug, info, warn or error")
                 }
                 logLevel = level
+            case .entrypoint:
+                guard let words = (try? JSONReader.parse(text))?.arrayValue, !words.isEmpty,
+                      words.allSatisfy({ !($0.stringValue ?? "").isEmpty })
+                else { throw fail("\(quoted) must be a JSON list of strings, like [\"/app\", \"serve\"]") }
+                entrypoint = words.compactMap(\.stringValue)
             case .status:
                 break
             }

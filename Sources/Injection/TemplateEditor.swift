@@ -59,7 +59,10 @@ enum TemplateEditor {
 
     /// Adds the proxy as `plan` says and records what was added in `tandem.io/status`.
     /// The template must not carry a previous injection. Returns warnings.
-    static func inject(_ plan: ProxyPlan, _ artifacts: ProxyArtifacts, into template: inout JSONObject) throws(InjectionError) -> [String] {
+    /// `entrypoint` is the image's ENTRYPOINT from `tandem.io/entrypoint`, for app containers that
+    /// state no command of their own.
+    static func inject(_ plan: ProxyPlan, _ artifacts: ProxyArtifacts, entrypoint: [String]?,
+                       into template: inout JSONObject) throws(InjectionError) -> [String] {
         var status = InjectionStatus(mode: plan.mode, image: plan.proxy.image)
         var warnings: [String] = []
         var firstAppContainer: String?
@@ -88,7 +91,7 @@ enum TemplateEditor {
                         for index in list.indices {
                             try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
                                 try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
-                                                        status: &status, warnings: &warnings)
+                                                        entrypoint: entrypoint, status: &status, warnings: &warnings)
                             }
                         }
                         list.insert(proxy, at: 0)
@@ -124,7 +127,7 @@ enum TemplateEditor {
     /// Legacy mode: mount the binary in an app container and wrap its command so the proxy
     /// learns when the app exits.
     private static func prepareAppContainer(
-        _ container: inout JSONObject, index: Int, plan: ProxyPlan, restartPolicy: String?,
+        _ container: inout JSONObject, index: Int, plan: ProxyPlan, restartPolicy: String?, entrypoint: [String]?,
         status: inout InjectionStatus, warnings: inout [String]
     ) throws(InjectionError) {
         guard let name = container["name"]?.stringValue else {
@@ -148,9 +151,16 @@ enum TemplateEditor {
         }
         status.volumeMounts.append(.init(container: name, volume: TandemNames.binaryVolume, list: listOrigin))
 
-        guard let command = container["command"], let words = command.arrayValue, !words.isEmpty else {
-            warnings.append("container \"\(name)\" has no command, so it cannot be wrapped: "
-                + "the proxy will not learn when it exits (set its command, or use native mode)")
+        let command = container["command"]
+        let words: [JSON]
+        if let stated = command?.arrayValue, !stated.isEmpty {
+            words = stated
+        } else if let entrypoint, command == nil {
+            // The image's ENTRYPOINT, which the pod spec does not state, given by annotation.
+            words = entrypoint.map(JSON.string)
+        } else {
+            warnings.append("container \"\(name)\" has no command, so it cannot be wrapped: the proxy will not learn "
+                + "when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)")
             return
         }
         // The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit

@@ -95,6 +95,30 @@ import Testing
         #expect(command[flag + 1] == .string(quitOn))
     }
 
+    /// A Job whose image's ENTRYPOINT is not in the pod spec: the annotation supplies it, the app
+    /// runs under `tandem supervise`, and uninject removes the command it never had.
+    @Test func entrypointAnnotationWrapsContainersWithoutACommand() throws {
+        let pod = Fixtures.pod(annotations: ["tandem.io/entrypoint": #"["/report", "--daily"]"#],
+                               spec: ["restartPolicy": "Never",
+                                      "containers": [Fixtures.container("report", extra: ["args": ["--since=24h"]])]])
+        let (object, report) = try injectOne(pod, lifecycle: .legacy)
+        #expect(report.warnings.isEmpty)
+        let app = try #require(container("report", in: object["spec"]))
+        #expect(Array(app["command"]?.arrayValue?.suffix(5) ?? []) == ["--quit-on", "exit", "--", "/report", "--daily"])
+        #expect(app["args"] == ["--since=24h"])
+        let restored = try Injector().uninject(object: object).object
+        #expect(restored == pod)
+        #expect(container("report", in: restored["spec"])?.objectValue?.keys.contains("command") == false)
+    }
+
+    @Test(arguments: ["/report", "[]", #"["/a", 3]"#, #"[""]"#])
+    func entrypointAnnotationMustBeAListOfStrings(value: String) {
+        let pod = Fixtures.pod(annotations: ["tandem.io/entrypoint": .string(value)],
+                               spec: ["containers": [Fixtures.container("app")]])
+        let error = injectionError { _ = try injectOne(pod, lifecycle: .legacy) }
+        #expect(error?.message == "annotation tandem.io/entrypoint: \"\(value)\" must be a JSON list of strings, like [\"/app\", \"serve\"]")
+    }
+
     @Test func legacyOrdersWithHooksAndWrappers() throws {
         let pod = Fixtures.pod(spec: [
             "initContainers": [Fixtures.container("migrate", command: ["/migrate"])],
@@ -111,7 +135,7 @@ import Testing
         #expect(spec?["volumes"] == [["name": "tandem-bin", "emptyDir": [:]]])
         #expect(report.warnings == [
             "container \"worker\" has no command, so it cannot be wrapped: the proxy will not learn when it exits "
-                + "(set its command, or use native mode)",
+                + "(state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)",
         ])
 
         let proxy = try #require(container("tandem-proxy", in: spec))
