@@ -5,14 +5,20 @@ import CYAML
 /// in for release images (and puts them back afterwards); a plain `swift build` says "unknown".
 public enum BuildInfo {
     public static let version = "0.1.0"
-    public static let revision = "c76055e811d9fb5636f4c55a4c502a90a2b41818-dirty"
-    public static let swiftVersion = "Swift version 6.3.1 (swift-6.3.1-RELEASE)"
+    public static let revision = "unknown"
+    public static let swiftVersion = "unknown"
 
     /// libyaml's version, from the library actually loaded.
     public static var libyamlVersion: String { String(cString: yaml_get_version_string()) }
 
     /// OpenSSL's version, from the library actually loaded ("OpenSSL 3.0.x …").
     public static var openSSLVersion: String { String(cString: OpenSSL_version(OPENSSL_VERSION)) }
+
+    /// The same facts as metric labels (`tandem_build_info`).
+    public static var labels: [(name: String, value: String)] {
+        [("version", version), ("revision", revision), ("swift", swiftVersion),
+         ("libyaml", libyamlVersion), ("openssl", openSSLVersion)]
+    }
 
     /// The lines `tandem version` prints.
     public static var summary: String {

@@ -52,7 +52,7 @@ struct WebhookCommand {
             do {
                 let prepared: WebhookOptions
                 (prepared, keeper) = try await cluster.prepare(options, logger: logger)
-                server = try WebhookServer(options: prepared, logger: logger, metrics: WebhookMetrics(version: BuildInfo.version))
+                server = try WebhookServer(options: prepared, logger: logger, metrics: WebhookMetrics(build: BuildInfo.labels))
             } catch {
                 logger.error("cannot start", ["error": .string("\(error)")])
                 return 1

@@ -88,6 +88,11 @@ public final class Gauge: ExposableMetric {
     }
 
     public func set(_ value: Double, _ labels: String...) {
+        set(value, labels: labels)
+    }
+
+    /// For label values only known at run time as a list.
+    public func set(_ value: Double, labels: [String]) {
         precondition(labels.count == labelNames.count, "\(name): bad labels")
         series.withLock { $0[labels] = value }
     }

@@ -16,9 +16,12 @@ public struct WebhookMetrics: Sendable {
     /// Serving certificate reloads seen by the TLS context.
     public let certificateReloads: Gauge
 
-    public init(registry: MetricsRegistry = MetricsRegistry(), version: String) {
+    /// `build` labels the build-info gauge: version, source revision and library versions, the
+    /// same values `tandem version` prints and the image's labels carry.
+    public init(registry: MetricsRegistry = MetricsRegistry(), build: [(name: String, value: String)]) {
         self.registry = registry
-        registry.gauge("tandem_build_info", help: "Tandem's version; always 1.", labels: ["version"]).set(1, version)
+        registry.gauge("tandem_build_info", help: "What this binary is (version, revision, libraries); always 1.",
+                       labels: build.map(\.name)).set(1, labels: build.map(\.value))
         admissions = registry.counter("tandem_webhook_admissions_total",
                                       help: "Admission requests by outcome and reason code.", labels: ["outcome", "reason"])
         latency = registry.histogram("tandem_webhook_admission_duration_seconds",

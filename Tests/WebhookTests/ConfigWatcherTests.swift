@@ -9,7 +9,7 @@ struct ConfigWatcherTests {
     static func watcher(_ text: String) throws -> (ConfigWatcher, MountedFolder, WebhookMetrics, LogLines) {
         let folder = try MountedFolder(path: NSTemporaryDirectory() + "tandem-config-\(UUID().uuidString)")
         try folder.publish(["values.yaml": Array(text.utf8)], version: "1")
-        let metrics = WebhookMetrics(version: "test")
+        let metrics = WebhookMetrics(build: [("version", "test")])
         let logs = LogLines()
         let watcher = try ConfigWatcher(path: folder.path + "/values.yaml", logger: Logger(sink: logs), metrics: metrics)
         return (watcher, folder, metrics, logs)
@@ -60,7 +60,7 @@ struct ConfigWatcherTests {
         defer { try? FileManager.default.removeItem(atPath: folder.path) }
         try folder.publish(["values.yaml": Array("injection: [\n".utf8)], version: "1")
         #expect(throws: ConfigError.self) {
-            try ConfigWatcher(path: folder.path + "/values.yaml", logger: Logger(sink: LogLines()), metrics: WebhookMetrics(version: "t"))
+            try ConfigWatcher(path: folder.path + "/values.yaml", logger: Logger(sink: LogLines()), metrics: WebhookMetrics(build: [("version", "t")]))
         }
     }
 }

@@ -79,6 +79,10 @@ import TestSupport
         #expect(try curl(port: port, caFile: ca, method: "GET", path: "/inject", contentType: nil).0 == 405)
         #expect(try Self.metric(port, pki, #"tandem_webhook_admissions_total{outcome="bad_request",reason="bad_request"}"#) == "4")
         #expect(try Self.metric(port, pki, #"tandem_webhook_admissions_total{outcome="allowed",reason="opted_out_annotation"}"#) == "1")
+        let (_, exposition) = try curl(port: port, caFile: pki.caCertificate, method: "GET", path: "/metrics", contentType: nil)
+        let buildInfo = exposition.split(separator: "\n").first { $0.hasPrefix("tandem_build_info{") }
+        #expect(buildInfo?.hasPrefix(#"tandem_build_info{version="0.1.0",revision=""#) == true)
+        #expect(buildInfo?.contains(#"libyaml="0.2.5",openssl="OpenSSL 3."#) == true)
 
         // The big red button: injection stops within the reload interval, without a restart.
         try config.publish(["values.yaml": Array("injection:\n  enabled: false\n".utf8)], version: "2")
