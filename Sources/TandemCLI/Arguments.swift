@@ -95,3 +95,22 @@ func helpText(usage: String, summary: String, specs: [OptionSpec]) -> String {
     lines.append("  -h, --help" + String(repeating: " ", count: max(2, width - 10)) + "Show this help.")
     return lines.joined(separator: "\n") + "\n"
 }
+
+extension StringProtocol {
+    /// The text without any of `characters` at either end.
+    func trimming(_ characters: String) -> String {
+        var text = self[...]
+        while let first = text.first, characters.contains(first) { text = text.dropFirst() }
+        while let last = text.last, characters.contains(last) { text = text.dropLast() }
+        return String(text)
+    }
+}
+
+/// `--listen ADDR:PORT` (`[::1]:8080`, `:8080` for every interface) as host and port.
+func listenAddress(_ text: String) throws(UsageError) -> (host: String, port: Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        throw UsageError(message: "--listen \"\(text)\" is not ADDR:PORT")
+    }
+    let host = text[..<colon].trimming("[]")
+    return (host.isEmpty ? "0.0.0.0" : host, port)
+}

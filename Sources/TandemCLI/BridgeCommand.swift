@@ -1,6 +1,7 @@
 import Bridge
 import Glibc
 import Net
+import Telemetry
 
 /// `tandem bridge`: serves the discovery registry to legacy hosts (Lyft v1), Envoy (REST xDS),
 /// tandem proxies (long-poll) and people (a page).
@@ -30,7 +31,7 @@ struct BridgeCommand {
             let parsed = try ParsedArguments.parse(arguments, specs: specs)
             if let extra = parsed.positionals.first { throw UsageError(message: "unexpected argument \"\(extra)\"") }
             if let listen = parsed.last("--listen") {
-                (configuration.host, configuration.port) = try Self.hostPort(listen)
+                (configuration.host, configuration.port) = try listenAddress(listen)
             }
             if let path = parsed.last("--token-file") {
                 configuration.tokens = try Self.tokens(path)
@@ -49,31 +50,33 @@ struct BridgeCommand {
             Console.error("tandem bridge: \(error.message)\nRun 'tandem bridge --help' for usage.\n")
             return 64
         }
-        let signals = ServiceRunner.blockTerminationSignals()
+        let logger = Logger(level: .info).with(["component": "bridge"])
+        let group: EventLoopGroup
         do {
-            let group = try EventLoopGroup(threads: workers)
-            let bridge = BridgeServer(configuration: configuration, group: group)
-                try ServiceRunner.wait { try await bridge.start() }
-                let address = bridge.localAddress.map(String.init(describing:)) ?? "?"
-            Console.error(#"{"level":"info","msg":"bridge serving","address":"\#(address)","tokens":\#(configuration.tokens.count)}"# + "\n")
-            let signal = ServiceRunner.awaitTermination(signals)
-            Console.error(#"{"level":"info","msg":"bridge stopping","signal":\#(signal)}"# + "\n")
-            try ServiceRunner.wait { await bridge.shutdown() }
-            group.shutdown()
-            return 0
+            group = try EventLoopGroup(threads: workers)
         } catch {
             Console.error("tandem bridge: \(error)\n")
             return 1
         }
-    }
-
-    static func hostPort(_ text: String) throws(UsageError) -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw UsageError(message: "--listen \"\(text)\" must be ADDR:PORT")
+        defer { group.shutdown() }
+        let bridge = BridgeServer(configuration: configuration, group: group)
+        let tokenCount = configuration.tokens.count
+        return serveUntilSignalled(logger: logger) {
+            do {
+                try await bridge.start()
+            } catch {
+                logger.error("bridge failed to start", ["error": .string("\(error)")])
+                return 1
+            }
+            logger.info("bridge serving", ["address": .string(bridge.localAddress.map(String.init(describing:)) ?? "?"),
+                                           "tokens": .integer(tokenCount)])
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+            await bridge.shutdown()
+            logger.info("bridge stopped")
+            return 0
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
     static func tokens(_ path: String) throws(UsageError) -> Set<String> {
@@ -84,17 +87,8 @@ struct BridgeCommand {
             throw UsageError(message: "--token-file: \(error)")
         }
         let tokens = Set(String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: " \t\r") }.filter { !$0.isEmpty && !$0.hasPrefix("#") })
+            .map { $0.trimming(" \t\r") }.filter { !$0.isEmpty && !$0.hasPrefix("#") })
         guard !tokens.isEmpty else { throw UsageError(message: "--token-file \(path) holds no tokens") }
         return tokens
-    }
-}
-
-private extension Substring {
-    func trimmingCharacters(in characters: String) -> String {
-        var text = self
-        while let first = text.first, characters.contains(first) { text = text.dropFirst() }
-        while let last = text.last, characters.contains(last) { text = text.dropLast() }
-        return String(text)
     }
 }

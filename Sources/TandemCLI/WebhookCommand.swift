@@ -109,13 +109,7 @@ struct WebhookCommand {
         }
         var options = WebhookOptions(certificateFile: cert ?? "", keyFile: key ?? "", configPath: parsed.last("--config"))
         if let listen = parsed.last("--listen") {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-                  (0...65535).contains(port) else {
-                throw UsageError(message: "--listen \"\(listen)\" is not ADDR:PORT")
-            }
-            let host = String(listen[..<colon])
-            options.host = host.isEmpty ? "0.0.0.0" : host.trimmingCharacters(in: "[]")
-            options.port = port
+            (options.host, options.port) = try listenAddress(listen)
         }
         if let text = parsed.last("--kube-version") {
             guard let version = KubernetesVersion(text) else {
@@ -137,40 +131,5 @@ struct WebhookCommand {
             level = parsedLevel
         }
         return (options, level)
-    }
-}
-
-/// Runs `body` on a task, cancels it on SIGTERM/SIGINT, and waits for its exit status. Handlers
-/// are `@Sendable` and set up here, outside any actor, so Dispatch may run them on its own threads.
-private func serveUntilSignalled(logger: Logger, _ body: @escaping @Sendable () async -> Int32) -> Int32 {
-    let status = Mutex<Int32>(0)
-    let done = DispatchSemaphore(value: 0)
-    let task = Task { @Sendable in
-        let code = await body()
-        status.withLock { $0 = code }
-        done.signal()
-    }
-    var sources: [DispatchSourceSignal] = []
-    for number in [SIGTERM, SIGINT] {
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { @Sendable in
-            logger.info("signal received; draining", ["signal": .integer(Int(number))])
-            task.cancel()
-        }
-        source.resume()
-        sources.append(source)
-    }
-    done.wait()
-    for source in sources { source.cancel() }
-    return status.withLock { $0 }
-}
-
-private extension String {
-    func trimmingCharacters(in set: String) -> String {
-        var text = Substring(self)
-        while let first = text.first, set.contains(first) { text.removeFirst() }
-        while let last = text.last, set.contains(last) { text.removeLast() }
-        return String(text)
     }
 }

@@ -206,13 +206,14 @@ spec:
             logged.append(chunk)
         }
         let line = String(decoding: logged, as: UTF8.self)
-        #expect(line.contains(#""msg":"bridge serving","address":"127.0.0.1:"#))
+        #expect(line.contains(#""msg":"bridge serving","component":"bridge","address":"127.0.0.1:"#))
         process.terminate()
         process.waitUntilExit()
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
         let rest = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(rest.contains(#""msg":"bridge stopping","signal":15"#))
+        #expect(rest.contains(#""msg":"signal received; draining","component":"bridge","signal":15"#))
+        #expect(rest.contains(#""msg":"bridge stopped""#))
     }
 
     @Test func bridgeUsageErrors() throws {
