@@ -4,5 +4,7 @@
 #define TANDEM_SHIM_H
 
 #include "tandem_process.h"
+#include "tandem_net.h"
+#include "tandem_tls.h"
 
 #endif

@@ -1,0 +1,518 @@
+/// An incremental, strict HTTP/1.1 parser (RFC 9112) for requests and responses.
+///
+/// Pure: it owns no buffer and does no I/O. The caller hands it the bytes it holds, the parser
+/// consumes some and reports at most one event per call; unconsumed bytes must be handed in
+/// again, followed by whatever arrived since. Body events are ranges into the caller's bytes, so
+/// bodies are never copied here. Ambiguous framing (the stuff of request smuggling) is an error,
+/// never a guess.
+public struct HTTPParser: Sendable {
+    public enum Kind: Sendable { case request, response }
+
+    public enum Event: Equatable, Sendable {
+        case requestHead(HTTPRequestHead)
+        /// Informational (1xx, except 101) heads are followed by the final head, not by `.end`.
+        case responseHead(HTTPResponseHead)
+        /// Body bytes: a range into the buffer passed to this `parse` call.
+        case body(Range<Int>)
+        case end(trailers: HTTPHeaders)
+    }
+
+    public let kind: Kind
+    public let limits: HTTPLimits
+    /// Set before parsing the response to a HEAD request: it has headers but no body.
+    public var respondingToHEAD = false
+
+    private enum State: Sendable {
+        case head
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+        case endPending
+        case failed(HTTPParseError)
+    }
+
+    private var state: State = .head
+    /// Progress through a head (or trailer block) that has not fully arrived yet.
+    private var scan = HeadScan()
+    private var bodyBytes = 0
+    private var unconsumedAtLastCall = 0
+
+    public init(_ kind: Kind, limits: HTTPLimits = HTTPLimits()) {
+        self.kind = kind
+        self.limits = limits
+    }
+
+    /// True between messages: nothing of a next message has been seen.
+    public var isIdle: Bool {
+        if case .head = state { return unconsumedAtLastCall == 0 }
+        return false
+    }
+
+    /// Consumes a prefix of `input`. A `nil` event means: hand in more bytes (after the
+    /// unconsumed ones). Once an error is thrown, every later call throws it again.
+    public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
+        do {
+            let result = try step(input)
+            unconsumedAtLastCall = input.count - result.consumed
+            return result
+        } catch {
+            state = .failed(error)
+            throw error
+        }
+    }
+
+    /// Convenience over `parse(_:)` for byte arrays.
+    public mutating func parse(_ input: [UInt8]) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
+        var result: Result<(consumed: Int, event: Event?), HTTPParseError> = .success((0, nil))
+        input.withUnsafeBytes { raw in
+            do throws(HTTPParseError) { result = .success(try parse(raw)) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Tells the parser the peer closed the connection: ends a read-until-close body, and is an
+    /// error in the middle of any other message.
+    public mutating func finish() throws(HTTPParseError) -> Event? {
+        switch state {
+        case .untilClose, .endPending:
+            reset()
+            return .end(trailers: HTTPHeaders())
+        case .head where unconsumedAtLastCall == 0:
+            return nil
+        case .failed(let error):
+            throw error
+        default:
+            state = .failed(.truncatedMessage)
+            throw .truncatedMessage
+        }
+    }
+
+    private mutating func reset() {
+        state = .head
+        scan = HeadScan()
+        bodyBytes = 0
+    }
+
+    private mutating func step(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
+        var offset = 0
+        while true {
+            switch state {
+            case .failed(let error):
+                throw error
+
+            case .head:
+                if scan.scanned == 0 && kind == .request {
+                    // RFC 9112 §2.2: ignore empty lines before a request line.
+                    while offset + 1 < input.count && input[offset] == cr && input[offset + 1] == lf { offset += 2 }
+                    if offset < input.count && input[offset] == lf { throw .bareLineFeed }
+                    if offset + 1 == input.count && input[offset] == cr { return (offset, nil) }
+                }
+                guard let headEnd = try scanHead(input, from: offset, startLine: true) else { return (offset, nil) }
+                let event = try parseHead(input, from: offset, to: headEnd)
+                return (headEnd, event)
+
+            case .fixedBody(let remaining):
+                if remaining == 0 { state = .endPending; continue }
+                guard offset < input.count else { return (offset, nil) }
+                let take = min(remaining, input.count - offset)
+                state = take == remaining ? .endPending : .fixedBody(remaining: remaining - take)
+                return (offset + take, .body(offset..<offset + take))
+
+            case .chunkSize:
+                guard let size = try parseChunkLine(input, from: &offset) else { return (offset, nil) }
+                if size == 0 {
+                    state = .trailers
+                } else {
+                    bodyBytes += size
+                    if bodyBytes > limits.maxBodyBytes { throw .bodyTooLarge }
+                    state = .chunkData(remaining: size)
+                }
+
+            case .chunkData(let remaining):
+                guard offset < input.count else { return (offset, nil) }
+                let take = min(remaining, input.count - offset)
+                state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
+                return (offset + take, .body(offset..<offset + take))
+
+            case .chunkDataEnd:
+                guard input.count - offset >= 2 else {
+                    if offset < input.count && input[offset] != cr { throw .invalidChunk }
+                    return (offset, nil)
+                }
+                guard input[offset] == cr && input[offset + 1] == lf else { throw .invalidChunk }
+                offset += 2
+                state = .chunkSize
+
+            case .trailers:
+                guard let end = try scanHead(input, from: offset, startLine: false) else { return (offset, nil) }
+                var trailers = HTTPHeaders()
+                try parseFields(input, from: offset, to: end - 2, into: &trailers)
+                reset()
+                return (end, .end(trailers: trailers))
+
+            case .untilClose:
+                guard offset < input.count else { return (offset, nil) }
+                return (input.count, .body(offset..<input.count))
+
+            case .endPending:
+                reset()
+                return (offset, .end(trailers: HTTPHeaders()))
+            }
+        }
+    }
+
+    // MARK: Heads
+
+    private struct HeadScan: Sendable {
+        /// Bytes of the head already checked, relative to its start.
+        var scanned = 0
+        var lineStart = 0
+        /// End (index of CR) of the first line, relative to the head's start.
+        var firstLineEnd: Int? = nil
+    }
+
+    /// Finds the end of a head or trailer block (index just past the empty line), or nil if it
+    /// has not all arrived. Enforces CRLF line endings and the size limits on the way.
+    private mutating func scanHead(_ input: UnsafeRawBufferPointer, from base: Int, startLine: Bool) throws(HTTPParseError) -> Int? {
+        var index = base + scan.scanned
+        let limit = limits.maxHeaderBytes
+        while index < input.count {
+            if input[index] == lf {
+                let lineStart = base + scan.lineStart
+                if index == lineStart || input[index - 1] != cr { throw .bareLineFeed }
+                if index - 1 == lineStart {
+                    return index + 1
+                }
+                if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = index - 1 - base }
+                scan.lineStart = index + 1 - base
+            }
+            index += 1
+            let length = index - base
+            if startLine && scan.firstLineEnd == nil && length > limits.maxStartLine {
+                throw kind == .request ? .requestLineTooLong : .headersTooLarge
+            }
+            if length > limit { throw .headersTooLarge }
+        }
+        scan.scanned = index - base
+        return nil
+    }
+
+    private mutating func parseHead(_ input: UnsafeRawBufferPointer, from base: Int, to end: Int) throws(HTTPParseError) -> Event {
+        let lineEnd = base + scan.firstLineEnd!
+        var headers = HTTPHeaders()
+        try parseFields(input, from: lineEnd + 2, to: end - 2, into: &headers)
+        scan = HeadScan()
+        switch kind {
+        case .request:
+            let head = try parseRequestLine(input, from: base, to: lineEnd, headers: headers)
+            try frameRequest(head)
+            return .requestHead(head)
+        case .response:
+            let head = try parseStatusLine(input, from: base, to: lineEnd, headers: headers)
+            try frameResponse(head)
+            return .responseHead(head)
+        }
+    }
+
+    /// Parses `name: value` lines in [start, end); every line ends in CRLF.
+    private func parseFields(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, into headers: inout HTTPHeaders) throws(HTTPParseError) {
+        var lineStart = start
+        while lineStart < end {
+            var lineEnd = lineStart
+            while input[lineEnd] != cr || input[lineEnd + 1] != lf { lineEnd += 1 }
+            let first = input[lineStart]
+            if first == sp || first == htab { throw .obsoleteLineFolding }
+            var colon = lineStart
+            while colon < lineEnd && input[colon] != colonByte {
+                guard isTokenByte(input[colon]) else { throw .invalidHeaderName }
+                colon += 1
+            }
+            if colon == lineStart || colon == lineEnd { throw .invalidHeaderName }
+            var valueStart = colon + 1
+            var valueEnd = lineEnd
+            while valueStart < valueEnd && (input[valueStart] == sp || input[valueStart] == htab) { valueStart += 1 }
+            while valueEnd > valueStart && (input[valueEnd - 1] == sp || input[valueEnd - 1] == htab) { valueEnd -= 1 }
+            for i in valueStart..<valueEnd {
+                let byte = input[i]
+                if byte < 0x20 && byte != htab || byte == 0x7F { throw .invalidHeaderValue }
+            }
+            if headers.count >= limits.maxHeaderCount { throw .headersTooLarge }
+            headers.add(text(input, lineStart, colon), text(input, valueStart, valueEnd))
+            lineStart = lineEnd + 2
+        }
+    }
+
+    private func parseRequestLine(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, headers: HTTPHeaders) throws(HTTPParseError) -> HTTPRequestHead {
+        var index = start
+        while index < end && input[index] != sp {
+            guard isTokenByte(input[index]) else { throw .invalidRequestLine }
+            index += 1
+        }
+        let methodEnd = index
+        guard methodEnd > start, methodEnd < end else { throw .invalidRequestLine }
+        index += 1
+        let targetStart = index
+        while index < end && input[index] != sp {
+            let byte = input[index]
+            guard byte > 0x20 && byte < 0x7F else { throw .invalidRequestLine }
+            index += 1
+        }
+        let targetEnd = index
+        guard targetEnd > targetStart, end - targetEnd == 9 else { throw .invalidRequestLine }
+        let version = try parseVersion(input, at: targetEnd + 1)
+        return HTTPRequestHead(method: HTTPMethod(text(input, start, methodEnd)),
+                               target: text(input, targetStart, targetEnd),
+                               version: version, headers: headers)
+    }
+
+    private func parseStatusLine(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, headers: HTTPHeaders) throws(HTTPParseError) -> HTTPResponseHead {
+        guard end - start >= 12, input[start + 8] == sp else { throw .invalidStatusLine }
+        let version = try parseVersion(input, at: start)
+        var status = 0
+        for i in start + 9..<start + 12 {
+            let byte = input[i]
+            guard byte >= 0x30 && byte <= 0x39 else { throw .invalidStatusLine }
+            status = status * 10 + Int(byte - 0x30)
+        }
+        guard status >= 100 else { throw .invalidStatusLine }
+        var reason = ""
+        if end - start > 12 {
+            guard input[start + 12] == sp else { throw .invalidStatusLine }
+            for i in start + 13..<end {
+                let byte = input[i]
+                if byte < 0x20 && byte != htab || byte == 0x7F { throw .invalidStatusLine }
+            }
+            reason = text(input, start + 13, end)
+        }
+        return HTTPResponseHead(status: status, reason: reason, version: version, headers: headers)
+    }
+
+    private func parseVersion(_ input: UnsafeRawBufferPointer, at index: Int) throws(HTTPParseError) -> HTTPVersion {
+        let prefix: [UInt8] = [0x48, 0x54, 0x54, 0x50, 0x2F]  // "HTTP/"
+        for i in 0..<5 where input[index + i] != prefix[i] {
+            throw kind == .request ? .invalidRequestLine : .invalidStatusLine
+        }
+        let major = input[index + 5], dot = input[index + 6], minor = input[index + 7]
+        guard isDigit(major), dot == 0x2E, isDigit(minor) else {
+            throw kind == .request ? .invalidRequestLine : .invalidStatusLine
+        }
+        guard major == 0x31, minor == 0x30 || minor == 0x31 else { throw .unsupportedVersion }
+        return minor == 0x31 ? .http1_1 : .http1_0
+    }
+
+    // MARK: Framing (RFC 9112 §6)
+
+    private mutating func frameRequest(_ head: HTTPRequestHead) throws(HTTPParseError) {
+        if head.version == .http1_1 {
+            let hosts = head.headers.values("host").count
+            if hosts == 0 { throw .missingHost }
+            if hosts > 1 { throw .duplicateHost }
+        }
+        let length = try contentLength(head.headers)
+        if head.headers.contains("transfer-encoding") {
+            if head.version == .http1_0 { throw .transferEncodingInHTTP10 }
+            if length != nil { throw .contentLengthWithTransferEncoding }
+            let codings = head.headers.tokens("transfer-encoding")
+            guard codings.last == "chunked" else { throw .transferEncodingNotChunked }
+            guard codings.count == 1 else { throw .unsupportedTransferEncoding }
+            state = .chunkSize
+        } else if let length {
+            if length > limits.maxBodyBytes { throw .bodyTooLarge }
+            state = .fixedBody(remaining: length)
+        } else {
+            state = .endPending
+        }
+    }
+
+    private mutating func frameResponse(_ head: HTTPResponseHead) throws(HTTPParseError) {
+        let length = try contentLength(head.headers)
+        let chunked = head.headers.contains("transfer-encoding")
+        if chunked && length != nil { throw .contentLengthWithTransferEncoding }
+        if chunked && head.version == .http1_0 { throw .transferEncodingInHTTP10 }
+        if head.status < 200 && head.status != 101 {
+            scan = HeadScan()
+            return
+        }
+        if respondingToHEAD || head.status == 101 || head.status == 204 || head.status == 304 {
+            state = .endPending
+        } else if chunked {
+            state = head.headers.tokens("transfer-encoding").last == "chunked" ? .chunkSize : .untilClose
+        } else if let length {
+            if length > limits.maxBodyBytes { throw .bodyTooLarge }
+            state = .fixedBody(remaining: length)
+        } else {
+            state = .untilClose
+        }
+    }
+
+    /// The Content-Length, if any. Repeated (or listed) values must all be the same number.
+    private func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
+        var length: Int? = nil
+        for field in headers where asciiEqualFold(field.name, "content-length") {
+            for element in field.value.split(separator: ",", omittingEmptySubsequences: false) {
+                let digits = trimOWS(element)
+                guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy(isDigit) else {
+                    throw .invalidContentLength
+                }
+                let value = Int(digits)!
+                if let length, length != value { throw .conflictingContentLength }
+                length = value
+            }
+        }
+        return length
+    }
+
+    // MARK: Chunks
+
+    /// Parses `size[;ext]CRLF`; nil if the line has not all arrived.
+    private func parseChunkLine(_ input: UnsafeRawBufferPointer, from offset: inout Int) throws(HTTPParseError) -> Int? {
+        var index = offset
+        var size = 0
+        var digits = 0
+        while index < input.count, let value = hexValue(input[index]) {
+            digits += 1
+            if digits > 15 { throw .invalidChunk }
+            size = size << 4 | value
+            index += 1
+        }
+        if index < input.count && digits == 0 { throw .invalidChunk }
+        var inExtension = false
+        while index < input.count {
+            let byte = input[index]
+            if byte == cr {
+                guard index + 1 < input.count else { return nil }
+                guard input[index + 1] == lf else { throw .invalidChunk }
+                offset = index + 2
+                return size
+            }
+            if byte == semicolon {
+                inExtension = true
+            } else if byte == sp || byte == htab {
+                // bad whitespace before an extension
+            } else if !inExtension || byte < 0x20 || byte == 0x7F {
+                throw .invalidChunk
+            }
+            index += 1
+            if index - offset > limits.maxChunkLine { throw .invalidChunk }
+        }
+        if index - offset > limits.maxChunkLine { throw .invalidChunk }
+        return nil
+    }
+}
+
+/// Size limits; exceeding one is an error with its own status (414, 431, 413).
+public struct HTTPLimits: Sendable {
+    public var maxStartLine: Int
+    /// The whole head: start line and header fields (and, separately, a trailer block).
+    public var maxHeaderBytes: Int
+    public var maxHeaderCount: Int
+    public var maxBodyBytes: Int
+    public var maxChunkLine: Int
+
+    public init(maxStartLine: Int = 8 * 1024, maxHeaderBytes: Int = 32 * 1024, maxHeaderCount: Int = 100,
+                maxBodyBytes: Int = 8 * 1024 * 1024, maxChunkLine: Int = 1024) {
+        self.maxStartLine = maxStartLine
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.maxBodyBytes = maxBodyBytes
+        self.maxChunkLine = maxChunkLine
+    }
+}
+
+/// Why a message was rejected; `status` is the response a server should send before closing.
+public enum HTTPParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidRequestLine
+    case invalidStatusLine
+    case unsupportedVersion
+    case requestLineTooLong
+    case headersTooLarge
+    case bareLineFeed
+    case obsoleteLineFolding
+    case invalidHeaderName
+    case invalidHeaderValue
+    case missingHost
+    case duplicateHost
+    case invalidContentLength
+    case conflictingContentLength
+    case contentLengthWithTransferEncoding
+    case transferEncodingInHTTP10
+    case transferEncodingNotChunked
+    case unsupportedTransferEncoding
+    case invalidChunk
+    case bodyTooLarge
+    case truncatedMessage
+
+    public var status: Int {
+        switch self {
+        case .requestLineTooLong: 414
+        case .headersTooLarge: 431
+        case .bodyTooLarge: 413
+        case .unsupportedVersion: 505
+        case .unsupportedTransferEncoding: 501
+        default: 400
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .invalidRequestLine: "invalid request line"
+        case .invalidStatusLine: "invalid status line"
+        case .unsupportedVersion: "unsupported HTTP version"
+        case .requestLineTooLong: "request line too long"
+        case .headersTooLarge: "header section too large"
+        case .bareLineFeed: "line ending is not CRLF"
+        case .obsoleteLineFolding: "obsolete line folding"
+        case .invalidHeaderName: "invalid header field name"
+        case .invalidHeaderValue: "invalid header field value"
+        case .missingHost: "missing Host header"
+        case .duplicateHost: "more than one Host header"
+        case .invalidContentLength: "invalid Content-Length"
+        case .conflictingContentLength: "conflicting Content-Length values"
+        case .contentLengthWithTransferEncoding: "both Content-Length and Transfer-Encoding"
+        case .transferEncodingInHTTP10: "Transfer-Encoding in an HTTP/1.0 message"
+        case .transferEncodingNotChunked: "Transfer-Encoding does not end in chunked"
+        case .unsupportedTransferEncoding: "unsupported transfer coding"
+        case .invalidChunk: "invalid chunked encoding"
+        case .bodyTooLarge: "body too large"
+        case .truncatedMessage: "connection closed in the middle of a message"
+        }
+    }
+}
+
+// MARK: - Byte classes
+
+let cr: UInt8 = 0x0D
+let lf: UInt8 = 0x0A
+let sp: UInt8 = 0x20
+let htab: UInt8 = 0x09
+let colonByte: UInt8 = 0x3A
+let semicolon: UInt8 = 0x3B
+
+@inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+@inline(__always) func hexValue(_ byte: UInt8) -> Int? {
+    switch byte {
+    case 0x30...0x39: Int(byte - 0x30)
+    case 0x41...0x46: Int(byte - 0x41 + 10)
+    case 0x61...0x66: Int(byte - 0x61 + 10)
+    default: nil
+    }
+}
+
+/// RFC 9110 tchar: the bytes allowed in methods and header names.
+private let tokenTable: [Bool] = (0..<256).map { value in
+    let byte = UInt8(value)
+    switch byte {
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+    default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+    }
+}
+
+@inline(__always) func isTokenByte(_ byte: UInt8) -> Bool { tokenTable[Int(byte)] }
+
+@inline(__always) private func text(_ input: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> String {
+    String(decoding: UnsafeRawBufferPointer(rebasing: input[start..<end]), as: UTF8.self)
+}

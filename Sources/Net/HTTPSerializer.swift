@@ -1,0 +1,99 @@
+/// Writes HTTP/1.1 heads and chunked framing. Refuses fields that would split a message
+/// (CR, LF, NUL in values, non-token names) rather than emit them.
+public enum HTTPSerializer {
+    public static func write(_ head: HTTPRequestHead, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+        guard !head.method.rawValue.isEmpty, head.method.rawValue.utf8.allSatisfy(isTokenByte) else {
+            throw HTTPSerializeError("invalid method \(head.method)")
+        }
+        guard !head.target.isEmpty, head.target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw HTTPSerializeError("invalid request target")
+        }
+        buffer.append(contentsOf: head.method.rawValue.utf8)
+        buffer.append(sp)
+        buffer.append(contentsOf: head.target.utf8)
+        buffer.append(sp)
+        appendVersion(head.version, into: &buffer)
+        buffer.append(cr); buffer.append(lf)
+        try writeFields(head.headers, into: &buffer)
+    }
+
+    public static func write(_ head: HTTPResponseHead, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+        guard (100...999).contains(head.status) else { throw HTTPSerializeError("invalid status \(head.status)") }
+        guard head.reason.utf8.allSatisfy(isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
+        appendVersion(head.version, into: &buffer)
+        buffer.append(sp)
+        buffer.append(0x30 + UInt8(head.status / 100))
+        buffer.append(0x30 + UInt8(head.status / 10 % 10))
+        buffer.append(0x30 + UInt8(head.status % 10))
+        buffer.append(sp)
+        buffer.append(contentsOf: head.reason.utf8)
+        buffer.append(cr); buffer.append(lf)
+        try writeFields(head.headers, into: &buffer)
+    }
+
+    /// One chunk of a chunked body; an empty chunk is skipped (it would end the body).
+    public static func writeChunk(_ bytes: UnsafeRawBufferPointer, into buffer: inout [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        appendHex(bytes.count, into: &buffer)
+        buffer.append(cr); buffer.append(lf)
+        buffer.append(contentsOf: bytes)
+        buffer.append(cr); buffer.append(lf)
+    }
+
+    public static func writeChunk(_ bytes: [UInt8], into buffer: inout [UInt8]) {
+        bytes.withUnsafeBytes { writeChunk($0, into: &buffer) }
+    }
+
+    /// The last chunk and the trailer section that end a chunked body.
+    public static func writeLastChunk(trailers: HTTPHeaders = HTTPHeaders(), into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+        buffer.append(0x30)
+        buffer.append(cr); buffer.append(lf)
+        try writeFields(trailers, into: &buffer)
+    }
+
+    private static func writeFields(_ headers: HTTPHeaders, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+        for field in headers {
+            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenByte) else {
+                throw HTTPSerializeError("invalid header name \(field.name.debugDescription)")
+            }
+            guard field.value.utf8.allSatisfy(isFieldValueByte) else {
+                throw HTTPSerializeError("invalid value for header \(field.name)")
+            }
+            buffer.append(contentsOf: field.name.utf8)
+            buffer.append(colonByte)
+            buffer.append(sp)
+            buffer.append(contentsOf: field.value.utf8)
+            buffer.append(cr); buffer.append(lf)
+        }
+        buffer.append(cr); buffer.append(lf)
+    }
+
+    private static func appendVersion(_ version: HTTPVersion, into buffer: inout [UInt8]) {
+        buffer.append(contentsOf: "HTTP/1.".utf8)
+        buffer.append(version.minor == 0 ? 0x30 : 0x31)
+    }
+
+    private static func appendHex(_ value: Int, into buffer: inout [UInt8]) {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var shift = (Int.bitWidth - value.leadingZeroBitCount + 3) / 4 * 4 - 4
+        while shift >= 0 {
+            buffer.append(digits[(value >> shift) & 0xF])
+            shift -= 4
+        }
+    }
+
+    /// Decimal digits of a non-negative integer (Content-Length), without String formatting.
+    static func appendDecimal(_ value: Int, into buffer: inout [UInt8]) {
+        if value >= 10 { appendDecimal(value / 10, into: &buffer) }
+        buffer.append(0x30 + UInt8(value % 10))
+    }
+}
+
+@inline(__always) func isFieldValueByte(_ byte: UInt8) -> Bool {
+    byte == htab || (byte >= 0x20 && byte != 0x7F)
+}
+
+public struct HTTPSerializeError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,628 @@
+import Glibc
+import Synchronization
+
+/// A request as handlers see it: head, whole body, and who sent it.
+public struct HTTPRequest: Sendable {
+    public var head: HTTPRequestHead
+    public var body: [UInt8]
+    public var peer: SocketAddress?
+
+    public init(head: HTTPRequestHead, body: [UInt8] = [], peer: SocketAddress? = nil) {
+        self.head = head
+        self.body = body
+        self.peer = peer
+    }
+
+    public var method: HTTPMethod { head.method }
+    public var path: Substring { head.path }
+    public var query: Substring? { head.query }
+    public var headers: HTTPHeaders { head.headers }
+}
+
+/// A response: a whole body, or a stream written over time (watch, long-poll).
+public struct HTTPResponse: Sendable {
+    public enum Body: Sendable {
+        case bytes([UInt8])
+        /// Called once on the connection's loop with a writer the producer may keep and use
+        /// from any thread; the body is sent chunked (HTTP/1.0: until close).
+        case stream(@Sendable (HTTPResponseWriter) -> Void)
+    }
+
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: Body
+
+    public init(status: Int = 200, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = .bytes(body)
+    }
+
+    public init(status: Int = 200, headers: HTTPHeaders = HTTPHeaders(), stream: @escaping @Sendable (HTTPResponseWriter) -> Void) {
+        self.status = status
+        self.headers = headers
+        self.body = .stream(stream)
+    }
+
+    /// A plain-text response.
+    public static func text(_ status: Int, _ text: String) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(text.utf8))
+    }
+}
+
+/// The producing end of a streamed response. Safe to use from any thread; chunks are sent in
+/// the order they are written from one thread.
+public final class HTTPResponseWriter: Sendable {
+    private let loop: EventLoop
+    private let connection: UnsafeTransfer<HTTPServerConnection>
+    private let state = Mutex<(closed: Bool, onClose: (@Sendable () -> Void)?)>((false, nil))
+
+    init(loop: EventLoop, connection: HTTPServerConnection) {
+        self.loop = loop
+        self.connection = UnsafeTransfer(connection)
+    }
+
+    /// False once the client has gone or the stream was finished: stop producing.
+    public var isOpen: Bool { !state.withLock { $0.closed } }
+
+    /// Sends one chunk.
+    public func write(_ bytes: [UInt8]) {
+        guard isOpen, !bytes.isEmpty else { return }
+        let connection = self.connection
+        onLoop { connection.value.streamWrite(bytes) }
+    }
+
+    /// Ends the body.
+    public func finish(trailers: HTTPHeaders = HTTPHeaders()) {
+        markClosed()
+        let connection = self.connection
+        onLoop { connection.value.streamFinish(trailers: trailers) }
+    }
+
+    /// Runs `handler` once when the stream ends for any reason (client gone, server stopping,
+    /// `finish`); immediately if it already has.
+    public func onClose(_ handler: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.closed { return true }
+            state.onClose = handler
+            return false
+        }
+        if runNow { handler() }
+    }
+
+    /// Marks the stream closed; returns the close handler to run, if this call closed it.
+    @discardableResult
+    func markClosed() -> (@Sendable () -> Void)? {
+        let handler = state.withLock { state -> (@Sendable () -> Void)? in
+            if state.closed { return nil }
+            state.closed = true
+            defer { state.onClose = nil }
+            return state.onClose ?? {}
+        }
+        handler?()
+        return handler
+    }
+
+    private func onLoop(_ task: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { task() } else { loop.execute(task) }
+    }
+}
+
+/// Handlers run on an event loop thread: they must not block. Work that waits belongs in a
+/// streamed response completed from elsewhere.
+public typealias HTTPHandler = @Sendable (HTTPRequest) -> HTTPResponse
+
+/// (method, path) → handler. A path ending in `*` matches every path with that prefix; exact
+/// paths win over prefixes, longer prefixes over shorter ones.
+public struct HTTPRoutes: Sendable {
+    private struct Route: Sendable {
+        let method: HTTPMethod
+        let path: String
+        let isPrefix: Bool
+        let handler: HTTPHandler
+    }
+    private var routes: [Route] = []
+
+    public init() {}
+
+    public mutating func add(_ method: HTTPMethod, _ path: String, _ handler: @escaping HTTPHandler) {
+        let isPrefix = path.hasSuffix("*")
+        routes.append(Route(method: method, path: isPrefix ? String(path.dropLast()) : path, isPrefix: isPrefix, handler: handler))
+        routes.sort { lhs, rhs in
+            if lhs.isPrefix != rhs.isPrefix { return !lhs.isPrefix }
+            return lhs.path.utf8.count > rhs.path.utf8.count
+        }
+    }
+
+    public enum Match {
+        case handler(HTTPHandler)
+        case methodNotAllowed(allowed: [HTTPMethod])
+        case notFound
+    }
+
+    public func match(method: HTTPMethod, path: Substring) -> Match {
+        var allowed: [HTTPMethod] = []
+        var matchedPath: String? = nil
+        for route in routes {
+            let hit = route.isPrefix ? path.hasPrefix(route.path) : path == route.path
+            guard hit else { continue }
+            if let matchedPath, matchedPath != route.path { break }
+            matchedPath = route.path
+            if route.method == method || (method == .head && route.method == .get) { return .handler(route.handler) }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+    }
+}
+
+public struct HTTPServerConfiguration: Sendable {
+    public var host: String
+    /// 0 picks a free port; see `HTTPServer.localAddress`.
+    public var port: Int
+    public var tls: TLSContext?
+    public var limits: HTTPLimits
+    /// From the first byte of a request (or the accept) until its head is complete: slowloris.
+    public var headerReadTimeout: Duration
+    /// Between requests on a kept-alive connection.
+    public var idleTimeout: Duration
+    /// Without progress while a request body is read.
+    public var bodyReadTimeout: Duration
+    /// While the client does not drain our writes (backpressure).
+    public var writeTimeout: Duration
+    public var maxRequestsPerConnection: Int
+    public var maxConnectionsPerLoop: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 0, tls: TLSContext? = nil, limits: HTTPLimits = HTTPLimits(),
+                headerReadTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60),
+                bodyReadTimeout: Duration = .seconds(30), writeTimeout: Duration = .seconds(30),
+                maxRequestsPerConnection: Int = 10_000, maxConnectionsPerLoop: Int = 16_384) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.limits = limits
+        self.headerReadTimeout = headerReadTimeout
+        self.idleTimeout = idleTimeout
+        self.bodyReadTimeout = bodyReadTimeout
+        self.writeTimeout = writeTimeout
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+        self.maxConnectionsPerLoop = maxConnectionsPerLoop
+    }
+}
+
+/// An HTTP/1.1 server: one listener per loop on a shared port, a route table, strict parsing,
+/// slow-client timeouts and graceful shutdown.
+public final class HTTPServer: Sendable {
+    public let configuration: HTTPServerConfiguration
+    let routes: HTTPRoutes
+    private let group: EventLoopGroup
+    private let perLoop: [UnsafeTransfer<ServerLoopState>]
+    private let address = Mutex<SocketAddress?>(nil)
+
+    public init(group: EventLoopGroup, configuration: HTTPServerConfiguration = HTTPServerConfiguration(), routes: HTTPRoutes) {
+        self.group = group
+        self.configuration = configuration
+        self.routes = routes
+        perLoop = group.loops.map { _ in UnsafeTransfer(ServerLoopState()) }
+    }
+
+    /// The bound address (after `start`).
+    public var localAddress: SocketAddress? { address.withLock { $0 } }
+    public var port: Int { localAddress?.port ?? 0 }
+
+    /// Binds (one SO_REUSEPORT socket per loop) and starts accepting.
+    public func start() async throws {
+        var bindAddress = try SocketAddress(ip: configuration.host, port: configuration.port)
+        var listeners: [TCPListener] = []
+        do {
+            for _ in group.loops {
+                let listener = try TCPListener(address: bindAddress, reusePort: true)
+                if listeners.isEmpty { bindAddress = try SocketAddress(ip: configuration.host, port: listener.localAddress.port) }
+                listeners.append(listener)
+            }
+        } catch {
+            for listener in listeners { listener.close() }
+            throw error
+        }
+        address.withLock { $0 = listeners[0].localAddress }
+        for (index, loop) in group.loops.enumerated() {
+            let listener = UnsafeTransfer(listeners[index])
+            let state = perLoop[index]
+            try await loop.submit { [self] () throws(SystemError) in
+                state.value.listener = listener.value
+                try listener.value.start(on: loop) { [self] fd, peer in self.accept(fd: fd, peer: peer, loop: loop, state: state.value) }
+            }
+        }
+    }
+
+    private func accept(fd: Int32, peer: SocketAddress, loop: EventLoop, state: ServerLoopState) {
+        guard !state.draining, state.connections.count < configuration.maxConnectionsPerLoop else {
+            Sys.close(fd)
+            return
+        }
+        do {
+            let connection = try Connection.accepted(loop: loop, fd: fd, peer: peer, tls: configuration.tls)
+            let handler = HTTPServerConnection(server: self, connection: connection, state: state)
+            state.connections[ObjectIdentifier(handler)] = handler
+            try connection.start(delegate: handler)
+        } catch {
+            // A failed accept or TLS setup affects only that client.
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `gracePeriod`, then closes
+    /// whatever is left. Returns when every connection is closed.
+    public func shutdown(gracePeriod: Duration = .seconds(10)) async {
+        await withTaskGroup(of: Void.self) { tasks in
+            for (index, loop) in group.loops.enumerated() {
+                let state = perLoop[index]
+                tasks.addTask {
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        loop.execute {
+                            state.value.beginDrain(gracePeriod: gracePeriod, loop: loop) { done.resume() }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Open connections per loop (for tests and metrics).
+    public func connectionCounts() async -> [Int] {
+        var counts: [Int] = []
+        for (index, loop) in group.loops.enumerated() {
+            let state = perLoop[index]
+            counts.append((try? await loop.submit { state.value.connections.count }) ?? 0)
+        }
+        return counts
+    }
+}
+
+/// One loop's share of a server: its listener and connections (loop-confined).
+final class ServerLoopState {
+    var listener: TCPListener?
+    var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
+    var draining = false
+    private var drained: (() -> Void)?
+
+    func beginDrain(gracePeriod: Duration, loop: EventLoop, drained: @escaping () -> Void) {
+        draining = true
+        listener?.close()
+        listener = nil
+        self.drained = drained
+        for connection in Array(connections.values) { connection.drain() }
+        loop.schedule(after: gracePeriod) { [self] in
+            for connection in Array(connections.values) { connection.connection.close() }
+        }
+        checkDrained()
+    }
+
+    func remove(_ connection: HTTPServerConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+        checkDrained()
+    }
+
+    private func checkDrained() {
+        guard draining, connections.isEmpty, let drained else { return }
+        self.drained = nil
+        drained()
+    }
+}
+
+/// One client connection: parses requests, runs handlers in order, writes responses.
+final class HTTPServerConnection: ConnectionDelegate {
+    let connection: Connection
+    private let server: HTTPServer
+    private unowned let state: ServerLoopState
+    private var parser: HTTPParser
+    private var pending: [UInt8] = []
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var output: [UInt8] = []
+    private var requestsServed = 0
+    private var closeAfterResponse = false
+    private var draining = false
+    private var stream: HTTPResponseWriter?
+    private var streamChunked = false
+    /// Set while `process` runs, so callbacks it triggers do not re-enter it.
+    private var processing = false
+
+    private enum Phase { case idle, head, body, responding }
+    private var phase: Phase = .head
+    private var deadline = NanoTime.distantFuture
+    private var timerDeadline: NanoTime?
+
+    init(server: HTTPServer, connection: Connection, state: ServerLoopState) {
+        self.server = server
+        self.connection = connection
+        self.state = state
+        parser = HTTPParser(.request, limits: server.configuration.limits)
+        // The header deadline starts at accept: a client that connects and says nothing, or
+        // stalls the TLS handshake, is closed like one that sends a head byte by byte.
+        setDeadline(.now() + server.configuration.headerReadTimeout)
+    }
+
+    // MARK: Deadlines
+
+    private func setDeadline(_ value: NanoTime) {
+        deadline = value
+        guard value != .distantFuture else { return }
+        if let timerDeadline, timerDeadline <= value { return }
+        timerDeadline = value
+        connection.loop.schedule(at: value) { [weak self] in self?.timerFired() }
+    }
+
+    private func timerFired() {
+        timerDeadline = nil
+        guard !connection.isClosed else { return }
+        if NanoTime.now() >= deadline {
+            connection.close()
+        } else {
+            setDeadline(deadline)
+        }
+    }
+
+    // MARK: ConnectionDelegate
+
+    func connectionDidBecomeActive(_ connection: Connection) {}
+
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+        if phase == .body { setDeadline(.now() + server.configuration.bodyReadTimeout) }
+        if pending.isEmpty && !processing {
+            let consumed = process(bytes)
+            if consumed < bytes.count && !connection.isClosed {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[consumed...]))
+            }
+        } else {
+            pending.append(contentsOf: bytes)
+            processPending()
+        }
+        // While a response streams, later pipelined requests wait; do not buffer them forever.
+        if phase == .responding && pending.count > server.configuration.limits.maxHeaderBytes {
+            connection.pauseReading()
+        }
+        if phase == .idle && !parser.isIdle { startHead() }
+    }
+
+    func connectionDidReadEOF(_ connection: Connection) {
+        // A client that half-closes after its last request still gets the answer, but one that
+        // leaves a stream (a watch) is gone: end the stream so its producer stops.
+        if phase == .responding && stream == nil { closeAfterResponse = true } else { connection.close() }
+    }
+
+    func connectionWritabilityDidChange(_ connection: Connection) {
+        if connection.isWritable {
+            if phase == .responding && stream == nil { return }
+            if phase != .responding { setDeadline(phaseDeadline()) }
+            connection.resumeReading()
+            if !pending.isEmpty && phase != .responding { processPending() }
+        } else {
+            connection.pauseReading()
+            setDeadline(.now() + server.configuration.writeTimeout)
+        }
+    }
+
+    func connectionDidClose(_ connection: Connection, error: Error?) {
+        if let stream { stream.markClosed() }
+        stream = nil
+        state.remove(self)
+    }
+
+    // MARK: Requests
+
+    private func processPending() {
+        guard !processing else { return }
+        let buffered = pending
+        let consumed = buffered.withUnsafeBytes { process($0) }
+        if connection.isClosed { return }
+        pending.removeFirst(consumed)
+    }
+
+    /// Parses and answers what `bytes` holds; returns how much was consumed.
+    private func process(_ bytes: UnsafeRawBufferPointer) -> Int {
+        processing = true
+        defer { processing = false }
+        var offset = 0
+        while phase != .responding && !connection.isClosed {
+            let event: HTTPParser.Event?
+            do {
+                let (consumed, next) = try parser.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+                if let next, case .body(let range) = next {
+                    body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(offset + range.lowerBound)..<(offset + range.upperBound)]))
+                }
+                offset += consumed
+                event = next
+            } catch {
+                reject(error)
+                return bytes.count
+            }
+            guard let event else { break }
+            switch event {
+            case .requestHead(let requestHead):
+                head = requestHead
+                body.removeAll(keepingCapacity: true)
+                phase = .body
+                setDeadline(.now() + server.configuration.bodyReadTimeout)
+                if requestHead.expectsContinue && requestHead.version == .http1_1 && offset == bytes.count {
+                    connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                }
+            case .body:
+                break
+            case .end:
+                guard let requestHead = head else { break }
+                head = nil
+                respond(to: HTTPRequest(head: requestHead, body: body, peer: connection.peerAddress))
+                if !connection.isWritable { break }
+            case .responseHead:
+                break
+            }
+            if !connection.isWritable { break }
+        }
+        return offset
+    }
+
+    private func startHead() {
+        phase = .head
+        setDeadline(.now() + server.configuration.headerReadTimeout)
+    }
+
+    private func phaseDeadline() -> NanoTime {
+        switch phase {
+        case .idle: .now() + server.configuration.idleTimeout
+        case .head: .now() + server.configuration.headerReadTimeout
+        case .body: .now() + server.configuration.bodyReadTimeout
+        case .responding: .distantFuture
+        }
+    }
+
+    private func reject(_ error: HTTPParseError) {
+        var response = HTTPResponse.text(error.status, "\(error)\n")
+        response.headers.add("Connection", "close")
+        closeAfterResponse = true
+        writeResponse(response, to: HTTPRequestHead(method: .get, target: "/"))
+        connection.closeAfterFlush()
+    }
+
+    private func respond(to request: HTTPRequest) {
+        requestsServed += 1
+        if !request.head.keepAlive || draining || requestsServed >= server.configuration.maxRequestsPerConnection {
+            closeAfterResponse = true
+        }
+        let response: HTTPResponse
+        switch server.routes.match(method: request.method, path: request.path) {
+        case .handler(let handler):
+            response = handler(request)
+        case .methodNotAllowed(let allowed):
+            var notAllowed = HTTPResponse.text(405, "method not allowed\n")
+            notAllowed.headers.add("Allow", allowed.map(\.rawValue).joined(separator: ", "))
+            response = notAllowed
+        case .notFound:
+            response = .text(404, "not found\n")
+        }
+        phase = .responding
+        setDeadline(.distantFuture)
+        writeResponse(response, to: request.head)
+        if stream == nil { responseDone() }
+    }
+
+    private func writeResponse(_ response: HTTPResponse, to request: HTTPRequestHead) {
+        var head = HTTPResponseHead(status: response.status, version: .http1_1, headers: response.headers)
+        if closeAfterResponse { head.headers.set("Connection", "close") }
+        let bodyAllowed = request.method != .head && response.status >= 200 && response.status != 204 && response.status != 304
+        output.removeAll(keepingCapacity: true)
+        switch response.body {
+        case .bytes(let bytes):
+            if response.status >= 200 && response.status != 204 && response.status != 304 && !head.headers.contains("content-length") {
+                var length: [UInt8] = []
+                HTTPSerializer.appendDecimal(bytes.count, into: &length)
+                head.headers.add("Content-Length", String(decoding: length, as: UTF8.self))
+            }
+            guard serialize(head) else { return }
+            if bodyAllowed { output.append(contentsOf: bytes) }
+            send(output)
+        case .stream(let produce):
+            streamChunked = request.version == .http1_1 && bodyAllowed
+            if streamChunked {
+                head.headers.set("Transfer-Encoding", "chunked")
+            } else {
+                closeAfterResponse = true
+                head.headers.set("Connection", "close")
+            }
+            guard serialize(head) else { return }
+            send(output)
+            guard bodyAllowed else { return }
+            let writer = HTTPResponseWriter(loop: connection.loop, connection: self)
+            stream = writer
+            produce(writer)
+        }
+    }
+
+    /// Writes `bytes` (a copy of `output`, which callbacks during the write may reuse).
+    private func send(_ bytes: [UInt8]) {
+        connection.write(bytes)
+    }
+
+    /// Writes a head into `output`; a handler's invalid header becomes a 500.
+    private func serialize(_ head: HTTPResponseHead) -> Bool {
+        do {
+            try HTTPSerializer.write(head, into: &output)
+            return true
+        } catch {
+            output.removeAll(keepingCapacity: true)
+            closeAfterResponse = true
+            let body = Array("invalid response: \(error)\n".utf8)
+            var fallback = HTTPResponseHead(status: 500, headers: ["Connection": "close", "Content-Type": "text/plain"])
+            fallback.headers.add("Content-Length", String(body.count))
+            try? HTTPSerializer.write(fallback, into: &output)
+            output.append(contentsOf: body)
+            send(output)
+            connection.closeAfterFlush()
+            return false
+        }
+    }
+
+    private func responseDone() {
+        if closeAfterResponse {
+            connection.closeAfterFlush()
+            return
+        }
+        phase = .idle
+        setDeadline(.now() + server.configuration.idleTimeout)
+        if !connection.isWritable || processing { return }
+        connection.resumeReading()
+        if !pending.isEmpty { processPending() }
+        if phase == .idle && !parser.isIdle { startHead() }
+    }
+
+    // MARK: Streams and draining
+
+    func streamWrite(_ bytes: [UInt8]) {
+        guard stream != nil, !connection.isClosed else { return }
+        if streamChunked {
+            output.removeAll(keepingCapacity: true)
+            HTTPSerializer.writeChunk(bytes, into: &output)
+            send(output)
+        } else {
+            connection.write(bytes)
+        }
+    }
+
+    func streamFinish(trailers: HTTPHeaders) {
+        guard let writer = stream, !connection.isClosed else { return }
+        stream = nil
+        writer.markClosed()
+        if streamChunked {
+            output.removeAll(keepingCapacity: true)
+            try? HTTPSerializer.writeLastChunk(trailers: trailers, into: &output)
+            send(output)
+        }
+        if draining { closeAfterResponse = true }
+        responseDone()
+    }
+
+    /// Server shutdown: close now if between requests, else after the current response.
+    func drain() {
+        draining = true
+        if phase == .idle || (phase == .head && parser.isIdle) {
+            connection.close()
+        } else {
+            closeAfterResponse = true
+        }
+    }
+}
+
+/// Carries a loop-confined value through a `@Sendable` closure to the loop that owns it.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+extension EventLoop {
+    /// Runs `body` on the loop and returns its result to the caller.
+    public func submit<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            execute {
+                do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+@testable import Net
+
+@Suite(.serialized) struct HTTPServerTests {
+    @Test func servesCurlRequests() async throws {
+        let server = try await TestServer.start()
+        let base = "http://127.0.0.1:\(server.port)"
+        #expect(try run(["curl", "-sS", "\(base)/hello"]).output == "hello")
+        #expect(try run(["curl", "-sS", "\(base)/peer"]).output == "127.0.0.1")
+        #expect(try run(["curl", "-sS", "\(base)/files/a/b.txt"]).output == "file a/b.txt")
+        #expect(try run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "\(base)/nope"]).output == "404")
+        let notAllowed = try run(["curl", "-sS", "-i", "-X", "DELETE", "\(base)/hello"]).output
+        #expect(notAllowed.hasPrefix("HTTP/1.1 405"))
+        #expect(notAllowed.contains("Allow: GET"))
+        #expect(try run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "\(base)/bad-header"]).output == "500")
+        // Chunked upload, and Expect: 100-continue as curl does it for big bodies.
+        let payload = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        let chunked = try run(["curl", "-sS", "--http1.1", "-H", "Transfer-Encoding: chunked", "--data-binary", "@-",
+                               "-o", "/dev/null", "-w", "%{size_download}", "\(base)/echo"], stdin: payload)
+        #expect(chunked.output == "300000")
+        let expecting = try run(["curl", "-sS", "-H", "Expect: 100-continue", "-X", "PUT", "--data-binary", "@-",
+                                 "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "\(base)/echo"], stdin: payload)
+        #expect(expecting.output == "200 300000")
+        // Several requests over one kept-alive connection.
+        let keepAlive = try run(["curl", "-sS", "-v", "\(base)/hello", "\(base)/hello", "\(base)/hello"])
+        #expect(keepAlive.output == "hellohellohello")
+        #expect(keepAlive.error.contains("Re-using existing connection") || keepAlive.error.contains("Reusing existing connection"))
+        await server.stop()
+    }
+
+    @Test func answersPipelinedRequestsInOrder() async throws {
+        let server = try await TestServer.start()
+        let client = try RawClient(port: server.port)
+        client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcHEAD /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /peer HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        let (bytes, eof) = client.read()
+        #expect(eof)
+        var parser = HTTPParser(.response)
+        var bodies: [String] = []
+        var statuses: [Int] = []
+        var rest = bytes
+        var index = 0
+        while true {
+            parser.respondingToHEAD = index == 2
+            let (consumed, event) = try parser.parse(rest)
+            if case .responseHead(let head) = event { statuses.append(head.status); bodies.append("") }
+            if case .body(let range) = event { bodies[bodies.count - 1] += text(Array(rest[range])) }
+            if case .end = event { index += 1 }
+            rest.removeFirst(consumed)
+            if event == nil { break }
+        }
+        #expect(statuses == [200, 200, 200, 200])
+        #expect(bodies == ["hello", "abc", "", "127.0.0.1"])
+        await server.stop()
+    }
+
+    @Test(arguments: [
+        ("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+        ("GET /hello HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n", 400),
+        ("GET /hello HTTP/1.1\r\nHost: a\r\nX" + String(repeating: "x", count: 40_000) + ": 1\r\n\r\n", 431),
+        ("GET /" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        ("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n", 413),
+        ("GET /hello HTTP/3.0\r\nHost: a\r\n\r\n", 505),
+    ])
+    func rejectsBadRequestsAndCloses(raw: String, status: Int) async throws {
+        let server = try await TestServer.start()
+        let client = try RawClient(port: server.port)
+        client.send(raw)
+        let (bytes, eof) = client.read()
+        let outcome = parseAll(bytes, kind: .response)
+        #expect(outcome.messages.first?.response?.status == status)
+        #expect(outcome.messages.first?.response?.headers["connection"] == "close")
+        #expect(eof)
+        await server.stop()
+    }
+
+    @Test func closesSlowlorisAndIdleClients() async throws {
+        let configuration = HTTPServerConfiguration(headerReadTimeout: .milliseconds(300), idleTimeout: .milliseconds(300))
+        let server = try await TestServer.start(configuration)
+        // Slowloris: a byte every 50 ms never completes the head; the header deadline does not
+        // move with each byte, so the server closes at about 300 ms.
+        let slow = try RawClient(port: server.port)
+        let started = ContinuousClock.now
+        let head = Array(("GET /hello HTTP/1.1\r\nHost: a\r\nX-Padding: " + String(repeating: "p", count: 200)).utf8)
+        var closed = false
+        for byte in head {
+            guard slow.send([byte]) else { closed = true; break }
+            var probe = pollfd(fd: slow.fd, events: Int16(POLLIN), revents: 0)
+            if poll(&probe, 1, 50) > 0 { closed = slow.read().eof; if closed { break } }
+        }
+        #expect(closed)
+        #expect(ContinuousClock.now - started < .seconds(2))
+        // A silent connection is closed by the same deadline; a kept-alive one by the idle timeout.
+        let silent = try RawClient(port: server.port)
+        #expect(silent.read().eof)
+        let idle = try RawClient(port: server.port)
+        idle.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(idle.readResponses(1).first?.body == Array("hello".utf8))
+        #expect(idle.read().eof)
+        #expect(await eventually { await server.server.connectionCounts().reduce(0, +) == 0 })
+        await server.stop()
+    }
+
+    @Test func streamsChunksAsTheyAreWritten() async throws {
+        let writers = Mutex<[HTTPResponseWriter]>([])
+        var routes = standardRoutes()
+        routes.add(.get, "/watch") { _ in
+            HTTPResponse(status: 200, headers: ["Content-Type": "application/json"]) { writer in
+                writers.withLock { $0.append(writer) }
+            }
+        }
+        let server = try await TestServer.start(routes: routes)
+        let client = try RawClient(port: server.port)
+        client.send("GET /watch HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(await eventually { writers.withLock { !$0.isEmpty } })
+        let writer = writers.withLock { $0[0] }
+        let closedFlag = Mutex(false)
+        writer.onClose { closedFlag.withLock { $0 = true } }
+        // Each event written from another thread reaches the client before the next is written.
+        var received: [UInt8] = []
+        for event in 1...3 {
+            Thread.detachNewThread { writer.write(Array("{\"event\":\(event)}\n".utf8)) }
+            let expected = "{\"event\":\(event)}\n"
+            received += client.read { text($0).contains(expected) }.bytes
+            #expect(text(received).contains(expected))
+        }
+        writer.finish()
+        received += client.read { text($0).hasSuffix("0\r\n\r\n") }.bytes
+        let outcome = parseAll(received, kind: .response)
+        #expect(outcome.messages.first?.response?.headers["transfer-encoding"] == "chunked")
+        #expect(text(outcome.messages.first?.body ?? []) == "{\"event\":1}\n{\"event\":2}\n{\"event\":3}\n")
+        #expect(closedFlag.withLock { $0 })
+        // The connection stays usable after the stream.
+        client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(client.readResponses(1).first?.body == Array("hello".utf8))
+        await server.stop()
+    }
+
+    @Test func shutdownFinishesInFlightWorkThenCloses() async throws {
+        let writers = Mutex<[HTTPResponseWriter]>([])
+        var routes = standardRoutes()
+        routes.add(.get, "/watch") { _ in HTTPResponse { writer in writers.withLock { $0.append(writer) } } }
+        let server = try await TestServer.start(routes: routes)
+        let idle = try RawClient(port: server.port)
+        idle.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(idle.readResponses(1).count == 1)
+        let streaming = try RawClient(port: server.port)
+        streaming.send("GET /watch HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(await eventually { writers.withLock { !$0.isEmpty } })
+        let writer = writers.withLock { $0[0] }
+        let streamClosed = Mutex(false)
+        writer.onClose { streamClosed.withLock { $0 = true } }
+
+        let stopping = Task { await server.server.shutdown(gracePeriod: .seconds(5)) }
+        #expect(idle.read().eof)  // idle keep-alive connections close at once
+        #expect(await eventually { (try? RawClient(port: server.port)) == nil })  // no longer accepting
+        writer.write(Array("last".utf8))
+        writer.finish()  // in-flight work completes, then the connection closes
+        let (tail, eof) = streaming.read()
+        #expect(eof)
+        #expect(text(tail).contains("last"))
+        #expect(text(tail).contains("Connection: close") || text(tail).hasSuffix("0\r\n\r\n"))
+        await stopping.value
+        #expect(streamClosed.withLock { $0 })
+        server.group.shutdown()
+    }
+
+    @Test func gracePeriodEndsStuckStreams() async throws {
+        var routes = standardRoutes()
+        routes.add(.get, "/forever") { _ in HTTPResponse { _ in } }
+        let server = try await TestServer.start(routes: routes)
+        let client = try RawClient(port: server.port)
+        client.send("GET /forever HTTP/1.1\r\nHost: a\r\n\r\n")
+        _ = client.read { text($0).contains("\r\n\r\n") }
+        let started = ContinuousClock.now
+        await server.server.shutdown(gracePeriod: .milliseconds(200))
+        #expect(ContinuousClock.now - started >= .milliseconds(150))
+        #expect(client.read().eof)
+        server.group.shutdown()
+    }
+
+    @Test func backpressureHoldsPipelinedResponsesUntilRead() async throws {
+        let server = try await TestServer.start()
+        let client = try RawClient(port: server.port)
+        // 40 requests for 1 MiB each, sent without reading: the server must stop reading
+        // rather than queue 40 MiB, and answer them all once the client drains.
+        let request = "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"
+        client.send(String(repeating: request, count: 40))
+        try await Task.sleep(for: .milliseconds(100))
+        let responses = client.readResponses(40)
+        #expect(responses.count == 40)
+        #expect(responses.allSatisfy { $0.body.count == 1 << 20 })
+        await server.stop()
+    }
+
+    @Test func loopsShareThePortWithReusePort() async throws {
+        let server = try await TestServer.start()
+        var clients: [RawClient] = []
+        for _ in 0..<16 {
+            let client = try RawClient(port: server.port)
+            client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(client.readResponses(1).count == 1)
+            clients.append(client)
+        }
+        let counts = await server.server.connectionCounts()
+        #expect(counts.reduce(0, +) == 16)
+        #expect(counts.allSatisfy { $0 > 0 })
+        await server.stop()
+    }
+}
+
+@Test func routesPreferExactThenLongestPrefix() {
+    var routes = HTTPRoutes()
+    routes.add(.get, "/a/*") { _ in .text(200, "prefix a") }
+    routes.add(.get, "/a/b/*") { _ in .text(200, "prefix ab") }
+    routes.add(.get, "/a/b/c") { _ in .text(200, "exact") }
+    routes.add(.post, "/a/b/c") { _ in .text(200, "post") }
+    func body(_ method: HTTPMethod, _ path: Substring) -> String? {
+        if case .handler(let handler) = routes.match(method: method, path: path) {
+            if case .bytes(let bytes) = handler(HTTPRequest(head: HTTPRequestHead(method: method, target: String(path)))).body { return text(bytes) }
+        }
+        return nil
+    }
+    #expect(body(.get, "/a/b/c") == "exact")
+    #expect(body(.head, "/a/b/c") == "exact")
+    #expect(body(.post, "/a/b/c") == "post")
+    #expect(body(.get, "/a/b/d") == "prefix ab")
+    #expect(body(.get, "/a/x") == "prefix a")
+    if case .methodNotAllowed(let allowed) = routes.match(method: .delete, path: "/a/b/c") {
+        #expect(Set(allowed) == [.get, .post])
+    } else { Issue.record("expected 405") }
+    if case .notFound = routes.match(method: .get, path: "/z") {} else { Issue.record("expected 404") }
+}
