@@ -20,7 +20,8 @@ let package = Package(
         .target(name: "Kubernetes", dependencies: ["Document"]),
         .target(name: "Injection", dependencies: ["Document", "Kubernetes"]),
         .target(name: "Net", dependencies: ["CTandemShim", "COpenSSL"]),
-        .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net"]),
+        .target(name: "Proxy", dependencies: ["Document", "Net", "CTandemShim"]),
+        .target(name: "TandemCLI", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Proxy"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
         .executableTarget(name: "TandemBench", dependencies: ["CYAML", "Document", "Injection", "Kubernetes"]),
 
@@ -28,6 +29,7 @@ let package = Package(
         .testTarget(name: "DocumentTests", dependencies: ["Document", "TestSupport"]),
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Net", "Document", "TestSupport"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "Injection", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],
