@@ -88,12 +88,13 @@ public struct LoadBalancer: Sendable {
     }
 
     public mutating func started(_ index: Int) { members[index].active += 1 }
+    public mutating func released(_ index: Int) { members[index].active = max(0, members[index].active - 1) }
 
     /// Records how a request to `index` ended; returns true when that ejected the endpoint.
     @discardableResult
     public mutating func finished(_ index: Int, _ outcome: Outcome, now: Int64) -> Bool {
         guard members.indices.contains(index) else { return false }
-        members[index].active = max(0, members[index].active - 1)
+        released(index)
         return record(index, outcome, now: now)
     }
 

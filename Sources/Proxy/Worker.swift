@@ -1,0 +1,119 @@
+import Glibc
+import CTandemShim
+import Net
+
+/// What a listener needs to route, as one immutable value: swapped in place on reload, so open
+/// connections pick up new routes and clusters with their next request.
+final class ListenerPlan: Sendable {
+    let config: ProxyConfig.Listener
+    let table: RouteTable
+    let clusters: [String: ClusterRuntime]
+
+    init(_ config: ProxyConfig.Listener, clusters: [String: ClusterRuntime]) {
+        self.config = config
+        table = RouteTable(config.routes)
+        var used: [String: ClusterRuntime] = [:]
+        for route in config.routes { for weighted in route.clusters { used[weighted.cluster] = clusters[weighted.cluster] } }
+        self.clusters = used
+    }
+}
+
+/// One thread of the data plane: its reactor, its listening sockets (one per listener, bound
+/// with SO_REUSEPORT), its idle upstream connections and its counters. Loop-confined.
+final class Worker: @unchecked Sendable {
+    let reactor: Reactor
+    let stats = WorkerStats()
+    var generator: SplitMix64
+    var listeners: [String: ListenerSocket] = [:]
+    /// Idle keep-alive connections to each endpoint, most recently used last.
+    var pools: [HostPort: [Upstream]] = [:]
+    /// Graceful drain: responses say `Connection: close` and idle clients are let go.
+    var draining = false
+    var downstreamCount = 0
+    static let upstreamIdleNanoseconds: Int64 = 30_000_000_000
+
+    init(index: Int) throws(SocketError) {
+        reactor = try Reactor(index: index)
+        generator = SplitMix64(seed: 0x7A4D_E000 &+ UInt64(index))
+        reactor.onTick.append { [unowned self] now in
+            self.stats.publish()
+            self.expireIdleUpstreams(now: now)
+        }
+    }
+
+    func takeIdle(_ address: HostPort) -> Upstream? {
+        guard var idle = pools[address], let upstream = idle.popLast() else { return nil }
+        pools[address] = idle.isEmpty ? nil : idle
+        return upstream
+    }
+
+    func putIdle(_ upstream: Upstream) {
+        pools[upstream.address, default: []].append(upstream)
+    }
+
+    func removeIdle(_ upstream: Upstream) {
+        guard var idle = pools[upstream.address], let index = idle.firstIndex(where: { $0 === upstream }) else { return }
+        idle.remove(at: index)
+        pools[upstream.address] = idle.isEmpty ? nil : idle
+    }
+
+    private func expireIdleUpstreams(now: Int64) {
+        for (_, idle) in pools {
+            for upstream in idle where now - upstream.idleSince > Self.upstreamIdleNanoseconds { upstream.close() }
+        }
+    }
+
+    /// Closes every idle upstream connection (on reload, endpoints may have gone).
+    func closeIdleUpstreams(notIn keep: Set<HostPort>) {
+        for (address, idle) in pools where !keep.contains(address) {
+            for upstream in idle { upstream.close() }
+        }
+    }
+}
+
+/// A listening socket on one worker.
+final class ListenerSocket: ReactorHandler {
+    let fd: Int32
+    unowned let worker: Worker
+    var plan: ListenerPlan
+    let port: Int
+    private var closed = false
+
+    init(plan: ListenerPlan, worker: Worker, fd: Int32) {
+        self.plan = plan
+        self.worker = worker
+        self.fd = fd
+        port = Socket.localPort(fd)
+    }
+
+    func start() {
+        worker.reactor.add(fd, events: EPOLLIN.rawValue, self)
+    }
+
+    func handle(events: UInt32) {
+        for _ in 0..<64 {
+            guard let (client, peer) = Socket.accept(fd) else { return }
+            worker.stats.add(.downstreamConnections)
+            switch plan.config.protocol {
+            case .http: HTTPDownstream(fd: client, peerIP: peer, listener: self).start()
+            case .tcp: TCPSession.start(client: client, listener: self)
+            }
+        }
+    }
+
+    /// Set once the listener is removed or drained: its connections close at this time.
+    private(set) var retiredDeadline: Int64?
+
+    /// Stops accepting; open connections finish their current request, or are closed at `deadline`.
+    func retire(deadline: Int64) {
+        retiredDeadline = deadline
+        close()
+    }
+
+    /// Stops accepting; open connections carry on.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        worker.reactor.close(fd)
+    }
+}
