@@ -11,6 +11,7 @@ public enum TandemCommand {
     Commands:
       inject      Add the proxy sidecar to workloads in manifests (files, folders, stdin).
       uninject    Remove exactly what inject added.
+      proxy       Run the sidecar proxy (HTTP/1.1 and TCP, admin on loopback).
       help        Show this help, or a command's help: tandem help inject
 
     Run 'tandem <command> --help' for a command's options.
@@ -36,8 +37,15 @@ public enum TandemCommand {
                 return 0
             }
             return command.run(rest)
+        case "proxy":
+            let command = ProxyCommand()
+            if rest.contains("-h") || rest.contains("--help") {
+                Console.out(command.help)
+                return 0
+            }
+            return command.run(rest)
         case "help", "-h", "--help":
-            if let topic = rest.first, topic == "inject" || topic == "uninject" {
+            if let topic = rest.first, topic == "inject" || topic == "uninject" || topic == "proxy" {
                 return run([topic, "--help"])
             }
             Console.out(usage)
