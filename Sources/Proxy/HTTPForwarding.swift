@@ -536,6 +536,8 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         close()
     }
 
+    func abort() { close() }
+
     func close() {
         guard !closed else { return }
         abandonExchange()

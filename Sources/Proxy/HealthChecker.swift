@@ -90,6 +90,8 @@ final class HealthProbe: ReactorHandler, Ticking {
         if now > deadline { finish(false) }
     }
 
+    func abort() { finish(false) }
+
     private func finish(_ passed: Bool) {
         guard !done else { return }
         done = true

@@ -6,6 +6,8 @@ import Net
 /// Something registered with a reactor for readiness events on one descriptor.
 protocol ReactorHandler: AnyObject {
     func handle(events: UInt32)
+    /// The reactor is stopping: release the descriptor and whatever else is held.
+    func abort()
 }
 
 /// Something the reactor visits on every tick (timeouts are coarse: a tick is 100 ms).
@@ -109,11 +111,17 @@ final class Reactor: @unchecked Sendable {
         self.thread = thread
     }
 
+    /// Stops the loop, waits for its thread, then closes everything still registered.
     func stopAndJoin() {
         stopping.store(true, ordering: .relaxed)
         execute {}
         if let thread { pthread_join(thread, nil) }
         thread = nil
+        let remaining = handlers.compactMap { $0 }
+        for handler in remaining { handler.abort() }
+        handlers = []
+        ticking = []
+        onTick = []
     }
 
     private func run() {

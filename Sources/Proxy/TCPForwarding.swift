@@ -71,6 +71,7 @@ final class TCPSession: Ticking {
             self.isClient = isClient
         }
         func handle(events: UInt32) { session.handle(events: events, client: isClient) }
+        func abort() { session.close() }
     }
 
     private let client: Int32

@@ -169,6 +169,8 @@ final class Upstream: ReactorHandler {
         worker.reactor.modify(fd, events: events)
     }
 
+    func abort() { close() }
+
     func close() {
         guard !closed else { return }
         closed = true

@@ -110,6 +110,8 @@ final class ListenerSocket: ReactorHandler {
         close()
     }
 
+    func abort() { close() }
+
     /// Stops accepting; open connections carry on.
     func close() {
         guard !closed else { return }
