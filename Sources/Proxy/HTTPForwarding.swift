@@ -66,6 +66,8 @@ final class HTTPDownstream: ReactorHandler, Ticking {
     private var closed = false
     private var registered: UInt32 = 0
     private var idleDeadline: Int64
+    /// The upstream whose writes are held until this read is parsed (head and body in one send).
+    private var corkedUpstream: Upstream?
 
     init(fd: Int32, peerIP: String, listener: ListenerSocket) {
         self.fd = fd
@@ -118,6 +120,11 @@ final class HTTPDownstream: ReactorHandler, Ticking {
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
+        corkedUpstream = nil
+        defer {
+            corkedUpstream?.uncork()
+            corkedUpstream = nil
+        }
         if inbound.isEmpty {
             let used = parse(bytes)
             if used < bytes.count && !closed { inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...])) }
@@ -140,7 +147,9 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         var offset = 0
         while !closed {
             if let exchange, exchange.requestComplete {
-                pauseReading()
+                // The next request waits until this response is done; stop reading only if
+                // one is already here, so the common case costs no epoll_ctl.
+                if offset < bytes.count { pauseReading() }
                 return offset
             }
             let result: (consumed: Int, event: HTTPParser.Event?)
@@ -208,6 +217,8 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         exchange.replay = bytes
         self.exchange = exchange
         guard let upstream = connectUpstream(for: exchange) else { return }
+        upstream.cork()
+        corkedUpstream = upstream
         bytes.withUnsafeBytes { upstream.send($0) }
     }
 
@@ -302,6 +313,8 @@ final class HTTPDownstream: ReactorHandler, Ticking {
 
     func upstreamReceived(_ upstream: Upstream, _ bytes: UnsafeRawBufferPointer) {
         guard let exchange, exchange.upstream === upstream else { return upstream.close() }
+        out.corked = true
+        defer { uncork() }
         var offset = 0
         while offset < bytes.count || upstream.parser.isIdle == false {
             let result: (consumed: Int, event: HTTPParser.Event?)
@@ -386,7 +399,7 @@ final class HTTPDownstream: ReactorHandler, Ticking {
             write(frame)
         } else {
             guard out.write(fd, bytes) else { return close() }
-            if out.pending > 0 { updateInterest() }
+            if out.pending > 0 && !out.corked { updateInterest() }
         }
     }
 
@@ -486,10 +499,18 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         self.exchange = nil
     }
 
+    /// Sends what was queued while corked.
+    private func uncork() {
+        guard out.corked else { return }
+        out.corked = false
+        guard !closed else { return }
+        flush()
+    }
+
     private func write(_ bytes: [UInt8]) {
         let ok = bytes.withUnsafeBytes { out.write(fd, $0) }
         guard ok else { return close() }
-        if out.pending > 0 { updateInterest() }
+        if out.pending > 0 && !out.corked { updateInterest() }
     }
 
     private func flush() {

@@ -176,11 +176,13 @@ struct OutboundQueue {
     private var start = 0
     var pending: Int { bytes.count - start }
     var isFull: Bool { pending > Self.highWater }
+    /// While corked, writes only queue: a response head and body leave in one send.
+    var corked = false
 
     /// Returns false when the socket failed.
     mutating func write(_ fd: Int32, _ data: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
-        if pending == 0 {
+        if pending == 0 && !corked {
             while offset < data.count {
                 let n = Glibc.send(fd, data.baseAddress! + offset, data.count - offset, Int32(MSG_NOSIGNAL))
                 if n > 0 { offset += n; continue }

@@ -64,11 +64,21 @@ final class Upstream: ReactorHandler {
         worker.putIdle(self)
     }
 
+    func cork() { out.corked = true }
+
+    func uncork() {
+        guard out.corked else { return }
+        out.corked = false
+        guard !closed, isConnected else { return }
+        guard out.flush(fd) else { return failed() }
+        updateInterest()
+    }
+
     func send(_ bytes: UnsafeRawBufferPointer) {
         guard !closed else { return }
         if !isConnected { return out.queue(bytes) }
         guard out.write(fd, bytes) else { return failed() }
-        if out.pending > 0 { updateInterest() }
+        if out.pending > 0 && !out.corked { updateInterest() }
     }
 
     func handle(events: UInt32) {

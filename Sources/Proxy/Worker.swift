@@ -1,5 +1,6 @@
 import Glibc
 import CTandemShim
+import Synchronization
 import Net
 
 /// What a listener needs to route, as one immutable value: swapped in place on reload, so open
@@ -8,8 +9,13 @@ final class ListenerPlan: Sendable {
     let config: ProxyConfig.Listener
     let table: RouteTable
     let clusters: [String: ClusterRuntime]
+    /// Plans alive now, across every proxy in the process: old ones must not pile up on reload.
+    static let live = Atomic<Int>(0)
+
+    deinit { Self.live.subtract(1, ordering: .relaxed) }
 
     init(_ config: ProxyConfig.Listener, clusters: [String: ClusterRuntime]) {
+        Self.live.add(1, ordering: .relaxed)
         self.config = config
         table = RouteTable(config.routes)
         var used: [String: ClusterRuntime] = [:]

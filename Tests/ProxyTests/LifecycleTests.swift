@@ -63,8 +63,11 @@ import Net
         let rss = residentBytes(), fds = openDescriptors()
         try churn(10_000)
         #expect(await eventually { client.get("/")?.head.status == 200 })
+        // Other suites allocate in this process at the same time, so RSS is only a loose check
+        // here (run alone, it grows well under 10%); the plan count is the exact one.
         let grown = Double(residentBytes() - rss) / Double(rss)
-        #expect(grown < 0.10, "RSS grew \(Int(grown * 100))% over 10,000 updates")
+        #expect(grown < 0.25, "RSS grew \(Int(grown * 100))% over 10,000 updates")
+        #expect(ListenerPlan.live.load(ordering: .relaxed) <= 8, "old configurations are released, not kept draining")
         #expect(openDescriptors() <= fds + 2)
         await backend.stop()
     }
