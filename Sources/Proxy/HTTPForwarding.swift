@@ -4,9 +4,25 @@ import Net
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), besides those the
 /// Connection header names. Framing headers are written by us to match how we send the body.
-private let hopByHop: Set<String> = [
+private let hopByHop: [String] = [
     "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
 ]
+
+/// ASCII case-insensitive equality against a lower-case name, without allocating.
+@inline(__always)
+func nameEquals(_ name: String, _ lower: String) -> Bool {
+    guard name.utf8.count == lower.utf8.count else { return false }
+    for (a, b) in zip(name.utf8, lower.utf8) where a != b && !(a >= 0x41 && a <= 0x5A && a | 0x20 == b) { return false }
+    return true
+}
+
+/// Whether a header must not be forwarded: hop-by-hop, or named in this message's Connection.
+@inline(__always)
+func isHopByHop(_ name: String, named: [String]) -> Bool {
+    for candidate in hopByHop where nameEquals(name, candidate) { return true }
+    for candidate in named where nameEquals(name, candidate) { return true }
+    return false
+}
 
 private let idempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]
 
@@ -230,9 +246,8 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         let named = head.headers.tokens("connection")
         var forwardedFor: String?
         for field in head.headers {
-            let lower = field.name.lowercased()
-            if hopByHop.contains(lower) || named.contains(lower) { continue }
-            if lower == "x-forwarded-for" {
+            if isHopByHop(field.name, named: named) { continue }
+            if nameEquals(field.name, "x-forwarded-for") {
                 forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
                 continue
             }
@@ -371,8 +386,7 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         bytes.append("\r\n")
         let named = head.headers.tokens("connection")
         for field in head.headers {
-            let lower = field.name.lowercased()
-            if hopByHop.contains(lower) || named.contains(lower) { continue }
+            if isHopByHop(field.name, named: named) { continue }
             bytes.append(field.name)
             bytes.append(": ")
             bytes.append(field.value)

@@ -52,36 +52,56 @@ public struct LoadBalancer: Sendable {
     /// never do. Ejected and unhealthy ones are skipped unless every endpoint is (then all the
     /// non-terminating ones serve: better a degraded answer than none, as Envoy's panic mode).
     public mutating func pick<G: RandomNumberGenerator>(now: Int64, using generator: inout G) -> Int? {
-        var candidates = eligible(now: now, strict: true)
-        if candidates.isEmpty { candidates = eligible(now: now, strict: false) }
-        guard !candidates.isEmpty else { return nil }
-        if candidates.count == 1 { return candidates[0] }
+        // Counted in place rather than collected: this runs for every request.
+        var strict = true
+        var count = countEligible(now: now, strict: true)
+        if count == 0 {
+            strict = false
+            count = countEligible(now: now, strict: false)
+        }
+        guard count > 0 else { return nil }
         switch balancing {
         case .roundRobin:
-            return smoothWeighted(candidates)
+            return smoothWeighted(now: now, strict: strict)
         case .leastRequest:
-            let first = candidates[Int.random(in: 0..<candidates.count, using: &generator)]
-            var second = candidates[Int.random(in: 0..<(candidates.count - 1), using: &generator)]
-            if second == first { second = candidates[candidates.count - 1] }
+            guard count > 1 else { return nthEligible(0, now: now, strict: strict) }
+            let firstRank = Int.random(in: 0..<count, using: &generator)
+            var secondRank = Int.random(in: 0..<(count - 1), using: &generator)
+            if secondRank >= firstRank { secondRank += 1 }
+            let first = nthEligible(firstRank, now: now, strict: strict)
+            let second = nthEligible(secondRank, now: now, strict: strict)
             // Compare load per unit of weight: active/weight, cross-multiplied to stay in integers.
             let a = members[first], b = members[second]
             return (a.active + 1) * b.weight <= (b.active + 1) * a.weight ? first : second
         }
     }
 
-    private func eligible(now: Int64, strict: Bool) -> [Int] {
-        members.indices.filter { index in
-            let member = members[index]
-            return !member.terminating && (!strict || (member.healthy && !member.isEjected(at: now)))
-        }
+    @inline(__always)
+    private func isEligible(_ member: Member, now: Int64, strict: Bool) -> Bool {
+        !member.terminating && (!strict || (member.healthy && !member.isEjected(at: now)))
     }
 
-    private mutating func smoothWeighted(_ candidates: [Int]) -> Int {
-        var total = 0, best = candidates[0]
-        for index in candidates {
+    private func countEligible(now: Int64, strict: Bool) -> Int {
+        var count = 0
+        for member in members where isEligible(member, now: now, strict: strict) { count += 1 }
+        return count
+    }
+
+    private func nthEligible(_ rank: Int, now: Int64, strict: Bool) -> Int {
+        var seen = 0
+        for index in members.indices where isEligible(members[index], now: now, strict: strict) {
+            if seen == rank { return index }
+            seen += 1
+        }
+        return members.count - 1
+    }
+
+    private mutating func smoothWeighted(now: Int64, strict: Bool) -> Int {
+        var total = 0, best = -1
+        for index in members.indices where isEligible(members[index], now: now, strict: strict) {
             members[index].score += members[index].weight
             total += members[index].weight
-            if members[index].score > members[best].score { best = index }
+            if best < 0 || members[index].score > members[best].score { best = index }
         }
         members[best].score -= total
         return best

@@ -1,12 +1,17 @@
 /// Picks the route for a request: first route whose host and path prefix match. Pure.
 public struct RouteTable: Sendable {
     public let routes: [ProxyConfig.Route]
+    /// Most tables route by path alone: then the Host header is not even looked at.
+    private let matchesHost: Bool
 
-    public init(_ routes: [ProxyConfig.Route]) { self.routes = routes }
+    public init(_ routes: [ProxyConfig.Route]) {
+        self.routes = routes
+        matchesHost = routes.contains { $0.host != nil }
+    }
 
     /// `host` as sent in the Host header (any port is ignored, case is folded).
     public func match(host: String?, path: Substring) -> ProxyConfig.Route? {
-        let name = host.map(Self.hostName)
+        let name = matchesHost ? host.map(Self.hostName) : nil
         return routes.first { route in
             path.hasPrefix(route.pathPrefix) && Self.hostMatches(route.host, name)
         }

@@ -47,10 +47,9 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// Mutated in place (no copy of the array): this runs for every request.
     func takeIdle(_ address: HostPort) -> Upstream? {
-        guard var idle = pools[address], let upstream = idle.popLast() else { return nil }
-        pools[address] = idle.isEmpty ? nil : idle
-        return upstream
+        pools[address]?.popLast()
     }
 
     func putIdle(_ upstream: Upstream) {
@@ -58,15 +57,17 @@ final class Worker: @unchecked Sendable {
     }
 
     func removeIdle(_ upstream: Upstream) {
-        guard var idle = pools[upstream.address], let index = idle.firstIndex(where: { $0 === upstream }) else { return }
-        idle.remove(at: index)
-        pools[upstream.address] = idle.isEmpty ? nil : idle
+        guard let index = pools[upstream.address]?.firstIndex(where: { $0 === upstream }) else { return }
+        pools[upstream.address]?.remove(at: index)
+        if pools[upstream.address]?.isEmpty == true { pools[upstream.address] = nil }
     }
 
     private func expireIdleUpstreams(now: Int64) {
         for (_, idle) in pools {
             for upstream in idle where now - upstream.idleSince > Self.upstreamIdleNanoseconds { upstream.close() }
         }
+        // Endpoints that come and go must not leave empty entries behind.
+        if pools.values.contains(where: \.isEmpty) { pools = pools.filter { !$0.value.isEmpty } }
     }
 
     /// Closes every idle upstream connection (on reload, endpoints may have gone).
