@@ -58,10 +58,10 @@ final class Upstream: ReactorHandler {
     func detach() { owner = nil }
 
     func returnToPool() {
+        guard worker.putIdle(self) else { return close() }
         idleSince = worker.reactor.now
         readingPaused = false
         updateInterest()
-        worker.putIdle(self)
     }
 
     func cork() { out.corked = true }

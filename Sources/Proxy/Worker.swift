@@ -37,6 +37,8 @@ final class Worker: @unchecked Sendable {
     var draining = false
     var downstreamCount = 0
     static let upstreamIdleNanoseconds: Int64 = 30_000_000_000
+    /// Idle connections kept per endpoint: a burst of thousands must not stay open for 30 s.
+    static let maxIdlePerEndpoint = 128
 
     init(index: Int) throws(SocketError) {
         reactor = try Reactor(index: index)
@@ -52,8 +54,11 @@ final class Worker: @unchecked Sendable {
         pools[address]?.popLast()
     }
 
-    func putIdle(_ upstream: Upstream) {
+    /// Keeps `upstream` for reuse; false when the pool is full (the caller closes it).
+    func putIdle(_ upstream: Upstream) -> Bool {
+        if let idle = pools[upstream.address], idle.count >= Self.maxIdlePerEndpoint { return false }
         pools[upstream.address, default: []].append(upstream)
+        return true
     }
 
     func removeIdle(_ upstream: Upstream) {
