@@ -229,7 +229,7 @@ final class HTTPDownstream: ReactorHandler, Ticking {
                                 deadline: now + Int64(route.timeoutMilliseconds) * 1_000_000, keepAlive: keepAlive)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512)
-        writeRequestHead(head, chunked: exchange.requestChunked, into: &bytes)
+        writeRequestHead(head, chunked: exchange.requestChunked, endpoint: endpoint, into: &bytes)
         exchange.replay = bytes
         self.exchange = exchange
         guard let upstream = connectUpstream(for: exchange) else { return }
@@ -238,7 +238,7 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         bytes.withUnsafeBytes { upstream.send($0) }
     }
 
-    private func writeRequestHead(_ head: HTTPRequestHead, chunked: Bool, into bytes: inout [UInt8]) {
+    private func writeRequestHead(_ head: HTTPRequestHead, chunked: Bool, endpoint: HostPort, into bytes: inout [UInt8]) {
         bytes.append(head.method.rawValue)
         bytes.append(0x20)
         bytes.append(head.target)
@@ -257,6 +257,8 @@ final class HTTPDownstream: ReactorHandler, Ticking {
             bytes.append("\r\n")
         }
         if chunked { bytes.append("transfer-encoding: chunked\r\n") }
+        // HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require it.
+        if head.version == .http1_0 && !head.headers.contains("host") { bytes.append("host: \(endpoint)\r\n") }
         bytes.append("x-forwarded-for: ")
         if let forwardedFor { bytes.append(forwardedFor + ", ") }
         bytes.append(peerIP)

@@ -167,6 +167,17 @@ public final class ProxyServer: Sendable {
         }
     }
 
+    /// Replaces one cluster's endpoints, as a discovery source does (a whole set each time, as
+    /// an xDS ClusterLoadAssignment; empty means scaled to zero). Applied in place like `apply`.
+    public func setEndpoints(_ endpoints: [ProxyConfig.Endpoint], cluster name: String) throws(ConfigError) {
+        var next = config
+        guard let index = next.clusters.firstIndex(where: { $0.name == name }) else {
+            throw ConfigError("clusters", "unknown cluster \"\(name)\"")
+        }
+        next.clusters[index].endpoints = endpoints
+        try apply(next)
+    }
+
     /// Stops accepting on every listener. Open connections finish their current request and are
     /// closed (`Connection: close`); idle ones are closed at once. With `graceful`, they get
     /// `drainTimeout` to finish; without, they are closed now.

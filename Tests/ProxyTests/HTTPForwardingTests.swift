@@ -115,6 +115,38 @@ import Net
         #expect(client.get("/app")?.head.status == 503)
     }
 
+    @Test func weightedClustersSplitTraffic() async throws {
+        let blue = try await Backend.start(name: "blue"), green = try await Backend.start(name: "green")
+        var config = httpConfig([blue.address])
+        config.clusters.append(.init(name: "green", endpoints: [.init(green.address)]))
+        config.listeners[0].routes = [.init(clusters: [.init("app", weight: 90), .init("green", weight: 10)])]
+        let proxy = try ProxyServer(config: config)
+        try proxy.start()
+        defer { proxy.stop() }
+        let client = try RawClient(port: proxy.port(of: "in")!)
+        var greens = 0
+        for _ in 0..<1_000 where client.get("/")?.text.hasPrefix("backend=green") == true { greens += 1 }
+        #expect((60...140).contains(greens), "\(greens) of 1000 went to the 10% cluster")
+        try proxy.setEndpoints([], cluster: "green")
+        #expect(await eventually { client.get("/")?.head.status == 503 }, "scaled to zero: no endpoint, 503")
+        await blue.stop()
+        await green.stop()
+    }
+
+    @Test func http10ClientsGetCloseDelimitedAnswers() async throws {
+        let backend = try await Backend.start(name: "a")
+        let proxy = try ProxyServer(config: httpConfig([backend.address]))
+        try proxy.start()
+        defer { proxy.stop() }
+        let client = try RawClient(port: proxy.port(of: "in")!)
+        client.send("GET /stream HTTP/1.0\r\n\r\n")
+        let reply = String(decoding: client.readAll(), as: UTF8.self)
+        #expect(reply.hasPrefix("HTTP/1.1 200"))
+        #expect(reply.lowercased().contains("connection: close") && !reply.lowercased().contains("transfer-encoding"))
+        #expect(reply.hasSuffix("part49;"), "the body ends where the connection does")
+        await backend.stop()
+    }
+
     @Test func requestTimeoutAnswers504() async throws {
         // A backend that accepts and never answers.
         let silent = try Socket.listen(HostPort(host: "127.0.0.1", port: 0), reusePort: false)
