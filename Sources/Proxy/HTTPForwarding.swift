@@ -39,8 +39,9 @@ final class Exchange {
     let cluster: ClusterRuntime
     var endpoint: HostPort
     var upstream: Upstream?
-    /// The request as sent so far, kept while small so a failed attempt can be replayed.
-    var replay: [UInt8]?
+    /// The request body as sent so far, kept while small so a failed attempt can be replayed
+    /// (the head is written again from `head`); nil once too large to keep.
+    var replay: [UInt8]? = []
     var requestComplete = false
     let requestChunked: Bool
     var responseStarted = false
@@ -227,15 +228,18 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         }
         let exchange = Exchange(head: head, cluster: cluster, endpoint: endpoint,
                                 deadline: now + Int64(route.timeoutMilliseconds) * 1_000_000, keepAlive: keepAlive)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(512)
-        writeRequestHead(head, chunked: exchange.requestChunked, endpoint: endpoint, into: &bytes)
-        exchange.replay = bytes
         self.exchange = exchange
         guard let upstream = connectUpstream(for: exchange) else { return }
         upstream.cork()
         corkedUpstream = upstream
-        bytes.withUnsafeBytes { upstream.send($0) }
+        sendHead(of: exchange, to: upstream)
+    }
+
+    /// Serializes the request head into the worker's reusable buffer and sends it.
+    private func sendHead(of exchange: Exchange, to upstream: Upstream) {
+        worker.headBuffer.removeAll(keepingCapacity: true)
+        writeRequestHead(exchange.head, chunked: exchange.requestChunked, endpoint: exchange.endpoint, into: &worker.headBuffer)
+        worker.headBuffer.withUnsafeBytes { upstream.send($0) }
     }
 
     private func writeRequestHead(_ head: HTTPRequestHead, chunked: Bool, endpoint: HostPort, into bytes: inout [UInt8]) {
@@ -372,15 +376,18 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         default: worker.stats.add(.upstreamResponses5xx)
         }
         let bodiless = exchange.head.method == .head || head.status == 204 || head.status == 304
-        let chunkedUpstream = head.headers.contains("transfer-encoding")
         let hasLength = head.headers.contains("content-length")
         let http11 = exchange.head.version == .http1_1
         if !bodiless && !hasLength {
             if http11 { exchange.responseChunked = true } else { exchange.keepAlive = false }
         }
-        _ = chunkedUpstream
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(512)
+        worker.headBuffer.removeAll(keepingCapacity: true)
+        writeResponseHead(head, exchange, http11: http11, into: &worker.headBuffer)
+        guard worker.headBuffer.withUnsafeBytes({ out.write(fd, $0) }) else { return close() }
+        if out.pending > 0 && !out.corked { updateInterest() }
+    }
+
+    private func writeResponseHead(_ head: HTTPResponseHead, _ exchange: Exchange, http11: Bool, into bytes: inout [UInt8]) {
         bytes.append("HTTP/1.1 ")
         bytes.append(String(head.status))
         bytes.append(0x20)
@@ -402,7 +409,6 @@ final class HTTPDownstream: ReactorHandler, Ticking {
             bytes.append("connection: keep-alive\r\n")
         }
         bytes.append("\r\n")
-        write(bytes)
     }
 
     private func relayBody(_ bytes: UnsafeRawBufferPointer, _ exchange: Exchange) {
@@ -454,6 +460,7 @@ final class HTTPDownstream: ReactorHandler, Ticking {
                 exchange.endpoint = next
                 exchange.isRetry = true
                 guard let retry = connectUpstream(for: exchange) else { return }
+                sendHead(of: exchange, to: retry)
                 exchange.replay!.withUnsafeBytes { retry.send($0) }
                 return
             }

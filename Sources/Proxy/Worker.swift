@@ -36,6 +36,8 @@ final class Worker: @unchecked Sendable {
     /// Graceful drain: responses say `Connection: close` and idle clients are let go.
     var draining = false
     var downstreamCount = 0
+    /// Request and response heads are written here, one at a time, so they cost no allocation.
+    var headBuffer: [UInt8] = []
     static let upstreamIdleNanoseconds: Int64 = 30_000_000_000
     /// Idle connections kept per endpoint: a burst of thousands must not stay open for 30 s.
     static let maxIdlePerEndpoint = 128
