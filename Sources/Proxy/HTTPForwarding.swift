@@ -67,7 +67,7 @@ final class Exchange {
 
 /// A client connection on an HTTP listener: parses requests, routes each to an upstream
 /// connection and relays the response, streaming both bodies with backpressure.
-final class HTTPDownstream: ReactorHandler, Ticking {
+final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     let fd: Int32
     let peerIP: String
     let listener: ListenerSocket
@@ -83,8 +83,6 @@ final class HTTPDownstream: ReactorHandler, Ticking {
     private var closed = false
     private var registered: UInt32 = 0
     private var idleDeadline: Int64
-    /// The upstream whose writes are held until this read is parsed (head and body in one send).
-    private var corkedUpstream: Upstream?
 
     init(fd: Int32, peerIP: String, listener: ListenerSocket) {
         self.fd = fd
@@ -137,11 +135,6 @@ final class HTTPDownstream: ReactorHandler, Ticking {
     }
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
-        corkedUpstream = nil
-        defer {
-            corkedUpstream?.uncork()
-            corkedUpstream = nil
-        }
         if inbound.isEmpty {
             let used = parse(bytes)
             if used < bytes.count && !closed { inbound.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...])) }
@@ -230,8 +223,6 @@ final class HTTPDownstream: ReactorHandler, Ticking {
                                 deadline: now + Int64(route.timeoutMilliseconds) * 1_000_000, keepAlive: keepAlive)
         self.exchange = exchange
         guard let upstream = connectUpstream(for: exchange) else { return }
-        upstream.cork()
-        corkedUpstream = upstream
         sendHead(of: exchange, to: upstream)
     }
 
@@ -334,8 +325,7 @@ final class HTTPDownstream: ReactorHandler, Ticking {
 
     func upstreamReceived(_ upstream: Upstream, _ bytes: UnsafeRawBufferPointer) {
         guard let exchange, exchange.upstream === upstream else { return upstream.close() }
-        out.corked = true
-        defer { uncork() }
+        holdSends()
         var offset = 0
         while offset < bytes.count || upstream.parser.isIdle == false {
             let result: (consumed: Int, event: HTTPParser.Event?)
@@ -522,8 +512,15 @@ final class HTTPDownstream: ReactorHandler, Ticking {
         self.exchange = nil
     }
 
+    /// Within a batch of events, queue what is written and send it once at the batch's end.
+    private func holdSends() {
+        guard worker.reactor.inBatch && !out.corked else { return }
+        out.corked = true
+        worker.reactor.holdUntilBatchEnd(self)
+    }
+
     /// Sends what was queued while corked.
-    private func uncork() {
+    func uncork() {
         guard out.corked else { return }
         out.corked = false
         guard !closed else { return }
@@ -531,6 +528,7 @@ final class HTTPDownstream: ReactorHandler, Ticking {
     }
 
     private func write(_ bytes: [UInt8]) {
+        holdSends()
         let ok = bytes.withUnsafeBytes { out.write(fd, $0) }
         guard ok else { return close() }
         if out.pending > 0 && !out.corked { updateInterest() }

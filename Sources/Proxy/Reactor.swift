@@ -10,6 +10,11 @@ protocol ReactorHandler: AnyObject {
     func abort()
 }
 
+/// A connection whose sends wait for the end of the current batch of events.
+protocol Corkable: AnyObject {
+    func uncork()
+}
+
 /// Something the reactor visits on every tick (timeouts are coarse: a tick is 100 ms).
 protocol Ticking: AnyObject {
     var tickSlot: Int { get set }
@@ -34,6 +39,13 @@ final class Reactor: @unchecked Sendable {
     /// Cached at the top of each loop turn.
     private(set) var now: Int64 = NanoTime.now().nanoseconds
     var onTick: [(Int64) -> Void] = []
+    /// True while one epoll batch is dispatched: sends are held and made together at its end,
+    /// so waking a peer (which may preempt us on a busy machine) happens once per batch.
+    private(set) var inBatch = false
+    private var corked: [Corkable] = []
+
+    /// Holds `item`'s sends until the batch ends (the caller marks its queue corked).
+    func holdUntilBatchEnd(_ item: Corkable) { corked.append(item) }
 
     init(index: Int) throws(SocketError) {
         self.index = index
@@ -134,6 +146,7 @@ final class Reactor: @unchecked Sendable {
             let count = epoll_wait(epoll, events, Int32(capacity), timeout)
             now = NanoTime.now().nanoseconds
             if count > 0 {
+                inBatch = true
                 for i in 0..<Int(count) {
                     let fd = events[i].data.fd
                     if fd < 0 {
@@ -145,6 +158,9 @@ final class Reactor: @unchecked Sendable {
                     guard Int(fd) < handlers.count, let handler = handlers[Int(fd)] else { continue }
                     handler.handle(events: events[i].events)
                 }
+                inBatch = false
+                for item in corked { item.uncork() }
+                corked.removeAll(keepingCapacity: true)
             }
             if now >= nextTick {
                 nextTick = now + Self.tickNanoseconds

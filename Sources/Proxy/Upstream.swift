@@ -4,7 +4,7 @@ import Net
 
 /// A connection to one upstream endpoint: serves one exchange at a time, then waits in its
 /// worker's pool for the next (keep-alive). Loop-confined.
-final class Upstream: ReactorHandler {
+final class Upstream: ReactorHandler, Corkable {
     let address: HostPort
     let cluster: ClusterRuntime
     unowned let worker: Worker
@@ -64,18 +64,22 @@ final class Upstream: ReactorHandler {
         updateInterest()
     }
 
-    func cork() { out.corked = true }
-
     func uncork() {
         guard out.corked else { return }
         out.corked = false
         guard !closed, isConnected else { return }
         guard out.flush(fd) else { return failed() }
+        // The downstream may have stopped reading while this queue filled during the batch.
+        if out.pending == 0 { owner?.upstreamDrained() }
         updateInterest()
     }
 
     func send(_ bytes: UnsafeRawBufferPointer) {
         guard !closed else { return }
+        if worker.reactor.inBatch && !out.corked {
+            out.corked = true
+            worker.reactor.holdUntilBatchEnd(self)
+        }
         if !isConnected { return out.queue(bytes) }
         guard out.write(fd, bytes) else { return failed() }
         if out.pending > 0 && !out.corked { updateInterest() }
