@@ -318,7 +318,6 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             last.withUnsafeBytes { exchange.upstream?.send($0) }
         }
         exchange.requestComplete = true
-        if exchange.responseStarted == false, exchange.upstream == nil { return }
     }
 
     // MARK: Responses (called by the upstream)
@@ -542,8 +541,6 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         }
         updateInterest()
     }
-
-    var outboundFull: Bool { out.isFull }
 
     private func pauseReading() {
         guard !readingPaused else { return }

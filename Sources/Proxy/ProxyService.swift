@@ -13,14 +13,15 @@ public final class ProxyService: Sendable {
     public let settings: ProxySettings
     public let proxy: ProxyServer
     public let admin: ProxyAdmin
-    private let log: @Sendable (String) -> Void
+    private let write: @Sendable (String) -> Void
 
+    /// `log` receives finished lines; `settings.logLevel` decides which are sent.
     public init(settings: ProxySettings, log: @escaping @Sendable (String) -> Void) throws(ConfigError) {
         guard settings.admin.isLoopback else {
             throw ConfigError("--admin", "the admin port can change the proxy, so it binds loopback only, not \(settings.admin.host)")
         }
         self.settings = settings
-        self.log = log
+        self.write = log
         proxy = try ProxyServer(config: settings.config, workers: settings.workers, drainTimeout: .seconds(settings.drainSeconds))
         let flag = QuitFlag()
         admin = ProxyAdmin(proxy: proxy) { flag.set() }
@@ -28,6 +29,14 @@ public final class ProxyService: Sendable {
     }
 
     private let quitFlag: QuitFlag
+
+    /// Progress lines (listeners, reloads, drains) are info; they go unless the level is warn or error.
+    private func log(_ line: String) {
+        if settings.logLevel == "debug" || settings.logLevel == "info" { write(line) }
+    }
+
+    /// Failures are always written.
+    private func fail(_ line: String) { write(line) }
 
     /// Runs until a signal or `/quitquitquit`, then returns the exit status. Blocks the calling
     /// thread, which must be the main thread (signals are taken with sigtimedwait there).
@@ -40,12 +49,12 @@ public final class ProxyService: Sendable {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         do { try proxy.start() } catch {
-            log("tandem proxy: \(error)")
+            fail("tandem proxy: \(error)")
             return 1
         }
         let group: EventLoopGroup
         do { group = try EventLoopGroup(threads: 1) } catch {
-            log("tandem proxy: \(error)")
+            fail("tandem proxy: \(error)")
             return 1
         }
         var servers = [HTTPServer(group: group, configuration: HTTPServerConfiguration(host: settings.admin.host, port: settings.admin.port),
@@ -56,7 +65,7 @@ public final class ProxyService: Sendable {
         }
         for server in servers {
             if let error = blocking({ try await server.start() }) {
-                log("tandem proxy: cannot serve admin on \(server.configuration.host):\(server.configuration.port): \(error)")
+                fail("tandem proxy: cannot serve admin on \(server.configuration.host):\(server.configuration.port): \(error)")
                 proxy.stop()
                 return 1
             }
@@ -114,7 +123,7 @@ public final class ProxyService: Sendable {
             try proxy.apply(try ConfigReader.read(text))
             log("tandem proxy: applied \(path)")
         } catch {
-            log("tandem proxy: kept the running configuration: \(path): \(error)")
+            fail("tandem proxy: kept the running configuration: \(path): \(error)")
         }
     }
 }
