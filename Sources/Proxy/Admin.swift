@@ -54,10 +54,11 @@ public final class ProxyAdmin: Sendable {
                 onQuit()
                 return .text(200, "OK\n")
             },
-            AdminEndpoint(path: "/drain_listeners", help: "Stop accepting; ?graceful lets open connections finish within the drain time.",
+            AdminEndpoint(path: "/drain_listeners",
+                          help: "Stop accepting; ?graceful lets open connections finish within the drain time; ?inboundonly spares outbound listeners.",
                           mutating: true) { [unowned self] request in
-                let graceful = (request.query ?? "").split(separator: "&").contains { $0 == "graceful" || $0.hasPrefix("graceful=") }
-                proxy.drainListeners(graceful: graceful)
+                let flags = (request.query ?? "").split(separator: "&").map { $0.split(separator: "=").first ?? "" }
+                proxy.drainListeners(graceful: flags.contains("graceful"), inboundOnly: flags.contains("inboundonly"))
                 return .text(200, "OK\n")
             },
             AdminEndpoint(path: "/healthcheck/fail", help: "Fail readiness from now on.", mutating: true) { [unowned self] _ in

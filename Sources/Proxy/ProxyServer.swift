@@ -178,17 +178,20 @@ public final class ProxyServer: Sendable {
         try apply(next)
     }
 
-    /// Stops accepting on every listener. Open connections finish their current request and are
-    /// closed (`Connection: close`); idle ones are closed at once. With `graceful`, they get
-    /// `drainTimeout` to finish; without, they are closed now.
-    public func drainListeners(graceful: Bool = true) {
+    /// Stops accepting on every listener (with `inboundOnly`, on inbound ones: a sidecar keeps
+    /// its app's outbound calls working while it drains). Open connections finish their current
+    /// request and are closed (`Connection: close`); idle ones are closed at once. With
+    /// `graceful`, they get `drainTimeout` to finish; without, they are closed now.
+    public func drainListeners(graceful: Bool = true, inboundOnly: Bool = false) {
         state.withLock { $0.draining = true }
         let deadline = graceful ? drainTimeout.nanoseconds : 0
         for worker in workers {
             worker.reactor.execute { [worker] in
-                worker.draining = true
-                for socket in worker.listeners.values { socket.retire(deadline: worker.reactor.now + deadline) }
-                worker.listeners = [:]
+                if !inboundOnly { worker.draining = true }
+                for (name, socket) in worker.listeners where !inboundOnly || socket.plan.config.direction == .inbound {
+                    socket.retire(deadline: worker.reactor.now + deadline)
+                    worker.listeners[name] = nil
+                }
             }
         }
     }

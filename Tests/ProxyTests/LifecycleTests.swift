@@ -93,6 +93,21 @@ import Net
         await backend.stop()
     }
 
+    @Test func inboundOnlyDrainKeepsOutboundListeners() async throws {
+        let backend = try await Backend.start(name: "a")
+        var config = httpConfig([backend.address])
+        config.listeners.append(.init(name: "out", address: HostPort(host: "127.0.0.1", port: 0), direction: .outbound,
+                                      routes: [.init(clusters: [.init("app")])]))
+        let proxy = try ProxyServer(config: config)
+        try proxy.start()
+        defer { proxy.stop() }
+        let inbound = proxy.port(of: "in")!, outbound = proxy.port(of: "out")!
+        proxy.drainListeners(graceful: true, inboundOnly: true)
+        #expect(await eventually { (try? RawClient(port: inbound)) == nil })
+        #expect(try RawClient(port: outbound).get("/")?.head.status == 200, "outbound calls keep working")
+        await backend.stop()
+    }
+
     @Test func activeHealthChecksMarkEndpointsDown() async throws {
         let backend = try await Backend.start(name: "a")
         let dead = HostPort(host: "127.0.0.1", port: closedPort())
