@@ -77,9 +77,14 @@ public final class ProxyServer: Sendable {
     }
 
     /// One listening socket per worker on the same port; port 0 is chosen by the first.
+    /// SO_REUSEPORT would let a second proxy silently join a port another one (a stale process,
+    /// say) already serves and take half its traffic, so the port is first bound without it.
     private func bind(_ address: HostPort) throws(SocketError) -> ([Int32], Int) {
         var fds: [Int32] = []
         var address = address
+        let probe = try Socket.listen(address, reusePort: false)
+        address.port = Socket.localPort(probe)
+        Glibc.close(probe)
         do {
             for _ in workers {
                 let fd = try Socket.listen(address, reusePort: true)

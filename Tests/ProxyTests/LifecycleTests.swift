@@ -126,6 +126,16 @@ import Net
         await backend.stop()
     }
 
+    @Test func aSecondProxyCannotJoinABusyPort() async throws {
+        let first = try ProxyServer(config: httpConfig([]))
+        try first.start()
+        defer { first.stop() }
+        var config = httpConfig([])
+        config.listeners[0].address.port = first.port(of: "in")!
+        let second = try ProxyServer(config: config)
+        #expect(throws: ConfigError.self) { try second.start() }
+    }
+
     @Test func startAndStopInProcessRepeatedly() async throws {
         let backend = try await Backend.start(name: "a")
         let fds = openDescriptors()
