@@ -25,8 +25,9 @@ let package = Package(
         .target(name: "Telemetry", dependencies: ["Document"]),
         .target(name: "Kube", dependencies: ["Document", "Kubernetes", "Net"]),
         .target(name: "Webhook", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry", "Kube", "COpenSSL"]),
+        .target(name: "Proxy", dependencies: ["Document", "Net", "CTandemShim"]),
         .target(name: "TandemCLI", dependencies: ["CYAML", "COpenSSL", "Document", "Kubernetes", "Injection", "Net", "Bridge", "Lifecycle",
-                                                  "Telemetry", "Kube", "Webhook"]),
+                                                  "Telemetry", "Kube", "Webhook", "Proxy"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),
         .executableTarget(name: "TandemBench", dependencies: ["CYAML", "Document", "Injection", "Kubernetes"]),
 
@@ -40,6 +41,7 @@ let package = Package(
         .testTarget(name: "KubeTests", dependencies: ["Kube", "Kubernetes", "Document", "Net", "TestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Document"]),
         .testTarget(name: "WebhookTests", dependencies: ["Webhook", "Kube", "Injection", "Document", "Kubernetes", "Net", "Telemetry", "TestSupport"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Net", "Document", "TestSupport"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "Injection", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],

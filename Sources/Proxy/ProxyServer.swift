@@ -1,0 +1,254 @@
+import Glibc
+import CTandemShim
+import Synchronization
+import Net
+
+/// The proxy as a library: start it, reconfigure it in place, drain it, stop it, all from
+/// another Swift program (the CLI and the tests are two such programs).
+///
+/// ```swift
+/// let proxy = try ProxyServer(config: config, workers: 1)
+/// try proxy.start()
+/// let port = proxy.port(of: "inbound")
+/// try proxy.apply(newConfig)        // in place: open connections carry on
+/// proxy.stop()
+/// ```
+public final class ProxyServer: Sendable {
+    public let workerCount: Int
+    /// How long removed listeners and a graceful drain may keep serving open connections.
+    public let drainTimeout: Duration
+    private let workers: [Worker]
+
+    private struct State {
+        var config: ProxyConfig
+        var clusters: [String: ClusterRuntime] = [:]
+        var ports: [String: Int] = [:]
+        var started = false
+        var stopped = false
+        var draining = false
+        var reloads = 0
+    }
+    private let state: Mutex<State>
+
+    public init(config: ProxyConfig, workers: Int = 1, drainTimeout: Duration = .seconds(5)) throws(ConfigError) {
+        try ConfigReader.validate(config)
+        workerCount = max(1, workers)
+        self.drainTimeout = drainTimeout
+        var made: [Worker] = []
+        for index in 0..<workerCount {
+            do { made.append(try Worker(index: index)) } catch { throw ConfigError("", "cannot start worker: \(error)") }
+        }
+        self.workers = made
+        var initial = State(config: config)
+        for (index, cluster) in config.clusters.enumerated() {
+            initial.clusters[cluster.name] = ClusterRuntime(cluster, seed: UInt64(index) &+ 0x5EED)
+        }
+        state = Mutex(initial)
+        tandem_ignore_sigpipe()
+        HealthChecker.install(on: made[0], clusters: { [weak self] in self?.clusterRuntimes ?? [] })
+    }
+
+    /// Binds every listener on every worker (SO_REUSEPORT) and starts the worker threads.
+    public func start() throws(ConfigError) {
+        let (config, clusters) = state.withLock { ($0.config, $0.clusters) }
+        var bound: [(String, [Int32], Int)] = []
+        for (index, listener) in config.listeners.enumerated() {
+            do {
+                let (fds, port) = try bind(listener.address)
+                bound.append((listener.name, fds, port))
+            } catch {
+                for (_, fds, _) in bound { for fd in fds { Glibc.close(fd) } }
+                throw ConfigError("listeners[\(index)].address", "\(error)")
+            }
+        }
+        for ((name, fds, _), listener) in zip(bound, config.listeners) {
+            let plan = ListenerPlan(listener, clusters: clusters)
+            for (worker, fd) in zip(workers, fds) {
+                let socket = ListenerSocket(plan: plan, worker: worker, fd: fd)
+                worker.listeners[name] = socket
+                socket.start()
+            }
+        }
+        state.withLock { state in
+            for (name, _, port) in bound { state.ports[name] = port }
+            state.started = true
+        }
+        for worker in workers { worker.reactor.start() }
+    }
+
+    /// One listening socket per worker on the same port; port 0 is chosen by the first.
+    /// SO_REUSEPORT would let a second proxy silently join a port another one (a stale process,
+    /// say) already serves and take half its traffic, so the port is first bound without it.
+    private func bind(_ address: HostPort) throws(SocketError) -> ([Int32], Int) {
+        var fds: [Int32] = []
+        var address = address
+        let probe = try Socket.listen(address, reusePort: false)
+        address.port = Socket.localPort(probe)
+        Glibc.close(probe)
+        do {
+            for _ in workers {
+                let fd = try Socket.listen(address, reusePort: true)
+                fds.append(fd)
+                address.port = Socket.localPort(fd)
+            }
+        } catch {
+            for fd in fds { Glibc.close(fd) }
+            throw error
+        }
+        return (fds, address.port)
+    }
+
+    /// The port a listener is bound to (useful when it was configured as port 0).
+    public func port(of listener: String) -> Int? { state.withLock { $0.ports[listener] } }
+
+    public var config: ProxyConfig { state.withLock { $0.config } }
+    public var isDraining: Bool { state.withLock { $0.draining } }
+    public var reloadCount: Int { state.withLock { $0.reloads } }
+    var clusterRuntimes: [ClusterRuntime] { state.withLock { state in state.config.clusters.compactMap { state.clusters[$0.name] } } }
+
+    /// Applies a new configuration in place. Clusters keep their counters and ejections;
+    /// listeners that stay keep their sockets and connections and route the next request by the
+    /// new table; removed listeners stop accepting and their connections are closed after
+    /// `drainTimeout`. Nothing old is kept once its last connection ends.
+    public func apply(_ config: ProxyConfig) throws(ConfigError) {
+        try ConfigReader.validate(config)
+        let old = self.config
+        // Bind new listeners first, so a port in use fails the whole update and changes nothing.
+        var added: [String: ([Int32], Int)] = [:]
+        for (index, listener) in config.listeners.enumerated() {
+            if let previous = old.listeners.first(where: { $0.name == listener.name }),
+               previous.address == listener.address, previous.protocol == listener.protocol { continue }
+            do {
+                added[listener.name] = try bind(listener.address)
+            } catch {
+                for (fds, _) in added.values { for fd in fds { Glibc.close(fd) } }
+                throw ConfigError("listeners[\(index)].address", "\(error)")
+            }
+        }
+        let clusters = state.withLock { state -> [String: ClusterRuntime] in
+            var next: [String: ClusterRuntime] = [:]
+            for (index, cluster) in config.clusters.enumerated() {
+                if let runtime = state.clusters[cluster.name] {
+                    runtime.update(cluster)
+                    next[cluster.name] = runtime
+                } else {
+                    next[cluster.name] = ClusterRuntime(cluster, seed: UInt64(index) &+ UInt64(state.reloads) &+ 0x5EED)
+                }
+            }
+            state.clusters = next
+            state.config = config
+            state.reloads += 1
+            for listener in old.listeners where !config.listeners.contains(where: { $0.name == listener.name }) {
+                state.ports[listener.name] = nil
+            }
+            for (name, (_, port)) in added { state.ports[name] = port }
+            return next
+        }
+        let endpoints = Set(config.clusters.flatMap { $0.endpoints.map(\.address) })
+        let drainNanoseconds = drainTimeout.nanoseconds
+        for (index, worker) in workers.enumerated() {
+            let plans = config.listeners.map { ListenerPlan($0, clusters: clusters) }
+            let fresh = added.mapValues { $0.0[index] }
+            worker.reactor.execute { [worker] in
+                var kept: [String: ListenerSocket] = [:]
+                for plan in plans {
+                    let name = plan.config.name
+                    if let fd = fresh[name] {
+                        worker.listeners[name]?.retire(deadline: worker.reactor.now + drainNanoseconds)
+                        let socket = ListenerSocket(plan: plan, worker: worker, fd: fd)
+                        socket.start()
+                        kept[name] = socket
+                    } else if let socket = worker.listeners[name] {
+                        socket.plan = plan
+                        kept[name] = socket
+                    }
+                }
+                for (name, socket) in worker.listeners where kept[name] == nil {
+                    socket.retire(deadline: worker.reactor.now + drainNanoseconds)
+                }
+                worker.listeners = kept
+                worker.closeIdleUpstreams(notIn: endpoints)
+            }
+        }
+    }
+
+    /// Replaces one cluster's endpoints, as a discovery source does (a whole set each time, as
+    /// an xDS ClusterLoadAssignment; empty means scaled to zero). Applied in place like `apply`.
+    public func setEndpoints(_ endpoints: [ProxyConfig.Endpoint], cluster name: String) throws(ConfigError) {
+        var next = config
+        guard let index = next.clusters.firstIndex(where: { $0.name == name }) else {
+            throw ConfigError("clusters", "unknown cluster \"\(name)\"")
+        }
+        next.clusters[index].endpoints = endpoints
+        try apply(next)
+    }
+
+    /// Stops accepting on every listener (with `inboundOnly`, on inbound ones: a sidecar keeps
+    /// its app's outbound calls working while it drains). Open connections finish their current
+    /// request and are closed (`Connection: close`); idle ones are closed at once. With
+    /// `graceful`, they get `drainTimeout` to finish; without, they are closed now.
+    public func drainListeners(graceful: Bool = true, inboundOnly: Bool = false) {
+        state.withLock { $0.draining = true }
+        let deadline = graceful ? drainTimeout.nanoseconds : 0
+        for worker in workers {
+            worker.reactor.execute { [worker] in
+                if !inboundOnly { worker.draining = true }
+                for (name, socket) in worker.listeners where !inboundOnly || socket.plan.config.direction == .inbound {
+                    socket.retire(deadline: worker.reactor.now + deadline)
+                    worker.listeners[name] = nil
+                }
+            }
+        }
+    }
+
+    /// Client connections open now, across workers (as of the last tick, at most 100 ms old).
+    public var activeConnections: Int {
+        workers.reduce(0) { $0 + $1.stats.snapshot[ProxyStat.downstreamConnectionsActive.rawValue] }
+    }
+
+    /// Every declared statistic, summed over workers.
+    public func statistics() -> [ProxyStat: Int] {
+        var totals: [ProxyStat: Int] = [:]
+        for worker in workers {
+            let values = worker.stats.snapshot
+            for stat in ProxyStat.allCases { totals[stat, default: 0] += values[stat.rawValue] }
+        }
+        return totals
+    }
+
+    func prometheusText(extra: [(String, String, Int)] = []) -> String {
+        let totals = statistics()
+        let now = NanoTime.now().nanoseconds
+        return PrometheusText.render(totals: ProxyStat.allCases.map { totals[$0] ?? 0 },
+                                     clusters: clusterRuntimes.map { $0.snapshot(now: now) },
+                                     extra: extra + [("tandem_proxy_config_reloads", "Configurations applied since start.", reloadCount)])
+    }
+
+    func clusterSnapshots() -> [ClusterRuntime.Snapshot] {
+        let now = NanoTime.now().nanoseconds
+        return clusterRuntimes.map { $0.snapshot(now: now) }
+    }
+
+    /// Stops the workers at once, closing listeners and connections' loops. Idempotent.
+    public func stop() {
+        let shouldStop = state.withLock { state -> Bool in
+            defer { state.stopped = true }
+            return state.started && !state.stopped
+        }
+        guard shouldStop else { return }
+        for worker in workers {
+            worker.reactor.execute { [worker] in
+                for socket in worker.listeners.values { socket.close() }
+                worker.listeners = [:]
+            }
+            worker.reactor.stopAndJoin()
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,84 @@
+/// How `tandem proxy` runs: what to proxy, where the admin and health ports are, how many
+/// workers, how long to drain. Built from flags, a config file, or (in an injected pod, with no
+/// config file) the environment the injector sets. Pure.
+public struct ProxySettings: Equatable, Sendable {
+    public var config: ProxyConfig
+    /// Watched for changes and applied in place.
+    public var configPath: String?
+    public var admin = HostPort(host: "127.0.0.1", port: 15000)
+    /// A read-only `/ready` for kubelet probes, on all interfaces (injected pods only).
+    public var health: HostPort?
+    public var workers = 1
+    public var drainSeconds = 5
+    public var logLevel = "info"
+
+    public init(config: ProxyConfig) { self.config = config }
+
+    /// First port of the inbound listeners an injected pod gets: listener i (0, 1, …) takes this
+    /// port + i and forwards to the i-th port of `TANDEM_INBOUND_PORTS` on 127.0.0.1.
+    public static let inboundBasePort = 15006
+
+    /// The injected-pod defaults: `TANDEM_INBOUND_PORTS`, `TANDEM_ADMIN_PORT` (15000),
+    /// `TANDEM_HEALTH_PORT` (15021), `TANDEM_LOG_LEVEL`, `TANDEM_DRAIN_SECONDS`.
+    public static func fromEnvironment(_ environment: [String: String]) throws(ConfigError) -> ProxySettings {
+        var ports: [Int] = []
+        for text in (environment["TANDEM_INBOUND_PORTS"] ?? "").split(separator: ",") {
+            guard let port = Int(text.trimmingSpaces), (1...65535).contains(port) else {
+                throw ConfigError("TANDEM_INBOUND_PORTS", "\"\(text)\" is not a port")
+            }
+            ports.append(port)
+        }
+        var config = ProxyConfig()
+        for (index, port) in ports.enumerated() {
+            let name = "inbound-\(port)"
+            config.clusters.append(.init(name: name, endpoints: [.init(HostPort(host: "127.0.0.1", port: port))]))
+            config.listeners.append(.init(name: name, address: HostPort(host: "0.0.0.0", port: inboundBasePort + index),
+                                          direction: .inbound, routes: [.init(clusters: [.init(name)])]))
+        }
+        var settings = ProxySettings(config: config)
+        settings.admin.port = try port(environment, "TANDEM_ADMIN_PORT", default: 15000)
+        settings.health = HostPort(host: "0.0.0.0", port: try port(environment, "TANDEM_HEALTH_PORT", default: 15021))
+        if let level = environment["TANDEM_LOG_LEVEL"], !level.isEmpty {
+            guard ["debug", "info", "warn", "error"].contains(level) else {
+                throw ConfigError("TANDEM_LOG_LEVEL", "must be one of debug, info, warn, error, not \"\(level)\"")
+            }
+            settings.logLevel = level
+        }
+        if let text = environment["TANDEM_DRAIN_SECONDS"], !text.isEmpty {
+            guard let seconds = Int(text), (0...3600).contains(seconds) else {
+                throw ConfigError("TANDEM_DRAIN_SECONDS", "must be 0-3600 seconds, not \"\(text)\"")
+            }
+            settings.drainSeconds = seconds
+        }
+        return settings
+    }
+
+    private static func port(_ environment: [String: String], _ name: String, default fallback: Int) throws(ConfigError) -> Int {
+        guard let text = environment[name], !text.isEmpty else { return fallback }
+        guard let port = Int(text), (1...65535).contains(port) else { throw ConfigError(name, "\"\(text)\" is not a port") }
+        return port
+    }
+
+    /// `--listen ADDR:PORT --to ADDR:PORT[,ADDR:PORT…] [--tcp]`: one listener, one cluster.
+    public static func quick(listen: String, to targets: String, tcp: Bool) throws(ConfigError) -> ProxyConfig {
+        let address: HostPort
+        do { address = try HostPort(parsing: listen) } catch { throw error.under("--listen") }
+        var endpoints: [ProxyConfig.Endpoint] = []
+        for target in targets.split(separator: ",") {
+            do { endpoints.append(.init(try HostPort(parsing: String(target)))) } catch { throw error.under("--to") }
+        }
+        guard !endpoints.isEmpty else { throw ConfigError("--to", "needs at least one ADDR:PORT") }
+        return ProxyConfig(
+            listeners: [.init(name: "main", address: address, protocol: tcp ? .tcp : .http, routes: [.init(clusters: [.init("upstream")])])],
+            clusters: [.init(name: "upstream", endpoints: endpoints)])
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var text = self
+        while text.first == " " { text.removeFirst() }
+        while text.last == " " { text.removeLast() }
+        return text
+    }
+}

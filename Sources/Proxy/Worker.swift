@@ -1,0 +1,135 @@
+import Glibc
+import CTandemShim
+import Synchronization
+import Net
+
+/// What a listener needs to route, as one immutable value: swapped in place on reload, so open
+/// connections pick up new routes and clusters with their next request.
+final class ListenerPlan: Sendable {
+    let config: ProxyConfig.Listener
+    let table: RouteTable
+    let clusters: [String: ClusterRuntime]
+    /// Plans alive now, across every proxy in the process: old ones must not pile up on reload.
+    static let live = Atomic<Int>(0)
+
+    deinit { Self.live.subtract(1, ordering: .relaxed) }
+
+    init(_ config: ProxyConfig.Listener, clusters: [String: ClusterRuntime]) {
+        Self.live.add(1, ordering: .relaxed)
+        self.config = config
+        table = RouteTable(config.routes)
+        var used: [String: ClusterRuntime] = [:]
+        for route in config.routes { for weighted in route.clusters { used[weighted.cluster] = clusters[weighted.cluster] } }
+        self.clusters = used
+    }
+}
+
+/// One thread of the data plane: its reactor, its listening sockets (one per listener, bound
+/// with SO_REUSEPORT), its idle upstream connections and its counters. Loop-confined.
+final class Worker: @unchecked Sendable {
+    let reactor: Reactor
+    let stats = WorkerStats()
+    var generator: SplitMix64
+    var listeners: [String: ListenerSocket] = [:]
+    /// Idle keep-alive connections to each endpoint, most recently used last.
+    var pools: [HostPort: [Upstream]] = [:]
+    /// Graceful drain: responses say `Connection: close` and idle clients are let go.
+    var draining = false
+    var downstreamCount = 0
+    /// Request and response heads are written here, one at a time, so they cost no allocation.
+    var headBuffer: [UInt8] = []
+    static let upstreamIdleNanoseconds: Int64 = 30_000_000_000
+    /// Idle connections kept per endpoint: a burst of thousands must not stay open for 30 s.
+    static let maxIdlePerEndpoint = 128
+
+    init(index: Int) throws(SocketError) {
+        reactor = try Reactor(index: index)
+        generator = SplitMix64(seed: 0x7A4D_E000 &+ UInt64(index))
+        reactor.onTick.append { [unowned self] now in
+            self.stats.publish()
+            self.expireIdleUpstreams(now: now)
+        }
+    }
+
+    /// Mutated in place (no copy of the array): this runs for every request.
+    func takeIdle(_ address: HostPort) -> Upstream? {
+        pools[address]?.popLast()
+    }
+
+    /// Keeps `upstream` for reuse; false when the pool is full (the caller closes it).
+    func putIdle(_ upstream: Upstream) -> Bool {
+        if let idle = pools[upstream.address], idle.count >= Self.maxIdlePerEndpoint { return false }
+        pools[upstream.address, default: []].append(upstream)
+        return true
+    }
+
+    func removeIdle(_ upstream: Upstream) {
+        guard let index = pools[upstream.address]?.firstIndex(where: { $0 === upstream }) else { return }
+        pools[upstream.address]?.remove(at: index)
+        if pools[upstream.address]?.isEmpty == true { pools[upstream.address] = nil }
+    }
+
+    private func expireIdleUpstreams(now: Int64) {
+        for (_, idle) in pools {
+            for upstream in idle where now - upstream.idleSince > Self.upstreamIdleNanoseconds { upstream.close() }
+        }
+        // Endpoints that come and go must not leave empty entries behind.
+        if pools.values.contains(where: \.isEmpty) { pools = pools.filter { !$0.value.isEmpty } }
+    }
+
+    /// Closes every idle upstream connection (on reload, endpoints may have gone).
+    func closeIdleUpstreams(notIn keep: Set<HostPort>) {
+        for (address, idle) in pools where !keep.contains(address) {
+            for upstream in idle { upstream.close() }
+        }
+    }
+}
+
+/// A listening socket on one worker.
+final class ListenerSocket: ReactorHandler {
+    let fd: Int32
+    unowned let worker: Worker
+    var plan: ListenerPlan
+    let port: Int
+    private var closed = false
+
+    init(plan: ListenerPlan, worker: Worker, fd: Int32) {
+        self.plan = plan
+        self.worker = worker
+        self.fd = fd
+        port = Socket.localPort(fd)
+    }
+
+    func start() {
+        worker.reactor.add(fd, events: EPOLLIN.rawValue, self)
+    }
+
+    func handle(events: UInt32) {
+        for _ in 0..<64 {
+            guard let (client, peer) = Socket.accept(fd) else { return }
+            worker.stats.add(.downstreamConnections)
+            switch plan.config.protocol {
+            case .http: HTTPDownstream(fd: client, peerIP: peer, listener: self).start()
+            case .tcp: TCPSession.start(client: client, listener: self)
+            }
+        }
+    }
+
+    /// Set once the listener is removed or drained: its connections close at this time.
+    private(set) var retiredDeadline: Int64?
+
+    /// Stops accepting; open connections finish their current request, or are closed at `deadline`.
+    func retire(deadline: Int64) {
+        retiredDeadline = deadline
+        close()
+    }
+
+    func abort() { close() }
+
+    /// Stops accepting; open connections carry on.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        worker.reactor.close(fd)
+    }
+}

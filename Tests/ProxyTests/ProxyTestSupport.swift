@@ -1,0 +1,173 @@
+import Foundation
+import Glibc
+import Net
+@testable import Proxy
+
+/// A blocking loopback client, to speak HTTP byte by byte.
+final class RawClient {
+    let fd: Int32
+
+    init(port: Int, receiveTimeout: Duration = .seconds(5)) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw SystemError("connect", code: errno) }
+        var timeout = timeval(tv_sec: Int(receiveTimeout.components.seconds), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    @discardableResult
+    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads until EOF or the receive timeout.
+    func readAll() -> [UInt8] {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(fd, &buffer, buffer.count)
+            if count <= 0 { return received }
+            received += buffer[0..<count]
+        }
+    }
+
+    struct Message {
+        var head: HTTPResponseHead
+        var body: [UInt8]
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// Reads `count` whole responses.
+    func responses(_ count: Int, head: Bool = false) -> [Message] {
+        var parser = HTTPParser(.response, limits: HTTPLimits(maxBodyBytes: .max))
+        parser.respondingToHEAD = head
+        var messages: [Message] = []
+        var current: HTTPResponseHead?
+        var body: [UInt8] = []
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while messages.count < count {
+            let received = Glibc.read(fd, &buffer, buffer.count)
+            if received <= 0 { break }
+            pending += buffer[0..<received]
+            do {
+                while true {
+                    let (consumed, event) = try parser.parse(pending)
+                    switch event {
+                    case .responseHead(let head): current = head
+                    case .body(let range): body += pending[range]
+                    case .end:
+                        messages.append(Message(head: current!, body: body))
+                        body = []
+                    default: break
+                    }
+                    pending.removeFirst(consumed)
+                    if event == nil { break }
+                }
+            } catch {
+                break
+            }
+        }
+        return messages
+    }
+
+    func get(_ path: String, host: String = "test", headers: String = "") -> Message? {
+        send("GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\(headers)\r\n")
+        return responses(1).first
+    }
+}
+
+/// Runs a command and returns its exit status and output.
+@discardableResult
+func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let output = Pipe(), error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let outData = output.fileHandleForReading.readDataToEndOfFile()
+    let errData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
+
+/// A Net HTTP server that says who it is and echoes what it was sent.
+struct Backend {
+    let group: EventLoopGroup
+    let server: HTTPServer
+    var port: Int { server.port }
+    var address: HostPort { HostPort(host: "127.0.0.1", port: port) }
+
+    static func start(name: String) async throws -> Backend {
+        var routes = HTTPRoutes()
+        routes.add(.get, "/*") { request in
+            var lines = ["backend=\(name)", "path=\(request.head.target)"]
+            for field in request.headers { lines.append("\(field.name.lowercased())=\(field.value)") }
+            return .text(200, lines.joined(separator: "\n"))
+        }
+        routes.add(.head, "/*") { _ in HTTPResponse(status: 200, headers: ["content-length": "5"]) }
+        routes.add(.post, "/*") { request in HTTPResponse(status: 200, body: request.body) }
+        routes.add(.get, "/fail") { _ in .text(500, "failing") }
+        routes.add(.get, "/big") { _ in HTTPResponse(status: 200, body: [UInt8](repeating: 0x62, count: 4 << 20)) }
+        routes.add(.get, "/stream") { _ in
+            HTTPResponse(status: 200) { writer in
+                for index in 0..<50 { writer.write(Array("part\(index);".utf8)) }
+                writer.finish()
+            }
+        }
+        let group = try EventLoopGroup(threads: 1)
+        var configuration = HTTPServerConfiguration()
+        configuration.limits.maxBodyBytes = 64 << 20
+        let server = HTTPServer(group: group, configuration: configuration, routes: routes)
+        try await server.start()
+        return Backend(group: group, server: server)
+    }
+
+    func stop() async {
+        await server.shutdown(gracePeriod: .milliseconds(50))
+        group.shutdown()
+    }
+}
+
+/// A port nothing listens on (bound, then closed).
+func closedPort() -> Int {
+    let fd = try! Socket.listen(HostPort(host: "127.0.0.1", port: 0), reusePort: false)
+    let port = Socket.localPort(fd)
+    close(fd)
+    return port
+}
+
+func httpConfig(_ endpoints: [HostPort], balancing: ProxyConfig.Balancing = .roundRobin,
+                configure: (inout ProxyConfig.Cluster) -> Void = { _ in }) -> ProxyConfig {
+    var cluster = ProxyConfig.Cluster(name: "app", balancing: balancing, endpoints: endpoints.map { .init($0) })
+    cluster.outlier.maxEjectionPercent = 50
+    configure(&cluster)
+    return ProxyConfig(listeners: [.init(name: "in", address: HostPort(host: "127.0.0.1", port: 0), routes: [.init(clusters: [.init("app")])])],
+                       clusters: [cluster])
+}
+
