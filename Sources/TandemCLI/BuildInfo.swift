@@ -5,8 +5,8 @@ import CYAML
 /// in for release images (and puts them back afterwards); a plain `swift build` says "unknown".
 public enum BuildInfo {
     public static let version = "0.1.0"
-    public static let revision = "0878533188eb88378936068261f5f898f9823681-dirty"
-    public static let swiftVersion = "Swift version 6.3.1 (swift-6.3.1-RELEASE)"
+    public static let revision = "unknown"
+    public static let swiftVersion = "unknown"
 
     /// libyaml's version, from the library actually loaded.
     public static var libyamlVersion: String { String(cString: yaml_get_version_string()) }
