@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "Kubernetes", dependencies: ["Document"]),
         .target(name: "Injection", dependencies: ["Document", "Kubernetes"]),
         .target(name: "Net", dependencies: ["CTandemShim", "COpenSSL"]),
-        .target(name: "Bridge", dependencies: ["Document", "Kubernetes", "Net"]),
+        .target(name: "Bridge", dependencies: ["Document", "Kubernetes", "Net", "Telemetry"]),
         .target(name: "Lifecycle", dependencies: ["Net", "CTandemShim"]),
         .target(name: "Telemetry", dependencies: ["Document"]),
         .target(name: "Kube", dependencies: ["Document", "Kubernetes", "Net"]),

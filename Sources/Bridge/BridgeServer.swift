@@ -1,6 +1,7 @@
 import Glibc
 import Net
 import Synchronization
+import Telemetry
 
 /// Settings of a running bridge.
 public struct BridgeConfiguration: Sendable {
@@ -46,6 +47,9 @@ public final class BridgeServer: Sendable {
 
     private let state: Mutex<State>
     private let api: BridgeAPI
+    private let metrics: MetricsRegistry
+    private let requests: Counter
+    private let expirations: Counter
     private let configuration: BridgeConfiguration
     private let group: EventLoopGroup
     private let server: Mutex<HTTPServer?> = Mutex(nil)
@@ -53,11 +57,16 @@ public final class BridgeServer: Sendable {
     /// Wall-clock seconds since the epoch: registrations carry heartbeat times in it.
     private let clock: @Sendable () -> Double
 
-    public init(configuration: BridgeConfiguration, group: EventLoopGroup,
+    public init(configuration: BridgeConfiguration, group: EventLoopGroup, metrics: MetricsRegistry = MetricsRegistry(),
                 clock: @escaping @Sendable () -> Double = BridgeServer.wallClock) {
         self.configuration = configuration
         self.group = group
         self.clock = clock
+        self.metrics = metrics
+        requests = metrics.counter("tandem_bridge_requests_total", help: "API requests by method and HTTP status.",
+                                   labels: ["method", "status"])
+        expirations = metrics.counter("tandem_bridge_expired_total",
+                                      help: "Services that lost legacy hosts to the heartbeat TTL.")
         api = BridgeAPI(tokens: configuration.tokens, environment: configuration.environment)
         state = Mutex(State(registry: Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl)))
     }
@@ -75,6 +84,9 @@ public final class BridgeServer: Sendable {
         let api = self.api
         routes.add(.get, "/healthz") { _ in .text(200, "ok\n") }
         routes.add(.get, "/readyz") { _ in .text(200, "ok\n") }
+        routes.add(.get, "/metrics") { [self] _ in
+            HTTPResponse(status: 200, headers: ["Content-Type": MetricsRegistry.contentType], body: Array(exposition().utf8))
+        }
         routes.add(.get, "/") { [self] _ in
             let html = state.withLock { BridgePage.render($0.registry, now: clock()) }
             return HTTPResponse(status: 200, headers: ["Content-Type": "text/html; charset=utf-8"], body: Array(html.utf8))
@@ -89,6 +101,7 @@ public final class BridgeServer: Sendable {
                         wake(&state, services: response.changedServices)
                         return response
                     }
+                    requests.increment(apiRequest.method, String(response.status))
                     return HTTPResponse(status: response.status, headers: ["Content-Type": response.contentType],
                                         body: response.body)
                 }
@@ -120,6 +133,38 @@ public final class BridgeServer: Sendable {
             let changed = state.registry.apply(event)
             wake(&state, services: changed)
         }
+    }
+
+    /// The registry's state as gauges (computed per scrape), then the counters.
+    private func exposition() -> String {
+        let (registry, waiting) = state.withLock { ($0.registry, $0.waiters.count) }
+        var endpoints: [String: Int] = [:]
+        for service in registry.services {
+            for endpoint in registry.endpoints(of: service) {
+                let origin: String
+                if case .kubernetes = endpoint.origin { origin = "kubernetes" } else { origin = "legacy" }
+                endpoints[origin + "," + endpoint.health.rawValue, default: 0] += 1
+            }
+        }
+        var text = """
+        # HELP tandem_bridge_services Services with endpoints from either side.
+        # TYPE tandem_bridge_services gauge
+        tandem_bridge_services \(registry.services.count)
+        # HELP tandem_bridge_registry_version Bumped by every change of any service.
+        # TYPE tandem_bridge_registry_version gauge
+        tandem_bridge_registry_version \(registry.version)
+        # HELP tandem_bridge_watchers Long-polls waiting for a change.
+        # TYPE tandem_bridge_watchers gauge
+        tandem_bridge_watchers \(waiting)
+        # HELP tandem_bridge_endpoints Endpoints by origin and health.
+        # TYPE tandem_bridge_endpoints gauge
+
+        """
+        for (key, count) in endpoints.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: ",")
+            text += "tandem_bridge_endpoints{origin=\"\(parts[0])\",health=\"\(parts[1])\"} \(count)\n"
+        }
+        return text + metrics.exposition()
     }
 
     /// A copy of the registry as it is now.
@@ -184,6 +229,7 @@ public final class BridgeServer: Sendable {
             let now = NanoTime.now()
             state.withLock { state in
                 let changed = state.registry.apply(.tick(time: clock()))
+                if !changed.isEmpty { expirations.increment(by: Double(changed.count)) }
                 wake(&state, services: changed)
                 var remaining: [Waiter] = []
                 for waiter in state.waiters {

@@ -59,7 +59,9 @@ struct BridgeCommand {
             return 1
         }
         defer { group.shutdown() }
-        let bridge = BridgeServer(configuration: configuration, group: group)
+        let metrics = MetricsRegistry()
+        metrics.buildInfo(BuildInfo.labels)
+        let bridge = BridgeServer(configuration: configuration, group: group, metrics: metrics)
         let tokenCount = configuration.tokens.count
         return serveUntilSignalled(logger: logger) {
             do {

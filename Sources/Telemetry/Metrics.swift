@@ -33,6 +33,13 @@ public final class MetricsRegistry: Sendable {
     /// The content type of `exposition()`.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
+    /// `tandem_build_info`: what this binary is (version, revision, library versions), always 1;
+    /// every Tandem server exposes the same gauge with the labels `tandem version` prints.
+    public func buildInfo(_ labels: [(name: String, value: String)]) {
+        gauge("tandem_build_info", help: "What this binary is (version, revision, libraries); always 1.",
+              labels: labels.map(\.name)).set(1, labels: labels.map(\.value))
+    }
+
     private func register<M: ExposableMetric>(_ metric: M) -> M {
         metrics.withLock { list in
             precondition(!list.contains { $0.name == metric.name }, "metric \(metric.name) declared twice")

@@ -20,8 +20,7 @@ public struct WebhookMetrics: Sendable {
     /// same values `tandem version` prints and the image's labels carry.
     public init(registry: MetricsRegistry = MetricsRegistry(), build: [(name: String, value: String)]) {
         self.registry = registry
-        registry.gauge("tandem_build_info", help: "What this binary is (version, revision, libraries); always 1.",
-                       labels: build.map(\.name)).set(1, labels: build.map(\.value))
+        registry.buildInfo(build)
         admissions = registry.counter("tandem_webhook_admissions_total",
                                       help: "Admission requests by outcome and reason code.", labels: ["outcome", "reason"])
         latency = registry.histogram("tandem_webhook_admission_duration_seconds",

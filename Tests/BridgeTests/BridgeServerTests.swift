@@ -47,6 +47,13 @@ import Testing
         #expect(answer["hosts"]?.arrayValue?.first?["ip_address"] == "198.51.100.1")
         let page = try await running.client.send(HTTPClientRequest(url: running.base + "/"))
         #expect(String(decoding: page.body, as: UTF8.self).contains("198.51.100.1:80"))
+        let metrics = String(decoding: try await running.client.send(HTTPClientRequest(url: running.base + "/metrics")).body, as: UTF8.self)
+        for line in ["tandem_bridge_services 1", #"tandem_bridge_endpoints{origin="legacy",health="HEALTHY"} 1"#,
+                     #"tandem_bridge_requests_total{method="POST",status="200"} 1"#,
+                     #"tandem_bridge_requests_total{method="POST",status="401"} 1"#,
+                     #"tandem_bridge_requests_total{method="GET",status="200"} 1"#, "tandem_bridge_watchers 0"] {
+            #expect(metrics.contains(line + "\n"), "missing \(line) in\n\(metrics)")
+        }
         await running.stop()
     }
 
@@ -85,6 +92,8 @@ import Testing
         let answer = try JSONReader.parse(try await expired.body)
         #expect(answer["hosts"] == [])
         #expect(running.bridge.registry.services.isEmpty)
+        let metrics = String(decoding: try await running.client.send(HTTPClientRequest(url: running.base + "/metrics")).body, as: UTF8.self)
+        #expect(metrics.contains("tandem_bridge_expired_total 1\n"))
         await waiter.closeIdleConnections()
         await running.stop()
     }
