@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TestSupport
 @testable import Net
 
 /// A TCP echo built the way the proxy will build on Net: a listener, connections and a

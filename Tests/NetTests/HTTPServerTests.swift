@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+import TestSupport
 @testable import Net
 
 @Suite(.serialized) struct HTTPServerTests {
@@ -60,8 +61,8 @@ import Testing
         let server = try await TestServer.start()
         let client = try RawClient(port: server.port)
         client.send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        let first = client.readResponses(1)
-        #expect(first.first?.response?.headers["connection"] == "keep-alive")
+        let first = client.responses(1)
+        #expect(first.first?.head.headers["connection"] == "keep-alive")
         client.send("GET /hello HTTP/1.0\r\n\r\n")
         let (rest, eof) = client.read()
         #expect(text(rest).contains("Connection: close"))
@@ -111,7 +112,7 @@ import Testing
         #expect(silent.read().eof)
         let idle = try RawClient(port: server.port)
         idle.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(idle.readResponses(1).first?.body == Array("hello".utf8))
+        #expect(idle.responses(1).first?.body == Array("hello".utf8))
         #expect(idle.read().eof)
         #expect(await eventually { await server.server.connectionCounts().reduce(0, +) == 0 })
         await server.stop()
@@ -148,7 +149,7 @@ import Testing
         #expect(closedFlag.withLock { $0 })
         // The connection stays usable after the stream.
         client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(client.readResponses(1).first?.body == Array("hello".utf8))
+        #expect(client.responses(1).first?.body == Array("hello".utf8))
         await server.stop()
     }
 
@@ -159,7 +160,7 @@ import Testing
         let server = try await TestServer.start(routes: routes)
         let idle = try RawClient(port: server.port)
         idle.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-        #expect(idle.readResponses(1).count == 1)
+        #expect(idle.responses(1).count == 1)
         let streaming = try RawClient(port: server.port)
         streaming.send("GET /watch HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(await eventually { writers.withLock { !$0.isEmpty } })
@@ -203,7 +204,7 @@ import Testing
         let request = "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"
         client.send(String(repeating: request, count: 40))
         try await Task.sleep(for: .milliseconds(100))
-        let responses = client.readResponses(40)
+        let responses = client.responses(40)
         #expect(responses.count == 40)
         #expect(responses.allSatisfy { $0.body.count == 1 << 20 })
         await server.stop()
@@ -243,7 +244,7 @@ import Testing
         for _ in 0..<16 {
             let client = try RawClient(port: server.port)
             client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
-            #expect(client.readResponses(1).count == 1)
+            #expect(client.responses(1).count == 1)
             clients.append(client)
         }
         let counts = await server.server.connectionCounts()

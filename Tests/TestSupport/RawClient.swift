@@ -1,0 +1,104 @@
+import Glibc
+import Net
+
+/// A blocking loopback client for speaking HTTP byte by byte to the servers under test.
+public final class RawClient {
+    /// A response read back whole.
+    public struct Response {
+        public var head: HTTPResponseHead
+        public var body: [UInt8]
+        public var trailers: HTTPHeaders
+        public var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    public let fd: Int32
+
+    public init(port: Int, receiveTimeout: Duration = .seconds(5)) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw SystemError("connect", code: code)
+        }
+        var timeout = timeval(tv_sec: Int(receiveTimeout.components.seconds),
+                              tv_usec: Int(receiveTimeout.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    @discardableResult
+    public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    @discardableResult
+    public func send(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads until `done` says the bytes so far are enough, EOF, or the receive timeout; a reset
+    /// counts as closed.
+    public func read(until done: ([UInt8]) -> Bool = { _ in false }) -> (bytes: [UInt8], eof: Bool) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !done(received) {
+            let count = Glibc.read(fd, &buffer, buffer.count)
+            if count == 0 { return (received, true) }
+            if count < 0 { return (received, errno == ECONNRESET) }
+            received += buffer[0..<count]
+        }
+        return (received, false)
+    }
+
+    /// Everything until EOF or the receive timeout.
+    public func readAll() -> [UInt8] { read().bytes }
+
+    /// Reads `count` whole responses, parsing as bytes arrive.
+    public func responses(_ count: Int, head: Bool = false) -> [Response] {
+        var parser = HTTPParser(.response, limits: HTTPLimits(maxBodyBytes: .max))
+        parser.respondingToHEAD = head
+        var responses: [Response] = []
+        var current: HTTPResponseHead?
+        var body: [UInt8] = []
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while responses.count < count {
+            let received = Glibc.read(fd, &buffer, buffer.count)
+            if received <= 0 { break }
+            pending += buffer[0..<received]
+            do {
+                while true {
+                    let (consumed, event) = try parser.parse(pending)
+                    switch event {
+                    case .responseHead(let head): current = head
+                    case .body(let range): body += pending[range]
+                    case .end(let trailers):
+                        if let head = current { responses.append(Response(head: head, body: body, trailers: trailers)) }
+                        current = nil
+                        body = []
+                    default: break
+                    }
+                    pending.removeFirst(consumed)
+                    if event == nil { break }
+                }
+            } catch {
+                break
+            }
+        }
+        return responses
+    }
+
+    /// One GET and its response.
+    public func get(_ path: String, host: String = "test", headers: String = "") -> Response? {
+        send("GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\(headers)\r\n")
+        return responses(1).first
+    }
+}
