@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Document", "Kubernetes", "TestSupport"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "TestSupport"]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "Document", "Kubernetes", "Net", "TestSupport"]),
-        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "Net", "CTandemShim"]),
+        .testTarget(name: "LifecycleTests", dependencies: ["Lifecycle", "Net", "CTandemShim", "TestSupport"]),
         .testTarget(name: "KubeTests", dependencies: ["Kube", "Kubernetes", "Document", "Net", "TestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Document"]),
         .testTarget(name: "WebhookTests", dependencies: ["Webhook", "Kube", "Injection", "Document", "Kubernetes", "Net", "Telemetry", "TestSupport"]),

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+import TestSupport
 @testable import Lifecycle
 @testable import Net
 
@@ -171,18 +172,6 @@ final class TestFolder: Sendable {
     func exists(_ name: String) -> Bool { access(path(name), F_OK) == 0 }
 
     func read(_ name: String) -> String { (try? String(contentsOfFile: path(name), encoding: .utf8)) ?? "" }
-}
-
-/// Polls `condition` every few milliseconds until it holds or `timeout` passes. The pause
-/// suspends rather than blocks, so tests running in parallel do not starve the fake admin's tasks.
-@discardableResult
-func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
-    let deadline = NanoTime.now() + timeout
-    while NanoTime.now() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return condition()
 }
 
 func milliseconds(from start: NanoTime, to end: NanoTime) -> Double {

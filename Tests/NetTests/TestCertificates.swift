@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Throwaway PKI made with the `openssl` CLI in a temp dir at test time (no keys in git).
 struct TestCertificates {

@@ -41,3 +41,10 @@ private final class Box: @unchecked Sendable {
         set { lock.lock(); value = newValue; lock.unlock() }
     }
 }
+
+/// `runProcess` with the output as text, for tests that compare what curl or openssl print.
+@discardableResult
+public func run(_ arguments: [String], stdin: [UInt8]? = nil) throws -> (status: Int32, output: String, error: String) {
+    let result = try runProcess(arguments, stdin: stdin)
+    return (result.status, String(decoding: result.output, as: UTF8.self), result.error)
+}
