@@ -54,44 +54,62 @@ protocol ExposableMetric: Sendable {
     func write(into text: inout String)
 }
 
-/// A value that only goes up, per label values.
-public final class Counter: ExposableMetric {
+/// Values by label values, written in the exposition format: what counters and gauges share.
+final class LabeledValues: Sendable {
     let name: String
     private let help: String
+    private let type: String
     private let labelNames: [String]
     private let series = Mutex<[[String]: Double]>([:])
 
-    init(name: String, help: String, labelNames: [String]) {
-        (self.name, self.help, self.labelNames) = (name, help, labelNames)
+    init(name: String, help: String, type: String, labelNames: [String]) {
+        (self.name, self.help, self.type, self.labelNames) = (name, help, type, labelNames)
         if labelNames.isEmpty { series.withLock { $0[[]] = 0 } }
     }
 
     /// `labels` are values in the order of the declared label names.
-    public func increment(by amount: Double = 1, _ labels: String...) {
-        precondition(labels.count == labelNames.count && amount >= 0, "\(name): bad labels or negative increment")
-        series.withLock { $0[labels, default: 0] += amount }
+    func update(_ labels: [String], _ change: (inout Double) -> Void) {
+        precondition(labels.count == labelNames.count, "\(name): bad labels")
+        series.withLock { change(&$0[labels, default: 0]) }
     }
 
-    public func value(_ labels: String...) -> Double { series.withLock { $0[labels] ?? 0 } }
+    func value(_ labels: [String]) -> Double { series.withLock { $0[labels] ?? 0 } }
 
     func write(into text: inout String) {
-        writeHeader(&text, name: name, help: help, type: "counter")
+        writeHeader(&text, name: name, help: help, type: type)
         for (labels, value) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             text += "\(name)\(labelText(labelNames, labels)) \(formatNumber(value))\n"
         }
     }
 }
 
-/// A value that goes up and down, per label values.
-public final class Gauge: ExposableMetric {
-    let name: String
-    private let help: String
-    private let labelNames: [String]
-    private let series = Mutex<[[String]: Double]>([:])
+/// A value that only goes up, per label values.
+public final class Counter: ExposableMetric {
+    private let values: LabeledValues
+    var name: String { values.name }
 
     init(name: String, help: String, labelNames: [String]) {
-        (self.name, self.help, self.labelNames) = (name, help, labelNames)
-        if labelNames.isEmpty { series.withLock { $0[[]] = 0 } }
+        values = LabeledValues(name: name, help: help, type: "counter", labelNames: labelNames)
+    }
+
+    /// `labels` are values in the order of the declared label names.
+    public func increment(by amount: Double = 1, _ labels: String...) {
+        precondition(amount >= 0, "\(name): negative increment")
+        values.update(labels) { $0 += amount }
+    }
+
+    public func value(_ labels: String...) -> Double { values.value(labels) }
+
+    func write(into text: inout String) { values.write(into: &text) }
+}
+
+/// A value that goes up and down, per label values.
+public final class Gauge: ExposableMetric {
+    private let values: LabeledValues
+    var name: String { values.name }
+
+    init(name: String, help: String, labelNames: [String]) {
+        values = LabeledValues(name: name, help: help, type: "gauge", labelNames: labelNames)
     }
 
     public func set(_ value: Double, _ labels: String...) {
@@ -100,23 +118,16 @@ public final class Gauge: ExposableMetric {
 
     /// For label values only known at run time as a list.
     public func set(_ value: Double, labels: [String]) {
-        precondition(labels.count == labelNames.count, "\(name): bad labels")
-        series.withLock { $0[labels] = value }
+        values.update(labels) { $0 = value }
     }
 
     public func add(_ amount: Double, _ labels: String...) {
-        precondition(labels.count == labelNames.count, "\(name): bad labels")
-        series.withLock { $0[labels, default: 0] += amount }
+        values.update(labels) { $0 += amount }
     }
 
-    public func value(_ labels: String...) -> Double { series.withLock { $0[labels] ?? 0 } }
+    public func value(_ labels: String...) -> Double { values.value(labels) }
 
-    func write(into text: inout String) {
-        writeHeader(&text, name: name, help: help, type: "gauge")
-        for (labels, value) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            text += "\(name)\(labelText(labelNames, labels)) \(formatNumber(value))\n"
-        }
-    }
+    func write(into text: inout String) { values.write(into: &text) }
 }
 
 /// Observations counted into cumulative buckets, with their sum and count.
