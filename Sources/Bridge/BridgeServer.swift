@@ -50,6 +50,10 @@ public final class BridgeServer: Sendable {
     private let metrics: MetricsRegistry
     private let requests: Counter
     private let expirations: Counter
+    private let servicesGauge: Gauge
+    private let versionGauge: Gauge
+    private let watchersGauge: Gauge
+    private let endpointsGauge: Gauge
     private let configuration: BridgeConfiguration
     private let group: EventLoopGroup
     private let server: Mutex<HTTPServer?> = Mutex(nil)
@@ -67,6 +71,11 @@ public final class BridgeServer: Sendable {
                                    labels: ["method", "status"])
         expirations = metrics.counter("tandem_bridge_expired_total",
                                       help: "Services that lost legacy hosts to the heartbeat TTL.")
+        servicesGauge = metrics.gauge("tandem_bridge_services", help: "Services with endpoints from either side.")
+        versionGauge = metrics.gauge("tandem_bridge_registry_version", help: "Bumped by every change of any service.")
+        watchersGauge = metrics.gauge("tandem_bridge_watchers", help: "Long-polls waiting for a change.")
+        endpointsGauge = metrics.gauge("tandem_bridge_endpoints", help: "Endpoints by origin and health.",
+                                       labels: ["origin", "health"])
         api = BridgeAPI(tokens: configuration.tokens, environment: configuration.environment)
         state = Mutex(State(registry: Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl)))
     }
@@ -135,36 +144,26 @@ public final class BridgeServer: Sendable {
         }
     }
 
-    /// The registry's state as gauges (computed per scrape), then the counters.
+    /// The registry's state as gauges, set at each scrape, with the counters.
     private func exposition() -> String {
         let (registry, waiting) = state.withLock { ($0.registry, $0.waiters.count) }
-        var endpoints: [String: Int] = [:]
+        var endpoints: [String: [EndpointHealth: Int]] = ["kubernetes": [:], "legacy": [:]]
         for service in registry.services {
             for endpoint in registry.endpoints(of: service) {
                 let origin: String
                 if case .kubernetes = endpoint.origin { origin = "kubernetes" } else { origin = "legacy" }
-                endpoints[origin + "," + endpoint.health.rawValue, default: 0] += 1
+                endpoints[origin, default: [:]][endpoint.health, default: 0] += 1
             }
         }
-        var text = """
-        # HELP tandem_bridge_services Services with endpoints from either side.
-        # TYPE tandem_bridge_services gauge
-        tandem_bridge_services \(registry.services.count)
-        # HELP tandem_bridge_registry_version Bumped by every change of any service.
-        # TYPE tandem_bridge_registry_version gauge
-        tandem_bridge_registry_version \(registry.version)
-        # HELP tandem_bridge_watchers Long-polls waiting for a change.
-        # TYPE tandem_bridge_watchers gauge
-        tandem_bridge_watchers \(waiting)
-        # HELP tandem_bridge_endpoints Endpoints by origin and health.
-        # TYPE tandem_bridge_endpoints gauge
-
-        """
-        for (key, count) in endpoints.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: ",")
-            text += "tandem_bridge_endpoints{origin=\"\(parts[0])\",health=\"\(parts[1])\"} \(count)\n"
+        servicesGauge.set(Double(registry.services.count))
+        versionGauge.set(Double(registry.version))
+        watchersGauge.set(Double(waiting))
+        for (origin, byHealth) in endpoints {
+            for health in [EndpointHealth.healthy, .draining, .unhealthy] {
+                endpointsGauge.set(Double(byHealth[health] ?? 0), origin, health.rawValue)
+            }
         }
-        return text + metrics.exposition()
+        return metrics.exposition()
     }
 
     /// A copy of the registry as it is now.
