@@ -16,6 +16,7 @@ struct WebhookCommand {
         .value("--config", name: "FILE", help: "Injection config (the chart's proxy:/injection: values); reloaded when it changes."),
         .value("--kube-version", name: "VERSION", help: "Kubernetes version for lifecycle auto (default: asked from the API server in a cluster)."),
         .value("--reload-interval", name: "SECONDS", help: "How often the config and certificate files are checked (default 2)."),
+        .value("--shutdown-delay", name: "SECONDS", help: "After SIGTERM, fail /readyz but keep serving this long before draining (default 5)."),
         .value("--log-level", name: "LEVEL", help: "debug, info, warn or error (default info)."),
         .flag("--self-signed", help: "Instead of --tls-cert/--tls-key: make a CA and certificate, share them through a Secret, patch the caBundle."),
         .value("--service", name: "NAME", help: "With --self-signed: the webhook's Service, named in the certificate (default tandem-webhook)."),
@@ -122,6 +123,12 @@ struct WebhookCommand {
                 throw UsageError(message: "--reload-interval \"\(text)\" must be a number of seconds between 0 and 300")
             }
             options.reloadInterval = .milliseconds(Int(seconds * 1000))
+        }
+        if let text = parsed.last("--shutdown-delay") {
+            guard let seconds = Double(text), seconds >= 0, seconds <= 300 else {
+                throw UsageError(message: "--shutdown-delay \"\(text)\" must be a number of seconds between 0 and 300")
+            }
+            options.shutdownDelay = .milliseconds(Int(seconds * 1000))
         }
         var level = Logger.Level.info
         if let text = parsed.last("--log-level") {

@@ -3,6 +3,7 @@ import Glibc
 import Injection
 import Kubernetes
 import Net
+import Synchronization
 import Telemetry
 
 /// How the webhook listens and what it serves.
@@ -17,10 +18,13 @@ public struct WebhookOptions: Sendable {
     /// Resolves lifecycle `auto`; nil when unknown (native is assumed).
     public var kubeVersion: KubernetesVersion?
     public var threads: Int
+    /// After SIGTERM, how long `/readyz` fails while reviews are still served: the apiserver
+    /// keeps calling a terminating replica until its endpoint removal reaches it.
+    public var shutdownDelay: Duration
 
     public init(host: String = "0.0.0.0", port: Int = 9443, certificateFile: String, keyFile: String,
                 configPath: String? = nil, reloadInterval: Duration = .seconds(2),
-                kubeVersion: KubernetesVersion? = nil, threads: Int = 2) {
+                kubeVersion: KubernetesVersion? = nil, threads: Int = 2, shutdownDelay: Duration = .seconds(5)) {
         self.host = host
         self.port = port
         self.certificateFile = certificateFile
@@ -29,6 +33,7 @@ public struct WebhookOptions: Sendable {
         self.reloadInterval = reloadInterval
         self.kubeVersion = kubeVersion
         self.threads = threads
+        self.shutdownDelay = shutdownDelay
     }
 }
 
@@ -45,6 +50,12 @@ public final class WebhookServer: Sendable {
     private let tls: TLSContext
     private let group: EventLoopGroup
     private let server: HTTPServer
+    private let stopping = StoppingFlag()
+
+    /// Shared with the `/readyz` route, which is made before `self` exists.
+    private final class StoppingFlag: Sendable {
+        let started = Atomic<Bool>(false)
+    }
 
     /// Timeouts sized for the apiserver, which sends a whole review at once and waits at most
     /// 30 s: a client slower than this is not the apiserver.
@@ -68,7 +79,10 @@ public final class WebhookServer: Sendable {
         let handler = AdmissionRoute(config: config, kubeVersion: options.kubeVersion, logger: logger, metrics: metrics)
         routes.add(.post, "/inject") { request in handler.respond(to: request) }
         routes.add(.get, "/healthz") { _ in .text(200, "ok\n") }
-        routes.add(.get, "/readyz") { _ in .text(200, "ok\n") }
+        let stopping = self.stopping
+        routes.add(.get, "/readyz") { _ in
+            stopping.started.load(ordering: .relaxed) ? .text(503, "shutting down\n") : .text(200, "ok\n")
+        }
         let tls = self.tls
         routes.add(.get, "/metrics") { _ in
             metrics.certificateReloads.set(Double(tls.reloadStatus.reloads))
@@ -90,10 +104,17 @@ public final class WebhookServer: Sendable {
         ])
     }
 
-    /// Serves until cancelled, polling the config file; then drains and stops.
+    /// Serves until cancelled, polling the config file; then fails readiness, keeps serving for
+    /// `shutdownDelay`, drains and stops.
     public func run() async throws {
         try await start()
         await config.watch(every: options.reloadInterval)
+        stopping.started.store(true, ordering: .relaxed)
+        logger.info("shutting down: readiness fails, reviews are served meanwhile",
+                    ["delaySeconds": .number(String(Double(options.shutdownDelay.components.seconds)))])
+        // The caller's task is cancelled by now; the wait must not be.
+        let delay = options.shutdownDelay
+        await Task.detached { try? await Task.sleep(for: delay) }.value
         await shutdown()
     }
 
