@@ -52,10 +52,9 @@ public final class LeaderElector: Sendable {
     /// Campaigns and leads until the task is cancelled, then releases the Lease.
     public func run() async {
         var election = LeaderElection(identity: identity, leaseDuration: leaseDuration, renewDeadline: renewDeadline)
-        var lease: JSON?
         var retriedAtOnce = false
         while !Task.isCancelled {
-            let lostRace = await attempt(&election, lease: &lease)
+            let lostRace = await attempt(&election)
             if lostRace && !retriedAtOnce {
                 retriedAtOnce = true
                 continue
@@ -64,21 +63,16 @@ public final class LeaderElector: Sendable {
             do { try await Task.sleep(for: retryPeriod) } catch { break }
         }
         // The run was cancelled, and so would be requests made from it.
-        let released = await Task { [election, lease] in await self.release(election, lease: lease) }.value
+        let released = await Task { [election] in await self.release(election) }.value
         perform(released)
     }
 
     /// One read and, when the rules say so, one write. True when the write lost a race.
-    private func attempt(_ election: inout LeaderElection, lease: inout JSON?) async -> Bool {
+    private func attempt(_ election: inout LeaderElection) async -> Bool {
         let path = Self.leasePath(namespace: namespace, name: name)
         do {
-            let current: JSON?
-            do {
-                current = try await client.get(path)
-            } catch let error where error.isNotFound {
-                current = nil
-            }
-            lease = current
+            let current = try await read()
+            var lease = current
             for action in election.observed(current.map { LeaseSpec($0["spec"] ?? .null) }, now: MicroTime.now()) {
                 switch action {
                 case .create(let spec):
@@ -102,21 +96,38 @@ public final class LeaderElector: Sendable {
         }
     }
 
-    private func release(_ election: LeaderElection, lease: JSON?) async -> [LeaderElection.Action] {
-        var election = election
-        let actions = election.release(lease.map { LeaseSpec($0["spec"] ?? .null) }, now: MicroTime.now())
-        for case .update(let spec) in actions {
+    /// Hands the Lease over if it names us: read afresh, since a renewal cut short by the
+    /// cancellation may have gone through; read again if someone writes in between.
+    private func release(_ leading: LeaderElection) async -> [LeaderElection.Action] {
+        for _ in 0..<2 {
+            var election = leading
             do {
-                let released = try await client.update(Self.leasePath(namespace: namespace, name: name),
-                                                       Self.replacingSpec(of: lease ?? .null, with: spec))
-                observe(released)
-                logger?.info("released the lease")
+                let lease = try await read()
+                let actions = election.release(lease.map { LeaseSpec($0["spec"] ?? .null) }, now: MicroTime.now())
+                for case .update(let spec) in actions {
+                    observe(try await client.update(Self.leasePath(namespace: namespace, name: name),
+                                                    Self.replacingSpec(of: lease ?? .null, with: spec)))
+                    logger?.info("released the lease")
+                }
+                return actions.filter { $0 == .stoppedLeading }
+            } catch where error.isConflict {
+                continue
             } catch {
-                // Someone else wrote it meanwhile: it is not ours to release any more.
                 logger?.warn("cannot release the lease", ["error": .string(error.description)])
+                break
             }
         }
-        return actions.filter { $0 == .stoppedLeading }
+        var election = leading
+        return election.release(nil, now: MicroTime.now())
+    }
+
+    /// The Lease, or nil when there is none.
+    private func read() async throws(KubeError) -> JSON? {
+        do {
+            return try await client.get(Self.leasePath(namespace: namespace, name: name))
+        } catch where error.isNotFound {
+            return nil
+        }
     }
 
     private func perform(_ actions: [LeaderElection.Action]) {

@@ -9,9 +9,9 @@ import TestSupport
 
 /// Leadership changes of several electors, in the order they happened.
 private final class Timeline: Sendable {
-    private let changes = Mutex<[(identity: String, leading: Bool, at: ContinuousClock.Instant)]>([])
+    private let changes = Mutex<[(identity: String, leading: Bool, at: MicroTime)]>([])
 
-    func record(_ identity: String, _ leading: Bool) { changes.withLock { $0.append((identity, leading, .now)) } }
+    func record(_ identity: String, _ leading: Bool) { changes.withLock { $0.append((identity, leading, MicroTime.now())) } }
 
     var summary: [String] { changes.withLock { $0.map { "\($0.identity) \($0.leading ? "leads" : "stops")" } } }
 
@@ -26,7 +26,8 @@ private final class Timeline: Sendable {
         return most
     }
 
-    func when(_ identity: String, leading: Bool) -> ContinuousClock.Instant? {
+    /// Wall-clock time, comparable with the Lease's renewTime.
+    func when(_ identity: String, leading: Bool) -> MicroTime? {
         changes.withLock { $0.last { $0.identity == identity && $0.leading == leading }?.at }
     }
 }
@@ -54,8 +55,9 @@ private struct Candidate {
     @Test func oneOfTwoLeadsAndTheOtherTakesOverWhenItStops() async throws {
         let fixture = try await KubeFixture.start()
         let timeline = Timeline()
-        let a = Candidate("a", client: fixture.client, timeline: timeline)
-        let b = Candidate("b", client: fixture.client, timeline: timeline)
+        // A lease far longer than a handover may take, so that only a release explains one.
+        let a = Candidate("a", client: fixture.client, timeline: timeline, leaseDuration: .seconds(10))
+        let b = Candidate("b", client: fixture.client, timeline: timeline, leaseDuration: .seconds(10))
         #expect(await eventually { a.elector.isLeader || b.elector.isLeader })
         // Several renewals later there is still exactly one leader, named in the Lease.
         try await Task.sleep(for: .milliseconds(500))
@@ -66,17 +68,18 @@ private struct Candidate {
         #expect(follower.elector.leader == leader.elector.identity)
         // client-go's field names and formats.
         #expect(lease["spec"]?.objectValue?.keys == ["holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions"])
-        #expect(lease["spec"]?["leaseDurationSeconds"] == 2)
+        #expect(lease["spec"]?["leaseDurationSeconds"] == 10)
         let renewTime = try #require(lease["spec"]?["renewTime"]?.stringValue)
         #expect(renewTime.count == 27 && renewTime.hasSuffix("Z") && MicroTime(rfc3339: renewTime) != nil)
         #expect(lease["spec"]?["leaseTransitions"] == 0)
 
-        // The leader stops: it releases the Lease, and the other takes it without waiting out the lease.
+        // The leader stops: it releases the Lease, and the other takes it without waiting it out.
         await leader.stop()
         #expect(!leader.elector.isLeader)
         #expect(await eventually { follower.elector.isLeader })
-        let handover = try #require(timeline.when(follower.elector.identity, leading: true)) - (try #require(timeline.when(leader.elector.identity, leading: false)))
-        #expect(handover < .seconds(1))
+        let handover = try #require(timeline.when(follower.elector.identity, leading: true)).microseconds
+            - (try #require(timeline.when(leader.elector.identity, leading: false))).microseconds
+        #expect(handover < 5_000_000)
         #expect(fixture.server.object(leasePath)?["spec"]?["holderIdentity"] == .string(follower.elector.identity))
         #expect(fixture.server.object(leasePath)?["spec"]?["leaseTransitions"] == 1)
         #expect(timeline.mostLeadersAtOnce == 1)
@@ -101,14 +104,16 @@ private struct Candidate {
         let b = Candidate("b", client: fixture.client, timeline: timeline)
         try await Task.sleep(for: .milliseconds(300))
         #expect(!b.elector.isLeader)
-        let cut = ContinuousClock.now
         try "revoked".write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        // a gives up after its renew deadline (1 s); b waits for the lease (2 s) to run out.
+        // a gives up once its renew deadline (1 s) has passed since its last renewal; b takes
+        // the Lease only once it has run out (2 s after that renewal).
+        #expect(await eventually(timeout: .seconds(6)) { timeline.when("a", leading: false) != nil })
+        let lastRenewal = try #require(fixture.server.object(leasePath)?["spec"]?["renewTime"]?.stringValue.flatMap { MicroTime(rfc3339: $0) })
         #expect(await eventually(timeout: .seconds(6)) { b.elector.isLeader })
-        let stepDown = try #require(timeline.when("a", leading: false)) - cut
-        let takeOver = try #require(timeline.when("b", leading: true)) - cut
-        #expect(stepDown >= .milliseconds(900) && stepDown < takeOver)
-        #expect(takeOver >= .milliseconds(1900) && takeOver < .seconds(4))
+        let stepDown = try #require(timeline.when("a", leading: false)).microseconds - lastRenewal.microseconds
+        let takeOver = try #require(timeline.when("b", leading: true)).microseconds - lastRenewal.microseconds
+        #expect(stepDown >= 1_000_000 && stepDown < takeOver)
+        #expect(takeOver >= 2_000_000 && takeOver < 4_000_000)
         #expect(timeline.mostLeadersAtOnce == 1)
         #expect(timeline.summary == ["a leads", "a stops", "b leads"])
         await a.stop()
