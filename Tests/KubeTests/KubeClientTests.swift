@@ -209,7 +209,7 @@ import TestSupport
         server.seed(path, ["metadata": ["name": "before"], "addressType": "IPv4", "endpoints": [], "ports": []])
         let from = String(server.resourceVersion)
         let events = try await client.watch(path, resourceVersion: from, timeoutSeconds: 30)
-        #expect(await eventually { server.openWatches == 1 })
+        #expect(await eventually(timeout: .seconds(30)) { server.openWatches == 1 })
         var iterator = events.makeAsyncIterator()
         server.seed(path, ["metadata": ["name": "web"], "addressType": "IPv4", "endpoints": [], "ports": []])
         guard case .added(let added) = try await iterator.next() else { Issue.record("no ADDED"); return }
@@ -233,7 +233,7 @@ import TestSupport
         // Leaving the stream closes it on the server too.
         _ = consume iterator
         _ = consume events
-        #expect(await eventually { server.openWatches == 0 })
+        #expect(await eventually(timeout: .seconds(30)) { server.openWatches == 0 })
         await fixture.stop()
     }
 

@@ -176,10 +176,11 @@ private let twoContexts = """
 
     @Test func clientCertificatesAuthenticateAgainstTheServer() async throws {
         // A server that verifies client certificates (and so wants no token), like kind's.
-        let pki = try TestPKI()
+        let (pki, serving, admin) = try await offThePool {
+            let pki = try TestPKI()
+            return (pki, try pki.issue(commonName: "kube-apiserver", into: "apiserver"), try pki.issue(commonName: "kubernetes-admin", into: "admin"))
+        }
         defer { pki.remove() }
-        let serving = try pki.issue(commonName: "kube-apiserver", into: "apiserver")
-        let admin = try pki.issue(commonName: "kubernetes-admin", into: "admin")
         let server = try await FakeKubeAPIServer(certificateFile: serving + "/tls.crt", keyFile: serving + "/tls.key", clientCAFile: pki.caCertificate)
         let group = try EventLoopGroup(threads: 1)
         let folder = try Folder()

@@ -56,9 +56,9 @@ private struct Candidate {
         let fixture = try await KubeFixture.start()
         let timeline = Timeline()
         // A lease far longer than a handover may take, so that only a release explains one.
-        let a = Candidate("a", client: fixture.client, timeline: timeline, leaseDuration: .seconds(10))
-        let b = Candidate("b", client: fixture.client, timeline: timeline, leaseDuration: .seconds(10))
-        #expect(await eventually { a.elector.isLeader || b.elector.isLeader })
+        let a = Candidate("a", client: fixture.client, timeline: timeline, leaseDuration: .seconds(30))
+        let b = Candidate("b", client: fixture.client, timeline: timeline, leaseDuration: .seconds(30))
+        #expect(await eventually(timeout: .seconds(30)) { a.elector.isLeader || b.elector.isLeader })
         // Several renewals later there is still exactly one leader, named in the Lease.
         try await Task.sleep(for: .milliseconds(500))
         #expect(a.elector.isLeader != b.elector.isLeader)
@@ -68,7 +68,7 @@ private struct Candidate {
         #expect(follower.elector.leader == leader.elector.identity)
         // client-go's field names and formats.
         #expect(lease["spec"]?.objectValue?.keys == ["holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions"])
-        #expect(lease["spec"]?["leaseDurationSeconds"] == 10)
+        #expect(lease["spec"]?["leaseDurationSeconds"] == 30)
         let renewTime = try #require(lease["spec"]?["renewTime"]?.stringValue)
         #expect(renewTime.count == 27 && renewTime.hasSuffix("Z") && MicroTime(rfc3339: renewTime) != nil)
         #expect(lease["spec"]?["leaseTransitions"] == 0)
@@ -76,10 +76,10 @@ private struct Candidate {
         // The leader stops: it releases the Lease, and the other takes it without waiting it out.
         await leader.stop()
         #expect(!leader.elector.isLeader)
-        #expect(await eventually { follower.elector.isLeader })
+        #expect(await eventually(timeout: .seconds(30)) { follower.elector.isLeader })
         let handover = try #require(timeline.when(follower.elector.identity, leading: true)).microseconds
             - (try #require(timeline.when(leader.elector.identity, leading: false))).microseconds
-        #expect(handover < 5_000_000)
+        #expect(handover < 15_000_000)
         #expect(fixture.server.object(leasePath)?["spec"]?["holderIdentity"] == .string(follower.elector.identity))
         #expect(fixture.server.object(leasePath)?["spec"]?["leaseTransitions"] == 1)
         #expect(timeline.mostLeadersAtOnce == 1)
@@ -100,20 +100,20 @@ private struct Candidate {
         let isolated = try KubeClient(config: config, loop: fixture.group.next())
         let timeline = Timeline()
         let a = Candidate("a", client: isolated, timeline: timeline)
-        #expect(await eventually { a.elector.isLeader })
+        #expect(await eventually(timeout: .seconds(30)) { a.elector.isLeader })
         let b = Candidate("b", client: fixture.client, timeline: timeline)
         try await Task.sleep(for: .milliseconds(300))
         #expect(!b.elector.isLeader)
         try "revoked".write(toFile: tokenFile, atomically: true, encoding: .utf8)
         // a gives up once its renew deadline (1 s) has passed since its last renewal; b takes
         // the Lease only once it has run out (2 s after that renewal).
-        #expect(await eventually(timeout: .seconds(6)) { timeline.when("a", leading: false) != nil })
-        let lastRenewal = try #require(fixture.server.object(leasePath)?["spec"]?["renewTime"]?.stringValue.flatMap { MicroTime(rfc3339: $0) })
-        #expect(await eventually(timeout: .seconds(6)) { b.elector.isLeader })
+        #expect(await eventually(timeout: .seconds(30)) { b.elector.isLeader })
+        let lastRenewal = try #require(fixture.server.versions(leasePath).last { $0["spec"]?["holderIdentity"] == "a" }?["spec"]?["renewTime"]?
+            .stringValue.flatMap { MicroTime(rfc3339: $0) })
         let stepDown = try #require(timeline.when("a", leading: false)).microseconds - lastRenewal.microseconds
         let takeOver = try #require(timeline.when("b", leading: true)).microseconds - lastRenewal.microseconds
         #expect(stepDown >= 1_000_000 && stepDown < takeOver)
-        #expect(takeOver >= 2_000_000 && takeOver < 4_000_000)
+        #expect(takeOver >= 2_000_000 && takeOver < 10_000_000)
         #expect(timeline.mostLeadersAtOnce == 1)
         #expect(timeline.summary == ["a leads", "a stops", "b leads"])
         await a.stop()
@@ -126,7 +126,7 @@ private struct Candidate {
         let server = fixture.server
         let timeline = Timeline()
         let a = Candidate("a", client: fixture.client, timeline: timeline, leaseDuration: .seconds(10))
-        #expect(await eventually { a.elector.isLeader })
+        #expect(await eventually(timeout: .seconds(30)) { a.elector.isLeader })
         // Someone else writes the Lease (a label, say) between a's read and its renewal, so
         // the renewal carries a stale resourceVersion and gets 409 Conflict.
         let raced = Mutex<MicroTime?>(nil)
@@ -135,10 +135,10 @@ private struct Candidate {
             server.seed("/apis/coordination.k8s.io/v1/namespaces/tandem/leases", FakeKubeAPIServer.mergePatch(lease, ["metadata": ["labels": ["x": "y"]]]))
             raced.withLock { $0 = MicroTime(rfc3339: lease["spec"]!["renewTime"]!.stringValue!) }
         }
-        #expect(await eventually { raced.withLock { $0 } != nil })
+        #expect(await eventually(timeout: .seconds(30)) { raced.withLock { $0 } != nil })
         let before = try #require(raced.withLock { $0 })
         // Only a fresh read can keep the label: a renewal made from it, later than the raced one.
-        #expect(await eventually {
+        #expect(await eventually(timeout: .seconds(30)) {
             let lease = server.object(leasePath)
             return lease?["metadata"]?["labels"]?["x"] == "y"
                 && (lease?["spec"]?["renewTime"]?.stringValue.flatMap { MicroTime(rfc3339: $0) }).map { $0 > before } == true

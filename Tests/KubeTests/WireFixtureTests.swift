@@ -93,9 +93,11 @@ private func chunks(_ raw: [UInt8]) -> (chunks: [[UInt8]], terminated: Bool) {
     @Test func realStreamsThroughTheClientWhateverTheChunking() async throws {
         // A server replaying real watch bodies in chunks of awkward sizes: several lines in one
         // chunk, one line over many.
-        let pki = try TestPKI()
+        let (pki, folder) = try await offThePool {
+            let pki = try TestPKI()
+            return (pki, try pki.issue(commonName: "kube-apiserver", into: "apiserver"))
+        }
         defer { pki.remove() }
-        let folder = try pki.issue(commonName: "kube-apiserver", into: "apiserver")
         let streams = ["watch/pods-4a/w3-from-rv.stream.jsonl", "watch/endpointslices-4b/w2-from-rv.stream.jsonl",
                        "watch/gone-410-4c/c4-watch-pods-rv1.stream.jsonl"]
         let chunkSize = Mutex(1)
@@ -248,12 +250,13 @@ private func chunks(_ raw: [UInt8]) -> (chunks: [[UInt8]], terminated: Bool) {
     }
 
     @Test func fakeWatchIsChunkedLikeTheRealOne() async throws {
-        guard hasProgram("curl") else { return }
+        guard try await offThePool({ hasProgram("curl") }) else { return }
         let fake = try await fakeWithRealPods()
         // curl --raw keeps the chunk framing, as for w2-http11-raw.
-        let run = try runProcess(["curl", "-sS", "--http1.1", "--raw", "-A", "tandem-fixture-capture/1.0", "--cacert", fake.pki.caCertificate,
-                                  "-H", "Authorization: Bearer \(fake.server.token)",
-                                  "https://127.0.0.1:\(fake.server.port)/api/v1/namespaces/shop/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=1"])
+        let arguments = ["curl", "-sS", "--http1.1", "--raw", "-A", "tandem-fixture-capture/1.0", "--cacert", fake.pki.caCertificate,
+                         "-H", "Authorization: Bearer \(fake.server.token)",
+                         "https://127.0.0.1:\(fake.server.port)/api/v1/namespaces/shop/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=1"]
+        let run = try await offThePool { try runProcess(arguments) }
         #expect(run.status == 0, "\(run.error)")
         let (fakeChunks, terminated) = chunks(run.output)
         let (realChunks, realTerminated) = chunks(try SharedFixtures.bytes(apiserver + "watch/pods-4a/w2-http11-raw.stream.bin"))

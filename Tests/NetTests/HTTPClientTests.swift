@@ -94,27 +94,40 @@ import TestSupport
     }
 
     @Test func aStreamThatFallsSilentPastItsOwnReadTimeoutFails() async throws {
-        let writers = Mutex<[HTTPResponseWriter]>([])
+        // A body that trickles for 1.5 s, then stops without ending; written from a thread of
+        // its own, so that a busy machine delays it no more than it delays the timeout.
+        let ticker = try EventLoopGroup(threads: 1)
+        defer { ticker.shutdown() }
+        let loop = ticker.next()
         var routes = standardRoutes()
-        routes.add(.get, "/watch") { _ in HTTPResponse { writer in writers.withLock { $0.append(writer) } } }
+        routes.add(.get, "/trickle") { _ in
+            HTTPResponse { writer in
+                @Sendable func tick(_ remaining: Int) {
+                    guard remaining > 0 else { return }
+                    writer.write(Array("{}\n".utf8))
+                    loop.execute { loop.schedule(after: .milliseconds(100)) { tick(remaining - 1) } }
+                }
+                tick(15)
+            }
+        }
         let server = try await TestServer.start(routes: routes)
         // The client-wide setting lets bodies idle forever; this one request may not.
         let client = HTTPClient(loop: server.group.next())
-        var request = try HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/watch")
-        request.bodyReadTimeout = .milliseconds(300)
+        var request = try HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/trickle")
+        request.bodyReadTimeout = .seconds(1)
+        let started = ContinuousClock.now
         let response = try await client.stream(request)
-        #expect(await eventually { writers.withLock { !$0.isEmpty } })
-        let writer = try #require(writers.withLock { $0.first })
-        var iterator = response.body.makeAsyncIterator()
-        // Bytes keep it alive past the timeout…
-        for _ in 0..<3 {
-            try await Task.sleep(for: .milliseconds(150))
-            writer.write(Array("{}\n".utf8))
-            #expect(try await iterator.next() == Array("{}\n".utf8))
+        var received = 0
+        var failure: Error?
+        do {
+            for try await chunk in response.body { received += chunk.count }
+        } catch {
+            failure = error
         }
-        // …and silence ends it.
-        await #expect { _ = try await iterator.next() } throws: { error in "\(error)".contains("body read timed out") }
-        #expect(await eventually { !writer.isOpen })
+        // It outlived its timeout while bytes came, and failed once they stopped.
+        #expect(failure.map { "\($0)".contains("body read timed out") } == true)
+        #expect(received == 45)
+        #expect(ContinuousClock.now - started >= .milliseconds(2400))
         await server.stop()
     }
 

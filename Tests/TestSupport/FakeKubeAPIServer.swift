@@ -24,7 +24,7 @@ import Synchronization
 ///   A version older than the history (see `compact(upTo:)`) gets HTTP 200 and one ERROR event
 ///   with a 410 `Expired` Status, as the real server sends it.
 ///
-/// Test hooks: `seed`, `compact(upTo:)`, `bookmark()`, `failNext(_:)`, `stopServing()` /
+/// Test hooks: `seed`, `remove`, `versions`, `compact(upTo:)`, `bookmark()`, `failNext(_:)`, `stopServing()` /
 /// `startServing()` / `restart()` (drops every connection and watch, then listens again on the
 /// same port), `beforeNext(_:)` to stage races, and the request log.
 public final class FakeKubeAPIServer: Sendable {
@@ -129,6 +129,7 @@ public final class FakeKubeAPIServer: Sendable {
 
     /// Starts listening (again), on the port it had before.
     public func startServing() async throws {
+        guard server.withLock({ $0 == nil }) else { return }
         var routes = HTTPRoutes()
         let store = self.store, token = requiresToken ? self.token : nil
         let handler: HTTPHandler = { request in Self.handle(request, token: token, store: store) }
@@ -165,6 +166,13 @@ public final class FakeKubeAPIServer: Sendable {
     public func object(_ path: String) -> JSON? {
         guard let route = Route(path), let key = route.key else { return nil }
         return store.state.withLock { $0.objects[key] }
+    }
+
+    /// Every state the object at an API path had, oldest first, as far back as the history goes
+    /// (a deletion shows as the last state with the deletion's resourceVersion).
+    public func versions(_ path: String) -> [JSON] {
+        guard let route = Route(path), let key = route.key else { return [] }
+        return store.state.withLock { state in state.history.filter { $0.key == key }.map(\.object) }
     }
 
     /// Stores an object as if someone else had created or replaced it, setting the server's
