@@ -164,7 +164,7 @@ public final class Informer: Sendable {
             if Task.isCancelled { return [] }
             let error = error as? KubeError ?? KubeError("watch \(path): \(error)")
             if error.isExpired {
-                // Servers before the watch cache said so with an HTTP 410 rather than an event.
+                // Older servers (and some proxies) say so with an HTTP 410 rather than an event.
                 count { $0.expirations += 1 }
                 return machine.handle(.watchEvent(.error(code: 410, message: error.message)))
             }

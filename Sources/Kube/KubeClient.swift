@@ -153,7 +153,7 @@ public final class KubeClient: Sendable {
             } catch {
                 // The status says enough.
             }
-            throw Self.failure(.get, "watch \(path)", status: response.head.status, body: body)
+            throw Self.failure("watch \(path)", status: response.head.status, body: body)
         }
         return KubeWatch(path: path, body: response.body)
     }
@@ -248,7 +248,7 @@ public final class KubeClient: Sendable {
             throw KubeError("\(method) \(path): \(error)")
         }
         guard (200..<300).contains(response.status) else {
-            throw Self.failure(method, "\(method) \(path)", status: response.status, body: response.body)
+            throw Self.failure("\(method) \(path)", status: response.status, body: response.body)
         }
         guard let json = try? JSONReader.parse(response.body) else { throw KubeError("\(method) \(path): the response is not JSON") }
         return json
@@ -264,7 +264,7 @@ public final class KubeClient: Sendable {
     }
 
     /// The error for a non-2xx answer: a `Status` body says why; anything else is shown as text.
-    private static func failure(_ method: HTTPMethod, _ what: String, status: Int, body: [UInt8]) -> KubeError {
+    private static func failure(_ what: String, status: Int, body: [UInt8]) -> KubeError {
         let json = try? JSONReader.parse(body)
         let message = json?["message"]?.stringValue ?? String(decoding: body.prefix(200), as: UTF8.self)
         return KubeError("\(what): \(message)", status: status, reason: json?["reason"]?.stringValue)
