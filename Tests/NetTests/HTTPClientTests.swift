@@ -78,6 +78,59 @@ import TestSupport
         await server.stop()
     }
 
+    @Test func cancellingASendCancelsItsExchange() async throws {
+        let writers = Mutex<[HTTPResponseWriter]>([])
+        var routes = standardRoutes()
+        routes.add(.get, "/watch") { _ in HTTPResponse { writer in writers.withLock { $0.append(writer) } } }
+        let server = try await TestServer.start(routes: routes)
+        let client = HTTPClient(loop: server.group.next())
+        // A body that never ends: only cancellation can end this send.
+        let task = Task { try await client.send(HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/watch")) }
+        #expect(await eventually { writers.withLock { !$0.isEmpty } })
+        task.cancel()
+        await #expect { _ = try await task.value } throws: { error in "\(error)".contains("request cancelled") }
+        #expect(await eventually { writers.withLock { !$0[0].isOpen } })
+        await server.stop()
+    }
+
+    @Test func aStreamThatFallsSilentPastItsOwnReadTimeoutFails() async throws {
+        // A body that trickles for 1.5 s, then stops without ending; written from a thread of
+        // its own, so that a busy machine delays it no more than it delays the timeout.
+        let ticker = try EventLoopGroup(threads: 1)
+        defer { ticker.shutdown() }
+        let loop = ticker.next()
+        var routes = standardRoutes()
+        routes.add(.get, "/trickle") { _ in
+            HTTPResponse { writer in
+                @Sendable func tick(_ remaining: Int) {
+                    guard remaining > 0 else { return }
+                    writer.write(Array("{}\n".utf8))
+                    loop.execute { loop.schedule(after: .milliseconds(100)) { tick(remaining - 1) } }
+                }
+                tick(15)
+            }
+        }
+        let server = try await TestServer.start(routes: routes)
+        // The client-wide setting lets bodies idle forever; this one request may not.
+        let client = HTTPClient(loop: server.group.next())
+        var request = try HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/trickle")
+        request.bodyReadTimeout = .seconds(1)
+        let started = ContinuousClock.now
+        let response = try await client.stream(request)
+        var received = 0
+        var failure: Error?
+        do {
+            for try await chunk in response.body { received += chunk.count }
+        } catch {
+            failure = error
+        }
+        // It outlived its timeout while bytes came, and failed once they stopped.
+        #expect(failure.map { "\($0)".contains("body read timed out") } == true)
+        #expect(received == 45)
+        #expect(ContinuousClock.now - started >= .milliseconds(2400))
+        await server.stop()
+    }
+
     @Test func timeoutsAndRefusalsAreErrorsThatSayWhy() async throws {
         let group = try EventLoopGroup(threads: 1)
         defer { group.shutdown() }
@@ -95,6 +148,16 @@ import TestSupport
         await #expect { _ = try await client.send(HTTPClientRequest(url: "http://127.0.0.1:\(port)/")) } throws: { error in
             "\(error)".contains("connect(127.0.0.1:\(port))") && "\(error)".contains("Connection refused")
         }
+    }
+
+    @Test func encodesAndDecodesQueries() {
+        let items = [("labelSelector", "app=web,tier!=db"), ("continue", "eyJ2Ijoi+/="), ("empty", ""), ("ünï", "a b")]
+        let encoded = URLQuery.encode(items)
+        #expect(encoded == "labelSelector=app%3Dweb%2Ctier%21%3Ddb&continue=eyJ2Ijoi%2B%2F%3D&empty=&%C3%BCn%C3%AF=a%20b")
+        #expect(URLQuery.decode(Substring(encoded))?.map { "\($0.0)=\($0.1)" } == items.map { "\($0.0)=\($0.1)" })
+        #expect(URLQuery.decode("a=1+2&flag&b=%41")?.map { "\($0.0)=\($0.1)" } == ["a=1 2", "flag=", "b=A"])
+        #expect(URLQuery.decode("a=%4") == nil)
+        #expect(URLQuery.decode("a=%zz") == nil)
     }
 
     @Test func parsesURLs() throws {

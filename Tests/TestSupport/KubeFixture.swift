@@ -10,11 +10,13 @@ public struct KubeFixture: Sendable {
     public let client: KubeClient
 
     public static func start(gitVersion: String = "v1.28.4", token: String? = nil, tokenFile: String? = nil) async throws -> KubeFixture {
-        let pki = try TestPKI()
-        let folder = try pki.issue(commonName: "kube-apiserver", into: "apiserver")
+        let (pki, folder) = try await offThePool {
+            let pki = try TestPKI()
+            return (pki, try pki.issue(commonName: "kube-apiserver", into: "apiserver"))
+        }
         let server = try await FakeKubeAPIServer(gitVersion: gitVersion, certificateFile: folder + "/tls.crt", keyFile: folder + "/tls.key")
         let group = try EventLoopGroup(threads: 1)
-        let config = KubeConfig(host: "127.0.0.1", port: server.port, caFile: pki.caCertificate, tokenFile: tokenFile,
+        let config = KubeConfig(host: "127.0.0.1", port: server.port, certificateAuthority: .file(pki.caCertificate), tokenFile: tokenFile,
                                 token: tokenFile == nil ? (token ?? server.token) : nil)
         return KubeFixture(pki: pki, server: server, group: group, client: try KubeClient(config: config, loop: group.next()))
     }

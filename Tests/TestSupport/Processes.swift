@@ -48,3 +48,12 @@ public func run(_ arguments: [String], stdin: [UInt8]? = nil) throws -> (status:
     let result = try runProcess(arguments, stdin: stdin)
     return (result.status, String(decoding: result.output, as: UTF8.self), result.error)
 }
+
+/// Runs blocking work (a process, a blocking read) on a Dispatch thread and waits for it without
+/// blocking: Swift concurrency shares a thread per core among every running test, and one held
+/// by a blocking call stalls all the others.
+public func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+    }
+}
