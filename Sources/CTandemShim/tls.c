@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/pem.h>
 #include "tandem_tls.h"
 
 static SSL_CTX *new_ctx(const SSL_METHOD *method) {
@@ -90,4 +91,46 @@ int tandem_tls_certificate_cn(SSL *ssl, int peer, char *buffer, int length) {
     int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buffer, length);
     if (peer) X509_free(cert);
     return n < 0 ? 0 : n;
+}
+
+/* PEM held in memory (kubeconfig `*-data` fields) rather than in files. */
+
+int tandem_tls_use_pem_chain(SSL_CTX *ctx, const unsigned char *pem, size_t length) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)length);
+    if (bio == NULL) return 0;
+    X509 *leaf = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+    int ok = leaf != NULL && SSL_CTX_use_certificate(ctx, leaf) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
+    X509_free(leaf);
+    X509 *next;
+    while (ok && (next = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(ctx, next) != 1) { X509_free(next); ok = 0; }
+    }
+    BIO_free(bio);
+    if (ok) ERR_clear_error();  /* the end of the PEM data queues a harmless "no start line" */
+    return ok;
+}
+
+int tandem_tls_use_pem_key(SSL_CTX *ctx, const unsigned char *pem, size_t length) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)length);
+    if (bio == NULL) return 0;
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    int ok = key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    return ok;
+}
+
+int tandem_tls_add_pem_trust(SSL_CTX *ctx, const unsigned char *pem, size_t length) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)length);
+    if (bio == NULL) return 0;
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int added = 0;
+    X509 *cert;
+    while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        if (X509_STORE_add_cert(store, cert) == 1) added++;
+        X509_free(cert);
+    }
+    BIO_free(bio);
+    if (added > 0) ERR_clear_error();
+    return added;
 }

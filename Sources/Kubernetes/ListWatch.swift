@@ -29,6 +29,70 @@ public enum WatchEvent: Sendable, Equatable {
     }
 }
 
+/// Cuts a watch body into events. The server writes one JSON object per line, but the reads
+/// that deliver it follow the transport: a line may span several reads, and one read may hold
+/// several lines.
+public struct WatchStreamDecoder: Sendable {
+    /// A watch line that cannot be read, or one longer than the limit.
+    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Longer lines are refused rather than buffered without end.
+    public let maxLineBytes: Int
+    private var partial: [UInt8] = []
+
+    public init(maxLineBytes: Int = 64 << 20) {
+        self.maxLineBytes = maxLineBytes
+    }
+
+    /// The events completed by `bytes`, in order.
+    public mutating func feed(_ bytes: [UInt8]) throws(Failure) -> [WatchEvent] {
+        var events: [WatchEvent] = []
+        var start = bytes.startIndex
+        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            if partial.isEmpty {
+                try decode(bytes[start..<newline], into: &events)
+            } else {
+                partial += bytes[start..<newline]
+                try decode(partial[...], into: &events)
+                partial.removeAll(keepingCapacity: true)
+            }
+            start = newline + 1
+        }
+        partial += bytes[start...]
+        guard partial.count <= maxLineBytes else {
+            throw Failure(description: "a watch line is longer than \(maxLineBytes) bytes")
+        }
+        return events
+    }
+
+    /// At the end of the body: a line without its newline is an event cut short.
+    public func finish() throws(Failure) {
+        guard partial.allSatisfy(Self.isSpace) else {
+            throw Failure(description: "the watch ended inside an event (\(partial.count) bytes without a newline)")
+        }
+    }
+
+    private func decode(_ line: ArraySlice<UInt8>, into events: inout [WatchEvent]) throws(Failure) {
+        guard !line.allSatisfy(Self.isSpace) else { return }
+        let json: JSON
+        do {
+            json = try JSONReader.parse(line)
+        } catch {
+            throw Failure(description: "a watch line is not JSON: \(error)")
+        }
+        guard let event = WatchEvent(json) else {
+            throw Failure(description: "a watch line is not an event: \(String(decoding: line.prefix(120), as: UTF8.self))")
+        }
+        events.append(event)
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n")
+    }
+}
+
 /// The list-then-watch protocol of a Kubernetes client, as a pure state machine: events (pages,
 /// watch lines, failures, timers) in, actions (requests to make, changes to apply, waits) out.
 ///
@@ -36,7 +100,8 @@ public enum WatchEvent: Sendable, Equatable {
 /// the list's resourceVersion with bookmarks, and relists when the server says the version is too
 /// old: a 410 ERROR event inside a watch stream (how an expired watch is reported) or an HTTP 410
 /// on a list page (an expired `continue` token). Other failures back off exponentially, capped,
-/// and resume the watch where it was.
+/// and resume the watch where it was; any sign of a working server (a page, a change, a
+/// bookmark) resets the backoff.
 public struct ListWatchMachine: Sendable {
     public enum Event: Sendable, Equatable {
         case start
@@ -63,7 +128,8 @@ public struct ListWatchMachine: Sendable {
 
     private enum State: Sendable, Equatable {
         case idle
-        case listing(items: [JSON])
+        /// `continued`: the next page was asked for with a continue token.
+        case listing(items: [JSON], continued: Bool)
         case watching(resourceVersion: String)
         case backingOff(resumeFrom: String?)
     }
@@ -90,26 +156,22 @@ public struct ListWatchMachine: Sendable {
     public mutating func handle(_ event: Event) -> [Action] {
         switch (state, event) {
         case (.idle, .start):
-            state = .listing(items: [])
-            return [.list(continueToken: nil)]
+            return relist()
 
-        case (.listing(var items), .listPage(let page, let version, let token)):
+        case (.listing(var items, _), .listPage(let page, let version, let token)):
             items += page
             if let token, !token.isEmpty {
-                state = .listing(items: items)
+                state = .listing(items: items, continued: true)
                 return [.list(continueToken: token)]
             }
             failures = 0
             state = .watching(resourceVersion: version)
             return [.replaceAll(items), .watch(resourceVersion: version)]
 
-        case (.listing, .listFailed(let status)):
+        case (.listing(_, let continued), .listFailed(let status)):
             // An expired continue token (410) means starting the list over, at once; anything
-            // else waits first.
-            if status == 410 {
-                state = .listing(items: [])
-                return [.list(continueToken: nil)]
-            }
+            // else, a 410 on a first page included, waits first.
+            if status == 410 && continued { return relist() }
             return backOff(resumeFrom: nil)
 
         case (.watching(let version), .watchEvent(let watchEvent)):
@@ -123,13 +185,11 @@ public struct ListWatchMachine: Sendable {
                 state = .watching(resourceVersion: Self.version(of: object) ?? version)
                 return [.delete(object)]
             case .bookmark(let newVersion):
+                failures = 0
                 state = .watching(resourceVersion: newVersion)
                 return []
             case .error(let code, _):
-                if code == 410 {
-                    state = .listing(items: [])
-                    return [.list(continueToken: nil)]
-                }
+                if code == 410 { return relist() }
                 return backOff(resumeFrom: version)
             }
 
@@ -144,13 +204,17 @@ public struct ListWatchMachine: Sendable {
                 state = .watching(resourceVersion: version)
                 return [.watch(resourceVersion: version)]
             }
-            state = .listing(items: [])
-            return [.list(continueToken: nil)]
+            return relist()
 
         default:
             // Late answers to requests that were superseded change nothing.
             return []
         }
+    }
+
+    private mutating func relist() -> [Action] {
+        state = .listing(items: [], continued: false)
+        return [.list(continueToken: nil)]
     }
 
     private mutating func backOff(resumeFrom version: String?) -> [Action] {

@@ -11,9 +11,12 @@ public struct HTTPClientRequest: Sendable {
     public var target: String
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Longest silence while this response's body is read, instead of the client's
+    /// `bodyReadTimeout`: a watch may idle until its own `timeoutSeconds`, and no longer.
+    public var bodyReadTimeout: Duration?
 
     public init(method: HTTPMethod = .get, isTLS: Bool = false, host: String, port: Int, target: String = "/",
-                headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+                headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], bodyReadTimeout: Duration? = nil) {
         self.method = method
         self.isTLS = isTLS
         self.host = host
@@ -21,6 +24,7 @@ public struct HTTPClientRequest: Sendable {
         self.target = target
         self.headers = headers
         self.body = body
+        self.bodyReadTimeout = bodyReadTimeout
     }
 
     /// Parses `http[s]://host[:port][/path][?query]` (IPv6 hosts in brackets).
@@ -125,6 +129,26 @@ public struct HTTPRequestCancellation: Sendable {
     }
 }
 
+/// Connects task cancellation to an exchange that may not have started yet when it comes.
+private final class CancellableExchange: Sendable {
+    private let state = Mutex<(cancellation: HTTPRequestCancellation?, cancelled: Bool)>((nil, false))
+
+    func started(_ cancellation: HTTPRequestCancellation) {
+        let cancelNow = state.withLock { state -> Bool in
+            state.cancellation = cancellation
+            return state.cancelled
+        }
+        if cancelNow { cancellation.cancel() }
+    }
+
+    func cancel() {
+        state.withLock { state -> HTTPRequestCancellation? in
+            state.cancelled = true
+            return state.cancellation
+        }?.cancel()
+    }
+}
+
 /// An HTTP/1.1 client with a keep-alive pool per origin, on one event loop.
 public final class HTTPClient: Sendable {
     public let loop: EventLoop
@@ -141,59 +165,71 @@ public final class HTTPClient: Sendable {
     /// Starts an exchange; see `HTTPResponseHandler` for what is reported when.
     @discardableResult
     public func execute(_ request: HTTPClientRequest, handler: HTTPResponseHandler) -> HTTPRequestCancellation {
-        var tls: TLSContext? = nil
-        if request.isTLS {
-            do { tls = try tlsContext() } catch {
-                loop.execute { handler.complete(.failure(error)) }
-            }
-        }
-        let exchange = UnsafeTransfer(ClientExchange(request: request, handler: handler, tls: tls))
         let pool = self.pool, loop = self.loop
-        if request.isTLS && tls == nil { return HTTPRequestCancellation(loop: loop, exchange: exchange) }
-        loop.execute { pool.value.start(exchange.value, on: loop) }
-        return HTTPRequestCancellation(loop: loop, exchange: exchange)
+        do {
+            let tls = request.isTLS ? try tlsContext() : nil
+            let exchange = UnsafeTransfer(ClientExchange(request: request, handler: handler, tls: tls))
+            loop.execute { pool.value.start(exchange.value, on: loop) }
+            return HTTPRequestCancellation(loop: loop, exchange: exchange)
+        } catch {
+            // Failed through the exchange, so that a later cancel finds it finished.
+            let exchange = UnsafeTransfer(ClientExchange(request: request, handler: handler, tls: nil))
+            loop.execute { exchange.value.fail(error) }
+            return HTTPRequestCancellation(loop: loop, exchange: exchange)
+        }
     }
 
-    /// Sends a request and collects the whole response.
+    /// Sends a request and collects the whole response. Cancelling the task cancels the exchange.
     public func send(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
         let collected = Mutex<(head: HTTPResponseHead?, body: [UInt8])>((nil, []))
-        return try await withCheckedThrowingContinuation { continuation in
-            execute(request, handler: HTTPResponseHandler(
-                head: { head in collected.withLock { $0.head = head } },
-                body: { bytes in collected.withLock { $0.body += bytes } },
-                complete: { result in
-                    switch result {
-                    case .success(let trailers):
-                        let (head, body) = collected.withLock { ($0.head!, $0.body) }
-                        continuation.resume(returning: HTTPClientResponse(head: head, body: body, trailers: trailers))
-                    case .failure(let error):
-                        continuation.resume(throwing: error)
-                    }
-                }))
+        let exchange = CancellableExchange()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                exchange.started(execute(request, handler: HTTPResponseHandler(
+                    head: { head in collected.withLock { $0.head = head } },
+                    body: { bytes in collected.withLock { $0.body += bytes } },
+                    complete: { result in
+                        switch result {
+                        case .success(let trailers):
+                            let (head, body) = collected.withLock { ($0.head!, $0.body) }
+                            continuation.resume(returning: HTTPClientResponse(head: head, body: body, trailers: trailers))
+                        case .failure(let error):
+                            continuation.resume(throwing: error)
+                        }
+                    })))
+            }
+        } onCancel: {
+            exchange.cancel()
         }
     }
 
     /// Sends a request and returns once the head has arrived; the body follows piece by piece.
-    /// Ending the iteration early closes the connection.
+    /// Ending the iteration early, or cancelling the task, closes the connection.
     public func stream(_ request: HTTPClientRequest) async throws -> HTTPStreamingResponse {
         let (body, continuation) = AsyncThrowingStream<[UInt8], Error>.makeStream()
         let headWaiter = Mutex<CheckedContinuation<HTTPResponseHead, Error>?>(nil)
-        let head = try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<HTTPResponseHead, Error>) in
-            headWaiter.withLock { $0 = waiter }
-            let cancellation = execute(request, handler: HTTPResponseHandler(
-                head: { head in headWaiter.withLock { $0.take() }?.resume(returning: head) },
-                body: { bytes in continuation.yield(bytes) },
-                complete: { result in
-                    if case .failure(let error) = result {
-                        headWaiter.withLock { $0.take() }?.resume(throwing: error)
-                        continuation.finish(throwing: error)
-                    } else {
-                        continuation.finish()
-                    }
-                }))
-            continuation.onTermination = { termination in
-                if case .cancelled = termination { cancellation.cancel() }
+        let exchange = CancellableExchange()
+        let head = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<HTTPResponseHead, Error>) in
+                headWaiter.withLock { $0 = waiter }
+                let cancellation = execute(request, handler: HTTPResponseHandler(
+                    head: { head in headWaiter.withLock { $0.take() }?.resume(returning: head) },
+                    body: { bytes in continuation.yield(bytes) },
+                    complete: { result in
+                        if case .failure(let error) = result {
+                            headWaiter.withLock { $0.take() }?.resume(throwing: error)
+                            continuation.finish(throwing: error)
+                        } else {
+                            continuation.finish()
+                        }
+                    }))
+                continuation.onTermination = { termination in
+                    if case .cancelled = termination { cancellation.cancel() }
+                }
+                exchange.started(cancellation)
             }
+        } onCancel: {
+            exchange.cancel()
         }
         return HTTPStreamingResponse(head: head, body: body)
     }
@@ -314,8 +350,10 @@ final class ClientExchange {
 
     func cancel() {
         guard !finished else { return }
-        connection?.close()
+        // Finished first, so the close below cannot retry it on another connection.
+        let connection = self.connection
         fail(HTTPClientError("request cancelled"))
+        connection?.close()
     }
 }
 
@@ -416,7 +454,7 @@ final class ClientConnection: ConnectionDelegate {
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
         receivedBytes = true
-        if exchange != nil, let readTimeout = configuration.bodyReadTimeout, deadline == .distantFuture {
+        if let exchange, let readTimeout = bodyReadTimeout(exchange), deadline == .distantFuture {
             setDeadline(.now() + readTimeout, reason: "body read timed out")
         }
         if pending.isEmpty {
@@ -454,7 +492,7 @@ final class ClientConnection: ConnectionDelegate {
             case .responseHead(let head):
                 guard head.status >= 200 || head.status == 101 else { continue }
                 keepAlive = keepAlive && head.keepAlive
-                if let readTimeout = configuration.bodyReadTimeout {
+                if let readTimeout = bodyReadTimeout(exchange) {
                     setDeadline(.now() + readTimeout, reason: "body read timed out")
                 } else {
                     setDeadline(.distantFuture, reason: "")
@@ -467,12 +505,16 @@ final class ClientConnection: ConnectionDelegate {
                 release()
                 return offset
             case .body, .requestHead:
-                if let readTimeout = configuration.bodyReadTimeout {
+                if let readTimeout = bodyReadTimeout(exchange) {
                     setDeadline(.now() + readTimeout, reason: "body read timed out")
                 }
             }
         }
         return offset
+    }
+
+    private func bodyReadTimeout(_ exchange: ClientExchange) -> Duration? {
+        exchange.request.bodyReadTimeout ?? configuration.bodyReadTimeout
     }
 
     private func release() {

@@ -17,16 +17,31 @@ public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// PEM files for one side of a TLS connection, and what to verify.
+/// Where PEM material comes from: a file (watched, and reloaded when it changes) or bytes
+/// held in memory (a kubeconfig's `*-data` fields), which keeps private keys off the disk.
+public enum PEMSource: Sendable, Equatable, CustomStringConvertible {
+    case file(String)
+    case bytes([UInt8])
+
+    /// The file name, or "(inline PEM)": for error messages, never the key itself.
+    public var description: String {
+        switch self {
+        case .file(let path): path
+        case .bytes: "(inline PEM)"
+        }
+    }
+}
+
+/// PEM for one side of a TLS connection, and what to verify.
 public struct TLSConfiguration: Sendable {
     public enum Role: Sendable { case server, client }
     public var role: Role
     /// Our certificate chain and key (required for servers; a client certificate for mTLS).
-    public var certificateFile: String?
-    public var keyFile: String?
+    public var certificate: PEMSource?
+    public var key: PEMSource?
     /// CA bundle to verify the peer with. A client without one uses the system store; a server
     /// with one requires and verifies client certificates.
-    public var trustedCAFile: String?
+    public var trustedCA: PEMSource?
     /// ALPN protocols in preference order.
     public var alpn: [String]
     /// How often a new connection may trigger a check of the files for changes.
@@ -34,18 +49,24 @@ public struct TLSConfiguration: Sendable {
 
     public static func server(certificateFile: String, keyFile: String, clientCAFile: String? = nil,
                               alpn: [String] = ["http/1.1"], reloadCheckInterval: Duration = .seconds(1)) -> TLSConfiguration {
-        TLSConfiguration(role: .server, certificateFile: certificateFile, keyFile: keyFile, trustedCAFile: clientCAFile,
+        TLSConfiguration(role: .server, certificate: .file(certificateFile), key: .file(keyFile), trustedCA: clientCAFile.map(PEMSource.file),
                          alpn: alpn, reloadCheckInterval: reloadCheckInterval)
     }
 
     public static func client(trustedCAFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
                               alpn: [String] = ["http/1.1"], reloadCheckInterval: Duration = .seconds(1)) -> TLSConfiguration {
-        TLSConfiguration(role: .client, certificateFile: certificateFile, keyFile: keyFile, trustedCAFile: trustedCAFile,
+        client(trustedCA: trustedCAFile.map(PEMSource.file), certificate: certificateFile.map(PEMSource.file),
+               key: keyFile.map(PEMSource.file), alpn: alpn, reloadCheckInterval: reloadCheckInterval)
+    }
+
+    public static func client(trustedCA: PEMSource?, certificate: PEMSource? = nil, key: PEMSource? = nil,
+                              alpn: [String] = ["http/1.1"], reloadCheckInterval: Duration = .seconds(1)) -> TLSConfiguration {
+        TLSConfiguration(role: .client, certificate: certificate, key: key, trustedCA: trustedCA,
                          alpn: alpn, reloadCheckInterval: reloadCheckInterval)
     }
 }
 
-/// An OpenSSL context built from files, rebuilt when the files change on disk.
+/// An OpenSSL context built from PEM, rebuilt when its files change on disk.
 ///
 /// Kubernetes updates a mounted Secret by swapping a symlink, so the files are compared by what
 /// `stat` follows to (device, inode, size, mtime). A rebuild that fails (say, a half-written
@@ -110,23 +131,30 @@ public final class TLSContext: Sendable {
             throw TLSError.openSSL("SSL_CTX_new")
         }
         do throws(TLSError) {
-            if let certificate = configuration.certificateFile {
-                guard SSL_CTX_use_certificate_chain_file(context, certificate) == 1 else {
-                    throw TLSError.openSSL("loading certificate \(certificate)")
+            if let certificate = configuration.certificate {
+                let loaded = switch certificate {
+                case .file(let path): SSL_CTX_use_certificate_chain_file(context, path) == 1
+                case .bytes(let pem): tandem_tls_use_pem_chain(context, pem, pem.count) == 1
                 }
-                guard let key = configuration.keyFile, SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) == 1 else {
-                    throw TLSError.openSSL("loading key \(configuration.keyFile ?? "(none)")")
+                guard loaded else { throw TLSError.openSSL("loading certificate \(certificate)") }
+                guard let key = configuration.key else { throw TLSError("certificate \(certificate) has no key") }
+                let keyLoaded = switch key {
+                case .file(let path): SSL_CTX_use_PrivateKey_file(context, path, SSL_FILETYPE_PEM) == 1
+                case .bytes(let pem): tandem_tls_use_pem_key(context, pem, pem.count) == 1
                 }
+                guard keyLoaded else { throw TLSError.openSSL("loading key \(key)") }
                 guard SSL_CTX_check_private_key(context) == 1 else {
                     throw TLSError.openSSL("key does not match certificate \(certificate)")
                 }
             } else if isServer {
                 throw TLSError("a TLS server needs a certificate and key")
             }
-            if let ca = configuration.trustedCAFile {
-                guard SSL_CTX_load_verify_locations(context, ca, nil) == 1 else {
-                    throw TLSError.openSSL("loading CA bundle \(ca)")
+            if let ca = configuration.trustedCA {
+                let loaded = switch ca {
+                case .file(let path): SSL_CTX_load_verify_locations(context, path, nil) == 1
+                case .bytes(let pem): tandem_tls_add_pem_trust(context, pem, pem.count) > 0
                 }
+                guard loaded else { throw TLSError.openSSL("loading CA bundle \(ca)") }
                 if isServer { SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil) }
             } else if !isServer {
                 guard SSL_CTX_set_default_verify_paths(context) == 1 else { throw TLSError.openSSL("loading system CA store") }
@@ -149,7 +177,9 @@ public final class TLSContext: Sendable {
     }
 
     private static func fingerprint(_ configuration: TLSConfiguration) -> [FileFingerprint] {
-        [configuration.certificateFile, configuration.keyFile, configuration.trustedCAFile].compactMap { $0 }.map(FileFingerprint.init)
+        [configuration.certificate, configuration.key, configuration.trustedCA].compactMap { source in
+            if case .file(let path) = source { FileFingerprint(path) } else { nil }
+        }
     }
 }
 

@@ -8,33 +8,38 @@ import Telemetry
 /// What the webhook learns from the cluster before it serves: the API server's version (for
 /// lifecycle `auto`) and, with `--self-signed`, its certificate files.
 public struct ClusterStartup: Sendable {
-    /// The process environment (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`).
+    /// The process environment (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`, `KUBECONFIG`).
     public var environment: [String: String]
     public var serviceAccountDirectory: String
+    /// A kubeconfig file to use instead of `KUBECONFIG` or the service account.
+    public var kubeconfig: String?
     /// Set for `--self-signed`; an empty namespace means the service account's.
     public var selfSigned: SelfSignedSetup?
     /// Tries at asking the API server, a second apart and doubling: it may still be coming up.
     public var attempts: Int
 
     public init(environment: [String: String], serviceAccountDirectory: String = KubeConfig.serviceAccountDirectory,
-                selfSigned: SelfSignedSetup? = nil, attempts: Int = 5) {
+                kubeconfig: String? = nil, selfSigned: SelfSignedSetup? = nil, attempts: Int = 5) {
         self.environment = environment
         self.serviceAccountDirectory = serviceAccountDirectory
+        self.kubeconfig = kubeconfig
         self.selfSigned = selfSigned
         self.attempts = attempts
     }
 
     /// `options` completed from the cluster, and with `--self-signed` a keeper for the caBundle.
-    /// Outside a cluster (no `KUBERNETES_SERVICE_HOST`) and without `--self-signed` nothing is
-    /// asked, and an unknown version means native mode.
+    /// With no API server to ask (no kubeconfig, no `KUBECONFIG`, no `KUBERNETES_SERVICE_HOST`)
+    /// and without `--self-signed` nothing is asked, and an unknown version means native mode.
     public func prepare(_ options: WebhookOptions, logger: Logger) async throws -> (WebhookOptions, CABundleKeeper?) {
         var options = options
         let needsVersion = options.kubeVersion == nil
-        guard selfSigned != nil || (needsVersion && environment["KUBERNETES_SERVICE_HOST"] != nil) else {
+        let hasServer = kubeconfig != nil || environment["KUBECONFIG"] != nil || environment["KUBERNETES_SERVICE_HOST"] != nil
+        guard selfSigned != nil || (needsVersion && hasServer) else {
             if needsVersion { logger.warn("Kubernetes version unknown: lifecycle auto means native sidecars") }
             return (options, nil)
         }
-        let config = try KubeConfig.inCluster(environment: environment, serviceAccountDirectory: serviceAccountDirectory)
+        let config = try KubeConfig.resolve(kubeconfig: kubeconfig, environment: environment,
+                                            serviceAccountDirectory: serviceAccountDirectory)
         let group = try EventLoopGroup(threads: 1)
         var keeper: CABundleKeeper?
         defer { if keeper == nil { group.shutdown() } }
@@ -45,7 +50,7 @@ public struct ClusterStartup: Sendable {
         }
         if var setup = selfSigned {
             if setup.namespace.isEmpty {
-                guard let namespace = config.namespace else { throw KubeError("--namespace is needed: the service account has no namespace file") }
+                guard let namespace = config.namespace else { throw KubeError("--namespace is needed: \(config.source) names no namespace") }
                 setup.namespace = namespace
             }
             let bundle = try await retrying(logger: logger) { try await CertificateBootstrap.run(setup, client: client, logger: logger) }

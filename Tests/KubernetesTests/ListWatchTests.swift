@@ -93,6 +93,61 @@ private func watchEvents(_ path: String) throws -> [WatchEvent] {
         #expect(machine.handle(.watchFailed) == [.wait(.milliseconds(100))])
     }
 
+    @Test func decoderCutsRealStreamsIntoEventsWhateverTheReadSizes() throws {
+        for file in ["watch/pods-4a/w1-h2.stream.jsonl", "watch/pods-4a/w3-from-rv.stream.jsonl",
+                     "watch/endpointslices-4b/w2-from-rv.stream.jsonl", "watch/gone-410-4c/c4-watch-pods-rv1.stream.jsonl"] {
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: base + "/" + file)))
+            let expected = try watchEvents(file)
+            // Whole, byte by byte, in odd sizes that cut lines anywhere, and in reads that hold several lines.
+            for size in [bytes.count, 1, 7, 1000, 4096, 20_000] {
+                var decoder = WatchStreamDecoder()
+                var events: [WatchEvent] = []
+                for start in stride(from: 0, to: bytes.count, by: size) {
+                    events += try decoder.feed(Array(bytes[start..<min(start + size, bytes.count)]))
+                }
+                try decoder.finish()
+                #expect(events == expected, "\(file) in reads of \(size) bytes")
+            }
+        }
+    }
+
+    @Test func decoderRefusesWhatIsNotAWatchStream() throws {
+        var decoder = WatchStreamDecoder()
+        #expect(try decoder.feed(Array("\n  \r\n".utf8)) == [])
+        #expect { try decoder.feed(Array("not json\n".utf8)) } throws: { error in "\(error)".hasPrefix("a watch line is not JSON") }
+        decoder = WatchStreamDecoder()
+        #expect { try decoder.feed(Array("{\"kind\":\"Pod\"}\n".utf8)) } throws: { error in
+            "\(error)" == #"a watch line is not an event: {"kind":"Pod"}"#
+        }
+        decoder = WatchStreamDecoder()
+        _ = try decoder.feed(Array(#"{"type":"ADDED","obj"#.utf8))
+        #expect { try decoder.finish() } throws: { error in "\(error)" == "the watch ended inside an event (20 bytes without a newline)" }
+        decoder = WatchStreamDecoder(maxLineBytes: 16)
+        #expect { try decoder.feed([UInt8](repeating: UInt8(ascii: "x"), count: 17)) } throws: { error in
+            "\(error)" == "a watch line is longer than 16 bytes"
+        }
+    }
+
+    @Test func aGoneFirstPageBacksOffInsteadOfRelistingInALoop() {
+        var machine = ListWatchMachine()
+        _ = machine.handle(.start)
+        #expect(machine.handle(.listFailed(status: 410)) == [.wait(.milliseconds(200))])
+        #expect(machine.handle(.backoffElapsed) == [.list(continueToken: nil)])
+    }
+
+    @Test func aBookmarkShowsTheServerWorksAndResetsTheBackoff() {
+        var machine = ListWatchMachine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(10))
+        _ = machine.handle(.start)
+        _ = machine.handle(.listPage(items: [], resourceVersion: "7", continueToken: nil))
+        _ = machine.handle(.watchFailed)
+        _ = machine.handle(.backoffElapsed)
+        #expect(machine.handle(.watchFailed) == [.wait(.milliseconds(200))])
+        _ = machine.handle(.backoffElapsed)
+        #expect(machine.handle(.watchEvent(.bookmark(resourceVersion: "9"))) == [])
+        #expect(machine.handle(.watchFailed) == [.wait(.milliseconds(100))])
+        #expect(machine.handle(.backoffElapsed) == [.watch(resourceVersion: "9")])
+    }
+
     @Test func listFailureOtherThanGoneWaitsThenRelists() {
         var machine = ListWatchMachine()
         _ = machine.handle(.start)

@@ -78,6 +78,46 @@ import TestSupport
         await server.stop()
     }
 
+    @Test func cancellingASendCancelsItsExchange() async throws {
+        let writers = Mutex<[HTTPResponseWriter]>([])
+        var routes = standardRoutes()
+        routes.add(.get, "/watch") { _ in HTTPResponse { writer in writers.withLock { $0.append(writer) } } }
+        let server = try await TestServer.start(routes: routes)
+        let client = HTTPClient(loop: server.group.next())
+        // A body that never ends: only cancellation can end this send.
+        let task = Task { try await client.send(HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/watch")) }
+        #expect(await eventually { writers.withLock { !$0.isEmpty } })
+        task.cancel()
+        await #expect { _ = try await task.value } throws: { error in "\(error)".contains("request cancelled") }
+        #expect(await eventually { writers.withLock { !$0[0].isOpen } })
+        await server.stop()
+    }
+
+    @Test func aStreamThatFallsSilentPastItsOwnReadTimeoutFails() async throws {
+        let writers = Mutex<[HTTPResponseWriter]>([])
+        var routes = standardRoutes()
+        routes.add(.get, "/watch") { _ in HTTPResponse { writer in writers.withLock { $0.append(writer) } } }
+        let server = try await TestServer.start(routes: routes)
+        // The client-wide setting lets bodies idle forever; this one request may not.
+        let client = HTTPClient(loop: server.group.next())
+        var request = try HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/watch")
+        request.bodyReadTimeout = .milliseconds(300)
+        let response = try await client.stream(request)
+        #expect(await eventually { writers.withLock { !$0.isEmpty } })
+        let writer = try #require(writers.withLock { $0.first })
+        var iterator = response.body.makeAsyncIterator()
+        // Bytes keep it alive past the timeout…
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(150))
+            writer.write(Array("{}\n".utf8))
+            #expect(try await iterator.next() == Array("{}\n".utf8))
+        }
+        // …and silence ends it.
+        await #expect { _ = try await iterator.next() } throws: { error in "\(error)".contains("body read timed out") }
+        #expect(await eventually { !writer.isOpen })
+        await server.stop()
+    }
+
     @Test func timeoutsAndRefusalsAreErrorsThatSayWhy() async throws {
         let group = try EventLoopGroup(threads: 1)
         defer { group.shutdown() }
@@ -95,6 +135,16 @@ import TestSupport
         await #expect { _ = try await client.send(HTTPClientRequest(url: "http://127.0.0.1:\(port)/")) } throws: { error in
             "\(error)".contains("connect(127.0.0.1:\(port))") && "\(error)".contains("Connection refused")
         }
+    }
+
+    @Test func encodesAndDecodesQueries() {
+        let items = [("labelSelector", "app=web,tier!=db"), ("continue", "eyJ2Ijoi+/="), ("empty", ""), ("ünï", "a b")]
+        let encoded = URLQuery.encode(items)
+        #expect(encoded == "labelSelector=app%3Dweb%2Ctier%21%3Ddb&continue=eyJ2Ijoi%2B%2F%3D&empty=&%C3%BCn%C3%AF=a%20b")
+        #expect(URLQuery.decode(Substring(encoded))?.map { "\($0.0)=\($0.1)" } == items.map { "\($0.0)=\($0.1)" })
+        #expect(URLQuery.decode("a=1+2&flag&b=%41")?.map { "\($0.0)=\($0.1)" } == ["a=1 2", "flag=", "b=A"])
+        #expect(URLQuery.decode("a=%4") == nil)
+        #expect(URLQuery.decode("a=%zz") == nil)
     }
 
     @Test func parsesURLs() throws {

@@ -141,6 +141,29 @@ import TestSupport
         await server.stop()
     }
 
+    @Test func certificatesAndKeysMayBeHeldInMemory() async throws {
+        let pki = try TestCertificates()
+        defer { pki.remove() }
+        let (cert, key) = try pki.issue("server", commonName: "server")
+        let (clientCert, clientKey) = try pki.issue("client", commonName: "client", subjectAltNames: "DNS:client", clientAuth: true)
+        let server = try await TestServer.start(HTTPServerConfiguration(
+            tls: try TLSContext(.server(certificateFile: cert, keyFile: key, clientCAFile: pki.caCert))))
+        // What a kubeconfig's certificate-authority-data, client-certificate-data and client-key-data carry.
+        let inline = try TLSContext(.client(trustedCA: .bytes(readFile(pki.caCert)), certificate: .bytes(readFile(clientCert)),
+                                            key: .bytes(readFile(clientKey))))
+        let client = HTTPClient(loop: server.group.next(), configuration: HTTPClientConfiguration(tls: inline))
+        #expect(try await client.send(HTTPClientRequest(url: "https://127.0.0.1:\(server.port)/hello")).body == Array("hello".utf8))
+        await client.closeIdleConnections()
+        await server.stop()
+        // Not PEM: refused, naming the source without showing the bytes.
+        #expect { try TLSContext(.client(trustedCA: .bytes(Array("not a certificate".utf8)))) } throws: { error in
+            "\(error)".contains("loading CA bundle (inline PEM)")
+        }
+        #expect { try TLSContext(.client(trustedCA: nil, certificate: .bytes(try readFile(clientCert)), key: .bytes(Array("nope".utf8)))) } throws: { error in
+            "\(error)".contains("loading key (inline PEM)")
+        }
+    }
+
     @Test func badFilesAreErrorsThatSayWhy() {
         #expect(throws: TLSError.self) { try TLSContext(.server(certificateFile: "/nonexistent.crt", keyFile: "/nonexistent.key")) }
         do {

@@ -14,7 +14,7 @@ public struct KubeFixture: Sendable {
         let folder = try pki.issue(commonName: "kube-apiserver", into: "apiserver")
         let server = try await FakeKubeAPIServer(gitVersion: gitVersion, certificateFile: folder + "/tls.crt", keyFile: folder + "/tls.key")
         let group = try EventLoopGroup(threads: 1)
-        let config = KubeConfig(host: "127.0.0.1", port: server.port, caFile: pki.caCertificate, tokenFile: tokenFile,
+        let config = KubeConfig(host: "127.0.0.1", port: server.port, certificateAuthority: .file(pki.caCertificate), tokenFile: tokenFile,
                                 token: tokenFile == nil ? (token ?? server.token) : nil)
         return KubeFixture(pki: pki, server: server, group: group, client: try KubeClient(config: config, loop: group.next()))
     }

@@ -18,5 +18,11 @@ unsigned long tandem_tls_error_text(char *buffer, size_t length);
 unsigned tandem_tls_alpn_selected(const SSL *ssl, char *buffer, unsigned length);
 /// The subject common name of the peer (or own, when peer == 0) certificate; length or 0.
 int tandem_tls_certificate_cn(SSL *ssl, int peer, char *buffer, int length);
+/// Uses a PEM certificate chain held in memory (leaf first) as ctx's own certificate; 1 on success.
+int tandem_tls_use_pem_chain(SSL_CTX *ctx, const unsigned char *pem, size_t length);
+/// Uses a PEM private key held in memory as ctx's key; 1 on success.
+int tandem_tls_use_pem_key(SSL_CTX *ctx, const unsigned char *pem, size_t length);
+/// Adds every certificate of a PEM bundle held in memory to ctx's trust store; how many, 0 on failure.
+int tandem_tls_add_pem_trust(SSL_CTX *ctx, const unsigned char *pem, size_t length);
 
 #endif
