@@ -89,6 +89,9 @@ public final class BridgeServer: Sendable {
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
+    /// The bridge's clock now (seconds since the epoch), as registrations are stamped.
+    public var now: Double { clock() }
+
     public var localAddress: SocketAddress? { server.withLock { $0?.localAddress } }
 
     public func start() async throws {
