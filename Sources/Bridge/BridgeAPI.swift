@@ -27,6 +27,8 @@ public struct APIResponse: Sendable, Equatable {
     public var contentType: String
     public var body: [UInt8]
     public var changedServices: [String]
+    /// Where a redirected write should go (the `Location` header).
+    public var location: String? = nil
 
     static func json(_ status: Int, _ value: JSON, changed: [String] = []) -> APIResponse {
         var body = JSONWriter.write(value)
@@ -37,6 +39,18 @@ public struct APIResponse: Sendable, Equatable {
     static func error(_ status: Int, _ message: String) -> APIResponse {
         json(status, ["error": .string(message)])
     }
+}
+
+/// Which bridge replica applies registrations. With several replicas only the holder of the
+/// lease writes to Kubernetes, so only it may change the legacy side; the others follow it
+/// through the API server.
+public enum Writer: Sendable, Equatable {
+    case this
+    /// Another replica, at `address` (`host:port`): writes are redirected there (307 keeps the
+    /// method and body, and HTTP clients of legacy agents follow it).
+    case other(address: String)
+    /// None known yet (an election is under way): writes are refused for a moment.
+    case unknown
 }
 
 /// The bridge's HTTP API as a function of a request, the registry and the clock: the Lyft v1
@@ -59,12 +73,12 @@ public struct BridgeAPI: Sendable {
         self.xdsCluster = xdsCluster
     }
 
-    public func handle(_ request: APIRequest, registry: inout Registry, now: Double) -> APIResponse {
+    public func handle(_ request: APIRequest, registry: inout Registry, now: Double, writer: Writer = .this) -> APIResponse {
         switch (request.method, Route(path: request.path)) {
         case ("GET", .registration(let service)):
             return lyftHosts(service, registry: registry)
         case ("POST", .registration(let service)):
-            if let refusal = authenticate(request) { return refusal }
+            if let refusal = authenticate(request) ?? notTheWriter(request, writer) { return refusal }
             guard request.body.count <= Self.maxRegistrationBytes else {
                 return .error(413, "a registration body may hold at most \(Self.maxRegistrationBytes) bytes")
             }
@@ -76,7 +90,7 @@ public struct BridgeAPI: Sendable {
                 return .error(error.status, error.message)
             }
         case ("DELETE", .registeredHost(let service, let host)):
-            if let refusal = authenticate(request) { return refusal }
+            if let refusal = authenticate(request) ?? notTheWriter(request, writer) { return refusal }
             let (address, port) = Self.splitHost(host)
             guard registry.endpoints(of: service).contains(where: {
                 if case .legacy = $0.origin { return $0.address == address && (port == nil || $0.port == port) }
@@ -110,6 +124,20 @@ public struct BridgeAPI: Sendable {
             return .error(404, "no such endpoint: \(request.path)")
         default:
             return .error(405, "method \(request.method) is not allowed on \(request.path)")
+        }
+    }
+
+    /// The answer to a write this replica must not apply, or nil when it may.
+    private func notTheWriter(_ request: APIRequest, _ writer: Writer) -> APIResponse? {
+        switch writer {
+        case .this:
+            return nil
+        case .other(let address):
+            var response = APIResponse.error(307, "this bridge replica does not write; the writer is \(address)")
+            response.location = "http://\(address)\(request.path)"
+            return response
+        case .unknown:
+            return .error(503, "no bridge replica is the writer yet; retry in a second")
         }
     }
 

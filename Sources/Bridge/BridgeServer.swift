@@ -43,6 +43,9 @@ public final class BridgeServer: Sendable {
     private struct State {
         var registry: Registry
         var waiters: [Waiter] = []
+        var writer: Writer = .this
+        /// False until the Kubernetes side has been listed once (when there is one).
+        var ready = true
     }
 
     private let state: Mutex<State>
@@ -86,13 +89,18 @@ public final class BridgeServer: Sendable {
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
+    /// The bridge's clock now (seconds since the epoch), as registrations are stamped.
+    public var now: Double { clock() }
+
     public var localAddress: SocketAddress? { server.withLock { $0?.localAddress } }
 
     public func start() async throws {
         var routes = HTTPRoutes()
         let api = self.api
         routes.add(.get, "/healthz") { _ in .text(200, "ok\n") }
-        routes.add(.get, "/readyz") { _ in .text(200, "ok\n") }
+        routes.add(.get, "/readyz") { [self] _ in
+            state.withLock { $0.ready } ? .text(200, "ok\n") : .text(503, "the Kubernetes side is not listed yet\n")
+        }
         routes.add(.get, "/metrics") { [self] _ in
             HTTPResponse(status: 200, headers: ["Content-Type": MetricsRegistry.contentType], body: Array(exposition().utf8))
         }
@@ -106,13 +114,14 @@ public final class BridgeServer: Sendable {
                 routes.add(method, prefix) { [self] request in
                     let apiRequest = Self.apiRequest(request)
                     let response = state.withLock { state in
-                        let response = api.handle(apiRequest, registry: &state.registry, now: clock())
+                        let response = api.handle(apiRequest, registry: &state.registry, now: clock(), writer: state.writer)
                         wake(&state, services: response.changedServices)
                         return response
                     }
                     requests.increment(apiRequest.method, String(response.status))
-                    return HTTPResponse(status: response.status, headers: ["Content-Type": response.contentType],
-                                        body: response.body)
+                    var headers: HTTPHeaders = ["Content-Type": response.contentType]
+                    if let location = response.location { headers.add("Location", location) }
+                    return HTTPResponse(status: response.status, headers: headers, body: response.body)
                 }
             }
         }
@@ -142,6 +151,19 @@ public final class BridgeServer: Sendable {
             let changed = state.registry.apply(event)
             wake(&state, services: changed)
         }
+    }
+
+    /// Which replica applies registrations (see `Writer`); only the writer expires legacy hosts,
+    /// the others follow what it wrote.
+    public func setWriter(_ writer: Writer) {
+        state.withLock { $0.writer = writer }
+    }
+
+    public var writer: Writer { state.withLock { $0.writer } }
+
+    /// What `/readyz` says.
+    public func setReady(_ ready: Bool) {
+        state.withLock { $0.ready = ready }
     }
 
     /// The registry's state as gauges, set at each scrape, with the counters.
@@ -227,7 +249,7 @@ public final class BridgeServer: Sendable {
             guard sweeping.load(ordering: .relaxed) else { return }
             let now = NanoTime.now()
             state.withLock { state in
-                let changed = state.registry.apply(.tick(time: clock()))
+                let changed = state.writer == .this ? state.registry.apply(.tick(time: clock())) : []
                 if !changed.isEmpty { expirations.increment(by: Double(changed.count)) }
                 wake(&state, services: changed)
                 var remaining: [Waiter] = []

@@ -58,6 +58,10 @@ public enum RegistryEvent: Sendable {
     case deregistered(service: String, address: String, port: Int?)
     /// The clock reached `time`: legacy hosts silent for longer than the TTL go.
     case tick(time: Double)
+    /// The legacy hosts another bridge replica (the writer) mirrored into Kubernetes replace all
+    /// legacy hosts known here, as checked in at `time`. A standby follows the writer this way,
+    /// and a bridge that takes over starts from it, giving each host one TTL to heartbeat.
+    case legacyMirrored([LegacyRegistration], time: Double)
 }
 
 /// The bridge's state: a pure reducer over Kubernetes events and legacy registrations.
@@ -78,84 +82,86 @@ public struct Registry: Sendable {
     public private(set) var version: UInt64 = 0
     private var serviceVersions: [String: UInt64] = [:]
 
-    public init(defaultNamespace: String = "default", ttl: Double = 600, ownManager: String = "bridge.tandem.io") {
+    public init(defaultNamespace: String = "default", ttl: Double = 600, ownManager: String = WriteBack.manager) {
         self.defaultNamespace = defaultNamespace
         self.ttl = ttl
         self.ownManager = ownManager
     }
 
-    /// Applies one event and returns the services whose endpoints changed, sorted.
+    /// Applies one event and returns the services whose endpoints changed, sorted. The work is
+    /// proportional to what the event touches: a heartbeat in a service of thousands of hosts
+    /// looks at one host.
     @discardableResult
     public mutating func apply(_ event: RegistryEvent) -> [String] {
-        let before: [String: [Endpoint]]
-        let touched: Set<String>
+        var changed: Set<String> = []
         switch event {
         case .sliceChanged(let slice):
-            touched = Set([slices[Self.key(slice.namespace, slice.name)], slice].compactMap { $0.flatMap(serviceName) })
-            before = snapshot(touched)
-            if slice.managedBy == ownManager {
-                slices[Self.key(slice.namespace, slice.name)] = nil
-            } else {
-                slices[Self.key(slice.namespace, slice.name)] = slice
+            let key = Self.key(slice.namespace, slice.name)
+            let kept = slice.managedBy == ownManager ? nil : slice
+            let old = slices[key]
+            if old != kept {
+                changed.formUnion([old, kept].compactMap { $0.flatMap(serviceName) })
+                slices[key] = kept
             }
         case .sliceDeleted(let namespace, let name):
-            touched = Set([slices[Self.key(namespace, name)]].compactMap { $0.flatMap(serviceName) })
-            before = snapshot(touched)
-            slices[Self.key(namespace, name)] = nil
+            if let old = slices.removeValue(forKey: Self.key(namespace, name)), let service = serviceName(old) {
+                changed.insert(service)
+            }
         case .slicesListed(let listed):
-            let kept = listed.filter { $0.managedBy != ownManager }
-            touched = Set((Array(slices.values) + kept).compactMap(serviceName))
-            before = snapshot(touched)
-            slices = Dictionary(kept.map { (Self.key($0.namespace, $0.name), $0) }, uniquingKeysWith: { $1 })
+            let kept = Dictionary(listed.filter { $0.managedBy != ownManager }.map { (Self.key($0.namespace, $0.name), $0) },
+                                  uniquingKeysWith: { $1 })
+            for key in Set(slices.keys).union(kept.keys) where slices[key] != kept[key] {
+                changed.formUnion([slices[key], kept[key]].compactMap { $0.flatMap(serviceName) })
+            }
+            slices = kept
         case .registered(let registration, let time):
-            touched = [registration.service]
-            before = snapshot(touched)
-            var hosts = legacy[registration.service] ?? [:]
             let hostKey = Self.key(registration.address, String(registration.port))
+            let old = legacy[registration.service]?[hostKey]
             var tags = registration.tags
-            if case .legacy(_, _, let previousTags, _) = hosts[hostKey]?.origin {
+            if case .legacy(_, _, let previousTags, _) = old?.origin {
                 // Lyft merges tags across heartbeats rather than replacing them.
                 var merged = previousTags
-                for (key, value) in registration.tags.members { merged[key] = value }
+                for (key, value) in zip(registration.tags.keys, registration.tags.values) { merged[key] = value }
                 tags = merged
             }
-            hosts[hostKey] = Endpoint(address: registration.address, port: registration.port, health: .healthy,
-                                      zone: tags["az"]?.stringValue,
-                                      origin: .legacy(revision: registration.revision, repository: registration.repository,
-                                                      tags: tags, lastCheckIn: time))
-            legacy[registration.service] = hosts
+            let new = Self.legacyEndpoint(registration, tags: tags, time: time)
+            legacy[registration.service, default: [:]][hostKey] = new
+            if old.map(Self.visible) != Self.visible(new) { changed.insert(registration.service) }
         case .deregistered(let service, let address, let port):
-            touched = [service]
-            before = snapshot(touched)
+            let before = legacy[service]?.count ?? 0
             legacy[service] = legacy[service]?.filter { _, host in
                 !(host.address == address && (port == nil || host.port == port))
             }
+            if legacy[service]?.count ?? 0 != before { changed.insert(service) }
             if legacy[service]?.isEmpty == true { legacy[service] = nil }
-        case .tick(let time):
-            var expired: Set<String> = []
-            for (service, hosts) in legacy {
-                for host in hosts.values {
-                    if case .legacy(_, _, _, let lastCheckIn) = host.origin, time - lastCheckIn > ttl {
-                        expired.insert(service)
-                    }
-                }
+        case .legacyMirrored(let registrations, let time):
+            var mirrored: [String: [String: Endpoint]] = [:]
+            for registration in registrations {
+                mirrored[registration.service, default: [:]][Self.key(registration.address, String(registration.port))] =
+                    Self.legacyEndpoint(registration, tags: registration.tags, time: time)
             }
-            touched = expired
-            before = snapshot(touched)
-            for service in expired {
-                legacy[service] = legacy[service]?.filter { _, host in
-                    guard case .legacy(_, _, _, let lastCheckIn) = host.origin else { return true }
-                    return time - lastCheckIn <= ttl
-                }
-                if legacy[service]?.isEmpty == true { legacy[service] = nil }
+            for service in Set(legacy.keys).union(mirrored.keys)
+            where legacy[service]?.mapValues(Self.visible) != mirrored[service]?.mapValues(Self.visible) {
+                changed.insert(service)
+            }
+            legacy = mirrored
+        case .tick(let time):
+            func isAlive(_ host: Endpoint) -> Bool {
+                guard case .legacy(_, _, _, let lastCheckIn) = host.origin else { return true }
+                return time - lastCheckIn <= ttl
+            }
+            // Runs every sweep over every host: allocate only where something expired.
+            for (service, hosts) in legacy where !hosts.values.allSatisfy(isAlive) {
+                let alive = hosts.filter { isAlive($0.value) }
+                changed.insert(service)
+                legacy[service] = alive.isEmpty ? nil : alive
             }
         }
-        let changed = touched.filter { before[$0] != endpoints(of: $0) }.sorted()
         if !changed.isEmpty {
             version += 1
             for service in changed { serviceVersions[service] = version }
         }
-        return changed
+        return changed.sorted()
     }
 
     /// Every service that has endpoints from either side, sorted.
@@ -192,12 +198,27 @@ public struct Registry: Sendable {
     }
 
     private func serviceName(_ slice: EndpointSlice) -> String? {
-        guard let name = slice.serviceName else { return nil }
-        return slice.namespace == defaultNamespace ? name : name + "." + slice.namespace
+        slice.serviceName.map { Self.qualifiedName($0, namespace: slice.namespace, home: defaultNamespace) }
     }
 
-    private func snapshot(_ services: Set<String>) -> [String: [Endpoint]] {
-        Dictionary(uniqueKeysWithValues: services.map { ($0, endpoints(of: $0)) })
+    /// How a Kubernetes Service is named here: bare in the home namespace, `name.namespace` elsewhere.
+    public static func qualifiedName(_ name: String, namespace: String, home: String) -> String {
+        namespace == home ? name : name + "." + namespace
+    }
+
+    private static func legacyEndpoint(_ registration: LegacyRegistration, tags: JSONObject, time: Double) -> Endpoint {
+        Endpoint(address: registration.address, port: registration.port, health: .healthy, zone: tags["az"]?.stringValue,
+                 origin: .legacy(revision: registration.revision, repository: registration.repository, tags: tags,
+                                 lastCheckIn: time))
+    }
+
+    /// What watchers see of an endpoint. Check-in times are left out: a heartbeat that changes
+    /// nothing else must not wake every watcher or bump versions.
+    private static func visible(_ endpoint: Endpoint) -> Endpoint {
+        guard case .legacy(let revision, let repository, let tags, _) = endpoint.origin else { return endpoint }
+        var visible = endpoint
+        visible.origin = .legacy(revision: revision, repository: repository, tags: tags, lastCheckIn: 0)
+        return visible
     }
 
     private static func key(_ first: String, _ second: String) -> String { first + "/" + second }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// A command-line option a subcommand accepts: its names, whether it takes a value, its help.
 struct OptionSpec: Sendable {
     let names: [String]
@@ -113,4 +115,13 @@ func listenAddress(_ text: String) throws(UsageError) -> (host: String, port: In
     }
     let host = text[..<colon].trimming("[]")
     return (host.isEmpty ? "0.0.0.0" : host, port)
+}
+
+/// The named variables of this process's environment that are set.
+func processEnvironment(_ names: [String]) -> [String: String] {
+    var environment: [String: String] = [:]
+    for name in names {
+        if let value = getenv(name) { environment[name] = String(cString: value) }
+    }
+    return environment
 }

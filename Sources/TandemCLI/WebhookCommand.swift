@@ -81,11 +81,7 @@ struct WebhookCommand {
     }
 
     static func cluster(_ parsed: ParsedArguments) -> ClusterStartup {
-        var environment: [String: String] = [:]
-        for name in ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"] {
-            if let value = getenv(name) { environment[name] = String(cString: value) }
-        }
-        var cluster = ClusterStartup(environment: environment)
+        var cluster = ClusterStartup(environment: processEnvironment(["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"]))
         if let directory = parsed.last("--service-account-dir") { cluster.serviceAccountDirectory = directory }
         if parsed.flag("--self-signed") {
             let webhookConfiguration = parsed.last("--webhook-config") ?? "tandem"

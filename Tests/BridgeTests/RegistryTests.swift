@@ -72,6 +72,26 @@ private func slice(_ name: String, service: String, namespace: String = "shop", 
         #expect(registry.endpoints(of: "web").map(\.address) == ["192.0.2.1"])
     }
 
+    @Test func heartbeatsThatChangeNothingElseWakeNobody() {
+        var registry = Registry(defaultNamespace: "shop", ttl: 30)
+        let host = LegacyRegistration(service: "web", address: "198.51.100.9", port: 80, revision: "r1")
+        #expect(registry.apply(.registered(host, time: 1000)) == ["web"])
+        #expect(registry.apply(.registered(host, time: 1020)).isEmpty)
+        #expect(registry.version == 1)
+        #expect(registry.apply(.tick(time: 1040)).isEmpty, "the heartbeat still counts for the TTL")
+    }
+
+    @Test func mirroredHostsReplaceTheLegacySideWithFreshCheckIns() {
+        var registry = Registry(defaultNamespace: "shop", ttl: 30)
+        registry.apply(.registered(LegacyRegistration(service: "old", address: "198.51.100.1", port: 80, revision: "r1"), time: 0))
+        let mirrored = [LegacyRegistration(service: "web", address: "198.51.100.9", port: 80, revision: "r2")]
+        #expect(registry.apply(.legacyMirrored(mirrored, time: 500)) == ["old", "web"])
+        #expect(registry.services == ["web"])
+        #expect(registry.apply(.legacyMirrored(mirrored, time: 600)).isEmpty)
+        #expect(registry.apply(.tick(time: 620)).isEmpty)
+        #expect(registry.apply(.tick(time: 631)) == ["web"])
+    }
+
     @Test func deregistrationRemovesOnePortOrTheWholeAddress() {
         var registry = Registry()
         for port in [80, 81] {
