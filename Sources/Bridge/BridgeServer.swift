@@ -1,4 +1,5 @@
 import Glibc
+import Document
 import Net
 import Synchronization
 import Telemetry
@@ -77,7 +78,11 @@ public final class BridgeServer: Sendable {
         endpointsGauge = metrics.gauge("tandem_bridge_endpoints", help: "Endpoints by origin and health.",
                                        labels: ["origin", "health"])
         api = BridgeAPI(tokens: configuration.tokens, environment: configuration.environment)
-        state = Mutex(State(registry: Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl)))
+        // Versions count from the clock (milliseconds), so that a poller holding a version from an
+        // earlier run never finds it equal to one of this run's and waits on news it missed.
+        let registry = Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl,
+                                startingVersion: UInt64(max(0, clock() * 1000)))
+        state = Mutex(State(registry: registry))
     }
 
     public static let wallClock: @Sendable () -> Double = {
@@ -169,20 +174,21 @@ public final class BridgeServer: Sendable {
     /// A copy of the registry as it is now.
     public var registry: Registry { state.withLock { $0.registry } }
 
-    /// `GET /v1/watch/<service>?version=N`: the Lyft answer plus a version, at once if the service
-    /// is newer than N, else when it changes or the long-poll times out.
+    /// `GET /v1/watch/<service>?version=N`: the service's endpoints and version, at once if its
+    /// version is not N, else when it changes or the long-poll times out.
     private func watch(_ request: HTTPRequest) -> HTTPResponse {
         let service = String(request.path.dropFirst("/v1/watch/".count))
         let known = Self.query(request)["version"].flatMap { UInt64($0) }
         let headers: HTTPHeaders = ["Content-Type": "application/json", "Cache-Control": "no-store"]
         let (current, body) = state.withLock { ($0.registry.version(of: service), watchBody(service, registry: $0.registry)) }
-        guard let known, known >= current else {
+        // Any other version, older or not, is news: it may come from an earlier run of the bridge.
+        guard let known, known == current else {
             return HTTPResponse(status: 200, headers: headers, body: body)
         }
         let deadline = NanoTime.now() + configuration.longPollTimeout
         return HTTPResponse(status: 200, headers: headers) { [self] writer in
             state.withLock { state in
-                if state.registry.version(of: service) > known {
+                if state.registry.version(of: service) != known {
                     writer.write(watchBody(service, registry: state.registry))
                     writer.finish()
                 } else {
@@ -192,11 +198,13 @@ public final class BridgeServer: Sendable {
         }
     }
 
+    /// `{"version":"N","service":…,"endpoints":[…]}`: every endpoint with its health, as
+    /// `/v1/services` describes them. Draining ones too, so that a proxy lets them finish what
+    /// they have rather than cutting them off.
     private func watchBody(_ service: String, registry: Registry) -> [UInt8] {
-        var body = api.lyftHosts(service, registry: registry).body
-        // Splice the version in front: {"version":"N",…the Lyft answer…}
-        let version = Array("{\"version\":\"\(registry.version(of: service))\",".utf8)
-        body.replaceSubrange(0..<1, with: version)
+        var body = JSONWriter.write(["version": .string(String(registry.version(of: service))), "service": .string(service),
+                                     "endpoints": .array(registry.endpoints(of: service).map(BridgeAPI.describe))])
+        body.append(UInt8(ascii: "\n"))
         return body
     }
 
