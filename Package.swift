@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Telemetry", dependencies: ["Document"]),
         .target(name: "Kube", dependencies: ["Document", "Kubernetes", "Net"]),
         .target(name: "Webhook", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry", "Kube", "COpenSSL"]),
-        .target(name: "Proxy", dependencies: ["Document", "Net", "CTandemShim"]),
+        .target(name: "Proxy", dependencies: ["Document", "Net", "Telemetry", "CTandemShim"]),
         .target(name: "TandemCLI", dependencies: ["CYAML", "COpenSSL", "Document", "Kubernetes", "Injection", "Net", "Bridge", "Lifecycle",
                                                   "Telemetry", "Kube", "Webhook", "Proxy"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),

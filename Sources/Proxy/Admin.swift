@@ -1,6 +1,7 @@
 import Synchronization
 import Document
 import Net
+import Telemetry
 
 /// One admin endpoint, as in Envoy's admin table: mutating ones answer only POST (GET gets 405).
 public struct AdminEndpoint: Sendable {
@@ -38,8 +39,8 @@ public final class ProxyAdmin: Sendable {
                 readiness()
             },
             AdminEndpoint(path: "/stats/prometheus", help: "Statistics in Prometheus text format.", mutating: false) { [unowned self] _ in
-                var response = HTTPResponse.text(200, proxy.prometheusText())
-                response.headers.set("Content-Type", "text/plain; version=0.0.4")
+                var response = HTTPResponse.text(200, proxy.metrics.exposition())
+                response.headers.set("Content-Type", MetricsRegistry.contentType)
                 return response
             },
             AdminEndpoint(path: "/clusters", help: "Every endpoint of every cluster with its state.", mutating: false) { [unowned self] _ in

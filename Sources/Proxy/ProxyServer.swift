@@ -2,6 +2,7 @@ import Glibc
 import CTandemShim
 import Synchronization
 import Net
+import Telemetry
 
 /// The proxy as a library: start it, reconfigure it in place, drain it, stop it, all from
 /// another Swift program (the CLI and the tests are two such programs).
@@ -17,6 +18,8 @@ public final class ProxyServer: Sendable {
     public let workerCount: Int
     /// How long removed listeners and a graceful drain may keep serving open connections.
     public let drainTimeout: Duration
+    /// The proxy's statistics, read from the workers and clusters when scraped.
+    public let metrics: MetricsRegistry
     private let workers: [Worker]
 
     private struct State {
@@ -30,10 +33,12 @@ public final class ProxyServer: Sendable {
     }
     private let state: Mutex<State>
 
-    public init(config: ProxyConfig, workers: Int = 1, drainTimeout: Duration = .seconds(5)) throws(ConfigError) {
+    public init(config: ProxyConfig, workers: Int = 1, drainTimeout: Duration = .seconds(5),
+                metrics: MetricsRegistry = MetricsRegistry()) throws(ConfigError) {
         try ConfigReader.validate(config)
         workerCount = max(1, workers)
         self.drainTimeout = drainTimeout
+        self.metrics = metrics
         var made: [Worker] = []
         for index in 0..<workerCount {
             do { made.append(try Worker(index: index)) } catch { throw ConfigError("", "cannot start worker: \(error)") }
@@ -46,6 +51,7 @@ public final class ProxyServer: Sendable {
         state = Mutex(initial)
         tandem_ignore_sigpipe()
         HealthChecker.install(on: made[0], clusters: { [weak self] in self?.clusterRuntimes ?? [] })
+        declareMetrics()
     }
 
     /// Binds every listener on every worker (SO_REUSEPORT) and starts the worker threads.
@@ -216,12 +222,27 @@ public final class ProxyServer: Sendable {
         return totals
     }
 
-    func prometheusText(extra: [(String, String, Int)] = []) -> String {
-        let totals = statistics()
-        let now = NanoTime.now().nanoseconds
-        return PrometheusText.render(totals: ProxyStat.allCases.map { totals[$0] ?? 0 },
-                                     clusters: clusterRuntimes.map { $0.snapshot(now: now) },
-                                     extra: extra + [("tandem_proxy_config_reloads", "Configurations applied since start.", reloadCount)])
+    /// Declares every statistic in `metrics`, read at each scrape: the workers' counters summed,
+    /// the clusters as they are now (a removed cluster's series go with it).
+    private func declareMetrics() {
+        for stat in ProxyStat.allCases {
+            metrics.collected(stat.name, help: stat.help, type: stat.type) { [weak self] in
+                [(labels: [], value: Double(self?.statistics()[stat] ?? 0))]
+            }
+        }
+        let perCluster: [(String, MetricType, String, @Sendable (ClusterRuntime.Snapshot) -> Int)] = [
+            ("tandem_proxy_cluster_requests_active", .gauge, "Requests in flight per cluster.", { $0.activeRequests }),
+            ("tandem_proxy_cluster_endpoints_healthy", .gauge, "Endpoints that may take new requests.", { $0.available }),
+            ("tandem_proxy_cluster_outlier_ejections_total", .counter, "Endpoints ejected for consecutive failures.", { $0.ejections }),
+        ]
+        for (name, type, help, value) in perCluster {
+            metrics.collected(name, help: help, type: type, labels: ["cluster"]) { [weak self] in
+                (self?.clusterSnapshots() ?? []).map { (labels: [$0.name], value: Double(value($0))) }
+            }
+        }
+        metrics.collected("tandem_proxy_config_reloads", help: "Configurations applied since start.", type: .gauge) { [weak self] in
+            [(labels: [], value: Double(self?.reloadCount ?? 0))]
+        }
     }
 
     func clusterSnapshots() -> [ClusterRuntime.Snapshot] {

@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Dispatch
 import Net
+import Telemetry
 
 /// The proxy as a process runs it: data plane, admin on loopback, health port, signals, reloads
 /// from the config file, and the SIGTERM drain. `tandem proxy` is this plus argument parsing.
@@ -15,14 +16,17 @@ public final class ProxyService: Sendable {
     public let admin: ProxyAdmin
     private let write: @Sendable (String) -> Void
 
-    /// `log` receives finished lines; `settings.logLevel` decides which are sent.
-    public init(settings: ProxySettings, log: @escaping @Sendable (String) -> Void) throws(ConfigError) {
+    /// `log` receives finished lines; `settings.logLevel` decides which are sent. `metrics` is
+    /// what `/stats/prometheus` shows (the caller may add build information to it).
+    public init(settings: ProxySettings, metrics: MetricsRegistry = MetricsRegistry(),
+                log: @escaping @Sendable (String) -> Void) throws(ConfigError) {
         guard settings.admin.isLoopback else {
             throw ConfigError("--admin", "the admin port can change the proxy, so it binds loopback only, not \(settings.admin.host)")
         }
         self.settings = settings
         self.write = log
-        proxy = try ProxyServer(config: settings.config, workers: settings.workers, drainTimeout: .seconds(settings.drainSeconds))
+        proxy = try ProxyServer(config: settings.config, workers: settings.workers, drainTimeout: .seconds(settings.drainSeconds),
+                                metrics: metrics)
         let flag = QuitFlag()
         admin = ProxyAdmin(proxy: proxy) { flag.set() }
         quitFlag = flag

@@ -1,5 +1,6 @@
 import Glibc
 import Proxy
+import Telemetry
 
 /// `tandem proxy`: the sidecar proxy. A config file, the quick one-route form, or (with
 /// neither) the injected-pod defaults from the environment.
@@ -36,8 +37,10 @@ struct ProxyCommand {
             return 1
         }
         let service: ProxyService
+        let metrics = MetricsRegistry()
+        metrics.buildInfo(BuildInfo.labels)
         do {
-            service = try ProxyService(settings: settings) { @Sendable line in Console.error(line + "\n") }
+            service = try ProxyService(settings: settings, metrics: metrics) { @Sendable line in Console.error(line + "\n") }
         } catch {
             Console.error("tandem proxy: \(error)\n")
             return 64
