@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "KubeTests", dependencies: ["Kube", "Kubernetes", "Document", "Net", "TestSupport"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "Document"]),
         .testTarget(name: "WebhookTests", dependencies: ["Webhook", "Kube", "Injection", "Document", "Kubernetes", "Net", "Telemetry", "TestSupport"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Net", "Document", "TestSupport"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Net", "Document", "Telemetry", "Bridge", "Kubernetes", "TestSupport"]),
         .testTarget(name: "TandemCLITests", dependencies: ["TandemCLI", "Document", "Injection", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],

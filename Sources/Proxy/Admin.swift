@@ -135,10 +135,17 @@ public enum ConfigWriter {
             var members: [(String, JSON)] = [
                 ("name", .string(cluster.name)), ("balancing", .string(cluster.balancing.rawValue)),
                 ("connectTimeoutMs", .integer(cluster.connectTimeoutMilliseconds)),
-                ("endpoints", .array(cluster.endpoints.map {
+            ]
+            // A bridged cluster's endpoints are the bridge's, not configuration: /clusters lists them.
+            if let service = cluster.service {
+                members.append(("service", .string(service)))
+            } else {
+                members.append(("endpoints", .array(cluster.endpoints.map {
                     .object(JSONObject([("address", .string($0.address.description)), ("weight", .integer($0.weight)),
                                         ("terminating", .bool($0.terminating))]))
-                })),
+                })))
+            }
+            members += [
                 ("limits", .object(JSONObject([("maxConnections", .integer(cluster.limits.maxConnections)),
                                                ("maxPendingRequests", .integer(cluster.limits.maxPendingRequests)),
                                                ("maxRequests", .integer(cluster.limits.maxRequests))]))),
@@ -158,6 +165,9 @@ public enum ConfigWriter {
             }
             return .object(JSONObject(members))
         }
-        return .object(JSONObject([("listeners", .array(listeners)), ("clusters", .array(clusters))]))
+        var members: [(String, JSON)] = []
+        if let bridge = config.bridge { members.append(("bridge", .string(bridge))) }
+        members += [("listeners", .array(listeners)), ("clusters", .array(clusters))]
+        return .object(JSONObject(members))
     }
 }
