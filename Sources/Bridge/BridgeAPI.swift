@@ -167,11 +167,9 @@ public struct BridgeAPI: Sendable {
         }
     }
 
-    /// The Lyft answer for a service, also what a long-poll returns once the service changes.
-    public func lyftHosts(_ service: String, registry: Registry) -> APIResponse {
-        var response = APIResponse.json(200, LyftAPI.hosts(service: service, env: environment, endpoints: registry.endpoints(of: service)))
-        response.changedServices = []
-        return response
+    /// The Lyft answer for a service.
+    private func lyftHosts(_ service: String, registry: Registry) -> APIResponse {
+        .json(200, LyftAPI.hosts(service: service, env: environment, endpoints: registry.endpoints(of: service)))
     }
 
     /// nil when the request carries a known bearer token; else the refusal to send.

@@ -1,4 +1,5 @@
 import Glibc
+import Document
 import Net
 import Synchronization
 import Telemetry
@@ -53,10 +54,6 @@ public final class BridgeServer: Sendable {
     private let metrics: MetricsRegistry
     private let requests: Counter
     private let expirations: Counter
-    private let servicesGauge: Gauge
-    private let versionGauge: Gauge
-    private let watchersGauge: Gauge
-    private let endpointsGauge: Gauge
     private let configuration: BridgeConfiguration
     private let group: EventLoopGroup
     private let server: Mutex<HTTPServer?> = Mutex(nil)
@@ -74,13 +71,13 @@ public final class BridgeServer: Sendable {
                                    labels: ["method", "status"])
         expirations = metrics.counter("tandem_bridge_expired_total",
                                       help: "Services that lost legacy hosts to the heartbeat TTL.")
-        servicesGauge = metrics.gauge("tandem_bridge_services", help: "Services with endpoints from either side.")
-        versionGauge = metrics.gauge("tandem_bridge_registry_version", help: "Bumped by every change of any service.")
-        watchersGauge = metrics.gauge("tandem_bridge_watchers", help: "Long-polls waiting for a change.")
-        endpointsGauge = metrics.gauge("tandem_bridge_endpoints", help: "Endpoints by origin and health.",
-                                       labels: ["origin", "health"])
         api = BridgeAPI(tokens: configuration.tokens, environment: configuration.environment)
-        state = Mutex(State(registry: Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl)))
+        // Versions count from the clock (milliseconds), so that a poller holding a version from an
+        // earlier run never finds it equal to one of this run's and waits on news it missed.
+        let registry = Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl,
+                                startingVersion: UInt64(max(0, clock() * 1000)))
+        state = Mutex(State(registry: registry))
+        declareGauges()
     }
 
     public static let wallClock: @Sendable () -> Double = {
@@ -102,7 +99,7 @@ public final class BridgeServer: Sendable {
             state.withLock { $0.ready } ? .text(200, "ok\n") : .text(503, "the Kubernetes side is not listed yet\n")
         }
         routes.add(.get, "/metrics") { [self] _ in
-            HTTPResponse(status: 200, headers: ["Content-Type": MetricsRegistry.contentType], body: Array(exposition().utf8))
+            HTTPResponse(status: 200, headers: ["Content-Type": MetricsRegistry.contentType], body: Array(metrics.exposition().utf8))
         }
         routes.add(.get, "/") { [self] _ in
             let html = state.withLock { BridgePage.render($0.registry, now: clock()) }
@@ -166,45 +163,53 @@ public final class BridgeServer: Sendable {
         state.withLock { $0.ready = ready }
     }
 
-    /// The registry's state as gauges, set at each scrape, with the counters.
-    private func exposition() -> String {
-        let (registry, waiting) = state.withLock { ($0.registry, $0.waiters.count) }
-        var endpoints: [String: [EndpointHealth: Int]] = ["kubernetes": [:], "legacy": [:]]
-        for service in registry.services {
-            for endpoint in registry.endpoints(of: service) {
-                let origin: String
-                if case .kubernetes = endpoint.origin { origin = "kubernetes" } else { origin = "legacy" }
-                endpoints[origin, default: [:]][endpoint.health, default: 0] += 1
-            }
+    /// The registry's state, read at each scrape.
+    private func declareGauges() {
+        metrics.collected("tandem_bridge_services", help: "Services with endpoints from either side.", type: .gauge) { [weak self] in
+            [(labels: [], value: Double(self?.registry.services.count ?? 0))]
         }
-        servicesGauge.set(Double(registry.services.count))
-        versionGauge.set(Double(registry.version))
-        watchersGauge.set(Double(waiting))
-        for (origin, byHealth) in endpoints {
-            for health in [EndpointHealth.healthy, .draining, .unhealthy] {
-                endpointsGauge.set(Double(byHealth[health] ?? 0), origin, health.rawValue)
-            }
+        metrics.collected("tandem_bridge_registry_version", help: "Bumped by every change of any service.", type: .gauge) { [weak self] in
+            [(labels: [], value: Double(self?.registry.version ?? 0))]
         }
-        return metrics.exposition()
+        metrics.collected("tandem_bridge_watchers", help: "Long-polls waiting for a change.", type: .gauge) { [weak self] in
+            [(labels: [], value: Double(self?.state.withLock { $0.waiters.count } ?? 0))]
+        }
+        metrics.collected("tandem_bridge_endpoints", help: "Endpoints by origin and health.", type: .gauge,
+                          labels: ["origin", "health"]) { [weak self] in
+            guard let registry = self?.registry else { return [] }
+            var counts: [[String]: Int] = [:]
+            for origin in ["kubernetes", "legacy"] {
+                for health in [EndpointHealth.healthy, .draining, .unhealthy] { counts[[origin, health.rawValue]] = 0 }
+            }
+            for service in registry.services {
+                for endpoint in registry.endpoints(of: service) {
+                    let origin: String
+                    if case .kubernetes = endpoint.origin { origin = "kubernetes" } else { origin = "legacy" }
+                    counts[[origin, endpoint.health.rawValue], default: 0] += 1
+                }
+            }
+            return counts.map { (labels: $0.key, value: Double($0.value)) }
+        }
     }
 
     /// A copy of the registry as it is now.
     public var registry: Registry { state.withLock { $0.registry } }
 
-    /// `GET /v1/watch/<service>?version=N`: the Lyft answer plus a version, at once if the service
-    /// is newer than N, else when it changes or the long-poll times out.
+    /// `GET /v1/watch/<service>?version=N`: the service's endpoints and version, at once if its
+    /// version is not N, else when it changes or the long-poll times out.
     private func watch(_ request: HTTPRequest) -> HTTPResponse {
         let service = String(request.path.dropFirst("/v1/watch/".count))
         let known = Self.query(request)["version"].flatMap { UInt64($0) }
         let headers: HTTPHeaders = ["Content-Type": "application/json", "Cache-Control": "no-store"]
         let (current, body) = state.withLock { ($0.registry.version(of: service), watchBody(service, registry: $0.registry)) }
-        guard let known, known >= current else {
+        // Any other version, older or not, is news: it may come from an earlier run of the bridge.
+        guard let known, known == current else {
             return HTTPResponse(status: 200, headers: headers, body: body)
         }
         let deadline = NanoTime.now() + configuration.longPollTimeout
         return HTTPResponse(status: 200, headers: headers) { [self] writer in
             state.withLock { state in
-                if state.registry.version(of: service) > known {
+                if state.registry.version(of: service) != known {
                     writer.write(watchBody(service, registry: state.registry))
                     writer.finish()
                 } else {
@@ -214,11 +219,13 @@ public final class BridgeServer: Sendable {
         }
     }
 
+    /// `{"version":"N","service":…,"endpoints":[…]}`: every endpoint with its health, as
+    /// `/v1/services` describes them. Draining ones too, so that a proxy lets them finish what
+    /// they have rather than cutting them off.
     private func watchBody(_ service: String, registry: Registry) -> [UInt8] {
-        var body = api.lyftHosts(service, registry: registry).body
-        // Splice the version in front: {"version":"N",…the Lyft answer…}
-        let version = Array("{\"version\":\"\(registry.version(of: service))\",".utf8)
-        body.replaceSubrange(0..<1, with: version)
+        var body = JSONWriter.write(["version": .string(String(registry.version(of: service))), "service": .string(service),
+                                     "endpoints": .array(registry.endpoints(of: service).map(BridgeAPI.describe))])
+        body.append(UInt8(ascii: "\n"))
         return body
     }
 

@@ -82,10 +82,13 @@ public struct Registry: Sendable {
     public private(set) var version: UInt64 = 0
     private var serviceVersions: [String: UInt64] = [:]
 
-    public init(defaultNamespace: String = "default", ttl: Double = 600, ownManager: String = WriteBack.manager) {
+    /// Versions count up from `startingVersion` (a server starts from its clock; see BridgeServer).
+    public init(defaultNamespace: String = "default", ttl: Double = 600, ownManager: String = WriteBack.manager,
+                startingVersion: UInt64 = 0) {
         self.defaultNamespace = defaultNamespace
         self.ttl = ttl
         self.ownManager = ownManager
+        version = startingVersion
     }
 
     /// Applies one event and returns the services whose endpoints changed, sorted. The work is

@@ -236,8 +236,17 @@ public final class HTTPClient: Sendable {
 
     /// Closes idle pooled connections (in-flight exchanges continue).
     public func closeIdleConnections() async {
+        await withCheckedContinuation { continuation in closeIdleConnections { continuation.resume() } }
+    }
+
+    /// The same, for owners that cannot await (a synchronous stop that shuts the loop down
+    /// next): `done` runs on the loop once they are closed.
+    public func closeIdleConnections(then done: @escaping @Sendable () -> Void) {
         let pool = self.pool
-        _ = try? await loop.submit { pool.value.closeIdle() }
+        loop.execute {
+            pool.value.closeIdle()
+            done()
+        }
     }
 
     /// Pooled idle connections, per origin (for tests and metrics).

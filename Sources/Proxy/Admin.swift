@@ -1,6 +1,7 @@
 import Synchronization
 import Document
 import Net
+import Telemetry
 
 /// One admin endpoint, as in Envoy's admin table: mutating ones answer only POST (GET gets 405).
 public struct AdminEndpoint: Sendable {
@@ -38,8 +39,8 @@ public final class ProxyAdmin: Sendable {
                 readiness()
             },
             AdminEndpoint(path: "/stats/prometheus", help: "Statistics in Prometheus text format.", mutating: false) { [unowned self] _ in
-                var response = HTTPResponse.text(200, proxy.prometheusText())
-                response.headers.set("Content-Type", "text/plain; version=0.0.4")
+                var response = HTTPResponse.text(200, proxy.metrics.exposition())
+                response.headers.set("Content-Type", MetricsRegistry.contentType)
                 return response
             },
             AdminEndpoint(path: "/clusters", help: "Every endpoint of every cluster with its state.", mutating: false) { [unowned self] _ in
@@ -134,10 +135,17 @@ public enum ConfigWriter {
             var members: [(String, JSON)] = [
                 ("name", .string(cluster.name)), ("balancing", .string(cluster.balancing.rawValue)),
                 ("connectTimeoutMs", .integer(cluster.connectTimeoutMilliseconds)),
-                ("endpoints", .array(cluster.endpoints.map {
+            ]
+            // A bridged cluster's endpoints are the bridge's, not configuration: /clusters lists them.
+            if let service = cluster.service {
+                members.append(("service", .string(service)))
+            } else {
+                members.append(("endpoints", .array(cluster.endpoints.map {
                     .object(JSONObject([("address", .string($0.address.description)), ("weight", .integer($0.weight)),
                                         ("terminating", .bool($0.terminating))]))
-                })),
+                })))
+            }
+            members += [
                 ("limits", .object(JSONObject([("maxConnections", .integer(cluster.limits.maxConnections)),
                                                ("maxPendingRequests", .integer(cluster.limits.maxPendingRequests)),
                                                ("maxRequests", .integer(cluster.limits.maxRequests))]))),
@@ -157,6 +165,9 @@ public enum ConfigWriter {
             }
             return .object(JSONObject(members))
         }
-        return .object(JSONObject([("listeners", .array(listeners)), ("clusters", .array(clusters))]))
+        var members: [(String, JSON)] = []
+        if let bridge = config.bridge { members.append(("bridge", .string(bridge))) }
+        members += [("listeners", .array(listeners)), ("clusters", .array(clusters))]
+        return .object(JSONObject(members))
     }
 }

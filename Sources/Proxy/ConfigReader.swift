@@ -1,8 +1,10 @@
 import Document
+import Net
 
 /// Reads `ProxyConfig` from YAML or JSON text and validates it, naming the exact field at fault.
 ///
 /// ```yaml
+/// bridge: http://tandem-bridge.tandem-system:8090   # optional: for clusters that name a service
 /// listeners:
 ///   - name: inbound
 ///     address: 0.0.0.0:15006
@@ -23,6 +25,9 @@ import Document
 ///     retries: {attempts: 2, budgetPercent: 20}
 ///     outlier: {consecutive5xx: 5, consecutiveConnectFailures: 5, baseEjectionMs: 30000, maxEjectionPercent: 10}
 ///     healthCheck: {httpPath: /healthz, intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 2, healthyThreshold: 1}
+///   - name: checkout
+///     service: checkout           # endpoints from the bridge instead of a list: followed by a
+///                                 # long-poll, applied in place, kept while the bridge is away
 /// ```
 public enum ConfigReader {
     /// Parses YAML (a superset of JSON) and validates.
@@ -36,6 +41,7 @@ public enum ConfigReader {
     public static func decode(_ json: JSON) throws(ConfigError) -> ProxyConfig {
         var reader = try ObjectReader(json, path: "")
         var config = ProxyConfig()
+        config.bridge = try reader.optionalString("bridge").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         config.clusters = try reader.list("clusters", required: false) { (cluster: inout ObjectReader) throws(ConfigError) in
             try readCluster(&cluster)
         }
@@ -49,9 +55,18 @@ public enum ConfigReader {
 
     /// Checks what single fields cannot: unique names and addresses, routes that name real clusters.
     public static func validate(_ config: ProxyConfig) throws(ConfigError) {
+        if let bridge = config.bridge { try validate(bridgeURL: bridge) }
         var clusterNames = Set<String>()
-        for (index, cluster) in config.clusters.enumerated() where !clusterNames.insert(cluster.name).inserted {
-            throw ConfigError("clusters[\(index)].name", "duplicate cluster \"\(cluster.name)\"")
+        for (index, cluster) in config.clusters.enumerated() {
+            if !clusterNames.insert(cluster.name).inserted {
+                throw ConfigError("clusters[\(index)].name", "duplicate cluster \"\(cluster.name)\"")
+            }
+            if let service = cluster.service {
+                do { try validate(serviceName: service) } catch { throw error.under("clusters[\(index)].service") }
+                if config.bridge == nil {
+                    throw ConfigError("clusters[\(index)].service", "needs a bridge: set the top-level bridge URL")
+                }
+            }
         }
         var listenerNames = Set<String>(), addresses = Set<HostPort>()
         for (index, listener) in config.listeners.enumerated() {
@@ -76,6 +91,24 @@ public enum ConfigReader {
                 }
             }
         }
+    }
+
+    /// `http[s]://host[:port][/prefix]`: the watch path is appended to it.
+    static func validate(bridgeURL: String) throws(ConfigError) {
+        let request: HTTPClientRequest
+        do { request = try HTTPClientRequest(url: bridgeURL) } catch { throw ConfigError("bridge", error.description) }
+        guard !request.target.contains("?"), !bridgeURL.contains("#") else {
+            throw ConfigError("bridge", "\"\(bridgeURL)\" must not have a query or fragment")
+        }
+    }
+
+    /// The bridge's own rule for service names, which also keeps them safe in a URL path.
+    static func validate(serviceName: String) throws(ConfigError) {
+        let valid = !serviceName.isEmpty && serviceName.utf8.count <= 253 && serviceName.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
+        guard valid else { throw ConfigError("", "\"\(serviceName)\" must be lower-case letters, digits, '-' and '.'") }
     }
 
     private static func readListener(_ reader: inout ObjectReader) throws(ConfigError) -> ProxyConfig.Listener {
@@ -120,6 +153,10 @@ public enum ConfigReader {
         cluster.endpoints = try reader.list("endpoints", required: false) { (item: inout ObjectReader) throws(ConfigError) in
             ProxyConfig.Endpoint(try item.address("address"), weight: try item.integer("weight", default: 1, in: 1...1_000_000),
                                  terminating: try item.bool("terminating", default: false))
+        }
+        cluster.service = try reader.optionalString("service")
+        if cluster.service != nil && !cluster.endpoints.isEmpty {
+            throw ConfigError(reader.path, "takes endpoints from its list or from a bridge service, not both")
         }
         if var limits = try reader.object("limits") {
             cluster.limits.maxConnections = try limits.integer("maxConnections", default: 1024, in: 1...1_000_000)

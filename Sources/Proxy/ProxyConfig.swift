@@ -56,10 +56,13 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
 public struct ProxyConfig: Equatable, Sendable {
     public var listeners: [Listener]
     public var clusters: [Cluster]
+    /// The discovery bridge (`http[s]://host[:port]`) that clusters naming a `service` follow.
+    public var bridge: String?
 
-    public init(listeners: [Listener] = [], clusters: [Cluster] = []) {
+    public init(listeners: [Listener] = [], clusters: [Cluster] = [], bridge: String? = nil) {
         self.listeners = listeners
         self.clusters = clusters
+        self.bridge = bridge
     }
 
     public enum Direction: String, Sendable, Equatable { case inbound, outbound }
@@ -131,7 +134,11 @@ public struct ProxyConfig: Equatable, Sendable {
     public struct Cluster: Equatable, Sendable {
         public var name: String
         public var balancing: Balancing
+        /// Static, or (with `service`) the bridge's last answer, which the proxy keeps across
+        /// reloads and while the bridge cannot be reached.
         public var endpoints: [Endpoint]
+        /// The bridge service this cluster's endpoints come from; nil for static endpoints.
+        public var service: String?
         public var connectTimeoutMilliseconds: Int
         public var limits: Limits
         public var retries: Retries
@@ -140,10 +147,11 @@ public struct ProxyConfig: Equatable, Sendable {
 
         public init(name: String, balancing: Balancing = .roundRobin, endpoints: [Endpoint],
                     connectTimeoutMilliseconds: Int = 1_000, limits: Limits = Limits(), retries: Retries = Retries(),
-                    outlier: Outlier = Outlier(), healthCheck: HealthCheck? = nil) {
+                    outlier: Outlier = Outlier(), healthCheck: HealthCheck? = nil, service: String? = nil) {
             self.name = name
             self.balancing = balancing
             self.endpoints = endpoints
+            self.service = service
             self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
             self.limits = limits
             self.retries = retries
@@ -189,4 +197,20 @@ public struct ProxyConfig: Equatable, Sendable {
     }
 
     public func cluster(named name: String) -> Cluster? { clusters.first { $0.name == name } }
+
+    /// Where a bridged cluster's endpoints come from.
+    public struct BridgeService: Hashable, Sendable {
+        public var bridge: String
+        public var service: String
+        public init(bridge: String, service: String) {
+            self.bridge = bridge
+            self.service = service
+        }
+    }
+
+    /// The bridge service `cluster` follows, or nil when its endpoints are static.
+    public func bridgeService(of cluster: Cluster) -> BridgeService? {
+        guard let bridge, let service = cluster.service else { return nil }
+        return BridgeService(bridge: bridge, service: service)
+    }
 }

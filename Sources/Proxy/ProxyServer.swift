@@ -2,6 +2,7 @@ import Glibc
 import CTandemShim
 import Synchronization
 import Net
+import Telemetry
 
 /// The proxy as a library: start it, reconfigure it in place, drain it, stop it, all from
 /// another Swift program (the CLI and the tests are two such programs).
@@ -13,11 +14,19 @@ import Net
 /// try proxy.apply(newConfig)        // in place: open connections carry on
 /// proxy.stop()
 /// ```
+///
+/// Clusters that name a bridge `service` follow it from `start` on (see `BridgeFollower`).
 public final class ProxyServer: Sendable {
     public let workerCount: Int
     /// How long removed listeners and a graceful drain may keep serving open connections.
     public let drainTimeout: Duration
+    /// The proxy's statistics, read from the workers and clusters when scraped.
+    public let metrics: MetricsRegistry
     private let workers: [Worker]
+    private let follower: BridgeFollower
+    /// Held through a whole update, so that an update built from the configuration in force
+    /// (`setEndpoints`, from the bridge's thread) cannot interleave with a reload.
+    private let updating = Mutex<Void>(())
 
     private struct State {
         var config: ProxyConfig
@@ -30,10 +39,13 @@ public final class ProxyServer: Sendable {
     }
     private let state: Mutex<State>
 
-    public init(config: ProxyConfig, workers: Int = 1, drainTimeout: Duration = .seconds(5)) throws(ConfigError) {
+    /// `log` gets progress and trouble from following the bridge (reachable or not, changes).
+    public init(config: ProxyConfig, workers: Int = 1, drainTimeout: Duration = .seconds(5), metrics: MetricsRegistry = MetricsRegistry(),
+                log: @escaping @Sendable (Logger.Level, String) -> Void = { _, _ in }) throws(ConfigError) {
         try ConfigReader.validate(config)
         workerCount = max(1, workers)
         self.drainTimeout = drainTimeout
+        self.metrics = metrics
         var made: [Worker] = []
         for index in 0..<workerCount {
             do { made.append(try Worker(index: index)) } catch { throw ConfigError("", "cannot start worker: \(error)") }
@@ -44,8 +56,10 @@ public final class ProxyServer: Sendable {
             initial.clusters[cluster.name] = ClusterRuntime(cluster, seed: UInt64(index) &+ 0x5EED)
         }
         state = Mutex(initial)
+        follower = BridgeFollower(metrics: metrics, log: log)
         tandem_ignore_sigpipe()
         HealthChecker.install(on: made[0], clusters: { [weak self] in self?.clusterRuntimes ?? [] })
+        declareMetrics()
     }
 
     /// Binds every listener on every worker (SO_REUSEPORT) and starts the worker threads.
@@ -74,6 +88,7 @@ public final class ProxyServer: Sendable {
             state.started = true
         }
         for worker in workers { worker.reactor.start() }
+        follower.follow(self)
     }
 
     /// One listening socket per worker on the same port; port 0 is chosen by the first.
@@ -109,8 +124,43 @@ public final class ProxyServer: Sendable {
     /// Applies a new configuration in place. Clusters keep their counters and ejections;
     /// listeners that stay keep their sockets and connections and route the next request by the
     /// new table; removed listeners stop accepting and their connections are closed after
-    /// `drainTimeout`. Nothing old is kept once its last connection ends.
+    /// `drainTimeout`. Nothing old is kept once its last connection ends. A cluster that follows
+    /// the same bridge service as before keeps the endpoints the bridge gave it.
     public func apply(_ config: ProxyConfig) throws(ConfigError) {
+        try updating.withLock { _ throws(ConfigError) in
+            let old = self.config
+            var next = config
+            for index in next.clusters.indices {
+                guard let source = next.bridgeService(of: next.clusters[index]),
+                      let previous = old.cluster(named: next.clusters[index].name), old.bridgeService(of: previous) == source else { continue }
+                next.clusters[index].endpoints = previous.endpoints
+            }
+            try install(next)
+        }
+        if state.withLock({ $0.started && !$0.stopped }) { follower.follow(self) }
+    }
+
+    /// Replaces one cluster's endpoints, as a discovery source does (a whole set each time, as
+    /// an xDS ClusterLoadAssignment; empty means scaled to zero). Applied in place like `apply`.
+    /// With `source`, only while the cluster still follows that bridge service: an answer that
+    /// arrives after a reload changed it is dropped (and false returned).
+    @discardableResult
+    public func setEndpoints(_ endpoints: [ProxyConfig.Endpoint], cluster name: String,
+                             from source: ProxyConfig.BridgeService? = nil) throws(ConfigError) -> Bool {
+        try updating.withLock { _ throws(ConfigError) -> Bool in
+            var next = config
+            guard let index = next.clusters.firstIndex(where: { $0.name == name }) else {
+                throw ConfigError("clusters", "unknown cluster \"\(name)\"")
+            }
+            if let source, next.bridgeService(of: next.clusters[index]) != source { return false }
+            next.clusters[index].endpoints = endpoints
+            try install(next)
+            return true
+        }
+    }
+
+    /// Swaps `config` in (the caller holds `updating`).
+    private func install(_ config: ProxyConfig) throws(ConfigError) {
         try ConfigReader.validate(config)
         let old = self.config
         // Bind new listeners first, so a port in use fails the whole update and changes nothing.
@@ -144,7 +194,8 @@ public final class ProxyServer: Sendable {
             for (name, (_, port)) in added { state.ports[name] = port }
             return next
         }
-        let endpoints = Set(config.clusters.flatMap { $0.endpoints.map(\.address) })
+        // Idle connections to endpoints that left or are terminating will take no new request.
+        let serving = Set(config.clusters.flatMap { $0.endpoints.filter { !$0.terminating }.map(\.address) })
         let drainNanoseconds = drainTimeout.nanoseconds
         for (index, worker) in workers.enumerated() {
             let plans = config.listeners.map { ListenerPlan($0, clusters: clusters) }
@@ -167,20 +218,9 @@ public final class ProxyServer: Sendable {
                     socket.retire(deadline: worker.reactor.now + drainNanoseconds)
                 }
                 worker.listeners = kept
-                worker.closeIdleUpstreams(notIn: endpoints)
+                worker.closeIdleUpstreams(notIn: serving)
             }
         }
-    }
-
-    /// Replaces one cluster's endpoints, as a discovery source does (a whole set each time, as
-    /// an xDS ClusterLoadAssignment; empty means scaled to zero). Applied in place like `apply`.
-    public func setEndpoints(_ endpoints: [ProxyConfig.Endpoint], cluster name: String) throws(ConfigError) {
-        var next = config
-        guard let index = next.clusters.firstIndex(where: { $0.name == name }) else {
-            throw ConfigError("clusters", "unknown cluster \"\(name)\"")
-        }
-        next.clusters[index].endpoints = endpoints
-        try apply(next)
     }
 
     /// Stops accepting on every listener (with `inboundOnly`, on inbound ones: a sidecar keeps
@@ -216,12 +256,27 @@ public final class ProxyServer: Sendable {
         return totals
     }
 
-    func prometheusText(extra: [(String, String, Int)] = []) -> String {
-        let totals = statistics()
-        let now = NanoTime.now().nanoseconds
-        return PrometheusText.render(totals: ProxyStat.allCases.map { totals[$0] ?? 0 },
-                                     clusters: clusterRuntimes.map { $0.snapshot(now: now) },
-                                     extra: extra + [("tandem_proxy_config_reloads", "Configurations applied since start.", reloadCount)])
+    /// Declares every statistic in `metrics`, read at each scrape: the workers' counters summed,
+    /// the clusters as they are now (a removed cluster's series go with it).
+    private func declareMetrics() {
+        for stat in ProxyStat.allCases {
+            metrics.collected(stat.name, help: stat.help, type: stat.type) { [weak self] in
+                [(labels: [], value: Double(self?.statistics()[stat] ?? 0))]
+            }
+        }
+        let perCluster: [(String, MetricType, String, @Sendable (ClusterRuntime.Snapshot) -> Int)] = [
+            ("tandem_proxy_cluster_requests_active", .gauge, "Requests in flight per cluster.", { $0.activeRequests }),
+            ("tandem_proxy_cluster_endpoints_healthy", .gauge, "Endpoints that may take new requests.", { $0.available }),
+            ("tandem_proxy_cluster_outlier_ejections_total", .counter, "Endpoints ejected for consecutive failures.", { $0.ejections }),
+        ]
+        for (name, type, help, value) in perCluster {
+            metrics.collected(name, help: help, type: type, labels: ["cluster"]) { [weak self] in
+                (self?.clusterSnapshots() ?? []).map { (labels: [$0.name], value: Double(value($0))) }
+            }
+        }
+        metrics.collected("tandem_proxy_config_reloads", help: "Configurations applied since start.", type: .gauge) { [weak self] in
+            [(labels: [], value: Double(self?.reloadCount ?? 0))]
+        }
     }
 
     func clusterSnapshots() -> [ClusterRuntime.Snapshot] {
@@ -236,6 +291,7 @@ public final class ProxyServer: Sendable {
             return state.started && !state.stopped
         }
         guard shouldStop else { return }
+        follower.stop()
         for worker in workers {
             worker.reactor.execute { [worker] in
                 for socket in worker.listeners.values { socket.close() }

@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Dispatch
 import Net
+import Telemetry
 
 /// The proxy as a process runs it: data plane, admin on loopback, health port, signals, reloads
 /// from the config file, and the SIGTERM drain. `tandem proxy` is this plus argument parsing.
@@ -14,15 +15,21 @@ public final class ProxyService: Sendable {
     public let proxy: ProxyServer
     public let admin: ProxyAdmin
     private let write: @Sendable (String) -> Void
+    private let level: Logger.Level
 
-    /// `log` receives finished lines; `settings.logLevel` decides which are sent.
-    public init(settings: ProxySettings, log: @escaping @Sendable (String) -> Void) throws(ConfigError) {
+    /// `log` receives finished lines; `settings.logLevel` decides which are sent. `metrics` is
+    /// what `/stats/prometheus` shows (the caller may add build information to it).
+    public init(settings: ProxySettings, metrics: MetricsRegistry = MetricsRegistry(),
+                log: @escaping @Sendable (String) -> Void) throws(ConfigError) {
         guard settings.admin.isLoopback else {
             throw ConfigError("--admin", "the admin port can change the proxy, so it binds loopback only, not \(settings.admin.host)")
         }
         self.settings = settings
         self.write = log
-        proxy = try ProxyServer(config: settings.config, workers: settings.workers, drainTimeout: .seconds(settings.drainSeconds))
+        let level = Logger.Level(name: settings.logLevel) ?? .info
+        self.level = level
+        proxy = try ProxyServer(config: settings.config, workers: settings.workers, drainTimeout: .seconds(settings.drainSeconds),
+                                metrics: metrics, log: { lineLevel, line in if lineLevel >= level { log(line) } })
         let flag = QuitFlag()
         admin = ProxyAdmin(proxy: proxy) { flag.set() }
         quitFlag = flag
@@ -30,13 +37,10 @@ public final class ProxyService: Sendable {
 
     private let quitFlag: QuitFlag
 
-    /// Progress lines (listeners, reloads, drains) are info; they go unless the level is warn or error.
-    private func log(_ line: String) {
-        if settings.logLevel == "debug" || settings.logLevel == "info" { write(line) }
+    /// Progress lines (listeners, reloads, drains) are info; failures are errors, always written.
+    private func log(_ lineLevel: Logger.Level, _ line: String) {
+        if lineLevel >= level { write(line) }
     }
-
-    /// Failures are always written.
-    private func fail(_ line: String) { write(line) }
 
     /// Runs until a signal or `/quitquitquit`, then returns the exit status. Blocks the calling
     /// thread, which must be the main thread (signals are taken with sigtimedwait there).
@@ -49,12 +53,12 @@ public final class ProxyService: Sendable {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         do { try proxy.start() } catch {
-            fail("tandem proxy: \(error)")
+            log(.error, "tandem proxy: \(error)")
             return 1
         }
         let group: EventLoopGroup
         do { group = try EventLoopGroup(threads: 1) } catch {
-            fail("tandem proxy: \(error)")
+            log(.error, "tandem proxy: \(error)")
             return 1
         }
         var servers = [HTTPServer(group: group, configuration: HTTPServerConfiguration(host: settings.admin.host, port: settings.admin.port),
@@ -65,22 +69,22 @@ public final class ProxyService: Sendable {
         }
         for server in servers {
             if let error = blocking({ try await server.start() }) {
-                fail("tandem proxy: cannot serve admin on \(server.configuration.host):\(server.configuration.port): \(error)")
+                log(.error, "tandem proxy: cannot serve admin on \(server.configuration.host):\(server.configuration.port): \(error)")
                 proxy.stop()
                 return 1
             }
         }
         for listener in proxy.config.listeners {
-            log("tandem proxy: \(listener.name) \(listener.protocol.rawValue) on \(listener.address.host):\(proxy.port(of: listener.name) ?? 0)")
+            log(.info, "tandem proxy: \(listener.name) \(listener.protocol.rawValue) on \(listener.address.host):\(proxy.port(of: listener.name) ?? 0)")
         }
-        log("tandem proxy: admin on \(settings.admin.host):\(servers[0].port)")
+        log(.info, "tandem proxy: admin on \(settings.admin.host):\(servers[0].port)")
 
         var watched = settings.configPath.map(FileStamp.init)
         var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {
             let received = sigtimedwait(&signals, nil, &timeout)
             if quitFlag.isSet {
-                log("tandem proxy: quitquitquit")
+                log(.info, "tandem proxy: quitquitquit")
                 break
             }
             if received == SIGTERM || received == SIGINT {
@@ -103,7 +107,7 @@ public final class ProxyService: Sendable {
 
     /// SIGTERM: fail readiness, stop accepting, let open connections finish, bounded.
     func drain() {
-        log("tandem proxy: draining for up to \(settings.drainSeconds)s")
+        log(.info, "tandem proxy: draining for up to \(settings.drainSeconds)s")
         admin.failHealthChecks()
         proxy.drainListeners(graceful: true)
         let deadline = ContinuousClock.now + .seconds(settings.drainSeconds)
@@ -114,16 +118,16 @@ public final class ProxyService: Sendable {
             var poll = timespec(tv_sec: 0, tv_nsec: 50_000_000)
             nanosleep(&poll, nil)
         }
-        log("tandem proxy: drained, \(proxy.activeConnections) connections left")
+        log(.info, "tandem proxy: drained, \(proxy.activeConnections) connections left")
     }
 
     private func reload(_ path: String) {
         do {
             let text = try readFile(path)
             try proxy.apply(try ConfigReader.read(text))
-            log("tandem proxy: applied \(path)")
+            log(.info, "tandem proxy: applied \(path)")
         } catch {
-            fail("tandem proxy: kept the running configuration: \(path): \(error)")
+            log(.error, "tandem proxy: kept the running configuration: \(path): \(error)")
         }
     }
 }

@@ -59,18 +59,34 @@ public struct ProxySettings: Equatable, Sendable {
         return port
     }
 
-    /// `--listen ADDR:PORT --to ADDR:PORT[,ADDR:PORT…] [--tcp]`: one listener, one cluster.
-    public static func quick(listen: String, to targets: String, tcp: Bool) throws(ConfigError) -> ProxyConfig {
+    /// Where the quick form's one cluster gets its endpoints.
+    public enum QuickUpstream: Sendable {
+        /// `--to ADDR:PORT[,ADDR:PORT…]`
+        case endpoints(String)
+        /// `--bridge URL --service NAME`
+        case bridge(url: String, service: String)
+    }
+
+    /// `--listen ADDR:PORT` and an upstream, `[--tcp]`: one listener, one cluster.
+    public static func quick(listen: String, to upstream: QuickUpstream, tcp: Bool) throws(ConfigError) -> ProxyConfig {
         let address: HostPort
         do { address = try HostPort(parsing: listen) } catch { throw error.under("--listen") }
-        var endpoints: [ProxyConfig.Endpoint] = []
-        for target in targets.split(separator: ",") {
-            do { endpoints.append(.init(try HostPort(parsing: String(target)))) } catch { throw error.under("--to") }
-        }
-        guard !endpoints.isEmpty else { throw ConfigError("--to", "needs at least one ADDR:PORT") }
-        return ProxyConfig(
+        var config = ProxyConfig(
             listeners: [.init(name: "main", address: address, protocol: tcp ? .tcp : .http, routes: [.init(clusters: [.init("upstream")])])],
-            clusters: [.init(name: "upstream", endpoints: endpoints)])
+            clusters: [.init(name: "upstream", endpoints: [])])
+        switch upstream {
+        case .endpoints(let targets):
+            for target in targets.split(separator: ",") {
+                do { config.clusters[0].endpoints.append(.init(try HostPort(parsing: String(target)))) } catch { throw error.under("--to") }
+            }
+            guard !config.clusters[0].endpoints.isEmpty else { throw ConfigError("--to", "needs at least one ADDR:PORT") }
+        case .bridge(let url, let service):
+            do { try ConfigReader.validate(bridgeURL: url) } catch { throw ConfigError("--bridge", error.message) }
+            do { try ConfigReader.validate(serviceName: service) } catch { throw error.under("--service") }
+            config.bridge = url
+            config.clusters[0].service = service
+        }
+        return config
     }
 }
 

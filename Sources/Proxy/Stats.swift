@@ -1,8 +1,9 @@
 import Synchronization
+import Telemetry
 
-/// Every statistic the proxy keeps, declared in one place (name, kind, help) so the list can move
-/// to a shared telemetry registry unchanged. Workers count in plain arrays on their own thread and
-/// publish a copy every tick, so the request path takes no lock for statistics.
+/// Every statistic the data plane keeps, declared in one place (name, type, help). Workers count
+/// in plain arrays on their own thread and publish a copy every tick, so the request path takes
+/// no lock for statistics; the metrics registry sums the copies when it is scraped.
 public enum ProxyStat: Int, CaseIterable, Sendable {
     case downstreamConnections
     case downstreamConnectionsActive
@@ -44,7 +45,7 @@ public enum ProxyStat: Int, CaseIterable, Sendable {
         }
     }
 
-    public var isGauge: Bool { self == .downstreamConnectionsActive }
+    public var type: MetricType { self == .downstreamConnectionsActive ? .gauge : .counter }
 
     public var help: String {
         switch self {
@@ -82,41 +83,4 @@ final class WorkerStats: @unchecked Sendable {
     }
 
     var snapshot: [Int] { published.withLock { $0 } }
-}
-
-/// Prometheus text exposition (format 0.0.4) of the declared stats plus per-cluster series.
-enum PrometheusText {
-    static func render(totals: [Int], clusters: [ClusterRuntime.Snapshot], extra: [(String, String, Int)]) -> String {
-        var text = ""
-        for stat in ProxyStat.allCases {
-            text += "# HELP \(stat.name) \(stat.help)\n# TYPE \(stat.name) \(stat.isGauge ? "gauge" : "counter")\n"
-            text += "\(stat.name) \(totals[stat.rawValue])\n"
-        }
-        let series: [(String, String, String, (ClusterRuntime.Snapshot) -> Int)] = [
-            ("tandem_proxy_cluster_requests_active", "gauge", "Requests in flight per cluster.", { $0.activeRequests }),
-            ("tandem_proxy_cluster_endpoints_healthy", "gauge", "Endpoints that may take new requests.", { $0.available }),
-            ("tandem_proxy_cluster_outlier_ejections_total", "counter", "Endpoints ejected for consecutive failures.", { $0.ejections }),
-        ]
-        for (name, kind, help, value) in series {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind)\n"
-            for cluster in clusters { text += "\(name){cluster=\"\(escape(cluster.name))\"} \(value(cluster))\n" }
-        }
-        for (name, help, value) in extra {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(value)\n"
-        }
-        return text
-    }
-
-    static func escape(_ label: String) -> String {
-        var out = ""
-        for character in label {
-            switch character {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Proxy
+import Telemetry
 
 /// `tandem proxy`: the sidecar proxy. A config file, the quick one-route form, or (with
 /// neither) the injected-pod defaults from the environment.
@@ -8,6 +9,8 @@ struct ProxyCommand {
         .value("--config", name: "FILE", help: "YAML or JSON proxy configuration; edits to the file are applied in place."),
         .value("--listen", name: "ADDR:PORT", help: "Quick form: listen here (with --to)."),
         .value("--to", name: "ADDR:PORT[,…]", help: "Quick form: forward to these endpoints, round robin."),
+        .value("--bridge", name: "URL", help: "Quick form, instead of --to: the discovery bridge (http://HOST:PORT) to follow…"),
+        .value("--service", name: "NAME", help: "…for the endpoints of this service."),
         .flag("--tcp", help: "Quick form: forward TCP instead of HTTP/1.1."),
         .value("--admin", name: "ADDR:PORT", help: "Admin endpoints, loopback only (default 127.0.0.1:15000, or TANDEM_ADMIN_PORT)."),
         .value("--workers", name: "N", help: "Worker threads (default 1)."),
@@ -15,12 +18,14 @@ struct ProxyCommand {
     ]
 
     var help: String {
-        helpText(usage: "tandem proxy [--config FILE | --listen ADDR:PORT --to ADDR:PORT[,…] [--tcp]] [options]",
+        helpText(usage: "tandem proxy [--config FILE | --listen ADDR:PORT (--to ADDR:PORT[,…] | --bridge URL --service NAME) [--tcp]] [options]",
                  summary: """
                  Runs the sidecar proxy. With neither --config nor --listen it takes the injected pod's environment:
                  TANDEM_INBOUND_PORTS (listener i on 0.0.0.0:\(ProxySettings.inboundBasePort)+i to 127.0.0.1:port i),
                  TANDEM_ADMIN_PORT, TANDEM_HEALTH_PORT (read-only /ready on all interfaces), TANDEM_LOG_LEVEL and
                  TANDEM_DRAIN_SECONDS. SIGTERM fails readiness, drains, then exits; POST /quitquitquit exits at once.
+                 With --bridge and --service (or `bridge:` and a cluster's `service:` in the file) endpoints come from
+                 `tandem bridge` and follow it in place; while it cannot be reached the last ones keep serving.
                  """, specs: specs)
     }
 
@@ -36,8 +41,10 @@ struct ProxyCommand {
             return 1
         }
         let service: ProxyService
+        let metrics = MetricsRegistry()
+        metrics.buildInfo(BuildInfo.labels)
         do {
-            service = try ProxyService(settings: settings) { @Sendable line in Console.error(line + "\n") }
+            service = try ProxyService(settings: settings, metrics: metrics) { @Sendable line in Console.error(line + "\n") }
         } catch {
             Console.error("tandem proxy: \(error)\n")
             return 64
@@ -50,13 +57,21 @@ struct ProxyCommand {
         let parsed = try ParsedArguments.parse(arguments, specs: specs)
         if let extra = parsed.positionals.first { throw UsageError(message: "unexpected argument \"\(extra)\"") }
         var settings = try ProxySettings.fromEnvironment(environment)
-        switch (parsed.last("--config"), parsed.last("--listen"), parsed.last("--to")) {
+        let upstream: ProxySettings.QuickUpstream?
+        switch (parsed.last("--to"), parsed.last("--bridge"), parsed.last("--service")) {
+        case (nil, nil, nil): upstream = nil
+        case (let to?, nil, nil): upstream = .endpoints(to)
+        case (nil, let url?, let service?): upstream = .bridge(url: url, service: service)
+        case (nil, _, _): throw UsageError(message: "--bridge and --service go together")
+        default: throw UsageError(message: "use either --to or --bridge with --service")
+        }
+        switch (parsed.last("--config"), parsed.last("--listen"), upstream) {
         case (let path?, nil, nil):
             settings.config = try ConfigReader.read(try readFile(path))
             settings.configPath = path
             settings.health = nil
-        case (nil, let listen?, let to?):
-            do { settings.config = try ProxySettings.quick(listen: listen, to: to, tcp: parsed.flag("--tcp")) } catch {
+        case (nil, let listen?, let upstream?):
+            do { settings.config = try ProxySettings.quick(listen: listen, to: upstream, tcp: parsed.flag("--tcp")) } catch {
                 throw UsageError(message: error.description)
             }
             settings.health = nil
@@ -65,7 +80,7 @@ struct ProxyCommand {
                 throw UsageError(message: "nothing to proxy: give --config FILE, --listen with --to, or set TANDEM_INBOUND_PORTS")
             }
         default:
-            throw UsageError(message: "use either --config FILE or --listen ADDR:PORT with --to ADDR:PORT[,…]")
+            throw UsageError(message: "use either --config FILE or --listen ADDR:PORT with --to ADDR:PORT[,…] (or --bridge URL --service NAME)")
         }
         if parsed.flag("--tcp") && parsed.last("--listen") == nil { throw UsageError(message: "--tcp belongs to the quick form (--listen, --to)") }
         if let admin = parsed.last("--admin") {

@@ -17,6 +17,14 @@ public final class MetricsRegistry: Sendable {
         register(Gauge(name: name, help: help, labelNames: labels))
     }
 
+    /// A counter or gauge whose values are kept elsewhere and read each time metrics are written:
+    /// counters a data plane keeps per thread without locks (summed here, off its hot path), or
+    /// the state of something else. Series that `read` stops returning are no longer written.
+    public func collected(_ name: String, help: String, type: MetricType, labels: [String] = [],
+                          read: @escaping @Sendable () -> [(labels: [String], value: Double)]) {
+        _ = register(CollectedMetric(name: name, help: help, type: type, labelNames: labels, read: read))
+    }
+
     /// `buckets` are upper bounds in ascending order; `+Inf` is added.
     public func histogram(_ name: String, help: String, labels: [String] = [],
                           buckets: [Double] = Histogram.defaultBuckets) -> Histogram {
@@ -49,6 +57,11 @@ public final class MetricsRegistry: Sendable {
     }
 }
 
+/// How a counter or gauge is declared in the exposition.
+public enum MetricType: String, Sendable {
+    case counter, gauge
+}
+
 protocol ExposableMetric: Sendable {
     var name: String { get }
     func write(into text: inout String)
@@ -58,11 +71,11 @@ protocol ExposableMetric: Sendable {
 final class LabeledValues: Sendable {
     let name: String
     private let help: String
-    private let type: String
+    private let type: MetricType
     private let labelNames: [String]
     private let series = Mutex<[[String]: Double]>([:])
 
-    init(name: String, help: String, type: String, labelNames: [String]) {
+    init(name: String, help: String, type: MetricType, labelNames: [String]) {
         (self.name, self.help, self.type, self.labelNames) = (name, help, type, labelNames)
         if labelNames.isEmpty { series.withLock { $0[[]] = 0 } }
     }
@@ -76,10 +89,28 @@ final class LabeledValues: Sendable {
     func value(_ labels: [String]) -> Double { series.withLock { $0[labels] ?? 0 } }
 
     func write(into text: inout String) {
-        writeHeader(&text, name: name, help: help, type: type)
-        for (labels, value) in series.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            text += "\(name)\(labelText(labelNames, labels)) \(formatNumber(value))\n"
-        }
+        writeSeries(&text, name: name, help: help, type: type, labelNames: labelNames,
+                    series: series.withLock { $0 }.map { (labels: $0.key, value: $0.value) })
+    }
+}
+
+/// Values read from their owner at each exposition.
+final class CollectedMetric: ExposableMetric {
+    let name: String
+    private let help: String
+    private let type: MetricType
+    private let labelNames: [String]
+    private let read: @Sendable () -> [(labels: [String], value: Double)]
+
+    init(name: String, help: String, type: MetricType, labelNames: [String],
+         read: @escaping @Sendable () -> [(labels: [String], value: Double)]) {
+        (self.name, self.help, self.type, self.labelNames, self.read) = (name, help, type, labelNames, read)
+    }
+
+    func write(into text: inout String) {
+        let series = read()
+        precondition(series.allSatisfy { $0.labels.count == labelNames.count }, "\(name): bad labels")
+        writeSeries(&text, name: name, help: help, type: type, labelNames: labelNames, series: series)
     }
 }
 
@@ -89,7 +120,7 @@ public final class Counter: ExposableMetric {
     var name: String { values.name }
 
     init(name: String, help: String, labelNames: [String]) {
-        values = LabeledValues(name: name, help: help, type: "counter", labelNames: labelNames)
+        values = LabeledValues(name: name, help: help, type: .counter, labelNames: labelNames)
     }
 
     /// `labels` are values in the order of the declared label names.
@@ -109,7 +140,7 @@ public final class Gauge: ExposableMetric {
     var name: String { values.name }
 
     init(name: String, help: String, labelNames: [String]) {
-        values = LabeledValues(name: name, help: help, type: "gauge", labelNames: labelNames)
+        values = LabeledValues(name: name, help: help, type: .gauge, labelNames: labelNames)
     }
 
     public func set(_ value: Double, _ labels: String...) {
@@ -184,6 +215,15 @@ public final class Histogram: ExposableMetric {
 
 private func writeHeader(_ text: inout String, name: String, help: String, type: String) {
     text += "# HELP \(name) \(escape(help, quotes: false))\n# TYPE \(name) \(type)\n"
+}
+
+/// A counter's or gauge's header and its series, sorted by label values.
+private func writeSeries(_ text: inout String, name: String, help: String, type: MetricType, labelNames: [String],
+                         series: [(labels: [String], value: Double)]) {
+    writeHeader(&text, name: name, help: help, type: type.rawValue)
+    for (labels, value) in series.sorted(by: { $0.labels.lexicographicallyPrecedes($1.labels) }) {
+        text += "\(name)\(labelText(labelNames, labels)) \(formatNumber(value))\n"
+    }
 }
 
 private func labelText(_ names: [String], _ values: [String]) -> String {

@@ -70,7 +70,9 @@ import Testing
         #expect(try await register(running, "api", "ip=198.51.100.3&port=90&revision=r").status == 200)
         let changed = try JSONReader.parse(try await woken.body)
         #expect(changed["version"]?.stringValue != version)
-        #expect(changed["hosts"]?.arrayValue?.count == 2)
+        #expect(changed["service"] == "api")
+        #expect(changed["endpoints"]?.arrayValue?.map { $0["address"] } == ["198.51.100.2", "198.51.100.3"])
+        #expect(changed["endpoints"]?.arrayValue?.allSatisfy { $0["port"] == 90 && $0["health"] == "HEALTHY" } == true)
 
         let latest = try #require(changed["version"]?.stringValue)
         let started = ContinuousClock.now
@@ -78,6 +80,29 @@ import Testing
         #expect(idle["version"]?.stringValue == latest)
         #expect(ContinuousClock.now - started >= .milliseconds(1900))
         await waiter.closeIdleConnections()
+        await running.stop()
+    }
+
+    @Test func aVersionFromAnEarlierRunIsAnsweredAtOnce() async throws {
+        // A proxy that followed the bridge before it restarted holds a version of that run.
+        let earlier = try await start(longPoll: .seconds(30))
+        #expect(try await register(earlier, "api", "ip=198.51.100.2&port=90&revision=r").status == 200)
+        let held = try #require(try JSONReader.parse(try await earlier.client.send(HTTPClientRequest(url: earlier.base + "/v1/watch/api")).body)["version"]?.stringValue)
+        await earlier.stop()
+        try await Task.sleep(for: .milliseconds(5))
+
+        let running = try await start(longPoll: .seconds(30))
+        #expect(try await register(running, "api", "ip=198.51.100.3&port=90&revision=r").status == 200)
+        let current = running.bridge.registry.version(of: "api")
+        #expect(String(current) != held, "one change in each run, yet the versions differ")
+        // Older (an earlier run) or newer (another replica, a clock set back): either is news.
+        for version in [held, String(current + 1000)] {
+            let started = ContinuousClock.now
+            let answer = try JSONReader.parse(try await running.client.send(HTTPClientRequest(url: running.base + "/v1/watch/api?version=" + version)).body)
+            #expect(ContinuousClock.now - started < .seconds(5), "not parked until the long-poll timeout")
+            #expect(answer["version"]?.stringValue == String(current))
+            #expect(answer["endpoints"]?.arrayValue?.map { $0["address"] } == ["198.51.100.3"])
+        }
         await running.stop()
     }
 
@@ -91,7 +116,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))
         now.withLock { $0 = 1031 }
         let answer = try JSONReader.parse(try await expired.body)
-        #expect(answer["hosts"] == [])
+        #expect(answer["endpoints"] == [])
         #expect(running.bridge.registry.services.isEmpty)
         let metrics = String(decoding: try await running.client.send(HTTPClientRequest(url: running.base + "/metrics")).body, as: UTF8.self)
         #expect(metrics.contains("tandem_bridge_expired_total 1\n"))

@@ -68,9 +68,17 @@ import Net
         #expect(throws: ConfigError("TANDEM_DRAIN_SECONDS", "must be 0-3600 seconds, not \"-1\"")) {
             try ProxySettings.fromEnvironment(["TANDEM_DRAIN_SECONDS": "-1"])
         }
-        let quick = try ProxySettings.quick(listen: "127.0.0.1:0", to: "127.0.0.1:1,[::1]:2", tcp: true)
+        let quick = try ProxySettings.quick(listen: "127.0.0.1:0", to: .endpoints("127.0.0.1:1,[::1]:2"), tcp: true)
         #expect(quick.listeners[0].protocol == .tcp && quick.clusters[0].endpoints.count == 2)
-        #expect(throws: ConfigError("--to", "\"x\" is not ADDR:PORT")) { try ProxySettings.quick(listen: "127.0.0.1:0", to: "x", tcp: false) }
+        #expect(throws: ConfigError("--to", "\"x\" is not ADDR:PORT")) { try ProxySettings.quick(listen: "127.0.0.1:0", to: .endpoints("x"), tcp: false) }
+        let bridged = try ProxySettings.quick(listen: "127.0.0.1:0", to: .bridge(url: "http://10.0.0.9:8090", service: "web"), tcp: false)
+        #expect(bridged.bridge == "http://10.0.0.9:8090" && bridged.clusters[0].service == "web" && bridged.clusters[0].endpoints.isEmpty)
+        #expect(throws: ConfigError("--service", "\"Web\" must be lower-case letters, digits, '-' and '.'")) {
+            try ProxySettings.quick(listen: "127.0.0.1:0", to: .bridge(url: "http://10.0.0.9:8090", service: "Web"), tcp: false)
+        }
+        #expect(throws: ConfigError("--bridge", "unsupported URL \"10.0.0.9\": want http:// or https://")) {
+            try ProxySettings.quick(listen: "127.0.0.1:0", to: .bridge(url: "10.0.0.9", service: "web"), tcp: false)
+        }
     }
 
     @Test func healthPortServesOnlyReady() throws {

@@ -45,6 +45,23 @@ import Testing
         #expect(config.clusters[0].endpoints.isEmpty)
     }
 
+    @Test func clustersMayFollowABridgeService() throws {
+        let config = try ConfigReader.read("""
+            bridge: http://tandem-bridge.tandem-system:8090/
+            listeners: [{name: out, address: 127.0.0.1:9001, direction: outbound, routes: [{cluster: checkout}]}]
+            clusters: [{name: checkout, service: checkout.shop, balancing: least_request}, {name: local, endpoints: [{address: 127.0.0.1:8080}]}]
+            """)
+        #expect(config.bridge == "http://tandem-bridge.tandem-system:8090", "one trailing slash is dropped")
+        let checkout = try #require(config.cluster(named: "checkout"))
+        #expect(checkout.service == "checkout.shop" && checkout.endpoints.isEmpty)
+        #expect(config.bridgeService(of: checkout) == .init(bridge: "http://tandem-bridge.tandem-system:8090", service: "checkout.shop"))
+        #expect(config.bridgeService(of: config.clusters[1]) == nil)
+        // A dump reads back; a bridged cluster's endpoints belong to the bridge, not to the dump.
+        var running = config
+        running.clusters[0].endpoints = [.init(HostPort(host: "10.0.0.7", port: 80))]
+        #expect(try ConfigReader.decode(ConfigWriter.json(running)) == config)
+    }
+
     @Test(arguments: [
         ("listeners: []\nclusters: [{name: c, endpoints: [], colour: red}]", "clusters[0].colour: unknown field"),
         ("clusters: []", "listeners: is required"),
@@ -61,6 +78,11 @@ import Testing
         ("listeners: [{name: a, address: 1.2.3.4:80, routes: [{cluster: c}]}, {name: b, address: 1.2.3.4:80, routes: [{cluster: c}]}]\nclusters: [{name: c}]", "listeners[1].address: 1.2.3.4:80 is already used by another listener"),
         ("listeners: [{name: a, address: 1.2.3.4:80, protocol: tcp, routes: [{cluster: c, prefix: /x}]}]\nclusters: [{name: c}]", "listeners[0].routes[0]: a tcp listener cannot match host or prefix"),
         ("listeners: [{name: a, address: 1.2.3.4:80, routes: [{cluster: c}]}]\nclusters: [{name: c, limits: {maxRequests: x}}]", "clusters[0].limits.maxRequests: must be an integer"),
+        ("listeners: []\nclusters: [{name: c, service: web}]", "clusters[0].service: needs a bridge: set the top-level bridge URL"),
+        ("bridge: http://10.0.0.1:8090\nlisteners: []\nclusters: [{name: c, service: Web_1}]", "clusters[0].service: \"Web_1\" must be lower-case letters, digits, '-' and '.'"),
+        ("bridge: http://10.0.0.1:8090\nlisteners: []\nclusters: [{name: c, service: web, endpoints: [{address: 1.1.1.1:1}]}]", "clusters[0]: takes endpoints from its list or from a bridge service, not both"),
+        ("bridge: 10.0.0.1:8090\nlisteners: []", "bridge: unsupported URL \"10.0.0.1:8090\": want http:// or https://"),
+        ("bridge: http://10.0.0.1:8090/?x=1\nlisteners: []", "bridge: \"http://10.0.0.1:8090/?x=1\" must not have a query or fragment"),
     ])
     func exactErrors(text: String, message: String) {
         #expect(throws: ConfigError.self) { try ConfigReader.read(text) }

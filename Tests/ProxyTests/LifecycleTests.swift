@@ -190,7 +190,7 @@ import Net
     @Test func splicesBothWaysAndHalfCloses() async throws {
         let echo = try EchoServer()
         defer { echo.stop() }
-        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: "127.0.0.1:\(closedPort()),127.0.0.1:\(echo.port)", tcp: true)
+        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: .endpoints("127.0.0.1:\(closedPort()),127.0.0.1:\(echo.port)"), tcp: true)
         let proxy = try ProxyServer(config: config)
         try proxy.start()
         defer { proxy.stop() }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import TestSupport
 import Net
 @testable import Proxy
@@ -8,6 +9,9 @@ import Net
 struct Backend {
     let group: EventLoopGroup
     let server: HTTPServer
+    let name: String
+    /// `GET /held` requests, unanswered until `release()`: in flight for as long as a test needs.
+    let held: HeldResponses
     var port: Int { server.port }
     var address: HostPort { HostPort(host: "127.0.0.1", port: port) }
 
@@ -22,6 +26,8 @@ struct Backend {
         routes.add(.post, "/*") { request in HTTPResponse(status: 200, body: request.body) }
         routes.add(.get, "/fail") { _ in .text(500, "failing") }
         routes.add(.get, "/big") { _ in HTTPResponse(status: 200, body: [UInt8](repeating: 0x62, count: 4 << 20)) }
+        let held = HeldResponses()
+        routes.add(.get, "/held") { _ in HTTPResponse(status: 200) { writer in held.hold(writer) } }
         routes.add(.get, "/stream") { _ in
             HTTPResponse(status: 200) { writer in
                 for index in 0..<50 { writer.write(Array("part\(index);".utf8)) }
@@ -33,12 +39,27 @@ struct Backend {
         configuration.limits.maxBodyBytes = 64 << 20
         let server = HTTPServer(group: group, configuration: configuration, routes: routes)
         try await server.start()
-        return Backend(group: group, server: server)
+        return Backend(group: group, server: server, name: name, held: held)
     }
+
+    /// Answers every `GET /held` waiting so far with `backend=NAME held`.
+    func release() { held.release(Array("backend=\(name) held".utf8)) }
 
     func stop() async {
         await server.shutdown(gracePeriod: .milliseconds(50))
         group.shutdown()
+    }
+}
+
+final class HeldResponses: Sendable {
+    private let writers = Mutex<[HTTPResponseWriter]>([])
+    var count: Int { writers.withLock { $0.count } }
+    func hold(_ writer: HTTPResponseWriter) { writers.withLock { $0.append(writer) } }
+    func release(_ body: [UInt8]) {
+        for writer in writers.withLock({ writers in defer { writers = [] }; return writers }) {
+            writer.write(body)
+            writer.finish()
+        }
     }
 }
 

@@ -143,6 +143,10 @@ spec:
         (["inject", "--kube-version", "one"], "tandem inject: --kube-version \"one\" is not a Kubernetes version (like 1.29 or v1.30.2)"),
         (["inject", "-f"], "tandem inject: option -f needs a value (PATH)"),
         (["frobnicate"], "tandem: unknown command \"frobnicate\""),
+        (["proxy", "--listen", "127.0.0.1:0", "--bridge", "http://127.0.0.1:8090"], "tandem proxy: --bridge and --service go together"),
+        (["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--service", "web"], "tandem proxy: use either --to or --bridge with --service"),
+        (["proxy", "--listen", "127.0.0.1:0", "--bridge", "bridge:8090", "--service", "web"],
+         "tandem proxy: --bridge: unsupported URL \"bridge:8090\": want http:// or https://"),
     ])
     func usageErrorsExit64(arguments: [String], message: String) throws {
         let result = try TandemProcess.run(arguments)

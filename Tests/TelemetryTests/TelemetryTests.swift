@@ -73,6 +73,26 @@ struct MetricsTests {
         #expect(histogram.count() == 8000)
     }
 
+    @Test func collectedSeriesAreReadAtEachExposition() {
+        let registry = MetricsRegistry()
+        let source = Mutex<[(labels: [String], value: Double)]>([(["b"], 2), (["a"], 1)])
+        registry.collected("tandem_requests_active", help: "Active.", type: .gauge, labels: ["cluster"]) { source.withLock { $0 } }
+        registry.collected("tandem_requests_total", help: "Requests.", type: .counter) { [([], 7)] }
+        #expect(registry.exposition() == """
+            # HELP tandem_requests_active Active.
+            # TYPE tandem_requests_active gauge
+            tandem_requests_active{cluster="a"} 1
+            tandem_requests_active{cluster="b"} 2
+            # HELP tandem_requests_total Requests.
+            # TYPE tandem_requests_total counter
+            tandem_requests_total 7
+
+            """)
+        source.withLock { $0 = [(["b"], 5)] }
+        #expect(registry.exposition().contains("# TYPE tandem_requests_active gauge\ntandem_requests_active{cluster=\"b\"} 5\n# HELP"),
+                "a series no longer read is no longer written")
+    }
+
     @Test func gaugesGoBothWays() {
         let gauge = MetricsRegistry().gauge("open", help: "Open.", labels: ["kind"])
         gauge.add(3, "a")
