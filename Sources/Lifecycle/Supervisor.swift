@@ -54,7 +54,9 @@ public enum Supervisor {
     /// Runs the app under supervision and returns the status to exit with. Call it before any
     /// other thread is started (see `SignalChannel`).
     public static func run(_ options: SupervisorOptions, log: @escaping LogSink) throws(SystemError) -> Int32 {
-        let signals = try SignalChannel()
+        // Every catchable signal, so each one reaches the app (SIGTTIN and SIGTTOU, blocked, cannot
+        // stop the supervisor either).
+        let signals = try SignalChannel(SignalChannel.catchable)
         if getpid() != 1 && tandem_set_child_subreaper() != 0 {
             log(LogRecord(.warning, "cannot become a child subreaper; orphaned processes will not be reaped",
                           [("error", String(cString: strerror(errno)))]))
@@ -73,6 +75,9 @@ public enum Supervisor {
 
 private struct SupervisorLoop {
     typealias Event = SupervisorStateMachine.Event
+
+    /// Signals the supervisor keeps to itself: SIGCHLD means "reap", the others would stop it.
+    static let notForwarded: Set<Int32> = [SIGCHLD, SIGTTIN, SIGTTOU]
 
     let options: SupervisorOptions
     let log: LogSink
@@ -175,7 +180,7 @@ private struct SupervisorLoop {
         for signal in signals.read() {
             if signal == SIGCHLD {
                 childrenExited = true
-            } else if !SignalChannel.notForwarded.contains(signal) {
+            } else if !Self.notForwarded.contains(signal) {
                 events.append(.signal(signal))
             }
         }
