@@ -4,16 +4,15 @@ import Dispatch
 import Net
 
 /// The proxy as a process runs it: data plane, admin on loopback, health port, signals, reloads
-/// from the config file, and the SIGTERM drain. `tandem proxy` is this plus argument parsing.
-///
-/// SIGTERM (or SIGINT): readiness fails first, listeners stop accepting, open connections get
-/// `Connection: close` and up to `drainSeconds` to finish, then the process exits 0.
-/// `POST /quitquitquit` exits promptly (the app's `tandem supervise` calls it after the app exits).
+/// from the config file, and the way it stops, decided by `ProxyShutdown` (see there for the
+/// contract with the app). `tandem proxy` is this plus argument parsing.
 public final class ProxyService: Sendable {
     public let settings: ProxySettings
     public let proxy: ProxyServer
     public let admin: ProxyAdmin
     private let write: @Sendable (String) -> Void
+    /// `POST /quitquitquit` arrives on an admin thread and wakes the loop through here.
+    private let events: Mailbox<ProxyShutdown.Event>
 
     /// `log` receives finished lines; `settings.logLevel` decides which are sent.
     public init(settings: ProxySettings, log: @escaping @Sendable (String) -> Void) throws(ConfigError) {
@@ -23,12 +22,11 @@ public final class ProxyService: Sendable {
         self.settings = settings
         self.write = log
         proxy = try ProxyServer(config: settings.config, workers: settings.workers, drainTimeout: .seconds(settings.drainSeconds))
-        let flag = QuitFlag()
-        admin = ProxyAdmin(proxy: proxy) { flag.set() }
-        quitFlag = flag
+        let events: Mailbox<ProxyShutdown.Event>
+        do { events = try Mailbox() } catch { throw ConfigError("", "cannot start: \(error)") }
+        self.events = events
+        admin = ProxyAdmin(proxy: proxy) { events.post(.quitRequested) }
     }
-
-    private let quitFlag: QuitFlag
 
     /// Progress lines (listeners, reloads, drains) are info; they go unless the level is warn or error.
     private func log(_ line: String) {
@@ -38,16 +36,14 @@ public final class ProxyService: Sendable {
     /// Failures are always written.
     private func fail(_ line: String) { write(line) }
 
-    /// Runs until a signal or `/quitquitquit`, then returns the exit status. Blocks the calling
-    /// thread, which must be the main thread (signals are taken with sigtimedwait there).
+    /// Runs until the shutdown says exit, then returns the exit status. Blocks the calling thread;
+    /// call it before any other thread is started (see `SignalChannel`).
     public func run() -> Int32 {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, signal) }
-        // Blocked before any thread starts, so every thread inherits the mask and only
-        // sigtimedwait below sees them.
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-
+        let signals: SignalChannel
+        do { signals = try SignalChannel([SIGTERM, SIGINT, SIGHUP]) } catch {
+            fail("tandem proxy: \(error)")
+            return 1
+        }
         do { try proxy.start() } catch {
             fail("tandem proxy: \(error)")
             return 1
@@ -75,46 +71,52 @@ public final class ProxyService: Sendable {
         }
         log("tandem proxy: admin on \(settings.admin.host):\(servers[0].port)")
 
+        var loop = ShutdownLoop(machine: ProxyShutdown(configuration: settings.shutdown))
         var watched = settings.configPath.map(FileStamp.init)
-        var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
+        var nextFileCheck = NanoTime.now()
         while true {
-            let received = sigtimedwait(&signals, nil, &timeout)
-            if quitFlag.isSet {
-                log("tandem proxy: quitquitquit")
-                break
+            var descriptors = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: events.fd, events: Int16(POLLIN), revents: 0)]
+            let fileCheck = settings.configPath == nil ? nil : nextFileCheck
+            _ = poll(&descriptors, 2, Poll.milliseconds(until: [loop.nextWake, fileCheck].compactMap { $0 }.min()))
+            var inputs: [ProxyShutdown.Event] = []
+            var reloadNow = false
+            for signal in signals.read() {
+                if signal == SIGHUP { reloadNow = true } else { inputs.append(.stopSignal(signal)) }
             }
-            if received == SIGTERM || received == SIGINT {
-                drain()
-                break
-            }
-            if let path = settings.configPath, let stamp = watched {
+            inputs += events.takeAll()
+            inputs += loop.due(activeConnections: { proxy.activeConnections })
+            if let path = settings.configPath, let stamp = watched, reloadNow || NanoTime.now() >= nextFileCheck {
+                nextFileCheck = .now() + .milliseconds(200)
                 let now = FileStamp(path)
-                if received == SIGHUP || now != stamp {
+                if reloadNow || now != stamp {
                     watched = now
                     reload(path)
                 }
             }
+            var exiting = false
+            for event in inputs where !exiting { exiting = loop.handle(event, service: self) }
+            if exiting { break }
         }
+        log("tandem proxy: exiting; \(proxy.activeConnections) connections left")
         proxy.stop()
         for server in servers { _ = blocking { await server.shutdown(gracePeriod: .milliseconds(100)); return () } }
         group.shutdown()
         return 0
     }
 
-    /// SIGTERM: fail readiness, stop accepting, let open connections finish, bounded.
-    func drain() {
-        log("tandem proxy: draining for up to \(settings.drainSeconds)s")
-        admin.failHealthChecks()
-        proxy.drainListeners(graceful: true)
-        let deadline = ContinuousClock.now + .seconds(settings.drainSeconds)
-        // Counts are published every 100 ms: wait one publication before trusting a zero.
-        var sleep = timespec(tv_sec: 0, tv_nsec: 150_000_000)
-        nanosleep(&sleep, nil)
-        while ContinuousClock.now < deadline && proxy.activeConnections > 0 {
-            var poll = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-            nanosleep(&poll, nil)
+    /// Performs one action of the shutdown; true for `exit`.
+    fileprivate func perform(_ action: ProxyShutdown.Action) -> Bool {
+        switch action {
+        case .failReadiness: admin.failHealthChecks()
+        case .endInboundKeepAlive: proxy.endInboundKeepAlive()
+        case .drainListeners: proxy.drainListeners(graceful: true)
+        case .log(let line): log("tandem proxy: " + line)
+        case .warn(let line): fail("tandem proxy: " + line)
+        case .exit: return true
+        case .startTimer: break  // kept by the loop
         }
-        log("tandem proxy: drained, \(proxy.activeConnections) connections left")
+        return false
     }
 
     private func reload(_ path: String) {
@@ -128,11 +130,50 @@ public final class ProxyService: Sendable {
     }
 }
 
-/// Set from an admin handler thread, read by the main loop.
-final class QuitFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
+/// The shutdown machine with its timers and the count of open connections while draining.
+private struct ShutdownLoop {
+    var machine: ProxyShutdown
+    private var timers: [ProxyShutdown.Timer: NanoTime] = [:]
+    private var drainingSince: NanoTime?
+    /// Connection counts are published every 100 ms: one publication after the drain starts
+    /// (idle connections closed by then) before a zero is trusted, then polled at this pace.
+    static let firstCount: Duration = .milliseconds(150)
+    static let countInterval: Duration = .milliseconds(20)
+
+    init(machine: ProxyShutdown) { self.machine = machine }
+
+    /// When the loop must wake at the latest: the nearest timer, or the next count while draining.
+    var nextWake: NanoTime? {
+        let count = drainingSince.map { max($0 + Self.firstCount, .now() + Self.countInterval) }
+        return [timers.values.min(), count].compactMap { $0 }.min()
+    }
+
+    /// Timers that are due, and `.drained` once no connection is left.
+    mutating func due(activeConnections: () -> Int) -> [ProxyShutdown.Event] {
+        let now = NanoTime.now()
+        var events: [ProxyShutdown.Event] = []
+        for (timer, deadline) in timers where deadline <= now {
+            timers[timer] = nil
+            events.append(.timerFired(timer))
+        }
+        if machine.isDraining, let since = drainingSince, now >= since + Self.firstCount, activeConnections() == 0 {
+            events.append(.drained)
+        }
+        return events
+    }
+
+    /// Feeds one event and performs the actions; true once the machine says exit.
+    mutating func handle(_ event: ProxyShutdown.Event, service: ProxyService) -> Bool {
+        for action in machine.handle(event) {
+            switch action {
+            case .startTimer(let timer, let delay): timers[timer] = .now() + delay
+            case .drainListeners: drainingSince = .now()
+            default: break
+            }
+            if service.perform(action) { return true }
+        }
+        return false
+    }
 }
 
 /// A file's modification time and size, to notice edits without inotify.
