@@ -18,6 +18,8 @@ public struct SupervisorOptions: Sendable {
     /// Which app exits end the pod (see `SupervisorStateMachine.QuitPolicy`).
     public var quitOn: SupervisorStateMachine.QuitPolicy
     public var signalsProcessGroup: Bool
+    /// How long a stop signal is held before the app gets it (see `SupervisorStateMachine`).
+    public var drainDelay: Duration?
     public var killAfter: Duration?
     /// Bound on each call to the proxy's admin endpoint.
     public var requestTimeout: Duration
@@ -25,7 +27,7 @@ public struct SupervisorOptions: Sendable {
     public init(command: [String], readyURL: AdminURL? = nil, readyTimeout: Duration? = nil,
                 onReadyTimeout: SupervisorStateMachine.Configuration.OnReadyTimeout = .fail,
                 drainURL: AdminURL? = nil, quitURL: AdminURL? = nil, quitOn: SupervisorStateMachine.QuitPolicy = .exit,
-                signalsProcessGroup: Bool = false,
+                signalsProcessGroup: Bool = false, drainDelay: Duration? = nil,
                 killAfter: Duration? = nil, requestTimeout: Duration = .seconds(1)) {
         self.command = command
         self.readyURL = readyURL
@@ -35,6 +37,7 @@ public struct SupervisorOptions: Sendable {
         self.quitURL = quitURL
         self.quitOn = quitOn
         self.signalsProcessGroup = signalsProcessGroup
+        self.drainDelay = drainDelay
         self.killAfter = killAfter
         self.requestTimeout = requestTimeout
     }
@@ -43,7 +46,7 @@ public struct SupervisorOptions: Sendable {
         SupervisorStateMachine.Configuration(
             waitsForReadiness: readyURL != nil, readyTimeout: readyTimeout, onReadyTimeout: onReadyTimeout,
             drainsProxy: drainURL != nil, quitsProxy: quitURL != nil,
-            quitOn: quitOn, signalsProcessGroup: signalsProcessGroup, killAfter: killAfter)
+            quitOn: quitOn, signalsProcessGroup: signalsProcessGroup, drainDelay: drainDelay, killAfter: killAfter)
     }
 }
 
