@@ -171,11 +171,13 @@ enum TemplateEditor {
         case "OnFailure": quitOn = "success"
         default: quitOn = "stop"
         }
-        let prefix: [JSON] = [
+        var prefix: [JSON] = [
             .string(plan.binaryMountPath + "/tandem"), "supervise", "--ready-url", .string(plan.readyURL),
-            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--quit-on", .string(quitOn), "--",
+            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--quit-on", .string(quitOn),
         ]
-        container["command"] = .array(prefix + words)
+        // Nothing else can delay the app's SIGTERM in legacy mode: the supervisor holds it.
+        if plan.proxy.drainDelaySeconds > 0 { prefix += ["--drain-delay", .string(String(plan.proxy.drainDelaySeconds))] }
+        container["command"] = .array(prefix + ["--"] + words)
         status.wrapped.append(.init(container: name, command: command))
     }
 
@@ -203,6 +205,11 @@ enum TemplateEditor {
             valueEnv("TANDEM_DRAIN_SECONDS", String(proxy.drainSeconds)),
             valueEnv("TANDEM_LIFECYCLE", plan.mode.rawValue),
         ]
+        // Legacy: SIGTERM comes with the app's, and the delay lengthens the proxy's deadline. Native:
+        // the preStop sleep below has run before SIGTERM, so the proxy must not wait again.
+        if plan.mode == .legacy && proxy.drainDelaySeconds > 0 {
+            env.append(valueEnv("TANDEM_DRAIN_DELAY_SECONDS", String(proxy.drainDelaySeconds)))
+        }
         let ready: JSON = ["path": "/ready", "port": .string(TandemNames.healthPort)]
         var container = JSONObject()
         container["name"] = .string(TandemNames.proxyContainer)
@@ -227,14 +234,12 @@ enum TemplateEditor {
             }
             container["restartPolicy"] = "Always"
         case .legacy:
+            // No preStop: SIGTERM reaches the proxy with the app's, and the proxy serves until the
+            // app's `tandem supervise` posts /quitquitquit (or its drain deadline).
             container["lifecycle"] = [
                 "postStart": ["exec": ["command": strings([
                     TandemNames.imageBinary, "await", "--ready-url", plan.readyURL,
                     "--timeout", String(proxy.startTimeoutSeconds),
-                ])]],
-                "preStop": ["exec": ["command": strings([
-                    TandemNames.imageBinary, "await", "--app-exit", "--admin-url", plan.adminURL,
-                    "--timeout", String(proxy.drainSeconds),
                 ])]],
             ]
         }

@@ -77,8 +77,24 @@ import Testing
         #expect(container("tandem-proxy", in: old["spec"], list: "initContainers")?["lifecycle"] == nil)
         #expect(oldReport.warnings == ["drain delay of 5s not applied: the preStop sleep action needs Kubernetes 1.30, server is 1.29.0"])
 
-        let (_, legacy) = try injectOne(Fixtures.simplePod(), injector: injector, lifecycle: .legacy)
-        #expect(legacy.warnings == ["drain delay of 5s not applied: it needs native mode"])
+    }
+
+    /// Legacy mode cannot use the kubelet's preStop sleep for the app: its supervisor holds the
+    /// stop signal instead, and the proxy learns the delay to extend its deadline.
+    @Test func legacyDrainDelayIsHeldByTheSupervisor() throws {
+        let injector = Injector(config: try InjectionConfig(values: ["proxy": ["drainDelaySeconds": 5]]))
+        let (object, report) = try injectOne(Fixtures.simplePod(), injector: injector, lifecycle: .legacy, kubeVersion: KubernetesVersion("1.27"))
+        #expect(report.warnings == ["the proxy may take 35s to drain but terminationGracePeriodSeconds is 30s"])
+        let proxy = try #require(container("tandem-proxy", in: object["spec"]))
+        #expect(env("TANDEM_DRAIN_DELAY_SECONDS", of: proxy) == "5")
+        #expect(proxy["lifecycle"]?["preStop"] == nil)
+        let command = try #require(container("app", in: object["spec"])?["command"]?.arrayValue)
+        let flag = try #require(command.firstIndex(of: "--drain-delay"))
+        #expect(command[flag + 1] == "5" && command[flag + 2] == "--")
+
+        let (native, _) = try injectOne(Fixtures.simplePod(), injector: injector, kubeVersion: KubernetesVersion("1.30"))
+        let nativeProxy = try #require(container("tandem-proxy", in: native["spec"], list: "initContainers"))
+        #expect(env("TANDEM_DRAIN_DELAY_SECONDS", of: nativeProxy) == nil, "the preStop sleep has run before SIGTERM")
     }
 
     /// The pod's restartPolicy decides which app exits end the pod, and so stop the proxy.
@@ -144,9 +160,7 @@ import Testing
         #expect(proxy["lifecycle"] == [
             "postStart": ["exec": ["command": ["/usr/local/bin/tandem", "await", "--ready-url", "http://127.0.0.1:15000/ready",
                                                "--timeout", "120"]]],
-            "preStop": ["exec": ["command": ["/usr/local/bin/tandem", "await", "--app-exit", "--admin-url", "http://127.0.0.1:15000",
-                                             "--timeout", "30"]]],
-        ])
+        ], "no preStop: the proxy's SIGTERM contract keeps it serving until the app has exited")
 
         let install = try #require(container("tandem-init", in: spec, list: "initContainers"))
         #expect(install["args"] == ["install", "/tandem/bin"])
@@ -179,9 +193,9 @@ import Testing
             "/opt/tandem/tandem", "supervise", "--ready-url", "http://127.0.0.1:9901/ready",
             "--quit-url", "http://127.0.0.1:9901/quitquitquit",
         ])
-        let proxy = container("tandem-proxy", in: object["spec"])
-        #expect(proxy?["lifecycle"]?["postStart"]?["exec"]?["command"]?.arrayValue?.suffix(3) == ["http://127.0.0.1:9901/ready", "--timeout", "30"])
-        #expect(proxy?["lifecycle"]?["preStop"]?["exec"]?["command"]?.arrayValue?.suffix(3) == ["http://127.0.0.1:9901", "--timeout", "20"])
+        let proxy = try #require(container("tandem-proxy", in: object["spec"]))
+        #expect(proxy["lifecycle"]?["postStart"]?["exec"]?["command"]?.arrayValue?.suffix(3) == ["http://127.0.0.1:9901/ready", "--timeout", "30"])
+        #expect(env("TANDEM_DRAIN_SECONDS", of: proxy) == "20")
         #expect(container("tandem-init", in: object["spec"], list: "initContainers")?["args"] == ["install", "/opt/tandem"])
     }
 

@@ -140,7 +140,7 @@ import Net
 
     @Test func activeHealthChecksMarkEndpointsDown() async throws {
         let backend = try await Backend.start(name: "a")
-        let dead = HostPort(host: "127.0.0.1", port: closedPort())
+        let dead = HostPort(host: "127.0.0.1", port: unusedPort())
         let proxy = try ProxyServer(config: httpConfig([backend.address, dead]) { cluster in
             var check = ProxyConfig.HealthCheck(httpPath: "/healthz")
             check.intervalMilliseconds = 50
@@ -222,7 +222,7 @@ import Net
     @Test func splicesBothWaysAndHalfCloses() async throws {
         let echo = try EchoServer()
         defer { echo.stop() }
-        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: "127.0.0.1:\(closedPort()),127.0.0.1:\(echo.port)", tcp: true)
+        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: "127.0.0.1:\(unusedPort()),127.0.0.1:\(echo.port)", tcp: true)
         let proxy = try ProxyServer(config: config)
         try proxy.start()
         defer { proxy.stop() }
