@@ -71,12 +71,32 @@ import Testing
         let (object, report) = try injectOne(Fixtures.simplePod(), injector: injector, kubeVersion: KubernetesVersion("1.30"))
         #expect(container("tandem-proxy", in: object["spec"], list: "initContainers")?["lifecycle"]
             == ["preStop": ["sleep": ["seconds": 5]]])
+        // The app gets its SIGTERM as soon as the pod is deleted: the same sleep holds it.
+        #expect(container("app", in: object["spec"])?["lifecycle"] == ["preStop": ["sleep": ["seconds": 5]]])
         #expect(report.warnings == ["the proxy may take 35s to drain but terminationGracePeriodSeconds is 30s"])
 
         let (old, oldReport) = try injectOne(Fixtures.simplePod(), injector: injector, kubeVersion: KubernetesVersion("1.29"))
         #expect(container("tandem-proxy", in: old["spec"], list: "initContainers")?["lifecycle"] == nil)
+        #expect(container("app", in: old["spec"])?["lifecycle"] == nil)
         #expect(oldReport.warnings == ["drain delay of 5s not applied: the preStop sleep action needs Kubernetes 1.30, server is 1.29.0"])
 
+    }
+
+    /// An app container's own hooks stay: a postStart gains the sleep beside it, an own preStop is
+    /// left alone (said in a warning), and uninject restores both exactly.
+    @Test func nativeDrainDelayKeepsTheAppsOwnHooks() throws {
+        let injector = Injector(config: try InjectionConfig(values: ["proxy": ["drainDelaySeconds": 5]]))
+        let postStart: JSON = ["exec": ["command": ["/warm-up"]]]
+        let ownStop: JSON = ["httpGet": ["path": "/shutdown", "port": 8080]]
+        let pod = Fixtures.pod(spec: ["terminationGracePeriodSeconds": 60, "containers": [
+            Fixtures.container("app", command: ["/app"], extra: ["lifecycle": ["postStart": postStart]]),
+            Fixtures.container("cache", command: ["/cache"], extra: ["lifecycle": ["preStop": ownStop]]),
+        ]])
+        let (object, report) = try injectOne(pod, injector: injector, kubeVersion: KubernetesVersion("1.33"))
+        #expect(container("app", in: object["spec"])?["lifecycle"] == ["postStart": postStart, "preStop": ["sleep": ["seconds": 5]]])
+        #expect(container("cache", in: object["spec"])?["lifecycle"] == ["preStop": ownStop])
+        #expect(report.warnings == ["container \"cache\" has a preStop hook of its own, so the drain delay does not hold its SIGTERM"])
+        #expect(try Injector().uninject(object: object).object == pod)
     }
 
     /// Legacy mode cannot use the kubelet's preStop sleep for the app: its supervisor holds the
