@@ -74,7 +74,7 @@ public final class ProxyService: Sendable {
         var loop = ShutdownLoop(machine: ProxyShutdown(configuration: settings.shutdown))
         var watched = settings.configPath.map(FileStamp.init)
         var nextFileCheck = NanoTime.now()
-        while true {
+        serving: while true {
             var descriptors = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
                                pollfd(fd: events.fd, events: Int16(POLLIN), revents: 0)]
             let fileCheck = settings.configPath == nil ? nil : nextFileCheck
@@ -94,9 +94,9 @@ public final class ProxyService: Sendable {
                     reload(path)
                 }
             }
-            var exiting = false
-            for event in inputs where !exiting { exiting = loop.handle(event, service: self) }
-            if exiting { break }
+            for action in inputs.flatMap({ loop.handle($0) }) {
+                if perform(action) { break serving }
+            }
         }
         log("tandem proxy: exiting; \(proxy.activeConnections) connections left")
         proxy.stop()
@@ -105,8 +105,8 @@ public final class ProxyService: Sendable {
         return 0
     }
 
-    /// Performs one action of the shutdown; true for `exit`.
-    fileprivate func perform(_ action: ProxyShutdown.Action) -> Bool {
+    /// Performs one action of the shutdown (timers are the loop's); true for `exit`.
+    private func perform(_ action: ProxyShutdown.Action) -> Bool {
         switch action {
         case .failReadiness: admin.failHealthChecks()
         case .endInboundKeepAlive: proxy.endInboundKeepAlive()
@@ -162,17 +162,17 @@ private struct ShutdownLoop {
         return events
     }
 
-    /// Feeds one event and performs the actions; true once the machine says exit.
-    mutating func handle(_ event: ProxyShutdown.Event, service: ProxyService) -> Bool {
-        for action in machine.handle(event) {
+    /// Feeds one event, keeps the timers it starts, and returns its actions for the shell.
+    mutating func handle(_ event: ProxyShutdown.Event) -> [ProxyShutdown.Action] {
+        let actions = machine.handle(event)
+        for action in actions {
             switch action {
             case .startTimer(let timer, let delay): timers[timer] = .now() + delay
             case .drainListeners: drainingSince = .now()
             default: break
             }
-            if service.perform(action) { return true }
         }
-        return false
+        return actions
     }
 }
 
