@@ -36,6 +36,13 @@ struct InjectionStatus: Sendable, Equatable {
         var list: Origin
     }
 
+    /// An app container given a preStop `sleep` for the drain delay (native mode).
+    struct HeldStop: Sendable, Equatable {
+        var container: String
+        /// How the container's `lifecycle` was before.
+        var lifecycle: Origin
+    }
+
     var mode: SidecarMode
     var image: String
     /// A hash of the containers added, as we wrote them. The apiserver fills in defaults
@@ -47,6 +54,7 @@ struct InjectionStatus: Sendable, Equatable {
     var volumes: [String] = []
     var wrapped: [Wrapped] = []
     var volumeMounts: [Mount] = []
+    var heldStops: [HeldStop] = []
     /// Annotations added besides the status itself.
     var annotations: [String] = []
     /// Keys created on the way, in creation order (undone in reverse).
@@ -69,6 +77,10 @@ struct InjectionStatus: Sendable, Equatable {
         object["volumeMounts"] = .array(volumeMounts.map {
             ["container": .string($0.container), "volume": .string($0.volume), "list": .string($0.list.rawValue)]
         })
+        // Only when there are some, so records without any read the same as before.
+        if !heldStops.isEmpty {
+            object["heldStops"] = .array(heldStops.map { ["container": .string($0.container), "lifecycle": .string($0.lifecycle.rawValue)] })
+        }
         object["annotations"] = .array(annotations.map(JSON.string))
         object["created"] = .array(created.map {
             ["path": .string("/" + $0.path.joined(separator: "/")), "was": .string($0.origin.rawValue)]
@@ -108,6 +120,15 @@ struct InjectionStatus: Sendable, Equatable {
                   let list = entry["list"]?.stringValue.flatMap(Origin.init(rawValue:))
             else { return nil }
             volumeMounts.append(Mount(container: container, volume: volume, list: list))
+        }
+        if let held = json["heldStops"] {
+            guard let entries = held.arrayValue else { return nil }
+            for entry in entries {
+                guard let container = entry["container"]?.stringValue,
+                      let lifecycle = entry["lifecycle"]?.stringValue.flatMap(Origin.init(rawValue:))
+                else { return nil }
+                heldStops.append(HeldStop(container: container, lifecycle: lifecycle))
+            }
         }
         for entry in created {
             guard let path = entry["path"]?.stringValue, path.hasPrefix("/"),

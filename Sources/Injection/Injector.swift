@@ -279,11 +279,9 @@ public struct Injector: Sendable {
         if delay > 0, plan.mode == .native, let kubeVersion, kubeVersion < Self.sleepActionSince {
             warnings.append("drain delay of \(delay)s not applied: the preStop sleep action needs Kubernetes 1.30, server is \(kubeVersion)")
             plan.proxy.drainDelaySeconds = 0
-        } else if delay > 0, plan.mode == .legacy {
-            warnings.append("drain delay of \(delay)s not applied: it needs native mode")
         }
         let grace = spec["terminationGracePeriodSeconds"]?.numberText.flatMap { Int($0) } ?? 30
-        let needed = plan.proxy.drainSeconds + (plan.mode == .native ? plan.proxy.drainDelaySeconds : 0)
+        let needed = plan.proxy.drainSeconds + plan.proxy.drainDelaySeconds
         if needed > grace {
             warnings.append("the proxy may take \(needed)s to drain but terminationGracePeriodSeconds is \(grace)s")
         }

@@ -82,6 +82,19 @@ enum TemplateEditor {
                 case .native:
                     try prepend(proxy, to: "initContainers", of: &spec, status: &status)
                     status.initContainers.append(TandemNames.proxyContainer)
+                    if plan.proxy.drainDelaySeconds > 0 {
+                        try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
+                            guard case .array(var list) = containers else { return }
+                            containers = .null
+                            defer { containers = .array(list) }
+                            for index in list.indices {
+                                try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
+                                    try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
+                                                 status: &status, warnings: &warnings)
+                                }
+                            }
+                        }
+                    }
                 case .legacy:
                     let restartPolicy = spec["restartPolicy"]?.stringValue
                     try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
@@ -171,12 +184,38 @@ enum TemplateEditor {
         case "OnFailure": quitOn = "success"
         default: quitOn = "stop"
         }
-        let prefix: [JSON] = [
+        var prefix: [JSON] = [
             .string(plan.binaryMountPath + "/tandem"), "supervise", "--ready-url", .string(plan.readyURL),
-            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--quit-on", .string(quitOn), "--",
+            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--quit-on", .string(quitOn),
         ]
-        container["command"] = .array(prefix + words)
+        // Nothing else can delay the app's SIGTERM in legacy mode: the supervisor holds it.
+        if plan.proxy.drainDelaySeconds > 0 { prefix += ["--drain-delay", .string(String(plan.proxy.drainDelaySeconds))] }
+        container["command"] = .array(prefix + ["--"] + words)
         status.wrapped.append(.init(container: name, command: command))
+    }
+
+    /// Native mode: the kubelet sends an app container SIGTERM as soon as the pod is deleted (only
+    /// the proxy's waits for the app), so a preStop `sleep` keeps the app serving for the drain
+    /// delay while endpoint removal propagates. A container's own preStop is left alone.
+    private static func holdStop(_ container: inout JSONObject, index: Int, seconds: Int,
+                                 status: inout InjectionStatus, warnings: inout [String]) throws(InjectionError) {
+        guard let name = container["name"]?.stringValue else {
+            throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
+                                 message: "spec.containers[\(index)] has no name")
+        }
+        let lifecycleOrigin = try origin(of: container["lifecycle"], expecting: .object,
+                                         at: ["spec", "containers", String(index), "lifecycle"])
+        let hook: JSON = ["sleep": ["seconds": .integer(seconds)]]
+        if lifecycleOrigin == .existing {
+            guard container["lifecycle"]?["preStop"] == nil else {
+                warnings.append("container \"\(name)\" has a preStop hook of its own, so the drain delay does not hold its SIGTERM")
+                return
+            }
+            container.modifyMember("lifecycle") { lifecycle in lifecycle.modifyObject { $0["preStop"] = hook } }
+        } else {
+            container["lifecycle"] = ["preStop": hook]
+        }
+        status.heldStops.append(.init(container: name, lifecycle: lifecycleOrigin))
     }
 
     // MARK: Containers we add
@@ -203,6 +242,11 @@ enum TemplateEditor {
             valueEnv("TANDEM_DRAIN_SECONDS", String(proxy.drainSeconds)),
             valueEnv("TANDEM_LIFECYCLE", plan.mode.rawValue),
         ]
+        // Legacy: SIGTERM comes with the app's, and the delay lengthens the proxy's deadline. Native:
+        // the preStop sleep below has run before SIGTERM, so the proxy must not wait again.
+        if plan.mode == .legacy && proxy.drainDelaySeconds > 0 {
+            env.append(valueEnv("TANDEM_DRAIN_DELAY_SECONDS", String(proxy.drainDelaySeconds)))
+        }
         let ready: JSON = ["path": "/ready", "port": .string(TandemNames.healthPort)]
         var container = JSONObject()
         container["name"] = .string(TandemNames.proxyContainer)
@@ -227,14 +271,12 @@ enum TemplateEditor {
             }
             container["restartPolicy"] = "Always"
         case .legacy:
+            // No preStop: SIGTERM reaches the proxy with the app's, and the proxy serves until the
+            // app's `tandem supervise` posts /quitquitquit (or its drain deadline).
             container["lifecycle"] = [
                 "postStart": ["exec": ["command": strings([
                     TandemNames.imageBinary, "await", "--ready-url", plan.readyURL,
                     "--timeout", String(proxy.startTimeoutSeconds),
-                ])]],
-                "preStop": ["exec": ["command": strings([
-                    TandemNames.imageBinary, "await", "--app-exit", "--admin-url", plan.adminURL,
-                    "--timeout", String(proxy.drainSeconds),
                 ])]],
             ]
         }
@@ -325,7 +367,7 @@ enum TemplateEditor {
                 remove(named: status.containers, from: "containers", of: &spec)
                 remove(named: status.initContainers, from: "initContainers", of: &spec)
                 remove(named: status.volumes, from: "volumes", of: &spec)
-                guard !status.wrapped.isEmpty || !status.volumeMounts.isEmpty else { return }
+                guard !status.wrapped.isEmpty || !status.volumeMounts.isEmpty || !status.heldStops.isEmpty else { return }
                 spec.modifyMember("containers") { containers in
                     guard case .array(var list) = containers else { return }
                     containers = .null
@@ -360,6 +402,14 @@ enum TemplateEditor {
 
     private static func restore(_ container: inout JSONObject, _ status: InjectionStatus) {
         guard let name = container["name"]?.stringValue else { return }
+        for held in status.heldStops where held.container == name {
+            container.modifyMember("lifecycle") { lifecycle in
+                lifecycle.modifyObject { $0["preStop"] = Optional<JSON>.none }
+            }
+            if held.lifecycle != .existing, container["lifecycle"]?.objectValue?.isEmpty == true {
+                container["lifecycle"] = held.lifecycle == .null ? JSON.null : Optional<JSON>.none
+            }
+        }
         for wrapped in status.wrapped where wrapped.container == name {
             container["command"] = wrapped.command
         }

@@ -18,6 +18,8 @@ public struct SupervisorOptions: Sendable {
     /// Which app exits end the pod (see `SupervisorStateMachine.QuitPolicy`).
     public var quitOn: SupervisorStateMachine.QuitPolicy
     public var signalsProcessGroup: Bool
+    /// How long a stop signal is held before the app gets it (see `SupervisorStateMachine`).
+    public var drainDelay: Duration?
     public var killAfter: Duration?
     /// Bound on each call to the proxy's admin endpoint.
     public var requestTimeout: Duration
@@ -25,7 +27,7 @@ public struct SupervisorOptions: Sendable {
     public init(command: [String], readyURL: AdminURL? = nil, readyTimeout: Duration? = nil,
                 onReadyTimeout: SupervisorStateMachine.Configuration.OnReadyTimeout = .fail,
                 drainURL: AdminURL? = nil, quitURL: AdminURL? = nil, quitOn: SupervisorStateMachine.QuitPolicy = .exit,
-                signalsProcessGroup: Bool = false,
+                signalsProcessGroup: Bool = false, drainDelay: Duration? = nil,
                 killAfter: Duration? = nil, requestTimeout: Duration = .seconds(1)) {
         self.command = command
         self.readyURL = readyURL
@@ -35,6 +37,7 @@ public struct SupervisorOptions: Sendable {
         self.quitURL = quitURL
         self.quitOn = quitOn
         self.signalsProcessGroup = signalsProcessGroup
+        self.drainDelay = drainDelay
         self.killAfter = killAfter
         self.requestTimeout = requestTimeout
     }
@@ -43,7 +46,7 @@ public struct SupervisorOptions: Sendable {
         SupervisorStateMachine.Configuration(
             waitsForReadiness: readyURL != nil, readyTimeout: readyTimeout, onReadyTimeout: onReadyTimeout,
             drainsProxy: drainURL != nil, quitsProxy: quitURL != nil,
-            quitOn: quitOn, signalsProcessGroup: signalsProcessGroup, killAfter: killAfter)
+            quitOn: quitOn, signalsProcessGroup: signalsProcessGroup, drainDelay: drainDelay, killAfter: killAfter)
     }
 }
 
@@ -54,7 +57,9 @@ public enum Supervisor {
     /// Runs the app under supervision and returns the status to exit with. Call it before any
     /// other thread is started (see `SignalChannel`).
     public static func run(_ options: SupervisorOptions, log: @escaping LogSink) throws(SystemError) -> Int32 {
-        let signals = try SignalChannel()
+        // Every catchable signal, so each one reaches the app (SIGTTIN and SIGTTOU, blocked, cannot
+        // stop the supervisor either).
+        let signals = try SignalChannel(SignalChannel.catchable)
         if getpid() != 1 && tandem_set_child_subreaper() != 0 {
             log(LogRecord(.warning, "cannot become a child subreaper; orphaned processes will not be reaped",
                           [("error", String(cString: strerror(errno)))]))
@@ -73,6 +78,9 @@ public enum Supervisor {
 
 private struct SupervisorLoop {
     typealias Event = SupervisorStateMachine.Event
+
+    /// Signals the supervisor keeps to itself: SIGCHLD means "reap", the others would stop it.
+    static let notForwarded: Set<Int32> = [SIGCHLD, SIGTTIN, SIGTTOU]
 
     let options: SupervisorOptions
     let log: LogSink
@@ -175,7 +183,7 @@ private struct SupervisorLoop {
         for signal in signals.read() {
             if signal == SIGCHLD {
                 childrenExited = true
-            } else if !SignalChannel.notForwarded.contains(signal) {
+            } else if !Self.notForwarded.contains(signal) {
                 events.append(.signal(signal))
             }
         }

@@ -4,8 +4,9 @@ import Glibc
 /// answered, a signal arrived, the app exited, a timer fired) and performs the actions it returns,
 /// in order. Tests drive it with events alone.
 ///
-/// The order it enforces: wait for the proxy to be ready, start the app, forward signals to it,
-/// and only after the app has exited drain and quit the proxy, then exit with the app's status.
+/// The order it enforces: wait for the proxy to be ready, start the app, forward signals to it
+/// (holding a stop signal for the drain delay, if any), and only after the app has exited drain
+/// and quit the proxy, then exit with the app's status.
 /// Every path that ends the supervisor, including a signal during the wait or a failed spawn,
 /// goes through the same proxy shutdown, so a Job's pod always completes.
 public struct SupervisorStateMachine: Sendable {
@@ -26,6 +27,10 @@ public struct SupervisorStateMachine: Sendable {
         public var quitOn: QuitPolicy
         /// Signals go to the app's process group (the app leads its own group) instead of the app.
         public var signalsProcessGroup: Bool
+        /// How long a stop signal is held before it reaches the app, so the app keeps serving
+        /// while the pod's endpoint removal propagates: in legacy mode nothing else can delay the
+        /// app's SIGTERM (native mode has the kubelet's preStop `sleep`). nil passes it on at once.
+        public var drainDelay: Duration?
         /// After a stop signal, how long the app may take before it is sent SIGKILL; nil never.
         public var killAfter: Duration?
         /// Attempts per proxy call when the proxy answers 5xx or the call fails mid-way.
@@ -34,7 +39,7 @@ public struct SupervisorStateMachine: Sendable {
 
         public init(waitsForReadiness: Bool = false, readyTimeout: Duration? = nil, onReadyTimeout: OnReadyTimeout = .fail,
                     probeInterval: Duration = .milliseconds(10), drainsProxy: Bool = false, quitsProxy: Bool = false,
-                    quitOn: QuitPolicy = .exit, signalsProcessGroup: Bool = false, killAfter: Duration? = nil,
+                    quitOn: QuitPolicy = .exit, signalsProcessGroup: Bool = false, drainDelay: Duration? = nil, killAfter: Duration? = nil,
                     proxyCallAttempts: Int = 3, proxyRetryDelay: Duration = .milliseconds(100)) {
             self.waitsForReadiness = waitsForReadiness
             self.readyTimeout = readyTimeout
@@ -44,6 +49,7 @@ public struct SupervisorStateMachine: Sendable {
             self.quitsProxy = quitsProxy
             self.quitOn = quitOn
             self.signalsProcessGroup = signalsProcessGroup
+            self.drainDelay = drainDelay
             self.killAfter = killAfter
             self.proxyCallAttempts = proxyCallAttempts
             self.proxyRetryDelay = proxyRetryDelay
@@ -59,7 +65,7 @@ public struct SupervisorStateMachine: Sendable {
     }
 
     public enum Timer: Hashable, Sendable {
-        case readyDeadline, nextProbe, killDeadline, proxyRetry
+        case readyDeadline, nextProbe, drainDelay, killDeadline, proxyRetry
     }
 
     public enum ProxyCall: String, Equatable, Sendable {
@@ -101,6 +107,8 @@ public struct SupervisorStateMachine: Sendable {
         /// Between `spawnApp` and its outcome; signals that arrive meanwhile are kept, in order.
         case spawning(pendingSignals: [Int32])
         case running(pid: pid_t, stopping: Bool)
+        /// A stop signal arrived and is held for the drain delay; the app still serves.
+        case holdingStop(pid: pid_t, signal: Int32)
         case notifyingProxy(exitCode: Int32, call: ProxyCall, attempt: Int)
         case finished(exitCode: Int32)
     }
@@ -174,27 +182,31 @@ public struct SupervisorStateMachine: Sendable {
         case (.running, .signal(let signal)):
             return forward(signal)
 
-        case (.running(let pid, _), .timerFired(.killDeadline)):
+        case (.holdingStop(let pid, let held), .timerFired(.drainDelay)):
+            state = .running(pid: pid, stopping: true)
+            return [.log(LogRecord(.info, "drain delay over; passing the stop signal to the app", [("signal", signalName(held))])),
+                    .sendSignal(held, to: destination(pid))]
+
+        case (.holdingStop(let pid, let held), .signal(let signal)) where Self.stopSignals.contains(signal):
+            state = .running(pid: pid, stopping: true)
+            var actions: [Action] = [.cancelTimer(.drainDelay),
+                                     .log(LogRecord(.info, "a second stop signal ends the drain delay", [("signal", signalName(signal))])),
+                                     .sendSignal(held, to: destination(pid))]
+            if signal != held { actions.append(.sendSignal(signal, to: destination(pid))) }
+            return actions
+
+        case (.holdingStop(let pid, _), .signal(let signal)):
+            return [.sendSignal(signal, to: destination(pid))]
+
+        case (.running(let pid, _), .timerFired(.killDeadline)), (.holdingStop(let pid, _), .timerFired(.killDeadline)):
             return [.log(LogRecord(.warning, "app still running after the stop deadline; killing it", [("pid", "\(pid)")])),
                     .sendSignal(SIGKILL, to: destination(pid))]
 
+        case (.holdingStop, .appExited(let termination)):
+            return [.cancelTimer(.drainDelay)] + appExited(termination, stopping: true)
+
         case (.running(_, let stopping), .appExited(let termination)):
-            var actions: [Action] = []
-            if stopping && configuration.killAfter != nil { actions.append(.cancelTimer(.killDeadline)) }
-            let level: LogRecord.Level = termination.exitCode == 0 ? .info : .warning
-            actions.append(.log(LogRecord(level, "app exited", [("status", termination.description), ("code", "\(termination.exitCode)")])))
-            let podEnds: Bool
-            switch configuration.quitOn {
-            case .exit: podEnds = true
-            case .success: podEnds = stopping || termination.exitCode == 0
-            case .stop: podEnds = stopping
-            }
-            if !podEnds && (configuration.drainsProxy || configuration.quitsProxy) {
-                actions.append(.log(LogRecord(.info, "the app exited on its own: leaving the proxy running for its restart")))
-                state = .finished(exitCode: termination.exitCode)
-                return actions + [.exit(termination.exitCode)]
-            }
-            return actions + finish(exitCode: termination.exitCode)
+            return appExited(termination, stopping: stopping)
 
         case (.notifyingProxy(let exitCode, let call, let attempt), .proxyCalled(let answered, let outcome)) where answered == call:
             return proxyAnswered(call, outcome, exitCode: exitCode, attempt: attempt)
@@ -231,14 +243,43 @@ public struct SupervisorStateMachine: Sendable {
         configuration.signalsProcessGroup ? .processGroup(pid) : .process(pid)
     }
 
+    /// Passes `signal` to the app. The first stop signal arms `killAfter` and, with a drain
+    /// delay, is held for that long first.
     private mutating func forward(_ signal: Int32) -> [Action] {
         guard case .running(let pid, let stopping) = state else { return [] }
-        var actions: [Action] = [.sendSignal(signal, to: destination(pid))]
-        if Self.stopSignals.contains(signal) && !stopping {
+        guard Self.stopSignals.contains(signal) && !stopping else { return [.sendSignal(signal, to: destination(pid))] }
+        var actions: [Action]
+        if let delay = configuration.drainDelay {
+            state = .holdingStop(pid: pid, signal: signal)
+            actions = [.log(LogRecord(.info, "holding the stop signal: the app keeps serving while the pod's endpoints are removed",
+                                      [("signal", signalName(signal)), ("delay", "\(delay)")])),
+                       .startTimer(.drainDelay, after: delay)]
+        } else {
             state = .running(pid: pid, stopping: true)
-            if let killAfter = configuration.killAfter { actions.append(.startTimer(.killDeadline, after: killAfter)) }
+            actions = [.sendSignal(signal, to: destination(pid))]
         }
+        if let killAfter = configuration.killAfter { actions.append(.startTimer(.killDeadline, after: killAfter)) }
         return actions
+    }
+
+    /// The app is gone: the end of the pod (drain and quit the proxy) or a restart beside it.
+    private mutating func appExited(_ termination: AppTermination, stopping: Bool) -> [Action] {
+        var actions: [Action] = []
+        if stopping && configuration.killAfter != nil { actions.append(.cancelTimer(.killDeadline)) }
+        let level: LogRecord.Level = termination.exitCode == 0 ? .info : .warning
+        actions.append(.log(LogRecord(level, "app exited", [("status", termination.description), ("code", "\(termination.exitCode)")])))
+        let podEnds: Bool
+        switch configuration.quitOn {
+        case .exit: podEnds = true
+        case .success: podEnds = stopping || termination.exitCode == 0
+        case .stop: podEnds = stopping
+        }
+        if !podEnds && (configuration.drainsProxy || configuration.quitsProxy) {
+            actions.append(.log(LogRecord(.info, "the app exited on its own: leaving the proxy running for its restart")))
+            state = .finished(exitCode: termination.exitCode)
+            return actions + [.exit(termination.exitCode)]
+        }
+        return actions + finish(exitCode: termination.exitCode)
     }
 
     /// The app is gone (or never started): drain and quit the proxy, then exit with `exitCode`.

@@ -18,7 +18,7 @@ public final class ProxyAdmin: Sendable {
     private let healthFailed = Atomic<Bool>(false)
     private let onQuit: @Sendable () -> Void
 
-    /// `onQuit` runs for `POST /quitquitquit`: the owner stops the proxy and exits.
+    /// `onQuit` runs for `POST /quitquitquit`: the owner drains the proxy and exits.
     public init(proxy: ProxyServer, onQuit: @escaping @Sendable () -> Void) {
         self.proxy = proxy
         self.onQuit = onQuit
@@ -51,7 +51,7 @@ public final class ProxyAdmin: Sendable {
                 response.headers.set("Content-Type", "application/json")
                 return response
             },
-            AdminEndpoint(path: "/quitquitquit", help: "Exit now.", mutating: true) { [unowned self] _ in
+            AdminEndpoint(path: "/quitquitquit", help: "The app has exited: drain (bounded), then exit.", mutating: true) { [unowned self] _ in
                 onQuit()
                 return .text(200, "OK\n")
             },

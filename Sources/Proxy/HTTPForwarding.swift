@@ -198,7 +198,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         worker.stats.add(.downstreamRequests)
         idleDeadline = .max
         let plan = listener.plan
-        let keepAlive = head.keepAlive && !isDraining
+        let keepAlive = head.keepAlive && !closesAfterResponse
         guard let route = plan.table.match(host: head.headers["host"], path: head.path) else {
             worker.stats.add(.noRoute)
             return respondLocally(404, "no route\n", close: !keepAlive)
@@ -391,7 +391,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             bytes.append("\r\n")
         }
         if exchange.responseChunked { bytes.append("transfer-encoding: chunked\r\n") }
-        if isDraining || peerEOF { exchange.keepAlive = false }
+        if closesAfterResponse || peerEOF { exchange.keepAlive = false }
         if !exchange.keepAlive {
             bytes.append("connection: close\r\n")
         } else if !http11 {
@@ -589,6 +589,12 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
 
     /// The worker or this listener is draining: finish the current request, then close.
     private var isDraining: Bool { worker.draining || listener.retiredDeadline != nil }
+
+    /// Responses say `Connection: close`: while draining, and on inbound listeners once the pod is
+    /// going away (the client's next connection goes to a pod that is staying).
+    private var closesAfterResponse: Bool {
+        isDraining || (worker.endsInboundKeepAlive && listener.plan.config.direction == .inbound)
+    }
 
     func tick(now: Int64) {
         if let deadline = listener.retiredDeadline, now > deadline { return close() }

@@ -223,6 +223,15 @@ public final class ProxyServer: Sendable {
         }
     }
 
+    /// The pod is going away: inbound responses say `Connection: close` from now on, so keep-alive
+    /// clients reconnect (to pods that stay, once endpoint removal reaches them). Every listener
+    /// still accepts, idle connections stay open, and outbound connections are untouched.
+    public func endInboundKeepAlive() {
+        for worker in workers {
+            worker.reactor.execute { [worker] in worker.endsInboundKeepAlive = true }
+        }
+    }
+
     /// Stops accepting on every listener (with `inboundOnly`, on inbound ones: a sidecar keeps
     /// its app's outbound calls working while it drains). Open connections finish their current
     /// request and are closed (`Connection: close`); idle ones are closed at once. With

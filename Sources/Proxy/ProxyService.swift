@@ -5,17 +5,16 @@ import Net
 import Telemetry
 
 /// The proxy as a process runs it: data plane, admin on loopback, health port, signals, reloads
-/// from the config file, and the SIGTERM drain. `tandem proxy` is this plus argument parsing.
-///
-/// SIGTERM (or SIGINT): readiness fails first, listeners stop accepting, open connections get
-/// `Connection: close` and up to `drainSeconds` to finish, then the process exits 0.
-/// `POST /quitquitquit` exits promptly (the app's `tandem supervise` calls it after the app exits).
+/// from the config file, and the way it stops, decided by `ProxyShutdown` (see there for the
+/// contract with the app). `tandem proxy` is this plus argument parsing.
 public final class ProxyService: Sendable {
     public let settings: ProxySettings
     public let proxy: ProxyServer
     public let admin: ProxyAdmin
     private let write: @Sendable (String) -> Void
     private let level: Logger.Level
+    /// `POST /quitquitquit` arrives on an admin thread and wakes the loop through here.
+    private let events: Mailbox<ProxyShutdown.Event>
 
     /// `log` receives finished lines; `settings.logLevel` decides which are sent. `metrics` is
     /// what `/stats/prometheus` shows (the caller may add build information to it).
@@ -30,28 +29,25 @@ public final class ProxyService: Sendable {
         self.level = level
         proxy = try ProxyServer(config: settings.config, workers: settings.workers, drainTimeout: .seconds(settings.drainSeconds),
                                 metrics: metrics, log: { lineLevel, line in if lineLevel >= level { log(line) } })
-        let flag = QuitFlag()
-        admin = ProxyAdmin(proxy: proxy) { flag.set() }
-        quitFlag = flag
+        let events: Mailbox<ProxyShutdown.Event>
+        do { events = try Mailbox() } catch { throw ConfigError("", "cannot start: \(error)") }
+        self.events = events
+        admin = ProxyAdmin(proxy: proxy) { events.post(.quitRequested) }
     }
-
-    private let quitFlag: QuitFlag
 
     /// Progress lines (listeners, reloads, drains) are info; failures are errors, always written.
     private func log(_ lineLevel: Logger.Level, _ line: String) {
         if lineLevel >= level { write(line) }
     }
 
-    /// Runs until a signal or `/quitquitquit`, then returns the exit status. Blocks the calling
-    /// thread, which must be the main thread (signals are taken with sigtimedwait there).
+    /// Runs until the shutdown says exit, then returns the exit status. Blocks the calling thread;
+    /// call it before any other thread is started (see `SignalChannel`).
     public func run() -> Int32 {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, signal) }
-        // Blocked before any thread starts, so every thread inherits the mask and only
-        // sigtimedwait below sees them.
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-
+        let signals: SignalChannel
+        do { signals = try SignalChannel([SIGTERM, SIGINT, SIGHUP]) } catch {
+            log(.error, "tandem proxy: \(error)")
+            return 1
+        }
         do { try proxy.start() } catch {
             log(.error, "tandem proxy: \(error)")
             return 1
@@ -79,46 +75,52 @@ public final class ProxyService: Sendable {
         }
         log(.info, "tandem proxy: admin on \(settings.admin.host):\(servers[0].port)")
 
+        var loop = ShutdownLoop(machine: ProxyShutdown(configuration: settings.shutdown))
         var watched = settings.configPath.map(FileStamp.init)
-        var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
-        while true {
-            let received = sigtimedwait(&signals, nil, &timeout)
-            if quitFlag.isSet {
-                log(.info, "tandem proxy: quitquitquit")
-                break
+        var nextFileCheck = NanoTime.now()
+        serving: while true {
+            var descriptors = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: events.fd, events: Int16(POLLIN), revents: 0)]
+            let fileCheck = settings.configPath == nil ? nil : nextFileCheck
+            _ = poll(&descriptors, 2, Poll.milliseconds(until: [loop.nextWake, fileCheck].compactMap { $0 }.min()))
+            var inputs: [ProxyShutdown.Event] = []
+            var reloadNow = false
+            for signal in signals.read() {
+                if signal == SIGHUP { reloadNow = true } else { inputs.append(.stopSignal(signal)) }
             }
-            if received == SIGTERM || received == SIGINT {
-                drain()
-                break
-            }
-            if let path = settings.configPath, let stamp = watched {
+            inputs += events.takeAll()
+            inputs += loop.due(activeConnections: { proxy.activeConnections })
+            if let path = settings.configPath, let stamp = watched, reloadNow || NanoTime.now() >= nextFileCheck {
+                nextFileCheck = .now() + .milliseconds(200)
                 let now = FileStamp(path)
-                if received == SIGHUP || now != stamp {
+                if reloadNow || now != stamp {
                     watched = now
                     reload(path)
                 }
             }
+            for action in inputs.flatMap({ loop.handle($0) }) {
+                if perform(action) { break serving }
+            }
         }
+        log(.info, "tandem proxy: exiting; \(proxy.activeConnections) connections left")
         proxy.stop()
         for server in servers { _ = blocking { await server.shutdown(gracePeriod: .milliseconds(100)); return () } }
         group.shutdown()
         return 0
     }
 
-    /// SIGTERM: fail readiness, stop accepting, let open connections finish, bounded.
-    func drain() {
-        log(.info, "tandem proxy: draining for up to \(settings.drainSeconds)s")
-        admin.failHealthChecks()
-        proxy.drainListeners(graceful: true)
-        let deadline = ContinuousClock.now + .seconds(settings.drainSeconds)
-        // Counts are published every 100 ms: wait one publication before trusting a zero.
-        var sleep = timespec(tv_sec: 0, tv_nsec: 150_000_000)
-        nanosleep(&sleep, nil)
-        while ContinuousClock.now < deadline && proxy.activeConnections > 0 {
-            var poll = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-            nanosleep(&poll, nil)
+    /// Performs one action of the shutdown (timers are the loop's); true for `exit`.
+    private func perform(_ action: ProxyShutdown.Action) -> Bool {
+        switch action {
+        case .failReadiness: admin.failHealthChecks()
+        case .endInboundKeepAlive: proxy.endInboundKeepAlive()
+        case .drainListeners: proxy.drainListeners(graceful: true)
+        case .log(let line): log(.info, "tandem proxy: " + line)
+        case .warn(let line): log(.error, "tandem proxy: " + line)
+        case .exit: return true
+        case .startTimer: break  // kept by the loop
         }
-        log(.info, "tandem proxy: drained, \(proxy.activeConnections) connections left")
+        return false
     }
 
     private func reload(_ path: String) {
@@ -132,11 +134,50 @@ public final class ProxyService: Sendable {
     }
 }
 
-/// Set from an admin handler thread, read by the main loop.
-final class QuitFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
+/// The shutdown machine with its timers and the count of open connections while draining.
+private struct ShutdownLoop {
+    var machine: ProxyShutdown
+    private var timers: [ProxyShutdown.Timer: NanoTime] = [:]
+    private var drainingSince: NanoTime?
+    /// Connection counts are published every 100 ms: one publication after the drain starts
+    /// (idle connections closed by then) before a zero is trusted, then polled at this pace.
+    static let firstCount: Duration = .milliseconds(150)
+    static let countInterval: Duration = .milliseconds(20)
+
+    init(machine: ProxyShutdown) { self.machine = machine }
+
+    /// When the loop must wake at the latest: the nearest timer, or the next count while draining.
+    var nextWake: NanoTime? {
+        let count = drainingSince.map { max($0 + Self.firstCount, .now() + Self.countInterval) }
+        return [timers.values.min(), count].compactMap { $0 }.min()
+    }
+
+    /// Timers that are due, and `.drained` once no connection is left.
+    mutating func due(activeConnections: () -> Int) -> [ProxyShutdown.Event] {
+        let now = NanoTime.now()
+        var events: [ProxyShutdown.Event] = []
+        for (timer, deadline) in timers where deadline <= now {
+            timers[timer] = nil
+            events.append(.timerFired(timer))
+        }
+        if machine.isDraining, let since = drainingSince, now >= since + Self.firstCount, activeConnections() == 0 {
+            events.append(.drained)
+        }
+        return events
+    }
+
+    /// Feeds one event, keeps the timers it starts, and returns its actions for the shell.
+    mutating func handle(_ event: ProxyShutdown.Event) -> [ProxyShutdown.Action] {
+        let actions = machine.handle(event)
+        for action in actions {
+            switch action {
+            case .startTimer(let timer, let delay): timers[timer] = .now() + delay
+            case .drainListeners: drainingSince = .now()
+            default: break
+            }
+        }
+        return actions
+    }
 }
 
 /// A file's modification time and size, to notice edits without inotify.

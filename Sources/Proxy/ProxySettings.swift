@@ -1,7 +1,16 @@
 /// How `tandem proxy` runs: what to proxy, where the admin and health ports are, how many
-/// workers, how long to drain. Built from flags, a config file, or (in an injected pod, with no
-/// config file) the environment the injector sets. Pure.
+/// workers, how it stops. Built from flags, a config file, and the environment the injector
+/// sets (which alone says what to proxy when there is no config file). Pure.
 public struct ProxySettings: Equatable, Sendable {
+    /// How the proxy was injected beside its app, which decides what SIGTERM means.
+    public enum Lifecycle: String, Equatable, Sendable {
+        /// A native sidecar: the kubelet sends SIGTERM only after the app has exited.
+        case native
+        /// A regular container: SIGTERM comes together with the app's, so the proxy serves until
+        /// the app's `tandem supervise` posts `/quitquitquit`.
+        case legacy
+    }
+
     public var config: ProxyConfig
     /// Watched for changes and applied in place.
     public var configPath: String?
@@ -10,6 +19,10 @@ public struct ProxySettings: Equatable, Sendable {
     public var health: HostPort?
     public var workers = 1
     public var drainSeconds = 5
+    /// After SIGTERM, how long to keep accepting everything while endpoint removal propagates.
+    public var drainDelaySeconds = 0
+    /// nil when not injected (run by hand): SIGTERM then means the app, if any, is gone.
+    public var lifecycle: Lifecycle?
     public var logLevel = "info"
 
     public init(config: ProxyConfig) { self.config = config }
@@ -18,8 +31,15 @@ public struct ProxySettings: Equatable, Sendable {
     /// port + i and forwards to the i-th port of `TANDEM_INBOUND_PORTS` on 127.0.0.1.
     public static let inboundBasePort = 15006
 
+    /// What SIGTERM leads to, from these settings.
+    public var shutdown: ProxyShutdown.Configuration {
+        ProxyShutdown.Configuration(waitsForApp: lifecycle == .legacy, drainDelay: .seconds(drainDelaySeconds),
+                                    drainTime: .seconds(drainSeconds))
+    }
+
     /// The injected-pod defaults: `TANDEM_INBOUND_PORTS`, `TANDEM_ADMIN_PORT` (15000),
-    /// `TANDEM_HEALTH_PORT` (15021), `TANDEM_LOG_LEVEL`, `TANDEM_DRAIN_SECONDS`.
+    /// `TANDEM_HEALTH_PORT` (15021), `TANDEM_LOG_LEVEL`, `TANDEM_DRAIN_SECONDS`,
+    /// `TANDEM_DRAIN_DELAY_SECONDS` and `TANDEM_LIFECYCLE`.
     public static func fromEnvironment(_ environment: [String: String]) throws(ConfigError) -> ProxySettings {
         var ports: [Int] = []
         for text in (environment["TANDEM_INBOUND_PORTS"] ?? "").split(separator: ",") {
@@ -44,13 +64,23 @@ public struct ProxySettings: Equatable, Sendable {
             }
             settings.logLevel = level
         }
-        if let text = environment["TANDEM_DRAIN_SECONDS"], !text.isEmpty {
-            guard let seconds = Int(text), (0...3600).contains(seconds) else {
-                throw ConfigError("TANDEM_DRAIN_SECONDS", "must be 0-3600 seconds, not \"\(text)\"")
+        settings.drainSeconds = try seconds(environment, "TANDEM_DRAIN_SECONDS", default: settings.drainSeconds)
+        settings.drainDelaySeconds = try seconds(environment, "TANDEM_DRAIN_DELAY_SECONDS", default: 0)
+        if let text = environment["TANDEM_LIFECYCLE"], !text.isEmpty {
+            guard let lifecycle = Lifecycle(rawValue: text) else {
+                throw ConfigError("TANDEM_LIFECYCLE", "must be native or legacy, not \"\(text)\"")
             }
-            settings.drainSeconds = seconds
+            settings.lifecycle = lifecycle
         }
         return settings
+    }
+
+    private static func seconds(_ environment: [String: String], _ name: String, default fallback: Int) throws(ConfigError) -> Int {
+        guard let text = environment[name], !text.isEmpty else { return fallback }
+        guard let seconds = Int(text), (0...3600).contains(seconds) else {
+            throw ConfigError(name, "must be 0-3600 seconds, not \"\(text)\"")
+        }
+        return seconds
     }
 
     private static func port(_ environment: [String: String], _ name: String, default fallback: Int) throws(ConfigError) -> Int {

@@ -35,6 +35,9 @@ final class Worker: @unchecked Sendable {
     var pools: [HostPort: [Upstream]] = [:]
     /// Graceful drain: responses say `Connection: close` and idle clients are let go.
     var draining = false
+    /// The pod is going away: inbound responses say `Connection: close`, but idle clients are not
+    /// cut off (one may be sending a request on its idle connection right now).
+    var endsInboundKeepAlive = false
     var downstreamCount = 0
     /// Request and response heads are written here, one at a time, so they cost no allocation.
     var headBuffer: [UInt8] = []

@@ -14,7 +14,8 @@ struct ProxyCommand {
         .flag("--tcp", help: "Quick form: forward TCP instead of HTTP/1.1."),
         .value("--admin", name: "ADDR:PORT", help: "Admin endpoints, loopback only (default 127.0.0.1:15000, or TANDEM_ADMIN_PORT)."),
         .value("--workers", name: "N", help: "Worker threads (default 1)."),
-        .value("--drain-seconds", name: "N", help: "Longest SIGTERM drain (default 5, or TANDEM_DRAIN_SECONDS)."),
+        .value("--drain-seconds", name: "N", help: "Longest drain after the delay (default 5, or TANDEM_DRAIN_SECONDS)."),
+        .value("--drain-delay", name: "N", help: "After SIGTERM, keep accepting for N seconds while endpoint removal propagates (default 0, or TANDEM_DRAIN_DELAY_SECONDS)."),
     ]
 
     var help: String {
@@ -22,8 +23,13 @@ struct ProxyCommand {
                  summary: """
                  Runs the sidecar proxy. With neither --config nor --listen it takes the injected pod's environment:
                  TANDEM_INBOUND_PORTS (listener i on 0.0.0.0:\(ProxySettings.inboundBasePort)+i to 127.0.0.1:port i),
-                 TANDEM_ADMIN_PORT, TANDEM_HEALTH_PORT (read-only /ready on all interfaces), TANDEM_LOG_LEVEL and
-                 TANDEM_DRAIN_SECONDS. SIGTERM fails readiness, drains, then exits; POST /quitquitquit exits at once.
+                 TANDEM_ADMIN_PORT, TANDEM_HEALTH_PORT (read-only /ready on all interfaces), TANDEM_LOG_LEVEL,
+                 TANDEM_DRAIN_SECONDS, TANDEM_DRAIN_DELAY_SECONDS and TANDEM_LIFECYCLE.
+                 SIGTERM fails readiness at once and inbound responses say Connection: close; everything is still
+                 accepted for the drain delay, and with TANDEM_LIFECYCLE=legacy (the app got SIGTERM too) until
+                 POST /quitquitquit says the app has exited. Then listeners stop accepting, open connections finish,
+                 and the proxy exits, at the latest drain delay + drain seconds after SIGTERM. POST /quitquitquit
+                 without SIGTERM (a Job's app has exited) drains at once.
                  With --bridge and --service (or `bridge:` and a cluster's `service:` in the file) endpoints come from
                  `tandem bridge` and follow it in place; while it cannot be reached the last ones keep serving.
                  """, specs: specs)
@@ -93,6 +99,10 @@ struct ProxyCommand {
         if let text = parsed.last("--drain-seconds") {
             guard let seconds = Int(text), (0...3600).contains(seconds) else { throw UsageError(message: "--drain-seconds must be 0-3600, not \"\(text)\"") }
             settings.drainSeconds = seconds
+        }
+        if let text = parsed.last("--drain-delay") {
+            guard let seconds = Int(text), (0...3600).contains(seconds) else { throw UsageError(message: "--drain-delay must be 0-3600, not \"\(text)\"") }
+            settings.drainDelaySeconds = seconds
         }
         return settings
     }

@@ -12,6 +12,7 @@ enum SuperviseCommand {
         .value("--quit-url", name: "URL", help: "POSTed after the app has exited, so the proxy stops and a Job's pod completes."),
         .value("--quit-on", name: "exit|success|stop", help: "Which app exits end the pod and so drain and quit the proxy: any (default; restartPolicy Never), success or a stop signal (OnFailure), only a stop signal (Always)."),
         .flag("--process-group", help: "Run the app in its own process group and signal the whole group."),
+        .value("--drain-delay", name: "SECONDS", help: "Hold SIGTERM, SIGINT or SIGQUIT this long before the app gets it, so it keeps serving while the pod's endpoints are removed (default 0). A second one passes it on at once."),
         .value("--kill-after", name: "SECONDS", help: "SIGKILL the app if it is still running this long after SIGTERM, SIGINT or SIGQUIT (default 0: never)."),
     ]
 
@@ -44,6 +45,11 @@ enum SuperviseCommand {
             if parsed.last("--ready-url") == nil, let key = ["--ready-timeout", "--on-timeout"].first(where: { parsed.last($0) != nil }) {
                 throw UsageError(message: "\(key) needs --ready-url")
             }
+            let drainDelay = try seconds(parsed, "--drain-delay", default: nil)
+            let killAfter = try seconds(parsed, "--kill-after", default: nil)
+            if let drainDelay, let killAfter, killAfter <= drainDelay {
+                throw UsageError(message: "--kill-after must be longer than --drain-delay, or the app is killed before it is asked to stop")
+            }
             let command = Array(arguments[(separator + 1)...])
             guard !command.isEmpty else { throw UsageError(message: "no command after --") }
             options = SupervisorOptions(
@@ -55,7 +61,8 @@ enum SuperviseCommand {
                 quitURL: try adminURL(parsed, "--quit-url"),
                 quitOn: try parsed.choice("--quit-on", from: ["exit", "success", "stop"]).flatMap(SupervisorStateMachine.QuitPolicy.init(rawValue:)) ?? .exit,
                 signalsProcessGroup: parsed.flag("--process-group"),
-                killAfter: try seconds(parsed, "--kill-after", default: nil))
+                drainDelay: drainDelay,
+                killAfter: killAfter)
         } catch {
             Console.error("tandem supervise: \(error.message)\nRun 'tandem supervise --help' for usage.\n")
             return 64

@@ -14,7 +14,7 @@ public enum TandemCommand {
       webhook     Serve the mutating admission webhook that injects pods as they are created.
       proxy       Run the sidecar proxy (HTTP/1.1 and TCP, admin on loopback).
       supervise   Run an app container's command after its proxy is ready; stop the proxy after it exits.
-      await       Wait for the proxy to be ready, or (--app-exit) for the app side to finish.
+      await       Wait for the proxy to be ready (the proxy container's postStart hook).
       install     Copy this binary into a folder (the tandem-init container).
       bridge      Serve discovery to legacy hosts, Envoy and tandem proxies.
       version     Print the version, source revision and library versions (also --version).

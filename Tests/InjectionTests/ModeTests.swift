@@ -71,14 +71,50 @@ import Testing
         let (object, report) = try injectOne(Fixtures.simplePod(), injector: injector, kubeVersion: KubernetesVersion("1.30"))
         #expect(container("tandem-proxy", in: object["spec"], list: "initContainers")?["lifecycle"]
             == ["preStop": ["sleep": ["seconds": 5]]])
+        // The app gets its SIGTERM as soon as the pod is deleted: the same sleep holds it.
+        #expect(container("app", in: object["spec"])?["lifecycle"] == ["preStop": ["sleep": ["seconds": 5]]])
         #expect(report.warnings == ["the proxy may take 35s to drain but terminationGracePeriodSeconds is 30s"])
 
         let (old, oldReport) = try injectOne(Fixtures.simplePod(), injector: injector, kubeVersion: KubernetesVersion("1.29"))
         #expect(container("tandem-proxy", in: old["spec"], list: "initContainers")?["lifecycle"] == nil)
+        #expect(container("app", in: old["spec"])?["lifecycle"] == nil)
         #expect(oldReport.warnings == ["drain delay of 5s not applied: the preStop sleep action needs Kubernetes 1.30, server is 1.29.0"])
 
-        let (_, legacy) = try injectOne(Fixtures.simplePod(), injector: injector, lifecycle: .legacy)
-        #expect(legacy.warnings == ["drain delay of 5s not applied: it needs native mode"])
+    }
+
+    /// An app container's own hooks stay: a postStart gains the sleep beside it, an own preStop is
+    /// left alone (said in a warning), and uninject restores both exactly.
+    @Test func nativeDrainDelayKeepsTheAppsOwnHooks() throws {
+        let injector = Injector(config: try InjectionConfig(values: ["proxy": ["drainDelaySeconds": 5]]))
+        let postStart: JSON = ["exec": ["command": ["/warm-up"]]]
+        let ownStop: JSON = ["httpGet": ["path": "/shutdown", "port": 8080]]
+        let pod = Fixtures.pod(spec: ["terminationGracePeriodSeconds": 60, "containers": [
+            Fixtures.container("app", command: ["/app"], extra: ["lifecycle": ["postStart": postStart]]),
+            Fixtures.container("cache", command: ["/cache"], extra: ["lifecycle": ["preStop": ownStop]]),
+        ]])
+        let (object, report) = try injectOne(pod, injector: injector, kubeVersion: KubernetesVersion("1.33"))
+        #expect(container("app", in: object["spec"])?["lifecycle"] == ["postStart": postStart, "preStop": ["sleep": ["seconds": 5]]])
+        #expect(container("cache", in: object["spec"])?["lifecycle"] == ["preStop": ownStop])
+        #expect(report.warnings == ["container \"cache\" has a preStop hook of its own, so the drain delay does not hold its SIGTERM"])
+        #expect(try Injector().uninject(object: object).object == pod)
+    }
+
+    /// Legacy mode cannot use the kubelet's preStop sleep for the app: its supervisor holds the
+    /// stop signal instead, and the proxy learns the delay to extend its deadline.
+    @Test func legacyDrainDelayIsHeldByTheSupervisor() throws {
+        let injector = Injector(config: try InjectionConfig(values: ["proxy": ["drainDelaySeconds": 5]]))
+        let (object, report) = try injectOne(Fixtures.simplePod(), injector: injector, lifecycle: .legacy, kubeVersion: KubernetesVersion("1.27"))
+        #expect(report.warnings == ["the proxy may take 35s to drain but terminationGracePeriodSeconds is 30s"])
+        let proxy = try #require(container("tandem-proxy", in: object["spec"]))
+        #expect(env("TANDEM_DRAIN_DELAY_SECONDS", of: proxy) == "5")
+        #expect(proxy["lifecycle"]?["preStop"] == nil)
+        let command = try #require(container("app", in: object["spec"])?["command"]?.arrayValue)
+        let flag = try #require(command.firstIndex(of: "--drain-delay"))
+        #expect(command[flag + 1] == "5" && command[flag + 2] == "--")
+
+        let (native, _) = try injectOne(Fixtures.simplePod(), injector: injector, kubeVersion: KubernetesVersion("1.30"))
+        let nativeProxy = try #require(container("tandem-proxy", in: native["spec"], list: "initContainers"))
+        #expect(env("TANDEM_DRAIN_DELAY_SECONDS", of: nativeProxy) == nil, "the preStop sleep has run before SIGTERM")
     }
 
     /// The pod's restartPolicy decides which app exits end the pod, and so stop the proxy.
@@ -144,9 +180,7 @@ import Testing
         #expect(proxy["lifecycle"] == [
             "postStart": ["exec": ["command": ["/usr/local/bin/tandem", "await", "--ready-url", "http://127.0.0.1:15000/ready",
                                                "--timeout", "120"]]],
-            "preStop": ["exec": ["command": ["/usr/local/bin/tandem", "await", "--app-exit", "--admin-url", "http://127.0.0.1:15000",
-                                             "--timeout", "30"]]],
-        ])
+        ], "no preStop: the proxy's SIGTERM contract keeps it serving until the app has exited")
 
         let install = try #require(container("tandem-init", in: spec, list: "initContainers"))
         #expect(install["args"] == ["install", "/tandem/bin"])
@@ -179,9 +213,9 @@ import Testing
             "/opt/tandem/tandem", "supervise", "--ready-url", "http://127.0.0.1:9901/ready",
             "--quit-url", "http://127.0.0.1:9901/quitquitquit",
         ])
-        let proxy = container("tandem-proxy", in: object["spec"])
-        #expect(proxy?["lifecycle"]?["postStart"]?["exec"]?["command"]?.arrayValue?.suffix(3) == ["http://127.0.0.1:9901/ready", "--timeout", "30"])
-        #expect(proxy?["lifecycle"]?["preStop"]?["exec"]?["command"]?.arrayValue?.suffix(3) == ["http://127.0.0.1:9901", "--timeout", "20"])
+        let proxy = try #require(container("tandem-proxy", in: object["spec"]))
+        #expect(proxy["lifecycle"]?["postStart"]?["exec"]?["command"]?.arrayValue?.suffix(3) == ["http://127.0.0.1:9901/ready", "--timeout", "30"])
+        #expect(env("TANDEM_DRAIN_SECONDS", of: proxy) == "20")
         #expect(container("tandem-init", in: object["spec"], list: "initContainers")?["args"] == ["install", "/opt/tandem"])
     }
 

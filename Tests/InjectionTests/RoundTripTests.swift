@@ -55,6 +55,19 @@ import Testing
         #expect(orderedEqual(try injector.uninject(object: second.object).object, input))
     }
 
+    /// Native mode with a drain delay also gives every app container a preStop `sleep`; uninject
+    /// takes exactly that away.
+    @Test(arguments: Fixtures.roundTripInputs.indices)
+    func drainDelayPreStopsAreUndoneExactly(index: Int) throws {
+        let injector = Injector(config: try InjectionConfig(values: ["proxy": ["drainDelaySeconds": 5]]))
+        let input = Fixtures.roundTripInputs[index]
+        let injected = try injector.inject(object: input, lifecycle: .native, kubeVersion: KubernetesVersion("1.33"))
+        let pointer = try #require(injected.workloads.first?.templatePointer)
+        let containers = try #require(ObjectPath.value(at: pointer + ["spec", "containers"], in: injected.object)?.arrayValue)
+        #expect(containers.allSatisfy { $0["lifecycle"]?["preStop"] == ["sleep": ["seconds": 5]] })
+        #expect(orderedEqual(try injector.uninject(object: injected.object).object, input))
+    }
+
     @Test func changedAnnotationsReinject() throws {
         let injector = Injector()
         let first = try injector.inject(object: Fixtures.simplePod(annotations: ["team": "a"]))

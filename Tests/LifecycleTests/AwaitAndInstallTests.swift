@@ -5,8 +5,8 @@ import TestSupport
 @testable import Lifecycle
 import Net
 
-/// `tandem await` (the proxy container's legacy-mode hooks), `tandem install` (the init
-/// container), a whole legacy pod on loopback, and the command lines' help and usage errors.
+/// `tandem await` (the proxy container's legacy-mode postStart hook), `tandem install` (the init
+/// container), and the command lines' help and usage errors.
 @Suite struct AwaitAndInstallTests {
     let folder: TestFolder
 
@@ -40,60 +40,6 @@ import Net
         let run = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "0.2"], in: folder)
         #expect(await run.wait() == .exited(code: 69))
         #expect(run.log.contains("last_answer=none"))
-        await admin.stop()
-    }
-
-    // MARK: await --app-exit (preStop)
-
-    @Test func awaitAppExitReturnsOnceTheProxyHasQuit() async throws {
-        let marker = folder.path("app-exited")
-        let admin = try await FakeAdmin(marker: marker, ready: true, quit: .exit)
-        let preStop = try TandemRun(["await", "--app-exit", "--admin-url", admin.url(""), "--timeout", "10"], in: folder)
-        #expect(await eventually { preStop.log.contains("still waiting") })
-        let app = try TandemRun(["supervise", "--quit-url", admin.url("/quitquitquit"), "--", "/bin/sh", "-c", "touch \(marker)"], in: folder)
-        #expect(await app.wait() == .exited(code: 0))
-        #expect(await preStop.wait() == .exited(code: 0))
-        #expect(preStop.log.contains(#"msg="proxy has stopped; the app side is finished""#))
-        await admin.stop()
-    }
-
-    @Test func awaitAppExitGivesUpAtTheTimeoutAndStillExits0() async throws {
-        let admin = try await FakeAdmin(marker: folder.path("unused"), ready: true)
-        let run = try TandemRun(["await", "--app-exit", "--admin-url", admin.url(""), "--timeout", "0.3"], in: folder)
-        #expect(await run.wait() == .exited(code: 0))
-        #expect(run.log.contains(#"level=warning msg="proxy still running at the deadline; letting the pod stop""#))
-        await admin.stop()
-    }
-
-    // MARK: A whole legacy-mode pod
-
-    /// Proxy container first with postStart `await`, then the app under `supervise`; on deletion
-    /// the proxy's preStop `await --app-exit` and the app's SIGTERM run at once. The app drains
-    /// and calls out through the proxy, exits, the proxy quits, and only then does preStop end.
-    @Test func legacyPodStartsAndStopsInOrder() async throws {
-        let marker = folder.path("app-exited")
-        let admin = try await FakeAdmin(marker: marker, quit: .exit)
-        let postStart = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "120"], in: folder)
-        #expect(await eventually { admin.readyPolls >= 2 })
-        admin.setReady(true)
-        #expect(await postStart.wait() == .exited(code: 0))
-
-        let script = """
-        trap 'sleep 0.2; curl -s -o /dev/null \(admin.url("/outbound")); touch \(marker); exit 0' TERM
-        curl -s -o /dev/null \(admin.url("/started"))
-        while :; do sleep 1 & wait $!; done
-        """
-        let app = try TandemRun(["supervise", "--ready-url", admin.url("/ready"), "--quit-url", admin.url("/quitquitquit"),
-                                 "--", "/bin/sh", "-c", script], in: folder)
-        #expect(await eventually { !admin.calls("/started").isEmpty })
-
-        let preStop = try TandemRun(["await", "--app-exit", "--admin-url", admin.url(""), "--timeout", "30"], in: folder)
-        app.signal(SIGTERM)
-        #expect(await app.wait() == .exited(code: 0))
-        #expect(await preStop.wait() == .exited(code: 0))
-        #expect(admin.paths == ["/started", "/outbound", "/quitquitquit"])
-        #expect(try #require(admin.calls("/quitquitquit").first).appHadExited)
-        #expect(preStop.log.contains("proxy has stopped"))
         await admin.stop()
     }
 
@@ -139,10 +85,10 @@ import Net
         (["supervise", "--ready-url", "ftp://x", "--", "/bin/true"], "--ready-url: unsupported URL"),
         (["supervise", "--ready-url", "http://127.0.0.1:1/ready", "--on-timeout", "maybe", "--", "/bin/true"], "--on-timeout must be one of fail, start"),
         (["supervise", "--kill-after", "-1", "--", "/bin/true"], "--kill-after wants a number of seconds"),
+        (["supervise", "--drain-delay", "5", "--kill-after", "5", "--", "/bin/true"], "--kill-after must be longer than --drain-delay"),
         (["supervise", "--bogus", "--", "/bin/true"], "unknown option --bogus"),
         (["supervise", "--on-timeout", "start", "--", "/bin/true"], "--on-timeout needs --ready-url"),
-        (["await", "--admin-url", "http://127.0.0.1:15000"], "--admin-url needs --app-exit"),
-        (["await", "--app-exit", "--ready-url", "http://127.0.0.1:15000/ready"], "--ready-url does not go with --app-exit"),
+        (["await", "--app-exit"], "unknown option --app-exit"),
         (["await", "--timeout", "soon"], "--timeout wants a number of seconds"),
         (["install"], "name the folder to install into"),
         (["install", "a", "b"], "only one folder"),

@@ -81,7 +81,7 @@ final class FakeAdmin: Sendable {
                 return .text(200, "OK\n")
             }
         }
-        for path in ["/drain_listeners", "/started", "/outbound"] {
+        for path in ["/drain_listeners", "/started", "/outbound", "/inbound"] {
             routes.add(path == "/drain_listeners" ? .post : .get, path) { _ in
                 record(path)
                 return .text(200, "OK\n")
@@ -120,10 +120,13 @@ final class TandemRun {
     let logPath: String
     private var termination: AppTermination?
 
-    init(_ arguments: [String], in folder: TestFolder) throws {
+    /// `environment` is added to the test's own.
+    init(_ arguments: [String], environment: [String: String] = [:], in folder: TestFolder) throws {
         logPath = folder.path("tandem-\(UUID().uuidString).log")
-        // sh only sets up the redirection, then becomes tandem (same pid).
-        let command = ["/bin/sh", "-c", "exec \"$0\" \"$@\" 2>'\(logPath)' >'\(logPath).out' </dev/null", Self.binary] + arguments
+        // sh only sets up the redirection (and env the environment), then becomes tandem (same pid).
+        let assignments = environment.sorted { $0.key < $1.key }.map { "'\($0.key)=\($0.value)'" }.joined(separator: " ")
+        let command = ["/bin/sh", "-c", "exec env \(assignments) \"$0\" \"$@\" 2>'\(logPath)' >'\(logPath).out' </dev/null", Self.binary]
+            + arguments
         switch ChildProcess.spawn(command, newProcessGroup: false) {
         case .success(let pid): self.pid = pid
         case .failure(let error): throw SystemError("spawn tandem", code: error.code)

@@ -145,6 +145,26 @@ import Net
         await admin.stop()
     }
 
+    @Test func b2DrainDelayHoldsSigtermWhileTheAppKeepsServing() async throws {
+        let admin = try await FakeAdmin(marker: marker, ready: true)
+        let script = """
+        trap '\(curl(admin, "/outbound")); touch \(marker); exit 0' TERM
+        \(curl(admin, "/started"))
+        while :; do sleep 0.05; \(curl(admin, "/inbound")); done
+        """
+        let run = try supervise(admin, ["--drain-delay", "0.5"], script: script)
+        #expect(await eventually { !admin.calls("/started").isEmpty })
+        let signalled = NanoTime.now()
+        run.signal(SIGTERM)
+        #expect(await run.wait() == .exited(code: 0))
+        let stopped = try #require(admin.calls("/outbound").first)
+        #expect(milliseconds(from: signalled, to: stopped.at) >= 500, "the app got SIGTERM only after the delay")
+        #expect(admin.calls("/inbound").contains { $0.at > signalled && $0.at < stopped.at }, "and worked on meanwhile")
+        #expect(admin.calls("/quitquitquit").count == 1)
+        #expect(run.log.contains(#"msg="holding the stop signal: the app keeps serving while the pod's endpoints are removed" signal=SIGTERM"#))
+        await admin.stop()
+    }
+
     @Test func b4AppIgnoringSigtermIsKilledAfterKillAfterAndTheProxyStillQuits() async throws {
         let admin = try await FakeAdmin(marker: marker, ready: true)
         let script = """

@@ -144,6 +144,50 @@ import Testing
         #expect(feed(&machine, .proxyCalled(.quit, .answered(status: 200))) == [.exit(0)])
     }
 
+    @Test func b2DrainDelayHoldsTheStopSignalWhileOtherSignalsPass() {
+        var configuration = Self.legacy
+        configuration.drainDelay = .seconds(5)
+        configuration.killAfter = .seconds(25)
+        var machine = running(configuration)
+        let held = machine.handle(.signal(SIGTERM))
+        // The kill deadline counts from the signal the kubelet sent, not from the app's.
+        #expect(held.filter { if case .log = $0 { false } else { true } }
+            == [.startTimer(.drainDelay, after: .seconds(5)), .startTimer(.killDeadline, after: .seconds(25))])
+        #expect(logs(held) == [LogRecord(.info, "holding the stop signal: the app keeps serving while the pod's endpoints are removed",
+                                         [("signal", "SIGTERM"), ("delay", "5.0 seconds")])])
+        #expect(feed(&machine, .signal(SIGHUP)) == [.sendSignal(SIGHUP, to: .process(Self.pid))])
+        #expect(feed(&machine, .timerFired(.drainDelay)) == [.sendSignal(SIGTERM, to: .process(Self.pid))])
+        #expect(feed(&machine, .signal(SIGTERM)) == [.sendSignal(SIGTERM, to: .process(Self.pid))], "held once only")
+        #expect(feed(&machine, .appExited(.exited(code: 0))) == [.cancelTimer(.killDeadline), .callProxy(.drain)])
+    }
+
+    @Test func b2ASecondStopSignalEndsTheDrainDelay() {
+        var machine = running(Configuration(quitsProxy: true, drainDelay: .seconds(5)))
+        _ = machine.handle(.signal(SIGTERM))
+        #expect(feed(&machine, .signal(SIGTERM)) == [.cancelTimer(.drainDelay), .sendSignal(SIGTERM, to: .process(Self.pid))])
+        #expect(feed(&machine, .timerFired(.drainDelay)) == [], "a stale timer")
+
+        var interrupted = running(Configuration(quitsProxy: true, drainDelay: .seconds(5)))
+        _ = interrupted.handle(.signal(SIGTERM))
+        #expect(feed(&interrupted, .signal(SIGINT))
+            == [.cancelTimer(.drainDelay), .sendSignal(SIGTERM, to: .process(Self.pid)), .sendSignal(SIGINT, to: .process(Self.pid))])
+    }
+
+    @Test func b2AppExitingDuringTheDrainDelayEndsThePod() {
+        // restartPolicy Always: an exit during the hold still ends the pod (the kubelet asked).
+        var machine = running(Configuration(quitsProxy: true, quitOn: .stop, drainDelay: .seconds(5)))
+        _ = machine.handle(.signal(SIGTERM))
+        #expect(feed(&machine, .appExited(.exited(code: 1))) == [.cancelTimer(.drainDelay), .callProxy(.quit)])
+        #expect(feed(&machine, .proxyCalled(.quit, .answered(status: 200))) == [.exit(1)])
+    }
+
+    @Test func b2ASignalDuringTheSpawnIsHeldToo() {
+        var machine = Machine(configuration: Configuration(drainDelay: .seconds(1)))
+        #expect(feed(&machine, .start, .signal(SIGTERM)) == [.spawnApp])
+        #expect(feed(&machine, .spawned(pid: Self.pid)) == [.startTimer(.drainDelay, after: .seconds(1))])
+        #expect(feed(&machine, .timerFired(.drainDelay)) == [.sendSignal(SIGTERM, to: .process(Self.pid))])
+    }
+
     @Test func b4AppIgnoringSigtermIsKilledAfterTheDeadlineAndTheProxyStillQuits() {
         var configuration = Self.legacy
         configuration.killAfter = .seconds(25)

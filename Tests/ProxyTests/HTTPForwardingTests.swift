@@ -83,7 +83,7 @@ import Net
 
     @Test func roundRobinAndFailoverToLiveEndpoints() async throws {
         let a = try await Backend.start(name: "a"), b = try await Backend.start(name: "b")
-        let dead = HostPort(host: "127.0.0.1", port: closedPort())
+        let dead = HostPort(host: "127.0.0.1", port: unusedPort())
         let proxy = try ProxyServer(config: httpConfig([a.address, dead, b.address]) { $0.outlier.consecutiveConnectFailures = 1 })
         try proxy.start()
         defer { proxy.stop() }
@@ -103,7 +103,7 @@ import Net
     }
 
     @Test func noEndpointsAnd404AndKilledBackend() async throws {
-        var config = httpConfig([HostPort(host: "127.0.0.1", port: closedPort())]) { $0.retries.attempts = 0 }
+        var config = httpConfig([HostPort(host: "127.0.0.1", port: unusedPort())]) { $0.retries.attempts = 0 }
         config.listeners[0].routes.insert(.init(pathPrefix: "/none", clusters: [.init("empty")]), at: 0)
         config.listeners[0].routes[1].pathPrefix = "/app"
         config.clusters.append(.init(name: "empty", endpoints: []))

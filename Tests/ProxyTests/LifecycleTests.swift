@@ -106,9 +106,41 @@ import Net
         await backend.stop()
     }
 
+    /// After SIGTERM: inbound clients are told to reconnect while every listener still accepts,
+    /// an idle keep-alive connection is not cut off under a client that may be using it, and the
+    /// app's outbound connections keep their keep-alive.
+    @Test func endingInboundKeepAliveClosesAfterEachResponseAndStillAccepts() async throws {
+        let backend = try await Backend.start(name: "a")
+        var config = httpConfig([backend.address])
+        config.listeners.append(.init(name: "out", address: HostPort(host: "127.0.0.1", port: 0), direction: .outbound,
+                                      routes: [.init(clusters: [.init("app")])]))
+        let proxy = try ProxyServer(config: config)
+        try proxy.start()
+        defer { proxy.stop() }
+        let inbound = proxy.port(of: "in")!, outbound = proxy.port(of: "out")!
+        let idle = try RawClient(port: inbound), app = try RawClient(port: outbound)
+        #expect(idle.get("/")?.head.headers["connection"] == nil)
+        #expect(app.get("/")?.head.headers["connection"] == nil)
+        proxy.endInboundKeepAlive()
+        #expect(await eventually { (try? RawClient(port: inbound).get("/"))??.head.headers["connection"] == "close" },
+                "new inbound connections are accepted and served, then closed")
+        // Three ticks: a draining proxy would have closed an idle connection by now.
+        try await Task.sleep(for: .milliseconds(300))
+        let late = idle.get("/")
+        #expect(late?.head.status == 200, "the idle connection was kept and serves one more request")
+        #expect(late?.head.headers["connection"] == "close")
+        #expect(idle.read().eof)
+        for _ in 0..<3 {
+            let response = app.get("/")
+            #expect(response?.head.status == 200 && response?.head.headers["connection"] == nil, "outbound keeps keep-alive")
+        }
+        #expect(proxy.port(of: "in") != nil && !proxy.isDraining)
+        await backend.stop()
+    }
+
     @Test func activeHealthChecksMarkEndpointsDown() async throws {
         let backend = try await Backend.start(name: "a")
-        let dead = HostPort(host: "127.0.0.1", port: closedPort())
+        let dead = HostPort(host: "127.0.0.1", port: unusedPort())
         let proxy = try ProxyServer(config: httpConfig([backend.address, dead]) { cluster in
             var check = ProxyConfig.HealthCheck(httpPath: "/healthz")
             check.intervalMilliseconds = 50
@@ -190,7 +222,7 @@ import Net
     @Test func splicesBothWaysAndHalfCloses() async throws {
         let echo = try EchoServer()
         defer { echo.stop() }
-        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: .endpoints("127.0.0.1:\(closedPort()),127.0.0.1:\(echo.port)"), tcp: true)
+        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: .endpoints("127.0.0.1:\(unusedPort()),127.0.0.1:\(echo.port)"), tcp: true)
         let proxy = try ProxyServer(config: config)
         try proxy.start()
         defer { proxy.stop() }

@@ -63,14 +63,6 @@ final class HeldResponses: Sendable {
     }
 }
 
-/// A port nothing listens on (bound, then closed).
-func closedPort() -> Int {
-    let fd = try! Socket.listen(HostPort(host: "127.0.0.1", port: 0), reusePort: false)
-    let port = Socket.localPort(fd)
-    close(fd)
-    return port
-}
-
 func httpConfig(_ endpoints: [HostPort], balancing: ProxyConfig.Balancing = .roundRobin,
                 configure: (inout ProxyConfig.Cluster) -> Void = { _ in }) -> ProxyConfig {
     var cluster = ProxyConfig.Cluster(name: "app", balancing: balancing, endpoints: endpoints.map { .init($0) })

@@ -102,3 +102,20 @@ public final class RawClient {
         return responses(1).first
     }
 }
+
+/// A loopback port nothing listens on now (bound to port 0, then closed): for a server that must
+/// be told its port up front, such as one in another process, or for a refused connection.
+public func unusedPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { Glibc.close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+            bind(fd, raw, length) == 0 ? getsockname(fd, raw, &length) : -1
+        }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

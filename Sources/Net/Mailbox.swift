@@ -1,30 +1,29 @@
 import CTandemShim
 import Glibc
-import Net
 import Synchronization
 
-/// Hands messages from other threads (the HTTP client's loop) to the thread that runs the state
-/// machine, which sleeps in `poll` on `fd` together with its signal descriptor.
-final class Mailbox<Message: Sendable>: Sendable {
+/// Hands messages from other threads (an HTTP client's or server's loop) to the thread that runs
+/// a state machine, which sleeps in `poll` on `fd` together with its signal descriptor.
+public final class Mailbox<Message: Sendable>: Sendable {
     /// An eventfd that is readable while messages may be waiting.
-    let fd: Int32
+    public let fd: Int32
     private let messages = Mutex<[Message]>([])
 
-    init() throws(SystemError) {
+    public init() throws(SystemError) {
         fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard fd >= 0 else { throw SystemError("eventfd", code: errno) }
     }
 
     deinit { close(fd) }
 
-    func post(_ message: Message) {
+    public func post(_ message: Message) {
         messages.withLock { $0.append(message) }
         var one: UInt64 = 1
         _ = write(fd, &one, 8)
     }
 
     /// Every waiting message, oldest first.
-    func takeAll() -> [Message] {
+    public func takeAll() -> [Message] {
         resetWakeUp()
         return messages.withLock { queue in
             defer { queue.removeAll() }
@@ -33,7 +32,7 @@ final class Mailbox<Message: Sendable>: Sendable {
     }
 
     /// The oldest message, waiting for one until `deadline` (nil: no deadline); nil when it passed.
-    func next(until deadline: NanoTime?) -> Message? {
+    public func next(until deadline: NanoTime?) -> Message? {
         while true {
             resetWakeUp()
             if let first = messages.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return first }
@@ -50,9 +49,9 @@ final class Mailbox<Message: Sendable>: Sendable {
     }
 }
 
-enum Poll {
+public enum Poll {
     /// A `poll` timeout reaching `deadline`, rounded up so a wake-up is never early; -1 for none.
-    static func milliseconds(until deadline: NanoTime?) -> Int32 {
+    public static func milliseconds(until deadline: NanoTime?) -> Int32 {
         guard let deadline else { return -1 }
         let remaining = deadline.nanoseconds - NanoTime.now().nanoseconds
         if remaining <= 0 { return 0 }
@@ -60,7 +59,7 @@ enum Poll {
     }
 
     /// Sleeps until `deadline` (the pause between probes).
-    static func pause(until deadline: NanoTime) {
+    public static func pause(until deadline: NanoTime) {
         while case let timeout = milliseconds(until: deadline), timeout > 0 {
             _ = poll(nil, 0, timeout)
         }
