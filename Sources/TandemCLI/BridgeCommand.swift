@@ -61,8 +61,10 @@ struct BridgeCommand {
             return 64
         }
         let logger = Logger(level: .info).with(["component": "bridge"])
+        let signals: SignalChannel
         let group: EventLoopGroup
         do {
+            signals = try stopSignals()
             group = try EventLoopGroup(threads: workers)
         } catch {
             Console.error("tandem bridge: \(error)\n")
@@ -83,7 +85,7 @@ struct BridgeCommand {
             }
         }
         let tokenCount = configuration.tokens.count
-        return serveUntilSignalled(logger: logger) { [sync] in
+        return serveUntilSignalled(signals, logger: logger) { [sync] in
             do {
                 try await bridge.start()
             } catch {
@@ -111,7 +113,7 @@ struct BridgeCommand {
                            port: Int) throws(UsageError) -> (config: KubeConfig, options: KubernetesSyncOptions)? {
         let environment = processEnvironment(["KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_IP", "HOSTNAME"])
         let kubeconfig = parsed.last("--kubeconfig")
-        guard kubeconfig != nil || environment["KUBECONFIG"] != nil || environment["KUBERNETES_SERVICE_HOST"] != nil else {
+        guard kubeconfig != nil || environment["KUBECONFIG"]?.isEmpty == false || environment["KUBERNETES_SERVICE_HOST"]?.isEmpty == false else {
             for option in ["--advertise", "--lease-namespace"] where parsed.last(option) != nil {
                 throw UsageError(message: "\(option) needs a Kubernetes API (--kubeconfig, $KUBECONFIG or a pod's service account)")
             }

@@ -1,11 +1,19 @@
 import Dispatch
 import Glibc
+import Net
 import Synchronization
 import Telemetry
 
-/// Runs `body` on a task, cancels it on SIGTERM/SIGINT, and waits for its exit status. Handlers
-/// are `@Sendable` and set up here, outside any actor, so Dispatch may run them on its own threads.
-func serveUntilSignalled(logger: Logger, _ body: @escaping @Sendable () async -> Int32) -> Int32 {
+/// SIGTERM and SIGINT, blocked and queued in a signalfd so that one arriving at any moment (even
+/// while the server is still starting) is kept, never lost. Make it before any thread starts:
+/// threads inherit the blocked mask.
+func stopSignals() throws(SystemError) -> SignalChannel {
+    try SignalChannel([SIGTERM, SIGINT])
+}
+
+/// Runs `body` on a task, cancels it when a stop signal arrives, and waits for its exit status.
+/// The calling thread only waits for signals; the work runs on Swift's concurrency threads.
+func serveUntilSignalled(_ signals: SignalChannel, logger: Logger, _ body: @escaping @Sendable () async -> Int32) -> Int32 {
     let status = Mutex<Int32>(0)
     let done = DispatchSemaphore(value: 0)
     let task = Task { @Sendable in
@@ -13,18 +21,15 @@ func serveUntilSignalled(logger: Logger, _ body: @escaping @Sendable () async ->
         status.withLock { $0 = code }
         done.signal()
     }
-    var sources: [DispatchSourceSignal] = []
-    for number in [SIGTERM, SIGINT] {
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { @Sendable in
+    var cancelled = false
+    while done.wait(timeout: .now()) == .timedOut {
+        var descriptor = pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, 50)
+        for number in signals.read() where !cancelled {
             logger.info("signal received; draining", ["signal": .integer(Int(number))])
             task.cancel()
+            cancelled = true
         }
-        source.resume()
-        sources.append(source)
     }
-    done.wait()
-    for source in sources { source.cancel() }
     return status.withLock { $0 }
 }

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import Kube
 import Kubernetes
+import Net
 import Synchronization
 import Telemetry
 import Webhook
@@ -47,7 +48,14 @@ struct WebhookCommand {
             return 64
         }
         let logger = Logger(level: level).with(["component": "webhook"])
-        return serveUntilSignalled(logger: logger) {
+        let signals: SignalChannel
+        do {
+            signals = try stopSignals()
+        } catch {
+            Console.error("tandem webhook: \(error)\n")
+            return 1
+        }
+        return serveUntilSignalled(signals, logger: logger) {
             let server: WebhookServer
             let keeper: CABundleKeeper?
             do {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the real `tandem` binary built beside the tests.
 struct TandemProcess {
@@ -13,10 +14,16 @@ struct TandemProcess {
         let stderr: String
     }
 
-    static func run(_ arguments: [String], stdin: String = "") throws -> Result {
+    /// `environment` entries are set on top of the test's own; an empty value removes one.
+    static func run(_ arguments: [String], stdin: String = "", environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if !environment.isEmpty {
+            var merged = ProcessInfo.processInfo.environment
+            for (name, value) in environment { merged[name] = value.isEmpty ? nil : value }
+            process.environment = merged
+        }
         let input = Pipe(), output = Pipe(), error = Pipe()
         process.standardInput = input
         process.standardOutput = output
@@ -194,11 +201,32 @@ spec:
 
 @Suite struct BridgeCommandTests {
     @Test func bridgeServesUntilSIGTERMAndExitsCleanly() throws {
+        try serveAndStopBridge([])
+    }
+
+    /// With an API server that never answers, the informers and the election retry; SIGTERM
+    /// still ends everything at once.
+    @Test func bridgeWithAnUnreachableAPIServerStopsCleanly() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let folder = try TemporaryFolder()
+        let kubeconfig = try folder.write("kubeconfig", """
+            apiVersion: v1
+            kind: Config
+            current-context: test
+            contexts: [{name: test, context: {cluster: test, user: test}}]
+            clusters: [{name: test, cluster: {server: "https://127.0.0.1:\(unusedPort())", certificate-authority: "\(pki.caCertificate)"}}]
+            users: [{name: test, user: {token: t}}]
+            """)
+        try serveAndStopBridge(["--kubeconfig", kubeconfig])
+    }
+
+    private func serveAndStopBridge(_ extra: [String]) throws {
         let folder = try TemporaryFolder()
         let tokens = try folder.write("tokens", "# registration tokens\ns3cret\n")
         let process = Process()
         process.executableURL = TandemProcess.binary
-        process.arguments = ["bridge", "--listen", "127.0.0.1:0", "--token-file", tokens]
+        process.arguments = ["bridge", "--listen", "127.0.0.1:0", "--token-file", tokens] + extra
         let errors = Pipe()
         process.standardError = errors
         try process.run()
@@ -229,5 +257,11 @@ spec:
         let noTokens = try TandemProcess.run(["bridge", "--token-file", tokens])
         #expect(noTokens.status == 64)
         #expect(noTokens.stderr.hasPrefix("tandem bridge: --token-file \(tokens) holds no tokens\n"))
+        let missing = try TandemProcess.run(["bridge", "--kubeconfig", empty.url.path + "/absent"])
+        #expect(missing.status == 64)
+        #expect(missing.stderr.hasPrefix("tandem bridge: ") && missing.stderr.contains(empty.url.path + "/absent"))
+        let alone = try TandemProcess.run(["bridge", "--advertise", "10.0.0.1:8090"], environment: ["KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": ""])
+        #expect(alone.status == 64)
+        #expect(alone.stderr.hasPrefix("tandem bridge: --advertise needs a Kubernetes API"))
     }
 }
