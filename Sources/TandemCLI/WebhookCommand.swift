@@ -25,6 +25,7 @@ struct WebhookCommand {
         .value("--secret", name: "NAME", help: "With --self-signed: the Secret holding the certificates (default tandem-webhook-tls)."),
         .value("--webhook-config", name: "NAME", help: "With --self-signed: the MutatingWebhookConfiguration to patch (default tandem; \"\" for none)."),
         .value("--cert-dir", name: "DIR", help: "With --self-signed: where the certificate files are written (default /var/run/tandem/certs)."),
+        .value("--kubeconfig", name: "FILE", help: "API server access for the version and --self-signed (default: $KUBECONFIG, else the pod's service account)."),
         .value("--service-account-dir", name: "DIR", help: "The mounted service account (default \(KubeConfig.serviceAccountDirectory))."),
     ]
 
@@ -89,7 +90,8 @@ struct WebhookCommand {
     }
 
     static func cluster(_ parsed: ParsedArguments) -> ClusterStartup {
-        var cluster = ClusterStartup(environment: processEnvironment(["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"]))
+        var cluster = ClusterStartup(environment: processEnvironment(["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBECONFIG"]),
+                                     kubeconfig: parsed.last("--kubeconfig"))
         if let directory = parsed.last("--service-account-dir") { cluster.serviceAccountDirectory = directory }
         if parsed.flag("--self-signed") {
             let webhookConfiguration = parsed.last("--webhook-config") ?? "tandem"

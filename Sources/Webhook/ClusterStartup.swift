@@ -33,7 +33,8 @@ public struct ClusterStartup: Sendable {
     public func prepare(_ options: WebhookOptions, logger: Logger) async throws -> (WebhookOptions, CABundleKeeper?) {
         var options = options
         let needsVersion = options.kubeVersion == nil
-        let hasServer = kubeconfig != nil || environment["KUBECONFIG"] != nil || environment["KUBERNETES_SERVICE_HOST"] != nil
+        let hasServer = kubeconfig != nil || environment["KUBECONFIG"]?.isEmpty == false
+            || environment["KUBERNETES_SERVICE_HOST"]?.isEmpty == false
         guard selfSigned != nil || (needsVersion && hasServer) else {
             if needsVersion { logger.warn("Kubernetes version unknown: lifecycle auto means native sidecars") }
             return (options, nil)
