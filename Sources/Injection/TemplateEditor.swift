@@ -97,6 +97,9 @@ enum TemplateEditor {
                     }
                 case .legacy:
                     let restartPolicy = spec["restartPolicy"]?.stringValue
+                    // Every wrapped app tells the proxy the others' names, so it quits after the last.
+                    let wrapped = (spec["containers"]?.arrayValue ?? []).filter { wrappedCommand(of: $0, entrypoint: entrypoint) != nil }
+                        .compactMap { $0["name"]?.stringValue }
                     try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
                         guard case .array(var list) = containers else { return }
                         containers = .null
@@ -104,7 +107,8 @@ enum TemplateEditor {
                         for index in list.indices {
                             try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
                                 try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
-                                                        entrypoint: entrypoint, status: &status, warnings: &warnings)
+                                                        entrypoint: entrypoint, wrappedApps: wrapped,
+                                                        status: &status, warnings: &warnings)
                             }
                         }
                         list.insert(proxy, at: 0)
@@ -141,7 +145,7 @@ enum TemplateEditor {
     /// learns when the app exits.
     private static func prepareAppContainer(
         _ container: inout JSONObject, index: Int, plan: ProxyPlan, restartPolicy: String?, entrypoint: [String]?,
-        status: inout InjectionStatus, warnings: inout [String]
+        wrappedApps: [String], status: inout InjectionStatus, warnings: inout [String]
     ) throws(InjectionError) {
         guard let name = container["name"]?.stringValue else {
             throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
@@ -165,13 +169,7 @@ enum TemplateEditor {
         status.volumeMounts.append(.init(container: name, volume: TandemNames.binaryVolume, list: listOrigin))
 
         let command = container["command"]
-        let words: [JSON]
-        if let stated = command?.arrayValue, !stated.isEmpty {
-            words = stated
-        } else if let entrypoint, command == nil {
-            // The image's ENTRYPOINT, which the pod spec does not state, given by annotation.
-            words = entrypoint.map(JSON.string)
-        } else {
+        guard let words = wrappedCommand(of: .object(container), entrypoint: entrypoint) else {
             warnings.append("container \"\(name)\" has no command, so it cannot be wrapped: the proxy will not learn "
                 + "when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)")
             return
@@ -186,12 +184,28 @@ enum TemplateEditor {
         }
         var prefix: [JSON] = [
             .string(plan.binaryMountPath + "/tandem"), "supervise", "--ready-url", .string(plan.readyURL),
-            "--quit-url", .string(plan.adminURL + "/quitquitquit"), "--quit-on", .string(quitOn),
+            "--quit-url", .string(plan.adminURL + "/quitquitquit" + quitQuery(app: name, apps: wrappedApps)),
+            "--quit-on", .string(quitOn),
         ]
         // Nothing else can delay the app's SIGTERM in legacy mode: the supervisor holds it.
         if plan.proxy.drainDelaySeconds > 0 { prefix += ["--drain-delay", .string(String(plan.proxy.drainDelaySeconds))] }
         container["command"] = .array(prefix + ["--"] + words)
         status.wrapped.append(.init(container: name, command: command))
+    }
+
+    /// The command a legacy app container runs, which `tandem supervise` wraps: the one the pod
+    /// states, else the image's ENTRYPOINT given by annotation; nil when neither is known.
+    private static func wrappedCommand(of container: JSON, entrypoint: [String]?) -> [JSON]? {
+        let command = container["command"]
+        if let stated = command?.arrayValue, !stated.isEmpty { return stated }
+        if let entrypoint, command == nil { return entrypoint.map(JSON.string) }
+        return nil
+    }
+
+    /// With several wrapped apps, each one's quit names itself and all of them, so the proxy
+    /// keeps serving the others until the last has exited. One app needs no names.
+    private static func quitQuery(app: String, apps: [String]) -> String {
+        apps.count > 1 ? "?app=\(app)&apps=" + apps.joined(separator: ",") : ""
     }
 
     /// Native mode: the kubelet sends an app container SIGTERM as soon as the pod is deleted (only

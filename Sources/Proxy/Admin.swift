@@ -16,10 +16,11 @@ public struct AdminEndpoint: Sendable {
 public final class ProxyAdmin: Sendable {
     public let proxy: ProxyServer
     private let healthFailed = Atomic<Bool>(false)
-    private let onQuit: @Sendable () -> Void
+    private let onQuit: @Sendable (ProxyShutdown.Event) -> Void
 
-    /// `onQuit` runs for `POST /quitquitquit`: the owner drains the proxy and exits.
-    public init(proxy: ProxyServer, onQuit: @escaping @Sendable () -> Void) {
+    /// `onQuit` runs for `POST /quitquitquit` with what it says (see `ProxyShutdown.Event`): the
+    /// owner drains the proxy and exits.
+    public init(proxy: ProxyServer, onQuit: @escaping @Sendable (ProxyShutdown.Event) -> Void) {
         self.proxy = proxy
         self.onQuit = onQuit
     }
@@ -28,6 +29,15 @@ public final class ProxyAdmin: Sendable {
     public var isReady: Bool { !proxy.isDraining && !healthFailed.load(ordering: .relaxed) }
 
     /// Fails readiness, as `POST /healthcheck/fail` and the start of a SIGTERM drain do.
+    /// `.appExited` when the query names the app and the apps to wait for, else `.quitRequested`.
+    static func quitEvent(query: String) -> ProxyShutdown.Event {
+        let fields = URLQuery.decode(Substring(query)) ?? []
+        guard let app = fields.first(where: { $0.0 == "app" })?.1, !app.isEmpty,
+              let list = fields.first(where: { $0.0 == "apps" })?.1 else { return .quitRequested }
+        let apps = Set(list.split(separator: ",").map(String.init)).union([app])
+        return .appExited(app, apps: apps)
+    }
+
     public func failHealthChecks() { healthFailed.store(true, ordering: .relaxed) }
 
     public var endpoints: [AdminEndpoint] {
@@ -51,8 +61,10 @@ public final class ProxyAdmin: Sendable {
                 response.headers.set("Content-Type", "application/json")
                 return response
             },
-            AdminEndpoint(path: "/quitquitquit", help: "The app has exited: drain (bounded), then exit.", mutating: true) { [unowned self] _ in
-                onQuit()
+            AdminEndpoint(path: "/quitquitquit",
+                          help: "The app has exited: drain (bounded), then exit; with ?app=NAME&apps=A,B once every one of A, B has.",
+                          mutating: true) { [unowned self] request in
+                onQuit(Self.quitEvent(query: String(request.query ?? "")))
                 return .text(200, "OK\n")
             },
             AdminEndpoint(path: "/drain_listeners",

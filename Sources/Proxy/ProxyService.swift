@@ -32,7 +32,7 @@ public final class ProxyService: Sendable {
         let events: Mailbox<ProxyShutdown.Event>
         do { events = try Mailbox() } catch { throw ConfigError("", "cannot start: \(error)") }
         self.events = events
-        admin = ProxyAdmin(proxy: proxy) { events.post(.quitRequested) }
+        admin = ProxyAdmin(proxy: proxy) { events.post($0) }
     }
 
     /// Progress lines (listeners, reloads, drains) are info; failures are errors, always written.

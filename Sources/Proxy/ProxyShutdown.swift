@@ -44,6 +44,10 @@ public struct ProxyShutdown: Sendable {
         case stopSignal(Int32)
         /// `POST /quitquitquit`: the app has exited (or the operator wants the proxy gone).
         case quitRequested
+        /// `POST /quitquitquit?app=NAME&apps=A,B`: one of several wrapped app containers has
+        /// exited; the proxy quits once every one of `apps` has said so, since the others may
+        /// still be calling out through it.
+        case appExited(String, apps: Set<String>)
         case timerFired(Timer)
         /// No client connection is open any more (reported while draining).
         case drained
@@ -75,6 +79,8 @@ public struct ProxyShutdown: Sendable {
 
     public let configuration: Configuration
     private(set) var state = State.serving
+    /// App containers that have posted `/quitquitquit?app=…`.
+    private var exitedApps: Set<String> = []
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -84,6 +90,15 @@ public struct ProxyShutdown: Sendable {
     public var isDraining: Bool { state == .draining }
 
     public mutating func handle(_ event: Event) -> [Action] {
+        if case .appExited(let app, let apps) = event {
+            exitedApps.insert(app)
+            let waiting = apps.subtracting(exitedApps)
+            guard waiting.isEmpty else {
+                return state == .serving || state == .delaying || state == .awaitingApp
+                    ? [.log("app \(app) has exited; still serving for \(waiting.sorted().joined(separator: ", "))")] : []
+            }
+            return handle(.quitRequested)
+        }
         switch (state, event) {
         case (.serving, .stopSignal(let signal)):
             let name = signal == SIGINT ? "SIGINT" : "SIGTERM"

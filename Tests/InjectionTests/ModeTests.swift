@@ -219,6 +219,21 @@ import Testing
         #expect(container("tandem-init", in: object["spec"], list: "initContainers")?["args"] == ["install", "/opt/tandem"])
     }
 
+    /// A Job with two wrapped apps: the first to finish must not take the proxy from the other.
+    @Test func legacyAppsNameEachOtherInTheirQuit() throws {
+        let pod = Fixtures.pod(spec: ["restartPolicy": "Never", "containers": [
+            ["name": "load", "image": "x", "command": ["/load"]],
+            ["name": "report", "image": "y", "command": ["/report"]],
+            ["name": "sidecar-without-command", "image": "z"],
+        ]])
+        let (object, _) = try injectOne(pod, injector: Injector(), lifecycle: .legacy)
+        for name in ["load", "report"] {
+            let command = try #require(container(name, in: object["spec"])?["command"]?.arrayValue)
+            let url = try #require(command.firstIndex(of: "--quit-url").map { command[$0 + 1] })
+            #expect(url == .string("http://127.0.0.1:15000/quitquitquit?app=\(name)&apps=load,report"))
+        }
+    }
+
     @Test func legacyNeedsNamedAppContainers() {
         let pod = Fixtures.pod(spec: ["containers": [["image": "x", "command": ["/x"]]]])
         #expect(injectionError { _ = try Injector().inject(object: pod, lifecycle: .legacy) }

@@ -29,7 +29,7 @@ import Net
         let config = httpConfig([HostPort(host: "127.0.0.1", port: 1), HostPort(host: "127.0.0.1", port: 2)])
         let proxy = try ProxyServer(config: config)
         let quits = Counter()
-        let admin = ProxyAdmin(proxy: proxy) { quits.add() }
+        let admin = ProxyAdmin(proxy: proxy) { _ in quits.add() }
         #expect(request(admin, .get, "/ready").status == 200)
         for path in ["/quitquitquit", "/drain_listeners", "/healthcheck/fail", "/healthcheck/ok"] {
             #expect(request(admin, .get, path).status == 405, "\(path) is POST-only")
@@ -100,7 +100,7 @@ import Net
 
     @Test func healthPortServesOnlyReady() throws {
         let proxy = try ProxyServer(config: httpConfig([]))
-        let admin = ProxyAdmin(proxy: proxy) {}
+        let admin = ProxyAdmin(proxy: proxy) { _ in }
         let routes = admin.healthRoutes
         if case .handler = routes.match(method: .get, path: "/ready") {} else { Issue.record("/ready missing") }
         if case .notFound = routes.match(method: .post, path: "/quitquitquit") {} else { Issue.record("health port must not mutate") }

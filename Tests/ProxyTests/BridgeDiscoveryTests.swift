@@ -119,7 +119,7 @@ private func value(_ proxy: ProxyServer, _ series: String) -> Double? {
         let finished = inFlight.responses(1)
         #expect(finished.first?.head.status == 200 && finished.first?.text == "backend=c held")
         #expect(backends(client, 20) == ["b"], "a draining endpoint gets no new requests")
-        #expect(ProxyAdmin(proxy: proxy) {}.clustersText().contains("app::\(c.address)::health_flags::/pending_dynamic_removal\n"))
+        #expect(ProxyAdmin(proxy: proxy) { _ in }.clustersText().contains("app::\(c.address)::health_flags::/pending_dynamic_removal\n"))
 
         #expect(await eventually { proxy.statistics()[.downstreamConnections] == 2 }, "the keep-alive connection lived through every change")
         #expect(value(proxy, #"tandem_proxy_discovery_connected{cluster="app"}"#) == 1)

@@ -129,7 +129,10 @@ import Net
         for _ in 0..<1_000 where client.get("/")?.text.hasPrefix("backend=green") == true { greens += 1 }
         #expect((60...140).contains(greens), "\(greens) of 1000 went to the 10% cluster")
         try proxy.setEndpoints([], cluster: "green")
-        #expect(await eventually { client.get("/")?.head.status == 503 }, "scaled to zero: no endpoint, 503")
+        // Scaled to zero: the tenth of requests that still pick green find no endpoint (503).
+        var statuses: [Int: Int] = [:]
+        for _ in 0..<300 { if let status = client.get("/")?.head.status { statuses[status, default: 0] += 1 } }
+        #expect(statuses[503, default: 0] > 0 && statuses[200, default: 0] > 0, "\(statuses)")
         await blue.stop()
         await green.stop()
     }

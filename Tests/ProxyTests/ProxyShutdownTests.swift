@@ -20,6 +20,19 @@ import Testing
 
     // MARK: Legacy sidecar: SIGTERM reaches proxy and app together
 
+    @Test func severalAppsQuitTogetherOnlyAfterTheLast() {
+        var machine = Machine(configuration: Configuration(waitsForApp: true, drainTime: .seconds(30)))
+        let apps: Set<String> = ["load", "report"]
+        // A Job: no signal; the first app done must not cut the other's calls out.
+        #expect(machine.handle(.appExited("load", apps: apps)) == [.log("app load has exited; still serving for report")])
+        #expect(feed(&machine, .appExited("load", apps: apps)) == [], "a repeated quit counts once")
+        #expect(machine.state == .serving)
+        #expect(feed(&machine, .appExited("report", apps: apps)) == [.failReadiness, .startTimer(.deadline, after: .seconds(30)), .drainListeners])
+        #expect(ProxyAdmin.quitEvent(query: "app=load&apps=load,report") == .appExited("load", apps: apps))
+        #expect(ProxyAdmin.quitEvent(query: "") == .quitRequested)
+        #expect(ProxyAdmin.quitEvent(query: "app=load") == .quitRequested, "without the list, one quit is enough")
+    }
+
     @Test func legacyServesUntilTheAppHasExitedThenDrains() {
         var machine = Machine(configuration: Configuration(waitsForApp: true, drainDelay: .seconds(5), drainTime: .seconds(30)))
         #expect(feed(&machine, .stopSignal(SIGTERM)) == [.failReadiness, .endInboundKeepAlive, .startTimer(.deadline, after: .seconds(35))])
