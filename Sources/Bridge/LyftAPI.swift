@@ -1,4 +1,5 @@
 import Document
+import Kubernetes
 
 /// A request the bridge refuses, with the HTTP status and the reason.
 public struct BridgeRequestError: Error, Equatable, CustomStringConvertible {
@@ -184,30 +185,14 @@ enum IPAddress {
     }
 }
 
-/// Times as Lyft discovery wrote them: Python's `str(datetime)` in UTC.
+/// Times as Lyft discovery wrote them: Python's `str(datetime)` of a UTC time, which is RFC 3339
+/// with a space for the `T` and no zone.
 enum Timestamp {
     static func lyft(_ seconds: Double) -> String {
-        let whole = Int(seconds.rounded(.down))
-        let micros = Int(((seconds - Double(whole)) * 1_000_000).rounded(.down))
-        let (year, month, day) = civil(fromDays: whole >= 0 ? whole / 86_400 : (whole - 86_399) / 86_400)
-        let secondOfDay = ((whole % 86_400) + 86_400) % 86_400
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(micros, 6))"
-    }
-
-    /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-    static func civil(fromDays days: Int) -> (Int, Int, Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthPrime = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthPrime + 2) / 5 + 1
-        let month = monthPrime < 10 ? monthPrime + 3 : monthPrime - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+        let whole = seconds.rounded(.down)
+        let time = MicroTime(seconds: Int64(whole), microseconds: Int64(((seconds - whole) * 1_000_000).rounded(.down)))
+        var text = Array(time.rfc3339)
+        text[10] = " "
+        return String(text.dropLast())
     }
 }
