@@ -188,7 +188,6 @@ private struct TreeBuilder {
         case YAML_SCALAR_EVENT:
             let start = sourceMark(event.start_mark)
             let scalar = event.data.scalar
-            let value = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
             let style: YAMLNode.ScalarStyle
             switch scalar.style {
             case YAML_SINGLE_QUOTED_SCALAR_STYLE: style = .singleQuoted
@@ -202,7 +201,8 @@ private struct TreeBuilder {
                 end = trimmingLineBreaks(end, notBefore: start.offset)
             }
             let tag = Self.string(scalar.tag)
-            let json = try ScalarResolver.resolve(value, style: style, tag: tag, at: start)
+            let json = try ScalarResolver.resolve(UnsafeBufferPointer(start: scalar.value, count: scalar.length),
+                                                  style: style, tag: tag, at: start)
             add(YAMLTree.Node(kind: .scalar(style), json: json, start: start, end: end, next: nodes.count + 1,
                               isFlow: false, tag: tag),
                 anchor: Self.string(scalar.anchor))
