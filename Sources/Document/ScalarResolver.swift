@@ -77,9 +77,11 @@ public enum ScalarResolver {
         // number settles it at once.
         guard let first = bytes.first else { return .null }
         if !mayBeTyped(first) { return .string }
+        if startsNumber(first) {
+            return number(bytes).map(PlainValue.number) ?? .string
+        }
         if isNull(bytes) { return .null }
         if let value = boolean(bytes) { return .bool(value) }
-        if let number = number(bytes) { return .number(number) }
         return .string
     }
 
@@ -89,6 +91,23 @@ public enum ScalarResolver {
              UInt8(ascii: "~"), UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "y"), UInt8(ascii: "Y"),
              UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "o"),
              UInt8(ascii: "O"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func startsNumber(_ first: UInt8) -> Bool {
+        first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
+            || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
+    }
+
+    /// Digits (hexadecimal too), signs, `.`, `_`, exponents and the `0x`/`0o`/`0b` prefixes.
+    private static func mayBeInNumber(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"),
+             UInt8(ascii: "x"), UInt8(ascii: "X"), UInt8(ascii: "o"), UInt8(ascii: "O"),
+             UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "_"):
             return true
         default:
             return false
@@ -119,11 +138,11 @@ public enum ScalarResolver {
     /// A YAML 1.1 integer or float as JSON number text: the source text itself when it is already
     /// valid JSON, otherwise its decimal form (`0x1F` is 31, `+5` is 5, `1_000` is 1000).
     static func number(_ utf8: UnsafeBufferPointer<UInt8>) -> NumberText? {
-        guard let first = utf8.first else { return nil }
-        guard first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
-            || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
-        else { return nil }
+        guard let first = utf8.first, startsNumber(first) else { return nil }
         if isJSONNumber(utf8) { return .asWritten }
+        // Quantities such as `100m` and `64Mi` start like numbers: one byte no number form uses
+        // rules them out before the slower forms are tried.
+        guard utf8.allSatisfy(mayBeInNumber) else { return nil }
         var digits = utf8.filter { $0 != UInt8(ascii: "_") }
         var negative = false
         if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") {

@@ -101,7 +101,7 @@ private struct TreeBuilder {
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
-        if bytes.contains(where: { $0 >= 0x80 }) {
+        if !Self.isASCII(bytes) {
             var offsets: [Int] = []
             offsets.reserveCapacity(bytes.count + 1)
             for (offset, byte) in bytes.enumerated() where byte & 0xC0 != 0x80 {
@@ -111,6 +111,23 @@ private struct TreeBuilder {
             byteOffsets = offsets
         } else {
             byteOffsets = nil
+        }
+    }
+
+    /// Whether every byte is ASCII, looked at eight at a time: this reads the whole input.
+    private static func isASCII(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var seen: UInt64 = 0
+            var index = 0
+            while index + 8 <= raw.count {
+                seen |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                index += 8
+            }
+            while index < raw.count {
+                seen |= UInt64(raw[index])
+                index += 1
+            }
+            return seen & 0x8080_8080_8080_8080 == 0
         }
     }
 
@@ -246,7 +263,7 @@ private struct TreeBuilder {
     }
 
     /// Appends a complete node (a scalar or an alias) and counts it as a child of the open collection.
-    private mutating func add(_ node: YAMLTree.Node, anchor: String?) {
+    private mutating func add(_ node: consuming YAMLTree.Node, anchor: String?) {
         let index = nodes.count
         nodes.append(node)
         completed(index, anchor: anchor)
