@@ -12,9 +12,11 @@ public enum PodValidation {
         var problems: [String] = []
         let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems).union(providedVolumes)
 
-        var containerNames = Set<String>()
-        var portOwners: [PortKey: ContainerLabel] = [:]
-        for (key, isInit) in [("initContainers", true), ("containers", false)] {
+        // A pod has a handful of containers and ports: arrays searched in order cost less here
+        // than hashing into sets, and this runs for every workload injected.
+        var containerNames: [String] = []
+        var portOwners: [(port: PortKey, owner: ContainerLabel)] = []
+        for (key, isInit) in containerLists {
             guard let value = spec[key], !value.isNull else {
                 if !isInit { problems.append("spec.containers is missing") }
                 continue
@@ -31,7 +33,8 @@ public enum PodValidation {
                     continue
                 }
                 if let name = object["name"]?.stringValue, !name.isEmpty {
-                    if !containerNames.insert(name).inserted { problems.append("container name \"\(name)\" is used twice") }
+                    if containerNames.contains(name) { problems.append("container name \"\(name)\" is used twice") }
+                    containerNames.append(name)
                 } else {
                     problems.append("\(label) has no name")
                 }
@@ -59,13 +62,14 @@ public enum PodValidation {
         var description: String { "\(number)/\(proto)" }
     }
 
+    private static let containerLists = [("initContainers", true), ("containers", false)]
     private static let probeKinds = ["readinessProbe", "livenessProbe", "startupProbe"]
     private static let probeActions = ["httpGet", "tcpSocket", "grpc"]
     private static let hookKinds = ["postStart", "preStop"]
     private static let hookActions = ["exec", "httpGet", "tcpSocket", "sleep"]
 
     private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, volumes: Set<String>,
-                              portOwners: inout [PortKey: ContainerLabel], problems: inout [String]) {
+                              portOwners: inout [(port: PortKey, owner: ContainerLabel)], problems: inout [String]) {
         if (container["image"]?.stringValue ?? "").isEmpty { problems.append("\(label) has no image") }
 
         let restartPolicy = container["restartPolicy"]
@@ -78,7 +82,7 @@ public enum PodValidation {
             }
         }
 
-        var portNames = Set<String>()
+        var portNames: [String] = []
         for port in container["ports"]?.arrayValue ?? [] {
             guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
                 problems.append("\(label): a port has no containerPort 1-65535")
@@ -86,15 +90,16 @@ public enum PodValidation {
             }
             if let name = port["name"]?.stringValue {
                 if !isPortName(name) { problems.append("\(label): port name \"\(name)\" is not a valid port name") }
-                if !portNames.insert(name).inserted { problems.append("\(label): port name \"\(name)\" is used twice") }
+                if portNames.contains(name) { problems.append("\(label): port name \"\(name)\" is used twice") }
+                portNames.append(name)
             }
             // Plain init containers run before the others, so their ports cannot clash.
             guard !isInit || isSidecar else { continue }
             let key = PortKey(number: number, proto: port["protocol"]?.stringValue ?? "TCP")
-            if let owner = portOwners[key] {
+            if let owner = portOwners.first(where: { $0.port == key })?.owner {
                 problems.append("\(label): port \(key) is also declared by \(owner)")
             } else {
-                portOwners[key] = label
+                portOwners.append((key, label))
             }
         }
 
@@ -130,15 +135,17 @@ public enum PodValidation {
             }
         }
 
-        var mountPaths = Set<String>()
+        var mountPaths: [String] = []
         for mount in container["volumeMounts"]?.arrayValue ?? [] {
             let name = mount["name"]?.stringValue ?? ""
             if !volumes.contains(name) { problems.append("\(label): volumeMount \"\(name)\" refers to no volume") }
             let path = mount["mountPath"]?.stringValue ?? ""
             if path.isEmpty {
                 problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
-            } else if !mountPaths.insert(path).inserted {
+            } else if mountPaths.contains(path) {
                 problems.append("\(label): mountPath \(path) is used twice")
+            } else {
+                mountPaths.append(path)
             }
         }
         for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
