@@ -35,15 +35,13 @@ final class YAMLTree: @unchecked Sendable {
         self.nodes = nodes
     }
 
-    /// The indices of the children of `index`, in order (keys and values alternate in a mapping).
-    func children(of index: Int) -> [Int] {
-        var children: [Int] = []
+    /// The children of the node at `index`, in order (keys and values alternate in a mapping).
+    func forEachChild(of index: Int, _ body: (Int) -> Void) {
         var child = index + 1
         while child < nodes[index].next {
-            children.append(child)
+            body(child)
             child = nodes[child].next
         }
-        return children
     }
 }
 
@@ -100,15 +98,18 @@ public struct YAMLNode: @unchecked Sendable {
         case .alias(let target):
             return .alias(YAMLNode(tree: tree, index: target))
         case .sequence:
-            return .sequence(tree.children(of: index).map { YAMLNode(tree: tree, index: $0) })
+            var items: [YAMLNode] = []
+            tree.forEachChild(of: index) { items.append(YAMLNode(tree: tree, index: $0)) }
+            return .sequence(items)
         case .mapping:
-            let children = tree.children(of: index)
+            var count = 0
+            tree.forEachChild(of: index) { _ in count += 1 }
             var keys: [YAMLNode] = []
             var values: [YAMLNode] = []
-            keys.reserveCapacity(children.count / 2)
-            values.reserveCapacity(children.count / 2)
-            for (position, child) in children.enumerated() {
-                if position % 2 == 0 {
+            keys.reserveCapacity(count / 2)
+            values.reserveCapacity(count / 2)
+            tree.forEachChild(of: index) { child in
+                if keys.count == values.count {
                     keys.append(YAMLNode(tree: tree, index: child))
                 } else {
                     values.append(YAMLNode(tree: tree, index: child))
