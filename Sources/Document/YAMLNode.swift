@@ -169,7 +169,8 @@ public struct YAMLNode: @unchecked Sendable {
 
 extension YAMLTree.Node {
     var isMergeKey: Bool {
-        kind == .scalar(.plain) && tag == nil && json == .string("<<")
+        guard kind == .scalar(.plain), tag == nil, case .string(let text) = json else { return false }
+        return text == "<<"
     }
 }
 
