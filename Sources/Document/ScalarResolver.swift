@@ -3,53 +3,86 @@
 public enum ScalarResolver {
     private static let tagPrefix = "tag:yaml.org,2002:"
 
-    /// The JSON value of one scalar. Quoted and block scalars are strings; plain ones are typed
-    /// unless a tag says otherwise.
-    static func resolve(_ text: String, style: YAMLNode.ScalarStyle, tag: String?, at mark: SourceMark) throws(YAMLError) -> JSON {
+    /// The JSON value of one scalar, from its UTF-8 bytes. Quoted and block scalars are strings;
+    /// plain ones are typed unless a tag says otherwise. Works on bytes so that the common plain
+    /// scalar, a name or a path, becomes one String and nothing else.
+    static func resolve(_ bytes: UnsafeBufferPointer<UInt8>, style: YAMLNode.ScalarStyle, tag: String?,
+                        at mark: SourceMark) throws(YAMLError) -> JSON {
         if let tag, tag.hasPrefix(tagPrefix) {
             let name = tag.dropFirst(tagPrefix.count)
+            let text = String(decoding: bytes, as: UTF8.self)
             switch name {
             case "str", "binary", "timestamp":
                 return .string(text)
             case "null":
                 return .null
             case "bool":
-                if let value = boolean(text) { return .bool(value) }
+                if let value = boolean(bytes) { return .bool(value) }
                 throw YAMLError(mark: mark, message: "\"\(text)\" is not a boolean (!!bool)")
             case "int", "float":
-                if let number = number(text) { return .number(number) }
-                throw YAMLError(mark: mark, message: "\"\(text)\" is not a number (!!\(name))")
+                switch number(bytes) {
+                case .asWritten?: return .number(text)
+                case .canonical(let number)?: return .number(number)
+                case nil: throw YAMLError(mark: mark, message: "\"\(text)\" is not a number (!!\(name))")
+                }
             default:
                 break
             }
         }
-        guard style == .plain, tag != "!" else { return .string(text) }
-        return plain(text)
+        guard style == .plain, tag != "!" else { return .string(String(decoding: bytes, as: UTF8.self)) }
+        switch classify(bytes) {
+        case .null: return .null
+        case .bool(let value): return .bool(value)
+        case .number(.asWritten): return .number(String(decoding: bytes, as: UTF8.self))
+        case .number(.canonical(let number)): return .number(number)
+        case .string: return .string(String(decoding: bytes, as: UTF8.self))
+        }
     }
 
     /// The value of a plain scalar.
     public static func plain(_ text: String) -> JSON {
-        // Most scalars are names, images and paths: a first byte that starts no null, boolean or
-        // number settles it without string comparisons.
-        guard let first = text.utf8.first else { return .null }
-        if !mayBeTyped(first) { return .string(text) }
-        switch text {
-        case "", "~", "null", "Null", "NULL":
-            return .null
-        default:
-            break
+        var text = text
+        switch text.withUTF8(classify) {
+        case .null: return .null
+        case .bool(let value): return .bool(value)
+        case .number(.asWritten): return .number(text)
+        case .number(.canonical(let number)): return .number(number)
+        case .string: return .string(text)
         }
-        if let value = boolean(text) { return .bool(value) }
-        if let number = number(text) { return .number(number) }
-        return .string(text)
     }
 
     /// Whether a string written plain would read back as something else (a number, a boolean,
     /// null, a date, a merge key), so the writer must quote it.
     public static func mustQuote(_ text: String) -> Bool {
-        if case .string = plain(text) {} else { return true }
+        var text = text
+        if case .string = text.withUTF8(classify) {} else { return true }
         if text == "<<" || text == "=" { return true }
         return looksLikeTimestamp(text)
+    }
+
+    /// A plain scalar's type, read from its bytes.
+    private enum PlainValue {
+        case null, bool(Bool), number(NumberText), string
+    }
+
+    /// A number's JSON text: the scalar as written when that is valid JSON already, or else the
+    /// decimal form worked out from it.
+    enum NumberText: Equatable {
+        case asWritten
+        case canonical(String)
+    }
+
+    private static func classify(_ bytes: UnsafeBufferPointer<UInt8>) -> PlainValue {
+        // Most scalars are names, images and paths: a first byte that starts no null, boolean or
+        // number settles it at once.
+        guard let first = bytes.first else { return .null }
+        if !mayBeTyped(first) { return .string }
+        if startsNumber(first) {
+            return number(bytes).map(PlainValue.number) ?? .string
+        }
+        if isNull(bytes) { return .null }
+        if let value = boolean(bytes) { return .bool(value) }
+        return .string
     }
 
     private static func mayBeTyped(_ first: UInt8) -> Bool {
@@ -64,27 +97,52 @@ public enum ScalarResolver {
         }
     }
 
-    private static func boolean(_ text: String) -> Bool? {
-        guard text.utf8.count <= 5 else { return nil }
-        switch text {
-        case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON":
+    private static func startsNumber(_ first: UInt8) -> Bool {
+        first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
+            || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
+    }
+
+    /// Digits (hexadecimal too), signs, `.`, `_`, exponents and the `0x`/`0o`/`0b` prefixes.
+    private static func mayBeInNumber(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"),
+             UInt8(ascii: "x"), UInt8(ascii: "X"), UInt8(ascii: "o"), UInt8(ascii: "O"),
+             UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "_"):
             return true
-        case "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF":
-            return false
         default:
-            return nil
+            return false
         }
+    }
+
+    private static let nulls = words(["~", "null", "Null", "NULL"])
+    private static let trues = words(["y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"])
+    private static let falses = words(["n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"])
+
+    private static func words(_ list: [String]) -> [[UInt8]] { list.map { Array($0.utf8) } }
+
+    private static func isOne(of words: [[UInt8]], _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        words.contains { $0.count == bytes.count && $0.elementsEqual(bytes) }
+    }
+
+    private static func isNull(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.count <= 4 && isOne(of: nulls, bytes)
+    }
+
+    private static func boolean(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
+        guard bytes.count <= 5 else { return nil }
+        if isOne(of: trues, bytes) { return true }
+        if isOne(of: falses, bytes) { return false }
+        return nil
     }
 
     /// A YAML 1.1 integer or float as JSON number text: the source text itself when it is already
     /// valid JSON, otherwise its decimal form (`0x1F` is 31, `+5` is 5, `1_000` is 1000).
-    static func number(_ text: String) -> String? {
-        let utf8 = Array(text.utf8)
-        guard let first = utf8.first else { return nil }
-        guard first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
-            || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
-        else { return nil }
-        if isJSONNumber(utf8) { return text }
+    static func number(_ utf8: UnsafeBufferPointer<UInt8>) -> NumberText? {
+        guard let first = utf8.first, startsNumber(first) else { return nil }
+        if isJSONNumber(utf8) { return .asWritten }
+        // Quantities such as `100m` and `64Mi` start like numbers: one byte no number form uses
+        // rules them out before the slower forms are tried.
+        guard utf8.allSatisfy(mayBeInNumber) else { return nil }
         var digits = utf8.filter { $0 != UInt8(ascii: "_") }
         var negative = false
         if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") {
@@ -94,12 +152,12 @@ public enum ScalarResolver {
         guard !digits.isEmpty else { return nil }
         let body = String(decoding: digits, as: UTF8.self)
         if let integer = integer(body) {
-            if integer == 0 { return "0" }
-            return (negative ? "-" : "") + String(integer)
+            if integer == 0 { return .canonical("0") }
+            return .canonical((negative ? "-" : "") + String(integer))
         }
         if isYAMLFloat(digits), let value = Double(body), value.isFinite {
-            let canonical = (negative ? "-" : "") + canonicalDecimal(body)
-            return isJSONNumber(Array(canonical.utf8)) ? canonical : String(negative ? -value : value)
+            var canonical = (negative ? "-" : "") + canonicalDecimal(body)
+            return .canonical(canonical.withUTF8(isJSONNumber) ? canonical : String(negative ? -value : value))
         }
         return nil
     }
@@ -155,7 +213,7 @@ public enum ScalarResolver {
     }
 
     /// RFC 8259's number grammar.
-    static func isJSONNumber(_ bytes: [UInt8]) -> Bool {
+    static func isJSONNumber(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         func isDigit(_ i: Int) -> Bool { i < bytes.count && bytes[i] >= 48 && bytes[i] <= 57 }
         if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }

@@ -13,14 +13,54 @@ public struct SourceMark: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(line):\(column)" }
 }
 
+/// The nodes of one YAML document, flat in document order: each node is followed by its
+/// descendants and knows where its subtree ends. One array per document rather than one object
+/// per node keeps reading a large manifest from being mostly allocation and reference counting.
+final class YAMLTree: @unchecked Sendable {
+    struct Node {
+        var kind: YAMLNode.Kind
+        /// The resolved value of the node's whole subtree.
+        var json: JSON
+        var start: SourceMark
+        var end: Int
+        /// The index just past the node's last descendant: its next sibling, if it has one.
+        var next: Int
+        var isFlow: Bool
+        var tag: String?
+    }
+
+    let nodes: [Node]
+
+    init(nodes: [Node]) {
+        self.nodes = nodes
+    }
+
+    /// The children of the node at `index`, in order (keys and values alternate in a mapping).
+    func forEachChild(of index: Int, _ body: (Int) -> Void) {
+        var child = index + 1
+        while child < nodes[index].next {
+            body(child)
+            child = nodes[child].next
+        }
+    }
+}
+
 /// A YAML node as libyaml read it, with where it stands in the source.
 ///
 /// Nodes keep what a rewrite needs to leave untouched text alone: byte ranges, block or flow
-/// style, scalar style, tags and anchors. `json` is the resolved value (aliases followed, merge
-/// keys applied, plain scalars typed the way Kubernetes tooling types them).
-public final class YAMLNode: @unchecked Sendable {
+/// style, scalar style and tags. `json` is the resolved value (aliases followed, merge keys
+/// applied, plain scalars typed the way Kubernetes tooling types them).
+public struct YAMLNode: @unchecked Sendable {
+    enum Kind: Equatable {
+        case scalar(ScalarStyle)
+        case sequence
+        case mapping
+        /// An alias (`*name`) to the earlier anchored node at this index of the same document.
+        case alias(Int)
+    }
+
     public enum Content {
-        case scalar(String, ScalarStyle)
+        case scalar(ScalarStyle)
         case sequence([YAMLNode])
         case mapping(keys: [YAMLNode], values: [YAMLNode])
         /// An alias (`*name`) to an earlier anchored node.
@@ -31,25 +71,52 @@ public final class YAMLNode: @unchecked Sendable {
         case plain, singleQuoted, doubleQuoted, literal, folded
     }
 
-    public let content: Content
-    public let start: SourceMark
+    let tree: YAMLTree
+    let index: Int
+
+    init(tree: YAMLTree, index: Int) {
+        self.tree = tree
+        self.index = index
+    }
+
+    private var node: YAMLTree.Node { tree.nodes[index] }
+
+    /// The resolved value.
+    public var json: JSON { node.json }
+    public var start: SourceMark { node.start }
     /// Where the node's own text ends: after the last character of its last scalar, or after the
     /// closing bracket of a flow collection. Trailing comments and line breaks are not included.
-    public let end: Int
-    public let isFlow: Bool
-    public let tag: String?
-    public let anchor: String?
-    /// The resolved value.
-    public let json: JSON
+    public var end: Int { node.end }
+    public var isFlow: Bool { node.isFlow }
+    public var tag: String? { node.tag }
 
-    init(content: Content, json: JSON, start: SourceMark, end: Int, isFlow: Bool, tag: String?, anchor: String?) {
-        self.content = content
-        self.json = json
-        self.start = start
-        self.end = end
-        self.isFlow = isFlow
-        self.tag = tag
-        self.anchor = anchor
+    /// The node's children, gathered on demand (a rewrite asks only along the paths it changes).
+    public var content: Content {
+        switch node.kind {
+        case .scalar(let style):
+            return .scalar(style)
+        case .alias(let target):
+            return .alias(YAMLNode(tree: tree, index: target))
+        case .sequence:
+            var items: [YAMLNode] = []
+            tree.forEachChild(of: index) { items.append(YAMLNode(tree: tree, index: $0)) }
+            return .sequence(items)
+        case .mapping:
+            var count = 0
+            tree.forEachChild(of: index) { _ in count += 1 }
+            var keys: [YAMLNode] = []
+            var values: [YAMLNode] = []
+            keys.reserveCapacity(count / 2)
+            values.reserveCapacity(count / 2)
+            tree.forEachChild(of: index) { child in
+                if keys.count == values.count {
+                    keys.append(YAMLNode(tree: tree, index: child))
+                } else {
+                    values.append(YAMLNode(tree: tree, index: child))
+                }
+            }
+            return .mapping(keys: keys, values: values)
+        }
     }
 
     /// The node a JSON Pointer's tokens lead to, following aliases and merge keys; the deepest
@@ -92,14 +159,18 @@ public final class YAMLNode: @unchecked Sendable {
 
     /// The node itself, or the anchored node an alias stands for.
     var resolved: YAMLNode {
-        if case .alias(let target) = content { return target.resolved }
+        if case .alias(let target) = node.kind { return YAMLNode(tree: tree, index: target).resolved }
         return self
     }
 
     /// `<<` written plain, the YAML 1.1 merge key that Kubernetes tooling honours.
+    var isMergeKey: Bool { node.isMergeKey }
+}
+
+extension YAMLTree.Node {
     var isMergeKey: Bool {
-        if case .scalar("<<", .plain) = content, tag == nil { return true }
-        return false
+        guard kind == .scalar(.plain), tag == nil, case .string(let text) = json else { return false }
+        return text == "<<"
     }
 }
 

@@ -1,15 +1,24 @@
 import CYAML
 
-/// One document of a YAML stream: its node tree and the byte range it covers in the source, so a
+/// One document of a YAML stream: its nodes and the byte range it covers in the source, so a
 /// writer can copy an unchanged document byte for byte.
 public struct YAMLDocument: @unchecked Sendable {
-    /// The document's root node; nil for an empty document (`---` followed by nothing).
-    public let root: YAMLNode?
+    fileprivate let tree: YAMLTree
     /// The bytes from the end of the previous document up to the end of this one, including its
     /// leading comments, its `---` and any `...` marker.
     public let range: Range<Int>
 
-    public var value: JSON { root?.json ?? .null }
+    fileprivate init(tree: YAMLTree, range: Range<Int>) {
+        self.tree = tree
+        self.range = range
+    }
+
+    /// The document's root node; nil for an empty document (`---` followed by nothing).
+    public var root: YAMLNode? { tree.nodes.isEmpty ? nil : YAMLNode(tree: tree, index: 0) }
+
+    public var value: JSON { tree.nodes.first?.json ?? .null }
+
+    fileprivate var nodeCount: Int { tree.nodes.count }
 }
 
 /// A YAML syntax or structure error, with the place it was found.
@@ -28,7 +37,7 @@ public struct YAMLError: Error, Equatable, CustomStringConvertible {
     public var description: String { "\(mark): \(message)" }
 }
 
-/// Reads YAML streams with libyaml's event parser into `YAMLNode` trees.
+/// Reads YAML streams with libyaml's event parser into trees of `YAMLNode`s.
 public enum YAMLReader {
     /// How deep collections may nest; deeper input is refused rather than risking the stack.
     public static let maxDepth = 512
@@ -66,34 +75,25 @@ public enum YAMLReader {
     }
 }
 
-/// Builds node trees from libyaml events, one open collection per stack entry.
+/// Builds each document's flat node tree from libyaml events.
 private struct TreeBuilder {
-    /// An open collection; a class so that adding a child appends in place.
-    private final class Open {
+    /// A collection still open: its node, its anchor (registered once it is complete, as an alias
+    /// cannot refer into its own anchor), and its children so far.
+    private struct Open {
+        let index: Int
         let isMapping: Bool
-        let start: SourceMark
-        let tag: String?
         let anchor: String?
-        let flow: Bool
-        /// Sequence items, or mapping keys.
-        var items: [YAMLNode] = []
-        var values: [YAMLNode] = []
-
-        init(isMapping: Bool, start: SourceMark, tag: String?, anchor: String?, flow: Bool) {
-            self.isMapping = isMapping
-            self.start = start
-            self.tag = tag
-            self.anchor = anchor
-            self.flow = flow
-        }
+        var children = 0
+        var lastChild: Int?
     }
 
     let bytes: [UInt8]
     /// libyaml counts characters, not bytes; for non-ASCII input this maps one to the other.
     private let byteOffsets: [Int]?
+    /// The current document's nodes; the first is its root.
+    private var nodes: [YAMLTree.Node] = []
     private var stack: [Open] = []
-    private var anchors: [String: YAMLNode] = [:]
-    private var documentRoot: YAMLNode?
+    private var anchors: [String: Int] = [:]
     private var documentStart = 0
     /// The last complete document, held back until it is known whether text follows it.
     private var pending: YAMLDocument?
@@ -101,7 +101,7 @@ private struct TreeBuilder {
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
-        if bytes.contains(where: { $0 >= 0x80 }) {
+        if !Self.isASCII(bytes) {
             var offsets: [Int] = []
             offsets.reserveCapacity(bytes.count + 1)
             for (offset, byte) in bytes.enumerated() where byte & 0xC0 != 0x80 {
@@ -111,6 +111,23 @@ private struct TreeBuilder {
             byteOffsets = offsets
         } else {
             byteOffsets = nil
+        }
+    }
+
+    /// Whether every byte is ASCII, looked at eight at a time: this reads the whole input.
+    private static func isASCII(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var seen: UInt64 = 0
+            var index = 0
+            while index + 8 <= raw.count {
+                seen |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                index += 8
+            }
+            while index < raw.count {
+                seen |= UInt64(raw[index])
+                index += 1
+            }
+            return seen & 0x8080_8080_8080_8080 == 0
         }
     }
 
@@ -134,7 +151,8 @@ private struct TreeBuilder {
                 // Text after the last document (a comment, a `...`, blank lines) belongs to it,
                 // so that concatenating every document's range gives back the whole input.
                 if let last = pending {
-                    try visit(YAMLDocument(root: last.root, range: last.range.lowerBound..<bytes.count))
+                    pending = nil
+                    try visit(YAMLDocument(tree: last.tree, range: last.range.lowerBound..<bytes.count))
                 }
                 return
             case YAML_DOCUMENT_START_EVENT:
@@ -174,20 +192,19 @@ private struct TreeBuilder {
     }
 
     private mutating func handle(_ event: inout yaml_event_t) throws {
-        let start = sourceMark(event.start_mark)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             anchors.removeAll(keepingCapacity: true)
-            documentRoot = nil
         case YAML_DOCUMENT_END_EVENT:
             let end = offset(event.end_mark)
-            pending = YAMLDocument(root: documentRoot, range: documentStart..<end)
+            pending = YAMLDocument(tree: YAMLTree(nodes: nodes), range: documentStart..<end)
+            nodes = []
+            nodes.reserveCapacity(pending?.nodeCount ?? 0)
             completedDocuments += 1
-            documentRoot = nil
             documentStart = end
         case YAML_SCALAR_EVENT:
+            let start = sourceMark(event.start_mark)
             let scalar = event.data.scalar
-            let value = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
             let style: YAMLNode.ScalarStyle
             switch scalar.style {
             case YAML_SINGLE_QUOTED_SCALAR_STYLE: style = .singleQuoted
@@ -201,28 +218,30 @@ private struct TreeBuilder {
                 end = trimmingLineBreaks(end, notBefore: start.offset)
             }
             let tag = Self.string(scalar.tag)
-            let node = YAMLNode(content: .scalar(value, style),
-                                json: try ScalarResolver.resolve(value, style: style, tag: tag, at: start),
-                                start: start, end: end, isFlow: false, tag: tag, anchor: Self.string(scalar.anchor))
-            try add(node)
+            let json = try ScalarResolver.resolve(UnsafeBufferPointer(start: scalar.value, count: scalar.length),
+                                                  style: style, tag: tag, at: start)
+            add(YAMLTree.Node(kind: .scalar(style), json: json, start: start, end: end, next: nodes.count + 1,
+                              isFlow: false, tag: tag),
+                anchor: Self.string(scalar.anchor))
         case YAML_ALIAS_EVENT:
+            let start = sourceMark(event.start_mark)
             let name = Self.string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
                 throw YAMLError(mark: start, message: "unknown alias *\(name)")
             }
-            let node = YAMLNode(content: .alias(target), json: target.json, start: start, end: offset(event.end_mark),
-                                isFlow: false, tag: nil, anchor: nil)
-            try add(node)
+            add(YAMLTree.Node(kind: .alias(target), json: nodes[target].json, start: start, end: offset(event.end_mark),
+                              next: nodes.count + 1, isFlow: false, tag: nil),
+                anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
             let data = event.data.sequence_start
-            try push(Open(isMapping: false, start: start, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
-                          flow: data.style == YAML_FLOW_SEQUENCE_STYLE), at: start)
+            try open(.sequence, at: event.start_mark, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
+                     flow: data.style == YAML_FLOW_SEQUENCE_STYLE)
         case YAML_MAPPING_START_EVENT:
             let data = event.data.mapping_start
-            try push(Open(isMapping: true, start: start, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
-                          flow: data.style == YAML_FLOW_MAPPING_STYLE), at: start)
+            try open(.mapping, at: event.start_mark, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
+                     flow: data.style == YAML_FLOW_MAPPING_STYLE)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            try pop(endMark: event.end_mark)
+            try close(endMark: event.end_mark)
         default:
             break
         }
@@ -243,59 +262,81 @@ private struct TreeBuilder {
         return end
     }
 
-    private mutating func push(_ open: Open, at mark: SourceMark) throws {
+    /// Appends a complete node (a scalar or an alias) and counts it as a child of the open collection.
+    private mutating func add(_ node: consuming YAMLTree.Node, anchor: String?) {
+        let index = nodes.count
+        nodes.append(node)
+        completed(index, anchor: anchor)
+    }
+
+    private mutating func completed(_ index: Int, anchor: String?) {
+        if let anchor { anchors[anchor] = index }
+        guard !stack.isEmpty else { return }
+        stack[stack.count - 1].children += 1
+        stack[stack.count - 1].lastChild = index
+    }
+
+    /// Starts a collection: its node goes in now, before its children; its value and end are
+    /// filled in when it closes.
+    private mutating func open(_ kind: YAMLNode.Kind, at mark: yaml_mark_t, tag: String?, anchor: String?, flow: Bool) throws {
+        let start = sourceMark(mark)
         guard stack.count < YAMLReader.maxDepth else {
-            throw YAMLError(mark: mark, message: "collections nest deeper than \(YAMLReader.maxDepth) levels")
+            throw YAMLError(mark: start, message: "collections nest deeper than \(YAMLReader.maxDepth) levels")
         }
-        stack.append(open)
+        stack.append(Open(index: nodes.count, isMapping: kind == .mapping, anchor: anchor))
+        nodes.append(YAMLTree.Node(kind: kind, json: .null, start: start, end: start.offset, next: nodes.count + 1,
+                                   isFlow: flow, tag: tag))
     }
 
-    private mutating func pop(endMark: yaml_mark_t) throws {
+    private mutating func close(endMark: yaml_mark_t) throws {
         guard let open = stack.popLast() else { return }
-        let node: YAMLNode
-        if open.isMapping {
-            let end = open.flow ? offset(endMark) : lineEnd(after: open.values.last?.end ?? open.start.offset)
-            node = YAMLNode(content: .mapping(keys: open.items, values: open.values),
-                            json: try Self.mappingValue(keys: open.items, values: open.values),
-                            start: open.start, end: end, isFlow: open.flow, tag: open.tag, anchor: open.anchor)
+        let index = open.index
+        let start = nodes[index].start
+        let json = open.isMapping ? try mappingValue(of: open) : sequenceValue(of: open)
+        let end: Int
+        if nodes[index].isFlow {
+            end = offset(endMark)
         } else {
-            let end = open.flow ? offset(endMark) : lineEnd(after: open.items.last?.end ?? open.start.offset)
-            node = YAMLNode(content: .sequence(open.items), json: .array(open.items.map(\.json)),
-                            start: open.start, end: end, isFlow: open.flow, tag: open.tag, anchor: open.anchor)
+            end = lineEnd(after: open.lastChild.map { nodes[$0].end } ?? start.offset)
         }
-        try add(node)
+        nodes[index].json = json
+        nodes[index].end = end
+        nodes[index].next = nodes.count
+        completed(index, anchor: open.anchor)
     }
 
-    private mutating func add(_ node: YAMLNode) throws {
-        if let anchor = node.anchor { anchors[anchor] = node }
-        guard let top = stack.last else {
-            documentRoot = node
-            return
+    private func sequenceValue(of open: Open) -> JSON {
+        var items: [JSON] = []
+        items.reserveCapacity(open.children)
+        var child = open.index + 1
+        while child < nodes.count {
+            items.append(nodes[child].json)
+            child = nodes[child].next
         }
-        if top.isMapping && top.items.count > top.values.count {
-            top.values.append(node)
-        } else {
-            top.items.append(node)
-        }
+        return .array(items)
     }
 
     /// A mapping's JSON object: keys as strings, duplicates refused, `<<` merges applied with the
     /// mapping's own keys winning, as Kubernetes tooling does.
-    private static func mappingValue(keys: [YAMLNode], values: [YAMLNode]) throws -> JSON {
+    private func mappingValue(of open: Open) throws -> JSON {
         var object = JSONObject()
+        object.reserveCapacity(open.children / 2)
         var merged: [(String, JSON)] = []
-        for (key, value) in zip(keys, values) {
-            if key.isMergeKey {
+        var key = open.index + 1
+        while key < nodes.count {
+            let value = nodes[key].next
+            defer { key = nodes[value].next }
+            if nodes[key].isMergeKey {
                 let sources: [JSON]
-                switch value.json {
-                case .object: sources = [value.json]
+                switch nodes[value].json {
+                case .object: sources = [nodes[value].json]
                 case .array(let items): sources = items
                 default:
-                    throw YAMLError(mark: value.start, message: "a merge key (<<) needs a mapping or a list of mappings")
+                    throw YAMLError(mark: nodes[value].start, message: "a merge key (<<) needs a mapping or a list of mappings")
                 }
                 for source in sources {
                     guard let sourceObject = source.objectValue else {
-                        throw YAMLError(mark: value.start, message: "a merge key (<<) needs a mapping or a list of mappings")
+                        throw YAMLError(mark: nodes[value].start, message: "a merge key (<<) needs a mapping or a list of mappings")
                     }
                     for (mergedKey, mergedValue) in sourceObject.members where !merged.contains(where: { $0.0 == mergedKey }) {
                         merged.append((mergedKey, mergedValue))
@@ -303,13 +344,13 @@ private struct TreeBuilder {
                 }
                 continue
             }
-            guard let text = key.json.keyText else {
-                throw YAMLError(mark: key.start, message: "a mapping key must be a scalar")
+            guard let text = nodes[key].json.keyText else {
+                throw YAMLError(mark: nodes[key].start, message: "a mapping key must be a scalar")
             }
             if object.index(forKey: text) != nil {
-                throw YAMLError(mark: key.start, message: "duplicate key \"\(text)\"")
+                throw YAMLError(mark: nodes[key].start, message: "duplicate key \"\(text)\"")
             }
-            object.appendUnchecked(key: text, value: value.json)
+            object.appendUnchecked(key: text, value: nodes[value].json)
         }
         for (key, value) in merged where object.index(forKey: key) == nil {
             object.appendUnchecked(key: key, value: value)

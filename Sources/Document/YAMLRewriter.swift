@@ -12,30 +12,87 @@ public struct YAMLRewriter {
 
     public init() {}
 
-    /// The text of `document` (its whole byte range in `source`) with its value replaced by `value`.
-    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON) -> [UInt8] {
+    /// Appends to `output` the text of `document` (its whole byte range in `source`) with its
+    /// value replaced by `value`. A stream's documents all go into one buffer.
+    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON, into output: inout [UInt8]) {
         guard let root = document.root, root.json != value else {
-            return Array(source[document.range])
+            output.append(contentsOf: source[document.range])
+            return
         }
         var splicer = Splicer(source: source, fragments: fragments)
+        swap(&output, &splicer.output)
+        defer { swap(&output, &splicer.output) }
         splicer.copy(document.range.lowerBound..<root.start.offset)
         splicer.rewrite(root, value, column: root.start.column)
         splicer.copy(root.end..<document.range.upperBound)
-        return splicer.output
     }
 }
 
-/// A bounded memo of `YAMLWriter.lines(of:)`.
+/// A bounded memo of values written as YAML and laid out at a column.
 private final class FragmentCache {
-    private static let capacity = 256
-    private var lines: [JSON: [ArraySlice<UInt8>]] = [:]
+    /// A fragment where it goes. The value is hashed by its top levels only: fragments recur
+    /// whole (the same proxy container for every workload), the top levels tell them apart, and
+    /// `==`, which returns at once for values that share storage, settles the rest. Hashing every
+    /// leaf cost more than writing the lines.
+    private struct Key: Hashable {
+        let value: JSON
+        let column: Int
+        let newline: [UInt8]
 
-    func lines(of value: JSON) -> [ArraySlice<UInt8>] {
-        if let cached = lines[value] { return cached }
-        let written = YAMLWriter.lines(of: value)
-        if lines.count >= Self.capacity { lines.removeAll(keepingCapacity: true) }
-        lines[value] = written
-        return written
+        static func == (lhs: Key, rhs: Key) -> Bool {
+            lhs.column == rhs.column && lhs.newline == rhs.newline && lhs.value == rhs.value
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(column)
+            hasher.combine(newline)
+            Self.combine(value, depth: 2, into: &hasher)
+        }
+
+        /// Agrees with `==`: objects are hashed member by member and summed, as their order
+        /// does not count.
+        private static func combine(_ value: JSON, depth: Int, into hasher: inout Hasher) {
+            switch value {
+            case .null: hasher.combine(0)
+            case .bool(let flag): hasher.combine(flag)
+            case .number(let text), .string(let text): hasher.combine(text)
+            case .array(let items):
+                hasher.combine(items.count)
+                guard depth > 0 else { return }
+                for item in items { combine(item, depth: depth - 1, into: &hasher) }
+            case .object(let object):
+                hasher.combine(object.count)
+                guard depth > 0 else { return }
+                var sum = 0
+                for (key, member) in object.members {
+                    var memberHasher = Hasher()
+                    memberHasher.combine(key)
+                    combine(member, depth: depth - 1, into: &memberHasher)
+                    sum &+= memberHasher.finalize()
+                }
+                hasher.combine(sum)
+            }
+        }
+    }
+
+    private static let capacity = 256
+    private var texts: [Key: [UInt8]] = [:]
+
+    /// `value` written as YAML continuing the current line, its later lines indented to `column`.
+    func text(of value: JSON, column: Int, newline: [UInt8]) -> [UInt8] {
+        let key = Key(value: value, column: column, newline: newline)
+        if let cached = texts[key] { return cached }
+        var text: [UInt8] = []
+        for (index, line) in YAMLWriter.lines(of: value).enumerated() {
+            if index > 0 {
+                text.append(contentsOf: newline)
+                if !line.isEmpty { text.append(contentsOf: repeatElement(UInt8(ascii: " "), count: column - 1)) }
+            }
+            text.append(contentsOf: line)
+        }
+        if texts.count >= Self.capacity { texts.removeAll(keepingCapacity: true) }
+        texts[key] = text
+        return text
     }
 }
 
@@ -54,7 +111,6 @@ struct Splicer {
         } else {
             newline = [UInt8(ascii: "\n")]
         }
-        output.reserveCapacity(source.count + 4096)
     }
 
     mutating func copy(_ range: Range<Int>) {
@@ -95,12 +151,7 @@ struct Splicer {
 
     /// Writes `value` as new YAML continuing the current line, later lines at `column`.
     private mutating func fresh(_ value: JSON, column: Int) {
-        for (index, line) in fragments.lines(of: value).enumerated() {
-            if index > 0 {
-                if line.isEmpty { output.append(contentsOf: newline) } else { indent(column) }
-            }
-            output.append(contentsOf: line)
-        }
+        output.append(contentsOf: fragments.text(of: value, column: column, newline: newline))
     }
 
     /// A new `key: value` entry, starting at the current position (the key's column).
@@ -243,10 +294,10 @@ struct Splicer {
     /// holds no flow indicator, otherwise JSON, which YAML reads as flow style.
     private mutating func freshFlow(_ value: JSON) {
         if case .string(let text) = value, !ScalarResolver.mustQuote(text) {
-            let lines = fragments.lines(of: value)
-            if lines.count == 1, let line = lines.first, line.elementsEqual(text.utf8),
-               !line.contains(where: { ",[]{}#\"'".utf8.contains($0) }), !text.contains(": ") {
-                output.append(contentsOf: line)
+            let written = fragments.text(of: value, column: 1, newline: newline)
+            if written.elementsEqual(text.utf8),
+               !written.contains(where: { ",[]{}#\"'".utf8.contains($0) }), !text.contains(": ") {
+                output.append(contentsOf: written)
                 return
             }
         }

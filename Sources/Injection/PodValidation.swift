@@ -12,9 +12,11 @@ public enum PodValidation {
         var problems: [String] = []
         let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems).union(providedVolumes)
 
-        var containerNames = Set<String>()
-        var portOwners: [String: String] = [:]
-        for (key, isInit) in [("initContainers", true), ("containers", false)] {
+        // A pod has a handful of containers and ports: arrays searched in order cost less here
+        // than hashing into sets, and this runs for every workload injected.
+        var containerNames: [String] = []
+        var portOwners: [(port: PortKey, owner: ContainerLabel)] = []
+        for (key, isInit) in containerLists {
             guard let value = spec[key], !value.isNull else {
                 if !isInit { problems.append("spec.containers is missing") }
                 continue
@@ -25,13 +27,14 @@ public enum PodValidation {
             }
             if !isInit, containers.isEmpty { problems.append("spec.containers is empty") }
             for (index, container) in containers.enumerated() {
-                let label = container["name"]?.stringValue.map { "container \"\($0)\"" } ?? "\(key)[\(index)]"
+                let label = ContainerLabel(name: container["name"]?.stringValue, list: key, index: index)
                 guard let object = container.objectValue else {
                     problems.append("\(label) is \(container.typeName), not an object")
                     continue
                 }
                 if let name = object["name"]?.stringValue, !name.isEmpty {
-                    if !containerNames.insert(name).inserted { problems.append("container name \"\(name)\" is used twice") }
+                    if containerNames.contains(name) { problems.append("container name \"\(name)\" is used twice") }
+                    containerNames.append(name)
                 } else {
                     problems.append("\(label) has no name")
                 }
@@ -41,8 +44,32 @@ public enum PodValidation {
         return problems
     }
 
-    private static func check(_ container: JSONObject, label: String, isInit: Bool, volumes: Set<String>,
-                              portOwners: inout [String: String], problems: inout [String]) {
+    /// How messages name a container: by its name, else by its place. Made into text only for a
+    /// problem, as most pods have none.
+    private struct ContainerLabel: CustomStringConvertible {
+        let name: String?
+        let list: String
+        let index: Int
+
+        var description: String { name.map { "container \"\($0)\"" } ?? "\(list)[\(index)]" }
+    }
+
+    /// A port as the kubelet tells ports apart: `8080/TCP`.
+    private struct PortKey: Hashable, CustomStringConvertible {
+        let number: Int
+        let proto: String
+
+        var description: String { "\(number)/\(proto)" }
+    }
+
+    private static let containerLists = [("initContainers", true), ("containers", false)]
+    private static let probeKinds = ["readinessProbe", "livenessProbe", "startupProbe"]
+    private static let probeActions = ["httpGet", "tcpSocket", "grpc"]
+    private static let hookKinds = ["postStart", "preStop"]
+    private static let hookActions = ["exec", "httpGet", "tcpSocket", "sleep"]
+
+    private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, volumes: Set<String>,
+                              portOwners: inout [(port: PortKey, owner: ContainerLabel)], problems: inout [String]) {
         if (container["image"]?.stringValue ?? "").isEmpty { problems.append("\(label) has no image") }
 
         let restartPolicy = container["restartPolicy"]
@@ -55,7 +82,7 @@ public enum PodValidation {
             }
         }
 
-        var portNames = Set<String>()
+        var portNames: [String] = []
         for port in container["ports"]?.arrayValue ?? [] {
             guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
                 problems.append("\(label): a port has no containerPort 1-65535")
@@ -63,25 +90,26 @@ public enum PodValidation {
             }
             if let name = port["name"]?.stringValue {
                 if !isPortName(name) { problems.append("\(label): port name \"\(name)\" is not a valid port name") }
-                if !portNames.insert(name).inserted { problems.append("\(label): port name \"\(name)\" is used twice") }
+                if portNames.contains(name) { problems.append("\(label): port name \"\(name)\" is used twice") }
+                portNames.append(name)
             }
             // Plain init containers run before the others, so their ports cannot clash.
             guard !isInit || isSidecar else { continue }
-            let key = "\(number)/\(port["protocol"]?.stringValue ?? "TCP")"
-            if let owner = portOwners[key] {
+            let key = PortKey(number: number, proto: port["protocol"]?.stringValue ?? "TCP")
+            if let owner = portOwners.first(where: { $0.port == key })?.owner {
                 problems.append("\(label): port \(key) is also declared by \(owner)")
             } else {
-                portOwners[key] = label
+                portOwners.append((key, label))
             }
         }
 
-        let probes = ["readinessProbe", "livenessProbe", "startupProbe"].filter { container[$0].map { !$0.isNull } ?? false }
+        let probes = probeKinds.filter { container[$0].map { !$0.isNull } ?? false }
         if isInit, !isSidecar, !probes.isEmpty || container["lifecycle"].map({ !$0.isNull }) == true {
             problems.append("\(label): probes and lifecycle hooks are only allowed on sidecar init containers")
         }
         for probe in probes {
             guard let handler = container[probe] else { continue }
-            for action in ["httpGet", "tcpSocket", "grpc"] {
+            for action in probeActions {
                 guard let port = handler[action]?["port"] else { continue }
                 if let name = port.stringValue, !name.allSatisfy(\.isNumber) {
                     if !portNames.contains(name) { problems.append("\(label): \(probe) uses port \"\(name)\", which is not declared") }
@@ -90,9 +118,9 @@ public enum PodValidation {
                 }
             }
         }
-        for hook in ["postStart", "preStop"] {
+        for hook in hookKinds {
             guard let handler = container["lifecycle"]?[hook], !handler.isNull else { continue }
-            let actions = ["exec", "httpGet", "tcpSocket", "sleep"].filter { handler[$0] != nil }
+            let actions = hookActions.filter { handler[$0] != nil }
             if actions.count != 1 {
                 problems.append("\(label): \(hook) must have exactly one action")
             } else if actions[0] == "exec" {
@@ -107,15 +135,17 @@ public enum PodValidation {
             }
         }
 
-        var mountPaths = Set<String>()
+        var mountPaths: [String] = []
         for mount in container["volumeMounts"]?.arrayValue ?? [] {
             let name = mount["name"]?.stringValue ?? ""
             if !volumes.contains(name) { problems.append("\(label): volumeMount \"\(name)\" refers to no volume") }
             let path = mount["mountPath"]?.stringValue ?? ""
             if path.isEmpty {
                 problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
-            } else if !mountPaths.insert(path).inserted {
+            } else if mountPaths.contains(path) {
                 problems.append("\(label): mountPath \(path) is used twice")
+            } else {
+                mountPaths.append(path)
             }
         }
         for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
@@ -143,10 +173,21 @@ public enum PodValidation {
     /// IANA service name rules, which Kubernetes applies to port names: at most 15 lowercase
     /// letters, digits and inner single hyphens, with at least one letter.
     static func isPortName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...15).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-"),
-              !name.contains("--"), bytes.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
-        else { return false }
-        return bytes.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-") }
+        let bytes = name.utf8
+        guard (1...15).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else {
+            return false
+        }
+        var hasLetter = false
+        var previous: UInt8 = 0
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): hasLetter = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): break
+            case UInt8(ascii: "-") where previous != UInt8(ascii: "-"): break
+            default: return false
+            }
+            previous = byte
+        }
+        return hasLetter
     }
 }

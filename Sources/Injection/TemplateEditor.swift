@@ -32,11 +32,26 @@ struct ProxyArtifacts: Sendable {
     let proxy: JSON
     let initContainer: JSON
     let fingerprint: String
+    /// Workloads of one shape get the same status record too, and writing it out was most of
+    /// the cost of recording an injection.
+    let statusTexts = StatusTextMemo()
 
     init(_ plan: ProxyPlan) {
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
+    }
+}
+
+/// Remembers the text of the last status record written (a one-entry memo, safe across threads).
+final class StatusTextMemo: Sendable {
+    private let last = Mutex<(status: InjectionStatus, text: String)?>(nil)
+
+    func text(of status: InjectionStatus) -> String {
+        if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
+        let text = status.annotationValue
+        last.withLock { $0 = (status, text) }
+        return text
     }
 }
 
@@ -135,7 +150,7 @@ enum TemplateEditor {
                     Metadata.setAnnotation(TandemNames.defaultContainerAnnotation, to: firstAppContainer, in: &metadata)
                     status.annotations.append(TandemNames.defaultContainerAnnotation)
                 }
-                Metadata.setAnnotation(PodAnnotations.status, to: status.annotationValue, in: &metadata)
+                Metadata.setAnnotation(PodAnnotations.status, to: artifacts.statusTexts.text(of: status), in: &metadata)
             }
         }
         return warnings

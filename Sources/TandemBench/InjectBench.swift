@@ -25,10 +25,12 @@ let injectPodBenchmark: @Sendable ([String]) -> Void = { arguments in
     let cliSeconds = medianSeconds(rounds: rounds) {
         do {
             let documents = try YAMLReader.read(yaml)
+            var output: [UInt8] = []
             for document in documents {
                 let report = try injector.inject(object: document.value)
-                outputBytes = YAMLRewriter().rewrite(document, in: yaml, to: report.object).count
+                YAMLRewriter().rewrite(document, in: yaml, to: report.object, into: &output)
             }
+            outputBytes = output.count
         } catch {
             fatalError("inject-pod: \(error)")
         }

@@ -151,15 +151,19 @@ struct InjectCommand {
         if parsed.flag("--in-place") {
             try writeInPlace(results.filter { $0.1.changed })
         } else {
-            var output: [UInt8] = []
-            for (index, (_, result)) in results.enumerated() {
-                if index > 0, format != .json, let last = output.last {
-                    if last != UInt8(ascii: "\n") { output.append(UInt8(ascii: "\n")) }
-                    if !result.output.starts(with: "---".utf8) { output += Array("---\n".utf8) }
+            // Each input's output is written as it stands (they can be large), with a document
+            // separator between YAML inputs.
+            var lastByte: UInt8?
+            for (_, result) in results {
+                if format != .json, let previous = lastByte {
+                    var separator: [UInt8] = previous == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")]
+                    if !result.output.starts(with: "---".utf8) { separator += "---\n".utf8 }
+                    Console.out(separator)
+                    lastByte = separator.last ?? previous
                 }
-                output += result.output
+                Console.out(result.output)
+                lastByte = result.output.last ?? lastByte
             }
-            Console.out(output)
         }
         let workloads = results.flatMap { $0.1.workloads }
         if !parsed.flag("--quiet") {

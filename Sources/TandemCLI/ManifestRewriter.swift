@@ -83,7 +83,7 @@ struct ManifestRewriter {
                 case .json:
                     if !newValue.isNull { jsonValues.append(newValue) }
                 case .yaml, nil:
-                    result.output += yamlRewriter.rewrite(document, in: bytes, to: newValue)
+                    yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &result.output)
                 }
             }
         } catch let error as ManifestError {

@@ -9,7 +9,8 @@ private func rewritten(_ text: String, _ change: (inout JSON) -> Void) throws ->
     let document = try #require(try YAMLReader.read(bytes).first)
     var value = document.value
     change(&value)
-    let output = YAMLRewriter().rewrite(document, in: bytes, to: value)
+    var output: [UInt8] = []
+    YAMLRewriter().rewrite(document, in: bytes, to: value, into: &output)
     let reread = try #require(try YAMLReader.read(output).first)
     #expect(reread.value == value, "rewritten text reads back differently:\n\(String(decoding: output, as: UTF8.self))")
     return String(decoding: output, as: UTF8.self)
