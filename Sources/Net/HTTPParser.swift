@@ -148,7 +148,7 @@ public struct HTTPParser: Sendable {
 
             case .trailers:
                 guard let end = try scanHead(input, from: offset, startLine: false) else { return (offset, nil) }
-                var trailers = HTTPHeaders()
+                var trailers = HTTPHeaders(capacity: scan.lines)
                 try parseFields(input, from: offset, to: end - 2, into: &trailers)
                 reset()
                 return (end, .end(trailers: trailers))
@@ -172,6 +172,8 @@ public struct HTTPParser: Sendable {
         var lineStart = 0
         /// End (index of CR) of the first line, relative to the head's start.
         var firstLineEnd: Int? = nil
+        /// Complete lines so far, the start line included: how many fields to make room for.
+        var lines = 0
     }
 
     /// Finds the end of a head or trailer block (index just past the empty line), or nil if it
@@ -191,6 +193,7 @@ public struct HTTPParser: Sendable {
                 }
                 if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = index - 1 - base }
                 scan.lineStart = index + 1 - base
+                scan.lines += 1
             }
             index += 1
             let length = index - base
@@ -205,7 +208,7 @@ public struct HTTPParser: Sendable {
 
     private mutating func parseHead(_ input: UnsafeRawBufferPointer, from base: Int, to end: Int) throws(HTTPParseError) -> Event {
         let lineEnd = base + scan.firstLineEnd!
-        var headers = HTTPHeaders()
+        var headers = HTTPHeaders(capacity: scan.lines - 1)
         try parseFields(input, from: lineEnd + 2, to: end - 2, into: &headers)
         scan = HeadScan()
         switch kind {

@@ -63,19 +63,29 @@ public enum HTTPSerializer {
 
     private static func writeFields(_ headers: HTTPHeaders, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         for field in headers {
-            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenByte) else {
+            guard !field.name.isEmpty, append(field.name, into: &buffer, if: isTokenByte) else {
                 throw HTTPSerializeError("invalid header name \(field.name.debugDescription)")
             }
-            guard field.value.utf8.allSatisfy(isFieldValueByte) else {
-                throw HTTPSerializeError("invalid value for header \(field.name)")
-            }
-            buffer.append(contentsOf: field.name.utf8)
             buffer.append(colonByte)
             buffer.append(sp)
-            buffer.append(contentsOf: field.value.utf8)
+            guard append(field.value, into: &buffer, if: isFieldValueByte) else {
+                throw HTTPSerializeError("invalid value for header \(field.name)")
+            }
             buffer.append(cr); buffer.append(lf)
         }
         buffer.append(cr); buffer.append(lf)
+    }
+
+    /// Appends `text` if every byte passes `allowed`, checking and copying its contiguous UTF-8
+    /// in one go (a byte-at-a-time walk of `String.UTF8View` costs more than the copy).
+    @inline(__always)
+    private static func append(_ text: String, into buffer: inout [UInt8], if allowed: (UInt8) -> Bool) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            for byte in bytes where !allowed(byte) { return false }
+            buffer.append(contentsOf: bytes)
+            return true
+        }
     }
 
     private static func appendVersion(_ version: HTTPVersion, into buffer: inout [UInt8]) {

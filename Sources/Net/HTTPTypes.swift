@@ -32,6 +32,11 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     public private(set) var fields: [(name: String, value: String)]
 
     public init() { fields = [] }
+    /// Room for `capacity` fields up front: one allocation for a parsed head, not one per doubling.
+    init(capacity: Int) {
+        fields = []
+        fields.reserveCapacity(capacity)
+    }
     public init(_ fields: [(String, String)]) { self.fields = fields.map { (name: $0.0, value: $0.1) } }
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
 
@@ -200,6 +205,8 @@ func connectionKeepAlive(version: HTTPVersion, headers: HTTPHeaders) -> Bool {
 }
 
 func asciiEqualFold(_ lhs: String, _ rhs: String) -> Bool {
+    // Most names differ in length, which a String knows without a look at its bytes.
+    guard lhs.utf8.count == rhs.utf8.count else { return false }
     var lhs = lhs, rhs = rhs
     return lhs.withUTF8 { a in
         rhs.withUTF8 { b in
