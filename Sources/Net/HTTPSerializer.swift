@@ -2,15 +2,13 @@
 /// (CR, LF, NUL in values, non-token names) rather than emit them.
 public enum HTTPSerializer {
     public static func write(_ head: HTTPRequestHead, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
-        guard !head.method.rawValue.isEmpty, head.method.rawValue.utf8.allSatisfy(isTokenByte) else {
+        guard !head.method.rawValue.isEmpty, append(head.method.rawValue, into: &buffer, if: isTokenByte) else {
             throw HTTPSerializeError("invalid method \(head.method)")
         }
-        guard !head.target.isEmpty, head.target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        buffer.append(sp)
+        guard !head.target.isEmpty, append(head.target, into: &buffer, if: { $0 > 0x20 && $0 < 0x7F }) else {
             throw HTTPSerializeError("invalid request target")
         }
-        buffer.append(contentsOf: head.method.rawValue.utf8)
-        buffer.append(sp)
-        buffer.append(contentsOf: head.target.utf8)
         buffer.append(sp)
         appendVersion(head.version, into: &buffer)
         buffer.append(cr); buffer.append(lf)
@@ -24,14 +22,13 @@ public enum HTTPSerializer {
     /// Writes a response head, adding `Content-Length` without building a header field for it.
     static func write(_ head: HTTPResponseHead, contentLength: Int?, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         guard (100...999).contains(head.status) else { throw HTTPSerializeError("invalid status \(head.status)") }
-        guard head.reason.utf8.allSatisfy(isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
         appendVersion(head.version, into: &buffer)
         buffer.append(sp)
         buffer.append(0x30 + UInt8(head.status / 100))
         buffer.append(0x30 + UInt8(head.status / 10 % 10))
         buffer.append(0x30 + UInt8(head.status % 10))
         buffer.append(sp)
-        buffer.append(contentsOf: head.reason.utf8)
+        guard append(head.reason, into: &buffer, if: isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
         buffer.append(cr); buffer.append(lf)
         if let contentLength {
             buffer.append(contentsOf: "Content-Length: ".utf8)
@@ -63,12 +60,14 @@ public enum HTTPSerializer {
 
     private static func writeFields(_ headers: HTTPHeaders, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         for field in headers {
+            let start = buffer.count
             guard !field.name.isEmpty, append(field.name, into: &buffer, if: isTokenByte) else {
                 throw HTTPSerializeError("invalid header name \(field.name.debugDescription)")
             }
             buffer.append(colonByte)
             buffer.append(sp)
             guard append(field.value, into: &buffer, if: isFieldValueByte) else {
+                buffer.removeSubrange(start...)  // a rejected field leaves nothing half-written
                 throw HTTPSerializeError("invalid value for header \(field.name)")
             }
             buffer.append(cr); buffer.append(lf)
@@ -77,7 +76,8 @@ public enum HTTPSerializer {
     }
 
     /// Appends `text` if every byte passes `allowed`, checking and copying its contiguous UTF-8
-    /// in one go (a byte-at-a-time walk of `String.UTF8View` costs more than the copy).
+    /// in one go (a byte-at-a-time walk of `String.UTF8View` costs more than the copy). On
+    /// failure the buffer holds a partial message: callers discard it with the error.
     @inline(__always)
     private static func append(_ text: String, into buffer: inout [UInt8], if allowed: (UInt8) -> Bool) -> Bool {
         var text = text

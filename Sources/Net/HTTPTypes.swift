@@ -122,12 +122,14 @@ public struct HTTPRequestHead: Sendable, Equatable {
     }
 
     /// The target up to `?`.
-    public var path: Substring { target[..<(target.firstIndex(of: "?") ?? target.endIndex)] }
+    public var path: Substring { target[..<(queryMark ?? target.endIndex)] }
     /// The target after `?`, if any.
     public var query: Substring? {
-        guard let mark = target.firstIndex(of: "?") else { return nil }
-        return target[target.index(after: mark)...]
+        guard let mark = queryMark else { return nil }
+        return target[target.utf8.index(after: mark)...]
     }
+    /// Searched as a byte: a search by Character walks grapheme clusters, for every request.
+    private var queryMark: String.Index? { target.utf8.firstIndex(of: UInt8(ascii: "?")) }
 
     /// Whether the connection may carry another message after this one.
     public var keepAlive: Bool { connectionKeepAlive(version: version, headers: headers) }
