@@ -92,11 +92,12 @@ public final class EventLoop: @unchecked Sendable {
         _ = try Sys.call("epoll_ctl(MOD)") { epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) }
     }
 
-    /// Removes `fd` from the loop (before it is closed).
+    /// Forgets `fd` just before the caller closes it. The close takes it out of epoll by itself
+    /// (every descriptor is close-on-exec, so no copy outlives a spawn), which spares a system
+    /// call per connection; an event already queued for it finds no handler and is dropped.
     func deregister(_ fd: Int32) {
         guard Int(fd) < handlers.count else { return }
         handlers[Int(fd)] = nil
-        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     // MARK: Timers (loop thread only)
