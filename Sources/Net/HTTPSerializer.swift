@@ -19,8 +19,11 @@ public enum HTTPSerializer {
         try write(head, contentLength: nil, into: &buffer)
     }
 
-    /// Writes a response head, adding `Content-Length` without building a header field for it.
-    static func write(_ head: HTTPResponseHead, contentLength: Int?, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+    /// Writes a response head, adding `Content-Length` and `Connection` without building header
+    /// fields for them (a copy of the handler's fields, per response); `connection` replaces any
+    /// Connection field the head has.
+    static func write(_ head: HTTPResponseHead, contentLength: Int?, connection: String? = nil,
+                      into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         guard (100...999).contains(head.status) else { throw HTTPSerializeError("invalid status \(head.status)") }
         appendVersion(head.version, into: &buffer)
         buffer.append(sp)
@@ -35,7 +38,12 @@ public enum HTTPSerializer {
             appendDecimal(contentLength, into: &buffer)
             buffer.append(cr); buffer.append(lf)
         }
-        try writeFields(head.headers, into: &buffer)
+        if let connection {
+            buffer.append(contentsOf: "Connection: ".utf8)
+            buffer.append(contentsOf: connection.utf8)
+            buffer.append(cr); buffer.append(lf)
+        }
+        try writeFields(head.headers, skipping: connection == nil ? nil : "connection", into: &buffer)
     }
 
     /// One chunk of a chunked body; an empty chunk is skipped (it would end the body).
@@ -58,8 +66,10 @@ public enum HTTPSerializer {
         try writeFields(trailers, into: &buffer)
     }
 
-    private static func writeFields(_ headers: HTTPHeaders, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+    private static func writeFields(_ headers: HTTPHeaders, skipping skipped: String? = nil,
+                                    into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         for field in headers {
+            if let skipped, asciiEqualFold(field.name, skipped) { continue }
             let start = buffer.count
             guard !field.name.isEmpty, append(field.name, into: &buffer, if: isTokenByte) else {
                 throw HTTPSerializeError("invalid header name \(field.name.debugDescription)")

@@ -509,10 +509,8 @@ final class HTTPServerConnection: ConnectionDelegate {
     }
 
     private func reject(_ error: HTTPParseError) {
-        var response = HTTPResponse.text(error.status, "\(error)\n")
-        response.headers.add("Connection", "close")
         closeAfterResponse = true
-        writeResponse(response, to: HTTPRequestHead(method: .get, target: "/"))
+        writeResponse(.text(error.status, "\(error)\n"), to: HTTPRequestHead(method: .get, target: "/"))
         connection.closeAfterFlush()
     }
 
@@ -540,18 +538,15 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     private func writeResponse(_ response: HTTPResponse, to request: HTTPRequestHead) {
         var head = HTTPResponseHead(status: response.status, version: .http1_1, headers: response.headers)
-        if closeAfterResponse {
-            head.headers.set("Connection", "close")
-        } else if request.version == .http1_0 {
-            head.headers.set("Connection", "keep-alive")  // HTTP/1.0 closes unless told otherwise
-        }
         let bodyAllowed = request.method != .head && response.status >= 200 && response.status != 204 && response.status != 304
         output.removeAll(keepingCapacity: true)
         switch response.body {
         case .bytes(let bytes):
             let needsLength = response.status >= 200 && response.status != 204 && response.status != 304
                 && !head.headers.contains("content-length")
-            guard serialize(head, contentLength: needsLength ? bytes.count : nil) else { return }
+            // Room for the head as well: a new connection's buffer would otherwise grow 4 times.
+            output.reserveCapacity(bytes.count + 512)
+            guard serialize(head, contentLength: needsLength ? bytes.count : nil, for: request) else { return }
             if bodyAllowed { output.append(contentsOf: bytes) }
             send(output)
         case .stream(let produce):
@@ -560,9 +555,8 @@ final class HTTPServerConnection: ConnectionDelegate {
                 head.headers.set("Transfer-Encoding", "chunked")
             } else {
                 closeAfterResponse = true
-                head.headers.set("Connection", "close")
             }
-            guard serialize(head) else { return }
+            guard serialize(head, for: request) else { return }
             send(output)
             guard bodyAllowed else { return }
             let writer = HTTPResponseWriter(loop: connection.loop, connection: self)
@@ -576,10 +570,13 @@ final class HTTPServerConnection: ConnectionDelegate {
         connection.write(bytes)
     }
 
-    /// Writes a head into `output`; a handler's invalid header becomes a 500.
-    private func serialize(_ head: HTTPResponseHead, contentLength: Int? = nil) -> Bool {
+    /// Writes a head into `output`, with the Connection field this connection's fate calls
+    /// for; a handler's invalid header becomes a 500.
+    private func serialize(_ head: HTTPResponseHead, contentLength: Int? = nil, for request: HTTPRequestHead) -> Bool {
+        // HTTP/1.0 closes unless told otherwise.
+        let connectionField = closeAfterResponse ? "close" : request.version == .http1_0 ? "keep-alive" : nil
         do {
-            try HTTPSerializer.write(head, contentLength: contentLength, into: &output)
+            try HTTPSerializer.write(head, contentLength: contentLength, connection: connectionField, into: &output)
             return true
         } catch {
             output.removeAll(keepingCapacity: true)

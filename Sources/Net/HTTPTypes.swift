@@ -80,15 +80,30 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// Whether a comma-separated list field contains `token` (ASCII case-insensitive), without
     /// allocating: this runs for every request (Connection, Expect).
     public func containsToken(_ name: String, _ token: String) -> Bool {
-        for field in fields where asciiEqualFold(field.name, name) {
-            for part in field.value.utf8.split(separator: 0x2C) {
-                var start = part.startIndex, end = part.endIndex
-                while start < end && (part[start] == sp || part[start] == htab) { start = part.index(after: start) }
-                while end > start && (part[part.index(before: end)] == sp || part[part.index(before: end)] == htab) { end = part.index(before: end) }
-                if part[start..<end].elementsEqual(token.utf8, by: { asciiLower($0) == asciiLower($1) }) { return true }
+        var token = token
+        return token.withUTF8 { wanted in
+            for field in fields where asciiEqualFold(field.name, name) {
+                var value = field.value
+                let found = value.withUTF8 { bytes in
+                    var start = 0
+                    while start <= bytes.count {
+                        var end = start
+                        while end < bytes.count && bytes[end] != 0x2C { end += 1 }
+                        var first = start, last = end
+                        while first < last && (bytes[first] == sp || bytes[first] == htab) { first += 1 }
+                        while last > first && (bytes[last - 1] == sp || bytes[last - 1] == htab) { last -= 1 }
+                        if last - first == wanted.count
+                            && (0..<wanted.count).allSatisfy({ asciiLower(bytes[first + $0]) == asciiLower(wanted[$0]) }) {
+                            return true
+                        }
+                        start = end + 1
+                    }
+                    return false
+                }
+                if found { return true }
             }
+            return false
         }
-        return false
     }
 
     /// How many fields have this name.
