@@ -36,6 +36,17 @@ ensure_pip() {
     "$venv/bin/pip" install -q "$package" >&2
 }
 
+# CPU time (user + system, all threads) that the given processes have used so far, in clock ticks
+# (`getconf CLK_TCK` a second); PID 0 stands for no process and counts nothing. CPU time per
+# request is the cost that stays meaningful on a busy machine, where requests per second do not.
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$@"; do
+        [ "$pid" = 0 ] || total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
 venv_bin() { printf '%s/.build-venv/bin/%s' "$TANDEM_ROOT" "$1"; }
 
 # The system packages every build needs.

@@ -179,7 +179,7 @@ public final class Connection: EventHandler, @unchecked Sendable {
                     result = outcome
                     tlsReadWantsWrite = wantsWrite
                 } else {
-                    result = try Sys.read(fd, into: loop.scratch)
+                    result = try Sys.receive(fd, into: loop.scratch)
                 }
             } catch {
                 return fail(error)

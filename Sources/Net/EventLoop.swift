@@ -26,6 +26,10 @@ public final class EventLoop: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let threadID = Atomic<UInt>(0)
     private var thread: pthread_t? = nil
+    /// When the loop last woke up (loop thread only). Deadlines set while handling events count
+    /// from it, like nginx's cached clock: early by at most one loop iteration, and no clock read
+    /// per request.
+    public private(set) var now = NanoTime.now()
     /// Read buffer shared by every connection on this loop: data is handed on before the next read.
     let scratch: UnsafeMutableRawBufferPointer
 
@@ -88,11 +92,12 @@ public final class EventLoop: @unchecked Sendable {
         _ = try Sys.call("epoll_ctl(MOD)") { epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event) }
     }
 
-    /// Removes `fd` from the loop (before it is closed).
+    /// Forgets `fd` just before the caller closes it. The close takes it out of epoll by itself
+    /// (every descriptor is close-on-exec, so no copy outlives a spawn), which spares a system
+    /// call per connection; an event already queued for it finds no handler and is dropped.
     func deregister(_ fd: Int32) {
         guard Int(fd) < handlers.count else { return }
         handlers[Int(fd)] = nil
-        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     // MARK: Timers (loop thread only)
@@ -146,6 +151,7 @@ public final class EventLoop: @unchecked Sendable {
                 timeout = delta <= 0 ? 0 : Int32(min(delta / 1_000_000 + 1, 60_000))
             }
             let count = epoll_wait(epoll, events, Int32(capacity), timeout)
+            now = .now()
             if count > 0 {
                 for i in 0..<Int(count) {
                     let data = events[i].data.u64
@@ -161,7 +167,6 @@ public final class EventLoop: @unchecked Sendable {
                 }
             }
             runInbox()
-            let now = NanoTime.now()
             while let action = timers.popDue(now: now) { action() }
         }
         runInbox()
@@ -198,18 +203,20 @@ private final class ThreadBody {
     init(_ run: @escaping () -> Void) { self.run = run }
 }
 
-/// A binary min-heap of deadlines; cancelled timers stay in the heap and are skipped when due.
+/// A binary min-heap of deadlines. A cancelled timer's entry stays in the heap and is skipped
+/// when due, but its action (and whatever the action holds) is released at once: an owner may
+/// capture itself strongly and cancel when it closes, rather than hold a weak reference.
 struct TimerHeap {
-    private var entries: [(deadline: NanoTime, id: UInt64, action: () -> Void)] = []
-    private var live = Set<UInt64>()
+    private var entries: [(deadline: NanoTime, id: UInt64)] = []
+    private var actions: [UInt64: () -> Void] = [:]
     private var nextID: UInt64 = 0
 
     var nextDeadline: NanoTime? { entries.first?.deadline }
 
     mutating func push(deadline: NanoTime, action: @escaping () -> Void) -> TimerID {
         nextID += 1
-        entries.append((deadline, nextID, action))
-        live.insert(nextID)
+        entries.append((deadline, nextID))
+        actions[nextID] = action
         var child = entries.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
@@ -221,19 +228,19 @@ struct TimerHeap {
     }
 
     mutating func cancel(_ timer: TimerID) {
-        live.remove(timer.value)
+        actions[timer.value] = nil
     }
 
     /// The next due, uncancelled action (run it outside this heap: it may schedule or cancel).
     mutating func popDue(now: NanoTime) -> (() -> Void)? {
         while let first = entries.first, first.deadline <= now {
-            let entry = pop()
-            if live.remove(entry.id) != nil { return entry.action }
+            if let action = actions.removeValue(forKey: pop()) { return action }
         }
         return nil
     }
 
-    private mutating func pop() -> (deadline: NanoTime, id: UInt64, action: () -> Void) {
+    /// Removes the earliest entry and returns its id.
+    private mutating func pop() -> UInt64 {
         entries.swapAt(0, entries.count - 1)
         let top = entries.removeLast()
         var parent = 0
@@ -246,7 +253,7 @@ struct TimerHeap {
             entries.swapAt(parent, smallest)
             parent = smallest
         }
-        return top
+        return top.id
     }
 }
 

@@ -1,3 +1,5 @@
+import Glibc
+
 /// An incremental, strict HTTP/1.1 parser (RFC 9112) for requests and responses.
 ///
 /// Pure: it owns no buffer and does no I/O. The caller hands it the bytes it holds, the parser
@@ -148,7 +150,7 @@ public struct HTTPParser: Sendable {
 
             case .trailers:
                 guard let end = try scanHead(input, from: offset, startLine: false) else { return (offset, nil) }
-                var trailers = HTTPHeaders()
+                var trailers = HTTPHeaders(capacity: scan.lines)
                 try parseFields(input, from: offset, to: end - 2, into: &trailers)
                 reset()
                 return (end, .end(trailers: trailers))
@@ -172,40 +174,55 @@ public struct HTTPParser: Sendable {
         var lineStart = 0
         /// End (index of CR) of the first line, relative to the head's start.
         var firstLineEnd: Int? = nil
+        /// Complete lines so far, the start line included: how many fields to make room for.
+        var lines = 0
     }
 
     /// Finds the end of a head or trailer block (index just past the empty line), or nil if it
     /// has not all arrived. Enforces CRLF line endings and the size limits on the way.
     private mutating func scanHead(_ input: UnsafeRawBufferPointer, from base: Int, startLine: Bool) throws(HTTPParseError) -> Int? {
         var index = base + scan.scanned
-        let limit = limits.maxHeaderBytes
         while index < input.count {
-            if input[index] == lf {
-                let lineStart = base + scan.lineStart
-                if index == lineStart || input[index - 1] != cr { throw .bareLineFeed }
-                if index - 1 == lineStart {
-                    if startLine && scan.firstLineEnd == nil {
-                        throw kind == .request ? .invalidRequestLine : .invalidStatusLine
-                    }
-                    return index + 1
+            // memchr jumps to the next line feed; the bytes before it only count toward the limits.
+            let lineFeed = input.baseAddress.flatMap { start in
+                memchr(start + index, Int32(lf), input.count - index).map { start.distance(to: $0) }
+            } ?? input.count
+            if lineFeed > index { try checkHeadLimits(length: lineFeed - base, startLine: startLine) }
+            index = lineFeed
+            guard index < input.count else { break }
+            let lineStart = base + scan.lineStart
+            if index == lineStart || input[index - 1] != cr { throw .bareLineFeed }
+            if index - 1 == lineStart {
+                if startLine && scan.firstLineEnd == nil {
+                    throw kind == .request ? .invalidRequestLine : .invalidStatusLine
                 }
-                if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = index - 1 - base }
-                scan.lineStart = index + 1 - base
+                return index + 1
             }
+            if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = index - 1 - base }
+            scan.lineStart = index + 1 - base
+            scan.lines += 1
             index += 1
-            let length = index - base
-            if startLine && scan.firstLineEnd == nil && length > limits.maxStartLine {
-                throw kind == .request ? .requestLineTooLong : .headersTooLarge
-            }
-            if length > limit { throw .headersTooLarge }
+            try checkHeadLimits(length: index - base, startLine: startLine)
         }
         scan.scanned = index - base
         return nil
     }
 
+    /// Throws if a head of `length` bytes so far breaks a limit: the start line's while it is
+    /// still open, else the whole head's. Checked per run of bytes, it reports what a check at
+    /// every byte would have reported first.
+    private func checkHeadLimits(length: Int, startLine: Bool) throws(HTTPParseError) {
+        let startLineOpen = startLine && scan.firstLineEnd == nil
+        guard length > limits.maxHeaderBytes || (startLineOpen && length > limits.maxStartLine) else { return }
+        if startLineOpen && limits.maxStartLine <= limits.maxHeaderBytes {
+            throw kind == .request ? .requestLineTooLong : .headersTooLarge
+        }
+        throw .headersTooLarge
+    }
+
     private mutating func parseHead(_ input: UnsafeRawBufferPointer, from base: Int, to end: Int) throws(HTTPParseError) -> Event {
         let lineEnd = base + scan.firstLineEnd!
-        var headers = HTTPHeaders()
+        var headers = HTTPHeaders(capacity: scan.lines - 1)
         try parseFields(input, from: lineEnd + 2, to: end - 2, into: &headers)
         scan = HeadScan()
         switch kind {

@@ -2,15 +2,13 @@
 /// (CR, LF, NUL in values, non-token names) rather than emit them.
 public enum HTTPSerializer {
     public static func write(_ head: HTTPRequestHead, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
-        guard !head.method.rawValue.isEmpty, head.method.rawValue.utf8.allSatisfy(isTokenByte) else {
+        guard !head.method.rawValue.isEmpty, append(head.method.rawValue, into: &buffer, if: isTokenByte) else {
             throw HTTPSerializeError("invalid method \(head.method)")
         }
-        guard !head.target.isEmpty, head.target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        buffer.append(sp)
+        guard !head.target.isEmpty, append(head.target, into: &buffer, if: { $0 > 0x20 && $0 < 0x7F }) else {
             throw HTTPSerializeError("invalid request target")
         }
-        buffer.append(contentsOf: head.method.rawValue.utf8)
-        buffer.append(sp)
-        buffer.append(contentsOf: head.target.utf8)
         buffer.append(sp)
         appendVersion(head.version, into: &buffer)
         buffer.append(cr); buffer.append(lf)
@@ -21,24 +19,31 @@ public enum HTTPSerializer {
         try write(head, contentLength: nil, into: &buffer)
     }
 
-    /// Writes a response head, adding `Content-Length` without building a header field for it.
-    static func write(_ head: HTTPResponseHead, contentLength: Int?, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+    /// Writes a response head, adding `Content-Length` and `Connection` without building header
+    /// fields for them (a copy of the handler's fields, per response); `connection` replaces any
+    /// Connection field the head has.
+    static func write(_ head: HTTPResponseHead, contentLength: Int?, connection: String? = nil,
+                      into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         guard (100...999).contains(head.status) else { throw HTTPSerializeError("invalid status \(head.status)") }
-        guard head.reason.utf8.allSatisfy(isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
         appendVersion(head.version, into: &buffer)
         buffer.append(sp)
         buffer.append(0x30 + UInt8(head.status / 100))
         buffer.append(0x30 + UInt8(head.status / 10 % 10))
         buffer.append(0x30 + UInt8(head.status % 10))
         buffer.append(sp)
-        buffer.append(contentsOf: head.reason.utf8)
+        guard append(head.reason, into: &buffer, if: isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
         buffer.append(cr); buffer.append(lf)
         if let contentLength {
             buffer.append(contentsOf: "Content-Length: ".utf8)
             appendDecimal(contentLength, into: &buffer)
             buffer.append(cr); buffer.append(lf)
         }
-        try writeFields(head.headers, into: &buffer)
+        if let connection {
+            buffer.append(contentsOf: "Connection: ".utf8)
+            buffer.append(contentsOf: connection.utf8)
+            buffer.append(cr); buffer.append(lf)
+        }
+        try writeFields(head.headers, skipping: connection == nil ? nil : "connection", into: &buffer)
     }
 
     /// One chunk of a chunked body; an empty chunk is skipped (it would end the body).
@@ -61,21 +66,36 @@ public enum HTTPSerializer {
         try writeFields(trailers, into: &buffer)
     }
 
-    private static func writeFields(_ headers: HTTPHeaders, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+    private static func writeFields(_ headers: HTTPHeaders, skipping skipped: String? = nil,
+                                    into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         for field in headers {
-            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenByte) else {
+            if let skipped, asciiEqualFold(field.name, skipped) { continue }
+            let start = buffer.count
+            guard !field.name.isEmpty, append(field.name, into: &buffer, if: isTokenByte) else {
                 throw HTTPSerializeError("invalid header name \(field.name.debugDescription)")
             }
-            guard field.value.utf8.allSatisfy(isFieldValueByte) else {
-                throw HTTPSerializeError("invalid value for header \(field.name)")
-            }
-            buffer.append(contentsOf: field.name.utf8)
             buffer.append(colonByte)
             buffer.append(sp)
-            buffer.append(contentsOf: field.value.utf8)
+            guard append(field.value, into: &buffer, if: isFieldValueByte) else {
+                buffer.removeSubrange(start...)  // a rejected field leaves nothing half-written
+                throw HTTPSerializeError("invalid value for header \(field.name)")
+            }
             buffer.append(cr); buffer.append(lf)
         }
         buffer.append(cr); buffer.append(lf)
+    }
+
+    /// Appends `text` if every byte passes `allowed`, checking and copying its contiguous UTF-8
+    /// in one go (a byte-at-a-time walk of `String.UTF8View` costs more than the copy). On
+    /// failure the buffer holds a partial message: callers discard it with the error.
+    @inline(__always)
+    private static func append(_ text: String, into buffer: inout [UInt8], if allowed: (UInt8) -> Bool) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            for byte in bytes where !allowed(byte) { return false }
+            buffer.append(contentsOf: bytes)
+            return true
+        }
     }
 
     private static func appendVersion(_ version: HTTPVersion, into buffer: inout [UInt8]) {

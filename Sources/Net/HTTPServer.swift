@@ -199,6 +199,8 @@ public struct HTTPServerConfiguration: Sendable {
 public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     let routes: HTTPRoutes
+    /// The configured timeouts in nanoseconds, converted once rather than per request.
+    let timeouts: Timeouts
     private let group: EventLoopGroup
     private let perLoop: [UnsafeTransfer<ServerLoopState>]
     private let address = Mutex<SocketAddress?>(nil)
@@ -207,6 +209,7 @@ public final class HTTPServer: Sendable {
         self.group = group
         self.configuration = configuration
         self.routes = routes
+        timeouts = Timeouts(configuration)
         perLoop = group.loops.map { _ in UnsafeTransfer(ServerLoopState()) }
     }
 
@@ -282,6 +285,17 @@ public final class HTTPServer: Sendable {
     }
 }
 
+struct Timeouts {
+    let headerRead, idle, bodyRead, write: Int64
+
+    init(_ configuration: HTTPServerConfiguration) {
+        headerRead = configuration.headerReadTimeout.nanoseconds
+        idle = configuration.idleTimeout.nanoseconds
+        bodyRead = configuration.bodyReadTimeout.nanoseconds
+        write = configuration.writeTimeout.nanoseconds
+    }
+}
+
 /// One loop's share of a server: its listener and connections (loop-confined).
 final class ServerLoopState {
     var listener: TCPListener?
@@ -334,7 +348,8 @@ final class HTTPServerConnection: ConnectionDelegate {
     private enum Phase { case idle, head, body, responding }
     private var phase: Phase = .head
     private var deadline = NanoTime.distantFuture
-    private var timerDeadline: NanoTime?
+    /// The one pending timer, due at or before `deadline`.
+    private var timer: (deadline: NanoTime, id: TimerID)?
 
     init(server: HTTPServer, connection: Connection, state: ServerLoopState) {
         self.server = server
@@ -343,23 +358,33 @@ final class HTTPServerConnection: ConnectionDelegate {
         parser = HTTPParser(.request, limits: server.configuration.limits)
         // The header deadline starts at accept: a client that connects and says nothing, or
         // stalls the TLS handshake, is closed like one that sends a head byte by byte.
-        setDeadline(.now() + server.configuration.headerReadTimeout)
+        setDeadline(fromNow(server.timeouts.headerRead))
     }
 
     // MARK: Deadlines
 
+    private func fromNow(_ nanoseconds: Int64) -> NanoTime {
+        NanoTime(nanoseconds: connection.loop.now.nanoseconds &+ nanoseconds)
+    }
+
+    /// Moves the deadline; a timer is set only when it comes earlier than the pending one, so
+    /// requests on a busy connection set none.
     private func setDeadline(_ value: NanoTime) {
         deadline = value
         guard value != .distantFuture else { return }
-        if let timerDeadline, timerDeadline <= value { return }
-        timerDeadline = value
-        connection.loop.schedule(at: value) { [weak self] in self?.timerFired() }
+        if let timer {
+            if timer.deadline <= value { return }
+            connection.loop.cancel(timer.id)
+        }
+        // Held strongly until it fires or the close cancels it: a weak reference would give this
+        // object a side table and slow its every retain and release.
+        timer = (value, connection.loop.schedule(at: value) { [self] in timerFired() })
     }
 
     private func timerFired() {
-        timerDeadline = nil
+        timer = nil
         guard !connection.isClosed else { return }
-        if NanoTime.now() >= deadline {
+        if connection.loop.now >= deadline {
             connection.close()
         } else {
             setDeadline(deadline)
@@ -371,7 +396,7 @@ final class HTTPServerConnection: ConnectionDelegate {
     func connectionDidBecomeActive(_ connection: Connection) {}
 
     func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
-        if phase == .body { setDeadline(.now() + server.configuration.bodyReadTimeout) }
+        if phase == .body { setDeadline(fromNow(server.timeouts.bodyRead)) }
         if pending.isEmpty && !processing {
             let consumed = process(bytes)
             if consumed < bytes.count && !connection.isClosed {
@@ -403,11 +428,13 @@ final class HTTPServerConnection: ConnectionDelegate {
             if !pending.isEmpty && phase != .responding { processPending() }
         } else {
             connection.pauseReading()
-            setDeadline(.now() + server.configuration.writeTimeout)
+            setDeadline(fromNow(server.timeouts.write))
         }
     }
 
     func connectionDidClose(_ connection: Connection, error: Error?) {
+        if let timer { connection.loop.cancel(timer.id) }
+        timer = nil
         if let error, let report = server.configuration.onConnectionError { report(connection.peerAddress, error) }
         if let stream { stream.markClosed() }
         stream = nil
@@ -448,7 +475,7 @@ final class HTTPServerConnection: ConnectionDelegate {
                 head = requestHead
                 body.removeAll(keepingCapacity: true)
                 phase = .body
-                setDeadline(.now() + server.configuration.bodyReadTimeout)
+                setDeadline(fromNow(server.timeouts.bodyRead))
                 if requestHead.expectsContinue && requestHead.version == .http1_1 && offset == bytes.count {
                     connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
@@ -469,23 +496,21 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     private func startHead() {
         phase = .head
-        setDeadline(.now() + server.configuration.headerReadTimeout)
+        setDeadline(fromNow(server.timeouts.headerRead))
     }
 
     private func phaseDeadline() -> NanoTime {
         switch phase {
-        case .idle: .now() + server.configuration.idleTimeout
-        case .head: .now() + server.configuration.headerReadTimeout
-        case .body: .now() + server.configuration.bodyReadTimeout
+        case .idle: fromNow(server.timeouts.idle)
+        case .head: fromNow(server.timeouts.headerRead)
+        case .body: fromNow(server.timeouts.bodyRead)
         case .responding: .distantFuture
         }
     }
 
     private func reject(_ error: HTTPParseError) {
-        var response = HTTPResponse.text(error.status, "\(error)\n")
-        response.headers.add("Connection", "close")
         closeAfterResponse = true
-        writeResponse(response, to: HTTPRequestHead(method: .get, target: "/"))
+        writeResponse(.text(error.status, "\(error)\n"), to: HTTPRequestHead(method: .get, target: "/"))
         connection.closeAfterFlush()
     }
 
@@ -513,18 +538,15 @@ final class HTTPServerConnection: ConnectionDelegate {
 
     private func writeResponse(_ response: HTTPResponse, to request: HTTPRequestHead) {
         var head = HTTPResponseHead(status: response.status, version: .http1_1, headers: response.headers)
-        if closeAfterResponse {
-            head.headers.set("Connection", "close")
-        } else if request.version == .http1_0 {
-            head.headers.set("Connection", "keep-alive")  // HTTP/1.0 closes unless told otherwise
-        }
         let bodyAllowed = request.method != .head && response.status >= 200 && response.status != 204 && response.status != 304
         output.removeAll(keepingCapacity: true)
         switch response.body {
         case .bytes(let bytes):
             let needsLength = response.status >= 200 && response.status != 204 && response.status != 304
                 && !head.headers.contains("content-length")
-            guard serialize(head, contentLength: needsLength ? bytes.count : nil) else { return }
+            // Room for the head as well: a new connection's buffer would otherwise grow 4 times.
+            output.reserveCapacity(bytes.count + 512)
+            guard serialize(head, contentLength: needsLength ? bytes.count : nil, for: request) else { return }
             if bodyAllowed { output.append(contentsOf: bytes) }
             send(output)
         case .stream(let produce):
@@ -533,9 +555,8 @@ final class HTTPServerConnection: ConnectionDelegate {
                 head.headers.set("Transfer-Encoding", "chunked")
             } else {
                 closeAfterResponse = true
-                head.headers.set("Connection", "close")
             }
-            guard serialize(head) else { return }
+            guard serialize(head, for: request) else { return }
             send(output)
             guard bodyAllowed else { return }
             let writer = HTTPResponseWriter(loop: connection.loop, connection: self)
@@ -549,10 +570,13 @@ final class HTTPServerConnection: ConnectionDelegate {
         connection.write(bytes)
     }
 
-    /// Writes a head into `output`; a handler's invalid header becomes a 500.
-    private func serialize(_ head: HTTPResponseHead, contentLength: Int? = nil) -> Bool {
+    /// Writes a head into `output`, with the Connection field this connection's fate calls
+    /// for; a handler's invalid header becomes a 500.
+    private func serialize(_ head: HTTPResponseHead, contentLength: Int? = nil, for request: HTTPRequestHead) -> Bool {
+        // HTTP/1.0 closes unless told otherwise.
+        let connectionField = closeAfterResponse ? "close" : request.version == .http1_0 ? "keep-alive" : nil
         do {
-            try HTTPSerializer.write(head, contentLength: contentLength, into: &output)
+            try HTTPSerializer.write(head, contentLength: contentLength, connection: connectionField, into: &output)
             return true
         } catch {
             output.removeAll(keepingCapacity: true)
@@ -574,7 +598,7 @@ final class HTTPServerConnection: ConnectionDelegate {
             return
         }
         phase = .idle
-        setDeadline(.now() + server.configuration.idleTimeout)
+        setDeadline(fromNow(server.timeouts.idle))
         if !connection.isWritable || processing { return }
         connection.resumeReading()
         if !pending.isEmpty { processPending() }

@@ -32,6 +32,11 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     public private(set) var fields: [(name: String, value: String)]
 
     public init() { fields = [] }
+    /// Room for `capacity` fields up front: one allocation for a parsed head, not one per doubling.
+    init(capacity: Int) {
+        fields = []
+        fields.reserveCapacity(capacity)
+    }
     public init(_ fields: [(String, String)]) { self.fields = fields.map { (name: $0.0, value: $0.1) } }
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
 
@@ -75,15 +80,30 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// Whether a comma-separated list field contains `token` (ASCII case-insensitive), without
     /// allocating: this runs for every request (Connection, Expect).
     public func containsToken(_ name: String, _ token: String) -> Bool {
-        for field in fields where asciiEqualFold(field.name, name) {
-            for part in field.value.utf8.split(separator: 0x2C) {
-                var start = part.startIndex, end = part.endIndex
-                while start < end && (part[start] == sp || part[start] == htab) { start = part.index(after: start) }
-                while end > start && (part[part.index(before: end)] == sp || part[part.index(before: end)] == htab) { end = part.index(before: end) }
-                if part[start..<end].elementsEqual(token.utf8, by: { asciiLower($0) == asciiLower($1) }) { return true }
+        var token = token
+        return token.withUTF8 { wanted in
+            for field in fields where asciiEqualFold(field.name, name) {
+                var value = field.value
+                let found = value.withUTF8 { bytes in
+                    var start = 0
+                    while start <= bytes.count {
+                        var end = start
+                        while end < bytes.count && bytes[end] != 0x2C { end += 1 }
+                        var first = start, last = end
+                        while first < last && (bytes[first] == sp || bytes[first] == htab) { first += 1 }
+                        while last > first && (bytes[last - 1] == sp || bytes[last - 1] == htab) { last -= 1 }
+                        if last - first == wanted.count
+                            && (0..<wanted.count).allSatisfy({ asciiLower(bytes[first + $0]) == asciiLower(wanted[$0]) }) {
+                            return true
+                        }
+                        start = end + 1
+                    }
+                    return false
+                }
+                if found { return true }
             }
+            return false
         }
-        return false
     }
 
     /// How many fields have this name.
@@ -117,12 +137,14 @@ public struct HTTPRequestHead: Sendable, Equatable {
     }
 
     /// The target up to `?`.
-    public var path: Substring { target[..<(target.firstIndex(of: "?") ?? target.endIndex)] }
+    public var path: Substring { target[..<(queryMark ?? target.endIndex)] }
     /// The target after `?`, if any.
     public var query: Substring? {
-        guard let mark = target.firstIndex(of: "?") else { return nil }
-        return target[target.index(after: mark)...]
+        guard let mark = queryMark else { return nil }
+        return target[target.utf8.index(after: mark)...]
     }
+    /// Searched as a byte: a search by Character walks grapheme clusters, for every request.
+    private var queryMark: String.Index? { target.utf8.firstIndex(of: UInt8(ascii: "?")) }
 
     /// Whether the connection may carry another message after this one.
     public var keepAlive: Bool { connectionKeepAlive(version: version, headers: headers) }
@@ -200,6 +222,8 @@ func connectionKeepAlive(version: HTTPVersion, headers: HTTPHeaders) -> Bool {
 }
 
 func asciiEqualFold(_ lhs: String, _ rhs: String) -> Bool {
+    // Most names differ in length, which a String knows without a look at its bytes.
+    guard lhs.utf8.count == rhs.utf8.count else { return false }
     var lhs = lhs, rhs = rhs
     return lhs.withUTF8 { a in
         rhs.withUTF8 { b in
