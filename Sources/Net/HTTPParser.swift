@@ -148,8 +148,7 @@ public struct HTTPParser: Sendable {
 
             case .trailers:
                 guard let end = try scanHead(input, from: offset, startLine: false) else { return (offset, nil) }
-                var trailers = HTTPHeaders()
-                try parseFields(input, from: offset, to: end - 2, into: &trailers)
+                let trailers = try parseFields(input, from: offset, to: end - 2, lines: scan.lines - 1)
                 reset()
                 return (end, .end(trailers: trailers))
 
@@ -172,6 +171,8 @@ public struct HTTPParser: Sendable {
         var lineStart = 0
         /// End (index of CR) of the first line, relative to the head's start.
         var firstLineEnd: Int? = nil
+        /// Line feeds seen: sizes the field list before it is filled.
+        var lines = 0
     }
 
     /// Finds the end of a head or trailer block (index just past the empty line), or nil if it
@@ -181,6 +182,7 @@ public struct HTTPParser: Sendable {
         let limit = limits.maxHeaderBytes
         while index < input.count {
             if input[index] == lf {
+                scan.lines += 1
                 let lineStart = base + scan.lineStart
                 if index == lineStart || input[index - 1] != cr { throw .bareLineFeed }
                 if index - 1 == lineStart {
@@ -205,8 +207,7 @@ public struct HTTPParser: Sendable {
 
     private mutating func parseHead(_ input: UnsafeRawBufferPointer, from base: Int, to end: Int) throws(HTTPParseError) -> Event {
         let lineEnd = base + scan.firstLineEnd!
-        var headers = HTTPHeaders()
-        try parseFields(input, from: lineEnd + 2, to: end - 2, into: &headers)
+        let headers = try parseFields(input, from: lineEnd + 2, to: end - 2, lines: scan.lines - 2)
         scan = HeadScan()
         switch kind {
         case .request:
@@ -220,8 +221,10 @@ public struct HTTPParser: Sendable {
         }
     }
 
-    /// Parses `name: value` lines in [start, end); every line ends in CRLF.
-    private func parseFields(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, into headers: inout HTTPHeaders) throws(HTTPParseError) {
+    /// Parses the `name: value` lines in [start, end) (every one ends in CRLF, and there are at
+    /// most `lines`) into headers over one copy of those bytes.
+    private func parseFields(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, lines: Int) throws(HTTPParseError) -> HTTPHeaders {
+        var headers = HTTPHeaders(block: UnsafeRawBufferPointer(rebasing: input[start..<end]), lines: min(lines, limits.maxHeaderCount))
         var lineStart = start
         while lineStart < end {
             var lineEnd = lineStart
@@ -243,9 +246,10 @@ public struct HTTPParser: Sendable {
                 if byte < 0x20 && byte != htab || byte == 0x7F { throw .invalidHeaderValue }
             }
             if headers.count >= limits.maxHeaderCount { throw .headersTooLarge }
-            headers.add(text(input, lineStart, colon), text(input, valueStart, valueEnd))
+            headers.appendParsed(name: (lineStart - start)..<(colon - start), value: (valueStart - start)..<(valueEnd - start))
             lineStart = lineEnd + 2
         }
+        return headers
     }
 
     private func parseRequestLine(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, headers: HTTPHeaders) throws(HTTPParseError) -> HTTPRequestHead {
@@ -354,16 +358,12 @@ public struct HTTPParser: Sendable {
     /// The Content-Length, if any. Repeated (or listed) values must all be the same number.
     private func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
         var length: Int? = nil
-        for field in headers where asciiEqualFold(field.name, "content-length") {
-            for element in field.value.split(separator: ",", omittingEmptySubsequences: false) {
-                let digits = trimOWS(element)
-                guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy(isDigit) else {
-                    throw .invalidContentLength
-                }
-                let value = Int(digits)!
-                if let length, length != value { throw .conflictingContentLength }
-                length = value
-            }
+        try headers.forEachElement(of: "content-length") { (digits: UnsafeRawBufferPointer) throws(HTTPParseError) in
+            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(isDigit) else { throw .invalidContentLength }
+            var value = 0
+            for digit in digits { value = value * 10 + Int(digit - 0x30) }
+            if let length, length != value { throw .conflictingContentLength }
+            length = value
         }
         return length
     }
