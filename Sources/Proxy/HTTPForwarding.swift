@@ -129,7 +129,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     private func readAvailable() {
         let scratch = worker.reactor.scratch
         while !closed && !readingPaused && !peerEOF {
-            let n = Glibc.read(fd, scratch.baseAddress!, scratch.count)
+            let n = Glibc.recv(fd, scratch.baseAddress!, scratch.count, 0)
             if n > 0 {
                 received(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                 if n < scratch.count { break }

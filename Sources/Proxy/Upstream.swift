@@ -113,7 +113,7 @@ final class Upstream: ReactorHandler, Corkable {
     private func readAvailable() {
         let scratch = worker.reactor.scratch
         while !closed && !readingPaused {
-            let n = Glibc.read(fd, scratch.baseAddress!, scratch.count)
+            let n = Glibc.recv(fd, scratch.baseAddress!, scratch.count, 0)
             if n > 0 {
                 guard let owner else {
                     // An idle connection has nothing to say: the server is going away.
