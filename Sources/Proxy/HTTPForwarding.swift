@@ -107,7 +107,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     func start() {
         worker.downstreamCount += 1
         worker.stats.add(.downstreamConnectionsActive)
-        registered = EPOLLIN.rawValue
+        registered = Reactor.readable | Reactor.edgeTriggered
         worker.reactor.add(fd, events: registered, self)
         worker.reactor.startTicking(self)
     }
@@ -121,18 +121,19 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             if readingPaused || peerEOF {
                 if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { close() }
             } else {
-                readAvailable()
+                readAvailable(finQueued: events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0)
             }
         }
     }
 
-    private func readAvailable() {
+    /// Reads until the socket is drained: a short read, unless the peer's FIN is queued too.
+    private func readAvailable(finQueued: Bool) {
         let scratch = worker.reactor.scratch
         while !closed && !readingPaused && !peerEOF {
             let n = Glibc.recv(fd, scratch.baseAddress!, scratch.count, 0)
             if n > 0 {
                 received(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                if n < scratch.count { break }
+                if n < scratch.count && !finQueued { break }
             } else if n == 0 {
                 peerEOF = true
                 if exchange == nil || !(exchange!.requestComplete) { return close() }
@@ -426,7 +427,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         if !exchange.keepAlive || !exchange.requestComplete || peerEOF {
             return closeAfterFlush()
         }
-        idleDeadline = worker.reactor.now + Int64(listener.plan.config.idleTimeoutMilliseconds) * 1_000_000
+        startIdleTimer()
         resumeReading()
         parseInbound()
     }
@@ -453,7 +454,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             }
         }
         self.exchange = nil
-        if exchange.responseStarted { return close() }
+        if exchange.responseStarted { return closeAfterFlush() }
         respondLocally(connecting ? 503 : 502, connecting ? "upstream connect error\n" : "upstream reset before response\n",
                        close: !exchange.requestComplete || !exchange.keepAlive)
     }
@@ -465,7 +466,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         exchange.upstream = nil
         exchange.cluster.finish(exchange.endpoint, outcome, now: worker.reactor.now, retry: exchange.isRetry)
         self.exchange = nil
-        if exchange.responseStarted { return close() }
+        if exchange.responseStarted { return closeAfterFlush() }
         respondLocally(status, "bad upstream response\n", close: true)
     }
 
@@ -496,7 +497,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         bytes.append("\r\n" + body)
         write(bytes)
         if shouldClose { return closeAfterFlush() }
-        idleDeadline = worker.reactor.now + Int64(listener.plan.config.idleTimeoutMilliseconds) * 1_000_000
+        startIdleTimer()
     }
 
     private func abandonExchange() {
@@ -554,17 +555,24 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
 
     private func updateInterest() {
         guard !closed else { return }
-        var events: UInt32 = 0
-        if !readingPaused && !peerEOF && !closing { events |= EPOLLIN.rawValue }
+        var events = Reactor.edgeTriggered
+        if !readingPaused && !peerEOF && !closing { events |= Reactor.readable }
         if out.pending > 0 { events |= EPOLLOUT.rawValue }
         guard events != registered else { return }
         registered = events
         worker.reactor.modify(fd, events: events)
     }
 
+    /// Sends what is queued (a response cut short still reaches the client as far as it got),
+    /// then closes; a client that does not read it is let go at the idle timeout.
     private func closeAfterFlush() {
         closing = true
+        startIdleTimer()
         if out.pending == 0 { shutdownAndClose() } else { updateInterest() }
+    }
+
+    private func startIdleTimer() {
+        idleDeadline = worker.reactor.now + Int64(listener.plan.config.idleTimeoutMilliseconds) * 1_000_000
     }
 
     private func shutdownAndClose() {
