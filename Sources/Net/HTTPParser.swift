@@ -150,8 +150,7 @@ public struct HTTPParser: Sendable {
 
             case .trailers:
                 guard let end = try scanHead(input, from: offset, startLine: false) else { return (offset, nil) }
-                var trailers = HTTPHeaders(capacity: scan.lines)
-                try parseFields(input, from: offset, to: end - 2, into: &trailers)
+                let trailers = try parseFields(input, from: offset, to: end - 2, lines: scan.lines)
                 reset()
                 return (end, .end(trailers: trailers))
 
@@ -222,8 +221,7 @@ public struct HTTPParser: Sendable {
 
     private mutating func parseHead(_ input: UnsafeRawBufferPointer, from base: Int, to end: Int) throws(HTTPParseError) -> Event {
         let lineEnd = base + scan.firstLineEnd!
-        var headers = HTTPHeaders(capacity: scan.lines - 1)
-        try parseFields(input, from: lineEnd + 2, to: end - 2, into: &headers)
+        let headers = try parseFields(input, from: lineEnd + 2, to: end - 2, lines: scan.lines - 1)
         scan = HeadScan()
         switch kind {
         case .request:
@@ -237,8 +235,10 @@ public struct HTTPParser: Sendable {
         }
     }
 
-    /// Parses `name: value` lines in [start, end); every line ends in CRLF.
-    private func parseFields(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, into headers: inout HTTPHeaders) throws(HTTPParseError) {
+    /// Parses the `name: value` lines in [start, end) (every one ends in CRLF, and there are at
+    /// most `lines`) into headers over one copy of those bytes.
+    private func parseFields(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, lines: Int) throws(HTTPParseError) -> HTTPHeaders {
+        var headers = HTTPHeaders(block: UnsafeRawBufferPointer(rebasing: input[start..<end]), lines: min(lines, limits.maxHeaderCount))
         var lineStart = start
         while lineStart < end {
             var lineEnd = lineStart
@@ -260,9 +260,10 @@ public struct HTTPParser: Sendable {
                 if byte < 0x20 && byte != htab || byte == 0x7F { throw .invalidHeaderValue }
             }
             if headers.count >= limits.maxHeaderCount { throw .headersTooLarge }
-            headers.add(text(input, lineStart, colon), text(input, valueStart, valueEnd))
+            headers.appendParsed(name: (lineStart - start)..<(colon - start), value: (valueStart - start)..<(valueEnd - start))
             lineStart = lineEnd + 2
         }
+        return headers
     }
 
     private func parseRequestLine(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, headers: HTTPHeaders) throws(HTTPParseError) -> HTTPRequestHead {
@@ -371,16 +372,12 @@ public struct HTTPParser: Sendable {
     /// The Content-Length, if any. Repeated (or listed) values must all be the same number.
     private func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
         var length: Int? = nil
-        for field in headers where asciiEqualFold(field.name, "content-length") {
-            for element in field.value.split(separator: ",", omittingEmptySubsequences: false) {
-                let digits = trimOWS(element)
-                guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy(isDigit) else {
-                    throw .invalidContentLength
-                }
-                let value = Int(digits)!
-                if let length, length != value { throw .conflictingContentLength }
-                length = value
-            }
+        try headers.forEachElement(of: "content-length") { (digits: UnsafeRawBufferPointer) throws(HTTPParseError) in
+            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(isDigit) else { throw .invalidContentLength }
+            var value = 0
+            for digit in digits { value = value * 10 + Int(digit - 0x30) }
+            if let length, length != value { throw .conflictingContentLength }
+            length = value
         }
         return length
     }

@@ -68,20 +68,29 @@ public enum HTTPSerializer {
 
     private static func writeFields(_ headers: HTTPHeaders, skipping skipped: String? = nil,
                                     into buffer: inout [UInt8]) throws(HTTPSerializeError) {
-        for field in headers {
-            if let skipped, asciiEqualFold(field.name, skipped) { continue }
-            let start = buffer.count
-            guard !field.name.isEmpty, append(field.name, into: &buffer, if: isTokenByte) else {
-                throw HTTPSerializeError("invalid header name \(field.name.debugDescription)")
+        var failure: HTTPSerializeError?
+        let skippedName = Array((skipped ?? "").utf8)
+        skippedName.withUnsafeBytes { skip in
+            // Fields are held as bytes: checked and copied as they are, no String on the way.
+            headers.forEachField { name, value in
+                guard failure == nil else { return }
+                if skipped != nil && asciiEqualFold(name, skip) { return }
+                guard !name.isEmpty, name.allSatisfy(isTokenByte) else {
+                    failure = HTTPSerializeError("invalid header name \(String(decoding: name, as: UTF8.self).debugDescription)")
+                    return
+                }
+                guard value.allSatisfy(isFieldValueByte) else {
+                    failure = HTTPSerializeError("invalid value for header \(String(decoding: name, as: UTF8.self))")
+                    return
+                }
+                buffer.append(contentsOf: name)
+                buffer.append(colonByte)
+                buffer.append(sp)
+                buffer.append(contentsOf: value)
+                buffer.append(cr); buffer.append(lf)
             }
-            buffer.append(colonByte)
-            buffer.append(sp)
-            guard append(field.value, into: &buffer, if: isFieldValueByte) else {
-                buffer.removeSubrange(start...)  // a rejected field leaves nothing half-written
-                throw HTTPSerializeError("invalid value for header \(field.name)")
-            }
-            buffer.append(cr); buffer.append(lf)
         }
+        if let failure { throw failure }
         buffer.append(cr); buffer.append(lf)
     }
 

@@ -28,22 +28,52 @@ public struct HTTPVersion: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Header fields in arrival order; names compare case-insensitively (ASCII).
+///
+/// Kept as bytes: a parsed head is one copy of its header block plus one small record per field,
+/// so it costs two allocations whatever its size, lookups compare bytes, and a proxy copies fields
+/// on (`forEachField`) without making a String of each.
 public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
-    public private(set) var fields: [(name: String, value: String)]
-
-    public init() { fields = [] }
-    /// Room for `capacity` fields up front: one allocation for a parsed head, not one per doubling.
-    init(capacity: Int) {
-        fields = []
-        fields.reserveCapacity(capacity)
+    /// Where one field's name and value lie in `storage`.
+    private struct Field: Sendable {
+        var nameStart: Int32
+        var nameEnd: Int32
+        var valueStart: Int32
+        var valueEnd: Int32
     }
-    public init(_ fields: [(String, String)]) { self.fields = fields.map { (name: $0.0, value: $0.1) } }
+
+    private var storage: [UInt8] = []
+    private var fields: [Field] = []
+
+    public init() {}
+    public init(_ fields: [(String, String)]) {
+        for (name, value) in fields { add(name, value) }
+    }
     public init(dictionaryLiteral elements: (String, String)...) { self.init(elements) }
+
+    /// Headers over a copy of a parsed header block of at most `lines` fields, which
+    /// `appendParsed` then names.
+    init(block: UnsafeRawBufferPointer, lines: Int) {
+        storage = Array(block)
+        if lines > 0 { fields.reserveCapacity(lines) }
+    }
+
+    /// Adds a field whose name and value are at these offsets of the block given to `init(block:)`.
+    mutating func appendParsed(name: Range<Int>, value: Range<Int>) {
+        fields.append(Field(nameStart: Int32(name.lowerBound), nameEnd: Int32(name.upperBound),
+                            valueStart: Int32(value.lowerBound), valueEnd: Int32(value.upperBound)))
+    }
 
     public var count: Int { fields.count }
     public var isEmpty: Bool { fields.isEmpty }
 
-    public mutating func add(_ name: String, _ value: String) { fields.append((name: name, value: value)) }
+    public mutating func add(_ name: String, _ value: String) {
+        let nameStart = storage.count
+        storage.append(contentsOf: name.utf8)
+        let valueStart = storage.count
+        storage.append(contentsOf: value.utf8)
+        fields.append(Field(nameStart: Int32(nameStart), nameEnd: Int32(valueStart),
+                            valueStart: Int32(valueStart), valueEnd: Int32(storage.count)))
+    }
 
     /// Replaces every field with this name by one field.
     public mutating func set(_ name: String, _ value: String) {
@@ -51,73 +81,154 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         add(name, value)
     }
 
-    public mutating func remove(_ name: String) { fields.removeAll { asciiEqualFold($0.name, name) } }
+    /// Removes the fields (their bytes stay in the storage until the value is dropped).
+    public mutating func remove(_ name: String) {
+        let storage = self.storage
+        var name = name
+        name.withUTF8 { query in
+            storage.withUnsafeBytes { bytes in
+                fields.removeAll { Self.nameMatches($0, UnsafeRawBufferPointer(query), in: bytes) }
+            }
+        }
+    }
 
     /// The first value of the field, if any.
     public subscript(name: String) -> String? {
-        for field in fields where asciiEqualFold(field.name, name) { return field.value }
-        return nil
+        guard let index = firstIndex(of: name) else { return nil }
+        return string(fields[index].valueStart, fields[index].valueEnd)
     }
 
     public func values(_ name: String) -> [String] {
-        fields.filter { asciiEqualFold($0.name, name) }.map(\.value)
+        indices(of: name).map { string(fields[$0].valueStart, fields[$0].valueEnd) }
     }
 
     /// Comma-separated list elements of every field with this name, trimmed and lowercased.
     public func tokens(_ name: String) -> [String] {
         var result: [String] = []
-        for field in fields where asciiEqualFold(field.name, name) {
-            for part in field.value.split(separator: ",") {
-                let token = trimOWS(Substring(part))
-                if !token.isEmpty { result.append(asciiLowercased(token)) }
-            }
+        forEachElement(of: name) { element in
+            if !element.isEmpty { result.append(String(decoding: element.lazy.map(asciiLower), as: UTF8.self)) }
         }
         return result
     }
 
-    public func contains(_ name: String) -> Bool { self[name] != nil }
+    public func contains(_ name: String) -> Bool { firstIndex(of: name) != nil }
 
     /// Whether a comma-separated list field contains `token` (ASCII case-insensitive), without
     /// allocating: this runs for every request (Connection, Expect).
     public func containsToken(_ name: String, _ token: String) -> Bool {
         var token = token
-        return token.withUTF8 { wanted in
-            for field in fields where asciiEqualFold(field.name, name) {
-                var value = field.value
-                let found = value.withUTF8 { bytes in
-                    var start = 0
-                    while start <= bytes.count {
-                        var end = start
-                        while end < bytes.count && bytes[end] != 0x2C { end += 1 }
-                        var first = start, last = end
-                        while first < last && (bytes[first] == sp || bytes[first] == htab) { first += 1 }
-                        while last > first && (bytes[last - 1] == sp || bytes[last - 1] == htab) { last -= 1 }
-                        if last - first == wanted.count
-                            && (0..<wanted.count).allSatisfy({ asciiLower(bytes[first + $0]) == asciiLower(wanted[$0]) }) {
-                            return true
-                        }
-                        start = end + 1
-                    }
-                    return false
-                }
-                if found { return true }
-            }
-            return false
+        return token.withUTF8 { containsToken(name, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `containsToken` for a token given as bytes (a proxy asks whether Connection names a field).
+    public func containsToken(_ name: String, _ token: UnsafeRawBufferPointer) -> Bool {
+        var found = false
+        forEachElement(of: name) { element in
+            if !found && asciiEqualFold(element, token) { found = true }
         }
+        return found
     }
 
     /// How many fields have this name.
     public func count(_ name: String) -> Int {
         var count = 0
-        for field in fields where asciiEqualFold(field.name, name) { count += 1 }
+        forEachValue(of: name) { _ in count += 1 }
         return count
     }
 
-    public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+    /// Each field's name and value as bytes, in order, without making Strings: for code that
+    /// copies fields on. The buffers are valid only during the call.
+    public func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try storage.withUnsafeBytes { bytes in
+            for field in fields {
+                try body(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.nameEnd)]),
+                         UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
+            }
+        }
+    }
+
+    /// The value of every field with this name, as bytes, in order (valid only during the call).
+    public func forEachValue<E: Error>(of name: String, _ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+        // withUTF8 and withUnsafeBytes rethrow untyped errors: carry a typed one out by hand.
+        var failure: E?
+        var name = name
+        name.withUTF8 { query in
+            storage.withUnsafeBytes { bytes in
+                for field in fields where Self.nameMatches(field, UnsafeRawBufferPointer(query), in: bytes) {
+                    do throws(E) { try body(UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])) } catch {
+                        failure = error
+                        return
+                    }
+                }
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// The comma-separated elements of every field with this name, with optional whitespace
+    /// trimmed (empty elements included).
+    func forEachElement<E: Error>(of name: String, _ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+        try forEachValue(of: name) { (value: UnsafeRawBufferPointer) throws(E) in
+            var start = 0
+            while start <= value.count {
+                var end = start
+                while end < value.count && value[end] != 0x2C { end += 1 }
+                try body(trimmingOWS(UnsafeRawBufferPointer(rebasing: value[start..<end])))
+                start = end + 1
+            }
+        }
+    }
+
+    private func indices(of name: String) -> [Int] {
+        var name = name
+        return name.withUTF8 { query in
+            storage.withUnsafeBytes { bytes in
+                fields.indices.filter { Self.nameMatches(fields[$0], UnsafeRawBufferPointer(query), in: bytes) }
+            }
+        }
+    }
+
+    private func firstIndex(of name: String) -> Int? {
+        var name = name
+        return name.withUTF8 { query in
+            storage.withUnsafeBytes { bytes in
+                fields.indices.first { Self.nameMatches(fields[$0], UnsafeRawBufferPointer(query), in: bytes) }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func nameMatches(_ field: Field, _ query: UnsafeRawBufferPointer, in bytes: UnsafeRawBufferPointer) -> Bool {
+        asciiEqualFold(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.nameEnd)]), query)
+    }
+
+    private func string(_ start: Int32, _ end: Int32) -> String {
+        storage.withUnsafeBytes { String(decoding: $0[Int(start)..<Int(end)], as: UTF8.self) }
+    }
+
+    public struct Iterator: IteratorProtocol {
+        let headers: HTTPHeaders
+        var index = 0
+        public mutating func next() -> (name: String, value: String)? {
+            guard index < headers.fields.count else { return nil }
+            let field = headers.fields[index]
+            index += 1
+            return (headers.string(field.nameStart, field.nameEnd), headers.string(field.valueStart, field.valueEnd))
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(headers: self) }
 
     public static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
-        lhs.fields.count == rhs.fields.count
-            && zip(lhs.fields, rhs.fields).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+        guard lhs.fields.count == rhs.fields.count else { return false }
+        return lhs.storage.withUnsafeBytes { left in
+            rhs.storage.withUnsafeBytes { right in
+                zip(lhs.fields, rhs.fields).allSatisfy { a, b in
+                    left[Int(a.nameStart)..<Int(a.nameEnd)].elementsEqual(right[Int(b.nameStart)..<Int(b.nameEnd)])
+                        && left[Int(a.valueStart)..<Int(a.valueEnd)].elementsEqual(right[Int(b.valueStart)..<Int(b.valueEnd)])
+                }
+            }
+        }
     }
 }
 
@@ -136,12 +247,12 @@ public struct HTTPRequestHead: Sendable, Equatable {
         self.headers = headers
     }
 
-    /// The target up to `?`.
-    public var path: Substring { target[..<(queryMark ?? target.endIndex)] }
+    /// The target up to `?` (found as a byte: a target is ASCII, no need to walk Characters).
+    public var path: Substring { target[..<(target.utf8.firstIndex(of: 0x3F) ?? target.endIndex)] }
     /// The target after `?`, if any.
     public var query: Substring? {
-        guard let mark = queryMark else { return nil }
-        return target[target.utf8.index(after: mark)...]
+        guard let mark = target.utf8.firstIndex(of: 0x3F) else { return nil }
+        return target[target.index(after: mark)...]
     }
     /// Searched as a byte: a search by Character walks grapheme clusters, for every request.
     private var queryMark: String.Index? { target.utf8.firstIndex(of: UInt8(ascii: "?")) }
@@ -221,26 +332,17 @@ func connectionKeepAlive(version: HTTPVersion, headers: HTTPHeaders) -> Bool {
     byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
 }
 
-func asciiEqualFold(_ lhs: String, _ rhs: String) -> Bool {
-    // Most names differ in length, which a String knows without a look at its bytes.
-    guard lhs.utf8.count == rhs.utf8.count else { return false }
-    var lhs = lhs, rhs = rhs
-    return lhs.withUTF8 { a in
-        rhs.withUTF8 { b in
-            guard a.count == b.count else { return false }
-            for i in 0..<a.count where asciiLower(a[i]) != asciiLower(b[i]) { return false }
-            return true
-        }
-    }
+/// ASCII case-insensitive equality of two byte strings.
+@inline(__always) public func asciiEqualFold(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    for i in 0..<lhs.count where asciiLower(lhs[i]) != asciiLower(rhs[i]) { return false }
+    return true
 }
 
-func asciiLowercased(_ text: Substring) -> String {
-    String(decoding: text.utf8.map(asciiLower), as: UTF8.self)
-}
-
-func trimOWS(_ text: Substring) -> Substring {
-    var text = text
-    while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
-    while let last = text.last, last == " " || last == "\t" { text.removeLast() }
-    return text
+/// `bytes` without leading and trailing spaces and tabs (RFC 9110 optional whitespace).
+func trimmingOWS(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    var start = 0, end = bytes.count
+    while start < end && (bytes[start] == sp || bytes[start] == htab) { start += 1 }
+    while end > start && (bytes[end - 1] == sp || bytes[end - 1] == htab) { end -= 1 }
+    return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
 }

@@ -2,26 +2,38 @@ import Glibc
 import CTandemShim
 import Net
 
-/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), besides those the
-/// Connection header names. Framing headers are written by us to match how we send the body.
-private let hopByHop: [String] = [
-    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-]
-
-/// ASCII case-insensitive equality against a lower-case name, without allocating.
-@inline(__always)
-func nameEquals(_ name: String, _ lower: String) -> Bool {
-    guard name.utf8.count == lower.utf8.count else { return false }
-    for (a, b) in zip(name.utf8, lower.utf8) where a != b && !(a >= 0x41 && a <= 0x5A && a | 0x20 == b) { return false }
-    return true
+/// Whether a field describes one hop and is never forwarded (RFC 9110 §7.6.1), besides those the
+/// Connection field names. Framing fields are written by us to match how we send the body.
+/// Compares bytes against literals: this runs for every field of every message.
+func isHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
+    switch name.count {
+    case 2: nameIs(name, "te")
+    case 7: nameIs(name, "trailer") || nameIs(name, "upgrade")
+    case 10: nameIs(name, "connection") || nameIs(name, "keep-alive")
+    case 16: nameIs(name, "proxy-connection")
+    case 17: nameIs(name, "transfer-encoding")
+    default: false
+    }
 }
 
-/// Whether a header must not be forwarded: hop-by-hop, or named in this message's Connection.
+/// ASCII case-insensitive equality of a field name with a lower-case literal.
 @inline(__always)
-func isHopByHop(_ name: String, named: [String]) -> Bool {
-    for candidate in hopByHop where nameEquals(name, candidate) { return true }
-    for candidate in named where nameEquals(name, candidate) { return true }
-    return false
+func nameIs(_ name: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+    asciiEqualFold(name, UnsafeRawBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount))
+}
+
+/// Copies the fields that go on to the next hop: not hop-by-hop and not named by Connection;
+/// in requests not X-Forwarded-For either (the caller writes that one, extended).
+func writeForwardedFields(_ headers: HTTPHeaders, request: Bool, into bytes: inout [UInt8]) {
+    let hasConnection = headers.contains("connection")
+    headers.forEachField { name, value in
+        if isHopByHop(name) || request && nameIs(name, "x-forwarded-for") { return }
+        if hasConnection && headers.containsToken("connection", name) { return }
+        bytes.append(contentsOf: name)
+        bytes.append(": ")
+        bytes.append(contentsOf: value)
+        bytes.append("\r\n")
+    }
 }
 
 private let idempotentMethods: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]
@@ -95,7 +107,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     func start() {
         worker.downstreamCount += 1
         worker.stats.add(.downstreamConnectionsActive)
-        registered = EPOLLIN.rawValue
+        registered = Reactor.readable | Reactor.edgeTriggered
         worker.reactor.add(fd, events: registered, self)
         worker.reactor.startTicking(self)
     }
@@ -109,18 +121,19 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             if readingPaused || peerEOF {
                 if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { close() }
             } else {
-                readAvailable()
+                readAvailable(finQueued: events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0)
             }
         }
     }
 
-    private func readAvailable() {
+    /// Reads until the socket is drained: a short read, unless the peer's FIN is queued too.
+    private func readAvailable(finQueued: Bool) {
         let scratch = worker.reactor.scratch
         while !closed && !readingPaused && !peerEOF {
-            let n = Glibc.read(fd, scratch.baseAddress!, scratch.count)
+            let n = Glibc.recv(fd, scratch.baseAddress!, scratch.count, 0)
             if n > 0 {
                 received(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                if n < scratch.count { break }
+                if n < scratch.count && !finQueued { break }
             } else if n == 0 {
                 peerEOF = true
                 if exchange == nil || !(exchange!.requestComplete) { return close() }
@@ -238,24 +251,15 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         bytes.append(0x20)
         bytes.append(head.target)
         bytes.append(" HTTP/1.1\r\n")
-        let named = head.headers.tokens("connection")
-        var forwardedFor: String?
-        for field in head.headers {
-            if isHopByHop(field.name, named: named) { continue }
-            if nameEquals(field.name, "x-forwarded-for") {
-                forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
-                continue
-            }
-            bytes.append(field.name)
-            bytes.append(": ")
-            bytes.append(field.value)
-            bytes.append("\r\n")
-        }
+        writeForwardedFields(head.headers, request: true, into: &bytes)
         if chunked { bytes.append("transfer-encoding: chunked\r\n") }
         // HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require it.
         if head.version == .http1_0 && !head.headers.contains("host") { bytes.append("host: \(endpoint)\r\n") }
         bytes.append("x-forwarded-for: ")
-        if let forwardedFor { bytes.append(forwardedFor + ", ") }
+        head.headers.forEachValue(of: "x-forwarded-for") { value in
+            bytes.append(contentsOf: value)
+            bytes.append(", ")
+        }
         bytes.append(peerIP)
         bytes.append("\r\n\r\n")
     }
@@ -378,18 +382,13 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
 
     private func writeResponseHead(_ head: HTTPResponseHead, _ exchange: Exchange, http11: Bool, into bytes: inout [UInt8]) {
         bytes.append("HTTP/1.1 ")
-        bytes.append(String(head.status))
+        bytes.append(0x30 + UInt8(head.status / 100 % 10))
+        bytes.append(0x30 + UInt8(head.status / 10 % 10))
+        bytes.append(0x30 + UInt8(head.status % 10))
         bytes.append(0x20)
         bytes.append(head.reason)
         bytes.append("\r\n")
-        let named = head.headers.tokens("connection")
-        for field in head.headers {
-            if isHopByHop(field.name, named: named) { continue }
-            bytes.append(field.name)
-            bytes.append(": ")
-            bytes.append(field.value)
-            bytes.append("\r\n")
-        }
+        writeForwardedFields(head.headers, request: false, into: &bytes)
         if exchange.responseChunked { bytes.append("transfer-encoding: chunked\r\n") }
         if closesAfterResponse || peerEOF { exchange.keepAlive = false }
         if !exchange.keepAlive {
@@ -428,7 +427,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         if !exchange.keepAlive || !exchange.requestComplete || peerEOF {
             return closeAfterFlush()
         }
-        idleDeadline = worker.reactor.now + Int64(listener.plan.config.idleTimeoutMilliseconds) * 1_000_000
+        startIdleTimer()
         resumeReading()
         parseInbound()
     }
@@ -455,7 +454,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             }
         }
         self.exchange = nil
-        if exchange.responseStarted { return close() }
+        if exchange.responseStarted { return closeAfterFlush() }
         respondLocally(connecting ? 503 : 502, connecting ? "upstream connect error\n" : "upstream reset before response\n",
                        close: !exchange.requestComplete || !exchange.keepAlive)
     }
@@ -467,7 +466,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         exchange.upstream = nil
         exchange.cluster.finish(exchange.endpoint, outcome, now: worker.reactor.now, retry: exchange.isRetry)
         self.exchange = nil
-        if exchange.responseStarted { return close() }
+        if exchange.responseStarted { return closeAfterFlush() }
         respondLocally(status, "bad upstream response\n", close: true)
     }
 
@@ -498,7 +497,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         bytes.append("\r\n" + body)
         write(bytes)
         if shouldClose { return closeAfterFlush() }
-        idleDeadline = worker.reactor.now + Int64(listener.plan.config.idleTimeoutMilliseconds) * 1_000_000
+        startIdleTimer()
     }
 
     private func abandonExchange() {
@@ -556,17 +555,24 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
 
     private func updateInterest() {
         guard !closed else { return }
-        var events: UInt32 = 0
-        if !readingPaused && !peerEOF && !closing { events |= EPOLLIN.rawValue }
+        var events = Reactor.edgeTriggered
+        if !readingPaused && !peerEOF && !closing { events |= Reactor.readable }
         if out.pending > 0 { events |= EPOLLOUT.rawValue }
         guard events != registered else { return }
         registered = events
         worker.reactor.modify(fd, events: events)
     }
 
+    /// Sends what is queued (a response cut short still reaches the client as far as it got),
+    /// then closes; a client that does not read it is let go at the idle timeout.
     private func closeAfterFlush() {
         closing = true
+        startIdleTimer()
         if out.pending == 0 { shutdownAndClose() } else { updateInterest() }
+    }
+
+    private func startIdleTimer() {
+        idleDeadline = worker.reactor.now + Int64(listener.plan.config.idleTimeoutMilliseconds) * 1_000_000
     }
 
     private func shutdownAndClose() {

@@ -26,6 +26,14 @@ protocol Ticking: AnyObject {
 /// is touched only on the loop thread; other threads reach it with `execute`.
 final class Reactor: @unchecked Sendable {
     static let tickNanoseconds: Int64 = 100_000_000
+    /// HTTP connections register edge-triggered: they read until a short read or EAGAIN and
+    /// change their interest with `modify` (which reports readiness already there), so one event
+    /// per arrival is enough, and epoll need not poll every socket it reported once more on the
+    /// next wait, as it does for level-triggered ones.
+    static let edgeTriggered = EPOLLET.rawValue
+    /// Read interest of an edge-triggered connection. EPOLLRDHUP says the peer's FIN is already
+    /// queued: then a short read is not all there is, the end of the stream is still to be read.
+    static let readable = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
     let index: Int
     private let epoll: Int32
     private let wake: Int32

@@ -9,11 +9,12 @@ public struct RouteTable: Sendable {
         matchesHost = routes.contains { $0.host != nil }
     }
 
-    /// `host` as sent in the Host header (any port is ignored, case is folded).
-    public func match(host: String?, path: Substring) -> ProxyConfig.Route? {
-        let name = matchesHost ? host.map(Self.hostName) : nil
+    /// `host` as sent in the Host header (any port is ignored, case is folded); it is only
+    /// evaluated when some route names a host.
+    public func match(host: @autoclosure () -> String?, path: Substring) -> ProxyConfig.Route? {
+        let name = matchesHost ? host().map(Self.hostName) : nil
         return routes.first { route in
-            path.hasPrefix(route.pathPrefix) && Self.hostMatches(route.host, name)
+            path.utf8.starts(with: route.pathPrefix.utf8) && Self.hostMatches(route.host, name)
         }
     }
 

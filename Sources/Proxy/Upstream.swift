@@ -39,7 +39,7 @@ final class Upstream: ReactorHandler, Corkable {
             return false
         }
         connectDeadline = worker.reactor.now + Int64(timeoutMilliseconds) * 1_000_000
-        registered = EPOLLOUT.rawValue
+        registered = EPOLLOUT.rawValue | Reactor.edgeTriggered
         worker.reactor.add(fd, events: registered, self)
         return true
     }
@@ -105,15 +105,16 @@ final class Upstream: ReactorHandler, Corkable {
             if out.pending == 0 { owner?.upstreamDrained() }
         }
         if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 && !readingPaused {
-            readAvailable()
+            readAvailable(finQueued: events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0)
         }
         if !closed { updateInterest() }
     }
 
-    private func readAvailable() {
+    /// Reads until the socket is drained: a short read, unless the peer's FIN is queued too.
+    private func readAvailable(finQueued: Bool) {
         let scratch = worker.reactor.scratch
         while !closed && !readingPaused {
-            let n = Glibc.read(fd, scratch.baseAddress!, scratch.count)
+            let n = Glibc.recv(fd, scratch.baseAddress!, scratch.count, 0)
             if n > 0 {
                 guard let owner else {
                     // An idle connection has nothing to say: the server is going away.
@@ -123,7 +124,7 @@ final class Upstream: ReactorHandler, Corkable {
                 receivedBytes = true
                 if lastStatus == 0, n >= 12 { lastStatus = Self.status(scratch) }
                 owner.upstreamReceived(self, UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                if n < scratch.count { return }
+                if n < scratch.count && !finQueued { return }
             } else if n == 0 {
                 guard let owner else {
                     worker.removeIdle(self)
@@ -171,11 +172,11 @@ final class Upstream: ReactorHandler, Corkable {
 
     private func updateInterest() {
         guard !closed, fd >= 0 else { return }
-        var events: UInt32 = 0
+        var events = Reactor.edgeTriggered
         if !isConnected {
-            events = EPOLLOUT.rawValue
+            events |= EPOLLOUT.rawValue
         } else {
-            if !readingPaused { events |= EPOLLIN.rawValue }
+            if !readingPaused { events |= Reactor.readable }
             if out.pending > 0 { events |= EPOLLOUT.rawValue }
         }
         guard events != registered else { return }

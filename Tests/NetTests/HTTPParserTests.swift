@@ -220,3 +220,27 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
         #expect(isTokenByte(UInt8(byte)) == tchar.contains(UInt8(byte)), "byte \(byte)")
     }
 }
+
+@Test func headersKeepBytesAndAnswerLookupsCaseInsensitively() throws {
+    let raw = "GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, ,X-Drop\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for:2.2.2.2 \r\nContent-Length: 0\r\n\r\n"
+    var headers = try #require(parseAll(bytes(raw)).messages.first?.request).headers
+    #expect(headers.count == 5)
+    #expect(headers.count("X-FORWARDED-FOR") == 2)
+    #expect(headers.values("x-forwarded-for") == ["1.1.1.1", "2.2.2.2"])
+    #expect(headers.tokens("connection") == ["keep-alive", "x-drop"], "empty list elements are skipped")
+    #expect(headers.containsToken("Connection", "x-DROP"))
+    #expect(!headers.containsToken("connection", "x"))
+    var seen: [String] = []
+    headers.forEachField { name, value in
+        seen.append(String(decoding: name, as: UTF8.self) + "=" + String(decoding: value, as: UTF8.self))
+    }
+    #expect(seen == ["Host=a", "Connection=Keep-Alive, ,X-Drop", "X-Forwarded-For=1.1.1.1", "x-forwarded-for=2.2.2.2", "Content-Length=0"])
+    #expect(Array(headers).map(\.name) == ["Host", "Connection", "X-Forwarded-For", "x-forwarded-for", "Content-Length"])
+
+    headers.set("X-Forwarded-For", "3.3.3.3")
+    #expect(headers.values("x-forwarded-for") == ["3.3.3.3"])
+    headers.remove("host")
+    #expect(headers["HOST"] == nil && headers.count == 3)
+    #expect(headers == ["Connection": "Keep-Alive, ,X-Drop", "Content-Length": "0", "X-Forwarded-For": "3.3.3.3"])
+    #expect(headers != ["connection": "Keep-Alive, ,X-Drop", "Content-Length": "0", "X-Forwarded-For": "3.3.3.3"], "equality is exact")
+}

@@ -12,10 +12,10 @@ import Net
         defer { proxy.stop() }
         let client = try RawClient(port: proxy.port(of: "in")!)
         for index in 0..<3 {
-            let response = try #require(client.get("/item/\(index)?q=1", headers: "Connection: keep-alive, X-Drop\r\nX-Drop: secret\r\nX-Forwarded-For: 10.1.1.1\r\n"))
+            let response = try #require(client.get("/item/\(index)?q=1", headers: "Connection: keep-alive, X-Drop\r\nX-Drop: secret\r\nX-Forwarded-For: 10.1.1.1\r\nx-forwarded-for: 10.2.2.2\r\n"))
             #expect(response.head.status == 200)
             #expect(response.text.contains("path=/item/\(index)?q=1"))
-            #expect(response.text.contains("x-forwarded-for=10.1.1.1, 127.0.0.1"))
+            #expect(response.text.contains("x-forwarded-for=10.1.1.1, 10.2.2.2, 127.0.0.1"))
             #expect(!response.text.contains("x-drop"), "headers named by Connection are hop-by-hop")
             #expect(!response.text.contains("connection="))
         }
@@ -166,3 +166,22 @@ import Net
         #expect(ContinuousClock.now - started < .seconds(2))
     }
 }
+
+/// What goes on to the next hop, field by field (no sockets: the same function serves requests and responses).
+@Test func forwardedFieldsDropHopByHopAndWhatConnectionNames() throws {
+    var parser = HTTPParser(.response)
+    let raw = "HTTP/1.1 200 OK\r\nServer: s\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nx-secret: 1\r\n"
+        + "TE: trailers\r\nTrailer: X\r\nUpgrade: h2c\r\nProxy-Connection: close\r\nTransfer-Encoding: chunked\r\n"
+        + "X-Forwarded-For: 1.2.3.4\r\nContent-Type: text/plain\r\n\r\n"
+    guard case .responseHead(let head)? = try parser.parse(Array(raw.utf8)).event else {
+        Issue.record("no head")
+        return
+    }
+    var response: [UInt8] = []
+    writeForwardedFields(head.headers, request: false, into: &response)
+    #expect(String(decoding: response, as: UTF8.self) == "Server: s\r\nX-Forwarded-For: 1.2.3.4\r\nContent-Type: text/plain\r\n")
+    var request: [UInt8] = []
+    writeForwardedFields(head.headers, request: true, into: &request)
+    #expect(String(decoding: request, as: UTF8.self) == "Server: s\r\nContent-Type: text/plain\r\n", "a request's X-Forwarded-For is rewritten by the caller")
+}
+

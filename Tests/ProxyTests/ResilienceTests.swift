@@ -52,6 +52,25 @@ import Net
         #expect(await eventually { proxy.activeConnections == 0 })
     }
 
+    /// The backend's last bytes and its FIN are read in one go: what it sent still reaches the
+    /// client before the connection is closed.
+    @Test func backendDyingMidBodyStillDeliversWhatItSent() async throws {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
+        let dying = try RawBackend { fd in
+            Self.sendText(fd, head + String(repeating: "b", count: 200_000))
+        }
+        defer { dying.stop() }
+        let proxy = try ProxyServer(config: httpConfig([dying.address]))
+        try proxy.start()
+        defer { proxy.stop() }
+        let client = try RawClient(port: proxy.port(of: "in")!)
+        client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        let (reply, eof) = client.read()
+        let body = reply.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).last ?? []
+        #expect(eof && body.count == 200_000 && body.allSatisfy { $0 == UInt8(ascii: "b") }, "got \(reply.count) bytes")
+        #expect(await eventually { proxy.activeConnections == 0 })
+    }
+
     @Test func backendDyingBeforeAnsweringIs502ForPostAndRetriedForGet() async throws {
         let rude = try RawBackend { _ in }
         defer { rude.stop() }

@@ -22,11 +22,9 @@ public final class RawClient {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw SystemError("connect", code: code)
-        }
+        // No close here: `fd` is set, so deinit runs when this throws and closes it. Closing it
+        // twice would close whatever another thread opened under that number in between.
+        guard result == 0 else { throw SystemError("connect", code: errno) }
         var timeout = timeval(tv_sec: Int(receiveTimeout.components.seconds),
                               tv_usec: Int(receiveTimeout.components.attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
