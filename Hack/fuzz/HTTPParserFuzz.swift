@@ -30,13 +30,13 @@ func parse(_ bytes: [UInt8], kind: HTTPParser.Kind, pieces: [Int]) -> Summary {
                     body += pending[range]
                 case .end(let trailers):
                     summary.events.append("body \(body)")
-                    summary.events.append("end \(trailers.fields.map { "\($0.name)=\($0.value)" })")
+                    summary.events.append("end \(trailers.map { "\($0.name)=\($0.value)" })")
                     body = []
                 case .requestHead(let head):
-                    summary.events.append("request \(head.method) \(head.target) \(head.version) \(head.headers.fields.map { "\($0.name)=\($0.value)" })")
+                    summary.events.append("request \(head.method) \(head.target) \(head.version) \(head.headers.map { "\($0.name)=\($0.value)" })")
                     roundTrip(head)
                 case .responseHead(let head):
-                    summary.events.append("response \(head.status) \(head.reason) \(head.headers.fields.map { "\($0.name)=\($0.value)" })")
+                    summary.events.append("response \(head.status) \(head.reason) \(head.headers.map { "\($0.name)=\($0.value)" })")
                 case nil:
                     break
                 }
