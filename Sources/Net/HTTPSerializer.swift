@@ -16,34 +16,37 @@ public enum HTTPSerializer {
     }
 
     public static func write(_ head: HTTPResponseHead, into buffer: inout [UInt8]) throws(HTTPSerializeError) {
-        try write(head, contentLength: nil, into: &buffer)
+        try writeResponseHead(status: head.status, reason: head.reason, version: head.version, headers: head.headers,
+                              contentLength: nil, connection: nil, into: &buffer)
     }
 
-    /// Writes a response head, adding `Content-Length` and `Connection` without building header
-    /// fields for them (a copy of the handler's fields, per response); `connection` replaces any
-    /// Connection field the head has.
-    static func write(_ head: HTTPResponseHead, contentLength: Int?, connection: String? = nil,
-                      into buffer: inout [UInt8]) throws(HTTPSerializeError) {
-        guard (100...999).contains(head.status) else { throw HTTPSerializeError("invalid status \(head.status)") }
-        appendVersion(head.version, into: &buffer)
+    /// Writes a response head from its parts, adding `Content-Length` and `Connection` without
+    /// building header fields for them; `connection` replaces any Connection field in `headers`.
+    /// The server passes a handler's fields as they are: an HTTPResponseHead, or a field added to
+    /// them, would copy them for every response.
+    static func writeResponseHead(status: Int, reason: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders,
+                                  contentLength: Int?, connection: StaticString?,
+                                  into buffer: inout [UInt8]) throws(HTTPSerializeError) {
+        guard (100...999).contains(status) else { throw HTTPSerializeError("invalid status \(status)") }
+        appendVersion(version, into: &buffer)
         buffer.append(sp)
-        buffer.append(0x30 + UInt8(head.status / 100))
-        buffer.append(0x30 + UInt8(head.status / 10 % 10))
-        buffer.append(0x30 + UInt8(head.status % 10))
+        buffer.append(0x30 + UInt8(status / 100))
+        buffer.append(0x30 + UInt8(status / 10 % 10))
+        buffer.append(0x30 + UInt8(status % 10))
         buffer.append(sp)
-        guard append(head.reason, into: &buffer, if: isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
+        guard append(reason, into: &buffer, if: isFieldValueByte) else { throw HTTPSerializeError("invalid reason phrase") }
         buffer.append(cr); buffer.append(lf)
         if let contentLength {
-            buffer.append(contentsOf: "Content-Length: ".utf8)
+            append("Content-Length: ", into: &buffer)
             appendDecimal(contentLength, into: &buffer)
             buffer.append(cr); buffer.append(lf)
         }
         if let connection {
-            buffer.append(contentsOf: "Connection: ".utf8)
-            buffer.append(contentsOf: connection.utf8)
+            append("Connection: ", into: &buffer)
+            append(connection, into: &buffer)
             buffer.append(cr); buffer.append(lf)
         }
-        try writeFields(head.headers, skipping: connection == nil ? nil : "connection", into: &buffer)
+        try writeFields(headers, skipping: connection == nil ? nil : "connection", into: &buffer)
     }
 
     /// One chunk of a chunked body; an empty chunk is skipped (it would end the body).
@@ -107,8 +110,15 @@ public enum HTTPSerializer {
         }
     }
 
+    /// Appends a literal's bytes as they sit in the binary; appending a String literal's UTF-8
+    /// view goes through the String (retain, walk, release).
+    @inline(__always)
+    private static func append(_ literal: StaticString, into buffer: inout [UInt8]) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
     private static func appendVersion(_ version: HTTPVersion, into buffer: inout [UInt8]) {
-        buffer.append(contentsOf: "HTTP/1.".utf8)
+        append("HTTP/1.", into: &buffer)
         buffer.append(version.minor == 0 ? 0x30 : 0x31)
     }
 

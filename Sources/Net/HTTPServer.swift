@@ -142,14 +142,17 @@ public struct HTTPRoutes: Sendable {
 
     public func match(method: HTTPMethod, path: Substring) -> Match {
         var allowed: [HTTPMethod] = []
-        var matchedPath: String? = nil
-        for route in routes {
-            let hit = route.isPrefix ? path.hasPrefix(route.path) : path == route.path
+        var matched: Int? = nil
+        // Routes are read in place, by index: a loop over copies retains and releases every
+        // field of every route it passes, for every request.
+        for index in routes.indices {
+            let hit = routes[index].isPrefix ? path.hasPrefix(routes[index].path) : path == routes[index].path
             guard hit else { continue }
-            if let matchedPath, matchedPath != route.path { break }
-            matchedPath = route.path
-            if route.method == method || (method == .head && route.method == .get) { return .handler(route.handler) }
-            allowed.append(route.method)
+            if let matched, routes[matched].path != routes[index].path { break }
+            matched = index
+            let routeMethod = routes[index].method
+            if routeMethod == method || (method == .head && routeMethod == .get) { return .handler(routes[index].handler) }
+            allowed.append(routeMethod)
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }
@@ -482,8 +485,7 @@ final class HTTPServerConnection: ConnectionDelegate {
             case .body:
                 break
             case .end:
-                guard let requestHead = head else { break }
-                head = nil
+                guard let requestHead = head.take() else { break }
                 respond(to: HTTPRequest(head: requestHead, body: body, peer: connection.peerAddress))
                 if !connection.isWritable { break }
             case .responseHead:
@@ -537,26 +539,26 @@ final class HTTPServerConnection: ConnectionDelegate {
     }
 
     private func writeResponse(_ response: HTTPResponse, to request: HTTPRequestHead) {
-        var head = HTTPResponseHead(status: response.status, version: .http1_1, headers: response.headers)
         let bodyAllowed = request.method != .head && response.status >= 200 && response.status != 204 && response.status != 304
         output.removeAll(keepingCapacity: true)
         switch response.body {
         case .bytes(let bytes):
             let needsLength = response.status >= 200 && response.status != 204 && response.status != 304
-                && !head.headers.contains("content-length")
+                && !response.headers.contains("content-length")
             // Room for the head as well: a new connection's buffer would otherwise grow 4 times.
             output.reserveCapacity(bytes.count + 512)
-            guard serialize(head, contentLength: needsLength ? bytes.count : nil, for: request) else { return }
+            guard serialize(response.status, response.headers, contentLength: needsLength ? bytes.count : nil, for: request) else { return }
             if bodyAllowed { output.append(contentsOf: bytes) }
             send(output)
         case .stream(let produce):
             streamChunked = request.version == .http1_1 && bodyAllowed
+            var headers = response.headers
             if streamChunked {
-                head.headers.set("Transfer-Encoding", "chunked")
+                headers.set("Transfer-Encoding", "chunked")
             } else {
                 closeAfterResponse = true
             }
-            guard serialize(head, for: request) else { return }
+            guard serialize(response.status, headers, for: request) else { return }
             send(output)
             guard bodyAllowed else { return }
             let writer = HTTPResponseWriter(loop: connection.loop, connection: self)
@@ -570,13 +572,14 @@ final class HTTPServerConnection: ConnectionDelegate {
         connection.write(bytes)
     }
 
-    /// Writes a head into `output`, with the Connection field this connection's fate calls
+    /// Writes a response head into `output`, with the Connection field this connection's fate calls
     /// for; a handler's invalid header becomes a 500.
-    private func serialize(_ head: HTTPResponseHead, contentLength: Int? = nil, for request: HTTPRequestHead) -> Bool {
+    private func serialize(_ status: Int, _ headers: HTTPHeaders, contentLength: Int? = nil, for request: HTTPRequestHead) -> Bool {
         // HTTP/1.0 closes unless told otherwise.
-        let connectionField = closeAfterResponse ? "close" : request.version == .http1_0 ? "keep-alive" : nil
+        let connectionField: StaticString? = closeAfterResponse ? "close" : request.version == .http1_0 ? "keep-alive" : nil
         do {
-            try HTTPSerializer.write(head, contentLength: contentLength, connection: connectionField, into: &output)
+            try HTTPSerializer.writeResponseHead(status: status, reason: HTTPResponseHead.reasonPhrase(status), headers: headers,
+                                                 contentLength: contentLength, connection: connectionField, into: &output)
             return true
         } catch {
             output.removeAll(keepingCapacity: true)
