@@ -150,9 +150,10 @@ public struct HTTPRoutes: Sendable {
             guard hit else { continue }
             if let matched, routes[matched].path != routes[index].path { break }
             matched = index
-            let routeMethod = routes[index].method
-            if routeMethod == method || (method == .head && routeMethod == .get) { return .handler(routes[index].handler) }
-            allowed.append(routeMethod)
+            if routes[index].method == method || (method == .head && routes[index].method == .get) {
+                return .handler(routes[index].handler)
+            }
+            allowed.append(routes[index].method)
         }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }
@@ -463,7 +464,7 @@ final class HTTPServerConnection: ConnectionDelegate {
             let event: HTTPParser.Event?
             do {
                 let (consumed, next) = try parser.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
-                if let next, case .body(let range) = next {
+                if case .body(let range)? = next {
                     body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(offset + range.lowerBound)..<(offset + range.upperBound)]))
                 }
                 offset += consumed
@@ -473,13 +474,15 @@ final class HTTPServerConnection: ConnectionDelegate {
                 return bytes.count
             }
             guard let event else { break }
-            switch event {
+            // Events and heads are moved, not copied: a copy retains every string a head holds.
+            switch consume event {
             case .requestHead(let requestHead):
-                head = requestHead
+                let sendContinue = offset == bytes.count && requestHead.version == .http1_1 && requestHead.expectsContinue
+                head = consume requestHead
                 body.removeAll(keepingCapacity: true)
                 phase = .body
                 setDeadline(fromNow(server.timeouts.bodyRead))
-                if requestHead.expectsContinue && requestHead.version == .http1_1 && offset == bytes.count {
+                if sendContinue {
                     connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
             case .body:
@@ -522,7 +525,7 @@ final class HTTPServerConnection: ConnectionDelegate {
             closeAfterResponse = true
         }
         let response: HTTPResponse
-        switch server.routes.match(method: request.method, path: request.path) {
+        switch server.routes.match(method: request.head.method, path: request.path) {
         case .handler(let handler):
             response = handler(request)
         case .methodNotAllowed(let allowed):
