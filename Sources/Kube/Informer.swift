@@ -180,7 +180,6 @@ public final class Informer: Sendable {
             state.resourceVersion = machine.resourceVersion
             switch action {
             case .replaceAll(let items):
-                state.hasSynced = true
                 return .replaced(items)
             case .upsert(let object):
                 return changed.isEmpty ? nil : .upserted(object)
@@ -191,6 +190,9 @@ public final class Informer: Sendable {
             }
         }
         if let event { onEvent(event) }
+        // Synced once the first complete list has reached onEvent, not before: whoever waits for
+        // hasSynced then sees what the handler was given.
+        if case .replaceAll = action { state.withLock { $0.hasSynced = true } }
     }
 
     private func count(_ update: (inout Counters) -> Void) {
