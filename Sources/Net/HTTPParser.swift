@@ -1,3 +1,5 @@
+import Glibc
+
 /// An incremental, strict HTTP/1.1 parser (RFC 9112) for requests and responses.
 ///
 /// Pure: it owns no buffer and does no I/O. The caller hands it the bytes it holds, the parser
@@ -176,33 +178,40 @@ public struct HTTPParser: Sendable {
     }
 
     /// Finds the end of a head or trailer block (index just past the empty line), or nil if it
-    /// has not all arrived. Enforces CRLF line endings and the size limits on the way.
+    /// has not all arrived. Enforces CRLF line endings and the size limits on the way. Only line
+    /// ends matter here, so it jumps from one to the next (memchr) and checks the limits per line.
     private mutating func scanHead(_ input: UnsafeRawBufferPointer, from base: Int, startLine: Bool) throws(HTTPParseError) -> Int? {
         var index = base + scan.scanned
-        let limit = limits.maxHeaderBytes
         while index < input.count {
-            if input[index] == lf {
-                scan.lines += 1
-                let lineStart = base + scan.lineStart
-                if index == lineStart || input[index - 1] != cr { throw .bareLineFeed }
-                if index - 1 == lineStart {
-                    if startLine && scan.firstLineEnd == nil {
-                        throw kind == .request ? .invalidRequestLine : .invalidStatusLine
-                    }
-                    return index + 1
+            guard let found = memchr(input.baseAddress! + index, Int32(lf), input.count - index) else { break }
+            let lineFeed = input.baseAddress!.distance(to: UnsafeRawPointer(found))
+            // The limits as they stood after the byte before this line feed.
+            try checkHeadLength(lineFeed - base, startLine: startLine)
+            scan.lines += 1
+            let lineStart = base + scan.lineStart
+            if lineFeed == lineStart || input[lineFeed - 1] != cr { throw .bareLineFeed }
+            if lineFeed - 1 == lineStart {
+                if startLine && scan.firstLineEnd == nil {
+                    throw kind == .request ? .invalidRequestLine : .invalidStatusLine
                 }
-                if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = index - 1 - base }
-                scan.lineStart = index + 1 - base
+                return lineFeed + 1
             }
-            index += 1
-            let length = index - base
-            if startLine && scan.firstLineEnd == nil && length > limits.maxStartLine {
-                throw kind == .request ? .requestLineTooLong : .headersTooLarge
-            }
-            if length > limit { throw .headersTooLarge }
+            if scan.firstLineEnd == nil && startLine { scan.firstLineEnd = lineFeed - 1 - base }
+            scan.lineStart = lineFeed + 1 - base
+            index = lineFeed + 1
+            if index - base > limits.maxHeaderBytes { throw .headersTooLarge }
         }
-        scan.scanned = index - base
+        try checkHeadLength(input.count - base, startLine: startLine)
+        scan.scanned = input.count - base
         return nil
+    }
+
+    /// The start line (while it is still being read) and the whole head must stay within limits.
+    private func checkHeadLength(_ length: Int, startLine: Bool) throws(HTTPParseError) {
+        if startLine && scan.firstLineEnd == nil && length > limits.maxStartLine {
+            throw kind == .request ? .requestLineTooLong : .headersTooLarge
+        }
+        if length > limits.maxHeaderBytes { throw .headersTooLarge }
     }
 
     private mutating func parseHead(_ input: UnsafeRawBufferPointer, from base: Int, to end: Int) throws(HTTPParseError) -> Event {
@@ -222,29 +231,35 @@ public struct HTTPParser: Sendable {
     }
 
     /// Parses the `name: value` lines in [start, end) (every one ends in CRLF, and there are at
-    /// most `lines`) into headers over one copy of those bytes.
+    /// most `lines`) into headers over one copy of those bytes. One pass: the name up to the colon
+    /// (token bytes), then the value up to the CR that ends the line (no control bytes).
     private func parseFields(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, lines: Int) throws(HTTPParseError) -> HTTPHeaders {
         var headers = HTTPHeaders(block: UnsafeRawBufferPointer(rebasing: input[start..<end]), lines: min(lines, limits.maxHeaderCount))
         var lineStart = start
         while lineStart < end {
-            var lineEnd = lineStart
-            while input[lineEnd] != cr || input[lineEnd + 1] != lf { lineEnd += 1 }
             let first = input[lineStart]
             if first == sp || first == htab { throw .obsoleteLineFolding }
             var colon = lineStart
-            while colon < lineEnd && input[colon] != colonByte {
+            while input[colon] != colonByte {
                 guard isTokenByte(input[colon]) else { throw .invalidHeaderName }
                 colon += 1
             }
-            if colon == lineStart || colon == lineEnd { throw .invalidHeaderName }
+            if colon == lineStart { throw .invalidHeaderName }
             var valueStart = colon + 1
-            var valueEnd = lineEnd
-            while valueStart < valueEnd && (input[valueStart] == sp || input[valueStart] == htab) { valueStart += 1 }
-            while valueEnd > valueStart && (input[valueEnd - 1] == sp || input[valueEnd - 1] == htab) { valueEnd -= 1 }
-            for i in valueStart..<valueEnd {
-                let byte = input[i]
-                if byte < 0x20 && byte != htab || byte == 0x7F { throw .invalidHeaderValue }
+            while input[valueStart] == sp || input[valueStart] == htab { valueStart += 1 }
+            var lineEnd = valueStart
+            while true {
+                let byte = input[lineEnd]
+                if byte >= 0x20 && byte != 0x7F || byte == htab {
+                    lineEnd += 1
+                } else if byte == cr && input[lineEnd + 1] == lf {
+                    break
+                } else {
+                    throw .invalidHeaderValue
+                }
             }
+            var valueEnd = lineEnd
+            while valueEnd > valueStart && (input[valueEnd - 1] == sp || input[valueEnd - 1] == htab) { valueEnd -= 1 }
             if headers.count >= limits.maxHeaderCount { throw .headersTooLarge }
             headers.appendParsed(name: (lineStart - start)..<(colon - start), value: (valueStart - start)..<(valueEnd - start))
             lineStart = lineEnd + 2
