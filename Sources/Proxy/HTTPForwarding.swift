@@ -25,14 +25,21 @@ func nameIs(_ name: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
 /// Copies the fields that go on to the next hop: not hop-by-hop and not named by Connection;
 /// in requests not X-Forwarded-For either (the caller writes that one, extended).
 func writeForwardedFields(_ headers: HTTPHeaders, request: Bool, into bytes: inout [UInt8]) {
-    let hasConnection = headers.contains("connection")
+    // Connection mostly carries only keep-alive, itself hop-by-hop: then no field needs
+    // checking against it.
+    var namesOtherFields = false
+    headers.forEachElement(of: "connection") { token in
+        if !token.isEmpty && !isHopByHop(token) { namesOtherFields = true }
+    }
     headers.forEachField { name, value in
         if isHopByHop(name) || request && nameIs(name, "x-forwarded-for") { return }
-        if hasConnection && headers.containsToken("connection", name) { return }
+        if namesOtherFields && headers.containsToken("connection", name) { return }
         bytes.append(contentsOf: name)
-        bytes.append(": ")
+        bytes.append(0x3A)
+        bytes.append(0x20)
         bytes.append(contentsOf: value)
-        bytes.append("\r\n")
+        bytes.append(0x0D)
+        bytes.append(0x0A)
     }
 }
 
@@ -212,12 +219,11 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         idleDeadline = .max
         let plan = listener.plan
         let keepAlive = head.keepAlive && !closesAfterResponse
-        guard let route = plan.table.match(host: head.headers["host"], path: head.path) else {
+        guard let route = plan.table.matchIndex(host: head.headers["host"], path: head.path).map({ plan.targets[$0] }) else {
             worker.stats.add(.noRoute)
             return respondLocally(404, "no route\n", close: !keepAlive)
         }
-        let name = pickWeightedCluster(route.clusters, using: &worker.generator)
-        guard let cluster = plan.clusters[name] else {
+        guard let cluster = route.pick(using: &worker.generator) else {
             worker.stats.add(.noRoute)
             return respondLocally(404, "no cluster\n", close: !keepAlive)
         }
@@ -233,7 +239,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             return respondLocally(503, "no healthy upstream\n", close: !keepAlive)
         }
         let exchange = Exchange(head: head, cluster: cluster, endpoint: endpoint,
-                                deadline: now + Int64(route.timeoutMilliseconds) * 1_000_000, keepAlive: keepAlive)
+                                deadline: now + route.timeoutNanoseconds, keepAlive: keepAlive)
         self.exchange = exchange
         guard let upstream = connectUpstream(for: exchange) else { return }
         sendHead(of: exchange, to: upstream)

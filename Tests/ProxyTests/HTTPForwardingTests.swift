@@ -180,5 +180,18 @@ import Net
     var request: [UInt8] = []
     writeForwardedFields(head.headers, request: true, into: &request)
     #expect(String(decoding: request, as: UTF8.self) == "Server: s\r\nContent-Type: text/plain\r\n", "a request's X-Forwarded-For is rewritten by the caller")
+
+    // Connection naming only hop-by-hop fields (the common case) drops nothing else; any other
+    // option, close included, takes a field of its name with it.
+    for (connection, kept) in [("keep-alive", "Close: x\r\nX-A: 1\r\n"), ("Close, keep-alive", "X-A: 1\r\n")] {
+        var plain = HTTPParser(.response)
+        guard case .responseHead(let other)? = try plain.parse(Array("HTTP/1.1 200 OK\r\nConnection: \(connection)\r\nClose: x\r\nX-A: 1\r\n\r\n".utf8)).event else {
+            Issue.record("no head")
+            return
+        }
+        var forwarded: [UInt8] = []
+        writeForwardedFields(other.headers, request: false, into: &forwarded)
+        #expect(String(decoding: forwarded, as: UTF8.self) == kept, "Connection: \(connection)")
+    }
 }
 

@@ -16,6 +16,8 @@ import Testing
         #expect(table.match(host: nil, path: "/anything")?.clusters[0].cluster == "default")
         #expect(RouteTable([.init(host: "a", clusters: [.init("x")])]).match(host: "b", path: "/") == nil)
         #expect(RouteTable.hostName("[::1]:80") == "[::1]")
+        #expect(table.matchIndex(host: "example.com", path: "/static/a.css") == 2)
+        #expect(table.matchIndex(host: "x", path: "/") == 3)
     }
 
     @Test func ninetyTenSplitWithinOnePercent() {
