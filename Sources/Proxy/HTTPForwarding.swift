@@ -143,7 +143,10 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
                 if n < scratch.count && !finQueued { break }
             } else if n == 0 {
                 peerEOF = true
-                if exchange == nil || !(exchange!.requestComplete) { return close() }
+                // A request cut short gets no answer. After a whole one the answer is still due,
+                // or was just queued in this batch: it goes out, then the connection closes.
+                if let exchange, !exchange.requestComplete { return close() }
+                if exchange == nil { return closeAfterFlush() }
                 updateInterest()
                 return
             } else {

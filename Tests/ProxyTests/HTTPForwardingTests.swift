@@ -29,6 +29,32 @@ import Net
         await backend.stop()
     }
 
+    /// A client's FIN that lands in the same batch of events as, and after, the backend's answer
+    /// to it: the answer is queued, then the FIN is read with no request in flight. The answer
+    /// must still go out before the close. Rounds of 200 held requests are released while their
+    /// clients half-close, so some do land that way.
+    @Test func answersQueuedWhenTheClientsFINArrivesStillGoOut() async throws {
+        let backend = try await Backend.start(name: "a")
+        let proxy = try ProxyServer(config: httpConfig([backend.address]) { $0.limits.maxRequests = 1_000 })
+        try proxy.start()
+        defer { proxy.stop() }
+        let port = proxy.port(of: "in")!
+        for round in 0..<5 {
+            let clients = try (0..<200).map { _ in try RawClient(port: port) }
+            for client in clients { client.send("GET /held HTTP/1.1\r\nHost: t\r\n\r\n") }
+            #expect(await eventually { backend.held.count == clients.count })
+            backend.release()
+            for client in clients { client.shutdownWrite() }
+            var answered = 0
+            for client in clients {
+                let (reply, eof) = client.read()
+                if eof && String(decoding: reply, as: UTF8.self).contains("backend=a held") { answered += 1 }
+            }
+            #expect(answered == clients.count, "round \(round)")
+        }
+        await backend.stop()
+    }
+
     @Test func streamsLargeAndChunkedBodiesWithCurl() async throws {
         let backend = try await Backend.start(name: "a")
         let proxy = try ProxyServer(config: httpConfig([backend.address]))
