@@ -114,9 +114,12 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     func start() {
         worker.downstreamCount += 1
         worker.stats.add(.downstreamConnectionsActive)
-        registered = Reactor.readable | Reactor.edgeTriggered
-        worker.reactor.add(fd, events: registered, self)
+        worker.reactor.adopt(fd, self)
         worker.reactor.startTicking(self)
+        // The request usually arrives with the connection: read it now rather than after a trip
+        // through epoll, and watch the socket once there is something to wait for.
+        readAvailable(finQueued: false)
+        updateInterest()
     }
 
     // MARK: Events
@@ -437,7 +440,8 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             return closeAfterFlush()
         }
         startIdleTimer()
-        resumeReading()
+        readingPaused = false
+        updateInterest()
         parseInbound()
     }
 
@@ -507,6 +511,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         write(bytes)
         if shouldClose { return closeAfterFlush() }
         startIdleTimer()
+        updateInterest()
     }
 
     private func abandonExchange() {
@@ -562,14 +567,19 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         updateInterest()
     }
 
+    /// Brings what epoll watches in line with what the connection waits for. A socket not
+    /// watched yet whose request is being answered is left alone until the answer is done:
+    /// a `Connection: close` exchange then never costs an epoll_ctl.
     private func updateInterest() {
         guard !closed else { return }
+        let watched = registered != 0
         var events = Reactor.edgeTriggered
-        if !readingPaused && !peerEOF && !closing { events |= Reactor.readable }
+        let answering = exchange?.requestComplete == true && !watched
+        if !readingPaused && !peerEOF && !closing && !answering { events |= Reactor.readable }
         if out.pending > 0 { events |= EPOLLOUT.rawValue }
-        guard events != registered else { return }
+        guard events != registered, watched || events != Reactor.edgeTriggered else { return }
         registered = events
-        worker.reactor.modify(fd, events: events)
+        if watched { worker.reactor.modify(fd, events: events) } else { worker.reactor.watch(fd, events: events) }
     }
 
     /// Sends what is queued (a response cut short still reaches the client as far as it got),
@@ -577,7 +587,8 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     private func closeAfterFlush() {
         closing = true
         startIdleTimer()
-        if out.pending == 0 { shutdownAndClose() } else { updateInterest() }
+        // While corked, the flush at the end of the batch closes (or waits for writability).
+        if out.pending == 0 { shutdownAndClose() } else if !out.corked { updateInterest() }
     }
 
     private func startIdleTimer() {

@@ -55,6 +55,49 @@ import Net
         await backend.stop()
     }
 
+    /// A connection is read as soon as it is accepted and watched only when it has to wait:
+    /// a head that arrives in pieces, a second request after a first answered straight away,
+    /// and a request sent with its FIN all get their answers.
+    @Test func requestsArrivingInPiecesOrWithTheirFIN() async throws {
+        let backend = try await Backend.start(name: "a")
+        let proxy = try ProxyServer(config: httpConfig([backend.address]))
+        try proxy.start()
+        defer { proxy.stop() }
+        let port = proxy.port(of: "in")!
+        let slow = try RawClient(port: port)
+        slow.send("GET /first HT")
+        try await Task.sleep(for: .milliseconds(50))
+        slow.send("TP/1.1\r\nHost: t\r\n\r\n")
+        #expect(slow.responses(1).first?.text.contains("path=/first") == true)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(slow.get("/second")?.text.contains("path=/second") == true)
+        let halfClosed = try RawClient(port: port)
+        halfClosed.send("GET /last HTTP/1.1\r\nHost: t\r\n\r\n")
+        halfClosed.shutdownWrite()
+        let (reply, eof) = halfClosed.read()
+        #expect(String(decoding: reply, as: UTF8.self).contains("path=/last") && eof, "\(String(decoding: reply, as: UTF8.self).debugDescription) eof \(eof)")
+        #expect(await eventually { proxy.activeConnections == 1 })
+        await backend.stop()
+    }
+
+    @Test func acceptedSocketsInheritNoDelay() throws {
+        let listener = try Socket.listen(HostPort(host: "127.0.0.1", port: 0), reusePort: false)
+        defer { close(listener) }
+        let client = try RawClient(port: Socket.localPort(listener))
+        var accepted: (Int32, String)?
+        for _ in 0..<100 where accepted == nil {
+            accepted = Socket.accept(listener)
+            if accepted == nil { usleep(10_000) }
+        }
+        let fd = try #require(accepted).0
+        defer { close(fd) }
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length)
+        #expect(value == 1)
+        _ = client
+    }
+
     @Test func streamsLargeAndChunkedBodiesWithCurl() async throws {
         let backend = try await Backend.start(name: "a")
         let proxy = try ProxyServer(config: httpConfig([backend.address]))
