@@ -225,7 +225,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         idleDeadline = .max
         let plan = listener.plan
         let keepAlive = head.keepAlive && !closesAfterResponse
-        guard let route = plan.table.matchIndex(host: head.headers["host"], path: head.path).map({ plan.targets[$0] }) else {
+        guard let route = plan.table.match(host: head.headers["host"], path: head.path).map({ plan.targets[$0] }) else {
             worker.stats.add(.noRoute)
             return respondLocally(404, "no route\n", close: !keepAlive)
         }

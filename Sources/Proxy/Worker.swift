@@ -39,7 +39,7 @@ final class RouteTarget: Sendable {
 
     /// One of the route's clusters, drawn by weight.
     func pick(using generator: inout SplitMix64) -> ClusterRuntime? {
-        runtimes[pickWeightedIndex(weighted, using: &generator)]
+        runtimes[pickWeighted(weighted, using: &generator)]
     }
 }
 
