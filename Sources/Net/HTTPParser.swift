@@ -372,13 +372,16 @@ public struct HTTPParser: Sendable {
     /// The Content-Length, if any. Repeated (or listed) values must all be the same number.
     private func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
         var length: Int? = nil
-        try headers.forEachElement(of: "content-length") { (digits: UnsafeRawBufferPointer) throws(HTTPParseError) in
-            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(isDigit) else { throw .invalidContentLength }
+        var failure: HTTPParseError? = nil
+        headers.forEachElement(of: "content-length") { digits in
+            guard failure == nil else { return }
+            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(isDigit) else { return failure = .invalidContentLength }
             var value = 0
             for digit in digits { value = value * 10 + Int(digit - 0x30) }
-            if let length, length != value { throw .conflictingContentLength }
+            if let length, length != value { return failure = .conflictingContentLength }
             length = value
         }
+        if let failure { throw failure }
         return length
     }
 

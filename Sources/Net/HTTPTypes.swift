@@ -138,42 +138,37 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// Each field's name and value as bytes, in order, without making Strings: for code that
     /// copies fields on. The buffers are valid only during the call.
-    public func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Void) rethrows {
-        try storage.withUnsafeBytes { bytes in
+    public func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
+        storage.withUnsafeBytes { bytes in
             for field in fields {
-                try body(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.nameEnd)]),
+                body(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.nameEnd)]),
                          UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
             }
         }
     }
 
     /// The value of every field with this name, as bytes, in order (valid only during the call).
-    public func forEachValue<E: Error>(of name: String, _ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
-        // withUTF8 and withUnsafeBytes rethrow untyped errors: carry a typed one out by hand.
-        var failure: E?
+    /// Not generic and not throwing, so callers in other modules need no generic metadata.
+    public func forEachValue(of name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
         var name = name
         name.withUTF8 { query in
             storage.withUnsafeBytes { bytes in
                 for field in fields where Self.nameMatches(field, UnsafeRawBufferPointer(query), in: bytes) {
-                    do throws(E) { try body(UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])) } catch {
-                        failure = error
-                        return
-                    }
+                    body(UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
                 }
             }
         }
-        if let failure { throw failure }
     }
 
-    /// The comma-separated elements of every field with this name, with optional whitespace
-    /// trimmed (empty elements included).
-    func forEachElement<E: Error>(of name: String, _ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
-        try forEachValue(of: name) { (value: UnsafeRawBufferPointer) throws(E) in
+    /// The comma-separated elements of every field with this name, as bytes, with optional
+    /// whitespace trimmed (empty elements included).
+    public func forEachElement(of name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
+        forEachValue(of: name) { value in
             var start = 0
             while start <= value.count {
                 var end = start
                 while end < value.count && value[end] != 0x2C { end += 1 }
-                try body(trimmingOWS(UnsafeRawBufferPointer(rebasing: value[start..<end])))
+                body(trimmingOWS(UnsafeRawBufferPointer(rebasing: value[start..<end])))
                 start = end + 1
             }
         }

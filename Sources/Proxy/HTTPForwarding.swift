@@ -25,14 +25,21 @@ func nameIs(_ name: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
 /// Copies the fields that go on to the next hop: not hop-by-hop and not named by Connection;
 /// in requests not X-Forwarded-For either (the caller writes that one, extended).
 func writeForwardedFields(_ headers: HTTPHeaders, request: Bool, into bytes: inout [UInt8]) {
-    let hasConnection = headers.contains("connection")
+    // Connection mostly carries only keep-alive, itself hop-by-hop: then no field needs
+    // checking against it.
+    var namesOtherFields = false
+    headers.forEachElement(of: "connection") { token in
+        if !token.isEmpty && !isHopByHop(token) { namesOtherFields = true }
+    }
     headers.forEachField { name, value in
         if isHopByHop(name) || request && nameIs(name, "x-forwarded-for") { return }
-        if hasConnection && headers.containsToken("connection", name) { return }
+        if namesOtherFields && headers.containsToken("connection", name) { return }
         bytes.append(contentsOf: name)
-        bytes.append(": ")
+        bytes.append(0x3A)
+        bytes.append(0x20)
         bytes.append(contentsOf: value)
-        bytes.append("\r\n")
+        bytes.append(0x0D)
+        bytes.append(0x0A)
     }
 }
 
@@ -107,9 +114,12 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     func start() {
         worker.downstreamCount += 1
         worker.stats.add(.downstreamConnectionsActive)
-        registered = Reactor.readable | Reactor.edgeTriggered
-        worker.reactor.add(fd, events: registered, self)
+        worker.reactor.adopt(fd, self)
         worker.reactor.startTicking(self)
+        // The request usually arrives with the connection: read it now rather than after a trip
+        // through epoll, and watch the socket once there is something to wait for.
+        readAvailable(finQueued: false)
+        updateInterest()
     }
 
     // MARK: Events
@@ -136,7 +146,10 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
                 if n < scratch.count && !finQueued { break }
             } else if n == 0 {
                 peerEOF = true
-                if exchange == nil || !(exchange!.requestComplete) { return close() }
+                // A request cut short gets no answer. After a whole one the answer is still due,
+                // or was just queued in this batch: it goes out, then the connection closes.
+                if let exchange, !exchange.requestComplete { return close() }
+                if exchange == nil { return closeAfterFlush() }
                 updateInterest()
                 return
             } else {
@@ -212,12 +225,11 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         idleDeadline = .max
         let plan = listener.plan
         let keepAlive = head.keepAlive && !closesAfterResponse
-        guard let route = plan.table.match(host: head.headers["host"], path: head.path) else {
+        guard let route = plan.table.match(host: head.headers["host"], path: head.path).map({ plan.targets[$0] }) else {
             worker.stats.add(.noRoute)
             return respondLocally(404, "no route\n", close: !keepAlive)
         }
-        let name = pickWeightedCluster(route.clusters, using: &worker.generator)
-        guard let cluster = plan.clusters[name] else {
+        guard let cluster = route.pick(using: &worker.generator) else {
             worker.stats.add(.noRoute)
             return respondLocally(404, "no cluster\n", close: !keepAlive)
         }
@@ -233,7 +245,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             return respondLocally(503, "no healthy upstream\n", close: !keepAlive)
         }
         let exchange = Exchange(head: head, cluster: cluster, endpoint: endpoint,
-                                deadline: now + Int64(route.timeoutMilliseconds) * 1_000_000, keepAlive: keepAlive)
+                                deadline: now + route.timeoutNanoseconds, keepAlive: keepAlive)
         self.exchange = exchange
         guard let upstream = connectUpstream(for: exchange) else { return }
         sendHead(of: exchange, to: upstream)
@@ -428,7 +440,8 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
             return closeAfterFlush()
         }
         startIdleTimer()
-        resumeReading()
+        readingPaused = false
+        updateInterest()
         parseInbound()
     }
 
@@ -498,6 +511,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         write(bytes)
         if shouldClose { return closeAfterFlush() }
         startIdleTimer()
+        updateInterest()
     }
 
     private func abandonExchange() {
@@ -553,14 +567,19 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
         updateInterest()
     }
 
+    /// Brings what epoll watches in line with what the connection waits for. A socket not
+    /// watched yet whose request is being answered is left alone until the answer is done:
+    /// a `Connection: close` exchange then never costs an epoll_ctl.
     private func updateInterest() {
         guard !closed else { return }
+        let watched = registered != 0
         var events = Reactor.edgeTriggered
-        if !readingPaused && !peerEOF && !closing { events |= Reactor.readable }
+        let answering = exchange?.requestComplete == true && !watched
+        if !readingPaused && !peerEOF && !closing && !answering { events |= Reactor.readable }
         if out.pending > 0 { events |= EPOLLOUT.rawValue }
-        guard events != registered else { return }
+        guard events != registered, watched || events != Reactor.edgeTriggered else { return }
         registered = events
-        worker.reactor.modify(fd, events: events)
+        if watched { worker.reactor.modify(fd, events: events) } else { worker.reactor.watch(fd, events: events) }
     }
 
     /// Sends what is queued (a response cut short still reaches the client as far as it got),
@@ -568,7 +587,8 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     private func closeAfterFlush() {
         closing = true
         startIdleTimer()
-        if out.pending == 0 { shutdownAndClose() } else { updateInterest() }
+        // While corked, the flush at the end of the batch closes (or waits for writability).
+        if out.pending == 0 { shutdownAndClose() } else if !out.corked { updateInterest() }
     }
 
     private func startIdleTimer() {

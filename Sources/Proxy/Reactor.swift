@@ -38,6 +38,8 @@ final class Reactor: @unchecked Sendable {
     private let epoll: Int32
     private let wake: Int32
     private var handlers: [ReactorHandler?] = []
+    /// Parallel to `handlers`: whether the descriptor is in the epoll set.
+    private var watched: [Bool] = []
     private var ticking: [Ticking] = []
     private let inbox = Mutex<[@Sendable () -> Void]>([])
     private let stopping = Atomic<Bool>(false)
@@ -73,13 +75,29 @@ final class Reactor: @unchecked Sendable {
 
     // MARK: Registration (loop thread)
 
-    func add(_ fd: Int32, events: UInt32, _ handler: ReactorHandler) {
-        while handlers.count <= Int(fd) { handlers.append(nil) }
+    /// Makes `handler` the owner of `fd` (its events go there, `stopAndJoin` aborts it) without
+    /// watching it yet: a connection may get all it needs from one read made straight away.
+    func adopt(_ fd: Int32, _ handler: ReactorHandler) {
+        while handlers.count <= Int(fd) {
+            handlers.append(nil)
+            watched.append(false)
+        }
         handlers[Int(fd)] = handler
+        watched[Int(fd)] = false
+    }
+
+    /// Starts watching an adopted descriptor; like `modify`, reports readiness already there.
+    func watch(_ fd: Int32, events: UInt32) {
+        watched[Int(fd)] = true
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
         _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+    }
+
+    func add(_ fd: Int32, events: UInt32, _ handler: ReactorHandler) {
+        adopt(fd, handler)
+        watch(fd, events: events)
     }
 
     func modify(_ fd: Int32, events: UInt32) {
@@ -89,10 +107,14 @@ final class Reactor: @unchecked Sendable {
         _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
     }
 
-    /// Deregisters and closes `fd`.
+    /// Deregisters and closes `fd`. Watched descriptors are removed from epoll first: a process
+    /// spawned meanwhile may briefly hold the socket open, and its events must not outlive it.
     func close(_ fd: Int32) {
-        if Int(fd) < handlers.count { handlers[Int(fd)] = nil }
-        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
+        if Int(fd) < handlers.count {
+            handlers[Int(fd)] = nil
+            if watched[Int(fd)] { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil) }
+            watched[Int(fd)] = false
+        }
         Glibc.close(fd)
     }
 
@@ -140,6 +162,7 @@ final class Reactor: @unchecked Sendable {
         let remaining = handlers.compactMap { $0 }
         for handler in remaining { handler.abort() }
         handlers = []
+        watched = []
         ticking = []
         onTick = []
     }

@@ -9,11 +9,12 @@ public struct RouteTable: Sendable {
         matchesHost = routes.contains { $0.host != nil }
     }
 
-    /// `host` as sent in the Host header (any port is ignored, case is folded); it is only
-    /// evaluated when some route names a host.
-    public func match(host: @autoclosure () -> String?, path: Substring) -> ProxyConfig.Route? {
+    /// The index of the first route whose host and path prefix match. `host` is as sent in the
+    /// Host header (any port is ignored, case is folded), and only evaluated when some route
+    /// names a host.
+    public func match(host: @autoclosure () -> String?, path: Substring) -> Int? {
         let name = matchesHost ? host().map(Self.hostName) : nil
-        return routes.first { route in
+        return routes.firstIndex { route in
             path.utf8.starts(with: route.pathPrefix.utf8) && Self.hostMatches(route.host, name)
         }
     }
@@ -36,17 +37,17 @@ public struct RouteTable: Sendable {
     }
 }
 
-/// Picks one of a route's weighted clusters (blue/green splits): weight w of total W is chosen
-/// with probability w/W, drawn from the injected generator so tests are exact.
-public func pickWeightedCluster<G: RandomNumberGenerator>(_ clusters: [ProxyConfig.WeightedCluster], using generator: inout G) -> String {
-    if clusters.count == 1 { return clusters[0].cluster }
+/// Picks one of a route's weighted clusters (blue/green splits), as an index: weight w of
+/// total W is chosen with probability w/W, drawn from the injected generator so tests are exact.
+public func pickWeighted<G: RandomNumberGenerator>(_ clusters: [ProxyConfig.WeightedCluster], using generator: inout G) -> Int {
+    if clusters.count == 1 { return 0 }
     let total = clusters.reduce(0) { $0 + $1.weight }
     var draw = Int.random(in: 0..<max(total, 1), using: &generator)
-    for weighted in clusters {
-        if draw < weighted.weight { return weighted.cluster }
+    for (index, weighted) in clusters.enumerated() {
+        if draw < weighted.weight { return index }
         draw -= weighted.weight
     }
-    return clusters[clusters.count - 1].cluster
+    return clusters.count - 1
 }
 
 /// A small, fast, seedable generator (SplitMix64): each worker owns one; tests seed theirs.

@@ -78,6 +78,8 @@ enum Socket {
     static func listen(_ address: HostPort, reusePort: Bool) throws(SocketError) -> Int32 {
         let fd = try stream(family(address))
         setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        // Accepted sockets inherit it: no setsockopt per connection.
+        setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         if reusePort { setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
         if withAddress(address, { Glibc.bind(fd, $0, $1) }) < 0 {
             let code = errno
@@ -103,7 +105,8 @@ enum Socket {
         }
     }
 
-    /// Accepts one connection (non-blocking, close-on-exec) and its peer's IP, or nil when none waits.
+    /// Accepts one connection (non-blocking, close-on-exec, TCP_NODELAY from the listener) and
+    /// its peer's IP, or nil when none waits.
     static func accept(_ fd: Int32) -> (Int32, String)? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -113,7 +116,6 @@ enum Socket {
             }
         }
         guard client >= 0 else { return nil }
-        setOption(client, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         return (client, peerIP(&storage))
     }
 

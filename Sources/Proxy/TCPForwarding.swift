@@ -113,8 +113,7 @@ final class TCPSession: Ticking {
         let plan = listener.plan
         let now = worker.reactor.now
         if let endpoint, let cluster { cluster.finish(endpoint, .connectFailure, now: now, retry: attempts > 1) }
-        guard let name = plan.config.routes.first.map({ pickWeightedCluster($0.clusters, using: &worker.generator) }),
-              let cluster = plan.clusters[name] else { return close() }
+        guard let cluster = plan.targets.first?.pick(using: &worker.generator) else { return close() }
         self.cluster = cluster
         attempts += 1
         guard attempts <= cluster.config.retries.attempts + 1,

@@ -8,7 +8,8 @@ import Net
 final class ListenerPlan: Sendable {
     let config: ProxyConfig.Listener
     let table: RouteTable
-    let clusters: [String: ClusterRuntime]
+    /// One per route, in the table's order.
+    let targets: [RouteTarget]
     /// Plans alive now, across every proxy in the process: old ones must not pile up on reload.
     static let live = Atomic<Int>(0)
 
@@ -18,10 +19,34 @@ final class ListenerPlan: Sendable {
         Self.live.add(1, ordering: .relaxed)
         self.config = config
         table = RouteTable(config.routes)
-        var used: [String: ClusterRuntime] = [:]
-        for route in config.routes { for weighted in route.clusters { used[weighted.cluster] = clusters[weighted.cluster] } }
-        self.clusters = used
+        targets = config.routes.map { RouteTarget($0, clusters: clusters) }
     }
+}
+
+/// A route as the request path uses it: its clusters' runtimes looked up once, here, rather
+/// than by name for every request.
+final class RouteTarget: Sendable {
+    let weighted: [ProxyConfig.WeightedCluster]
+    /// Parallel to `weighted`; nil for a cluster the configuration does not define.
+    let runtimes: [ClusterRuntime?]
+    let timeoutNanoseconds: Int64
+
+    init(_ route: ProxyConfig.Route, clusters: [String: ClusterRuntime]) {
+        weighted = route.clusters
+        runtimes = route.clusters.map { clusters[$0.cluster] }
+        timeoutNanoseconds = Int64(route.timeoutMilliseconds) * 1_000_000
+    }
+
+    /// One of the route's clusters, drawn by weight.
+    func pick(using generator: inout SplitMix64) -> ClusterRuntime? {
+        runtimes[pickWeighted(weighted, using: &generator)]
+    }
+}
+
+/// Idle keep-alive connections to one endpoint, most recently used last. A class, so taking
+/// one and putting one back change the list in place, not through the dictionary that holds it.
+final class IdleConnections {
+    var connections: [Upstream] = []
 }
 
 /// One thread of the data plane: its reactor, its listening sockets (one per listener, bound
@@ -31,8 +56,8 @@ final class Worker: @unchecked Sendable {
     let stats = WorkerStats()
     var generator: SplitMix64
     var listeners: [String: ListenerSocket] = [:]
-    /// Idle keep-alive connections to each endpoint, most recently used last.
-    var pools: [HostPort: [Upstream]] = [:]
+    /// Idle keep-alive connections to each endpoint.
+    var pools: [HostPort: IdleConnections] = [:]
     /// Graceful drain: responses say `Connection: close` and idle clients are let go.
     var draining = false
     /// The pod is going away: inbound responses say `Connection: close`, but idle clients are not
@@ -54,36 +79,41 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    /// Mutated in place (no copy of the array): this runs for every request.
     func takeIdle(_ address: HostPort) -> Upstream? {
-        pools[address]?.popLast()
+        pools[address]?.connections.popLast()
     }
 
     /// Keeps `upstream` for reuse; false when the pool is full (the caller closes it).
     func putIdle(_ upstream: Upstream) -> Bool {
-        if let idle = pools[upstream.address], idle.count >= Self.maxIdlePerEndpoint { return false }
-        pools[upstream.address, default: []].append(upstream)
+        let idle: IdleConnections
+        if let existing = pools[upstream.address] {
+            idle = existing
+        } else {
+            idle = IdleConnections()
+            pools[upstream.address] = idle
+        }
+        guard idle.connections.count < Self.maxIdlePerEndpoint else { return false }
+        idle.connections.append(upstream)
         return true
     }
 
     func removeIdle(_ upstream: Upstream) {
-        guard let index = pools[upstream.address]?.firstIndex(where: { $0 === upstream }) else { return }
-        pools[upstream.address]?.remove(at: index)
-        if pools[upstream.address]?.isEmpty == true { pools[upstream.address] = nil }
+        guard let idle = pools[upstream.address], let index = idle.connections.firstIndex(where: { $0 === upstream }) else { return }
+        idle.connections.remove(at: index)
     }
 
     private func expireIdleUpstreams(now: Int64) {
         for (_, idle) in pools {
-            for upstream in idle where now - upstream.idleSince > Self.upstreamIdleNanoseconds { upstream.close() }
+            for upstream in idle.connections where now - upstream.idleSince > Self.upstreamIdleNanoseconds { upstream.close() }
         }
         // Endpoints that come and go must not leave empty entries behind.
-        if pools.values.contains(where: \.isEmpty) { pools = pools.filter { !$0.value.isEmpty } }
+        if pools.values.contains(where: \.connections.isEmpty) { pools = pools.filter { !$0.value.connections.isEmpty } }
     }
 
     /// Closes every idle upstream connection (on reload, endpoints may have gone).
     func closeIdleUpstreams(notIn keep: Set<HostPort>) {
         for (address, idle) in pools where !keep.contains(address) {
-            for upstream in idle { upstream.close() }
+            for upstream in idle.connections { upstream.close() }
         }
     }
 }

@@ -103,6 +103,9 @@ let errorCases: [ErrorCase] = [
     ErrorCase("bare LF ending", "GET / HTTP/1.1\nHost: a\n\n", .bareLineFeed),
     ErrorCase("bare CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", .invalidHeaderValue),
     ErrorCase("NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\u{0}b\r\n\r\n", .invalidHeaderValue),
+    ErrorCase("DEL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\u{7F}\r\n\r\n", .invalidHeaderValue),
+    ErrorCase("CR ending a value, no LF", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\r\n\r\n", .invalidHeaderValue),
+    ErrorCase("colon-less line after a value", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nY\r\n\r\n", .invalidHeaderName),
     ErrorCase("missing Host", "GET / HTTP/1.1\r\n\r\n", .missingHost),
     ErrorCase("two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", .duplicateHost),
     ErrorCase("double space in request line", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", .invalidRequestLine),
@@ -151,6 +154,19 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
     #expect(parseAll(bytes(bigChunks), limits: smallLimits).error == .bodyTooLarge)
     let longChunkLine = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 40)
     #expect(parseAll(bytes(longChunkLine), piece: 1, limits: smallLimits).error == .invalidChunk)
+}
+
+/// The limits count the start line up to its CR, and the head up to the CR of its empty line,
+/// the same whether the head arrives whole or a byte at a time.
+@Test func limitsAreExactAtTheirBoundary() {
+    func requestLine(_ length: Int) -> String { "GET /" + String(repeating: "a", count: length - 15) + " HTTP/1.1\r\nHost: a\r\n\r\n" }
+    func head(_ length: Int) -> String { "GET / HTTP/1.1\r\nHost: a\r\nX: " + String(repeating: "b", count: length - 32) + "\r\n\r\n" }
+    for piece in [Int.max, 1] {
+        #expect(parseAll(bytes(requestLine(64)), piece: piece, limits: smallLimits).error == nil)
+        #expect(parseAll(bytes(requestLine(65)), piece: piece, limits: smallLimits).error == .requestLineTooLong)
+        #expect(parseAll(bytes(head(257)), piece: piece, limits: smallLimits).error == nil)
+        #expect(parseAll(bytes(head(258)), piece: piece, limits: smallLimits).error == .headersTooLarge)
+    }
 }
 
 @Test func truncatedMessagesAreErrorsAtEOF() {

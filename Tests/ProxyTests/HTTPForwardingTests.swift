@@ -29,6 +29,75 @@ import Net
         await backend.stop()
     }
 
+    /// A client's FIN that lands in the same batch of events as, and after, the backend's answer
+    /// to it: the answer is queued, then the FIN is read with no request in flight. The answer
+    /// must still go out before the close. Rounds of 200 held requests are released while their
+    /// clients half-close, so some do land that way.
+    @Test func answersQueuedWhenTheClientsFINArrivesStillGoOut() async throws {
+        let backend = try await Backend.start(name: "a")
+        let proxy = try ProxyServer(config: httpConfig([backend.address]) { $0.limits.maxRequests = 1_000 })
+        try proxy.start()
+        defer { proxy.stop() }
+        let port = proxy.port(of: "in")!
+        for round in 0..<5 {
+            let clients = try (0..<200).map { _ in try RawClient(port: port) }
+            for client in clients { client.send("GET /held HTTP/1.1\r\nHost: t\r\n\r\n") }
+            #expect(await eventually { backend.held.count == clients.count })
+            backend.release()
+            for client in clients { client.shutdownWrite() }
+            var answered = 0
+            for client in clients {
+                let (reply, eof) = client.read()
+                if eof && String(decoding: reply, as: UTF8.self).contains("backend=a held") { answered += 1 }
+            }
+            #expect(answered == clients.count, "round \(round)")
+        }
+        await backend.stop()
+    }
+
+    /// A connection is read as soon as it is accepted and watched only when it has to wait:
+    /// a head that arrives in pieces, a second request after a first answered straight away,
+    /// and a request sent with its FIN all get their answers.
+    @Test func requestsArrivingInPiecesOrWithTheirFIN() async throws {
+        let backend = try await Backend.start(name: "a")
+        let proxy = try ProxyServer(config: httpConfig([backend.address]))
+        try proxy.start()
+        defer { proxy.stop() }
+        let port = proxy.port(of: "in")!
+        let slow = try RawClient(port: port)
+        slow.send("GET /first HT")
+        try await Task.sleep(for: .milliseconds(50))
+        slow.send("TP/1.1\r\nHost: t\r\n\r\n")
+        #expect(slow.responses(1).first?.text.contains("path=/first") == true)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(slow.get("/second")?.text.contains("path=/second") == true)
+        let halfClosed = try RawClient(port: port)
+        halfClosed.send("GET /last HTTP/1.1\r\nHost: t\r\n\r\n")
+        halfClosed.shutdownWrite()
+        let (reply, eof) = halfClosed.read()
+        #expect(String(decoding: reply, as: UTF8.self).contains("path=/last") && eof, "\(String(decoding: reply, as: UTF8.self).debugDescription) eof \(eof)")
+        #expect(await eventually { proxy.activeConnections == 1 })
+        await backend.stop()
+    }
+
+    @Test func acceptedSocketsInheritNoDelay() throws {
+        let listener = try Socket.listen(HostPort(host: "127.0.0.1", port: 0), reusePort: false)
+        defer { close(listener) }
+        let client = try RawClient(port: Socket.localPort(listener))
+        var accepted: (Int32, String)?
+        for _ in 0..<100 where accepted == nil {
+            accepted = Socket.accept(listener)
+            if accepted == nil { usleep(10_000) }
+        }
+        let fd = try #require(accepted).0
+        defer { close(fd) }
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length)
+        #expect(value == 1)
+        _ = client
+    }
+
     @Test func streamsLargeAndChunkedBodiesWithCurl() async throws {
         let backend = try await Backend.start(name: "a")
         let proxy = try ProxyServer(config: httpConfig([backend.address]))
@@ -183,5 +252,18 @@ import Net
     var request: [UInt8] = []
     writeForwardedFields(head.headers, request: true, into: &request)
     #expect(String(decoding: request, as: UTF8.self) == "Server: s\r\nContent-Type: text/plain\r\n", "a request's X-Forwarded-For is rewritten by the caller")
+
+    // Connection naming only hop-by-hop fields (the common case) drops nothing else; any other
+    // option, close included, takes a field of its name with it.
+    for (connection, kept) in [("keep-alive", "Close: x\r\nX-A: 1\r\n"), ("Close, keep-alive", "X-A: 1\r\n")] {
+        var plain = HTTPParser(.response)
+        guard case .responseHead(let other)? = try plain.parse(Array("HTTP/1.1 200 OK\r\nConnection: \(connection)\r\nClose: x\r\nX-A: 1\r\n\r\n".utf8)).event else {
+            Issue.record("no head")
+            return
+        }
+        var forwarded: [UInt8] = []
+        writeForwardedFields(other.headers, request: false, into: &forwarded)
+        #expect(String(decoding: forwarded, as: UTF8.self) == kept, "Connection: \(connection)")
+    }
 }
 
