@@ -19,13 +19,18 @@ public struct HTTPRequest: Sendable {
     public var headers: HTTPHeaders { head.headers }
 }
 
-/// A response: a whole body, or a stream written over time (watch, long-poll).
+/// A response: a whole body, a stream written over time (watch, long-poll), or a whole answer
+/// given later.
 public struct HTTPResponse: Sendable {
     public enum Body: Sendable {
         case bytes([UInt8])
         /// Called once on the connection's loop with a writer the producer may keep and use
         /// from any thread; the body is sent chunked (HTTP/1.0: until close).
         case stream(@Sendable (HTTPResponseWriter) -> Void)
+        /// Called once on the connection's loop with a responder that gives the real response
+        /// later, from any thread: for a handler that waits on another server. The producer
+        /// bounds the wait; the connection holds pipelined requests until then.
+        case deferred(@Sendable (HTTPResponder) -> Void)
     }
 
     public var status: Int
@@ -42,6 +47,14 @@ public struct HTTPResponse: Sendable {
         self.status = status
         self.headers = headers
         self.body = .stream(stream)
+    }
+
+    /// A response given later through the responder (see `Body.deferred`); status and headers
+    /// come from that response.
+    public static func deferred(_ start: @escaping @Sendable (HTTPResponder) -> Void) -> HTTPResponse {
+        var response = HTTPResponse()
+        response.body = .deferred(start)
+        return response
     }
 
     /// A plain-text response.
@@ -105,6 +118,39 @@ public final class HTTPResponseWriter: Sendable {
 
     private func onLoop(_ task: @escaping @Sendable () -> Void) {
         if loop.inEventLoop { task() } else { loop.execute(task) }
+    }
+}
+
+/// The answering end of a deferred response. Safe to use from any thread; only the first
+/// answer counts, and one given after the client has gone is dropped.
+public final class HTTPResponder: Sendable {
+    private let loop: EventLoop
+    private let connection: UnsafeTransfer<HTTPServerConnection>
+    private let answered = Mutex(false)
+
+    init(loop: EventLoop, connection: HTTPServerConnection) {
+        self.loop = loop
+        self.connection = UnsafeTransfer(connection)
+    }
+
+    /// False once answered or once the client has gone: stop working on the answer.
+    public var isOpen: Bool { !answered.withLock { $0 } }
+
+    /// Always lands in a later loop turn, so an answer given inside the handler's own turn
+    /// finds the request set aside.
+    public func respond(_ response: HTTPResponse) {
+        guard markAnswered() else { return }
+        let connection = self.connection
+        loop.execute { connection.value.deferredAnswer(response) }
+    }
+
+    /// True if this call is the one that closed the responder.
+    @discardableResult
+    func markAnswered() -> Bool {
+        answered.withLock { answered in
+            defer { answered = true }
+            return !answered
+        }
     }
 }
 
@@ -346,6 +392,8 @@ final class HTTPServerConnection: ConnectionDelegate {
     private var draining = false
     private var stream: HTTPResponseWriter?
     private var streamChunked = false
+    /// A deferred response not yet given, and the request it answers.
+    private var awaiting: (responder: HTTPResponder, request: HTTPRequestHead)?
     /// Set while `process` runs, so callbacks it triggers do not re-enter it.
     private var processing = false
 
@@ -442,6 +490,8 @@ final class HTTPServerConnection: ConnectionDelegate {
         if let error, let report = server.configuration.onConnectionError { report(connection.peerAddress, error) }
         if let stream { stream.markClosed() }
         stream = nil
+        awaiting?.responder.markAnswered()
+        awaiting = nil
         state.remove(self)
     }
 
@@ -538,7 +588,14 @@ final class HTTPServerConnection: ConnectionDelegate {
         phase = .responding
         setDeadline(.distantFuture)
         writeResponse(response, to: request.head)
-        if stream == nil { responseDone() }
+        if stream == nil && awaiting == nil { responseDone() }
+    }
+
+    func deferredAnswer(_ response: HTTPResponse) {
+        guard let awaiting, !connection.isClosed else { return }
+        self.awaiting = nil
+        writeResponse(response, to: awaiting.request)
+        if stream == nil && self.awaiting == nil { responseDone() }
     }
 
     private func writeResponse(_ response: HTTPResponse, to request: HTTPRequestHead) {
@@ -567,6 +624,10 @@ final class HTTPServerConnection: ConnectionDelegate {
             let writer = HTTPResponseWriter(loop: connection.loop, connection: self)
             stream = writer
             produce(writer)
+        case .deferred(let start):
+            let responder = HTTPResponder(loop: connection.loop, connection: self)
+            awaiting = (responder, request)
+            start(responder)
         }
     }
 

@@ -153,6 +153,44 @@ import TestSupport
         await server.stop()
     }
 
+    @Test func deferredResponsesAnswerLaterInOrder() async throws {
+        let responders = Mutex<[HTTPResponder]>([])
+        var routes = standardRoutes()
+        routes.add(.get, "/later") { _ in .deferred { responder in responders.withLock { $0.append(responder) } } }
+        routes.add(.get, "/at-once") { _ in .deferred { $0.respond(.text(201, "at once")) } }
+        let server = try await TestServer.start(routes: routes)
+        let client = try RawClient(port: server.port)
+        // A pipelined request behind a deferred one waits for it, then both answer in order.
+        client.send("GET /later HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(await eventually { responders.withLock { !$0.isEmpty } })
+        let responder = responders.withLock { $0[0] }
+        #expect(responder.isOpen)
+        Thread.detachNewThread { responder.respond(HTTPResponse(status: 202, headers: ["X-Answer": "late"], body: Array("later".utf8))) }
+        let answers = client.responses(2)
+        #expect(answers.map(\.head.status) == [202, 200])
+        #expect(answers.first?.head.headers["x-answer"] == "late")
+        #expect(answers.map { text($0.body) } == ["later", "hello"])
+        // Only the first answer counts.
+        #expect(!responder.isOpen)
+        responder.respond(.text(500, "again"))
+        // An answer given inside the handler's own turn works too.
+        client.send("GET /at-once HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(client.responses(1).map { text($0.body) } == ["at once"])
+        // A client that resets the connection before the answer closes the responder; the late
+        // answer is dropped and the server goes on serving.
+        var leaving: RawClient? = try RawClient(port: server.port)
+        leaving?.send("GET /later HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(await eventually { responders.withLock { $0.count == 2 } })
+        let abandoned = responders.withLock { $0[1] }
+        var abort = linger(l_onoff: 1, l_linger: 0)
+        if let fd = leaving?.fd { setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, socklen_t(MemoryLayout<linger>.size)) }
+        leaving = nil
+        #expect(await eventually { !abandoned.isOpen })
+        abandoned.respond(.text(200, "nobody"))
+        #expect(client.get("/hello")?.text == "hello")
+        await server.stop()
+    }
+
     @Test func shutdownFinishesInFlightWorkThenCloses() async throws {
         let writers = Mutex<[HTTPResponseWriter]>([])
         var routes = standardRoutes()
