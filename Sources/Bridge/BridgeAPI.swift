@@ -27,8 +27,9 @@ public struct APIResponse: Sendable, Equatable {
     public var contentType: String
     public var body: [UInt8]
     public var changedServices: [String]
-    /// Where a redirected write should go (the `Location` header).
-    public var location: String? = nil
+    /// The writer replica (`host:port`) this write belongs to: the shell hands it there and
+    /// answers with the writer's answer, or with this response when it cannot.
+    public var forwardTo: String? = nil
 
     static func json(_ status: Int, _ value: JSON, changed: [String] = []) -> APIResponse {
         var body = JSONWriter.write(value)
@@ -46,8 +47,8 @@ public struct APIResponse: Sendable, Equatable {
 /// through the API server.
 public enum Writer: Sendable, Equatable {
     case this
-    /// Another replica, at `address` (`host:port`): writes are redirected there (307 keeps the
-    /// method and body, and HTTP clients of legacy agents follow it).
+    /// Another replica, at `address` (`host:port`): writes are forwarded there, so a legacy
+    /// agent may register through any replica behind one Service.
     case other(address: String)
     /// None known yet (an election is under way): writes are refused for a moment.
     case unknown
@@ -133,8 +134,8 @@ public struct BridgeAPI: Sendable {
         case .this:
             return nil
         case .other(let address):
-            var response = APIResponse.error(307, "this bridge replica does not write; the writer is \(address)")
-            response.location = "http://\(address)\(request.path)"
+            var response = APIResponse.error(503, "this bridge replica does not write and the writer at \(address) is out of reach; retry in a second")
+            response.forwardTo = address
             return response
         case .unknown:
             return .error(503, "no bridge replica is the writer yet; retry in a second")

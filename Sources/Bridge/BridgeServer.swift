@@ -57,6 +57,8 @@ public final class BridgeServer: Sendable {
     private let configuration: BridgeConfiguration
     private let group: EventLoopGroup
     private let server: Mutex<HTTPServer?> = Mutex(nil)
+    /// Carries writes to the writer replica; short timeouts, as an agent waits on the answer.
+    private let forwarder: HTTPClient
     private let sweeping = Atomic<Bool>(false)
     /// Wall-clock seconds since the epoch: registrations carry heartbeat times in it.
     private let clock: @Sendable () -> Double
@@ -72,6 +74,8 @@ public final class BridgeServer: Sendable {
         expirations = metrics.counter("tandem_bridge_expired_total",
                                       help: "Services that lost legacy hosts to the heartbeat TTL.")
         api = BridgeAPI(tokens: configuration.tokens, environment: configuration.environment)
+        forwarder = HTTPClient(loop: group.next(), configuration: HTTPClientConfiguration(
+            connectTimeout: .seconds(2), responseTimeout: .seconds(5), limits: HTTPLimits(maxBodyBytes: 1 << 20)))
         // Versions count from the clock (milliseconds), so that a poller holding a version from an
         // earlier run never finds it equal to one of this run's and waits on news it missed.
         let registry = Registry(defaultNamespace: configuration.defaultNamespace, ttl: configuration.ttl,
@@ -115,10 +119,14 @@ public final class BridgeServer: Sendable {
                         wake(&state, services: response.changedServices)
                         return response
                     }
+                    let answer = HTTPResponse(status: response.status, headers: ["Content-Type": response.contentType], body: response.body)
+                    // A write another replica sent here is never sent on: the replicas disagree
+                    // about the writer for a moment, and the refusal says to retry.
+                    if let writer = response.forwardTo, !request.headers.contains(Self.forwardedField) {
+                        return forward(request, to: writer, otherwise: answer)
+                    }
                     requests.increment(apiRequest.method, String(response.status))
-                    var headers: HTTPHeaders = ["Content-Type": response.contentType]
-                    if let location = response.location { headers.add("Location", location) }
-                    return HTTPResponse(status: response.status, headers: headers, body: response.body)
+                    return answer
                 }
             }
         }
@@ -140,6 +148,7 @@ public final class BridgeServer: Sendable {
         }
         for waiter in waiters { waiter.writer.finish() }
         if let server = server.withLock({ $0 }) { await server.shutdown(gracePeriod: .seconds(2)) }
+        await forwarder.closeIdleConnections()
     }
 
     /// Applies an event from outside HTTP (the Kubernetes side) and wakes whoever waits on it.
@@ -284,6 +293,36 @@ public final class BridgeServer: Sendable {
             fields[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
         return fields
+    }
+
+    /// Marks a write one replica forwarded to another.
+    static let forwardedField = "Tandem-Bridge-Forwarded"
+
+    /// Hands a write to the writer replica and answers with its answer; `otherwise` (a 503 that
+    /// says to retry) when the writer cannot be reached in time. Legacy agents then need only
+    /// the bridge's Service, not every replica's address.
+    private func forward(_ request: HTTPRequest, to writer: String, otherwise refusal: HTTPResponse) -> HTTPResponse {
+        .deferred { [self] responder in
+            Task {
+                var headers: HTTPHeaders = [Self.forwardedField: "1"]
+                for name in ["Authorization", "Content-Type"] {
+                    if let value = request.headers[name] { headers.add(name, value) }
+                }
+                let answer: HTTPResponse
+                do {
+                    let forwarded = try HTTPClientRequest(method: request.method, url: "http://\(writer)\(request.head.target)",
+                                                          headers: headers, body: request.body)
+                    let response = try await forwarder.send(forwarded)
+                    answer = HTTPResponse(status: response.status,
+                                          headers: ["Content-Type": response.head.headers["Content-Type"] ?? "application/json"],
+                                          body: response.body)
+                } catch {
+                    answer = refusal
+                }
+                requests.increment(request.method.rawValue, String(answer.status))
+                responder.respond(answer)
+            }
+        }
     }
 
     private static func apiRequest(_ request: HTTPRequest) -> APIRequest {

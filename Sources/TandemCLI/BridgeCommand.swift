@@ -27,7 +27,7 @@ struct BridgeCommand {
         GET /v1/registration/<service>, Envoy's REST xDS (POST /v3/discovery:endpoints, :clusters),
         long-polls at GET /v1/watch/<service>?version=N, and a live page at /. With a Kubernetes API it
         watches EndpointSlices, and one replica (holding a Lease) mirrors legacy hosts into Kubernetes
-        as selector-less Services with EndpointSlices; the others redirect registrations to it.
+        as selector-less Services with EndpointSlices; the others forward registrations to it.
         """, specs: specs)
     }
 

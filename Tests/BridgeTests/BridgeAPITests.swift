@@ -51,18 +51,21 @@ import Testing
         var registry = Registry()
         let post = APIRequest(method: "POST", path: "/v1/registration/web", authorization: "Bearer s3cret",
                               contentType: "application/x-www-form-urlencoded", body: Array("ip=198.51.100.1&port=80&revision=r".utf8))
-        let redirected = api.handle(post, registry: &registry, now: 0, writer: .other(address: "10.0.0.7:8090"))
-        #expect(redirected.status == 307)
-        #expect(redirected.location == "http://10.0.0.7:8090/v1/registration/web")
+        let refused = api.handle(post, registry: &registry, now: 0, writer: .other(address: "10.0.0.7:8090"))
+        #expect(refused.forwardTo == "10.0.0.7:8090")
+        #expect(refused == {
+            var response = APIResponse.error(503, "this bridge replica does not write and the writer at 10.0.0.7:8090 is out of reach; retry in a second")
+            response.forwardTo = "10.0.0.7:8090"
+            return response
+        }(), "the answer when the writer cannot take it")
         let delete = APIRequest(method: "DELETE", path: "/v1/registration/web/198.51.100.1", authorization: "Bearer s3cret")
-        #expect(api.handle(delete, registry: &registry, now: 0, writer: .other(address: "10.0.0.7:8090")).location
-            == "http://10.0.0.7:8090/v1/registration/web/198.51.100.1")
+        #expect(api.handle(delete, registry: &registry, now: 0, writer: .other(address: "10.0.0.7:8090")).forwardTo == "10.0.0.7:8090")
         #expect(api.handle(post, registry: &registry, now: 0, writer: .unknown)
             == .error(503, "no bridge replica is the writer yet; retry in a second"))
         var anonymous = post
         anonymous.authorization = nil
         #expect(api.handle(anonymous, registry: &registry, now: 0, writer: .other(address: "10.0.0.7:8090")).status == 401,
-                "no redirect for callers who could not write anyway")
+                "nothing forwarded for callers who could not write anyway")
         #expect(registry.services.isEmpty)
         #expect(api.handle(APIRequest(method: "GET", path: "/v1/registration/web"), registry: &registry, now: 0,
                            writer: .unknown).status == 200, "reads are served by every replica")

@@ -4,6 +4,7 @@ import Foundation
 import Net
 import Synchronization
 import Testing
+import TestSupport
 
 /// The bridge over real sockets on loopback.
 @Suite(.serialized) struct BridgeServerTests {
@@ -122,6 +123,42 @@ import Testing
         #expect(metrics.contains("tandem_bridge_expired_total 1\n"))
         await waiter.closeIdleConnections()
         await running.stop()
+    }
+
+    @Test func aStandbyForwardsWritesToTheWriter() async throws {
+        let writer = try await start()
+        let standby = try await start()
+        let writerAddress = String(writer.base.dropFirst("http://".count))
+        standby.bridge.setWriter(.other(address: writerAddress))
+        // The writer's answer comes back through the standby, refusals included; only the
+        // writer's registry changes.
+        #expect(try await register(standby, "web", "ip=198.51.100.1&port=80&revision=r1", token: "nope").status == 401)
+        let forwarded = try await register(standby, "web", "ip=198.51.100.1&port=80&revision=r1")
+        #expect(forwarded.status == 200)
+        #expect(forwarded.head.headers["Content-Type"] == "application/json")
+        #expect(writer.bridge.registry.endpoints(of: "web").map(\.address) == ["198.51.100.1"])
+        #expect(standby.bridge.registry.services.isEmpty)
+        let deleted = try await standby.client.send(HTTPClientRequest(method: .delete, url: standby.base + "/v1/registration/web/198.51.100.1",
+                                                                      headers: ["Authorization": "Bearer t0k3n"]))
+        #expect(deleted.status == 200)
+        #expect(writer.bridge.registry.services.isEmpty)
+        let metrics = String(decoding: try await standby.client.send(HTTPClientRequest(url: standby.base + "/metrics")).body, as: UTF8.self)
+        #expect(metrics.contains(#"tandem_bridge_requests_total{method="POST",status="200"} 1"# + "\n"), "\(metrics)")
+
+        // Two replicas that each think the other writes do not bounce a write between them.
+        writer.bridge.setWriter(.other(address: String(standby.base.dropFirst("http://".count))))
+        let bounced = try await register(standby, "web", "ip=198.51.100.1&port=80&revision=r1")
+        #expect(bounced.status == 503)
+        #expect(String(decoding: bounced.body, as: UTF8.self).contains("retry in a second"))
+
+        // A writer out of reach: the standby refuses in bounded time, and keeps serving.
+        standby.bridge.setWriter(.other(address: "127.0.0.1:\(unusedPort())"))
+        let started = ContinuousClock.now
+        #expect(try await register(standby, "web", "ip=198.51.100.1&port=80&revision=r1").status == 503)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try await standby.client.send(HTTPClientRequest(url: standby.base + "/v1/registration/web")).status == 200)
+        await standby.stop()
+        await writer.stop()
     }
 
     @Test func oversizedRegistrationIsRefusedAndTheServerKeepsServing() async throws {
