@@ -31,15 +31,9 @@ func writeForwardedFields(_ headers: HTTPHeaders, request: Bool, into bytes: ino
     headers.forEachElement(of: "connection") { token in
         if !token.isEmpty && !isHopByHop(token) { namesOtherFields = true }
     }
-    headers.forEachField { name, value in
-        if isHopByHop(name) || request && nameIs(name, "x-forwarded-for") { return }
-        if namesOtherFields && headers.containsToken("connection", name) { return }
-        bytes.append(contentsOf: name)
-        bytes.append(0x3A)
-        bytes.append(0x20)
-        bytes.append(contentsOf: value)
-        bytes.append(0x0D)
-        bytes.append(0x0A)
+    headers.writeFields(into: &bytes) { name in
+        if isHopByHop(name) || request && nameIs(name, "x-forwarded-for") { return false }
+        return !(namesOtherFields && headers.containsToken("connection", name))
     }
 }
 
