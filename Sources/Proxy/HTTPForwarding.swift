@@ -84,7 +84,9 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
     let fd: Int32
     let peerIP: String
     let listener: ListenerSocket
-    unowned let worker: Worker
+    /// Held strongly (an unowned reference costs a check at every use): the reactor lets go of
+    /// each connection when it closes, and stopAndJoin closes those left, so no cycle outlasts them.
+    let worker: Worker
     var tickSlot = -1
     private var parser = HTTPParser(.request, limits: streamingLimits)
     private var inbound: [UInt8] = []

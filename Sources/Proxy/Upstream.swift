@@ -7,11 +7,14 @@ import Net
 final class Upstream: ReactorHandler, Corkable {
     let address: HostPort
     let cluster: ClusterRuntime
-    unowned let worker: Worker
+    /// Held strongly (an unowned reference costs a check at every use): the reactor lets go of
+    /// each connection when it closes, and stopAndJoin closes those left, so no cycle outlasts them.
+    let worker: Worker
     var fd: Int32 = -1
     var parser = HTTPParser(.response, limits: streamingLimits)
     private var out = OutboundQueue()
-    private weak var owner: HTTPDownstream?
+    /// The exchange's client while one is attached; every way an exchange ends detaches it.
+    private var owner: HTTPDownstream?
     private(set) var isConnected = false
     private var closed = false
     private var readingPaused = false
