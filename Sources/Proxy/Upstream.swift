@@ -11,6 +11,8 @@ final class Upstream: ReactorHandler, Corkable {
     /// each connection when it closes, and stopAndJoin closes those left, so no cycle outlasts them.
     let worker: Worker
     var fd: Int32 = -1
+    /// Where this connection waits while idle.
+    let pool: IdleConnections
     var parser = HTTPParser(.response, limits: streamingLimits)
     private var out = OutboundQueue()
     /// The exchange's client while one is attached; every way an exchange ends detaches it.
@@ -31,6 +33,7 @@ final class Upstream: ReactorHandler, Corkable {
         self.address = address
         self.cluster = cluster
         self.worker = worker
+        pool = worker.pool(for: address)
     }
 
     /// Starts a non-blocking connect; false when it failed at once.
@@ -41,6 +44,7 @@ final class Upstream: ReactorHandler, Corkable {
             closed = true
             return false
         }
+        pool.open += 1
         connectDeadline = worker.reactor.now + Int64(timeoutMilliseconds) * 1_000_000
         registered = EPOLLOUT.rawValue | Reactor.edgeTriggered
         worker.reactor.add(fd, events: registered, self)
@@ -192,6 +196,7 @@ final class Upstream: ReactorHandler, Corkable {
     func close() {
         guard !closed else { return }
         closed = true
+        pool.open -= 1
         if owner == nil { worker.removeIdle(self) }
         owner = nil
         if !isConnected { cluster.connectFinished() }
