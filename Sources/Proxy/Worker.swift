@@ -48,9 +48,12 @@ final class RouteTarget: Sendable {
 /// It stays in that dictionary while any connection to its endpoint is open, so each one holds
 /// its pool and goes back to it without a lookup.
 final class IdleConnections {
+    let address: HostPort
     var connections: [Upstream] = []
     /// Connections to this endpoint now open, idle or not.
     var open = 0
+
+    init(_ address: HostPort) { self.address = address }
 }
 
 /// One thread of the data plane: its reactor, its listening sockets (one per listener, bound
@@ -83,14 +86,21 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// The pool last looked up. A sidecar's cluster mostly has one endpoint (its app): then
+    /// requests find their pool here rather than by hashing the address.
+    private var lastPool: IdleConnections?
+
     func takeIdle(_ address: HostPort) -> Upstream? {
-        pools[address]?.connections.popLast()
+        if let lastPool, lastPool.address == address { return lastPool.connections.popLast() }
+        guard let pool = pools[address] else { return nil }
+        lastPool = pool
+        return pool.connections.popLast()
     }
 
     /// The pool of connections to `address`, made on first use.
     func pool(for address: HostPort) -> IdleConnections {
         if let existing = pools[address] { return existing }
-        let made = IdleConnections()
+        let made = IdleConnections(address)
         pools[address] = made
         return made
     }
@@ -114,7 +124,10 @@ final class Worker: @unchecked Sendable {
             for upstream in idle.connections where now - upstream.idleSince > Self.upstreamIdleNanoseconds { upstream.close() }
         }
         // Endpoints that come and go must not leave entries behind once nothing is open to them.
-        if pools.values.contains(where: { $0.open == 0 }) { pools = pools.filter { $0.value.open > 0 } }
+        if pools.values.contains(where: { $0.open == 0 }) {
+            pools = pools.filter { $0.value.open > 0 }
+            lastPool = nil
+        }
     }
 
     /// Closes every idle upstream connection (on reload, endpoints may have gone).
