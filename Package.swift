@@ -30,7 +30,9 @@ let package = Package(
         .target(name: "Telemetry", dependencies: ["Document"]),
         .target(name: "Kube", dependencies: ["Document", "Kubernetes", "Net", "Telemetry"]),
         .target(name: "Webhook", dependencies: ["Document", "Kubernetes", "Injection", "Net", "Telemetry", "Kube", "COpenSSL"]),
-        .target(name: "Proxy", dependencies: ["Document", "Net", "Telemetry", "CTandemShim"]),
+        // The proxy's data plane likewise: its connection state is confined to one worker's loop.
+        .target(name: "Proxy", dependencies: ["Document", "Net", "Telemetry", "CTandemShim"],
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .target(name: "TandemCLI", dependencies: ["CYAML", "COpenSSL", "Document", "Kubernetes", "Injection", "Net", "Bridge", "Lifecycle",
                                                   "Telemetry", "Kube", "Webhook", "Proxy"]),
         .executableTarget(name: "tandem", dependencies: ["TandemCLI"]),

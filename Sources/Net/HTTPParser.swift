@@ -239,26 +239,33 @@ public struct HTTPParser: Sendable {
     /// most `lines`) into headers over one copy of those bytes.
     private func parseFields(_ input: UnsafeRawBufferPointer, from start: Int, to end: Int, lines: Int) throws(HTTPParseError) -> HTTPHeaders {
         var headers = HTTPHeaders(block: UnsafeRawBufferPointer(rebasing: input[start..<end]), lines: min(lines, limits.maxHeaderCount))
+        // Each line is walked once: the name up to its colon, then the value, checked on the way
+        // to the line's CRLF. Every line ends in CRLF, so neither walk can run past the block.
         var lineStart = start
         while lineStart < end {
-            var lineEnd = lineStart
-            while input[lineEnd] != cr || input[lineEnd + 1] != lf { lineEnd += 1 }
             let first = input[lineStart]
             if first == sp || first == htab { throw .obsoleteLineFolding }
             var colon = lineStart
-            while colon < lineEnd && input[colon] != colonByte {
+            while input[colon] != colonByte {
                 guard isTokenByte(input[colon]) else { throw .invalidHeaderName }
                 colon += 1
             }
-            if colon == lineStart || colon == lineEnd { throw .invalidHeaderName }
+            if colon == lineStart { throw .invalidHeaderName }
+            var lineEnd = colon + 1
+            while true {
+                let byte = input[lineEnd]
+                if byte >= 0x20 && byte != 0x7F || byte == htab {
+                    lineEnd += 1
+                    continue
+                }
+                // A CR is only allowed as the end of the line.
+                guard byte == cr && input[lineEnd + 1] == lf else { throw .invalidHeaderValue }
+                break
+            }
             var valueStart = colon + 1
             var valueEnd = lineEnd
             while valueStart < valueEnd && (input[valueStart] == sp || input[valueStart] == htab) { valueStart += 1 }
             while valueEnd > valueStart && (input[valueEnd - 1] == sp || input[valueEnd - 1] == htab) { valueEnd -= 1 }
-            for i in valueStart..<valueEnd {
-                let byte = input[i]
-                if byte < 0x20 && byte != htab || byte == 0x7F { throw .invalidHeaderValue }
-            }
             if headers.count >= limits.maxHeaderCount { throw .headersTooLarge }
             headers.appendParsed(name: (lineStart - start)..<(colon - start), value: (valueStart - start)..<(valueEnd - start))
             lineStart = lineEnd + 2

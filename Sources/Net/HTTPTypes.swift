@@ -43,6 +43,9 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     private var storage: [UInt8] = []
     private var fields: [Field] = []
+    /// Whether `storage` is still a parsed block as it arrived, one `name: value` line per field
+    /// in order, each ending in CRLF: then fields can be copied on as whole lines.
+    private var isParsedBlock = false
 
     public init() {}
     public init(_ fields: [(String, String)]) {
@@ -54,6 +57,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// `appendParsed` then names.
     init(block: UnsafeRawBufferPointer, lines: Int) {
         storage = Array(block)
+        isParsedBlock = true
         if lines > 0 { fields.reserveCapacity(lines) }
     }
 
@@ -67,6 +71,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     public var isEmpty: Bool { fields.isEmpty }
 
     public mutating func add(_ name: String, _ value: String) {
+        isParsedBlock = false
         let nameStart = storage.count
         storage.append(contentsOf: name.utf8)
         let valueStart = storage.count
@@ -83,6 +88,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// Removes the fields (their bytes stay in the storage until the value is dropped).
     public mutating func remove(_ name: String) {
+        isParsedBlock = false
         let storage = self.storage
         var name = name
         name.withUTF8 { query in
@@ -144,6 +150,37 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
                 body(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.nameEnd)]),
                          UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
             }
+        }
+    }
+
+    /// Appends the fields `keep` accepts as `name: value` lines ending in CRLF. The fields of a
+    /// parsed head go out as they arrived, each run of kept lines in one copy: a proxy forwards a
+    /// head with a copy or two rather than several appends per field.
+    public func writeFields(into buffer: inout [UInt8], keeping keep: (_ name: UnsafeRawBufferPointer) -> Bool) {
+        storage.withUnsafeBytes { bytes in
+            guard isParsedBlock else {
+                for field in fields {
+                    let name = UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.nameEnd)])
+                    guard keep(name) else { continue }
+                    buffer.append(contentsOf: name)
+                    buffer.append(colonByte)
+                    buffer.append(sp)
+                    buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
+                    buffer.append(cr)
+                    buffer.append(lf)
+                }
+                return
+            }
+            // A field's line runs from its name to the next field's name (or the block's end).
+            var runStart = 0
+            for index in fields.indices {
+                let field = fields[index]
+                if keep(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.nameEnd)])) { continue }
+                let lineStart = Int(field.nameStart)
+                if lineStart > runStart { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<lineStart])) }
+                runStart = index + 1 < fields.count ? Int(fields[index + 1].nameStart) : bytes.count
+            }
+            if runStart < bytes.count { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart...])) }
         }
     }
 

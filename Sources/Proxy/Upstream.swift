@@ -7,11 +7,16 @@ import Net
 final class Upstream: ReactorHandler, Corkable {
     let address: HostPort
     let cluster: ClusterRuntime
-    unowned let worker: Worker
+    /// Held strongly (an unowned reference costs a check at every use): the reactor lets go of
+    /// each connection when it closes, and stopAndJoin closes those left, so no cycle outlasts them.
+    let worker: Worker
     var fd: Int32 = -1
+    /// Where this connection waits while idle.
+    let pool: IdleConnections
     var parser = HTTPParser(.response, limits: streamingLimits)
     private var out = OutboundQueue()
-    private weak var owner: HTTPDownstream?
+    /// The exchange's client while one is attached; every way an exchange ends detaches it.
+    private var owner: HTTPDownstream?
     private(set) var isConnected = false
     private var closed = false
     private var readingPaused = false
@@ -28,6 +33,7 @@ final class Upstream: ReactorHandler, Corkable {
         self.address = address
         self.cluster = cluster
         self.worker = worker
+        pool = worker.pool(for: address)
     }
 
     /// Starts a non-blocking connect; false when it failed at once.
@@ -38,6 +44,7 @@ final class Upstream: ReactorHandler, Corkable {
             closed = true
             return false
         }
+        pool.open += 1
         connectDeadline = worker.reactor.now + Int64(timeoutMilliseconds) * 1_000_000
         registered = EPOLLOUT.rawValue | Reactor.edgeTriggered
         worker.reactor.add(fd, events: registered, self)
@@ -189,6 +196,7 @@ final class Upstream: ReactorHandler, Corkable {
     func close() {
         guard !closed else { return }
         closed = true
+        pool.open -= 1
         if owner == nil { worker.removeIdle(self) }
         owner = nil
         if !isConnected { cluster.connectFinished() }

@@ -45,8 +45,15 @@ final class RouteTarget: Sendable {
 
 /// Idle keep-alive connections to one endpoint, most recently used last. A class, so taking
 /// one and putting one back change the list in place, not through the dictionary that holds it.
+/// It stays in that dictionary while any connection to its endpoint is open, so each one holds
+/// its pool and goes back to it without a lookup.
 final class IdleConnections {
+    let address: HostPort
     var connections: [Upstream] = []
+    /// Connections to this endpoint now open, idle or not.
+    var open = 0
+
+    init(_ address: HostPort) { self.address = address }
 }
 
 /// One thread of the data plane: its reactor, its listening sockets (one per listener, bound
@@ -79,26 +86,36 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// The pool last looked up. A sidecar's cluster mostly has one endpoint (its app): then
+    /// requests find their pool here rather than by hashing the address.
+    private var lastPool: IdleConnections?
+
     func takeIdle(_ address: HostPort) -> Upstream? {
-        pools[address]?.connections.popLast()
+        if let lastPool, lastPool.address == address { return lastPool.connections.popLast() }
+        guard let pool = pools[address] else { return nil }
+        lastPool = pool
+        return pool.connections.popLast()
+    }
+
+    /// The pool of connections to `address`, made on first use.
+    func pool(for address: HostPort) -> IdleConnections {
+        if let existing = pools[address] { return existing }
+        let made = IdleConnections(address)
+        pools[address] = made
+        return made
     }
 
     /// Keeps `upstream` for reuse; false when the pool is full (the caller closes it).
     func putIdle(_ upstream: Upstream) -> Bool {
-        let idle: IdleConnections
-        if let existing = pools[upstream.address] {
-            idle = existing
-        } else {
-            idle = IdleConnections()
-            pools[upstream.address] = idle
-        }
+        let idle = upstream.pool
         guard idle.connections.count < Self.maxIdlePerEndpoint else { return false }
         idle.connections.append(upstream)
         return true
     }
 
     func removeIdle(_ upstream: Upstream) {
-        guard let idle = pools[upstream.address], let index = idle.connections.firstIndex(where: { $0 === upstream }) else { return }
+        let idle = upstream.pool
+        guard let index = idle.connections.lastIndex(where: { $0 === upstream }) else { return }
         idle.connections.remove(at: index)
     }
 
@@ -106,8 +123,11 @@ final class Worker: @unchecked Sendable {
         for (_, idle) in pools {
             for upstream in idle.connections where now - upstream.idleSince > Self.upstreamIdleNanoseconds { upstream.close() }
         }
-        // Endpoints that come and go must not leave empty entries behind.
-        if pools.values.contains(where: \.connections.isEmpty) { pools = pools.filter { !$0.value.connections.isEmpty } }
+        // Endpoints that come and go must not leave entries behind once nothing is open to them.
+        if pools.values.contains(where: { $0.open == 0 }) {
+            pools = pools.filter { $0.value.open > 0 }
+            lastPool = nil
+        }
     }
 
     /// Closes every idle upstream connection (on reload, endpoints may have gone).
