@@ -84,6 +84,7 @@ struct ManifestRewriter {
                     if !newValue.isNull { jsonValues.append(newValue) }
                 case .yaml, nil:
                     yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &result.output)
+                    Self.reserveForRest(of: bytes.count, after: document.range.upperBound, in: &result.output)
                 }
             }
         } catch let error as ManifestError {
@@ -97,6 +98,15 @@ struct ManifestRewriter {
         if index == 0, format != .json { result.output = bytes }
         if format == .json { result.output = Self.jsonStream(jsonValues, indent: 4) }
         return result
+    }
+
+    /// Injected streams come out several times larger than they went in, and an array that
+    /// grows by doubling copies itself and faults in fresh pages each time (a tenth of a large
+    /// stream's time). So when room runs short, reserve for the whole output at the rate so far.
+    private static func reserveForRest(of inputCount: Int, after consumed: Int, in output: inout [UInt8]) {
+        guard consumed > 0, output.capacity - output.count < 64 << 10 else { return }
+        let projected = Int(Double(output.count) * Double(inputCount) / Double(consumed) * 1.05) + (64 << 10)
+        output.reserveCapacity(max(projected, output.count * 5 / 4))
     }
 
     private func rewriteJSON(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
