@@ -59,10 +59,17 @@ public enum YAMLReader {
     /// and letting it go afterwards, so memory holds one document's tree, not the stream's.
     /// Errors from `visit` propagate unchanged; syntax errors are `YAMLError`s.
     public static func read(_ bytes: [UInt8], each visit: (YAMLDocument) throws -> Void) throws {
-        var builder = TreeBuilder(bytes: bytes)
+        try read(bytes, in: bytes.indices, each: visit)
+    }
+
+    /// Reads the documents in `range` of a stream, which must begin at a document's start (or the
+    /// stream's) and end at the next one's `---` line, as `documentStarts(in:)` finds them.
+    /// Offsets and document ranges are the stream's; lines count from the range's start.
+    public static func read(_ bytes: [UInt8], in range: Range<Int>, each visit: (YAMLDocument) throws -> Void) throws {
+        var builder = TreeBuilder(bytes: bytes, range: range)
         do {
             try bytes.withUnsafeBufferPointer { buffer in
-                try builder.run(buffer, visit: visit)
+                try builder.run(UnsafeBufferPointer(rebasing: buffer[range]), visit: visit)
             }
         } catch var error as YAMLError {
             error.document = builder.completedDocuments
@@ -72,6 +79,37 @@ public enum YAMLReader {
 
     public static func read(_ text: String) throws(YAMLError) -> [YAMLDocument] {
         try read(Array(text.utf8))
+    }
+
+    /// The offsets of the `---` lines at column 0 after the first document: each starts a new
+    /// document wherever it stands (libyaml ends any scalar there), so a stream can be read in
+    /// pieces cut at these offsets. None for a stream with directives (`%YAML`, `%TAG`), which
+    /// belong to the document after them.
+    public static func documentStarts(in bytes: [UInt8]) -> [Int] {
+        bytes.withUnsafeBufferPointer { buffer in
+            var starts: [Int] = []
+            var seenDocument = false
+            var lineStart = 0
+            while lineStart < buffer.count {
+                let first = buffer[lineStart]
+                if first == UInt8(ascii: "%") { return [] }
+                if first == UInt8(ascii: "-"), lineStart + 3 <= buffer.count,
+                   buffer[lineStart + 1] == UInt8(ascii: "-"), buffer[lineStart + 2] == UInt8(ascii: "-"),
+                   lineStart + 3 == buffer.count || isBlankOrBreak(buffer[lineStart + 3]) {
+                    if seenDocument { starts.append(lineStart) }
+                    seenDocument = true
+                } else if !seenDocument, first != UInt8(ascii: "#"), !isBlankOrBreak(first) {
+                    seenDocument = true
+                }
+                guard let newline = UnsafeBufferPointer(rebasing: buffer[lineStart...]).firstIndex(of: UInt8(ascii: "\n")) else { break }
+                lineStart += newline + 1
+            }
+            return starts
+        }
+    }
+
+    private static func isBlankOrBreak(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
     }
 }
 
@@ -88,7 +126,11 @@ private struct TreeBuilder {
     }
 
     let bytes: [UInt8]
-    /// libyaml counts characters, not bytes; for non-ASCII input this maps one to the other.
+    /// Where in `bytes` libyaml's input begins and ends.
+    private let base: Int
+    private let limit: Int
+    /// libyaml counts characters, not bytes; for non-ASCII input this maps one to the other
+    /// (offsets from `base`).
     private let byteOffsets: [Int]?
     /// The current document's nodes; the first is its root.
     private var nodes: [YAMLTree.Node] = []
@@ -99,15 +141,19 @@ private struct TreeBuilder {
     private var pending: YAMLDocument?
     private(set) var completedDocuments = 0
 
-    init(bytes: [UInt8]) {
+    init(bytes: [UInt8], range: Range<Int>) {
         self.bytes = bytes
-        if !Self.isASCII(bytes) {
+        base = range.lowerBound
+        limit = range.upperBound
+        documentStart = range.lowerBound
+        let input = bytes[range]
+        if !Self.isASCII(input) {
             var offsets: [Int] = []
-            offsets.reserveCapacity(bytes.count + 1)
-            for (offset, byte) in bytes.enumerated() where byte & 0xC0 != 0x80 {
+            offsets.reserveCapacity(input.count + 1)
+            for (offset, byte) in input.enumerated() where byte & 0xC0 != 0x80 {
                 offsets.append(offset)
             }
-            offsets.append(bytes.count)
+            offsets.append(input.count)
             byteOffsets = offsets
         } else {
             byteOffsets = nil
@@ -115,7 +161,7 @@ private struct TreeBuilder {
     }
 
     /// Whether every byte is ASCII, looked at eight at a time: this reads the whole input.
-    private static func isASCII(_ bytes: [UInt8]) -> Bool {
+    private static func isASCII(_ bytes: ArraySlice<UInt8>) -> Bool {
         bytes.withUnsafeBytes { raw in
             var seen: UInt64 = 0
             var index = 0
@@ -152,7 +198,7 @@ private struct TreeBuilder {
                 // so that concatenating every document's range gives back the whole input.
                 if let last = pending {
                     pending = nil
-                    try visit(YAMLDocument(tree: last.tree, range: last.range.lowerBound..<bytes.count))
+                    try visit(YAMLDocument(tree: last.tree, range: last.range.lowerBound..<limit))
                 }
                 return
             case YAML_DOCUMENT_START_EVENT:
@@ -169,8 +215,8 @@ private struct TreeBuilder {
 
     private func offset(_ mark: yaml_mark_t) -> Int {
         let index = Int(mark.index)
-        guard let byteOffsets else { return min(index, bytes.count) }
-        return byteOffsets[min(index, byteOffsets.count - 1)]
+        guard let byteOffsets else { return base + min(index, limit - base) }
+        return base + byteOffsets[min(index, byteOffsets.count - 1)]
     }
 
     private func sourceMark(_ mark: yaml_mark_t) -> SourceMark {

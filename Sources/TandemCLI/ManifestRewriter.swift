@@ -1,4 +1,6 @@
+import Dispatch
 import Document
+import Glibc
 import Injection
 
 /// The output format of a rewrite: the input's own, or one asked for with `-o`.
@@ -34,8 +36,12 @@ struct ManifestError: Error, CustomStringConvertible, Sendable {
 /// for byte; changed YAML documents are edited in place so their untouched text stays as it was.
 struct ManifestRewriter {
     /// Turns one document's value into its new value plus one report per workload inside it.
-    let transform: (JSON) throws(InjectionError) -> InjectionReport
+    let transform: @Sendable (JSON) throws(InjectionError) -> InjectionReport
     let format: OutputFormat?
+    /// At most this many pieces of a YAML stream are rewritten at once: one per processor.
+    var maximumPieces = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    /// Below this many bytes a piece is not worth its thread.
+    var minimumPiece = 1 << 20
 
     struct Result {
         var output: [UInt8]
@@ -56,13 +62,90 @@ struct ManifestRewriter {
     }
 
     private func rewriteYAML(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
+        if format != .json, let result = rewriteYAMLInPieces(bytes, source: source) {
+            return result
+        }
+        return try rewriteYAML(bytes, in: bytes.indices, source: source, outputFor: bytes.count).result
+    }
+
+    /// A large stream is cut at `---` lines into one piece per processor, and the pieces are
+    /// read, transformed and rewritten at once, then joined: the result is the same as in one
+    /// piece. Nil when the stream is small, cannot be cut, or a piece fails: the caller then
+    /// does it in one piece, so that an error is reported as it always is.
+    private func rewriteYAMLInPieces(_ bytes: [UInt8], source: String) -> Result? {
+        let count = min(maximumPieces, bytes.count / max(minimumPiece, 1))
+        guard count > 1 else { return nil }
+        let starts = YAMLReader.documentStarts(in: bytes)
+        var cuts = [0]
+        for piece in 1..<count {
+            let target = bytes.count / count * piece
+            if let start = starts.first(where: { $0 >= target && $0 > cuts.last! }) { cuts.append(start) }
+        }
+        cuts.append(bytes.count)
+        let ranges = zip(cuts, cuts.dropFirst()).map { $0..<$1 }
+        guard ranges.count > 1 else { return nil }
+
+        let pieces = PieceResults(count: ranges.count)
+        DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+            // The first piece's buffer will hold the whole output: it reserves for all the input.
+            let outputFor = index == 0 ? bytes.count : ranges[index].count
+            pieces.store(try? rewriteYAML(bytes, in: ranges[index], source: source, outputFor: outputFor), at: index)
+        }
+        var joined: Result?
+        var documents = 0
+        for piece in pieces.take() {
+            guard let piece else { return nil }
+            let shifted = piece.result.workloads.map {
+                WorkloadLine(source: $0.source, document: $0.document + documents, report: $0.report)
+            }
+            documents += piece.documents
+            if joined == nil {
+                joined = Result(output: piece.result.output, workloads: shifted, changed: piece.result.changed)
+            } else {
+                joined!.output += piece.result.output
+                joined!.workloads += shifted
+                joined!.changed = joined!.changed || piece.result.changed
+            }
+        }
+        return joined
+    }
+
+    /// One piece's outcome; workloads are numbered from the piece's first document.
+    private struct Piece {
+        var result: Result
+        var documents: Int
+    }
+
+    /// Slots the pieces' threads write, each its own.
+    private final class PieceResults: @unchecked Sendable {
+        private let slots: UnsafeMutableBufferPointer<Piece?>
+
+        init(count: Int) {
+            slots = .allocate(capacity: count)
+            slots.initialize(repeating: nil)
+        }
+
+        func store(_ piece: Piece?, at index: Int) { slots[index] = piece }
+
+        func take() -> [Piece?] { Array(slots) }
+
+        deinit {
+            slots.deinitialize()
+            slots.deallocate()
+        }
+    }
+
+    /// Rewrites the documents in `range` of a YAML stream. `outputFor` is how many input bytes'
+    /// output the result's buffer is meant to hold, to reserve for it.
+    private func rewriteYAML(_ bytes: [UInt8], in range: Range<Int>, source: String,
+                             outputFor: Int) throws(ManifestError) -> Piece {
         var result = Result(output: [], workloads: [], changed: false)
-        result.output.reserveCapacity(bytes.count + bytes.count / 4)
+        result.output.reserveCapacity(range.count + range.count / 4)
         var jsonValues: [JSON] = []
         var index = 0
         let yamlRewriter = YAMLRewriter()
         do {
-            try YAMLReader.read(bytes) { document in
+            try YAMLReader.read(bytes, in: range) { document in
                 index += 1
                 let value = document.value
                 var newValue = value
@@ -84,7 +167,7 @@ struct ManifestRewriter {
                     if !newValue.isNull { jsonValues.append(newValue) }
                 case .yaml, nil:
                     yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &result.output)
-                    Self.reserveForRest(of: bytes.count, after: document.range.upperBound, in: &result.output)
+                    Self.reserveForRest(of: outputFor, after: document.range.upperBound - range.lowerBound, in: &result.output)
                 }
             }
         } catch let error as ManifestError {
@@ -95,9 +178,9 @@ struct ManifestRewriter {
         } catch {
             preconditionFailure("unexpected error \(error)")
         }
-        if index == 0, format != .json { result.output = bytes }
+        if index == 0, format != .json { result.output = Array(bytes[range]) }
         if format == .json { result.output = Self.jsonStream(jsonValues, indent: 4) }
-        return result
+        return Piece(result: result, documents: index)
     }
 
     /// Injected streams come out several times larger than they went in, and an array that
