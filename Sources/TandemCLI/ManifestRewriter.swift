@@ -218,7 +218,7 @@ struct ManifestRewriter {
                     result.output += bytes[item.offset..<item.endOffset]
                 } else {
                     result.changed = true
-                    result.output += JSONWriter.write(report.object, indent: Self.indentation(of: bytes[item.offset..<item.endOffset]))
+                    JSONWriter.write(report.object, indent: Self.indentation(of: bytes[item.offset..<item.endOffset]), into: &result.output)
                 }
                 previousEnd = item.endOffset
             } else if report.object != item.value {
