@@ -155,14 +155,15 @@ struct InjectCommand {
             // separator between YAML inputs.
             var lastByte: UInt8?
             for (_, result) in results {
+                let parts = result.outputParts.filter { !$0.isEmpty }
                 if format != .json, let previous = lastByte {
                     var separator: [UInt8] = previous == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")]
-                    if !result.output.starts(with: "---".utf8) { separator += "---\n".utf8 }
+                    if !(parts.first?.starts(with: "---".utf8) ?? false) { separator += "---\n".utf8 }
                     Console.out(separator)
                     lastByte = separator.last ?? previous
                 }
-                Console.out(result.output)
-                lastByte = result.output.last ?? lastByte
+                for part in parts { Console.out(part) }
+                lastByte = parts.last?.last ?? lastByte
             }
         }
         let workloads = results.flatMap { $0.1.workloads }

@@ -44,9 +44,14 @@ struct ManifestRewriter {
     var minimumPiece = 1 << 20
 
     struct Result {
-        var output: [UInt8]
+        /// The new text: one part, or one per piece of a stream rewritten in pieces, to be
+        /// written one after another rather than copied together.
+        var outputParts: [[UInt8]]
         var workloads: [WorkloadLine]
         var changed: Bool
+
+        /// The new text in one buffer.
+        var output: [UInt8] { outputParts.count == 1 ? outputParts[0] : Array(outputParts.joined()) }
     }
 
     func rewrite(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
@@ -65,7 +70,7 @@ struct ManifestRewriter {
         if format != .json, let result = rewriteYAMLInPieces(bytes, source: source) {
             return result
         }
-        return try rewriteYAML(bytes, in: bytes.indices, source: source, outputFor: bytes.count).result
+        return try rewriteYAML(bytes, in: bytes.indices, source: source).result
     }
 
     /// A large stream is cut at `---` lines into one piece per processor, and the pieces are
@@ -87,9 +92,7 @@ struct ManifestRewriter {
 
         let pieces = PieceResults(count: ranges.count)
         DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
-            // The first piece's buffer will hold the whole output: it reserves for all the input.
-            let outputFor = index == 0 ? bytes.count : ranges[index].count
-            pieces.store(try? rewriteYAML(bytes, in: ranges[index], source: source, outputFor: outputFor), at: index)
+            pieces.store(try? rewriteYAML(bytes, in: ranges[index], source: source), at: index)
         }
         var joined: Result?
         var documents = 0
@@ -100,9 +103,9 @@ struct ManifestRewriter {
             }
             documents += piece.documents
             if joined == nil {
-                joined = Result(output: piece.result.output, workloads: shifted, changed: piece.result.changed)
+                joined = Result(outputParts: piece.result.outputParts, workloads: shifted, changed: piece.result.changed)
             } else {
-                joined!.output += piece.result.output
+                joined!.outputParts += piece.result.outputParts
                 joined!.workloads += shifted
                 joined!.changed = joined!.changed || piece.result.changed
             }
@@ -135,12 +138,11 @@ struct ManifestRewriter {
         }
     }
 
-    /// Rewrites the documents in `range` of a YAML stream. `outputFor` is how many input bytes'
-    /// output the result's buffer is meant to hold, to reserve for it.
-    private func rewriteYAML(_ bytes: [UInt8], in range: Range<Int>, source: String,
-                             outputFor: Int) throws(ManifestError) -> Piece {
-        var result = Result(output: [], workloads: [], changed: false)
-        result.output.reserveCapacity(range.count + range.count / 4)
+    /// Rewrites the documents in `range` of a YAML stream.
+    private func rewriteYAML(_ bytes: [UInt8], in range: Range<Int>, source: String) throws(ManifestError) -> Piece {
+        var result = Result(outputParts: [], workloads: [], changed: false)
+        var output: [UInt8] = []
+        output.reserveCapacity(range.count + range.count / 4)
         var jsonValues: [JSON] = []
         var index = 0
         let yamlRewriter = YAMLRewriter()
@@ -166,8 +168,8 @@ struct ManifestRewriter {
                 case .json:
                     if !newValue.isNull { jsonValues.append(newValue) }
                 case .yaml, nil:
-                    yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &result.output)
-                    Self.reserveForRest(of: outputFor, after: document.range.upperBound - range.lowerBound, in: &result.output)
+                    yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &output)
+                    Self.reserveForRest(of: range.count, after: document.range.upperBound - range.lowerBound, in: &output)
                 }
             }
         } catch let error as ManifestError {
@@ -178,8 +180,9 @@ struct ManifestRewriter {
         } catch {
             preconditionFailure("unexpected error \(error)")
         }
-        if index == 0, format != .json { result.output = Array(bytes[range]) }
-        if format == .json { result.output = Self.jsonStream(jsonValues, indent: 4) }
+        if index == 0, format != .json { output = Array(bytes[range]) }
+        if format == .json { output = Self.jsonStream(jsonValues, indent: 4) }
+        result.outputParts = [output]
         return Piece(result: result, documents: index)
     }
 
@@ -199,7 +202,8 @@ struct ManifestRewriter {
         } catch {
             throw ManifestError(source: source, document: nil, line: error.line, column: error.column, message: error.message)
         }
-        var result = Result(output: [], workloads: [], changed: false)
+        var result = Result(outputParts: [], workloads: [], changed: false)
+        var output: [UInt8] = []
         var newValues: [JSON] = []
         var previousEnd = 0
         for (index, item) in values.enumerated() {
@@ -213,12 +217,12 @@ struct ManifestRewriter {
             result.workloads += report.workloads.map { WorkloadLine(source: source, document: index + 1, report: $0) }
             newValues.append(report.object)
             if format != .yaml {
-                result.output += bytes[previousEnd..<item.offset]
+                output += bytes[previousEnd..<item.offset]
                 if report.object == item.value {
-                    result.output += bytes[item.offset..<item.endOffset]
+                    output += bytes[item.offset..<item.endOffset]
                 } else {
                     result.changed = true
-                    JSONWriter.write(report.object, indent: Self.indentation(of: bytes[item.offset..<item.endOffset]), into: &result.output)
+                    JSONWriter.write(report.object, indent: Self.indentation(of: bytes[item.offset..<item.endOffset]), into: &output)
                 }
                 previousEnd = item.endOffset
             } else if report.object != item.value {
@@ -226,10 +230,11 @@ struct ManifestRewriter {
             }
         }
         if format == .yaml {
-            result.output = Array(newValues.map(YAMLWriter.write).joined(separator: Array("---\n".utf8)))
+            output = Array(newValues.map(YAMLWriter.write).joined(separator: Array("---\n".utf8)))
         } else {
-            result.output += bytes[previousEnd...]
+            output += bytes[previousEnd...]
         }
+        result.outputParts = [output]
         return result
     }
 
