@@ -264,10 +264,12 @@ private struct TreeBuilder {
                 end = trimmingLineBreaks(end, notBefore: start.offset)
             }
             let tag = Self.string(scalar.tag)
-            let json = try ScalarResolver.resolve(UnsafeBufferPointer(start: scalar.value, count: scalar.length),
-                                                  style: style, tag: tag, at: start)
+            let value = UnsafeBufferPointer(start: scalar.value, count: scalar.length)
+            let json = try ScalarResolver.resolve(value, style: style, tag: tag, at: start)
+            let isMergeKey = style == .plain && tag == nil && value.count == 2
+                && value[0] == UInt8(ascii: "<") && value[1] == UInt8(ascii: "<")
             add(YAMLTree.Node(kind: .scalar(style), json: json, start: start, end: end, next: nodes.count + 1,
-                              isFlow: false, tag: tag),
+                              isFlow: false, isMergeKey: isMergeKey, tag: tag),
                 anchor: Self.string(scalar.anchor))
         case YAML_ALIAS_EVENT:
             let start = sourceMark(event.start_mark)
@@ -393,7 +395,9 @@ private struct TreeBuilder {
             guard let text = nodes[key].json.keyText else {
                 throw YAMLError(mark: nodes[key].start, message: "a mapping key must be a scalar")
             }
-            if object.index(forKey: text) != nil {
+            // Lengths first: most keys differ in length, and comparing those is all a check costs.
+            let length = text.utf8.count
+            if object.keys.contains(where: { $0.utf8.count == length && $0 == text }) {
                 throw YAMLError(mark: nodes[key].start, message: "duplicate key \"\(text)\"")
             }
             object.appendUnchecked(key: text, value: nodes[value].json)
