@@ -62,8 +62,8 @@ public enum YAMLReader {
         try read(bytes, in: bytes.indices, each: visit)
     }
 
-    /// Reads the documents in `range` of a stream, which must begin at a document's start (or the
-    /// stream's) and end at the next one's `---` line, as `documentStarts(in:)` finds them.
+    /// Reads the documents in `range` of a stream, which must begin at the stream's start or at a
+    /// `---` line and end at another, as `documentStart(atOrAfter:in:)` finds them.
     /// Offsets and document ranges are the stream's; lines count from the range's start.
     public static func read(_ bytes: [UInt8], in range: Range<Int>, each visit: (YAMLDocument) throws -> Void) throws {
         var builder = TreeBuilder(bytes: bytes, range: range)
@@ -81,31 +81,50 @@ public enum YAMLReader {
         try read(Array(text.utf8))
     }
 
-    /// The offsets of the `---` lines at column 0 after the first document: each starts a new
-    /// document wherever it stands (libyaml ends any scalar there), so a stream can be read in
-    /// pieces cut at these offsets. None for a stream with directives (`%YAML`, `%TAG`), which
-    /// belong to the document after them.
-    public static func documentStarts(in bytes: [UInt8]) -> [Int] {
+    /// The offset of the first `---` line at column 0 at or after `offset` that a stream can be
+    /// cut at: such a line starts a new document wherever it stands (libyaml ends any scalar
+    /// there), so the pieces read on their own give the stream's documents. A `---` that follows
+    /// directives (`%YAML`, `%TAG`) is passed over, as they belong to its document.
+    public static func documentStart(atOrAfter offset: Int, in bytes: [UInt8]) -> Int? {
         bytes.withUnsafeBufferPointer { buffer in
-            var starts: [Int] = []
-            var seenDocument = false
-            var lineStart = 0
-            while lineStart < buffer.count {
-                let first = buffer[lineStart]
-                if first == UInt8(ascii: "%") { return [] }
-                if first == UInt8(ascii: "-"), lineStart + 3 <= buffer.count,
-                   buffer[lineStart + 1] == UInt8(ascii: "-"), buffer[lineStart + 2] == UInt8(ascii: "-"),
-                   lineStart + 3 == buffer.count || isBlankOrBreak(buffer[lineStart + 3]) {
-                    if seenDocument { starts.append(lineStart) }
-                    seenDocument = true
-                } else if !seenDocument, first != UInt8(ascii: "#"), !isBlankOrBreak(first) {
-                    seenDocument = true
-                }
-                guard let newline = UnsafeBufferPointer(rebasing: buffer[lineStart...]).firstIndex(of: UInt8(ascii: "\n")) else { break }
-                lineStart += newline + 1
+            var lineStart = offset
+            if lineStart > 0, lineStart < buffer.count, buffer[lineStart - 1] != UInt8(ascii: "\n") {
+                lineStart = nextLine(after: lineStart, in: buffer)
             }
-            return starts
+            while lineStart < buffer.count {
+                if isDocumentMarker(at: lineStart, in: buffer), !followsDirective(lineStart, in: buffer) {
+                    return lineStart
+                }
+                lineStart = nextLine(after: lineStart, in: buffer)
+            }
+            return nil
         }
+    }
+
+    private static func nextLine(after offset: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Int {
+        var index = offset
+        while index < buffer.count, buffer[index] != UInt8(ascii: "\n") { index += 1 }
+        return index + 1
+    }
+
+    private static func isDocumentMarker(at lineStart: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        lineStart + 3 <= buffer.count && buffer[lineStart] == UInt8(ascii: "-")
+            && buffer[lineStart + 1] == UInt8(ascii: "-") && buffer[lineStart + 2] == UInt8(ascii: "-")
+            && (lineStart + 3 == buffer.count || isBlankOrBreak(buffer[lineStart + 3]))
+    }
+
+    /// Whether the lines before `lineStart`, past blank and comment lines, are directives.
+    private static func followsDirective(_ lineStart: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        var end = lineStart
+        while end > 0 {
+            var start = end - 1
+            while start > 0, buffer[start - 1] != UInt8(ascii: "\n") { start -= 1 }
+            if buffer[start] == UInt8(ascii: "%") { return true }
+            let firstText = buffer[start..<end].firstIndex { !isBlankOrBreak($0) }
+            if let firstText, buffer[firstText] != UInt8(ascii: "#") { return false }
+            end = start
+        }
+        return false
     }
 
     private static func isBlankOrBreak(_ byte: UInt8) -> Bool {

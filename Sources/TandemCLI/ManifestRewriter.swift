@@ -80,11 +80,10 @@ struct ManifestRewriter {
     private func rewriteYAMLInPieces(_ bytes: [UInt8], source: String) -> Result? {
         let count = min(maximumPieces, bytes.count / max(minimumPiece, 1))
         guard count > 1 else { return nil }
-        let starts = YAMLReader.documentStarts(in: bytes)
         var cuts = [0]
         for piece in 1..<count {
-            let target = bytes.count / count * piece
-            if let start = starts.first(where: { $0 >= target && $0 > cuts.last! }) { cuts.append(start) }
+            let target = max(bytes.count / count * piece, cuts[cuts.count - 1] + 1)
+            if let start = YAMLReader.documentStart(atOrAfter: target, in: bytes) { cuts.append(start) }
         }
         cuts.append(bytes.count)
         let ranges = zip(cuts, cuts.dropFirst()).map { $0..<$1 }

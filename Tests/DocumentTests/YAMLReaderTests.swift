@@ -73,7 +73,8 @@ import Testing
     @Test func aStreamReadInPiecesCutAtDocumentStartsIsTheSameStream() throws {
         let text = "# head\na: 1\n---\n# two\nb: |\n  x\n--- |\n  wörld\n...\n---\nc: [1]\n# tail\n"
         let bytes = Array(text.utf8)
-        let starts = YAMLReader.documentStarts(in: bytes)
+        var starts: [Int] = []
+        while let start = YAMLReader.documentStart(atOrAfter: (starts.last ?? 0) + 1, in: bytes) { starts.append(start) }
         #expect(starts == [12, 31, 50])
         let whole = try YAMLReader.read(bytes)
         var pieces: [YAMLDocument] = []
@@ -85,9 +86,11 @@ import Testing
         #expect(pieces.compactMap { $0.root?.start.offset } == whole.compactMap { $0.root?.start.offset })
     }
 
-    @Test func aStreamWithDirectivesIsNotCut() {
-        #expect(YAMLReader.documentStarts(in: Array("a: 1\n%YAML 1.1\n---\nb: 2\n".utf8)).isEmpty)
-        #expect(YAMLReader.documentStarts(in: Array("# only the first\n---\na: 1\n".utf8)).isEmpty)
+    @Test func aDocumentIsNotCutFromItsDirectives() {
+        let bytes = Array("a: 1\n...\n%YAML 1.1\n# c\n---\nb: 2\n--- # d\nc: 3\n".utf8)
+        #expect(YAMLReader.documentStart(atOrAfter: 0, in: bytes) == 32)
+        #expect(YAMLReader.documentStart(atOrAfter: 33, in: bytes) == nil)
+        #expect(YAMLReader.documentStart(atOrAfter: 3, in: Array("# c\n---\na: 1\n".utf8)) == 4)
     }
 
     @Test func nonASCIITextKeepsByteOffsets() throws {
