@@ -26,6 +26,9 @@ final class YAMLTree: @unchecked Sendable {
         /// The index just past the node's last descendant: its next sibling, if it has one.
         var next: Int
         var isFlow: Bool
+        /// `<<` written plain, the YAML 1.1 merge key that Kubernetes tooling honours; known
+        /// when the scalar is read, as every mapping asks it of every key.
+        var isMergeKey = false
         var tag: String?
     }
 
@@ -165,13 +168,6 @@ public struct YAMLNode: @unchecked Sendable {
 
     /// `<<` written plain, the YAML 1.1 merge key that Kubernetes tooling honours.
     var isMergeKey: Bool { node.isMergeKey }
-}
-
-extension YAMLTree.Node {
-    var isMergeKey: Bool {
-        guard kind == .scalar(.plain), tag == nil, case .string(let text) = json else { return false }
-        return text == "<<"
-    }
 }
 
 extension JSON {

@@ -59,10 +59,17 @@ public enum YAMLReader {
     /// and letting it go afterwards, so memory holds one document's tree, not the stream's.
     /// Errors from `visit` propagate unchanged; syntax errors are `YAMLError`s.
     public static func read(_ bytes: [UInt8], each visit: (YAMLDocument) throws -> Void) throws {
-        var builder = TreeBuilder(bytes: bytes)
+        try read(bytes, in: bytes.indices, each: visit)
+    }
+
+    /// Reads the documents in `range` of a stream, which must begin at the stream's start or at a
+    /// `---` line and end at another, as `documentStart(atOrAfter:in:)` finds them.
+    /// Offsets and document ranges are the stream's; lines count from the range's start.
+    public static func read(_ bytes: [UInt8], in range: Range<Int>, each visit: (YAMLDocument) throws -> Void) throws {
+        var builder = TreeBuilder(bytes: bytes, range: range)
         do {
             try bytes.withUnsafeBufferPointer { buffer in
-                try builder.run(buffer, visit: visit)
+                try builder.run(UnsafeBufferPointer(rebasing: buffer[range]), visit: visit)
             }
         } catch var error as YAMLError {
             error.document = builder.completedDocuments
@@ -72,6 +79,56 @@ public enum YAMLReader {
 
     public static func read(_ text: String) throws(YAMLError) -> [YAMLDocument] {
         try read(Array(text.utf8))
+    }
+
+    /// The offset of the first `---` line at column 0 at or after `offset` that a stream can be
+    /// cut at: such a line starts a new document wherever it stands (libyaml ends any scalar
+    /// there), so the pieces read on their own give the stream's documents. A `---` that follows
+    /// directives (`%YAML`, `%TAG`) is passed over, as they belong to its document.
+    public static func documentStart(atOrAfter offset: Int, in bytes: [UInt8]) -> Int? {
+        bytes.withUnsafeBufferPointer { buffer in
+            var lineStart = offset
+            if lineStart > 0, lineStart < buffer.count, buffer[lineStart - 1] != UInt8(ascii: "\n") {
+                lineStart = nextLine(after: lineStart, in: buffer)
+            }
+            while lineStart < buffer.count {
+                if isDocumentMarker(at: lineStart, in: buffer), !followsDirective(lineStart, in: buffer) {
+                    return lineStart
+                }
+                lineStart = nextLine(after: lineStart, in: buffer)
+            }
+            return nil
+        }
+    }
+
+    private static func nextLine(after offset: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Int {
+        var index = offset
+        while index < buffer.count, buffer[index] != UInt8(ascii: "\n") { index += 1 }
+        return index + 1
+    }
+
+    private static func isDocumentMarker(at lineStart: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        lineStart + 3 <= buffer.count && buffer[lineStart] == UInt8(ascii: "-")
+            && buffer[lineStart + 1] == UInt8(ascii: "-") && buffer[lineStart + 2] == UInt8(ascii: "-")
+            && (lineStart + 3 == buffer.count || isBlankOrBreak(buffer[lineStart + 3]))
+    }
+
+    /// Whether the lines before `lineStart`, past blank and comment lines, are directives.
+    private static func followsDirective(_ lineStart: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        var end = lineStart
+        while end > 0 {
+            var start = end - 1
+            while start > 0, buffer[start - 1] != UInt8(ascii: "\n") { start -= 1 }
+            if buffer[start] == UInt8(ascii: "%") { return true }
+            let firstText = buffer[start..<end].firstIndex { !isBlankOrBreak($0) }
+            if let firstText, buffer[firstText] != UInt8(ascii: "#") { return false }
+            end = start
+        }
+        return false
+    }
+
+    private static func isBlankOrBreak(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
     }
 }
 
@@ -88,7 +145,11 @@ private struct TreeBuilder {
     }
 
     let bytes: [UInt8]
-    /// libyaml counts characters, not bytes; for non-ASCII input this maps one to the other.
+    /// Where in `bytes` libyaml's input begins and ends.
+    private let base: Int
+    private let limit: Int
+    /// libyaml counts characters, not bytes; for non-ASCII input this maps one to the other
+    /// (offsets from `base`).
     private let byteOffsets: [Int]?
     /// The current document's nodes; the first is its root.
     private var nodes: [YAMLTree.Node] = []
@@ -99,15 +160,19 @@ private struct TreeBuilder {
     private var pending: YAMLDocument?
     private(set) var completedDocuments = 0
 
-    init(bytes: [UInt8]) {
+    init(bytes: [UInt8], range: Range<Int>) {
         self.bytes = bytes
-        if !Self.isASCII(bytes) {
+        base = range.lowerBound
+        limit = range.upperBound
+        documentStart = range.lowerBound
+        let input = bytes[range]
+        if !Self.isASCII(input) {
             var offsets: [Int] = []
-            offsets.reserveCapacity(bytes.count + 1)
-            for (offset, byte) in bytes.enumerated() where byte & 0xC0 != 0x80 {
+            offsets.reserveCapacity(input.count + 1)
+            for (offset, byte) in input.enumerated() where byte & 0xC0 != 0x80 {
                 offsets.append(offset)
             }
-            offsets.append(bytes.count)
+            offsets.append(input.count)
             byteOffsets = offsets
         } else {
             byteOffsets = nil
@@ -115,7 +180,7 @@ private struct TreeBuilder {
     }
 
     /// Whether every byte is ASCII, looked at eight at a time: this reads the whole input.
-    private static func isASCII(_ bytes: [UInt8]) -> Bool {
+    private static func isASCII(_ bytes: ArraySlice<UInt8>) -> Bool {
         bytes.withUnsafeBytes { raw in
             var seen: UInt64 = 0
             var index = 0
@@ -152,7 +217,7 @@ private struct TreeBuilder {
                 // so that concatenating every document's range gives back the whole input.
                 if let last = pending {
                     pending = nil
-                    try visit(YAMLDocument(tree: last.tree, range: last.range.lowerBound..<bytes.count))
+                    try visit(YAMLDocument(tree: last.tree, range: last.range.lowerBound..<limit))
                 }
                 return
             case YAML_DOCUMENT_START_EVENT:
@@ -169,8 +234,8 @@ private struct TreeBuilder {
 
     private func offset(_ mark: yaml_mark_t) -> Int {
         let index = Int(mark.index)
-        guard let byteOffsets else { return min(index, bytes.count) }
-        return byteOffsets[min(index, byteOffsets.count - 1)]
+        guard let byteOffsets else { return base + min(index, limit - base) }
+        return base + byteOffsets[min(index, byteOffsets.count - 1)]
     }
 
     private func sourceMark(_ mark: yaml_mark_t) -> SourceMark {
@@ -218,10 +283,12 @@ private struct TreeBuilder {
                 end = trimmingLineBreaks(end, notBefore: start.offset)
             }
             let tag = Self.string(scalar.tag)
-            let json = try ScalarResolver.resolve(UnsafeBufferPointer(start: scalar.value, count: scalar.length),
-                                                  style: style, tag: tag, at: start)
+            let value = UnsafeBufferPointer(start: scalar.value, count: scalar.length)
+            let json = try ScalarResolver.resolve(value, style: style, tag: tag, at: start)
+            let isMergeKey = style == .plain && tag == nil && value.count == 2
+                && value[0] == UInt8(ascii: "<") && value[1] == UInt8(ascii: "<")
             add(YAMLTree.Node(kind: .scalar(style), json: json, start: start, end: end, next: nodes.count + 1,
-                              isFlow: false, tag: tag),
+                              isFlow: false, isMergeKey: isMergeKey, tag: tag),
                 anchor: Self.string(scalar.anchor))
         case YAML_ALIAS_EVENT:
             let start = sourceMark(event.start_mark)
@@ -347,7 +414,9 @@ private struct TreeBuilder {
             guard let text = nodes[key].json.keyText else {
                 throw YAMLError(mark: nodes[key].start, message: "a mapping key must be a scalar")
             }
-            if object.index(forKey: text) != nil {
+            // Lengths first: most keys differ in length, and comparing those is all a check costs.
+            let length = text.utf8.count
+            if object.keys.contains(where: { $0.utf8.count == length && $0 == text }) {
                 throw YAMLError(mark: nodes[key].start, message: "duplicate key \"\(text)\"")
             }
             object.appendUnchecked(key: text, value: nodes[value].json)

@@ -19,11 +19,11 @@ public struct YAMLRewriter {
             output.append(contentsOf: source[document.range])
             return
         }
-        var splicer = Splicer(source: source, fragments: fragments)
+        var splicer = Splicer(source: source, tree: root.tree, fragments: fragments)
         swap(&output, &splicer.output)
         defer { swap(&output, &splicer.output) }
         splicer.copy(document.range.lowerBound..<root.start.offset)
-        splicer.rewrite(root, value, column: root.start.column)
+        splicer.rewrite(root.index, value, column: root.start.column)
         splicer.copy(root.end..<document.range.upperBound)
     }
 }
@@ -101,9 +101,13 @@ struct Splicer {
     let newline: [UInt8]
     var output: [UInt8] = []
     private let fragments: FragmentCache
+    /// The document's nodes, walked by index: a `YAMLNode` per child would cost an array and a
+    /// reference count each, which was most of a rewrite's time.
+    private let tree: YAMLTree
 
-    fileprivate init(source: [UInt8], fragments: FragmentCache) {
+    fileprivate init(source: [UInt8], tree: YAMLTree, fragments: FragmentCache) {
         self.source = source
+        self.tree = tree
         self.fragments = fragments
         let firstBreak = source.firstIndex(of: UInt8(ascii: "\n"))
         if let firstBreak, firstBreak > 0, source[firstBreak - 1] == UInt8(ascii: "\r") {
@@ -126,22 +130,35 @@ struct Splicer {
     private func lineEnd(_ offset: Int) -> Int { SourceText.lineEnd(after: offset, in: source) }
     private func lineStart(_ offset: Int) -> Int { SourceText.lineStart(of: offset, in: source) }
 
+    private func start(_ node: Int) -> Int { tree.nodes[node].start.offset }
+    private func end(_ node: Int) -> Int { tree.nodes[node].end }
+    private func column(_ node: Int) -> Int { tree.nodes[node].start.column }
+    private func hasChildren(_ node: Int) -> Bool { tree.nodes[node].next > node + 1 }
+
+    private func children(of node: Int) -> [Int] {
+        var children: [Int] = []
+        tree.forEachChild(of: node) { children.append($0) }
+        return children
+    }
+
     /// Writes the replacement of `node`'s text. Fresh lines after the first start at `column`.
-    mutating func rewrite(_ node: YAMLNode, _ value: JSON, column: Int) {
-        if node.json == value {
-            copy(node.start.offset..<node.end)
+    mutating func rewrite(_ node: Int, _ value: JSON, column: Int) {
+        if tree.nodes[node].json == value {
+            copy(start(node)..<end(node))
             return
         }
-        if node.isFlow, node.tag == nil, !node.json.isEmptyCollection, Self.isNonEmptyCollection(value), Self.sameKind(node, value) {
+        let isFlow = tree.nodes[node].isFlow
+        let isTagged = tree.nodes[node].tag != nil
+        if isFlow, !isTagged, !tree.nodes[node].json.isEmptyCollection, Self.isNonEmptyCollection(value), sameKind(node, value) {
             flow(node, value)
             return
         }
-        if !node.isFlow, node.tag == nil {
-            switch (node.content, value) {
-            case (.mapping(let keys, let values), .object(let object)) where !object.isEmpty:
-                if mapping(node, keys: keys, values: values, object) { return }
-            case (.sequence(let items), .array(let array)) where !array.isEmpty:
-                if sequence(node, items: items, array) { return }
+        if !isFlow, !isTagged {
+            switch (tree.nodes[node].kind, value) {
+            case (.mapping, .object(let object)) where !object.isEmpty:
+                if mapping(node, object) { return }
+            case (.sequence, .array(let array)) where !array.isEmpty:
+                if sequence(node, array) { return }
             default:
                 break
             }
@@ -161,26 +178,31 @@ struct Splicer {
 
     /// Rewrites a block mapping entry by entry; false (having written nothing) when its layout is
     /// one this does not edit in place (keys not each at the start of a line, merge keys, aliases).
-    private mutating func mapping(_ node: YAMLNode, keys: [YAMLNode], values: [YAMLNode], _ object: JSONObject) -> Bool {
-        let column = node.start.column
+    private mutating func mapping(_ node: Int, _ object: JSONObject) -> Bool {
+        let column = column(node)
+        var keys: [Int] = []
         var names: [String] = []
-        names.reserveCapacity(keys.count)
-        for (index, key) in keys.enumerated() {
-            guard case .scalar = key.content, !key.isMergeKey, key.start.column == column,
-                  let name = key.json.keyText else { return false }
-            if index > 0, !SourceText.isBlank(lineStart(key.start.offset)..<key.start.offset, in: source) { return false }
+        var child = node + 1
+        while child < tree.nodes[node].next {
+            let key = child
+            child = tree.nodes[tree.nodes[key].next].next
+            guard case .scalar = tree.nodes[key].kind, !tree.nodes[key].isMergeKey, tree.nodes[key].start.column == column,
+                  let name = tree.nodes[key].json.keyText else { return false }
+            if !keys.isEmpty, !SourceText.isBlank(lineStart(start(key))..<start(key), in: source) { return false }
+            keys.append(key)
             names.append(name)
         }
         var wroteAny = false
         for index in keys.indices {
             guard let newValue = object[names[index]] else { continue }
-            var start = index == 0 ? node.start.offset : lineStart(keys[index].start.offset)
+            let key = keys[index]
+            var from = index == 0 ? start(node) : lineStart(start(key))
             if wroteAny {
-                copy(lineEnd(values[index - 1].end)..<start)
+                copy(lineEnd(end(tree.nodes[keys[index - 1]].next))..<from)
             } else {
-                start = keys[index].start.offset
+                from = start(key)
             }
-            entry(key: keys[index], name: names[index], value: values[index], newValue, from: start, column: column)
+            entry(key: key, name: names[index], newValue, from: from, column: column)
             wroteAny = true
         }
         for (name, newValue) in object.members where !names.contains(name) {
@@ -191,32 +213,34 @@ struct Splicer {
         return true
     }
 
-    private mutating func entry(key: YAMLNode, name: String, value: YAMLNode, _ newValue: JSON, from start: Int, column: Int) {
-        let end = lineEnd(value.end)
-        if value.json == newValue {
+    private mutating func entry(key: Int, name: String, _ newValue: JSON, from start: Int, column: Int) {
+        let value = tree.nodes[key].next
+        let end = lineEnd(self.end(value))
+        if tree.nodes[value].json == newValue {
             copy(start..<end)
             return
         }
-        switch (value.content, newValue) {
-        case (.mapping, .object) where Self.isNonEmptyCollection(newValue) && !(value.isFlow && value.json.isEmptyCollection),
-             (.sequence, .array) where Self.isNonEmptyCollection(newValue) && !(value.isFlow && value.json.isEmptyCollection):
-            copy(start..<value.start.offset)
-            rewrite(value, newValue, column: value.start.column)
-            copy(value.end..<end)
+        let isEmptyFlow = tree.nodes[value].isFlow && tree.nodes[value].json.isEmptyCollection
+        switch (tree.nodes[value].kind, newValue) {
+        case (.mapping, .object) where Self.isNonEmptyCollection(newValue) && !isEmptyFlow,
+             (.sequence, .array) where Self.isNonEmptyCollection(newValue) && !isEmptyFlow:
+            copy(start..<self.start(value))
+            rewrite(value, newValue, column: self.column(value))
+            copy(self.end(value)..<end)
         case (.scalar, _) where Self.isInlineScalar(newValue):
             // Keep the key as written and any comment after the value.
-            copy(start..<value.start.offset)
-            if value.start.offset == value.end { output.append(UInt8(ascii: " ")) }
+            copy(start..<self.start(value))
+            if self.start(value) == self.end(value) { output.append(UInt8(ascii: " ")) }
             fresh(newValue, column: column)
-            copy(value.end..<end)
+            copy(self.end(value)..<end)
         default:
-            copy(start..<key.start.offset)
+            copy(start..<self.start(key))
             freshEntry(name, newValue, column: column)
         }
     }
 
-    private static func sameKind(_ node: YAMLNode, _ value: JSON) -> Bool {
-        switch (node.content, value) {
+    private func sameKind(_ node: Int, _ value: JSON) -> Bool {
+        switch (tree.nodes[node].kind, value) {
         case (.mapping, .object), (.sequence, .array): return true
         default: return false
         }
@@ -224,21 +248,23 @@ struct Splicer {
 
     /// Rewrites a flow collection (`[a, b]`, `{k: v}`) in place: kept items keep their text and
     /// the separators between them; new items are written in flow style.
-    private mutating func flow(_ node: YAMLNode, _ value: JSON) {
-        if node.json == value {
-            copy(node.start.offset..<node.end)
+    private mutating func flow(_ node: Int, _ value: JSON) {
+        if tree.nodes[node].json == value {
+            copy(start(node)..<end(node))
             return
         }
-        switch (node.content, value) {
-        case (.sequence(let items), .array(let array)) where node.tag == nil && !items.isEmpty && !array.isEmpty:
-            let matches = Self.match(old: items.map(\.json), new: array)
-            copy(node.start.offset..<items[0].start.offset)
+        let isTagged = tree.nodes[node].tag != nil
+        switch (tree.nodes[node].kind, value) {
+        case (.sequence, .array(let array)) where !isTagged && hasChildren(node) && !array.isEmpty:
+            let items = children(of: node)
+            let matches = Self.match(old: items.map { tree.nodes[$0].json }, new: array)
+            copy(start(node)..<start(items[0]))
             var previousOld: Int?
             for (newIndex, newValue) in array.enumerated() {
                 if let oldIndex = matches[newIndex] {
                     if newIndex > 0 {
                         if let previousOld, previousOld == oldIndex - 1 {
-                            copy(items[previousOld].end..<items[oldIndex].start.offset)
+                            copy(end(items[previousOld])..<start(items[oldIndex]))
                         } else {
                             output.append(contentsOf: ", ".utf8)
                         }
@@ -251,28 +277,31 @@ struct Splicer {
                     previousOld = nil
                 }
             }
-            copy(items[items.count - 1].end..<node.end)
-        case (.mapping(let keys, let values), .object(let object)) where node.tag == nil && !keys.isEmpty && !object.isEmpty:
-            guard keys.allSatisfy({ !$0.isMergeKey && $0.json.keyText != nil }),
-                  values.allSatisfy({ $0.end > $0.start.offset })
+            copy(end(items[items.count - 1])..<end(node))
+        case (.mapping, .object(let object)) where !isTagged && hasChildren(node) && !object.isEmpty:
+            let children = children(of: node)
+            let keys = stride(from: 0, to: children.count, by: 2).map { children[$0] }
+            let values = keys.map { tree.nodes[$0].next }
+            guard keys.allSatisfy({ !tree.nodes[$0].isMergeKey && tree.nodes[$0].json.keyText != nil }),
+                  values.allSatisfy({ end($0) > start($0) })
             else {
                 freshFlow(value)
                 return
             }
-            let names = keys.map { $0.json.keyText ?? "" }
-            copy(node.start.offset..<keys[0].start.offset)
+            let names = keys.map { tree.nodes[$0].json.keyText ?? "" }
+            copy(start(node)..<start(keys[0]))
             var wroteAny = false
             var previousOld: Int?
             for index in keys.indices {
                 guard let newValue = object[names[index]] else { continue }
                 if wroteAny {
                     if let previousOld, previousOld == index - 1 {
-                        copy(values[previousOld].end..<keys[index].start.offset)
+                        copy(end(values[previousOld])..<start(keys[index]))
                     } else {
                         output.append(contentsOf: ", ".utf8)
                     }
                 }
-                copy(keys[index].start.offset..<values[index].start.offset)
+                copy(start(keys[index])..<start(values[index]))
                 flow(values[index], newValue)
                 previousOld = index
                 wroteAny = true
@@ -284,7 +313,7 @@ struct Splicer {
                 freshFlow(newValue)
                 wroteAny = true
             }
-            copy(values[values.count - 1].end..<node.end)
+            copy(end(values[values.count - 1])..<end(node))
         default:
             freshFlow(value)
         }
@@ -322,20 +351,21 @@ struct Splicer {
     /// Rewrites a block sequence item by item, keeping items that survive (matched by `name` for
     /// lists of named objects, else by value) in place with their comments. False, having
     /// written nothing, when an item does not start on its own `- ` line.
-    private mutating func sequence(_ node: YAMLNode, items: [YAMLNode], _ array: [JSON]) -> Bool {
-        let column = node.start.column
+    private mutating func sequence(_ node: Int, _ array: [JSON]) -> Bool {
+        let column = column(node)
+        let items = children(of: node)
         var dashes: [Int] = []
         dashes.reserveCapacity(items.count)
         for item in items {
-            let lineBegin = lineStart(item.start.offset)
+            let lineBegin = lineStart(start(item))
             let dash = lineBegin + column - 1
-            guard item.start.offset > dash, source[dash] == UInt8(ascii: "-"),
+            guard start(item) > dash, source[dash] == UInt8(ascii: "-"),
                   SourceText.isBlank(lineBegin..<dash, in: source),
-                  SourceText.isBlank(dash + 1..<item.start.offset, in: source)
+                  SourceText.isBlank(dash + 1..<start(item), in: source)
             else { return false }
             dashes.append(dash)
         }
-        let matches = Self.match(old: items.map(\.json), new: array)
+        let matches = Self.match(old: items.map { tree.nodes[$0].json }, new: array)
         var wroteAny = false
         var previousOld: Int?
         for (newIndex, newValue) in array.enumerated() {
@@ -343,14 +373,14 @@ struct Splicer {
                 let old = items[oldIndex]
                 if wroteAny {
                     if let previousOld, previousOld == oldIndex - 1 {
-                        copy(lineEnd(items[previousOld].end)..<dashes[oldIndex])
+                        copy(lineEnd(end(items[previousOld]))..<dashes[oldIndex])
                     } else {
                         indent(column)
                     }
                 }
-                copy(dashes[oldIndex]..<old.start.offset)
-                rewrite(old, newValue, column: old.start.column)
-                copy(old.end..<lineEnd(old.end))
+                copy(dashes[oldIndex]..<start(old))
+                rewrite(old, newValue, column: self.column(old))
+                copy(end(old)..<lineEnd(end(old)))
                 previousOld = oldIndex
             } else {
                 if wroteAny { indent(column) }
@@ -369,9 +399,10 @@ struct Splicer {
     /// such as 1,500 environment variables; and when what is left of both lists is equally long,
     /// an unmatched item continues the old one in its place (an edited item).
     static func match(old: [JSON], new: [JSON]) -> [Int?] {
-        var byIdentity: [String: Int] = [:]
-        for (index, value) in old.enumerated() {
-            if let identity = identity(of: value), byIdentity[identity] == nil { byIdentity[identity] = index }
+        let oldIdentities = old.map(Identity.init)
+        var byIdentity: [Identity: Int] = [:]
+        for (index, identity) in oldIdentities.enumerated() {
+            if let identity, byIdentity[identity] == nil { byIdentity[identity] = index }
         }
         let lookAhead = 64
         var next = 0
@@ -379,7 +410,8 @@ struct Splicer {
         result.reserveCapacity(new.count)
         for (newIndex, value) in new.enumerated() {
             var found: Int?
-            if let identity = identity(of: value) {
+            let identity = Identity(value)
+            if let identity {
                 if let index = byIdentity[identity], index >= next { found = index }
             } else {
                 var index = next
@@ -392,7 +424,7 @@ struct Splicer {
                 }
             }
             if found == nil, next < old.count, old.count - next == new.count - newIndex,
-               identity(of: old[next]) == nil || identity(of: value) == nil {
+               oldIdentities[next] == nil || identity == nil {
                 found = next
             }
             if let found { next = found + 1 }
@@ -401,12 +433,22 @@ struct Splicer {
         return result
     }
 
-    private static func identity(of value: JSON) -> String? {
-        if let name = value["name"]?.stringValue { return "name:" + name }
-        if let kind = value["kind"]?.stringValue, let name = value["metadata"]?["name"]?.stringValue {
-            return "object:" + kind + "/" + name
+    /// What makes a list item the same item after an edit: its `name`, or a Kubernetes object's
+    /// kind and name.
+    private enum Identity: Hashable {
+        case name(String)
+        case object(kind: String, name: String)
+
+        init?(_ value: JSON) {
+            guard case .object(let object) = value else { return nil }
+            if let name = object["name"]?.stringValue {
+                self = .name(name)
+            } else if let kind = object["kind"]?.stringValue, let name = object["metadata"]?["name"]?.stringValue {
+                self = .object(kind: kind, name: name)
+            } else {
+                return nil
+            }
         }
-        return nil
     }
 }
 

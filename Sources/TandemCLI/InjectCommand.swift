@@ -47,7 +47,7 @@ struct InjectCommand {
     func run(_ arguments: [String]) -> Int32 {
         let parsed: ParsedArguments
         let format: OutputFormat?
-        let transform: (JSON) throws(InjectionError) -> InjectionReport
+        let transform: @Sendable (JSON) throws(InjectionError) -> InjectionReport
         do throws(UsageError) {
             parsed = try ParsedArguments.parse(arguments, specs: specs)
             if let extra = parsed.positionals.first {
@@ -73,7 +73,7 @@ struct InjectCommand {
         }
     }
 
-    private func makeTransform(_ parsed: ParsedArguments) throws(UsageError) -> (JSON) throws(InjectionError) -> InjectionReport {
+    private func makeTransform(_ parsed: ParsedArguments) throws(UsageError) -> @Sendable (JSON) throws(InjectionError) -> InjectionReport {
         guard operation == .inject else {
             let injector = Injector(config: .defaults)
             return { object throws(InjectionError) in try injector.uninject(object: object) }
@@ -92,7 +92,7 @@ struct InjectCommand {
         }
         let namespace = parsed.last("--namespace")
         let injector = Injector(config: config)
-        return { object throws(InjectionError) in
+        return { [kubeVersion] object throws(InjectionError) in
             try injector.inject(object: object, namespace: namespace, lifecycle: mode, kubeVersion: kubeVersion)
         }
     }
@@ -131,7 +131,7 @@ struct InjectCommand {
     }
 
     private func execute(_ parsed: ParsedArguments, format: OutputFormat?,
-                         transform: @escaping (JSON) throws(InjectionError) -> InjectionReport) throws -> Int32 {
+                         transform: @escaping @Sendable (JSON) throws(InjectionError) -> InjectionReport) throws -> Int32 {
         let inputs = try readInputs(parsed.all("--filename"))
         let rewriter = ManifestRewriter(transform: transform, format: format)
         var results: [(Input, ManifestRewriter.Result)] = []
@@ -155,14 +155,15 @@ struct InjectCommand {
             // separator between YAML inputs.
             var lastByte: UInt8?
             for (_, result) in results {
+                let parts = result.outputParts.filter { !$0.isEmpty }
                 if format != .json, let previous = lastByte {
                     var separator: [UInt8] = previous == UInt8(ascii: "\n") ? [] : [UInt8(ascii: "\n")]
-                    if !result.output.starts(with: "---".utf8) { separator += "---\n".utf8 }
+                    if !(parts.first?.starts(with: "---".utf8) ?? false) { separator += "---\n".utf8 }
                     Console.out(separator)
                     lastByte = separator.last ?? previous
                 }
-                Console.out(result.output)
-                lastByte = result.output.last ?? lastByte
+                for part in parts { Console.out(part) }
+                lastByte = parts.last?.last ?? lastByte
             }
         }
         let workloads = results.flatMap { $0.1.workloads }

@@ -1,4 +1,6 @@
+import Dispatch
 import Document
+import Glibc
 import Injection
 
 /// The output format of a rewrite: the input's own, or one asked for with `-o`.
@@ -34,13 +36,22 @@ struct ManifestError: Error, CustomStringConvertible, Sendable {
 /// for byte; changed YAML documents are edited in place so their untouched text stays as it was.
 struct ManifestRewriter {
     /// Turns one document's value into its new value plus one report per workload inside it.
-    let transform: (JSON) throws(InjectionError) -> InjectionReport
+    let transform: @Sendable (JSON) throws(InjectionError) -> InjectionReport
     let format: OutputFormat?
+    /// At most this many pieces of a YAML stream are rewritten at once: one per processor.
+    var maximumPieces = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    /// Below this many bytes a piece is not worth its thread.
+    var minimumPiece = 1 << 20
 
     struct Result {
-        var output: [UInt8]
+        /// The new text: one part, or one per piece of a stream rewritten in pieces, to be
+        /// written one after another rather than copied together.
+        var outputParts: [[UInt8]]
         var workloads: [WorkloadLine]
         var changed: Bool
+
+        /// The new text in one buffer.
+        var output: [UInt8] { outputParts.count == 1 ? outputParts[0] : Array(outputParts.joined()) }
     }
 
     func rewrite(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
@@ -56,13 +67,86 @@ struct ManifestRewriter {
     }
 
     private func rewriteYAML(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
-        var result = Result(output: [], workloads: [], changed: false)
-        result.output.reserveCapacity(bytes.count + bytes.count / 4)
+        if format != .json, let result = rewriteYAMLInPieces(bytes, source: source) {
+            return result
+        }
+        return try rewriteYAML(bytes, in: bytes.indices, source: source).result
+    }
+
+    /// A large stream is cut at `---` lines into one piece per processor, and the pieces are
+    /// read, transformed and rewritten at once, then joined: the result is the same as in one
+    /// piece. Nil when the stream is small, cannot be cut, or a piece fails: the caller then
+    /// does it in one piece, so that an error is reported as it always is.
+    private func rewriteYAMLInPieces(_ bytes: [UInt8], source: String) -> Result? {
+        let count = min(maximumPieces, bytes.count / max(minimumPiece, 1))
+        guard count > 1 else { return nil }
+        var cuts = [0]
+        for piece in 1..<count {
+            let target = max(bytes.count / count * piece, cuts[cuts.count - 1] + 1)
+            if let start = YAMLReader.documentStart(atOrAfter: target, in: bytes) { cuts.append(start) }
+        }
+        cuts.append(bytes.count)
+        let ranges = zip(cuts, cuts.dropFirst()).map { $0..<$1 }
+        guard ranges.count > 1 else { return nil }
+
+        let pieces = PieceResults(count: ranges.count)
+        DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+            pieces.store(try? rewriteYAML(bytes, in: ranges[index], source: source), at: index)
+        }
+        var joined: Result?
+        var documents = 0
+        for piece in pieces.take() {
+            guard let piece else { return nil }
+            let shifted = piece.result.workloads.map {
+                WorkloadLine(source: $0.source, document: $0.document + documents, report: $0.report)
+            }
+            documents += piece.documents
+            if joined == nil {
+                joined = Result(outputParts: piece.result.outputParts, workloads: shifted, changed: piece.result.changed)
+            } else {
+                joined!.outputParts += piece.result.outputParts
+                joined!.workloads += shifted
+                joined!.changed = joined!.changed || piece.result.changed
+            }
+        }
+        return joined
+    }
+
+    /// One piece's outcome; workloads are numbered from the piece's first document.
+    private struct Piece {
+        var result: Result
+        var documents: Int
+    }
+
+    /// Slots the pieces' threads write, each its own.
+    private final class PieceResults: @unchecked Sendable {
+        private let slots: UnsafeMutableBufferPointer<Piece?>
+
+        init(count: Int) {
+            slots = .allocate(capacity: count)
+            slots.initialize(repeating: nil)
+        }
+
+        func store(_ piece: Piece?, at index: Int) { slots[index] = piece }
+
+        func take() -> [Piece?] { Array(slots) }
+
+        deinit {
+            slots.deinitialize()
+            slots.deallocate()
+        }
+    }
+
+    /// Rewrites the documents in `range` of a YAML stream.
+    private func rewriteYAML(_ bytes: [UInt8], in range: Range<Int>, source: String) throws(ManifestError) -> Piece {
+        var result = Result(outputParts: [], workloads: [], changed: false)
+        var output: [UInt8] = []
+        output.reserveCapacity(range.count + range.count / 4)
         var jsonValues: [JSON] = []
         var index = 0
         let yamlRewriter = YAMLRewriter()
         do {
-            try YAMLReader.read(bytes) { document in
+            try YAMLReader.read(bytes, in: range) { document in
                 index += 1
                 let value = document.value
                 var newValue = value
@@ -83,7 +167,8 @@ struct ManifestRewriter {
                 case .json:
                     if !newValue.isNull { jsonValues.append(newValue) }
                 case .yaml, nil:
-                    yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &result.output)
+                    yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &output)
+                    Self.reserveForRest(of: range.count, after: document.range.upperBound - range.lowerBound, in: &output)
                 }
             }
         } catch let error as ManifestError {
@@ -94,9 +179,19 @@ struct ManifestRewriter {
         } catch {
             preconditionFailure("unexpected error \(error)")
         }
-        if index == 0, format != .json { result.output = bytes }
-        if format == .json { result.output = Self.jsonStream(jsonValues, indent: 4) }
-        return result
+        if index == 0, format != .json { output = Array(bytes[range]) }
+        if format == .json { output = Self.jsonStream(jsonValues, indent: 4) }
+        result.outputParts = [output]
+        return Piece(result: result, documents: index)
+    }
+
+    /// Injected streams come out several times larger than they went in, and an array that
+    /// grows by doubling copies itself and faults in fresh pages each time (a tenth of a large
+    /// stream's time). So when room runs short, reserve for the whole output at the rate so far.
+    private static func reserveForRest(of inputCount: Int, after consumed: Int, in output: inout [UInt8]) {
+        guard consumed > 0, output.capacity - output.count < 64 << 10 else { return }
+        let projected = Int(Double(output.count) * Double(inputCount) / Double(consumed) * 1.05) + (64 << 10)
+        output.reserveCapacity(max(projected, output.count * 5 / 4))
     }
 
     private func rewriteJSON(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
@@ -106,7 +201,8 @@ struct ManifestRewriter {
         } catch {
             throw ManifestError(source: source, document: nil, line: error.line, column: error.column, message: error.message)
         }
-        var result = Result(output: [], workloads: [], changed: false)
+        var result = Result(outputParts: [], workloads: [], changed: false)
+        var output: [UInt8] = []
         var newValues: [JSON] = []
         var previousEnd = 0
         for (index, item) in values.enumerated() {
@@ -120,12 +216,12 @@ struct ManifestRewriter {
             result.workloads += report.workloads.map { WorkloadLine(source: source, document: index + 1, report: $0) }
             newValues.append(report.object)
             if format != .yaml {
-                result.output += bytes[previousEnd..<item.offset]
+                output += bytes[previousEnd..<item.offset]
                 if report.object == item.value {
-                    result.output += bytes[item.offset..<item.endOffset]
+                    output += bytes[item.offset..<item.endOffset]
                 } else {
                     result.changed = true
-                    result.output += JSONWriter.write(report.object, indent: Self.indentation(of: bytes[item.offset..<item.endOffset]))
+                    JSONWriter.write(report.object, indent: Self.indentation(of: bytes[item.offset..<item.endOffset]), into: &output)
                 }
                 previousEnd = item.endOffset
             } else if report.object != item.value {
@@ -133,10 +229,11 @@ struct ManifestRewriter {
             }
         }
         if format == .yaml {
-            result.output = Array(newValues.map(YAMLWriter.write).joined(separator: Array("---\n".utf8)))
+            output = Array(newValues.map(YAMLWriter.write).joined(separator: Array("---\n".utf8)))
         } else {
-            result.output += bytes[previousEnd...]
+            output += bytes[previousEnd...]
         }
+        result.outputParts = [output]
         return result
     }
 

@@ -70,6 +70,29 @@ import Testing
         #expect(documents.map(\.value) == [["a": 1], ["b": 2], .null, ["c": [1]]])
     }
 
+    @Test func aStreamReadInPiecesCutAtDocumentStartsIsTheSameStream() throws {
+        let text = "# head\na: 1\n---\n# two\nb: |\n  x\n--- |\n  wörld\n...\n---\nc: [1]\n# tail\n"
+        let bytes = Array(text.utf8)
+        var starts: [Int] = []
+        while let start = YAMLReader.documentStart(atOrAfter: (starts.last ?? 0) + 1, in: bytes) { starts.append(start) }
+        #expect(starts == [12, 31, 50])
+        let whole = try YAMLReader.read(bytes)
+        var pieces: [YAMLDocument] = []
+        for range in zip([0] + starts, starts + [bytes.count]).map({ $0..<$1 }) {
+            try YAMLReader.read(bytes, in: range) { pieces.append($0) }
+        }
+        #expect(pieces.map(\.value) == whole.map(\.value))
+        #expect(pieces.flatMap { bytes[$0.range] } == bytes)
+        #expect(pieces.compactMap { $0.root?.start.offset } == whole.compactMap { $0.root?.start.offset })
+    }
+
+    @Test func aDocumentIsNotCutFromItsDirectives() {
+        let bytes = Array("a: 1\n...\n%YAML 1.1\n# c\n---\nb: 2\n--- # d\nc: 3\n".utf8)
+        #expect(YAMLReader.documentStart(atOrAfter: 0, in: bytes) == 32)
+        #expect(YAMLReader.documentStart(atOrAfter: 33, in: bytes) == nil)
+        #expect(YAMLReader.documentStart(atOrAfter: 3, in: Array("# c\n---\na: 1\n".utf8)) == 4)
+    }
+
     @Test func nonASCIITextKeepsByteOffsets() throws {
         let text = "a: \"héllo wörld\"\nb: 日本\nc: x\n"
         let root = try #require(try YAMLReader.read(text).first?.root)

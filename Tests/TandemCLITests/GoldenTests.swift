@@ -75,6 +75,31 @@ import Testing
         }
     }
 
+    @Test("a stream rewritten in pieces at once comes out as in one piece", arguments: goodFiles + badFiles)
+    func pieces(file: String) throws {
+        let input = try Array(Data(contentsOf: Self.inputs.appendingPathComponent(file)))
+        var inPieces = Self.rewriter(.inject)
+        inPieces.maximumPieces = 3
+        inPieces.minimumPiece = 1
+        var whole = Self.rewriter(.inject)
+        whole.maximumPieces = 1
+        do {
+            let expected = try whole.rewrite(input, source: file)
+            let actual = try inPieces.rewrite(input, source: file)
+            #expect(actual.output == expected.output)
+            #expect(actual.changed == expected.changed)
+            #expect(WorkloadReportText.summary(actual.workloads, operation: "inject")
+                == WorkloadReportText.summary(expected.workloads, operation: "inject"))
+        } catch {
+            do {
+                _ = try inPieces.rewrite(input, source: file)
+                Issue.record("\(file) was accepted in pieces")
+            } catch let pieceError {
+                #expect(pieceError.description == error.description)
+            }
+        }
+    }
+
     @Test("bad input names file, document and line:column", arguments: badFiles)
     func badInput(file: String) throws {
         let input = try Array(Data(contentsOf: Self.inputs.appendingPathComponent(file)))
