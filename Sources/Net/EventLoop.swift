@@ -262,8 +262,8 @@ public final class EventLoopGroup: Sendable {
     public let loops: [EventLoop]
     private let cursor = Atomic<Int>(0)
 
-    /// Starts `threads` loops (default: one per CPU).
-    public init(threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) throws(SystemError) {
+    /// Starts `threads` loops (default: one per CPU this process may use).
+    public init(threads: Int = availableProcessors()) throws(SystemError) {
         tandem_ignore_sigpipe()
         var loops: [EventLoop] = []
         for index in 0..<max(1, threads) { loops.append(try EventLoop(index: index)) }

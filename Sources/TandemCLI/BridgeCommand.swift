@@ -17,7 +17,7 @@ struct BridgeCommand {
         .flag("--no-write-back", help: "Do not mirror legacy hosts into Kubernetes as Services and EndpointSlices."),
         .value("--ttl", name: "SECONDS", help: "Legacy hosts that stop heartbeating expire after this long (default 600)."),
         .value("--env", name: "NAME", help: "The env reported in Lyft answers (default production)."),
-        .value("--workers", name: "N", help: "Event loop threads (default: CPU count)."),
+        .value("--workers", name: "N", help: "Event loop threads (default: the CPUs this process may use: affinity, capped by its cgroup CPU limit)."),
     ]
 
     var help: String {
@@ -33,7 +33,7 @@ struct BridgeCommand {
 
     func run(_ arguments: [String]) -> Int32 {
         var configuration = BridgeConfiguration(port: 8090)
-        var workers = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var workers = availableProcessors()
         let kubernetes: (config: KubeConfig, options: KubernetesSyncOptions)?
         do throws(UsageError) {
             let parsed = try ParsedArguments.parse(arguments, specs: specs)

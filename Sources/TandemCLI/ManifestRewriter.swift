@@ -2,6 +2,7 @@ import Dispatch
 import Document
 import Glibc
 import Injection
+import Net
 
 /// The output format of a rewrite: the input's own, or one asked for with `-o`.
 enum OutputFormat: String, Sendable {
@@ -39,7 +40,7 @@ struct ManifestRewriter {
     let transform: @Sendable (JSON) throws(InjectionError) -> InjectionReport
     let format: OutputFormat?
     /// At most this many pieces of a YAML stream are rewritten at once: one per processor.
-    var maximumPieces = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    var maximumPieces = availableProcessors()
     /// Below this many bytes a piece is not worth its thread.
     var minimumPiece = 1 << 20
 

@@ -19,4 +19,8 @@ int tandem_sigrtmax(void);
 /// exec's own failure, ENOENT or EACCES, is reported here, not by a child exit).
 int tandem_spawn(pid_t *pid, char *const argv[], int new_process_group);
 
+/// CPUs in the calling thread's affinity mask (taskset, cpusets; CPU_COUNT is a macro), or -1
+/// with errno set.
+int tandem_affinity_cpu_count(void);
+
 #endif
