@@ -386,7 +386,7 @@ private struct Differ {
     mutating func diff(_ source: JSON, _ target: JSON) {
         switch (source, target) {
         case (.object(let a), .object(let b)):
-            if Self.sharesStorage(a.keys, b.keys) && Self.sharesStorage(a.values, b.values) { return }
+            if a.sharesStorage(with: b) { return }
             diffObjects(a, b)
         case (.array(let a), .array(let b)):
             if Self.sharesStorage(a, b) { return }
@@ -412,7 +412,7 @@ private struct Differ {
         for (key, value) in source.members {
             path.append(key)
             if let position = Self.position(of: key, in: target, index: targetIndex) {
-                diff(value, target.values[position])
+                diff(value, target.storage[position].value)
             } else {
                 operations.append(.remove(path: pointer))
             }
@@ -427,7 +427,7 @@ private struct Differ {
 
     static func index(of object: JSONObject) -> [String: Int]? {
         guard object.count > 16 else { return nil }
-        return Dictionary(zip(object.keys, object.keys.indices), uniquingKeysWith: { first, _ in first })
+        return Dictionary(zip(object.storage.lazy.map(\.key), object.storage.indices), uniquingKeysWith: { first, _ in first })
     }
 
     static func position(of key: String, in object: JSONObject, index: [String: Int]?) -> Int? {

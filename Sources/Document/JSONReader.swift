@@ -135,6 +135,8 @@ private struct JSONParser {
     var scratch: [UInt8] = []
     /// Elements of the arrays being read, innermost last.
     var elementStack: [JSON] = []
+    /// Members of the objects being read, innermost last.
+    var memberStack: [JSONObject.Member] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -201,27 +203,28 @@ private struct JSONParser {
 
     mutating func parseObject(depth: Int) throws(Failure) -> JSON {
         try enter(depth)
-        var object = JSONObject()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(object)
+            return .object(JSONObject())
         }
+        // Members collect on a stack shared by all objects, so each object is allocated once.
+        let first = memberStack.count
         // Small objects look for duplicates by scanning; large ones (managedFields) use a set.
         var seen: Set<String>? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if !object.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if memberStack.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
             let keyOffset = index
             let key = try parseString()
-            if seen == nil && object.count >= 16 { seen = Set(object.keys) }
+            if seen == nil && memberStack.count - first >= 16 { seen = Set(memberStack[first...].lazy.map(\.key)) }
             let duplicate = if seen != nil {
                 !seen!.insert(key).inserted
             } else {
-                object.keys.contains { $0.utf8.count == key.utf8.count && $0 == key }
+                memberStack[first...].contains { $0.key.utf8.count == key.utf8.count && $0.key == key }
             }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
@@ -230,7 +233,7 @@ private struct JSONParser {
             }
             index += 1
             let value = try parseValue(depth: depth)
-            object.appendUnchecked(key: key, value: value)
+            memberStack.append(JSONObject.Member(key: key, value: value))
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or '}' after object member") }
             switch bytes[index] {
@@ -239,6 +242,8 @@ private struct JSONParser {
                 skipWhitespace()
             case UInt8(ascii: "}"):
                 index += 1
+                let object = JSONObject(uniqueMembers: Array(memberStack[first...]))
+                memberStack.removeSubrange(first...)
                 return .object(object)
             default:
                 throw expected("',' or '}' after object member")
@@ -326,10 +331,22 @@ private struct JSONParser {
     mutating func parseString() throws(Failure) -> String {
         let quote = index
         let start = index + 1
-        // The scan runs on locals so the loop stays a load and three compares per byte.
         let end = bytes.count
         var position = start
         var highBits: UInt8 = 0
+        // Eight bytes at a time while none of them ends the plain run (the bytes a writer escapes);
+        // the byte loop below then finds the one that does.
+        var words: UInt64 = 0
+        if let base = bytes.baseAddress {
+            while end - position >= 8 {
+                let word = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                if JSONWriter.mayNeedEscape(word) { break }
+                words |= word
+                position += 8
+            }
+        }
+        if words & 0x8080_8080_8080_8080 != 0 { highBits = 0x80 }
+        // The scan runs on locals so the loop stays a load and three compares per byte.
         while position < end {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
@@ -361,13 +378,13 @@ private struct JSONParser {
     mutating func parseEscapedString(quote: Int, start: Int, ascii: Bool) throws(Failure) -> String {
         if !ascii { try validateUTF8(start..<index) }
         scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: bytes[start..<index])
+        scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         var runStart = index
         var runIsASCII = true
         func flushRun(_ parser: inout JSONParser) throws(Failure) {
             let range = runStart..<parser.index
             if !runIsASCII { try parser.validateUTF8(range) }
-            parser.scratch.append(contentsOf: parser.bytes[range])
+            parser.scratch.append(contentsOf: UnsafeBufferPointer(rebasing: parser.bytes[range]))
         }
         while index < bytes.count {
             let byte = bytes[index]
