@@ -68,6 +68,34 @@ extension JSONPatch {
         .array(operations.map(\.json))
     }
 
+    /// Appends the text of `json` as `JSONWriter` writes it, without building the value first:
+    /// the webhook writes one patch per admission.
+    public func write(into buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "["))
+        for (index, operation) in operations.enumerated() {
+            if index > 0 { buffer.append(UInt8(ascii: ",")) }
+            buffer.append(contentsOf: #"{"op":"#.utf8)
+            JSONWriter.writeString(operation.name, into: &buffer)
+            func member(_ name: String, _ pointer: JSONPointer) {
+                buffer.append(contentsOf: ",\"\(name)\":".utf8)
+                JSONWriter.writeString(pointer.description, into: &buffer)
+            }
+            switch operation {
+            case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
+                member("path", path)
+                buffer.append(contentsOf: #","value":"#.utf8)
+                JSONWriter.write(value, into: &buffer)
+            case .remove(let path):
+                member("path", path)
+            case .move(let from, let path), .copy(let from, let path):
+                member("from", from)
+                member("path", path)
+            }
+            buffer.append(UInt8(ascii: "}"))
+        }
+        buffer.append(UInt8(ascii: "]"))
+    }
+
     public init(json: JSON) throws(JSONPatchError) {
         guard case .array(let elements) = json else {
             throw JSONPatchError(operationIndex: nil, message: "a JSON patch must be an array, got \(json.typeName)")
