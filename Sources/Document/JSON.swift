@@ -126,8 +126,12 @@ public struct JSONObject: Sendable, Hashable {
     public var keys: [String] { storage.map(\.key) }
     public var values: [JSON] { storage.map(\.value) }
 
+    /// Keys of different UTF-8 lengths are different member names (JSON compares names code
+    /// point by code point, RFC 8259 §8.3), so the length rules most keys out before `==`, which
+    /// is costly when it fails.
     public func index(forKey key: String) -> Int? {
-        storage.firstIndex { $0.key == key }
+        let length = key.utf8.count
+        return storage.firstIndex { $0.key.utf8.count == length && $0.key == key }
     }
 
     /// Reads a member, or sets it: an existing key keeps its place, a new key goes last,

@@ -37,6 +37,16 @@ struct JSONReaderTests {
         #expect(try JSONReader.parse(body.dropFirst(11).lazy.map { $0 }) == expected)
     }
 
+    /// Member names are compared as JSON compares them, code point by code point: the Kelvin
+    /// sign is not the letter K, though Swift's `==` calls the two strings equal.
+    @Test func looksUpMembersByTheirCodePoints() throws {
+        let object = try #require(try JSONReader.parse(#"{"\u212A":1,"K":2}"#).objectValue)
+        #expect(object.count == 2)
+        #expect(object["K"] == 2)
+        #expect(object["\u{212A}"] == 1)
+        #expect(object["k"] == nil)
+    }
+
     @Test func keepsObjectKeyOrder() throws {
         let value = try JSONReader.parse(#"{"z":1,"a":2,"m":3}"#)
         #expect(value.objectValue?.keys == ["z", "a", "m"])
