@@ -209,8 +209,8 @@ private struct JSONParser {
         }
         // Members collect on a stack shared by all objects, so each object is allocated once.
         let first = memberStack.count
-        // Small objects look for duplicates by scanning; large ones (managedFields) use a set.
-        var seen: Set<String>? = nil
+        // Small objects look for duplicates by scanning; large ones (managedFields) use an index.
+        var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
                 if memberStack.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
@@ -220,11 +220,15 @@ private struct JSONParser {
             }
             let keyOffset = index
             let key = try parseString()
-            if seen == nil && memberStack.count - first >= 16 { seen = Set(memberStack[first...].lazy.map(\.key)) }
-            let duplicate = if seen != nil {
-                !seen!.insert(key).inserted
+            if largeKeys == nil && memberStack.count - first >= 16 {
+                largeKeys = KeyIndex()
+                for member in memberStack[first...] { _ = largeKeys!.add(member.key) { _ in false } }
+            }
+            let length = key.utf8.count
+            let duplicate = if largeKeys != nil {
+                !largeKeys!.add(key) { memberStack[first + $0].key.utf8.count == length && memberStack[first + $0].key == key }
             } else {
-                memberStack[first...].contains { $0.key.utf8.count == key.utf8.count && $0.key == key }
+                memberStack[first...].contains { $0.key.utf8.count == length && $0.key == key }
             }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
@@ -507,5 +511,44 @@ private struct JSONParser {
             }
             i += length
         }
+    }
+}
+
+/// The keys of an object too large to search by scanning (managedFields), for finding a repeated
+/// one: open addressing over the members' positions by each key's `hashValue`. The hashes are
+/// kept, so growing the table never hashes a key again, as a `Set` does each time it doubles;
+/// Swift's seeded hash still keeps crafted keys from piling up in one chain.
+private struct KeyIndex {
+    /// Positions of the keys added, by slot; -1 for an empty slot.
+    private var slots = [Int32](repeating: -1, count: 64)
+    /// The hash of each key added, by position.
+    private var hashes: [Int] = []
+
+    /// Adds the key at the next position, unless `sameKey` says the key at an earlier position
+    /// (one with the same hash) is the same; then returns false.
+    mutating func add(_ key: String, sameKey: (Int) -> Bool) -> Bool {
+        let hash = key.hashValue
+        if (hashes.count + 1) * 2 > slots.count { grow() }
+        let mask = slots.count - 1
+        var slot = hash & mask
+        while slots[slot] >= 0 {
+            let position = Int(slots[slot])
+            if hashes[position] == hash && sameKey(position) { return false }
+            slot = (slot + 1) & mask
+        }
+        slots[slot] = Int32(hashes.count)
+        hashes.append(hash)
+        return true
+    }
+
+    private mutating func grow() {
+        var grown = [Int32](repeating: -1, count: slots.count * 2)
+        let mask = grown.count - 1
+        for (position, hash) in hashes.enumerated() {
+            var slot = hash & mask
+            while grown[slot] >= 0 { slot = (slot + 1) & mask }
+            grown[slot] = Int32(position)
+        }
+        slots = grown
     }
 }
