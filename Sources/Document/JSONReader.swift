@@ -133,10 +133,6 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
-    /// Elements of the arrays being read, innermost last.
-    var elementStack: [JSON] = []
-    /// Members of the objects being read, innermost last.
-    var memberStack: [JSONObject.Member] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -207,28 +203,30 @@ private struct JSONParser {
             index += 1
             return .object(JSONObject())
         }
-        // Members collect on a stack shared by all objects, so each object is allocated once.
-        let first = memberStack.count
+        // Values are moved into arrays made with room for a few: copying them off a shared stack
+        // would retain and release each one, and growing the array moves its values.
+        var members: [JSONObject.Member] = []
+        members.reserveCapacity(4)
         // Small objects look for duplicates by scanning; large ones (managedFields) use an index.
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if memberStack.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if !members.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
             let keyOffset = index
             let key = try parseString()
-            if largeKeys == nil && memberStack.count - first >= 16 {
+            if largeKeys == nil && members.count >= 16 {
                 largeKeys = KeyIndex()
-                for member in memberStack[first...] { _ = largeKeys!.add(member.key) { _ in false } }
+                for member in members { _ = largeKeys!.add(member.key) { _ in false } }
             }
             let length = key.utf8.count
             let duplicate = if largeKeys != nil {
-                !largeKeys!.add(key) { memberStack[first + $0].key.utf8.count == length && memberStack[first + $0].key == key }
+                !largeKeys!.add(key) { members[$0].key.utf8.count == length && members[$0].key == key }
             } else {
-                memberStack[first...].contains { $0.key.utf8.count == length && $0.key == key }
+                members.contains { $0.key.utf8.count == length && $0.key == key }
             }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
@@ -237,7 +235,7 @@ private struct JSONParser {
             }
             index += 1
             let value = try parseValue(depth: depth)
-            memberStack.append(JSONObject.Member(key: key, value: value))
+            members.append(JSONObject.Member(key: key, value: value))
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or '}' after object member") }
             switch bytes[index] {
@@ -246,9 +244,7 @@ private struct JSONParser {
                 skipWhitespace()
             case UInt8(ascii: "}"):
                 index += 1
-                let object = JSONObject(uniqueMembers: Array(memberStack[first...]))
-                memberStack.removeSubrange(first...)
-                return .object(object)
+                return .object(JSONObject(uniqueMembers: members))
             default:
                 throw expected("',' or '}' after object member")
             }
@@ -261,14 +257,15 @@ private struct JSONParser {
             index += 1
             return .array([])
         }
-        // Elements collect on a stack shared by all arrays, so each array is allocated once.
-        let first = elementStack.count
+        // Like an object's members, elements go straight into an array with room for a few.
+        var elements: [JSON] = []
+        elements.reserveCapacity(4)
         while true {
-            if elementStack.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
             let element = try parseValue(depth: depth)
-            elementStack.append(element)
+            elements.append(element)
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or ']' after array element") }
             switch bytes[index] {
@@ -277,8 +274,6 @@ private struct JSONParser {
                 skipWhitespace()
             case UInt8(ascii: "]"):
                 index += 1
-                let elements = Array(elementStack[first...])
-                elementStack.removeSubrange(first...)
                 return .array(elements)
             default:
                 throw expected("',' or ']' after array element")
