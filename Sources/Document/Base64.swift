@@ -3,33 +3,44 @@
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    /// Written into one preallocated buffer: patches are encoded on every admission.
     public static func encode(_ bytes: [UInt8]) -> String {
-        let length = (bytes.count + 2) / 3 * 4
-        return String(unsafeUninitializedCapacity: length) { out in
-            alphabet.withUnsafeBufferPointer { table in
-                bytes.withUnsafeBufferPointer { input in
-                    var read = 0, written = 0
-                    while read + 3 <= input.count {
-                        let n = UInt32(input[read]) << 16 | UInt32(input[read + 1]) << 8 | UInt32(input[read + 2])
-                        out[written] = table[Int(n >> 18 & 63)]
-                        out[written + 1] = table[Int(n >> 12 & 63)]
-                        out[written + 2] = table[Int(n >> 6 & 63)]
-                        out[written + 3] = table[Int(n & 63)]
-                        read += 3
-                        written += 4
-                    }
-                    let rest = input.count - read
-                    if rest > 0 {
-                        let n = UInt32(input[read]) << 16 | (rest == 2 ? UInt32(input[read + 1]) << 8 : 0)
-                        out[written] = table[Int(n >> 18 & 63)]
-                        out[written + 1] = table[Int(n >> 12 & 63)]
-                        out[written + 2] = rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
-                        out[written + 3] = UInt8(ascii: "=")
-                    }
+        String(unsafeUninitializedCapacity: encodedCount(bytes.count)) { encode(bytes, to: $0) }
+    }
+
+    /// Appends the encoding to `buffer`: the webhook writes a patch straight into its answer.
+    public static func encode(_ bytes: [UInt8], appendingTo buffer: inout [UInt8]) {
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: encodedCount(bytes.count)))
+        buffer.withUnsafeMutableBufferPointer { _ = encode(bytes, to: UnsafeMutableBufferPointer(rebasing: $0[start...])) }
+    }
+
+    private static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
+
+    /// Writes the encoding into `out`, which has room for exactly it; returns its length.
+    private static func encode(_ bytes: [UInt8], to out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        alphabet.withUnsafeBufferPointer { table in
+            bytes.withUnsafeBufferPointer { input in
+                var read = 0, written = 0
+                while read + 3 <= input.count {
+                    let n = UInt32(input[read]) << 16 | UInt32(input[read + 1]) << 8 | UInt32(input[read + 2])
+                    out[written] = table[Int(n >> 18 & 63)]
+                    out[written + 1] = table[Int(n >> 12 & 63)]
+                    out[written + 2] = table[Int(n >> 6 & 63)]
+                    out[written + 3] = table[Int(n & 63)]
+                    read += 3
+                    written += 4
                 }
+                let rest = input.count - read
+                if rest > 0 {
+                    let n = UInt32(input[read]) << 16 | (rest == 2 ? UInt32(input[read + 1]) << 8 : 0)
+                    out[written] = table[Int(n >> 18 & 63)]
+                    out[written + 1] = table[Int(n >> 12 & 63)]
+                    out[written + 2] = rest == 2 ? table[Int(n >> 6 & 63)] : UInt8(ascii: "=")
+                    out[written + 3] = UInt8(ascii: "=")
+                    written += 4
+                }
+                return written
             }
-            return length
         }
     }
 

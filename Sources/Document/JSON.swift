@@ -80,28 +80,58 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Express
 
 /// A JSON object that keeps its members in insertion order.
 ///
-/// Kubernetes objects are small maps, so members live in two parallel arrays and lookups are a
-/// linear scan: cheaper than hashing for the sizes that occur, and order comes for free.
-/// Equality ignores order, as JSON's does.
+/// Kubernetes objects are small maps, so members live in one array of key-value pairs and
+/// lookups are a linear scan: cheaper than hashing for the sizes that occur, order comes for
+/// free, and an object costs one allocation. Equality ignores order, as JSON's does.
 public struct JSONObject: Sendable, Hashable {
-    public private(set) var keys: [String]
-    public private(set) var values: [JSON]
+    /// A struct rather than a tuple, so that copying and destroying members is specialised code
+    /// instead of the runtime's generic tuple witnesses.
+    struct Member: Sendable {
+        var key: String
+        var value: JSON
+    }
+
+    /// The stored members; `members` shows them as `(key, value)` pairs.
+    private(set) var storage: [Member]
+
+    /// Members in order.
+    public var members: Members { Members(storage: storage) }
+
+    /// The members as `(key, value)` pairs, by position.
+    public struct Members: RandomAccessCollection, Sendable {
+        let storage: [Member]
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { storage.count }
+        public subscript(position: Int) -> (key: String, value: JSON) {
+            let member = storage[position]
+            return (member.key, member.value)
+        }
+    }
 
     public init() {
-        keys = []
-        values = []
+        storage = []
     }
 
     public init(_ members: [(String, JSON)]) {
-        keys = members.map(\.0)
-        values = members.map(\.1)
+        storage = members.map { Member(key: $0.0, value: $0.1) }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
+    /// Takes `members` as they are; for readers that have already rejected duplicate keys.
+    init(uniqueMembers members: [Member]) {
+        storage = members
+    }
 
+    public var count: Int { storage.count }
+    public var isEmpty: Bool { storage.isEmpty }
+    public var keys: [String] { storage.map(\.key) }
+    public var values: [JSON] { storage.map(\.value) }
+
+    /// Keys of different UTF-8 lengths are different member names (JSON compares names code
+    /// point by code point, RFC 8259 §8.3), so the length rules most keys out before `==`, which
+    /// is costly when it fails.
     public func index(forKey key: String) -> Int? {
-        keys.firstIndex(of: key)
+        let length = key.utf8.count
+        return storage.firstIndex { $0.key.utf8.count == length && $0.key == key }
     }
 
     /// Reads a member, or sets it: an existing key keeps its place, a new key goes last,
@@ -109,19 +139,17 @@ public struct JSONObject: Sendable, Hashable {
     public subscript(key: String) -> JSON? {
         get {
             guard let index = index(forKey: key) else { return nil }
-            return values[index]
+            return storage[index].value
         }
         set {
             if let index = index(forKey: key) {
                 if let newValue {
-                    values[index] = newValue
+                    storage[index].value = newValue
                 } else {
-                    keys.remove(at: index)
-                    values.remove(at: index)
+                    storage.remove(at: index)
                 }
             } else if let newValue {
-                keys.append(key)
-                values.append(newValue)
+                storage.append(Member(key: key, value: newValue))
             }
         }
     }
@@ -129,21 +157,17 @@ public struct JSONObject: Sendable, Hashable {
     /// Appends a member without looking for an existing key; for readers that have already
     /// rejected duplicates.
     public mutating func appendUnchecked(key: String, value: JSON) {
-        keys.append(key)
-        values.append(value)
+        storage.append(Member(key: key, value: value))
     }
-
-    /// Members in order.
-    public var members: Zip2Sequence<[String], [JSON]> { zip(keys, values) }
 
     /// Order-insensitive, to agree with `==`: each member is hashed alone and the results summed.
     public func hash(into hasher: inout Hasher) {
         var sum = 0
-        for (key, value) in members {
-            var member = Hasher()
-            member.combine(key)
-            member.combine(value)
-            sum &+= member.finalize()
+        for member in storage {
+            var memberHasher = Hasher()
+            memberHasher.combine(member.key)
+            memberHasher.combine(member.value)
+            sum &+= memberHasher.finalize()
         }
         hasher.combine(count)
         hasher.combine(sum)
@@ -151,19 +175,29 @@ public struct JSONObject: Sendable, Hashable {
 
     /// Room for `count` members, for readers that know how many are coming.
     public mutating func reserveCapacity(_ count: Int) {
-        keys.reserveCapacity(count)
-        values.reserveCapacity(count)
+        storage.reserveCapacity(count)
+    }
+
+    /// Whether both hold the one buffer, as the untouched parts of a document and of its edited
+    /// copy do: then they are equal without looking.
+    func sharesStorage(with other: JSONObject) -> Bool {
+        storage.count == other.storage.count && storage.withUnsafeBufferPointer { a in
+            other.storage.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
+        }
     }
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
-        guard lhs.keys.count == rhs.keys.count else { return false }
-        if lhs.keys == rhs.keys { return lhs.values == rhs.values }
+        guard lhs.count == rhs.count else { return false }
+        if lhs.sharesStorage(with: rhs) { return true }
+        if lhs.storage.elementsEqual(rhs.storage, by: { $0.key == $1.key }) {
+            return lhs.storage.elementsEqual(rhs.storage, by: { $0.value == $1.value })
+        }
         // Same members in another order: index one side so large objects stay linear.
         var index: [String: Int] = [:]
         index.reserveCapacity(rhs.count)
-        for (position, key) in rhs.keys.enumerated() { index[key] = position }
-        for (key, value) in lhs.members {
-            guard let position = index[key], rhs.values[position] == value else { return false }
+        for (position, member) in rhs.storage.enumerated() { index[member.key] = position }
+        for member in lhs.storage {
+            guard let position = index[member.key], rhs.storage[position].value == member.value else { return false }
         }
         return true
     }

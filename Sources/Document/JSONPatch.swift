@@ -68,6 +68,34 @@ extension JSONPatch {
         .array(operations.map(\.json))
     }
 
+    /// Appends the text of `json` as `JSONWriter` writes it, without building the value first:
+    /// the webhook writes one patch per admission.
+    public func write(into buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "["))
+        for (index, operation) in operations.enumerated() {
+            if index > 0 { buffer.append(UInt8(ascii: ",")) }
+            buffer.append(contentsOf: #"{"op":"#.utf8)
+            JSONWriter.writeString(operation.name, into: &buffer)
+            func member(_ name: String, _ pointer: JSONPointer) {
+                buffer.append(contentsOf: ",\"\(name)\":".utf8)
+                JSONWriter.writeString(pointer.description, into: &buffer)
+            }
+            switch operation {
+            case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
+                member("path", path)
+                buffer.append(contentsOf: #","value":"#.utf8)
+                JSONWriter.write(value, into: &buffer)
+            case .remove(let path):
+                member("path", path)
+            case .move(let from, let path), .copy(let from, let path):
+                member("from", from)
+                member("path", path)
+            }
+            buffer.append(UInt8(ascii: "}"))
+        }
+        buffer.append(UInt8(ascii: "]"))
+    }
+
     public init(json: JSON) throws(JSONPatchError) {
         guard case .array(let elements) = json else {
             throw JSONPatchError(operationIndex: nil, message: "a JSON patch must be an array, got \(json.typeName)")
@@ -386,7 +414,7 @@ private struct Differ {
     mutating func diff(_ source: JSON, _ target: JSON) {
         switch (source, target) {
         case (.object(let a), .object(let b)):
-            if Self.sharesStorage(a.keys, b.keys) && Self.sharesStorage(a.values, b.values) { return }
+            if a.sharesStorage(with: b) { return }
             diffObjects(a, b)
         case (.array(let a), .array(let b)):
             if Self.sharesStorage(a, b) { return }
@@ -412,7 +440,7 @@ private struct Differ {
         for (key, value) in source.members {
             path.append(key)
             if let position = Self.position(of: key, in: target, index: targetIndex) {
-                diff(value, target.values[position])
+                diff(value, target.storage[position].value)
             } else {
                 operations.append(.remove(path: pointer))
             }
@@ -427,7 +455,7 @@ private struct Differ {
 
     static func index(of object: JSONObject) -> [String: Int]? {
         guard object.count > 16 else { return nil }
-        return Dictionary(zip(object.keys, object.keys.indices), uniquingKeysWith: { first, _ in first })
+        return Dictionary(zip(object.storage.lazy.map(\.key), object.storage.indices), uniquingKeysWith: { first, _ in first })
     }
 
     static func position(of key: String, in object: JSONObject, index: [String: Int]?) -> Int? {

@@ -133,8 +133,6 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
-    /// Elements of the arrays being read, innermost last.
-    var elementStack: [JSON] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -201,27 +199,34 @@ private struct JSONParser {
 
     mutating func parseObject(depth: Int) throws(Failure) -> JSON {
         try enter(depth)
-        var object = JSONObject()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(object)
+            return .object(JSONObject())
         }
-        // Small objects look for duplicates by scanning; large ones (managedFields) use a set.
-        var seen: Set<String>? = nil
+        // Values are moved into arrays made with room for a few: copying them off a shared stack
+        // would retain and release each one, and growing the array moves its values.
+        var members: [JSONObject.Member] = []
+        members.reserveCapacity(4)
+        // Small objects look for duplicates by scanning; large ones (managedFields) use an index.
+        var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if !object.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if !members.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
             let keyOffset = index
             let key = try parseString()
-            if seen == nil && object.count >= 16 { seen = Set(object.keys) }
-            let duplicate = if seen != nil {
-                !seen!.insert(key).inserted
+            if largeKeys == nil && members.count >= 16 {
+                largeKeys = KeyIndex()
+                for member in members { _ = largeKeys!.add(member.key) { _ in false } }
+            }
+            let length = key.utf8.count
+            let duplicate = if largeKeys != nil {
+                !largeKeys!.add(key) { members[$0].key.utf8.count == length && members[$0].key == key }
             } else {
-                object.keys.contains { $0.utf8.count == key.utf8.count && $0 == key }
+                members.contains { $0.key.utf8.count == length && $0.key == key }
             }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
@@ -230,7 +235,7 @@ private struct JSONParser {
             }
             index += 1
             let value = try parseValue(depth: depth)
-            object.appendUnchecked(key: key, value: value)
+            members.append(JSONObject.Member(key: key, value: value))
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or '}' after object member") }
             switch bytes[index] {
@@ -239,7 +244,7 @@ private struct JSONParser {
                 skipWhitespace()
             case UInt8(ascii: "}"):
                 index += 1
-                return .object(object)
+                return .object(JSONObject(uniqueMembers: members))
             default:
                 throw expected("',' or '}' after object member")
             }
@@ -252,14 +257,15 @@ private struct JSONParser {
             index += 1
             return .array([])
         }
-        // Elements collect on a stack shared by all arrays, so each array is allocated once.
-        let first = elementStack.count
+        // Like an object's members, elements go straight into an array with room for a few.
+        var elements: [JSON] = []
+        elements.reserveCapacity(4)
         while true {
-            if elementStack.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
             let element = try parseValue(depth: depth)
-            elementStack.append(element)
+            elements.append(element)
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or ']' after array element") }
             switch bytes[index] {
@@ -268,8 +274,6 @@ private struct JSONParser {
                 skipWhitespace()
             case UInt8(ascii: "]"):
                 index += 1
-                let elements = Array(elementStack[first...])
-                elementStack.removeSubrange(first...)
                 return .array(elements)
             default:
                 throw expected("',' or ']' after array element")
@@ -326,10 +330,22 @@ private struct JSONParser {
     mutating func parseString() throws(Failure) -> String {
         let quote = index
         let start = index + 1
-        // The scan runs on locals so the loop stays a load and three compares per byte.
         let end = bytes.count
         var position = start
         var highBits: UInt8 = 0
+        // Eight bytes at a time while none of them ends the plain run (the bytes a writer escapes);
+        // the byte loop below then finds the one that does.
+        var words: UInt64 = 0
+        if let base = bytes.baseAddress {
+            while end - position >= 8 {
+                let word = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                if JSONWriter.mayNeedEscape(word) { break }
+                words |= word
+                position += 8
+            }
+        }
+        if words & 0x8080_8080_8080_8080 != 0 { highBits = 0x80 }
+        // The scan runs on locals so the loop stays a load and three compares per byte.
         while position < end {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
@@ -361,13 +377,13 @@ private struct JSONParser {
     mutating func parseEscapedString(quote: Int, start: Int, ascii: Bool) throws(Failure) -> String {
         if !ascii { try validateUTF8(start..<index) }
         scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: bytes[start..<index])
+        scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         var runStart = index
         var runIsASCII = true
         func flushRun(_ parser: inout JSONParser) throws(Failure) {
             let range = runStart..<parser.index
             if !runIsASCII { try parser.validateUTF8(range) }
-            parser.scratch.append(contentsOf: parser.bytes[range])
+            parser.scratch.append(contentsOf: UnsafeBufferPointer(rebasing: parser.bytes[range]))
         }
         while index < bytes.count {
             let byte = bytes[index]
@@ -490,5 +506,44 @@ private struct JSONParser {
             }
             i += length
         }
+    }
+}
+
+/// The keys of an object too large to search by scanning (managedFields), for finding a repeated
+/// one: open addressing over the members' positions by each key's `hashValue`. The hashes are
+/// kept, so growing the table never hashes a key again, as a `Set` does each time it doubles;
+/// Swift's seeded hash still keeps crafted keys from piling up in one chain.
+private struct KeyIndex {
+    /// Positions of the keys added, by slot; -1 for an empty slot.
+    private var slots = [Int32](repeating: -1, count: 64)
+    /// The hash of each key added, by position.
+    private var hashes: [Int] = []
+
+    /// Adds the key at the next position, unless `sameKey` says the key at an earlier position
+    /// (one with the same hash) is the same; then returns false.
+    mutating func add(_ key: String, sameKey: (Int) -> Bool) -> Bool {
+        let hash = key.hashValue
+        if (hashes.count + 1) * 2 > slots.count { grow() }
+        let mask = slots.count - 1
+        var slot = hash & mask
+        while slots[slot] >= 0 {
+            let position = Int(slots[slot])
+            if hashes[position] == hash && sameKey(position) { return false }
+            slot = (slot + 1) & mask
+        }
+        slots[slot] = Int32(hashes.count)
+        hashes.append(hash)
+        return true
+    }
+
+    private mutating func grow() {
+        var grown = [Int32](repeating: -1, count: slots.count * 2)
+        let mask = grown.count - 1
+        for (position, hash) in hashes.enumerated() {
+            var slot = hash & mask
+            while grown[slot] >= 0 { slot = (slot + 1) & mask }
+            grown[slot] = Int32(position)
+        }
+        slots = grown
     }
 }

@@ -28,11 +28,11 @@ public enum JSONWriter {
         switch value {
         case .object(let object):
             buffer.append(UInt8(ascii: "{"))
-            for index in object.keys.indices {
+            for (index, member) in object.storage.enumerated() {
                 if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                writeString(object.keys[index], into: &buffer)
+                writeString(member.key, into: &buffer)
                 buffer.append(UInt8(ascii: ":"))
-                writeCompact(object.values[index], into: &buffer)
+                writeCompact(member.value, into: &buffer)
             }
             buffer.append(UInt8(ascii: "}"))
         case .array(let elements):
@@ -54,13 +54,13 @@ public enum JSONWriter {
         switch value {
         case .object(let object) where !object.isEmpty:
             buffer.append(UInt8(ascii: "{"))
-            for index in object.keys.indices {
+            for (index, member) in object.storage.enumerated() {
                 if index > 0 { buffer.append(UInt8(ascii: ",")) }
                 newline(indent * (level + 1), into: &buffer)
-                writeString(object.keys[index], into: &buffer)
+                writeString(member.key, into: &buffer)
                 buffer.append(UInt8(ascii: ":"))
                 buffer.append(UInt8(ascii: " "))
-                writeIndented(object.values[index], indent: indent, level: level + 1, into: &buffer)
+                writeIndented(member.value, indent: indent, level: level + 1, into: &buffer)
             }
             newline(indent * level, into: &buffer)
             buffer.append(UInt8(ascii: "}"))
@@ -85,13 +85,33 @@ public enum JSONWriter {
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// Whether any byte of `word` is a quote, a backslash or a control character (exact: the
+    /// borrow tricks can only add false hits above a true one).
+    static func mayNeedEscape(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
+        let quote = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\""))))
+        let backslash = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return quote | backslash | control != 0
+    }
+
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
     static func writeString(_ string: String, into buffer: inout [UInt8]) {
         var string = string
         buffer.append(UInt8(ascii: "\""))
         string.withUTF8 { bytes in
             var runStart = 0
-            for index in bytes.indices {
+            var index = 0
+            // Eight bytes at a time while none needs escaping; the byte loop finds the one that does.
+            if let base = bytes.baseAddress {
+                while bytes.count - index >= 8,
+                      !JSONWriter.mayNeedEscape(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)) {
+                    index += 8
+                }
+            }
+            for index in index..<bytes.count {
                 let byte = bytes[index]
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
                 buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))

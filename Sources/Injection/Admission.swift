@@ -136,11 +136,7 @@ public enum Admission {
         }
         result.outcome = .patched
         result.patchOperations = patch.operations.count
-        var response = responseHead(uid: uid, allowed: true)
-        response["patchType"] = "JSONPatch"
-        response["patch"] = .string(Base64.encode(JSONWriter.write(patch.json)))
-        if !result.warnings.isEmpty { response["warnings"] = .array(result.warnings.map(JSON.string)) }
-        result.body = reviewBytes(response)
+        result.body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings)
         return result
     }
 
@@ -203,7 +199,29 @@ public enum Admission {
         .object(JSONObject([("metadata", .object(JSONObject())), ("message", .string(message)), ("code", .integer(code))]))
     }
 
-    private static func reviewBytes(_ response: JSONObject) -> [UInt8] {
+    /// The review that allows with `patch`: what `reviewBytes` writes for the response `uid`,
+    /// `allowed`, `patchType`, `patch` (base64), `warnings` (when there are any), but with the
+    /// patch written as text and encoded straight into the answer, not built as values and strings.
+    static func patchedReviewBytes(uid: String, patch: JSONPatch, warnings: [String]) -> [UInt8] {
+        var patchText: [UInt8] = []
+        patchText.reserveCapacity(4096)
+        patch.write(into: &patchText)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(patchText.count / 3 * 4 + 256)
+        bytes.append(contentsOf: #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#.utf8)
+        JSONWriter.write(.string(uid), into: &bytes)
+        bytes.append(contentsOf: #","allowed":true,"patchType":"JSONPatch","patch":""#.utf8)
+        Base64.encode(patchText, appendingTo: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+        if !warnings.isEmpty {
+            bytes.append(contentsOf: #","warnings":"#.utf8)
+            JSONWriter.write(.array(warnings.map(JSON.string)), into: &bytes)
+        }
+        bytes.append(contentsOf: "}}\n".utf8)
+        return bytes
+    }
+
+    static func reviewBytes(_ response: JSONObject) -> [UInt8] {
         var bytes = JSONWriter.write(.object(JSONObject([
             ("kind", "AdmissionReview"), ("apiVersion", "admission.k8s.io/v1"), ("response", .object(response)),
         ])))

@@ -145,6 +145,9 @@ struct AdmissionRoute: Sendable {
         case .patched, .allowed: .info
         case .denied, .badRequest: .warn
         }
+        let response = HTTPResponse(status: result.status, headers: ["Content-Type": "application/json"], body: result.body)
+        // The fields cost more than the check: build them only for a line that is written.
+        guard level >= logger.level else { return response }
         logger.log(level, "admission", [
             "uid": result.uid.map(JSON.string) ?? .null,
             "namespace": result.namespace.map(JSON.string) ?? .null,
@@ -159,6 +162,6 @@ struct AdmissionRoute: Sendable {
             "message": result.message.map(JSON.string) ?? .null,
             "peer": request.peer.map { .string($0.ip) } ?? .null,
         ])
-        return HTTPResponse(status: result.status, headers: ["Content-Type": "application/json"], body: result.body)
+        return response
     }
 }

@@ -86,6 +86,22 @@ struct JSONPatchApplyTests {
         #expect(try patch(patchText).apply(to: json(document)) == json(expected))
     }
 
+    /// Every kind of operation, with pointers that need escaping, written straight to text as
+    /// the writer writes the patch's JSON value.
+    @Test func writesTheTextOfItsJSON() throws {
+        let operations = try patch(#"""
+            [{"op":"add","path":"/a~1b/-","value":{"x":[1,"\"q\""]}},{"op":"remove","path":"/~0c"},
+             {"op":"replace","path":"","value":null},{"op":"move","from":"/a","path":"/b"},
+             {"op":"copy","from":"/a/0","path":"/d\"e"},{"op":"test","path":"/f","value":2.50}]
+            """#)
+        var text: [UInt8] = []
+        operations.write(into: &text)
+        #expect(text == JSONWriter.write(operations.json))
+        var empty: [UInt8] = []
+        JSONPatch().write(into: &empty)
+        #expect(empty == Array("[]".utf8))
+    }
+
     /// RFC 6902 Appendix A error cases, plus the errors the apiserver turns into failed pods.
     static let failures: [(String, String, String)] = [
         // A.9 testing a value: error

@@ -37,6 +37,34 @@ struct JSONReaderTests {
         #expect(try JSONReader.parse(body.dropFirst(11).lazy.map { $0 }) == expected)
     }
 
+    /// Member names are compared as JSON compares them, code point by code point: the Kelvin
+    /// sign is not the letter K, though Swift's `==` calls the two strings equal.
+    @Test func looksUpMembersByTheirCodePoints() throws {
+        let object = try #require(try JSONReader.parse(#"{"\u212A":1,"K":2}"#).objectValue)
+        #expect(object.count == 2)
+        #expect(object["K"] == 2)
+        #expect(object["\u{212A}"] == 1)
+        #expect(object["k"] == nil)
+    }
+
+    /// Objects of more than 16 members find repeated keys through an index rather than a scan;
+    /// a repeat anywhere is still an error at the repeated key, and a near miss is not.
+    @Test func findsDuplicatesInLargeObjects() throws {
+        let keys = (0..<300).map { "k:{\\\"name\\\":\\\"VAR_\($0)\\\"}" }
+        func object(_ keys: [String]) -> String { "{" + keys.map { "\"\($0)\":{}" }.joined(separator: ",") + "}" }
+        #expect(try JSONReader.parse(object(keys)).objectValue?.count == 300)
+        for (repeated, at) in [(3, 20), (17, 18), (250, 299)] {
+            var withRepeat = keys
+            withRepeat[at] = keys[repeated]
+            do {
+                _ = try JSONReader.parse(object(withRepeat))
+                Issue.record("key \(repeated) repeated at \(at) was not found")
+            } catch {
+                #expect(error.message == "duplicate key \"k:{\"name\":\"VAR_\(repeated)\"}\" in object")
+            }
+        }
+    }
+
     @Test func keepsObjectKeyOrder() throws {
         let value = try JSONReader.parse(#"{"z":1,"a":2,"m":3}"#)
         #expect(value.objectValue?.keys == ["z", "a", "m"])

@@ -32,6 +32,23 @@ struct JSONWriterTests {
         #expect(JSONWriter.string("s", indent: 2) == "\"s\"")
     }
 
+    /// Strings are scanned eight bytes at a time: a character to escape (or a non-ASCII one) at
+    /// every position of strings around that width is still found, by the writer and the reader.
+    @Test func findsEscapesAtEveryPosition() throws {
+        for length in 1...20 {
+            for position in 0..<length {
+                for special in ["\"", "\\", "\n", "\u{01}", "é", "\u{7F}"] {
+                    let text = String(repeating: "a", count: position) + special + String(repeating: "b", count: length - position - 1)
+                    let written = JSONWriter.string(.string(text))
+                    let escaped = special.utf8.count == 1 && special.utf8.first! < 0x20
+                        || special == "\"" || special == "\\"
+                    #expect(written.contains("\\") == escaped, "\(written)")
+                    #expect(try JSONReader.parse(written) == .string(text))
+                }
+            }
+        }
+    }
+
     @Test func appendsToAnExistingBuffer() {
         var buffer = Array("prefix:".utf8)
         JSONWriter.write(["a": [1]], into: &buffer)

@@ -56,6 +56,8 @@ struct AdmissionTests {
         #expect(admitted.response["response"]?["uid"] == admitted.request["uid"])
         #expect(admitted.result.uid == admitted.request["uid"]?.stringValue)
         #expect(admitted.result.namespace == "shop")
+        // The answer is exactly the writer's text of itself, whichever way it was assembled.
+        #expect(admitted.result.body == JSONWriter.write(admitted.response) + [UInt8(ascii: "\n")])
 
         if path.contains("/checkout-sidecar-"), admitted.request["operation"] == "CREATE" {
             // These pods declare their own init container named tandem-proxy: a reserved name.
@@ -71,6 +73,9 @@ struct AdmissionTests {
             #expect(admitted.result.reason == "injected")
             #expect(admitted.response["response"]?["patchType"] == "JSONPatch")
             let patch = try #require(try Self.patch(of: admitted.response))
+            let encoded = try #require(admitted.response["response"]?["patch"]?.stringValue)
+            let patchText = try #require(Base64.decode(encoded))
+            #expect(patchText == JSONWriter.write(patch.json))
             let patched = try patch.apply(to: admitted.object)
             #expect(Admission.carriesProxy(patched))
             let before = Set(PodValidation.problems(in: admitted.object["spec"]!))
@@ -283,6 +288,9 @@ struct Base64Tests {
     func roundTrip(_ text: String) {
         let encoded = Base64.encode(Array(text.utf8))
         #expect(Base64.decode(encoded) == Array(text.utf8))
+        var appended = Array("x".utf8)
+        Base64.encode(Array(text.utf8), appendingTo: &appended)
+        #expect(appended == Array(("x" + encoded).utf8))
     }
 
     @Test func rfc4648Vectors() {

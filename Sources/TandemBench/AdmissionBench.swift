@@ -1,0 +1,60 @@
+import Document
+import Glibc
+import Injection
+import Kubernetes
+
+/// `admission FILE... [--rounds N]`: the webhook's whole review of each AdmissionReview file, in
+/// process and without a socket (read the review, inject, diff, prove and write the answer), as
+/// `Hack/bench/webhook` serves it (Kubernetes 1.28.4, so legacy mode). Prints the median time
+/// per review and, of that, the time to read the request alone, both in CPU time of the thread:
+/// on a shared machine, wall time mostly measures the neighbours.
+let admissionBenchmark: @Sendable ([String]) -> Void = { arguments in
+    var files: [String] = []
+    var rounds = 9
+    var remaining = arguments[...]
+    while let argument = remaining.popFirst() {
+        if argument == "--rounds" {
+            rounds = remaining.popFirst().flatMap { Int($0) } ?? rounds
+        } else {
+            files.append(argument)
+        }
+    }
+    let injector = Injector()
+    let version = KubernetesVersion(major: 1, minor: 28)
+    var sink = 0
+    for file in files {
+        let bytes = readWholeFile(file)
+        // About 20 ms of work a round whatever the size.
+        let iterations = max(1, 100 * 6000 / bytes.count)
+        let review = medianCPUSeconds(rounds: rounds) {
+            for _ in 0..<iterations {
+                sink &+= Admission.review(body: bytes, contentType: "application/json", injector: injector,
+                                          kubeVersion: version).body.count
+            }
+        } / Double(iterations)
+        let read = medianCPUSeconds(rounds: rounds) {
+            for _ in 0..<iterations {
+                if case .object(let object) = try! JSONReader.parse(bytes) { sink &+= object.count }
+            }
+        } / Double(iterations)
+        let name = file.split(separator: "/").last ?? ""
+        print("admission \(name) (\(bytes.count) bytes): review \(microseconds(review)) µs, of which reading \(microseconds(read)) µs")
+    }
+    if sink == 42 { print() }
+}
+
+private func medianCPUSeconds(rounds: Int, _ body: () -> Void) -> Double {
+    var samples: [Double] = []
+    for _ in 0..<rounds {
+        var start = timespec()
+        var end = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start)
+        body()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end)
+        samples.append(Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9)
+    }
+    samples.sort()
+    return samples[samples.count / 2]
+}
+
+private func microseconds(_ seconds: Double) -> Double { (seconds * 1e7).rounded() / 10 }
