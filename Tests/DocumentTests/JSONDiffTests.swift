@@ -205,7 +205,7 @@ struct JSONDiffTests {
     }
 
     /// Injection-sized changes to the 250 KB pod with 1,500 environment variables give 1-3
-    /// operations, quickly.
+    /// operations (the time it takes is Hack/bench/inject's business).
     @Test func smallChangesToALargePodGiveSmallPatches() throws {
         let pod = try JSONFixtures.pod("f-pod-create-1500-env")
         let env = try JSONPointer(parsing: "/spec/containers/0/env")
@@ -222,18 +222,11 @@ struct JSONDiffTests {
             .add(path: JSONPointer(parsing: "/metadata/annotations"), value: ["tandem.io/status": "injected"]),
         ]).apply(to: pod)
 
-        let clock = ContinuousClock()
-        var patches: [JSONPatch] = []
-        let elapsed = try clock.measure {
-            for target in [appendedEnv, insertedEnv, addedSidecar] {
-                patches.append(try expectDiffApplies(from: pod, to: target))
-            }
-        }
+        let patches = try [appendedEnv, insertedEnv, addedSidecar].map { try expectDiffApplies(from: pod, to: $0) }
         #expect(patches.map(\.operations.count) == [1, 1, 3])
         #expect(JSONWriter.string(patches[0].json) ==
             #"[{"op":"add","path":"/spec/containers/0/env/-","value":{"name":"TANDEM_PROXY","value":"127.0.0.1:15001"}}]"#)
         #expect(patches[1].operations == [.add(path: env.appending(index: 700), value: variable)])
         #expect(patches[2].operations.contains(.add(path: try JSONPointer(parsing: "/spec/containers/0"), value: sidecar)))
-        #expect(elapsed < .seconds(2), "diffing a 250 KB pod three times took \(elapsed)")
     }
 }

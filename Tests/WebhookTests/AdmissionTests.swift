@@ -157,19 +157,15 @@ struct AdmissionTests {
         }
     }
 
-    @Test func largePodWith1500EnvVarsIsPatchedQuickly() throws {
+    /// How fast is Hack/bench/webhook's business; here, that the patch stays small.
+    @Test func largePodWith1500EnvVarsGetsASmallPatch() throws {
         let path = "\(Self.requests)/f-pod-create-1500-env.request.json"
         let body = try SharedFixtures.bytes(path)
-        let clock = ContinuousClock()
-        var result: AdmissionResult?
-        let elapsed = clock.measure {
-            result = Admission.review(body: body, contentType: "application/json", injector: Injector(), kubeVersion: Self.v1_28)
-        }
-        #expect(result?.outcome == .patched)
-        #expect(elapsed < .seconds(1), "took \(elapsed) in a debug build")
+        let result = Admission.review(body: body, contentType: "application/json", injector: Injector(), kubeVersion: Self.v1_28)
+        #expect(result.outcome == .patched)
         // The proxy is inserted before the app (legacy on 1.28): matched by name, the app keeps
         // its 1,500 env vars untouched instead of being diffed against the proxy.
-        let patch = try #require(try Self.patch(of: JSONReader.parse(result!.body)))
+        let patch = try #require(try Self.patch(of: JSONReader.parse(result.body)))
         #expect(patch.operations.count < 30, "\(patch.operations.count) operations")
         let proxyAdd = patch.operations.first { $0.path.tokens == ["spec", "containers", "0"] }
         if case .add(_, let value)? = proxyAdd {
