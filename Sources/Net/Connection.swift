@@ -354,13 +354,13 @@ public final class Connection: EventHandler, @unchecked Sendable {
 }
 
 /// A listening socket on one loop. Several loops can listen on one port with `SO_REUSEPORT`,
-/// and the kernel spreads new connections across them.
+/// and the kernel spreads new connections across them by a hash; or one listener hands each
+/// socket to whichever loop should have it (`HTTPServer` does).
 public final class TCPListener: EventHandler, @unchecked Sendable {
     public let localAddress: SocketAddress
     let fd: Int32
     private var loop: EventLoop?
-    private var tls: TLSContext?
-    private var onAccept: ((Connection) -> Void)?
+    private var onSocket: ((Int32, SocketAddress) -> Void)?
     private var pausedUntilRetry = false
     private var closed = false
 
@@ -379,22 +379,29 @@ public final class TCPListener: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// Starts accepting on `loop` (call on that loop's thread). Each new connection (with a TLS
-    /// session when `tls` is set) is handed over unstarted: call `start(delegate:)` or `close()`.
-    public func start(on loop: EventLoop, tls: TLSContext? = nil, onAccept: @escaping (Connection) -> Void) throws(SystemError) {
+    /// Starts accepting on `loop` (call on that loop's thread). Each new socket is handed over
+    /// with its peer; the receiver owns it (see `Connection.accepted`).
+    public func start(on loop: EventLoop, onSocket: @escaping (Int32, SocketAddress) -> Void) throws(SystemError) {
         self.loop = loop
-        self.tls = tls
-        self.onAccept = onAccept
+        self.onSocket = onSocket
         try loop.register(fd, events: EPOLLIN.rawValue, handler: self)
+    }
+
+    /// Starts accepting on `loop`; each new connection (with a TLS session when `tls` is set)
+    /// is handed over unstarted, on this loop: call `start(delegate:)` or `close()`.
+    public func start(on loop: EventLoop, tls: TLSContext? = nil, onAccept: @escaping (Connection) -> Void) throws(SystemError) {
+        try start(on: loop) { fd, peer in
+            // A failed TLS setup affects only that client.
+            guard let connection = try? Connection.accepted(loop: loop, fd: fd, peer: peer, tls: tls) else { return }
+            onAccept(connection)
+        }
     }
 
     public func handle(events: UInt32) {
         for _ in 0..<64 {
             do {
-                guard let (client, peer) = try Sys.accept(fd), let loop else { return }
-                // A failed TLS setup affects only that client.
-                guard let connection = try? Connection.accepted(loop: loop, fd: client, peer: peer, tls: tls) else { continue }
-                onAccept?(connection)
+                guard let (client, peer) = try Sys.accept(fd), let onSocket else { return }
+                onSocket(client, peer)
             } catch {
                 // Out of descriptors (EMFILE/ENFILE) and the like: level-triggered epoll would
                 // spin, so stop listening for a moment and let connections finish.
@@ -417,7 +424,7 @@ public final class TCPListener: EventHandler, @unchecked Sendable {
         closed = true
         loop?.deregister(fd)
         loop = nil
-        onAccept = nil
+        onSocket = nil
         Sys.close(fd)
     }
 }
