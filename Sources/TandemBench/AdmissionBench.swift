@@ -26,13 +26,13 @@ let admissionBenchmark: @Sendable ([String]) -> Void = { arguments in
         let bytes = readWholeFile(file)
         // About 20 ms of work a round whatever the size.
         let iterations = max(1, 100 * 6000 / bytes.count)
-        let review = medianCPUSeconds(rounds: rounds) {
+        let review = medianSeconds(rounds: rounds) {
             for _ in 0..<iterations {
                 sink &+= Admission.review(body: bytes, contentType: "application/json", injector: injector,
                                           kubeVersion: version).body.count
             }
         } / Double(iterations)
-        let read = medianCPUSeconds(rounds: rounds) {
+        let read = medianSeconds(rounds: rounds) {
             for _ in 0..<iterations {
                 if case .object(let object) = try! JSONReader.parse(bytes) { sink &+= object.count }
             }
@@ -41,20 +41,6 @@ let admissionBenchmark: @Sendable ([String]) -> Void = { arguments in
         print("admission \(name) (\(bytes.count) bytes): review \(microseconds(review)) µs, of which reading \(microseconds(read)) µs")
     }
     if sink == 42 { print() }
-}
-
-private func medianCPUSeconds(rounds: Int, _ body: () -> Void) -> Double {
-    var samples: [Double] = []
-    for _ in 0..<rounds {
-        var start = timespec()
-        var end = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start)
-        body()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end)
-        samples.append(Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9)
-    }
-    samples.sort()
-    return samples[samples.count / 2]
 }
 
 private func microseconds(_ seconds: Double) -> Double { (seconds * 1e7).rounded() / 10 }
