@@ -19,7 +19,7 @@ import TestSupport
         return text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.map { String($0.dropFirst(series.count + 1)) }
     }
 
-    @Test func servesReloadsAndSurvivesBadRequests() throws {
+    @Test func servesReloadsAndSurvivesBadRequests() async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
         let certs = try MountedFolder(path: pki.directory + "/mounted-tls")
@@ -33,7 +33,7 @@ import TestSupport
             "--config", config.path + "/values.yaml", "--kube-version", "1.28.4", "--reload-interval", "0.2",
             "--shutdown-delay", "1",
         ])
-        let port = try server.waitForPort()
+        let port = try await server.waitForPort()
         let ca = pki.caCertificate
         let sample = try SharedFixtures.bytes("\(Self.requests)/b-pod-create-generatename-ownerrefs.request.json")
         let sampleObject = try JSONReader.parse(sample)["request"]!["object"]!
@@ -87,14 +87,14 @@ import TestSupport
 
         // The big red button: injection stops within the reload interval, without a restart.
         try config.publish(["values.yaml": Array("injection:\n  enabled: false\n".utf8)], version: "2")
-        #expect(try eventually { try !injectsSample() })
+        #expect(try await eventually(timeout: .seconds(10)) { try !injectsSample() })
         #expect(try Self.metric(port, pki, #"tandem_webhook_config_reloads_total{result="success"}"#) == "1")
         #expect(try Self.metric(port, pki, "tandem_webhook_injection_enabled") == "0")
         #expect(try Self.metric(port, pki, #"tandem_webhook_admissions_total{outcome="allowed",reason="injection_disabled"}"#) != nil)
 
         // An invalid config is reported and the previous one kept.
         try config.publish(["values.yaml": Array("injection:\n  enabled: maybe\n".utf8)], version: "3")
-        #expect(try eventually { try Self.metric(port, pki, #"tandem_webhook_config_reloads_total{result="failure"}"#) == "1" })
+        #expect(try await eventually(timeout: .seconds(10)) { try Self.metric(port, pki, #"tandem_webhook_config_reloads_total{result="failure"}"#) == "1" })
         #expect(try Self.metric(port, pki, "tandem_webhook_config_valid") == "0")
         #expect(try !injectsSample())
         let rejected = server.logs("config rejected; keeping the previous config")
@@ -103,13 +103,13 @@ import TestSupport
 
         // Switched back on.
         try config.publish(["values.yaml": Array("injection:\n  enabled: true\n".utf8)], version: "4")
-        #expect(try eventually { try injectsSample() })
+        #expect(try await eventually(timeout: .seconds(10)) { try injectsSample() })
 
         // A new certificate in the mounted Secret is served without a restart.
         #expect(try pki.servedCommonName(port: port) == "tandem-first")
         let second = try pki.issue(commonName: "tandem-second", into: "second")
         try certs.publish(["tls.crt": readFile(second + "/tls.crt"), "tls.key": readFile(second + "/tls.key")], version: "2")
-        #expect(try eventually { try pki.servedCommonName(port: port) == "tandem-second" })
+        #expect(try await eventually(timeout: .seconds(10)) { try pki.servedCommonName(port: port) == "tandem-second" })
         #expect(try injectsSample())
 
         // Each decision is logged with its reason code.
@@ -122,7 +122,7 @@ import TestSupport
         // SIGTERM: readiness fails at once while reviews are still answered, then it stops.
         let terminated = ContinuousClock.now
         server.process.terminate()
-        #expect(try eventually { try curl(port: port, caFile: ca, method: "GET", path: "/readyz", contentType: nil) == (503, "shutting down\n") })
+        #expect(try await eventually(timeout: .seconds(10)) { try curl(port: port, caFile: ca, method: "GET", path: "/readyz", contentType: nil) == (503, "shutting down\n") })
         #expect(try injectsSample())
         #expect(server.waitForExit() == 0)
         #expect(ContinuousClock.now - terminated >= .seconds(1))
@@ -167,7 +167,7 @@ import TestSupport
             ["webhook", "--listen", "127.0.0.1:0", "--self-signed", "--cert-dir", certificates, "--service-account-dir", serviceAccount,
              "--shutdown-delay", "0"],
             environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": String(fixture.server.port)])
-        let port = try webhook.waitForPort()
+        let port = try await webhook.waitForPort()
         #expect(webhook.logs("asked the API server its version").first?["kubernetesVersion"] == "1.29.3")
         #expect(webhook.logs("generated a certificate and stored it in the secret").count == 1)
 
@@ -206,7 +206,7 @@ extension SelfSignedEndToEndTests {
         let folder = try fixture.pki.issue(commonName: "tandem-webhook", into: "serving")
         let webhook = try TandemServerProcess(["webhook", "--listen", "127.0.0.1:0", "--tls-cert", folder + "/tls.crt",
                                                "--tls-key", folder + "/tls.key", "--kubeconfig", kubeconfig, "--shutdown-delay", "0"])
-        _ = try webhook.waitForPort()
+        _ = try await webhook.waitForPort()
         #expect(webhook.logs("asked the API server its version").first?["kubernetesVersion"] == "1.28.4")
         #expect(webhook.stop() == 0)
         await fixture.stop()
@@ -215,13 +215,13 @@ extension SelfSignedEndToEndTests {
 
 /// A client that connects and then stalls (slowloris) is dropped, and does not hold others up.
 @Suite(.serialized) struct SlowClientTests {
-    @Test func aStalledConnectionIsClosedWhileOthersAreServed() throws {
+    @Test func aStalledConnectionIsClosedWhileOthersAreServed() async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
         let folder = try pki.issue(commonName: "slow", into: "slow")
         let server = try TandemServerProcess(["webhook", "--listen", "127.0.0.1:0", "--tls-cert", folder + "/tls.crt",
                                               "--tls-key", folder + "/tls.key", "--kube-version", "1.28", "--shutdown-delay", "0"])
-        let port = try server.waitForPort()
+        let port = try await server.waitForPort()
 
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

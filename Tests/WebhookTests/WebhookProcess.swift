@@ -9,16 +9,6 @@ let tandemBinary: String = {
     return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("tandem").path
 }()
 
-/// Polls `condition` until it holds or `timeout` passes; true when it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        usleep(20_000)
-    }
-    return try condition()
-}
-
 /// A running `tandem <arguments>` whose JSON log lines (stderr) are collected as they come.
 final class TandemServerProcess: @unchecked Sendable {
     let process = Process()
@@ -60,9 +50,9 @@ final class TandemServerProcess: @unchecked Sendable {
     func logs(_ message: String) -> [JSON] { logs.filter { $0["msg"]?.stringValue == message } }
 
     /// The port from the "webhook listening" line.
-    func waitForPort() throws -> Int {
+    func waitForPort() async throws -> Int {
         var port: Int?
-        _ = eventually {
+        await eventually(timeout: .seconds(10)) {
             if let address = logs("webhook listening").first?["address"]?.stringValue,
                let text = address.split(separator: ":").last { port = Int(text) }
             return port != nil || !process.isRunning
