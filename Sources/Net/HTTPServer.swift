@@ -155,7 +155,7 @@ public final class HTTPResponder: Sendable {
 }
 
 /// Handlers run on an event loop thread: they must not block. Work that waits belongs in a
-/// streamed response completed from elsewhere.
+/// streamed or deferred response completed from elsewhere.
 public typealias HTTPHandler = @Sendable (HTTPRequest) -> HTTPResponse
 
 /// (method, path) → handler. A path ending in `*` matches every path with that prefix; exact
@@ -254,8 +254,6 @@ public final class HTTPServer: Sendable {
     let timeouts: Timeouts
     private let group: EventLoopGroup
     private let perLoop: [UnsafeTransfer<ServerLoopState>]
-    /// Each loop's connections, counted from the moment one is handed to it.
-    private let loads: [LoopLoad]
     /// Where the search for the least loaded loop starts, so ties rotate.
     private let cursor = Atomic<Int>(0)
     private let address = Mutex<SocketAddress?>(nil)
@@ -265,8 +263,7 @@ public final class HTTPServer: Sendable {
         self.configuration = configuration
         self.routes = routes
         timeouts = Timeouts(configuration)
-        loads = group.loops.map { _ in LoopLoad() }
-        perLoop = loads.map { UnsafeTransfer(ServerLoopState(load: $0)) }
+        perLoop = group.loops.map { _ in UnsafeTransfer(ServerLoopState()) }
     }
 
     /// The bound address (after `start`).
@@ -306,12 +303,14 @@ public final class HTTPServer: Sendable {
     /// spreads), which sets it up and serves it.
     private func place(_ fd: Int32, _ peer: SocketAddress) {
         let start = cursor.wrappingAdd(1, ordering: .relaxed).oldValue
-        var chosen = start % loads.count
-        for step in 1..<loads.count {
-            let index = (start + step) % loads.count
-            if loads[index].connections.load(ordering: .relaxed) < loads[chosen].connections.load(ordering: .relaxed) { chosen = index }
+        // Only the states' `load` is read here, off their loops: it is immutable and atomic.
+        func connections(_ index: Int) -> Int { perLoop[index].value.load.connections.load(ordering: .relaxed) }
+        var chosen = start % perLoop.count
+        for step in 1..<perLoop.count {
+            let index = (start + step) % perLoop.count
+            if connections(index) < connections(chosen) { chosen = index }
         }
-        loads[chosen].connections.add(1, ordering: .relaxed)
+        perLoop[chosen].value.load.connections.add(1, ordering: .relaxed)
         let loop = group.loops[chosen]
         let state = perLoop[chosen]
         let setUp: @Sendable () -> Void = { [self] in
@@ -388,12 +387,9 @@ final class ServerLoopState {
     var listener: TCPListener?
     var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
     var draining = false
-    let load: LoopLoad
+    /// Counted from the moment a connection is handed to this loop.
+    let load = LoopLoad()
     private var drained: (() -> Void)?
-
-    init(load: LoopLoad) {
-        self.load = load
-    }
 
     func beginDrain(gracePeriod: Duration, loop: EventLoop, drained: @escaping () -> Void) {
         draining = true
