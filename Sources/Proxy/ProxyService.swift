@@ -43,6 +43,7 @@ public final class ProxyService: Sendable {
     /// Runs until the shutdown says exit, then returns the exit status. Blocks the calling thread;
     /// call it before any other thread is started (see `SignalChannel`).
     public func run() -> Int32 {
+        let descriptorLimit = raiseDescriptorLimit()
         let signals: SignalChannel
         do { signals = try SignalChannel([SIGTERM, SIGINT, SIGHUP]) } catch {
             log(.error, "tandem proxy: \(error)")
@@ -73,7 +74,7 @@ public final class ProxyService: Sendable {
         for listener in proxy.config.listeners {
             log(.info, "tandem proxy: \(listener.name) \(listener.protocol.rawValue) on \(listener.address.host):\(proxy.port(of: listener.name) ?? 0)")
         }
-        log(.info, "tandem proxy: admin on \(settings.admin.host):\(servers[0].port)")
+        log(.info, "tandem proxy: admin on \(settings.admin.host):\(servers[0].port); up to \(descriptorLimit) open descriptors")
 
         var loop = ShutdownLoop(machine: ProxyShutdown(configuration: settings.shutdown))
         var watched = settings.configPath.map(FileStamp.init)

@@ -64,7 +64,7 @@ struct BridgeCommand {
         let signals: SignalChannel
         let group: EventLoopGroup
         do {
-            signals = try stopSignals()
+            signals = try startServing()
             group = try EventLoopGroup(threads: workers)
         } catch {
             Console.error("tandem bridge: \(error)\n")

@@ -4,11 +4,13 @@ import Net
 import Synchronization
 import Telemetry
 
-/// SIGTERM and SIGINT, blocked and queued in a signalfd so that one arriving at any moment (even
-/// while the server is still starting) is kept, never lost. Make it before any thread starts:
-/// threads inherit the blocked mask.
-func stopSignals() throws(SystemError) -> SignalChannel {
-    try SignalChannel([SIGTERM, SIGINT])
+/// Readies this process to serve: raises its descriptor limit, and returns SIGTERM and SIGINT
+/// blocked and queued in a signalfd so that one arriving at any moment (even while the server is
+/// still starting) is kept, never lost. Call it before any thread starts: threads inherit the
+/// blocked mask.
+func startServing() throws(SystemError) -> SignalChannel {
+    raiseDescriptorLimit()
+    return try SignalChannel([SIGTERM, SIGINT])
 }
 
 /// Runs `body` on a task, cancels it when a stop signal arrives, and waits for its exit status.

@@ -51,7 +51,7 @@ struct WebhookCommand {
         let logger = Logger(level: level).with(["component": "webhook"])
         let signals: SignalChannel
         do {
-            signals = try stopSignals()
+            signals = try startServing()
         } catch {
             Console.error("tandem webhook: \(error)\n")
             return 1

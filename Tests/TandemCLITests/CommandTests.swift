@@ -265,3 +265,46 @@ spec:
         #expect(alone.stderr.hasPrefix("tandem bridge: --advertise needs a Kubernetes API"))
     }
 }
+
+/// Servers raise their soft descriptor limit to the hard one: a pod's runtime may hand out 1,024
+/// under a far higher hard limit, which would cap a proxy near 500 proxied connections.
+@Suite struct DescriptorLimitTests {
+    @Test(arguments: [
+        (["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--admin", "127.0.0.1:0"], "open descriptors"),
+        (["bridge", "--listen", "127.0.0.1:0"], "bridge serving"),
+    ])
+    func serversRaiseTheirSoftLimitToTheHardOne(arguments: [String], readyLine: String) throws {
+        let hard = try #require(Self.openFilesLimits(of: "self")?.hard)
+        try #require(hard > 256, "the hard limit here is \(hard): nothing to raise to")
+        let folder = try TemporaryFolder()
+        let tokens = try folder.write("tokens", "s3cret\n")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+        // prlimit execs tandem in its own process with only the soft limit lowered.
+        process.arguments = ["--nofile=256:", TandemProcess.binary.path] + arguments + (arguments[0] == "bridge" ? ["--token-file", tokens] : [])
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        var logged = ""
+        while !logged.contains(readyLine) {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            logged += String(decoding: chunk, as: UTF8.self)
+        }
+        let limits = Self.openFilesLimits(of: "\(process.processIdentifier)")
+        process.terminate()
+        process.waitUntilExit()
+        #expect(logged.contains(readyLine), "\(arguments[0]) did not start: \(logged)")
+        #expect(limits?.soft == hard && limits?.hard == hard, "soft/hard \(String(describing: limits)), hard before \(hard)")
+        if arguments[0] == "proxy" { #expect(logged.contains("up to \(hard) open descriptors")) }
+    }
+
+    /// The "Max open files" line of /proc/PID/limits.
+    static func openFilesLimits(of pid: String) -> (soft: Int, hard: Int)? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") }) else { return nil }
+        let fields = line.dropFirst("Max open files".count).split(separator: " ")
+        guard fields.count >= 2, let soft = Int(fields[0]), let hard = Int(fields[1]) else { return nil }
+        return (soft, hard)
+    }
+}
