@@ -152,7 +152,9 @@ import TestSupport
         #expect(String(decoding: bounced.body, as: UTF8.self).contains("retry in a second"))
 
         // A writer out of reach: the standby refuses in bounded time, and keeps serving.
-        standby.bridge.setWriter(.other(address: "127.0.0.1:\(unusedPort())"))
+        let unreachable = RefusingPort()
+        defer { unreachable.close() }
+        standby.bridge.setWriter(.other(address: unreachable.address))
         let started = ContinuousClock.now
         #expect(try await register(standby, "web", "ip=198.51.100.1&port=80&revision=r1").status == 503)
         #expect(ContinuousClock.now - started < .seconds(5))

@@ -152,7 +152,9 @@ import Net
 
     @Test func roundRobinAndFailoverToLiveEndpoints() async throws {
         let a = try await Backend.start(name: "a"), b = try await Backend.start(name: "b")
-        let dead = HostPort(host: "127.0.0.1", port: unusedPort())
+        let refusing = RefusingPort()
+        defer { refusing.close() }
+        let dead = HostPort(host: "127.0.0.1", port: refusing.port)
         let proxy = try ProxyServer(config: httpConfig([a.address, dead, b.address]) { $0.outlier.consecutiveConnectFailures = 1 })
         try proxy.start()
         defer { proxy.stop() }
@@ -172,7 +174,9 @@ import Net
     }
 
     @Test func noEndpointsAnd404AndKilledBackend() async throws {
-        var config = httpConfig([HostPort(host: "127.0.0.1", port: unusedPort())]) { $0.retries.attempts = 0 }
+        let refusing = RefusingPort()
+        defer { refusing.close() }
+        var config = httpConfig([HostPort(host: "127.0.0.1", port: refusing.port)]) { $0.retries.attempts = 0 }
         config.listeners[0].routes.insert(.init(pathPrefix: "/none", clusters: [.init("empty")]), at: 0)
         config.listeners[0].routes[1].pathPrefix = "/app"
         config.clusters.append(.init(name: "empty", endpoints: []))

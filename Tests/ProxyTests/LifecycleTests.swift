@@ -140,7 +140,9 @@ import Net
 
     @Test func activeHealthChecksMarkEndpointsDown() async throws {
         let backend = try await Backend.start(name: "a")
-        let dead = HostPort(host: "127.0.0.1", port: unusedPort())
+        let refusing = RefusingPort()
+        defer { refusing.close() }
+        let dead = HostPort(host: "127.0.0.1", port: refusing.port)
         let proxy = try ProxyServer(config: httpConfig([backend.address, dead]) { cluster in
             var check = ProxyConfig.HealthCheck(httpPath: "/healthz")
             check.intervalMilliseconds = 50
@@ -223,7 +225,9 @@ import Net
     @Test func splicesBothWaysAndHalfCloses() async throws {
         let echo = try EchoServer()
         defer { echo.stop() }
-        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: .endpoints("127.0.0.1:\(unusedPort()),127.0.0.1:\(echo.port)"), tcp: true)
+        let refusing = RefusingPort()
+        defer { refusing.close() }
+        let config = try ProxySettings.quick(listen: "127.0.0.1:0", to: .endpoints("\(refusing.address),127.0.0.1:\(echo.port)"), tcp: true)
         let proxy = try ProxyServer(config: config)
         try proxy.start()
         defer { proxy.stop() }

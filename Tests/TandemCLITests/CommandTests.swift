@@ -209,13 +209,15 @@ spec:
     @Test func bridgeWithAnUnreachableAPIServerStopsCleanly() throws {
         let pki = try TestPKI()
         defer { pki.remove() }
+        let refusing = RefusingPort()
+        defer { refusing.close() }
         let folder = try TemporaryFolder()
         let kubeconfig = try folder.write("kubeconfig", """
             apiVersion: v1
             kind: Config
             current-context: test
             contexts: [{name: test, context: {cluster: test, user: test}}]
-            clusters: [{name: test, cluster: {server: "https://127.0.0.1:\(unusedPort())", certificate-authority: "\(pki.caCertificate)"}}]
+            clusters: [{name: test, cluster: {server: "https://\(refusing.address)", certificate-authority: "\(pki.caCertificate)"}}]
             users: [{name: test, user: {token: t}}]
             """)
         try serveAndStopBridge(["--kubeconfig", kubeconfig])

@@ -101,19 +101,42 @@ public final class RawClient {
     }
 }
 
-/// A loopback port nothing listens on now (bound to port 0, then closed): for a server that must
-/// be told its port up front, such as one in another process, or for a refused connection.
+/// A loopback port nothing listens on now (bound to port 0, then closed), for a server in
+/// another process that must be told its port up front. Another socket may take it meanwhile;
+/// for an address that must refuse connections, hold a `RefusingPort`.
 public func unusedPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { Glibc.close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            bind(fd, raw, length) == 0 ? getsockname(fd, raw, &length) : -1
+    let socket = RefusingPort()
+    defer { socket.close() }
+    return socket.port
+}
+
+/// A loopback port that refuses connections for as long as this is open: bound, never listening,
+/// so no other socket can take the port the way one can take a port that was merely closed.
+public final class RefusingPort: @unchecked Sendable {
+    private var fd: Int32
+    public let port: Int
+
+    public init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(fd, raw, length) == 0 ? getsockname(fd, raw, &length) : -1
+            }
         }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
     }
-    return Int(UInt16(bigEndian: address.sin_port))
+
+    public var address: String { "127.0.0.1:\(port)" }
+
+    public func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    deinit { close() }
 }
