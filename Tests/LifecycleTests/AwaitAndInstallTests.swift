@@ -16,11 +16,12 @@ import Net
 
     @Test func awaitReadyReturnsOnceTheProxyAnswers200() async throws {
         let admin = try await FakeAdmin(marker: folder.path("unused"))
-        let run = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "10"], in: folder)
-        #expect(await eventually { admin.readyPolls >= 3 })
+        // Generous bounds: a loaded machine may take seconds to start the process (time, not failure).
+        let run = try TandemRun(["await", "--ready-url", admin.url("/ready"), "--timeout", "60"], in: folder)
+        #expect(await eventually(timeout: .seconds(30)) { admin.readyPolls >= 3 })
         #expect(await run.wait(timeout: .zero) == nil)
         admin.setReady(true)
-        #expect(await run.wait() == .exited(code: 0))
+        #expect(await run.wait(timeout: .seconds(30)) == .exited(code: 0))
         #expect(run.log.contains(#"msg="proxy is ready""#))
         await admin.stop()
     }
