@@ -364,14 +364,19 @@ public final class TCPListener: EventHandler, @unchecked Sendable {
     private var pausedUntilRetry = false
     private var closed = false
 
+    /// Connections the kernel completes before they are accepted (capped by net.core.somaxconn,
+    /// 4,096 by default). Bursts are real: every proxy reconnects to a restarted bridge at once,
+    /// and a full queue drops SYNs, which cost a second each (the first retransmission).
+    static let backlog: Int32 = 4096
+
     /// Binds and listens (on any thread); `start` then registers it with a loop.
-    public init(address: SocketAddress, reusePort: Bool, backlog: Int32 = 1024) throws(SystemError) {
+    public init(address: SocketAddress, reusePort: Bool) throws(SystemError) {
         fd = try Sys.socket(address.family)
         do {
             try Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
             if reusePort { try Sys.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
             try Sys.bind(fd, address)
-            try Sys.listen(fd, backlog: backlog)
+            try Sys.listen(fd, backlog: Self.backlog)
             localAddress = try Sys.localAddress(fd)
         } catch {
             Sys.close(fd)

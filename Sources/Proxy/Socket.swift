@@ -106,8 +106,9 @@ enum Socket {
     }
 
     /// Accepts one connection (non-blocking, close-on-exec, TCP_NODELAY from the listener) and
-    /// its peer's IP, or nil when none waits.
-    static func accept(_ fd: Int32) -> (Int32, String)? {
+    /// its peer's IP, or nil when none waits (or the one waiting gave up first). Throws when
+    /// accepting itself fails: out of descriptors or memory.
+    static func accept(_ fd: Int32) throws(SocketError) -> (Int32, String)? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let client = withUnsafeMutablePointer(to: &storage) {
@@ -115,7 +116,11 @@ enum Socket {
                 tandem_accept4(fd, $0, &length)
             }
         }
-        guard client >= 0 else { return nil }
+        guard client >= 0 else {
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR || code == ECONNABORTED { return nil }
+            throw SocketError(call: "accept4", code: code)
+        }
         return (client, peerIP(&storage))
     }
 

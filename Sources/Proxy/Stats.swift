@@ -9,6 +9,7 @@ public enum ProxyStat: Int, CaseIterable, Sendable {
     case downstreamConnectionsActive
     case downstreamRequests
     case downstreamRequestsInvalid
+    case downstreamAcceptPauses
     case upstreamConnections
     case upstreamConnectFailures
     case upstreamRequests
@@ -29,6 +30,7 @@ public enum ProxyStat: Int, CaseIterable, Sendable {
         case .downstreamConnectionsActive: "tandem_proxy_downstream_connections_active"
         case .downstreamRequests: "tandem_proxy_downstream_requests_total"
         case .downstreamRequestsInvalid: "tandem_proxy_downstream_requests_invalid_total"
+        case .downstreamAcceptPauses: "tandem_proxy_downstream_accept_pauses_total"
         case .upstreamConnections: "tandem_proxy_upstream_connections_total"
         case .upstreamConnectFailures: "tandem_proxy_upstream_connect_failures_total"
         case .upstreamRequests: "tandem_proxy_upstream_requests_total"
@@ -53,6 +55,7 @@ public enum ProxyStat: Int, CaseIterable, Sendable {
         case .downstreamConnectionsActive: "Client connections open now."
         case .downstreamRequests: "Requests received from clients."
         case .downstreamRequestsInvalid: "Client requests refused as malformed (400)."
+        case .downstreamAcceptPauses: "Times a listener stopped accepting for 100 ms because accepting failed (out of descriptors)."
         case .upstreamConnections: "Connections opened to upstream endpoints."
         case .upstreamConnectFailures: "Upstream connects that failed or timed out."
         case .upstreamRequests: "Requests sent upstream, retries included."

@@ -139,12 +139,15 @@ final class Worker: @unchecked Sendable {
 }
 
 /// A listening socket on one worker.
-final class ListenerSocket: ReactorHandler {
+final class ListenerSocket: ReactorHandler, Ticking {
     let fd: Int32
     unowned let worker: Worker
     var plan: ListenerPlan
     let port: Int
     private var closed = false
+    /// Not listening until the next tick, after accepting failed (out of descriptors).
+    private var paused = false
+    var tickSlot = -1
 
     init(plan: ListenerPlan, worker: Worker, fd: Int32) {
         self.plan = plan
@@ -159,13 +162,34 @@ final class ListenerSocket: ReactorHandler {
 
     func handle(events: UInt32) {
         for _ in 0..<64 {
-            guard let (client, peer) = Socket.accept(fd) else { return }
+            let accepted: (Int32, String)?
+            do { accepted = try Socket.accept(fd) } catch {
+                return pause()
+            }
+            guard let (client, peer) = accepted else { return }
             worker.stats.add(.downstreamConnections)
             switch plan.config.protocol {
             case .http: HTTPDownstream(fd: client, peerIP: peer, listener: self).start()
             case .tcp: TCPSession.start(client: client, listener: self)
             }
         }
+    }
+
+    /// Out of descriptors, a level-triggered listener would be reported ready again at once and
+    /// spin: stop listening until the next tick (100 ms) while open connections finish. The
+    /// connections waiting stay in the kernel's backlog.
+    private func pause() {
+        guard !paused, !closed else { return }
+        paused = true
+        worker.stats.add(.downstreamAcceptPauses)
+        worker.reactor.modify(fd, events: 0)
+        worker.reactor.startTicking(self)
+    }
+
+    func tick(now: Int64) {
+        worker.reactor.stopTicking(self)
+        paused = false
+        if !closed { worker.reactor.modify(fd, events: EPOLLIN.rawValue) }
     }
 
     /// Set once the listener is removed or drained: its connections close at this time.
@@ -183,6 +207,7 @@ final class ListenerSocket: ReactorHandler {
     func close() {
         guard !closed else { return }
         closed = true
+        if paused { worker.reactor.stopTicking(self) }
         worker.reactor.close(fd)
     }
 }

@@ -41,7 +41,10 @@ import Net
         let started = try #require(admin.calls("/started").first)
         let firstReady = try #require(admin.withState { $0.firstReadyAnswer })
         #expect(started.at > firstReady)
-        #expect(milliseconds(from: firstReady, to: started.at) < 2000)
+        // Right after: the app (sh, then curl) reaches the admin within seconds even on a loaded
+        // machine, not after another poll round or the 120 s ready timeout. Hack/bench/scaledown
+        // measures the real delay (7 ms p50).
+        #expect(milliseconds(from: firstReady, to: started.at) < 5000)
         #expect(run.log.contains(#"msg="proxy is not ready yet" answer="status 503""#))
         await admin.stop()
     }
@@ -98,7 +101,8 @@ import Net
         let signalled = NanoTime.now()
         run.signal(SIGTERM)
         #expect(await run.wait() == .exited(code: 143))
-        #expect(milliseconds(from: signalled, to: .now()) < 2000)
+        // Promptly: not after the 120 s ready timeout. The bound leaves a loaded machine room.
+        #expect(milliseconds(from: signalled, to: .now()) < 10_000)
         #expect(admin.calls("/started").isEmpty)
         #expect(admin.calls("/quitquitquit").count == 1)
         await admin.stop()

@@ -86,7 +86,7 @@ import Net
         let client = try RawClient(port: Socket.localPort(listener))
         var accepted: (Int32, String)?
         for _ in 0..<100 where accepted == nil {
-            accepted = Socket.accept(listener)
+            accepted = try Socket.accept(listener)
             if accepted == nil { usleep(10_000) }
         }
         let fd = try #require(accepted).0

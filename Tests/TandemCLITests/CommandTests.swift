@@ -301,6 +301,63 @@ spec:
         if arguments[0] == "proxy" { #expect(logged.contains("up to \(hard) open descriptors")) }
     }
 
+    /// With a hard limit it cannot raise, a proxy that runs out of descriptors neither crashes nor
+    /// spins on a listener it cannot accept from; once connections close, it serves again.
+    @Test func aProxyOutOfDescriptorsWaitsAndRecovers() async throws {
+        let refusing = RefusingPort()
+        defer { refusing.close() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+        process.arguments = ["--nofile=48:48", TandemProcess.binary.path, "proxy", "--listen", "127.0.0.1:0",
+                             "--to", refusing.address, "--admin", "127.0.0.1:0"]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        var logged = ""
+        while !logged.contains("open descriptors") {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            logged += String(decoding: chunk, as: UTF8.self)
+        }
+        let port = try #require(logged.split(separator: "\n").first { $0.contains(" http on 127.0.0.1:") }
+            .flatMap { Int($0.split(separator: ":").last ?? "") }, "no listener line in: \(logged)")
+        #expect(logged.contains("up to 48 open descriptors"))
+
+        // More clients than descriptors: the kernel completes their connects, the proxy cannot take them all.
+        var clients = try (0..<80).map { _ in try RawClient(port: port, receiveTimeout: .seconds(2)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let before = Self.cpuSeconds(of: process.processIdentifier)
+        try await Task.sleep(for: .seconds(1))
+        let spent = Self.cpuSeconds(of: process.processIdentifier) - before
+        #expect(spent < 0.3, "the proxy used \(spent) s of CPU in 1 s while out of descriptors")
+        #expect(process.isRunning)
+        clients.removeAll()  // closes them
+
+        // Recovered: a new client is answered (503, as the one endpoint refuses connections).
+        var status: Int?
+        await eventually(timeout: .seconds(10)) {
+            status = (try? RawClient(port: port, receiveTimeout: .seconds(2)))?.get("/")?.head.status
+            return status != nil
+        }
+        #expect(status == 503)
+        let admin = try #require(logged.split(separator: "\n").first { $0.contains("admin on 127.0.0.1:") }
+            .flatMap { Int($0.split(separator: ":").last?.split(separator: ";").first ?? "") })
+        let metrics = try #require(try RawClient(port: admin).get("/stats/prometheus")).text
+        let pauses = metrics.split(separator: "\n").first { $0.hasPrefix("tandem_proxy_downstream_accept_pauses_total ") }
+        #expect(pauses.flatMap { Int($0.split(separator: " ")[1]) } ?? 0 > 0, "\(pauses ?? "no pause counter")")
+    }
+
+    /// User plus system CPU time of a process, from /proc/PID/stat.
+    static func cpuSeconds(of pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let end = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        // After the command name: state is field 3, utime 14 and stime 15 (1-based, man proc).
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// The "Max open files" line of /proc/PID/limits.
     static func openFilesLimits(of pid: String) -> (soft: Int, hard: Int)? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8),
