@@ -280,19 +280,9 @@ spec:
         try #require(hard > 256, "the hard limit here is \(hard): nothing to raise to")
         let folder = try TemporaryFolder()
         let tokens = try folder.write("tokens", "s3cret\n")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
-        // prlimit execs tandem in its own process with only the soft limit lowered.
-        process.arguments = ["--nofile=256:", TandemProcess.binary.path] + arguments + (arguments[0] == "bridge" ? ["--token-file", tokens] : [])
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        var logged = ""
-        while !logged.contains(readyLine) {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            logged += String(decoding: chunk, as: UTF8.self)
-        }
+        // Only the soft limit lowered.
+        let (process, logged) = try Self.start(arguments + (arguments[0] == "bridge" ? ["--token-file", tokens] : []),
+                                               descriptors: "256:", readyLine: readyLine)
         let limits = Self.openFilesLimits(of: "\(process.processIdentifier)")
         process.terminate()
         process.waitUntilExit()
@@ -306,46 +296,69 @@ spec:
     @Test func aProxyOutOfDescriptorsWaitsAndRecovers() async throws {
         let refusing = RefusingPort()
         defer { refusing.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
-        process.arguments = ["--nofile=48:48", TandemProcess.binary.path, "proxy", "--listen", "127.0.0.1:0",
-                             "--to", refusing.address, "--admin", "127.0.0.1:0"]
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
+        let (process, logged) = try Self.start(
+            ["proxy", "--listen", "127.0.0.1:0", "--to", refusing.address, "--admin", "127.0.0.1:0"], descriptors: "48:48", readyLine: "open descriptors")
         defer { process.terminate(); process.waitUntilExit() }
-        var logged = ""
-        while !logged.contains("open descriptors") {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            logged += String(decoding: chunk, as: UTF8.self)
-        }
         let port = try #require(logged.split(separator: "\n").first { $0.contains(" http on 127.0.0.1:") }
             .flatMap { Int($0.split(separator: ":").last ?? "") }, "no listener line in: \(logged)")
         #expect(logged.contains("up to 48 open descriptors"))
-
-        // More clients than descriptors: the kernel completes their connects, the proxy cannot take them all.
-        var clients = try (0..<80).map { _ in try RawClient(port: port, receiveTimeout: .seconds(2)) }
-        try await Task.sleep(for: .milliseconds(300))
-        let before = Self.cpuSeconds(of: process.processIdentifier)
-        try await Task.sleep(for: .seconds(1))
-        let spent = Self.cpuSeconds(of: process.processIdentifier) - before
-        #expect(spent < 0.3, "the proxy used \(spent) s of CPU in 1 s while out of descriptors")
-        #expect(process.isRunning)
-        clients.removeAll()  // closes them
-
-        // Recovered: a new client is answered (503, as the one endpoint refuses connections).
-        var status: Int?
-        await eventually(timeout: .seconds(10)) {
-            status = (try? RawClient(port: port, receiveTimeout: .seconds(2)))?.get("/")?.head.status
-            return status != nil
-        }
-        #expect(status == 503)
+        // Answered 503: the one endpoint refuses connections.
+        #expect(try await Self.waitsOutOfDescriptorsThenAnswers(process, port: port, path: "/") == 503)
         let admin = try #require(logged.split(separator: "\n").first { $0.contains("admin on 127.0.0.1:") }
             .flatMap { Int($0.split(separator: ":").last?.split(separator: ";").first ?? "") })
         let metrics = try #require(try RawClient(port: admin).get("/stats/prometheus")).text
         let pauses = metrics.split(separator: "\n").first { $0.hasPrefix("tandem_proxy_downstream_accept_pauses_total ") }
         #expect(pauses.flatMap { Int($0.split(separator: " ")[1]) } ?? 0 > 0, "\(pauses ?? "no pause counter")")
+    }
+
+    /// The bridge (Net's listener) behaves the same.
+    @Test func theBridgeOutOfDescriptorsWaitsAndRecovers() async throws {
+        let folder = try TemporaryFolder()
+        let tokens = try folder.write("tokens", "s3cret\n")
+        let (process, logged) = try Self.start(
+            ["bridge", "--listen", "127.0.0.1:0", "--token-file", tokens, "--workers", "1"], descriptors: "48:48", readyLine: "bridge serving")
+        defer { process.terminate(); process.waitUntilExit() }
+        let address = try #require(logged.firstRange(of: #""address":"127.0.0.1:"#), "no address in: \(logged)")
+        let port = try #require(Int(logged[address.upperBound...].prefix { $0.isNumber }))
+        #expect(try await Self.waitsOutOfDescriptorsThenAnswers(process, port: port, path: "/v1/registration/web") == 200)
+    }
+
+    /// `tandem ARGUMENTS` under a descriptor limit ("SOFT:HARD", or "SOFT:" for the soft one only;
+    /// prlimit execs tandem in the same process), and its log up to `readyLine`.
+    static func start(_ arguments: [String], descriptors: String, readyLine: String) throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+        process.arguments = ["--nofile=\(descriptors)", TandemProcess.binary.path] + arguments
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        var logged = ""
+        while !logged.contains(readyLine) {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            logged += String(decoding: chunk, as: UTF8.self)
+        }
+        return (process, logged)
+    }
+
+    /// Connects more clients than the server has descriptors (the kernel completes the connects;
+    /// the server cannot take them all), checks it does not spin meanwhile, lets them go, and
+    /// returns the status a new client then gets.
+    static func waitsOutOfDescriptorsThenAnswers(_ process: Process, port: Int, path: String) async throws -> Int? {
+        var clients = try (0..<80).map { _ in try RawClient(port: port, receiveTimeout: .seconds(2)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let before = cpuSeconds(of: process.processIdentifier)
+        try await Task.sleep(for: .seconds(1))
+        let spent = cpuSeconds(of: process.processIdentifier) - before
+        #expect(spent < 0.3, "\(process.arguments?[2] ?? "") used \(spent) s of CPU in 1 s while out of descriptors")
+        #expect(process.isRunning)
+        clients.removeAll()  // closes them
+        var status: Int?
+        await eventually(timeout: .seconds(10)) {
+            status = (try? RawClient(port: port, receiveTimeout: .seconds(2)))?.get(path)?.head.status
+            return status != nil
+        }
+        return status
     }
 
     /// User plus system CPU time of a process, from /proc/PID/stat.
