@@ -93,10 +93,7 @@ import Net
 
     @Test func inboundOnlyDrainKeepsOutboundListeners() async throws {
         let backend = try await Backend.start(name: "a")
-        var config = httpConfig([backend.address])
-        config.listeners.append(.init(name: "out", address: HostPort(host: "127.0.0.1", port: 0), direction: .outbound,
-                                      routes: [.init(clusters: [.init("app")])]))
-        let proxy = try ProxyServer(config: config)
+        let proxy = try ProxyServer(config: withOutboundListener(httpConfig([backend.address])))
         try proxy.start()
         defer { proxy.stop() }
         let inbound = proxy.port(of: "in")!, outbound = proxy.port(of: "out")!
@@ -111,10 +108,7 @@ import Net
     /// app's outbound connections keep their keep-alive.
     @Test func endingInboundKeepAliveClosesAfterEachResponseAndStillAccepts() async throws {
         let backend = try await Backend.start(name: "a")
-        var config = httpConfig([backend.address])
-        config.listeners.append(.init(name: "out", address: HostPort(host: "127.0.0.1", port: 0), direction: .outbound,
-                                      routes: [.init(clusters: [.init("app")])]))
-        let proxy = try ProxyServer(config: config)
+        let proxy = try ProxyServer(config: withOutboundListener(httpConfig([backend.address])))
         try proxy.start()
         defer { proxy.stop() }
         let inbound = proxy.port(of: "in")!, outbound = proxy.port(of: "out")!

@@ -63,6 +63,14 @@ final class HeldResponses: Sendable {
     }
 }
 
+/// `config` with a second listener, "out", an outbound one (the app's own calls) to "app".
+func withOutboundListener(_ config: ProxyConfig) -> ProxyConfig {
+    var config = config
+    config.listeners.append(.init(name: "out", address: HostPort(host: "127.0.0.1", port: 0), direction: .outbound,
+                                  routes: [.init(clusters: [.init("app")])]))
+    return config
+}
+
 func httpConfig(_ endpoints: [HostPort], balancing: ProxyConfig.Balancing = .roundRobin,
                 configure: (inout ProxyConfig.Cluster) -> Void = { _ in }) -> ProxyConfig {
     var cluster = ProxyConfig.Cluster(name: "app", balancing: balancing, endpoints: endpoints.map { .init($0) })
