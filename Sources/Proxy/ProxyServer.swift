@@ -91,26 +91,28 @@ public final class ProxyServer: Sendable {
         follower.follow(self)
     }
 
-    /// One listening socket per worker on the same port; port 0 is chosen by the first.
+    /// One listening socket per worker on the same port; port 0 is chosen by the probe.
     /// SO_REUSEPORT would let a second proxy silently join a port another one (a stale process,
     /// say) already serves and take half its traffic, so the port is first bound without it.
+    /// A port the kernel chose can be taken by another socket in the moment between the probe
+    /// and the workers' sockets; then a new one is chosen, a few times at most.
     private func bind(_ address: HostPort) throws(SocketError) -> ([Int32], Int) {
-        var fds: [Int32] = []
-        var address = address
-        let probe = try Socket.listen(address, reusePort: false)
-        address.port = Socket.localPort(probe)
-        Glibc.close(probe)
-        do {
-            for _ in workers {
-                let fd = try Socket.listen(address, reusePort: true)
-                fds.append(fd)
-                address.port = Socket.localPort(fd)
+        var attempts = 0
+        while true {
+            attempts += 1
+            var fds: [Int32] = []
+            var bound = address
+            do {
+                let probe = try Socket.listen(bound, reusePort: false)
+                bound.port = Socket.localPort(probe)
+                Glibc.close(probe)
+                for _ in workers { fds.append(try Socket.listen(bound, reusePort: true)) }
+                return (fds, bound.port)
+            } catch {
+                for fd in fds { Glibc.close(fd) }
+                guard address.port == 0, error.code == EADDRINUSE, attempts < 5 else { throw error }
             }
-        } catch {
-            for fd in fds { Glibc.close(fd) }
-            throw error
         }
-        return (fds, address.port)
     }
 
     /// The port a listener is bound to (useful when it was configured as port 0).
