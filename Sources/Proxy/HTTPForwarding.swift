@@ -629,6 +629,7 @@ final class HTTPDownstream: ReactorHandler, Ticking, Corkable {
                 abandonExchange()
                 respondLocally(504, "upstream request timeout\n", close: true)
             } else if let upstream = exchange.upstream, !upstream.isConnected, now > upstream.connectDeadline {
+                if upstream.handleEndedConnect() { return }
                 upstream.detach()
                 upstream.close()
                 upstreamFailed(connecting: true)

@@ -182,6 +182,8 @@ final class TCPSession: Ticking {
     func tick(now: Int64) {
         if let deadline = listener.retiredDeadline, now > deadline { return close() }
         if !connected && now > connectDeadline {
+            // Its event may still be queued behind others (see `Socket.connectEnded`).
+            if Socket.connectEnded(upstream) { return handle(events: EPOLLOUT.rawValue, client: false) }
             worker.stats.add(.upstreamConnectFailures)
             connectNext()
         } else if worker.draining && !connected {

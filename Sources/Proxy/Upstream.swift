@@ -51,6 +51,14 @@ final class Upstream: ReactorHandler, Corkable {
         return true
     }
 
+    /// Past the connect deadline: handles the connect now if it has ended and its event is still
+    /// queued (`Socket.connectEnded`); false when it has truly not finished in time.
+    func handleEndedConnect() -> Bool {
+        guard Socket.connectEnded(fd) else { return false }
+        handle(events: EPOLLOUT.rawValue)
+        return true
+    }
+
     var isFull: Bool { out.isFull }
     var reusable: Bool { !poisoned && !closed && isConnected && parser.isIdle && out.pending == 0 }
 
