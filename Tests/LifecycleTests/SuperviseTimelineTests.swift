@@ -182,7 +182,8 @@ import Net
         run.signal(SIGTERM)
         #expect(await run.wait() == .exited(code: 137))
         let elapsed = milliseconds(from: signalled, to: .now())
-        #expect(elapsed >= 300 && elapsed < 3000)
+        // Killed after --kill-after, not left running: the upper bound allows a loaded machine.
+        #expect(elapsed >= 300 && elapsed < 10_000)
         #expect(admin.calls("/quitquitquit").count == 1)
         #expect(run.log.contains("app still running after the stop deadline; killing it"))
         await admin.stop()

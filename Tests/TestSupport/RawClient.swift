@@ -101,10 +101,23 @@ public final class RawClient {
     }
 }
 
-/// A loopback port nothing listens on now (bound to port 0, then closed), for a server in
-/// another process that must be told its port up front. Another socket may take it meanwhile;
-/// for an address that must refuse connections, hold a `RefusingPort`.
+/// A loopback port nothing listens on now, for a server in another process that must be told its
+/// port up front. It is taken from below the ephemeral range, so no client connection (of any
+/// process on the machine) is given it before the server binds it; a port bound to 0 and closed
+/// went back to that pool, and a busy machine handed it out again within moments.
 public func unusedPort() -> Int {
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+    let ephemeralStart = range?.first ?? 32_768
+    if ephemeralStart > 11_000 {
+        for _ in 0..<100 {
+            let candidate = Int.random(in: 10_000..<ephemeralStart)
+            if let socket = RefusingPort(port: candidate) {
+                socket.close()
+                return candidate
+            }
+        }
+    }
     let socket = RefusingPort()
     defer { socket.close() }
     return socket.port
@@ -116,19 +129,28 @@ public final class RefusingPort: @unchecked Sendable {
     private var fd: Int32
     public let port: Int
 
-    public init() {
+    /// A port the kernel chooses.
+    public convenience init() { self.init(port: 0)! }
+
+    /// This port, or nil when it is taken.
+    public init?(port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port)).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                bind(fd, raw, length) == 0 ? getsockname(fd, raw, &length) : -1
+                bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
             }
         }
+        guard bound else {
+            Glibc.close(fd)
+            return nil
+        }
         self.fd = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = Int(UInt16(bigEndian: address.sin_port))
     }
 
     public var address: String { "127.0.0.1:\(port)" }
