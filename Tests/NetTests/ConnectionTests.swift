@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 import TestSupport
 @testable import Net
@@ -44,7 +45,10 @@ final class EchoHandler: ConnectionDelegate {
     while payload.count < 8 << 20 { payload += block }
     let fd = client.fd
     let sending = payload
-    let sender = Task.detached {
+    let sentBytes = Atomic<Int>(0)
+    // Blocking sends on a thread of its own: on the concurrency pool they could wait behind
+    // other tests for longer than this test waits for the echo to hold data back.
+    let sender = TestThread.detach {
         let payload = sending
         var offset = 0
         while offset < payload.count {
@@ -53,7 +57,7 @@ final class EchoHandler: ConnectionDelegate {
             offset += sent
         }
         shutdown(fd, Int32(SHUT_WR))
-        return offset
+        sentBytes.store(offset, ordering: .releasing)
     }
     // Wait (bounded) until the echo has had to hold data back: on a loaded machine that takes a while.
     var held = -1
@@ -66,7 +70,8 @@ final class EchoHandler: ConnectionDelegate {
     #expect(held > 0)
     #expect(held <= 256 * 1024 + 64 * 1024)
     let (echoed, eof) = client.read { $0.count >= payload.count }
-    #expect(await sender.value == payload.count)
+    sender.join()
+    #expect(sentBytes.load(ordering: .acquiring) == payload.count)
     #expect(echoed == payload)
     #expect(eof || echoed.count == payload.count)
     _ = try await loop.submit { transfer.value.close() }

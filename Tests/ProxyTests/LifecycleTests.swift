@@ -240,25 +240,3 @@ import Net
         #expect(await eventually { proxy.statistics()[.tcpBytesForwarded]! >= 4 * 2 * (3 << 20) })
     }
 }
-
-/// A joinable detached thread for blocking test helpers.
-final class TestThread: @unchecked Sendable {
-    private var handle = pthread_t()
-    private let body: () -> Void
-
-    private init(_ body: @escaping () -> Void) { self.body = body }
-
-    @discardableResult
-    static func detach(_ body: @escaping () -> Void) -> TestThread {
-        let thread = TestThread(body)
-        let box = Unmanaged.passRetained(thread)
-        pthread_create(&thread.handle, nil, { raw in
-            let thread = Unmanaged<TestThread>.fromOpaque(raw!).takeRetainedValue()
-            thread.body()
-            return nil
-        }, box.toOpaque())
-        return thread
-    }
-
-    func join() { pthread_join(handle, nil) }
-}
