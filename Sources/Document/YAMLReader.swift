@@ -144,7 +144,7 @@ private struct TreeBuilder {
         var items: [JSON] = []
         /// A mapping's own members; then the members its merge keys bring, first one wins.
         var object = JSONObject()
-        var merged: [(String, JSON)] = []
+        var merged = JSONObject()
         /// The key whose value comes next; nil while a key is expected.
         var key: Key?
 
@@ -187,8 +187,8 @@ private struct TreeBuilder {
         /// The collection's value, moved out of it.
         consuming func value() -> JSON {
             guard isMapping else { return .array(items) }
-            for (key, value) in merged where object.index(forKey: key) == nil {
-                object.appendUnchecked(key: key, value: value)
+            for member in merged.storage where object.index(forKey: member.key) == nil {
+                object.appendUnchecked(key: member.key, value: member.value)
             }
             return .object(object)
         }
@@ -206,8 +206,8 @@ private struct TreeBuilder {
                 guard let sourceObject = source.objectValue else {
                     throw YAMLError(mark: mark, message: "a merge key (<<) needs a mapping or a list of mappings")
                 }
-                for (key, member) in sourceObject.members where !merged.contains(where: { $0.0 == key }) {
-                    merged.append((key, member))
+                for member in sourceObject.storage where merged.index(forKey: member.key) == nil {
+                    merged.appendUnchecked(key: member.key, value: member.value)
                 }
             }
         }

@@ -30,17 +30,19 @@ public struct YAMLRewriter {
 
 /// A bounded memo of values written as YAML and laid out at a column.
 private final class FragmentCache {
-    /// A fragment where it goes. The value is hashed by its top levels only: fragments recur
-    /// whole (the same proxy container for every workload), the top levels tell them apart, and
-    /// `==`, which returns at once for values that share storage, settles the rest. Hashing every
-    /// leaf cost more than writing the lines.
+    /// A fragment where it goes. Values match only when they would be written the same: equal
+    /// with their members in the same order (JSON's `==` ignores order, the text shows it). The
+    /// value is hashed by its top levels only: fragments recur whole (the same proxy container
+    /// for every workload), the top levels tell them apart, and the match, which returns at once
+    /// for values that share storage, settles the rest. Hashing every leaf cost more than
+    /// writing the lines.
     private struct Key: Hashable {
         let value: JSON
         let column: Int
         let newline: [UInt8]
 
         static func == (lhs: Key, rhs: Key) -> Bool {
-            lhs.column == rhs.column && lhs.newline == rhs.newline && lhs.value == rhs.value
+            lhs.column == rhs.column && lhs.newline == rhs.newline && writtenAlike(lhs.value, rhs.value)
         }
 
         func hash(into hasher: inout Hasher) {
@@ -49,8 +51,22 @@ private final class FragmentCache {
             Self.combine(value, depth: 2, into: &hasher)
         }
 
-        /// Agrees with `==`: objects are hashed member by member and summed, as their order
-        /// does not count.
+        private static func writtenAlike(_ lhs: JSON, _ rhs: JSON) -> Bool {
+            switch (lhs, rhs) {
+            case (.object(let left), .object(let right)):
+                guard left.count == right.count else { return false }
+                if left.sharesStorage(with: right) { return true }
+                return left.storage.elementsEqual(right.storage) { $0.key == $1.key && writtenAlike($0.value, $1.value) }
+            case (.array(let left), .array(let right)):
+                return left.elementsEqual(right, by: writtenAlike)
+            case (.object, _), (.array, _):
+                return false
+            default:
+                return lhs == rhs
+            }
+        }
+
+        /// Members in order, each into the one hasher, as order counts for a match.
         private static func combine(_ value: JSON, depth: Int, into hasher: inout Hasher) {
             switch value {
             case .null: hasher.combine(0)
@@ -63,14 +79,10 @@ private final class FragmentCache {
             case .object(let object):
                 hasher.combine(object.count)
                 guard depth > 0 else { return }
-                var sum = 0
-                for (key, member) in object.members {
-                    var memberHasher = Hasher()
-                    memberHasher.combine(key)
-                    combine(member, depth: depth - 1, into: &memberHasher)
-                    sum &+= memberHasher.finalize()
+                for member in object.storage {
+                    hasher.combine(member.key)
+                    combine(member.value, depth: depth - 1, into: &hasher)
                 }
-                hasher.combine(sum)
             }
         }
     }
