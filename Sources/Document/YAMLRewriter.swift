@@ -90,10 +90,38 @@ private final class FragmentCache {
     private static let capacity = 256
     private var texts: [Key: [UInt8]] = [:]
 
+    private struct Entry {
+        let key: Key
+        let text: [UInt8]
+    }
+
+    /// The fragments used last, newest first. The same few recur document after document (the
+    /// proxy container, its volumes), mostly as the very values written before: trying these
+    /// first settles most lookups by a storage compare, without hashing the value.
+    private var recent: [Entry] = []
+
     /// `value` written as YAML continuing the current line, its later lines indented to `column`.
     func text(of value: JSON, column: Int, newline: [UInt8]) -> [UInt8] {
         let key = Key(value: value, column: column, newline: newline)
-        if let cached = texts[key] { return cached }
+        if let index = recent.firstIndex(where: { $0.key == key }) {
+            let entry = recent.remove(at: index)
+            recent.insert(entry, at: 0)
+            return entry.text
+        }
+        let text: [UInt8]
+        if let cached = texts[key] {
+            text = cached
+        } else {
+            text = written(value, column: column, newline: newline)
+            if texts.count >= Self.capacity { texts.removeAll(keepingCapacity: true) }
+            texts[key] = text
+        }
+        if recent.count == 4 { recent.removeLast() }
+        recent.insert(Entry(key: key, text: text), at: 0)
+        return text
+    }
+
+    private func written(_ value: JSON, column: Int, newline: [UInt8]) -> [UInt8] {
         var text: [UInt8] = []
         for (index, line) in YAMLWriter.lines(of: value).enumerated() {
             if index > 0 {
@@ -102,8 +130,6 @@ private final class FragmentCache {
             }
             text.append(contentsOf: line)
         }
-        if texts.count >= Self.capacity { texts.removeAll(keepingCapacity: true) }
-        texts[key] = text
         return text
     }
 }
