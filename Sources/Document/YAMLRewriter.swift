@@ -13,11 +13,14 @@ public struct YAMLRewriter {
     public init() {}
 
     /// Appends to `output` the text of `document` (its whole byte range in `source`) with its
-    /// value replaced by `value`. A stream's documents all go into one buffer.
-    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON, into output: inout [UInt8]) {
-        guard let root = document.root, document.value != value else {
+    /// value replaced by `value`. A stream's documents all go into one buffer. Returns whether
+    /// the value differs from the document's, so callers need not compare them again.
+    @discardableResult
+    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON, into output: inout [UInt8]) -> Bool {
+        let changed = document.value != value
+        guard changed, let root = document.root else {
             output.append(contentsOf: source[document.range])
-            return
+            return changed
         }
         var splicer = Splicer(source: source, tree: root.tree, fragments: fragments)
         swap(&output, &splicer.output)
@@ -25,6 +28,7 @@ public struct YAMLRewriter {
         splicer.copy(document.range.lowerBound..<root.start.offset)
         splicer.rewriteChanged(root.index, from: document.value, to: value, column: root.start.column)
         splicer.copy(root.end..<document.range.upperBound)
+        return true
     }
 }
 
