@@ -16,11 +16,13 @@ public struct SourceMark: Sendable, Equatable, CustomStringConvertible {
 /// The nodes of one YAML document, flat in document order: each node is followed by its
 /// descendants and knows where its subtree ends. One array per document rather than one object
 /// per node keeps reading a large manifest from being mostly allocation and reference counting.
+///
+/// Values are not kept per node: the document's value holds them all, and a walk from the root
+/// finds each node's value in its parent's (see `YAMLNode.content`). So a node is plain data,
+/// and building and dropping a tree costs no reference counting per node.
 final class YAMLTree: @unchecked Sendable {
     struct Node {
         var kind: YAMLNode.Kind
-        /// The resolved value of the node's whole subtree.
-        var json: JSON
         var start: SourceMark
         var end: Int
         /// The index just past the node's last descendant: its next sibling, if it has one.
@@ -29,13 +31,23 @@ final class YAMLTree: @unchecked Sendable {
         /// `<<` written plain, the YAML 1.1 merge key that Kubernetes tooling honours; known
         /// when the scalar is read, as every mapping asks it of every key.
         var isMergeKey = false
-        var tag: String?
+        /// The node's tag, as an index into `tags`.
+        var tag: Int?
     }
 
     let nodes: [Node]
+    let tags: [String]
+    /// The resolved value of the whole document: the root's.
+    let value: JSON
+    /// The values of merge keys' values (the `*base` in `<<: *base`), by node index: no
+    /// mapping's value holds them as members.
+    let mergeSources: [Int: JSON]
 
-    init(nodes: [Node]) {
+    init(nodes: [Node], tags: [String], value: JSON, mergeSources: [Int: JSON]) {
         self.nodes = nodes
+        self.tags = tags
+        self.value = value
+        self.mergeSources = mergeSources
     }
 
     /// The children of the node at `index`, in order (keys and values alternate in a mapping).
@@ -76,46 +88,57 @@ public struct YAMLNode: @unchecked Sendable {
 
     let tree: YAMLTree
     let index: Int
+    /// The resolved value. A mapping key's is its text, as the mapping's value names it.
+    public let json: JSON
 
-    init(tree: YAMLTree, index: Int) {
+    init(tree: YAMLTree, index: Int, json: JSON) {
         self.tree = tree
         self.index = index
+        self.json = json
     }
 
     private var node: YAMLTree.Node { tree.nodes[index] }
 
-    /// The resolved value.
-    public var json: JSON { node.json }
     public var start: SourceMark { node.start }
     /// Where the node's own text ends: after the last character of its last scalar, or after the
     /// closing bracket of a flow collection. Trailing comments and line breaks are not included.
     public var end: Int { node.end }
     public var isFlow: Bool { node.isFlow }
-    public var tag: String? { node.tag }
+    public var tag: String? { node.tag.map { tree.tags[$0] } }
 
-    /// The node's children, gathered on demand (a rewrite asks only along the paths it changes).
+    /// The node's children, gathered on demand (a rewrite asks only along the paths it changes),
+    /// each with its value taken from this node's: a sequence's items in order, and a mapping's
+    /// members in the order of its keys, merge keys aside (their values come after its own).
     public var content: Content {
         switch node.kind {
         case .scalar(let style):
             return .scalar(style)
         case .alias(let target):
-            return .alias(YAMLNode(tree: tree, index: target))
+            return .alias(YAMLNode(tree: tree, index: target, json: json))
         case .sequence:
+            let values = json.arrayValue ?? []
             var items: [YAMLNode] = []
-            tree.forEachChild(of: index) { items.append(YAMLNode(tree: tree, index: $0)) }
+            items.reserveCapacity(values.count)
+            tree.forEachChild(of: index) { items.append(YAMLNode(tree: tree, index: $0, json: values[items.count])) }
             return .sequence(items)
         case .mapping:
-            var count = 0
-            tree.forEachChild(of: index) { _ in count += 1 }
+            let members = json.objectValue?.members
             var keys: [YAMLNode] = []
             var values: [YAMLNode] = []
-            keys.reserveCapacity(count / 2)
-            values.reserveCapacity(count / 2)
+            var member = 0
             tree.forEachChild(of: index) { child in
-                if keys.count == values.count {
-                    keys.append(YAMLNode(tree: tree, index: child))
+                if keys.count > values.count {
+                    let value: JSON
+                    if keys[keys.count - 1].isMergeKey {
+                        value = tree.mergeSources[child] ?? .null
+                    } else {
+                        value = members?[member].value ?? .null
+                        member += 1
+                    }
+                    values.append(YAMLNode(tree: tree, index: child, json: value))
                 } else {
-                    values.append(YAMLNode(tree: tree, index: child))
+                    let key = tree.nodes[child].isMergeKey ? "<<" : members?[member].key ?? ""
+                    keys.append(YAMLNode(tree: tree, index: child, json: .string(key)))
                 }
             }
             return .mapping(keys: keys, values: values)
@@ -162,7 +185,7 @@ public struct YAMLNode: @unchecked Sendable {
 
     /// The node itself, or the anchored node an alias stands for.
     var resolved: YAMLNode {
-        if case .alias(let target) = node.kind { return YAMLNode(tree: tree, index: target).resolved }
+        if case .alias(let target) = node.kind { return YAMLNode(tree: tree, index: target, json: json).resolved }
         return self
     }
 

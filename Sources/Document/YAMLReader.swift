@@ -14,11 +14,9 @@ public struct YAMLDocument: @unchecked Sendable {
     }
 
     /// The document's root node; nil for an empty document (`---` followed by nothing).
-    public var root: YAMLNode? { tree.nodes.isEmpty ? nil : YAMLNode(tree: tree, index: 0) }
+    public var root: YAMLNode? { tree.nodes.isEmpty ? nil : YAMLNode(tree: tree, index: 0, json: tree.value) }
 
-    public var value: JSON { tree.nodes.first?.json ?? .null }
-
-    fileprivate var nodeCount: Int { tree.nodes.count }
+    public var value: JSON { tree.value }
 }
 
 /// A YAML syntax or structure error, with the place it was found.
@@ -132,16 +130,93 @@ public enum YAMLReader {
     }
 }
 
-/// Builds each document's flat node tree from libyaml events.
+/// Builds each document's flat node tree and its value from libyaml events. Each value goes
+/// straight into the collection that holds it, so it is made and retained once.
 private struct TreeBuilder {
     /// A collection still open: its node, its anchor (registered once it is complete, as an alias
-    /// cannot refer into its own anchor), and its children so far.
+    /// cannot refer into its own anchor), and its value so far.
     private struct Open {
         let index: Int
         let isMapping: Bool
         let anchor: String?
-        var children = 0
         var lastChild: Int?
+        /// A sequence's items.
+        var items: [JSON] = []
+        /// A mapping's own members; then the members its merge keys bring, first one wins.
+        var object = JSONObject()
+        var merged = JSONObject()
+        /// The key whose value comes next; nil while a key is expected.
+        var key: Key?
+
+        /// Takes a complete child's value: an item, a key (checked here: a scalar, not a
+        /// duplicate) or a member's value. A merge key's value comes back, for the tree to keep.
+        mutating func take(_ value: consuming JSON, from child: YAMLTree.Node, at index: Int) throws -> JSON? {
+            lastChild = index
+            guard isMapping else {
+                // Most collections in manifests are small: room for four saves the first regrowths.
+                if items.isEmpty { items.reserveCapacity(4) }
+                items.append(value)
+                return nil
+            }
+            switch key {
+            case nil:
+                if child.isMergeKey {
+                    key = .merge
+                    return nil
+                }
+                guard let text = value.keyText else {
+                    throw YAMLError(mark: child.start, message: "a mapping key must be a scalar")
+                }
+                if object.index(forKey: text) != nil {
+                    throw YAMLError(mark: child.start, message: "duplicate key \"\(text)\"")
+                }
+                key = .named(text)
+                return nil
+            case .named(let text):
+                key = nil
+                if object.isEmpty { object.reserveCapacity(4) }
+                object.appendUnchecked(key: text, value: value)
+                return nil
+            case .merge:
+                key = nil
+                try merge(value, at: child.start)
+                return value
+            }
+        }
+
+        /// The collection's value, moved out of it.
+        consuming func value() -> JSON {
+            guard isMapping else { return .array(items) }
+            for member in merged.storage where object.index(forKey: member.key) == nil {
+                object.appendUnchecked(key: member.key, value: member.value)
+            }
+            return .object(object)
+        }
+
+        /// Notes what a merge key (`<<`) brings, to be added once the mapping's own keys are known.
+        private mutating func merge(_ value: JSON, at mark: SourceMark) throws {
+            let sources: [JSON]
+            switch value {
+            case .object: sources = [value]
+            case .array(let items): sources = items
+            default:
+                throw YAMLError(mark: mark, message: "a merge key (<<) needs a mapping or a list of mappings")
+            }
+            for source in sources {
+                guard let sourceObject = source.objectValue else {
+                    throw YAMLError(mark: mark, message: "a merge key (<<) needs a mapping or a list of mappings")
+                }
+                for member in sourceObject.storage where merged.index(forKey: member.key) == nil {
+                    merged.appendUnchecked(key: member.key, value: member.value)
+                }
+            }
+        }
+    }
+
+    private enum Key {
+        case named(String)
+        /// `<<`: the value is a mapping, or a list of them, to merge.
+        case merge
     }
 
     let bytes: [UInt8]
@@ -153,8 +228,15 @@ private struct TreeBuilder {
     private let byteOffsets: [Int]?
     /// The current document's nodes; the first is its root.
     private var nodes: [YAMLTree.Node] = []
-    private var stack: [Open] = []
-    private var anchors: [String: Int] = [:]
+    /// The most nodes a document had so far, to make room for the next one at once.
+    private var largestDocument = 0
+    private var tags: [String] = []
+    private var rootValue = JSON.null
+    private var mergeSources: [Int: JSON] = [:]
+    /// The innermost open collection, and the ones that hold it.
+    private var current: Open?
+    private var ancestors: [Open] = []
+    private var anchors: [String: (index: Int, value: JSON)] = [:]
     private var documentStart = 0
     /// The last complete document, held back until it is known whether text follows it.
     private var pending: YAMLDocument?
@@ -262,9 +344,14 @@ private struct TreeBuilder {
             anchors.removeAll(keepingCapacity: true)
         case YAML_DOCUMENT_END_EVENT:
             let end = offset(event.end_mark)
-            pending = YAMLDocument(tree: YAMLTree(nodes: nodes), range: documentStart..<end)
+            largestDocument = max(largestDocument, nodes.count)
+            let tree = YAMLTree(nodes: nodes, tags: tags, value: rootValue, mergeSources: mergeSources)
+            pending = YAMLDocument(tree: tree, range: documentStart..<end)
             nodes = []
-            nodes.reserveCapacity(pending?.nodeCount ?? 0)
+            nodes.reserveCapacity(largestDocument)
+            tags = []
+            rootValue = .null
+            mergeSources = [:]
             completedDocuments += 1
             documentStart = end
         case YAML_SCALAR_EVENT:
@@ -287,18 +374,18 @@ private struct TreeBuilder {
             let json = try ScalarResolver.resolve(value, style: style, tag: tag, at: start)
             let isMergeKey = style == .plain && tag == nil && value.count == 2
                 && value[0] == UInt8(ascii: "<") && value[1] == UInt8(ascii: "<")
-            add(YAMLTree.Node(kind: .scalar(style), json: json, start: start, end: end, next: nodes.count + 1,
-                              isFlow: false, isMergeKey: isMergeKey, tag: tag),
-                anchor: Self.string(scalar.anchor))
+            try add(YAMLTree.Node(kind: .scalar(style), start: start, end: end, next: nodes.count + 1,
+                                  isFlow: false, isMergeKey: isMergeKey, tag: tagIndex(tag)),
+                    value: json, anchor: Self.string(scalar.anchor))
         case YAML_ALIAS_EVENT:
             let start = sourceMark(event.start_mark)
             let name = Self.string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
                 throw YAMLError(mark: start, message: "unknown alias *\(name)")
             }
-            add(YAMLTree.Node(kind: .alias(target), json: nodes[target].json, start: start, end: offset(event.end_mark),
-                              next: nodes.count + 1, isFlow: false, tag: nil),
-                anchor: nil)
+            try add(YAMLTree.Node(kind: .alias(target.index), start: start, end: offset(event.end_mark),
+                                  next: nodes.count + 1, isFlow: false),
+                    value: target.value, anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
             let data = event.data.sequence_start
             try open(.sequence, at: event.start_mark, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
@@ -329,101 +416,58 @@ private struct TreeBuilder {
         return end
     }
 
-    /// Appends a complete node (a scalar or an alias) and counts it as a child of the open collection.
-    private mutating func add(_ node: consuming YAMLTree.Node, anchor: String?) {
-        let index = nodes.count
-        nodes.append(node)
-        completed(index, anchor: anchor)
+    private mutating func tagIndex(_ tag: String?) -> Int? {
+        guard let tag else { return nil }
+        tags.append(tag)
+        return tags.count - 1
     }
 
-    private mutating func completed(_ index: Int, anchor: String?) {
-        if let anchor { anchors[anchor] = index }
-        guard !stack.isEmpty else { return }
-        stack[stack.count - 1].children += 1
-        stack[stack.count - 1].lastChild = index
+    /// Appends a complete node (a scalar or an alias) and hands its value to the open collection.
+    private mutating func add(_ node: YAMLTree.Node, value: consuming JSON, anchor: String?) throws {
+        let index = nodes.count
+        nodes.append(node)
+        try completed(index, value: value, anchor: anchor)
+    }
+
+    /// Puts a complete node's value where it belongs: in the open collection, or as the root.
+    private mutating func completed(_ index: Int, value: consuming JSON, anchor: String?) throws {
+        if let anchor { anchors[anchor] = (index, value) }
+        guard current != nil else {
+            rootValue = value
+            return
+        }
+        if let mergeSource = try current!.take(value, from: nodes[index], at: index) {
+            mergeSources[index] = mergeSource
+        }
     }
 
     /// Starts a collection: its node goes in now, before its children; its value and end are
     /// filled in when it closes.
     private mutating func open(_ kind: YAMLNode.Kind, at mark: yaml_mark_t, tag: String?, anchor: String?, flow: Bool) throws {
         let start = sourceMark(mark)
-        guard stack.count < YAMLReader.maxDepth else {
+        guard ancestors.count + 1 < YAMLReader.maxDepth else {
             throw YAMLError(mark: start, message: "collections nest deeper than \(YAMLReader.maxDepth) levels")
         }
-        stack.append(Open(index: nodes.count, isMapping: kind == .mapping, anchor: anchor))
-        nodes.append(YAMLTree.Node(kind: kind, json: .null, start: start, end: start.offset, next: nodes.count + 1,
-                                   isFlow: flow, tag: tag))
+        if let outer = current.take() { ancestors.append(outer) }
+        current = Open(index: nodes.count, isMapping: kind == .mapping, anchor: anchor)
+        nodes.append(YAMLTree.Node(kind: kind, start: start, end: start.offset, next: nodes.count + 1,
+                                   isFlow: flow, tag: tagIndex(tag)))
     }
 
     private mutating func close(endMark: yaml_mark_t) throws {
-        guard let open = stack.popLast() else { return }
+        guard let open = current.take() else { return }
+        current = ancestors.popLast()
         let index = open.index
+        let anchor = open.anchor
         let start = nodes[index].start
-        let json = open.isMapping ? try mappingValue(of: open) : sequenceValue(of: open)
         let end: Int
         if nodes[index].isFlow {
             end = offset(endMark)
         } else {
             end = lineEnd(after: open.lastChild.map { nodes[$0].end } ?? start.offset)
         }
-        nodes[index].json = json
         nodes[index].end = end
         nodes[index].next = nodes.count
-        completed(index, anchor: open.anchor)
-    }
-
-    private func sequenceValue(of open: Open) -> JSON {
-        var items: [JSON] = []
-        items.reserveCapacity(open.children)
-        var child = open.index + 1
-        while child < nodes.count {
-            items.append(nodes[child].json)
-            child = nodes[child].next
-        }
-        return .array(items)
-    }
-
-    /// A mapping's JSON object: keys as strings, duplicates refused, `<<` merges applied with the
-    /// mapping's own keys winning, as Kubernetes tooling does.
-    private func mappingValue(of open: Open) throws -> JSON {
-        var object = JSONObject()
-        object.reserveCapacity(open.children / 2)
-        var merged: [(String, JSON)] = []
-        var key = open.index + 1
-        while key < nodes.count {
-            let value = nodes[key].next
-            defer { key = nodes[value].next }
-            if nodes[key].isMergeKey {
-                let sources: [JSON]
-                switch nodes[value].json {
-                case .object: sources = [nodes[value].json]
-                case .array(let items): sources = items
-                default:
-                    throw YAMLError(mark: nodes[value].start, message: "a merge key (<<) needs a mapping or a list of mappings")
-                }
-                for source in sources {
-                    guard let sourceObject = source.objectValue else {
-                        throw YAMLError(mark: nodes[value].start, message: "a merge key (<<) needs a mapping or a list of mappings")
-                    }
-                    for (mergedKey, mergedValue) in sourceObject.members where !merged.contains(where: { $0.0 == mergedKey }) {
-                        merged.append((mergedKey, mergedValue))
-                    }
-                }
-                continue
-            }
-            guard let text = nodes[key].json.keyText else {
-                throw YAMLError(mark: nodes[key].start, message: "a mapping key must be a scalar")
-            }
-            // Lengths first: most keys differ in length, and comparing those is all a check costs.
-            let length = text.utf8.count
-            if object.keys.contains(where: { $0.utf8.count == length && $0 == text }) {
-                throw YAMLError(mark: nodes[key].start, message: "duplicate key \"\(text)\"")
-            }
-            object.appendUnchecked(key: text, value: nodes[value].json)
-        }
-        for (key, value) in merged where object.index(forKey: key) == nil {
-            object.appendUnchecked(key: key, value: value)
-        }
-        return .object(object)
+        try completed(index, value: open.value(), anchor: anchor)
     }
 }

@@ -13,34 +13,40 @@ public struct YAMLRewriter {
     public init() {}
 
     /// Appends to `output` the text of `document` (its whole byte range in `source`) with its
-    /// value replaced by `value`. A stream's documents all go into one buffer.
-    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON, into output: inout [UInt8]) {
-        guard let root = document.root, root.json != value else {
+    /// value replaced by `value`. A stream's documents all go into one buffer. Returns whether
+    /// the value differs from the document's, so callers need not compare them again.
+    @discardableResult
+    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON, into output: inout [UInt8]) -> Bool {
+        let changed = document.value != value
+        guard changed, let root = document.root else {
             output.append(contentsOf: source[document.range])
-            return
+            return changed
         }
         var splicer = Splicer(source: source, tree: root.tree, fragments: fragments)
         swap(&output, &splicer.output)
         defer { swap(&output, &splicer.output) }
         splicer.copy(document.range.lowerBound..<root.start.offset)
-        splicer.rewrite(root.index, value, column: root.start.column)
+        splicer.rewriteChanged(root.index, from: document.value, to: value, column: root.start.column)
         splicer.copy(root.end..<document.range.upperBound)
+        return true
     }
 }
 
 /// A bounded memo of values written as YAML and laid out at a column.
 private final class FragmentCache {
-    /// A fragment where it goes. The value is hashed by its top levels only: fragments recur
-    /// whole (the same proxy container for every workload), the top levels tell them apart, and
-    /// `==`, which returns at once for values that share storage, settles the rest. Hashing every
-    /// leaf cost more than writing the lines.
+    /// A fragment where it goes. Values match only when they would be written the same: equal
+    /// with their members in the same order (JSON's `==` ignores order, the text shows it). The
+    /// value is hashed by its top levels only: fragments recur whole (the same proxy container
+    /// for every workload), the top levels tell them apart, and the match, which returns at once
+    /// for values that share storage, settles the rest. Hashing every leaf cost more than
+    /// writing the lines.
     private struct Key: Hashable {
         let value: JSON
         let column: Int
         let newline: [UInt8]
 
         static func == (lhs: Key, rhs: Key) -> Bool {
-            lhs.column == rhs.column && lhs.newline == rhs.newline && lhs.value == rhs.value
+            lhs.column == rhs.column && lhs.newline == rhs.newline && writtenAlike(lhs.value, rhs.value)
         }
 
         func hash(into hasher: inout Hasher) {
@@ -49,8 +55,22 @@ private final class FragmentCache {
             Self.combine(value, depth: 2, into: &hasher)
         }
 
-        /// Agrees with `==`: objects are hashed member by member and summed, as their order
-        /// does not count.
+        private static func writtenAlike(_ lhs: JSON, _ rhs: JSON) -> Bool {
+            switch (lhs, rhs) {
+            case (.object(let left), .object(let right)):
+                guard left.count == right.count else { return false }
+                if left.sharesStorage(with: right) { return true }
+                return left.storage.elementsEqual(right.storage) { $0.key == $1.key && writtenAlike($0.value, $1.value) }
+            case (.array(let left), .array(let right)):
+                return left.elementsEqual(right, by: writtenAlike)
+            case (.object, _), (.array, _):
+                return false
+            default:
+                return lhs == rhs
+            }
+        }
+
+        /// Members in order, each into the one hasher, as order counts for a match.
         private static func combine(_ value: JSON, depth: Int, into hasher: inout Hasher) {
             switch value {
             case .null: hasher.combine(0)
@@ -63,14 +83,10 @@ private final class FragmentCache {
             case .object(let object):
                 hasher.combine(object.count)
                 guard depth > 0 else { return }
-                var sum = 0
-                for (key, member) in object.members {
-                    var memberHasher = Hasher()
-                    memberHasher.combine(key)
-                    combine(member, depth: depth - 1, into: &memberHasher)
-                    sum &+= memberHasher.finalize()
+                for member in object.storage {
+                    hasher.combine(member.key)
+                    combine(member.value, depth: depth - 1, into: &hasher)
                 }
-                hasher.combine(sum)
             }
         }
     }
@@ -78,10 +94,38 @@ private final class FragmentCache {
     private static let capacity = 256
     private var texts: [Key: [UInt8]] = [:]
 
+    private struct Entry {
+        let key: Key
+        let text: [UInt8]
+    }
+
+    /// The fragments used last, newest first. The same few recur document after document (the
+    /// proxy container, its volumes), mostly as the very values written before: trying these
+    /// first settles most lookups by a storage compare, without hashing the value.
+    private var recent: [Entry] = []
+
     /// `value` written as YAML continuing the current line, its later lines indented to `column`.
     func text(of value: JSON, column: Int, newline: [UInt8]) -> [UInt8] {
         let key = Key(value: value, column: column, newline: newline)
-        if let cached = texts[key] { return cached }
+        if let index = recent.firstIndex(where: { $0.key == key }) {
+            let entry = recent.remove(at: index)
+            recent.insert(entry, at: 0)
+            return entry.text
+        }
+        let text: [UInt8]
+        if let cached = texts[key] {
+            text = cached
+        } else {
+            text = written(value, column: column, newline: newline)
+            if texts.count >= Self.capacity { texts.removeAll(keepingCapacity: true) }
+            texts[key] = text
+        }
+        if recent.count == 4 { recent.removeLast() }
+        recent.insert(Entry(key: key, text: text), at: 0)
+        return text
+    }
+
+    private func written(_ value: JSON, column: Int, newline: [UInt8]) -> [UInt8] {
         var text: [UInt8] = []
         for (index, line) in YAMLWriter.lines(of: value).enumerated() {
             if index > 0 {
@@ -90,8 +134,6 @@ private final class FragmentCache {
             }
             text.append(contentsOf: line)
         }
-        if texts.count >= Self.capacity { texts.removeAll(keepingCapacity: true) }
-        texts[key] = text
         return text
     }
 }
@@ -102,7 +144,8 @@ struct Splicer {
     var output: [UInt8] = []
     private let fragments: FragmentCache
     /// The document's nodes, walked by index: a `YAMLNode` per child would cost an array and a
-    /// reference count each, which was most of a rewrite's time.
+    /// reference count each, which was most of a rewrite's time. Each node's old value is handed
+    /// down from its parent's, as the tree keeps none per node.
     private let tree: YAMLTree
 
     fileprivate init(source: [UInt8], tree: YAMLTree, fragments: FragmentCache) {
@@ -141,24 +184,30 @@ struct Splicer {
         return children
     }
 
-    /// Writes the replacement of `node`'s text. Fresh lines after the first start at `column`.
-    mutating func rewrite(_ node: Int, _ value: JSON, column: Int) {
-        if tree.nodes[node].json == value {
+    /// Writes the replacement of `node`'s text, whose value was `old`. Fresh lines after the
+    /// first start at `column`.
+    private mutating func rewrite(_ node: Int, from old: JSON, to value: JSON, column: Int) {
+        if old == value {
             copy(start(node)..<end(node))
             return
         }
+        rewriteChanged(node, from: old, to: value, column: column)
+    }
+
+    /// `rewrite` once the value is known to have changed.
+    mutating func rewriteChanged(_ node: Int, from old: JSON, to value: JSON, column: Int) {
         let isFlow = tree.nodes[node].isFlow
         let isTagged = tree.nodes[node].tag != nil
-        if isFlow, !isTagged, !tree.nodes[node].json.isEmptyCollection, Self.isNonEmptyCollection(value), sameKind(node, value) {
-            flow(node, value)
+        if isFlow, !isTagged, !old.isEmptyCollection, Self.isNonEmptyCollection(value), sameKind(node, value) {
+            flow(node, from: old, to: value)
             return
         }
         if !isFlow, !isTagged {
-            switch (tree.nodes[node].kind, value) {
-            case (.mapping, .object(let object)) where !object.isEmpty:
-                if mapping(node, object) { return }
-            case (.sequence, .array(let array)) where !array.isEmpty:
-                if sequence(node, array) { return }
+            switch (tree.nodes[node].kind, old, value) {
+            case (.mapping, .object(let oldObject), .object(let object)) where !object.isEmpty:
+                if mapping(node, from: oldObject, to: object) { return }
+            case (.sequence, .array(let oldItems), .array(let items)) where !items.isEmpty:
+                if sequence(node, from: oldItems, to: items) { return }
             default:
                 break
             }
@@ -178,23 +227,23 @@ struct Splicer {
 
     /// Rewrites a block mapping entry by entry; false (having written nothing) when its layout is
     /// one this does not edit in place (keys not each at the start of a line, merge keys, aliases).
-    private mutating func mapping(_ node: Int, _ object: JSONObject) -> Bool {
+    /// Without merge keys, the old value's members are the keys' in order.
+    private mutating func mapping(_ node: Int, from old: JSONObject, to object: JSONObject) -> Bool {
         let column = column(node)
         var keys: [Int] = []
-        var names: [String] = []
+        keys.reserveCapacity(old.count)
         var child = node + 1
         while child < tree.nodes[node].next {
             let key = child
             child = tree.nodes[tree.nodes[key].next].next
-            guard case .scalar = tree.nodes[key].kind, !tree.nodes[key].isMergeKey, tree.nodes[key].start.column == column,
-                  let name = tree.nodes[key].json.keyText else { return false }
+            guard case .scalar = tree.nodes[key].kind, !tree.nodes[key].isMergeKey, tree.nodes[key].start.column == column
+            else { return false }
             if !keys.isEmpty, !SourceText.isBlank(lineStart(start(key))..<start(key), in: source) { return false }
             keys.append(key)
-            names.append(name)
         }
         var wroteAny = false
-        for index in keys.indices {
-            guard let newValue = object[names[index]] else { continue }
+        for (index, (name, oldValue)) in zip(keys.indices, old.members) {
+            guard let newValue = object[name] else { continue }
             let key = keys[index]
             var from = index == 0 ? start(node) : lineStart(start(key))
             if wroteAny {
@@ -202,10 +251,10 @@ struct Splicer {
             } else {
                 from = start(key)
             }
-            entry(key: key, name: names[index], newValue, from: from, column: column)
+            entry(key: key, name: name, from: oldValue, to: newValue, at: from, column: column)
             wroteAny = true
         }
-        for (name, newValue) in object.members where !names.contains(name) {
+        for (name, newValue) in object.members where old.index(forKey: name) == nil {
             if wroteAny { indent(column) }
             freshEntry(name, newValue, column: column)
             wroteAny = true
@@ -213,19 +262,20 @@ struct Splicer {
         return true
     }
 
-    private mutating func entry(key: Int, name: String, _ newValue: JSON, from start: Int, column: Int) {
+    /// Rewrites one `key: value` entry, from `start` (its key, or the line it is on).
+    private mutating func entry(key: Int, name: String, from oldValue: JSON, to newValue: JSON, at start: Int, column: Int) {
         let value = tree.nodes[key].next
         let end = lineEnd(self.end(value))
-        if tree.nodes[value].json == newValue {
+        if oldValue == newValue {
             copy(start..<end)
             return
         }
-        let isEmptyFlow = tree.nodes[value].isFlow && tree.nodes[value].json.isEmptyCollection
+        let isEmptyFlow = tree.nodes[value].isFlow && oldValue.isEmptyCollection
         switch (tree.nodes[value].kind, newValue) {
         case (.mapping, .object) where Self.isNonEmptyCollection(newValue) && !isEmptyFlow,
              (.sequence, .array) where Self.isNonEmptyCollection(newValue) && !isEmptyFlow:
             copy(start..<self.start(value))
-            rewrite(value, newValue, column: self.column(value))
+            rewriteChanged(value, from: oldValue, to: newValue, column: self.column(value))
             copy(self.end(value)..<end)
         case (.scalar, _) where Self.isInlineScalar(newValue):
             // Keep the key as written and any comment after the value.
@@ -248,16 +298,16 @@ struct Splicer {
 
     /// Rewrites a flow collection (`[a, b]`, `{k: v}`) in place: kept items keep their text and
     /// the separators between them; new items are written in flow style.
-    private mutating func flow(_ node: Int, _ value: JSON) {
-        if tree.nodes[node].json == value {
+    private mutating func flow(_ node: Int, from old: JSON, to value: JSON) {
+        if old == value {
             copy(start(node)..<end(node))
             return
         }
         let isTagged = tree.nodes[node].tag != nil
-        switch (tree.nodes[node].kind, value) {
-        case (.sequence, .array(let array)) where !isTagged && hasChildren(node) && !array.isEmpty:
+        switch (tree.nodes[node].kind, old, value) {
+        case (.sequence, .array(let oldItems), .array(let array)) where !isTagged && hasChildren(node) && !array.isEmpty:
             let items = children(of: node)
-            let matches = Self.match(old: items.map { tree.nodes[$0].json }, new: array)
+            let matches = Self.match(old: oldItems, new: array)
             copy(start(node)..<start(items[0]))
             var previousOld: Int?
             for (newIndex, newValue) in array.enumerated() {
@@ -269,7 +319,7 @@ struct Splicer {
                             output.append(contentsOf: ", ".utf8)
                         }
                     }
-                    flow(items[oldIndex], newValue)
+                    flow(items[oldIndex], from: oldItems[oldIndex], to: newValue)
                     previousOld = oldIndex
                 } else {
                     if newIndex > 0 { output.append(contentsOf: ", ".utf8) }
@@ -278,17 +328,16 @@ struct Splicer {
                 }
             }
             copy(end(items[items.count - 1])..<end(node))
-        case (.mapping, .object(let object)) where !isTagged && hasChildren(node) && !object.isEmpty:
+        case (.mapping, .object(let oldObject), .object(let object)) where !isTagged && hasChildren(node) && !object.isEmpty:
             let children = children(of: node)
             let keys = stride(from: 0, to: children.count, by: 2).map { children[$0] }
             let values = keys.map { tree.nodes[$0].next }
-            guard keys.allSatisfy({ !tree.nodes[$0].isMergeKey && tree.nodes[$0].json.keyText != nil }),
-                  values.allSatisfy({ end($0) > start($0) })
-            else {
+            guard keys.allSatisfy({ !tree.nodes[$0].isMergeKey }), values.allSatisfy({ end($0) > start($0) }) else {
                 freshFlow(value)
                 return
             }
-            let names = keys.map { tree.nodes[$0].json.keyText ?? "" }
+            // Without merge keys, the old value's members are the keys' in order.
+            let names = oldObject.keys
             copy(start(node)..<start(keys[0]))
             var wroteAny = false
             var previousOld: Int?
@@ -302,7 +351,7 @@ struct Splicer {
                     }
                 }
                 copy(start(keys[index])..<start(values[index]))
-                flow(values[index], newValue)
+                flow(values[index], from: oldObject.members[index].value, to: newValue)
                 previousOld = index
                 wroteAny = true
             }
@@ -351,7 +400,7 @@ struct Splicer {
     /// Rewrites a block sequence item by item, keeping items that survive (matched by `name` for
     /// lists of named objects, else by value) in place with their comments. False, having
     /// written nothing, when an item does not start on its own `- ` line.
-    private mutating func sequence(_ node: Int, _ array: [JSON]) -> Bool {
+    private mutating func sequence(_ node: Int, from old: [JSON], to array: [JSON]) -> Bool {
         let column = column(node)
         let items = children(of: node)
         var dashes: [Int] = []
@@ -365,12 +414,12 @@ struct Splicer {
             else { return false }
             dashes.append(dash)
         }
-        let matches = Self.match(old: items.map { tree.nodes[$0].json }, new: array)
+        let matches = Self.match(old: old, new: array)
         var wroteAny = false
         var previousOld: Int?
         for (newIndex, newValue) in array.enumerated() {
             if let oldIndex = matches[newIndex] {
-                let old = items[oldIndex]
+                let item = items[oldIndex]
                 if wroteAny {
                     if let previousOld, previousOld == oldIndex - 1 {
                         copy(lineEnd(end(items[previousOld]))..<dashes[oldIndex])
@@ -378,9 +427,9 @@ struct Splicer {
                         indent(column)
                     }
                 }
-                copy(dashes[oldIndex]..<start(old))
-                rewrite(old, newValue, column: self.column(old))
-                copy(end(old)..<lineEnd(end(old)))
+                copy(dashes[oldIndex]..<start(item))
+                rewrite(item, from: old[oldIndex], to: newValue, column: self.column(item))
+                copy(end(item)..<lineEnd(end(item)))
                 previousOld = oldIndex
             } else {
                 if wroteAny { indent(column) }

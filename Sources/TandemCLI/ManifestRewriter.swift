@@ -163,12 +163,12 @@ struct ManifestRewriter {
                     result.workloads += report.workloads.map { WorkloadLine(source: source, document: index, report: $0) }
                     newValue = report.object
                 }
-                if newValue != value { result.changed = true }
                 switch format {
                 case .json:
+                    if newValue != value { result.changed = true }
                     if !newValue.isNull { jsonValues.append(newValue) }
                 case .yaml, nil:
-                    yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &output)
+                    if yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &output) { result.changed = true }
                     Self.reserveForRest(of: range.count, after: document.range.upperBound - range.lowerBound, in: &output)
                 }
             }

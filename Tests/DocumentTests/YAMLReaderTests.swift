@@ -35,6 +35,29 @@ import Testing
         #expect(doc["b"]?.objectValue?.keys == ["cpu", "memory", "gpu"])
     }
 
+    @Test func nodesCarryTheirValuesThroughAliasesAndMergeKeys() throws {
+        let text = """
+        base: &base {cpu: 100m, memory: 64Mi}
+        b:
+          <<: [*base, {gpu: 1}]
+          cpu: 2
+        c: [x, *base]
+        """
+        let root = try #require(try YAMLReader.read(text).first?.root)
+        let merged = root.deepestNode(along: ["b", "memory"])
+        #expect(merged.json == "64Mi")
+        #expect(merged.start == SourceMark(offset: 32, line: 1, column: 33))
+        #expect(root.deepestNode(along: ["b", "gpu"]).json == 1)
+        #expect(root.deepestNode(along: ["b", "cpu"]).json == 2)
+        #expect(root.deepestNode(along: ["c", "1", "cpu"]).json == "100m")
+        guard case .mapping(let keys, let values) = root.deepestNode(along: ["b"]).content else {
+            Issue.record("not a mapping")
+            return
+        }
+        #expect(keys.map(\.json) == ["<<", "cpu"])
+        #expect(values.map(\.json) == [[["cpu": "100m", "memory": "64Mi"], ["gpu": 1]], 2])
+    }
+
     @Test func keysKeepTheirOrderAndNonStringKeysBecomeText() throws {
         let doc = try value("z: 1\na: 2\n8080: x\ntrue: y\n")
         #expect(doc.objectValue?.keys == ["z", "a", "8080", "true"])

@@ -183,6 +183,19 @@ spec:
         #expect(output.hasPrefix("base: &b {x: 1}\nm:\n"))
     }
 
+    @Test func equalValuesInAnotherOrderAreWrittenInTheirOwnOrder() throws {
+        let bytes = Array("a: 1\n---\na: 1\n".utf8)
+        let documents = try YAMLReader.read(bytes)
+        let rewriter = YAMLRewriter()
+        var output: [UInt8] = []
+        for (document, members) in zip(documents, [[("p", JSON(1)), ("q", 2)], [("q", 2), ("p", 1)]]) {
+            var value = document.value
+            set(.object(JSONObject(members)), at: ["m"], in: &value)
+            rewriter.rewrite(document, in: bytes, to: value, into: &output)
+        }
+        #expect(String(decoding: output, as: UTF8.self) == "a: 1\nm:\n  p: 1\n  q: 2\n---\na: 1\nm:\n  q: 2\n  p: 1\n")
+    }
+
     @Test func listMatchingIsLinearAndOrdered() {
         let old: [JSON] = [["name": "a"], ["name": "b"], "x", "y"]
         let new: [JSON] = [["name": "p"], ["name": "a"], ["name": "b", "v": 1], "y", "z"]
