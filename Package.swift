@@ -12,7 +12,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
                        providers: [.apt(["libyaml-dev"])]),
-        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
+        // No pkgConfig: it would add -lssl -lcrypto, the shared libraries (see the module map).
+        .systemLibrary(name: "COpenSSL",
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "CTandemShim", dependencies: ["COpenSSL"]),
 
