@@ -98,16 +98,9 @@ enum TemplateEditor {
                     try prepend(proxy, to: "initContainers", of: &spec, status: &status)
                     status.initContainers.append(TandemNames.proxyContainer)
                     if plan.proxy.drainDelaySeconds > 0 {
-                        try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
-                            guard case .array(var list) = containers else { return }
-                            containers = .null
-                            defer { containers = .array(list) }
-                            for index in list.indices {
-                                try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
-                                    try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
-                                                 status: &status, warnings: &warnings)
-                                }
-                            }
+                        try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
+                            try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
+                                         status: &status, warnings: &warnings)
                         }
                     }
                 case .legacy:
@@ -115,17 +108,11 @@ enum TemplateEditor {
                     // Every wrapped app tells the proxy the others' names, so it quits after the last.
                     let wrapped = (spec["containers"]?.arrayValue ?? []).filter { wrappedCommand(of: $0, entrypoint: entrypoint) != nil }
                         .compactMap { $0["name"]?.stringValue }
-                    try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
-                        guard case .array(var list) = containers else { return }
-                        containers = .null
-                        defer { containers = .array(list) }
-                        for index in list.indices {
-                            try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
-                                try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
-                                                        entrypoint: entrypoint, wrappedApps: wrapped,
-                                                        status: &status, warnings: &warnings)
-                            }
-                        }
+                    try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
+                        try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
+                                                entrypoint: entrypoint, wrappedApps: wrapped,
+                                                status: &status, warnings: &warnings)
+                    } then: { list in
                         list.insert(proxy, at: 0)
                     }
                     status.containers.append(TandemNames.proxyContainer)
@@ -154,6 +141,26 @@ enum TemplateEditor {
             }
         }
         return warnings
+    }
+
+    /// Runs `edit` on each app container (an object) in place, then `finish` on the list; nothing
+    /// when `spec.containers` is not an array. Each value is moved out while it changes, so
+    /// nothing is copied.
+    private static func editAppContainers(
+        of spec: inout JSONObject, _ edit: (inout JSONObject, Int) throws(InjectionError) -> Void,
+        then finish: (inout [JSON]) -> Void = { _ in }
+    ) throws(InjectionError) {
+        try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
+            guard case .array(var list) = containers else { return }
+            containers = .null
+            defer { containers = .array(list) }
+            for index in list.indices {
+                try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
+                    try edit(&container, index)
+                }
+            }
+            finish(&list)
+        }
     }
 
     /// Legacy mode: mount the binary in an app container and wrap its command so the proxy
