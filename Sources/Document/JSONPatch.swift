@@ -69,8 +69,8 @@ extension JSONPatch {
     }
 
     /// Appends the text of `json` as `JSONWriter` writes it, without building the value first:
-    /// the webhook writes one patch per admission.
-    public func write(into buffer: inout [UInt8]) {
+    /// the webhook writes one patch per admission. Objects in `texts` are copied as written there.
+    public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts = JSONWrittenTexts([])) {
         buffer.append(UInt8(ascii: "["))
         for (index, operation) in operations.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
@@ -84,7 +84,7 @@ extension JSONPatch {
             case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
                 member("path", path)
                 buffer.append(contentsOf: #","value":"#.utf8)
-                JSONWriter.write(value, into: &buffer)
+                JSONWriter.write(value, into: &buffer, reusing: texts)
             case .remove(let path):
                 member("path", path)
             case .move(let from, let path), .copy(let from, let path):

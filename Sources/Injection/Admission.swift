@@ -142,7 +142,8 @@ public enum Admission {
         }
         result.outcome = .patched
         result.patchOperations = patch.operations.count
-        result.body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings)
+        result.body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings,
+                                         texts: injector.addedContainerTexts)
         return result
     }
 
@@ -208,10 +209,11 @@ public enum Admission {
     /// The review that allows with `patch`: what `reviewBytes` writes for the response `uid`,
     /// `allowed`, `patchType`, `patch` (base64), `warnings` (when there are any), but with the
     /// patch written as text and encoded straight into the answer, not built as values and strings.
-    static func patchedReviewBytes(uid: String, patch: JSONPatch, warnings: [String]) -> [UInt8] {
+    /// `texts` holds objects already written, which the patch copies.
+    static func patchedReviewBytes(uid: String, patch: JSONPatch, warnings: [String], texts: JSONWrittenTexts) -> [UInt8] {
         var patchText: [UInt8] = []
         patchText.reserveCapacity(4096)
-        patch.write(into: &patchText)
+        patch.write(into: &patchText, reusing: texts)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(patchText.count / 3 * 4 + 256)
         bytes.append(contentsOf: #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#.utf8)

@@ -32,6 +32,8 @@ struct ProxyArtifacts: Sendable {
     let proxy: JSON
     let initContainer: JSON
     let fingerprint: String
+    /// Their text, for writing patches that add them.
+    let texts: JSONWrittenTexts
     /// Workloads of one shape get the same status record too, and writing it out was most of
     /// the cost of recording an injection.
     let statusTexts = StatusTextMemo()
@@ -40,6 +42,7 @@ struct ProxyArtifacts: Sendable {
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
+        texts = JSONWrittenTexts([proxy, initContainer].compactMap(\.objectValue))
     }
 }
 
@@ -58,6 +61,11 @@ final class StatusTextMemo: Sendable {
 /// Remembers the artifacts of the last plan seen (a one-entry cache, safe across threads).
 final class ProxyArtifactsCache: Sendable {
     private let last = Mutex<(plan: ProxyPlan, artifacts: ProxyArtifacts)?>(nil)
+
+    /// The text of the containers last added; a patch that adds other ones just does not use it.
+    var lastTexts: JSONWrittenTexts {
+        last.withLock { $0?.artifacts.texts } ?? JSONWrittenTexts([])
+    }
 
     func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {
         if let cached = last.withLock({ $0 }), cached.plan == plan { return cached.artifacts }
