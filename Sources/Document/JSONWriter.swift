@@ -117,6 +117,12 @@ public enum JSONWriter {
         copy.withUTF8 { writeEscaped($0, into: &buffer) }
     }
 
+    /// Writes text given as UTF-8 bytes as a quoted string.
+    static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "\""))
+        writeEscaped(bytes, into: &buffer)
+    }
+
     /// The body of `writeString`: the UTF-8 of a string, escaped, then the closing quote.
     private static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout [UInt8]) {
         var runStart = 0
