@@ -52,7 +52,12 @@ public enum JSONWriter {
                 writeCompact(elements[index], into: &buffer, reusing: texts)
             }
             buffer.append(UInt8(ascii: "]"))
-        case .string(let string): writeString(string, into: &buffer)
+        case .string(let string):
+            if let text = texts?.text(of: string) {
+                buffer.append(contentsOf: text)
+            } else {
+                writeString(string, into: &buffer)
+            }
         case .number(let text): buffer.append(contentsOf: text.utf8)
         case .bool(true): buffer.append(contentsOf: "true".utf8)
         case .bool(false): buffer.append(contentsOf: "false".utf8)
@@ -159,20 +164,30 @@ public enum JSONWriter {
     }
 }
 
-/// The compact text of particular objects, written once. An object that is one of these (the
-/// same storage, not merely equal, so certainly the same members) is copied as text rather than
-/// written again: the containers the injector adds are the same few values in every pod it patches.
+/// The compact text of particular objects and strings, written once. An object that is one of
+/// these (the same storage, not merely equal, so certainly the same members) or a string equal to
+/// one is copied as text rather than written again: the containers and status record the injector
+/// adds are the same few values in every pod of a workload.
 public struct JSONWrittenTexts: Sendable {
-    private let entries: [(object: JSONObject, text: [UInt8])]
+    private let objects: [(object: JSONObject, text: [UInt8])]
+    private let strings: [(string: String, length: Int, text: [UInt8])]
 
-    public init(_ objects: [JSONObject]) {
-        entries = objects.map { ($0, JSONWriter.write(.object($0))) }
+    public init(_ objects: [JSONObject], strings: [String] = []) {
+        self.objects = objects.map { ($0, JSONWriter.write(.object($0))) }
+        self.strings = strings.map { ($0, $0.utf8.count, JSONWriter.write(.string($0))) }
     }
 
-    var isEmpty: Bool { entries.isEmpty }
+    var isEmpty: Bool { objects.isEmpty && strings.isEmpty }
 
     func text(of object: JSONObject) -> [UInt8]? {
-        entries.first { $0.object.sharesStorage(with: object) }?.text
+        objects.first { $0.object.sharesStorage(with: object) }?.text
+    }
+
+    /// Lengths rule out nearly every string before a comparison.
+    func text(of string: String) -> [UInt8]? {
+        guard !strings.isEmpty else { return nil }
+        let length = string.utf8.count
+        return strings.first { $0.length == length && $0.string == string }?.text
     }
 }
 

@@ -143,7 +143,7 @@ public enum Admission {
         result.outcome = .patched
         result.patchOperations = patch.operations.count
         result.body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings,
-                                         texts: injector.addedContainerTexts)
+                                         texts: injector.addedTexts)
         return result
     }
 

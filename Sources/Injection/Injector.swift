@@ -35,8 +35,9 @@ public struct Injector: Sendable {
     public var config: InjectionConfig
     private let artifactsCache = ProxyArtifactsCache()
 
-    /// The text of the containers this injector last added, for writing patches that add them.
-    var addedContainerTexts: JSONWrittenTexts { artifactsCache.lastTexts }
+    /// The JSON text of the containers and status record this injector last added, for writing
+    /// patches that add them.
+    var addedTexts: JSONWrittenTexts { artifactsCache.lastTexts }
 
     public init(config: InjectionConfig = .defaults) {
         self.config = config

@@ -32,29 +32,39 @@ struct ProxyArtifacts: Sendable {
     let proxy: JSON
     let initContainer: JSON
     let fingerprint: String
-    /// Their text, for writing patches that add them.
-    let texts: JSONWrittenTexts
     /// Workloads of one shape get the same status record too, and writing it out was most of
     /// the cost of recording an injection.
-    let statusTexts = StatusTextMemo()
+    let statusTexts: StatusTextMemo
 
     init(_ plan: ProxyPlan) {
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
-        texts = JSONWrittenTexts([proxy, initContainer].compactMap(\.objectValue))
+        statusTexts = StatusTextMemo(containers: [proxy, initContainer].compactMap(\.objectValue))
     }
 }
 
-/// Remembers the text of the last status record written (a one-entry memo, safe across threads).
+/// Remembers the text of the last status record written (a one-entry memo, safe across threads),
+/// and the JSON text of it and of the containers, for writing patches that add them.
 final class StatusTextMemo: Sendable {
-    private let last = Mutex<(status: InjectionStatus, text: String)?>(nil)
+    private let containers: [JSONObject]
+    private let last = Mutex<(status: InjectionStatus, text: String, written: JSONWrittenTexts)?>(nil)
+
+    init(containers: [JSONObject]) {
+        self.containers = containers
+    }
 
     func text(of status: InjectionStatus) -> String {
         if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
         let text = status.annotationValue
-        last.withLock { $0 = (status, text) }
+        let written = JSONWrittenTexts(containers, strings: [text])
+        last.withLock { $0 = (status, text, written) }
         return text
+    }
+
+    /// The containers and the last record as JSON text.
+    var writtenTexts: JSONWrittenTexts {
+        last.withLock { $0?.written } ?? JSONWrittenTexts(containers)
     }
 }
 
@@ -62,9 +72,10 @@ final class StatusTextMemo: Sendable {
 final class ProxyArtifactsCache: Sendable {
     private let last = Mutex<(plan: ProxyPlan, artifacts: ProxyArtifacts)?>(nil)
 
-    /// The text of the containers last added; a patch that adds other ones just does not use it.
+    /// The text of the containers and status record last added; a patch that adds other ones
+    /// just does not use it.
     var lastTexts: JSONWrittenTexts {
-        last.withLock { $0?.artifacts.texts } ?? JSONWrittenTexts([])
+        last.withLock { $0?.artifacts }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
     }
 
     func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {

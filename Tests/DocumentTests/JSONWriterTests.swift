@@ -62,7 +62,8 @@ struct JSONWriterTests {
     }
 
     /// Objects given as already written are copied as text, wherever they sit; objects that are
-    /// merely equal are written as usual. Either way the text is the writer's own.
+    /// merely equal are written as usual; strings given are copied when equal. Either way the
+    /// text is the writer's own.
     @Test func reusesTheTextOfTheVeryObjectsGiven() {
         let container: JSONObject = ["name": "tandem-proxy", "env": [["name": "A", "value": "\"x\""]], "empty": [:]]
         let texts = JSONWrittenTexts([container, [:]])
@@ -73,6 +74,13 @@ struct JSONWriterTests {
         ] {
             var reused: [UInt8] = []
             JSONWriter.write(document, into: &reused, reusing: texts)
+            #expect(reused == JSONWriter.write(document), "\(document)")
+        }
+        let record = #"{"version":1,"mode":"legacy"}"#
+        let withRecord = JSONWrittenTexts([container], strings: [record, ""])
+        for document: JSON in [.string(record), ["a": .string(record), "b": "", "c": "{}"], .string(record + " ")] {
+            var reused: [UInt8] = []
+            JSONWriter.write(document, into: &reused, reusing: withRecord)
             #expect(reused == JSONWriter.write(document), "\(document)")
         }
         var patchText: [UInt8] = []
