@@ -17,18 +17,24 @@ public enum Base64 {
     private static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
 
     /// Writes the encoding into `out`, which has room for exactly it; returns its length.
+    /// The two characters of every 12 bits, first one in the low byte: three input bytes take
+    /// two lookups and two stores instead of four of each.
+    private static let pairs: [UInt16] = (0..<4096).map { UInt16(alphabet[$0 >> 6]) | UInt16(alphabet[$0 & 63]) << 8 }
+
     private static func encode(_ bytes: [UInt8], to out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         alphabet.withUnsafeBufferPointer { table in
             bytes.withUnsafeBufferPointer { input in
                 var read = 0, written = 0
-                while read + 3 <= input.count {
-                    let n = UInt32(input[read]) << 16 | UInt32(input[read + 1]) << 8 | UInt32(input[read + 2])
-                    out[written] = table[Int(n >> 18 & 63)]
-                    out[written + 1] = table[Int(n >> 12 & 63)]
-                    out[written + 2] = table[Int(n >> 6 & 63)]
-                    out[written + 3] = table[Int(n & 63)]
-                    read += 3
-                    written += 4
+                if let target = UnsafeMutableRawPointer(out.baseAddress) {
+                    pairs.withUnsafeBufferPointer { pairs in
+                        while read + 3 <= input.count {
+                            let n = Int(input[read]) << 16 | Int(input[read + 1]) << 8 | Int(input[read + 2])
+                            target.storeBytes(of: pairs[n >> 12].littleEndian, toByteOffset: written, as: UInt16.self)
+                            target.storeBytes(of: pairs[n & 0xFFF].littleEndian, toByteOffset: written + 2, as: UInt16.self)
+                            read += 3
+                            written += 4
+                        }
+                    }
                 }
                 let rest = input.count - read
                 if rest > 0 {

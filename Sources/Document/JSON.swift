@@ -189,8 +189,20 @@ public struct JSONObject: Sendable, Hashable {
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.count == rhs.count else { return false }
         if lhs.sharesStorage(with: rhs) { return true }
-        if lhs.storage.elementsEqual(rhs.storage, by: { $0.key == $1.key }) {
-            return lhs.storage.elementsEqual(rhs.storage, by: { $0.value == $1.value })
+        // Through the buffers, so that comparing a member does not copy (retain and release) it.
+        let sameOrder = lhs.storage.withUnsafeBufferPointer { a in
+            rhs.storage.withUnsafeBufferPointer { b in
+                for index in a.indices where a[index].key != b[index].key { return false }
+                return true
+            }
+        }
+        if sameOrder {
+            return lhs.storage.withUnsafeBufferPointer { a in
+                rhs.storage.withUnsafeBufferPointer { b in
+                    for index in a.indices where a[index].value != b[index].value { return false }
+                    return true
+                }
+            }
         }
         // Same members in another order: index one side so large objects stay linear.
         var index: [String: Int] = [:]

@@ -69,27 +69,31 @@ extension JSONPatch {
     }
 
     /// Appends the text of `json` as `JSONWriter` writes it, without building the value first:
-    /// the webhook writes one patch per admission.
-    public func write(into buffer: inout [UInt8]) {
+    /// the webhook writes one patch per admission. Objects in `texts` are copied as written there.
+    public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts = JSONWrittenTexts([])) {
         buffer.append(UInt8(ascii: "["))
+        // Pointers are written as bytes, never made into strings.
+        var pointerText: [UInt8] = []
+        func member(_ label: String, _ pointer: JSONPointer) {
+            buffer.append(contentsOf: label.utf8)
+            pointerText.removeAll(keepingCapacity: true)
+            pointer.appendText(to: &pointerText)
+            pointerText.withUnsafeBufferPointer { JSONWriter.writeString(utf8: $0, into: &buffer) }
+        }
         for (index, operation) in operations.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
             buffer.append(contentsOf: #"{"op":"#.utf8)
             JSONWriter.writeString(operation.name, into: &buffer)
-            func member(_ name: String, _ pointer: JSONPointer) {
-                buffer.append(contentsOf: ",\"\(name)\":".utf8)
-                JSONWriter.writeString(pointer.description, into: &buffer)
-            }
             switch operation {
             case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
-                member("path", path)
+                member(#","path":"#, path)
                 buffer.append(contentsOf: #","value":"#.utf8)
-                JSONWriter.write(value, into: &buffer)
+                JSONWriter.write(value, into: &buffer, reusing: texts)
             case .remove(let path):
-                member("path", path)
+                member(#","path":"#, path)
             case .move(let from, let path), .copy(let from, let path):
-                member("from", from)
-                member("path", path)
+                member(#","from":"#, from)
+                member(#","path":"#, path)
             }
             buffer.append(UInt8(ascii: "}"))
         }

@@ -48,6 +48,12 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var text: [UInt8] = []
+        appendText(to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Appends the UTF-8 of `description`.
+    func appendText(to text: inout [UInt8]) {
         for token in tokens {
             text.append(UInt8(ascii: "/"))
             for byte in token.utf8 {
@@ -58,7 +64,6 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
                 }
             }
         }
-        return String(decoding: text, as: UTF8.self)
     }
 
     public var isRoot: Bool { tokens.isEmpty }

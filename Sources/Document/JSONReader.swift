@@ -11,7 +11,16 @@ public enum JSONReader {
     /// Parses exactly one JSON value, with optional whitespace around it, from any bytes:
     /// `[UInt8]`, an `ArraySlice` of a request body, an `UnsafeRawBufferPointer`.
     public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth) }.get()
+        try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: nil) }.get()
+    }
+
+    /// Parses like `parse`, but the object members at `skipping` (paths of keys from the root)
+    /// are read as `null`: checked as strictly as the rest, with the same errors, but not built.
+    /// For callers that never look at a large part of a document (an AdmissionReview's
+    /// `managedFields`), building it and freeing it again was most of the cost of reading.
+    public static func parse(_ bytes: some Collection<UInt8>, skipping: [[String]],
+                             maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
+        try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: skipping) }.get()
     }
 
     public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
@@ -34,10 +43,11 @@ public enum JSONReader {
         return Array(bytes).withUnsafeBufferPointer(body)
     }
 
-    private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<JSON, JSONParseError> {
+    private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int,
+                                 skipping: [[String]]?) -> Result<JSON, JSONParseError> {
         var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
         do throws(JSONParser.Failure) {
-            let value = try parser.parseValue(depth: 0)
+            let value = try parser.parseValue(depth: 0, skipping: skipping)
             parser.skipWhitespace()
             if parser.index < buffer.count {
                 throw parser.failure("unexpected \(describeByte(buffer[parser.index])) after the JSON value")
@@ -133,6 +143,11 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
+    /// The keys of the objects being skipped, innermost last (see `skipObject`): as ranges of
+    /// their UTF-8 text, or as strings.
+    var skippedKeyText: [UInt8] = []
+    var skippedKeyRanges: [Range<Int>] = []
+    var skippedKeys: [String] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -158,11 +173,12 @@ private struct JSONParser {
         }
     }
 
-    mutating func parseValue(depth: Int) throws(Failure) -> JSON {
+    /// `skipping` holds the paths, below this value, of members to skip (nil for none).
+    mutating func parseValue(depth: Int, skipping: [[String]]? = nil) throws(Failure) -> JSON {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: skipping)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
@@ -197,7 +213,7 @@ private struct JSONParser {
         skipWhitespace()
     }
 
-    mutating func parseObject(depth: Int) throws(Failure) -> JSON {
+    mutating func parseObject(depth: Int, skipping: [[String]]?) throws(Failure) -> JSON {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -234,7 +250,18 @@ private struct JSONParser {
                 throw expected("':' after object key")
             }
             index += 1
-            let value = try parseValue(depth: depth)
+            let value: JSON
+            if let skipping {
+                let below = skipping.compactMap { $0.first == key ? Array($0.dropFirst()) : nil }
+                if below.contains(where: \.isEmpty) {
+                    try skipValue(depth: depth)
+                    value = .null
+                } else {
+                    value = try parseValue(depth: depth, skipping: below.isEmpty ? nil : below)
+                }
+            } else {
+                value = try parseValue(depth: depth)
+            }
             members.append(JSONObject.Member(key: key, value: value))
             skipWhitespace()
             guard index < bytes.count else { throw expected("',' or '}' after object member") }
@@ -250,6 +277,169 @@ private struct JSONParser {
             }
         }
     }
+
+    // MARK: Skipping
+
+    /// Reads a value as `parseValue` does, with the same errors, keeping nothing of its objects
+    /// and arrays (scalars are cheap, and read by `parseValue` itself).
+    mutating func skipValue(depth: Int) throws(Failure) {
+        skipWhitespace()
+        guard index < bytes.count else { throw expected("a value") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): try skipObject(depth: depth + 1)
+        case UInt8(ascii: "["): try skipArray(depth: depth + 1)
+        default: _ = try parseValue(depth: depth)
+        }
+    }
+
+    /// `parseObject` without the object. The keys, still needed to refuse a repeated one, go on
+    /// stacks shared by every object being skipped, instead of into an array of their own: as
+    /// bytes while they are all ASCII (where `String`'s `==` compares bytes too), else as strings,
+    /// so that repeats are found exactly as `parseObject` finds them.
+    mutating func skipObject(depth: Int) throws(Failure) {
+        try enter(depth)
+        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
+        let (firstRange, firstText, firstKey) = (skippedKeyRanges.count, skippedKeyText.count, skippedKeys.count)
+        defer {
+            skippedKeyRanges.removeLast(skippedKeyRanges.count - firstRange)
+            skippedKeyText.removeLast(skippedKeyText.count - firstText)
+            if skippedKeys.count > firstKey { skippedKeys.removeLast(skippedKeys.count - firstKey) }
+        }
+        var asText = true
+        var count = 0
+        var largeKeys: KeyIndex? = nil
+        while true {
+            guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
+                if count > 0 && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                    throw failure("trailing comma before '}'")
+                }
+                throw expected("a string as object key")
+            }
+            let keyOffset = index
+            let keyStart = skippedKeyText.count
+            switch try scanString() {
+            case .input(let range, let ascii):
+                skippedKeyText.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
+                if !ascii { asText = false }
+            case .scratch:
+                scratch.withUnsafeBufferPointer { decoded in
+                    skippedKeyText.append(contentsOf: decoded)
+                    if decoded.contains(where: { $0 >= 0x80 }) { asText = false }
+                }
+            }
+            let keyRange = keyStart..<skippedKeyText.count
+            if !asText && skippedKeys.count - firstKey < count {
+                // The first non-ASCII key: from here on the keys are compared as strings.
+                for range in skippedKeyRanges[firstRange...] { skippedKeys.append(keyString(range)) }
+                largeKeys = nil
+            }
+            let duplicate: Bool
+            if asText && count < 16 {
+                // Few keys (nearly every object in managedFields): a scan, with no closures to set up.
+                duplicate = skippedKeyText.withUnsafeBufferPointer { text in
+                    let key = UnsafeBufferPointer(rebasing: text[keyRange])
+                    return skippedKeyRanges[firstRange...].contains { range in
+                        range.count == keyRange.count && UnsafeBufferPointer(rebasing: text[range]).elementsEqual(key)
+                    }
+                }
+                skippedKeyRanges.append(keyRange)
+            } else if asText {
+                duplicate = repeats(count: count, index: &largeKeys, hash: textHash(keyRange),
+                                    hashAt: { textHash(skippedKeyRanges[firstRange + $0]) },
+                                    isKeyAt: { sameText(skippedKeyRanges[firstRange + $0], keyRange) })
+                skippedKeyRanges.append(keyRange)
+            } else {
+                let key = keyString(keyRange)
+                let length = key.utf8.count
+                duplicate = repeats(count: count, index: &largeKeys, hash: key.hashValue,
+                                    hashAt: { skippedKeys[firstKey + $0].hashValue },
+                                    isKeyAt: { skippedKeys[firstKey + $0].utf8.count == length && skippedKeys[firstKey + $0] == key })
+                skippedKeys.append(key)
+            }
+            if duplicate { throw failure("duplicate key \"\(keyString(keyRange))\" in object", at: keyOffset) }
+            count += 1
+            skipWhitespace()
+            guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
+                throw expected("':' after object key")
+            }
+            index += 1
+            try skipValue(depth: depth)
+            skipWhitespace()
+            guard index < bytes.count else { throw expected("',' or '}' after object member") }
+            switch bytes[index] {
+            case UInt8(ascii: ","):
+                index += 1
+                skipWhitespace()
+            case UInt8(ascii: "}"):
+                index += 1
+                return
+            default:
+                throw expected("',' or '}' after object member")
+            }
+        }
+    }
+
+    /// Whether a key repeats one of the `count` before it in its object (`isKeyAt` compares it
+    /// with one); from 16 keys on, through `index`, built from `hashAt` on first need.
+    func repeats(count: Int, index: inout KeyIndex?, hash: @autoclosure () -> Int, hashAt: (Int) -> Int,
+                 isKeyAt: (Int) -> Bool) -> Bool {
+        if index == nil && count >= 16 {
+            index = KeyIndex()
+            for position in 0..<count { _ = index!.add(hash: hashAt(position)) { _ in false } }
+        }
+        if index != nil { return !index!.add(hash: hash(), sameKey: isKeyAt) }
+        return (0..<count).contains(where: isKeyAt)
+    }
+
+    func keyString(_ range: Range<Int>) -> String {
+        String(decoding: skippedKeyText[range], as: UTF8.self)
+    }
+
+    func textHash(_ range: Range<Int>) -> Int {
+        var hasher = Hasher()
+        skippedKeyText.withUnsafeBytes { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0[range])) }
+        return hasher.finalize()
+    }
+
+    func sameText(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        a.count == b.count && skippedKeyText.withUnsafeBufferPointer { text in
+            UnsafeBufferPointer(rebasing: text[a]).elementsEqual(UnsafeBufferPointer(rebasing: text[b]))
+        }
+    }
+
+    /// `parseArray` without the array.
+    mutating func skipArray(depth: Int) throws(Failure) {
+        try enter(depth)
+        if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return
+        }
+        var isFirst = true
+        while true {
+            if !isFirst && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+                throw failure("trailing comma before ']'")
+            }
+            isFirst = false
+            try skipValue(depth: depth)
+            skipWhitespace()
+            guard index < bytes.count else { throw expected("',' or ']' after array element") }
+            switch bytes[index] {
+            case UInt8(ascii: ","):
+                index += 1
+                skipWhitespace()
+            case UInt8(ascii: "]"):
+                index += 1
+                return
+            default:
+                throw expected("',' or ']' after array element")
+            }
+        }
+    }
+
+    // MARK: Arrays, numbers, strings
 
     mutating func parseArray(depth: Int) throws(Failure) -> JSON {
         try enter(depth)
@@ -325,9 +515,25 @@ private struct JSONParser {
         }
     }
 
+    /// Where the text of a string just read is: in place in the input (no escapes, the usual
+    /// case), or decoded into `scratch`. Either way it is valid UTF-8.
+    enum StringText {
+        case input(Range<Int>, ascii: Bool)
+        case scratch
+    }
+
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
     /// are copied straight from the input.
     mutating func parseString() throws(Failure) -> String {
+        switch try scanString() {
+        case .input(let range, ascii: true): asciiString(range)
+        case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        case .scratch: String(decoding: scratch, as: UTF8.self)
+        }
+    }
+
+    /// Reads a string starting at its opening quote and checks it, without making a `String`.
+    mutating func scanString() throws(Failure) -> StringText {
         let quote = index
         let start = index + 1
         let end = bytes.count
@@ -359,11 +565,11 @@ private struct JSONParser {
         case UInt8(ascii: "\""):
             let range = start..<position
             index += 1
-            if ascii { return asciiString(range) }
-            try validateUTF8(range)
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+            if !ascii { try validateUTF8(range) }
+            return .input(range, ascii: ascii)
         case UInt8(ascii: "\\"):
-            return try parseEscapedString(quote: quote, start: start, ascii: ascii)
+            try scanEscapedString(quote: quote, start: start, ascii: ascii)
+            return .scratch
         case let byte:
             throw controlCharacter(byte)
         }
@@ -374,7 +580,7 @@ private struct JSONParser {
     }
 
     /// The slow path: decodes escapes into `scratch`, copying unescaped runs as they are.
-    mutating func parseEscapedString(quote: Int, start: Int, ascii: Bool) throws(Failure) -> String {
+    mutating func scanEscapedString(quote: Int, start: Int, ascii: Bool) throws(Failure) {
         if !ascii { try validateUTF8(start..<index) }
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
@@ -391,7 +597,7 @@ private struct JSONParser {
             case UInt8(ascii: "\""):
                 try flushRun(&self)
                 index += 1
-                return String(decoding: scratch, as: UTF8.self)
+                return
             case UInt8(ascii: "\\"):
                 try flushRun(&self)
                 try parseEscape(quote: quote)
@@ -522,7 +728,11 @@ private struct KeyIndex {
     /// Adds the key at the next position, unless `sameKey` says the key at an earlier position
     /// (one with the same hash) is the same; then returns false.
     mutating func add(_ key: String, sameKey: (Int) -> Bool) -> Bool {
-        let hash = key.hashValue
+        add(hash: key.hashValue, sameKey: sameKey)
+    }
+
+    /// `add` for a key known by its hash alone.
+    mutating func add(hash: Int, sameKey: (Int) -> Bool) -> Bool {
         if (hashes.count + 1) * 2 > slots.count { grow() }
         let mask = slots.count - 1
         var slot = hash & mask

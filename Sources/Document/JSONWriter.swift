@@ -20,29 +20,44 @@ public enum JSONWriter {
         if indent > 0 {
             writeIndented(value, indent: indent, level: 0, into: &buffer)
         } else {
-            writeCompact(value, into: &buffer)
+            writeCompact(value, into: &buffer, reusing: nil)
         }
     }
 
-    private static func writeCompact(_ value: JSON, into buffer: inout [UInt8]) {
+    /// Appends the compact text of `value`, copying the text of any object in `texts` instead of
+    /// writing it again.
+    public static func write(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts) {
+        writeCompact(value, into: &buffer, reusing: texts.isEmpty ? nil : texts)
+    }
+
+    private static func writeCompact(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts?) {
         switch value {
         case .object(let object):
+            if let text = texts?.text(of: object) {
+                buffer.append(contentsOf: text)
+                return
+            }
             buffer.append(UInt8(ascii: "{"))
             for (index, member) in object.storage.enumerated() {
                 if index > 0 { buffer.append(UInt8(ascii: ",")) }
                 writeString(member.key, into: &buffer)
                 buffer.append(UInt8(ascii: ":"))
-                writeCompact(member.value, into: &buffer)
+                writeCompact(member.value, into: &buffer, reusing: texts)
             }
             buffer.append(UInt8(ascii: "}"))
         case .array(let elements):
             buffer.append(UInt8(ascii: "["))
             for index in elements.indices {
                 if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                writeCompact(elements[index], into: &buffer)
+                writeCompact(elements[index], into: &buffer, reusing: texts)
             }
             buffer.append(UInt8(ascii: "]"))
-        case .string(let string): writeString(string, into: &buffer)
+        case .string(let string):
+            if let text = texts?.text(of: string) {
+                buffer.append(contentsOf: text)
+            } else {
+                writeString(string, into: &buffer)
+            }
         case .number(let text): buffer.append(contentsOf: text.utf8)
         case .bool(true): buffer.append(contentsOf: "true".utf8)
         case .bool(false): buffer.append(contentsOf: "false".utf8)
@@ -74,7 +89,7 @@ public enum JSONWriter {
             newline(indent * level, into: &buffer)
             buffer.append(UInt8(ascii: "]"))
         default:
-            writeCompact(value, into: &buffer)
+            writeCompact(value, into: &buffer, reusing: nil)
         }
     }
 
@@ -99,40 +114,80 @@ public enum JSONWriter {
 
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
     static func writeString(_ string: String, into buffer: inout [UInt8]) {
-        var string = string
         buffer.append(UInt8(ascii: "\""))
-        string.withUTF8 { bytes in
-            var runStart = 0
-            var index = 0
-            // Eight bytes at a time while none needs escaping; the byte loop finds the one that does.
-            if let base = bytes.baseAddress {
-                while bytes.count - index >= 8,
-                      !JSONWriter.mayNeedEscape(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)) {
-                    index += 8
-                }
-            }
-            for index in index..<bytes.count {
-                let byte = bytes[index]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
-                runStart = index + 1
-                buffer.append(UInt8(ascii: "\\"))
-                switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"): buffer.append(byte)
-                case 0x08: buffer.append(UInt8(ascii: "b"))
-                case 0x0C: buffer.append(UInt8(ascii: "f"))
-                case 0x0A: buffer.append(UInt8(ascii: "n"))
-                case 0x0D: buffer.append(UInt8(ascii: "r"))
-                case 0x09: buffer.append(UInt8(ascii: "t"))
-                default:
-                    buffer.append(contentsOf: "u00".utf8)
-                    buffer.append(hexDigits[Int(byte >> 4)])
-                    buffer.append(hexDigits[Int(byte & 0xF)])
-                }
-            }
-            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
+        if let done: Void = string.utf8.withContiguousStorageIfAvailable({ writeEscaped($0, into: &buffer) }) {
+            return done
         }
+        var copy = string
+        copy.withUTF8 { writeEscaped($0, into: &buffer) }
+    }
+
+    /// Writes text given as UTF-8 bytes as a quoted string.
+    static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "\""))
+        writeEscaped(bytes, into: &buffer)
+    }
+
+    /// The body of `writeString`: the UTF-8 of a string, escaped, then the closing quote.
+    private static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout [UInt8]) {
+        var runStart = 0
+        var index = 0
+        // Eight bytes at a time while none needs escaping; the byte loop finds the one that does.
+        if let base = bytes.baseAddress {
+            while bytes.count - index >= 8,
+                  !JSONWriter.mayNeedEscape(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)) {
+                index += 8
+            }
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index - 1]))
+            runStart = index
+            buffer.append(UInt8(ascii: "\\"))
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): buffer.append(byte)
+            case 0x08: buffer.append(UInt8(ascii: "b"))
+            case 0x0C: buffer.append(UInt8(ascii: "f"))
+            case 0x0A: buffer.append(UInt8(ascii: "n"))
+            case 0x0D: buffer.append(UInt8(ascii: "r"))
+            case 0x09: buffer.append(UInt8(ascii: "t"))
+            default:
+                buffer.append(contentsOf: "u00".utf8)
+                buffer.append(hexDigits[Int(byte >> 4)])
+                buffer.append(hexDigits[Int(byte & 0xF)])
+            }
+        }
+        buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
+        buffer.append(UInt8(ascii: "\""))
+    }
+}
+
+/// The compact text of particular objects and strings, written once. An object that is one of
+/// these (the same storage, not merely equal, so certainly the same members) or a string equal to
+/// one is copied as text rather than written again: the containers and status record the injector
+/// adds are the same few values in every pod of a workload.
+public struct JSONWrittenTexts: Sendable {
+    private let objects: [(object: JSONObject, text: [UInt8])]
+    private let strings: [(string: String, length: Int, text: [UInt8])]
+
+    public init(_ objects: [JSONObject], strings: [String] = []) {
+        self.objects = objects.map { ($0, JSONWriter.write(.object($0))) }
+        self.strings = strings.map { ($0, $0.utf8.count, JSONWriter.write(.string($0))) }
+    }
+
+    var isEmpty: Bool { objects.isEmpty && strings.isEmpty }
+
+    func text(of object: JSONObject) -> [UInt8]? {
+        objects.first { $0.object.sharesStorage(with: object) }?.text
+    }
+
+    /// Lengths rule out nearly every string before a comparison.
+    func text(of string: String) -> [UInt8]? {
+        guard !strings.isEmpty else { return nil }
+        let length = string.utf8.count
+        return strings.first { $0.length == length && $0.string == string }?.text
     }
 }
 

@@ -35,6 +35,10 @@ public struct Injector: Sendable {
     public var config: InjectionConfig
     private let artifactsCache = ProxyArtifactsCache()
 
+    /// The JSON text of the containers and status record this injector last added, for writing
+    /// patches that add them.
+    var addedTexts: JSONWrittenTexts { artifactsCache.lastTexts }
+
     public init(config: InjectionConfig = .defaults) {
         self.config = config
     }

@@ -34,30 +34,49 @@ struct ProxyArtifacts: Sendable {
     let fingerprint: String
     /// Workloads of one shape get the same status record too, and writing it out was most of
     /// the cost of recording an injection.
-    let statusTexts = StatusTextMemo()
+    let statusTexts: StatusTextMemo
 
     init(_ plan: ProxyPlan) {
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
+        statusTexts = StatusTextMemo(containers: [proxy, initContainer].compactMap(\.objectValue))
     }
 }
 
-/// Remembers the text of the last status record written (a one-entry memo, safe across threads).
+/// Remembers the text of the last status record written (a one-entry memo, safe across threads),
+/// and the JSON text of it and of the containers, for writing patches that add them.
 final class StatusTextMemo: Sendable {
-    private let last = Mutex<(status: InjectionStatus, text: String)?>(nil)
+    private let containers: [JSONObject]
+    private let last = Mutex<(status: InjectionStatus, text: String, written: JSONWrittenTexts)?>(nil)
+
+    init(containers: [JSONObject]) {
+        self.containers = containers
+    }
 
     func text(of status: InjectionStatus) -> String {
         if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
         let text = status.annotationValue
-        last.withLock { $0 = (status, text) }
+        let written = JSONWrittenTexts(containers, strings: [text])
+        last.withLock { $0 = (status, text, written) }
         return text
+    }
+
+    /// The containers and the last record as JSON text.
+    var writtenTexts: JSONWrittenTexts {
+        last.withLock { $0?.written } ?? JSONWrittenTexts(containers)
     }
 }
 
 /// Remembers the artifacts of the last plan seen (a one-entry cache, safe across threads).
 final class ProxyArtifactsCache: Sendable {
     private let last = Mutex<(plan: ProxyPlan, artifacts: ProxyArtifacts)?>(nil)
+
+    /// The text of the containers and status record last added; a patch that adds other ones
+    /// just does not use it.
+    var lastTexts: JSONWrittenTexts {
+        last.withLock { $0?.artifacts }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
+    }
 
     func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {
         if let cached = last.withLock({ $0 }), cached.plan == plan { return cached.artifacts }
@@ -98,16 +117,9 @@ enum TemplateEditor {
                     try prepend(proxy, to: "initContainers", of: &spec, status: &status)
                     status.initContainers.append(TandemNames.proxyContainer)
                     if plan.proxy.drainDelaySeconds > 0 {
-                        try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
-                            guard case .array(var list) = containers else { return }
-                            containers = .null
-                            defer { containers = .array(list) }
-                            for index in list.indices {
-                                try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
-                                    try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
-                                                 status: &status, warnings: &warnings)
-                                }
-                            }
+                        try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
+                            try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
+                                         status: &status, warnings: &warnings)
                         }
                     }
                 case .legacy:
@@ -115,17 +127,11 @@ enum TemplateEditor {
                     // Every wrapped app tells the proxy the others' names, so it quits after the last.
                     let wrapped = (spec["containers"]?.arrayValue ?? []).filter { wrappedCommand(of: $0, entrypoint: entrypoint) != nil }
                         .compactMap { $0["name"]?.stringValue }
-                    try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
-                        guard case .array(var list) = containers else { return }
-                        containers = .null
-                        defer { containers = .array(list) }
-                        for index in list.indices {
-                            try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
-                                try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
-                                                        entrypoint: entrypoint, wrappedApps: wrapped,
-                                                        status: &status, warnings: &warnings)
-                            }
-                        }
+                    try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
+                        try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
+                                                entrypoint: entrypoint, wrappedApps: wrapped,
+                                                status: &status, warnings: &warnings)
+                    } then: { list in
                         list.insert(proxy, at: 0)
                     }
                     status.containers.append(TandemNames.proxyContainer)
@@ -154,6 +160,26 @@ enum TemplateEditor {
             }
         }
         return warnings
+    }
+
+    /// Runs `edit` on each app container (an object) in place, then `finish` on the list; nothing
+    /// when `spec.containers` is not an array. Each value is moved out while it changes, so
+    /// nothing is copied.
+    private static func editAppContainers(
+        of spec: inout JSONObject, _ edit: (inout JSONObject, Int) throws(InjectionError) -> Void,
+        then finish: (inout [JSON]) -> Void = { _ in }
+    ) throws(InjectionError) {
+        try spec.modifyMember("containers") { (containers: inout JSON) throws(InjectionError) in
+            guard case .array(var list) = containers else { return }
+            containers = .null
+            defer { containers = .array(list) }
+            for index in list.indices {
+                try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
+                    try edit(&container, index)
+                }
+            }
+            finish(&list)
+        }
     }
 
     /// Legacy mode: mount the binary in an app container and wrap its command so the proxy

@@ -3,18 +3,23 @@ import Glibc
 import Injection
 import Kubernetes
 
-/// `admission FILE... [--rounds N]`: the webhook's whole review of each AdmissionReview file, in
+/// `admission FILE... [--rounds N] [--review-only]`: the webhook's whole review of each AdmissionReview file, in
 /// process and without a socket (read the review, inject, diff, prove and write the answer), as
 /// `Hack/bench/webhook` serves it (Kubernetes 1.28.4, so legacy mode). Prints the median time
 /// per review and, of that, the time to read the request alone, both in CPU time of the thread:
-/// on a shared machine, wall time mostly measures the neighbours.
+/// on a shared machine, wall time mostly measures the neighbours. `--review-only` leaves out the
+/// reading rounds, so that `valgrind --tool=callgrind --toggle-collect=<function>` counts the
+/// instructions of one phase of the review alone.
 let admissionBenchmark: @Sendable ([String]) -> Void = { arguments in
     var files: [String] = []
     var rounds = 9
+    var reviewOnly = false
     var remaining = arguments[...]
     while let argument = remaining.popFirst() {
         if argument == "--rounds" {
             rounds = remaining.popFirst().flatMap { Int($0) } ?? rounds
+        } else if argument == "--review-only" {
+            reviewOnly = true
         } else {
             files.append(argument)
         }
@@ -32,12 +37,16 @@ let admissionBenchmark: @Sendable ([String]) -> Void = { arguments in
                                           kubeVersion: version).body.count
             }
         } / Double(iterations)
+        let name = file.split(separator: "/").last ?? ""
+        if reviewOnly {
+            print("admission \(name) (\(bytes.count) bytes): review \(microseconds(review)) µs")
+            continue
+        }
         let read = medianSeconds(rounds: rounds) {
             for _ in 0..<iterations {
                 if case .object(let object) = try! JSONReader.parse(bytes) { sink &+= object.count }
             }
         } / Double(iterations)
-        let name = file.split(separator: "/").last ?? ""
         print("admission \(name) (\(bytes.count) bytes): review \(microseconds(review)) µs, of which reading \(microseconds(read)) µs")
     }
     if sink == 42 { print() }

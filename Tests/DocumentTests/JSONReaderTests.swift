@@ -211,15 +211,17 @@ struct JSONReaderTests {
     }
 }
 
+/// A seeded generator, so random inputs are the same on every run.
+private struct Bytes: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return state ^ (state >> 29)
+    }
+}
+
 /// Random inputs: the reader agrees with the standard library on UTF-8 and never crashes.
 struct JSONReaderRandomInputTests {
-    private struct Bytes: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return state ^ (state >> 29)
-        }
-    }
 
     @Test func acceptsExactlyTheValidUTF8Strings() throws {
         var random = Bytes(state: 7)
@@ -263,5 +265,107 @@ struct JSONReaderRandomInputTests {
         for length in 0..<original.count {
             #expect(throws: JSONParseError.self) { try JSONReader.parse(Array(original[..<length])) }
         }
+    }
+}
+
+/// `parse(_:skipping:)` reads skipped members as null, and refuses exactly what `parse` refuses,
+/// with the same messages and places.
+struct JSONReaderSkippingTests {
+    static let skipped = [["a", "skip"]]
+
+    /// `text` as the skipped member, between members that are kept.
+    static func wrapped(_ text: [UInt8]) -> [UInt8] {
+        Array(#"{"a":{"keep":1,"skip":"#.utf8) + text + Array(#","after":[2]},"b":3}"#.utf8)
+    }
+
+    static func sameOutcome(_ text: [UInt8]) {
+        let bytes = wrapped(text)
+        do {
+            let full = try JSONReader.parse(bytes)
+            do {
+                let skipped = try JSONReader.parse(bytes, skipping: skipped)
+                var expected = full.objectValue!
+                var inner = expected["a"]!.objectValue!
+                inner["skip"] = .null
+                expected["a"] = .object(inner)
+                #expect(skipped == .object(expected))
+                #expect(JSONWriter.write(skipped) == JSONWriter.write(.object(expected)), "members keep their order")
+            } catch {
+                Issue.record("skipping refused what parse accepts: \(error)")
+            }
+        } catch {
+            do {
+                _ = try JSONReader.parse(bytes, skipping: skipped)
+                Issue.record("skipping accepted what parse refuses: \(error)")
+            } catch let skipError {
+                #expect(skipError == error)
+            }
+        }
+    }
+
+    @Test(arguments: JSONReaderTests.accepted.map(\.0) + JSONReaderTests.rejected.map(\.0))
+    func skipsAsStrictlyAsItReads(_ text: String) {
+        Self.sameOutcome(Array(text.utf8))
+    }
+
+    @Test(arguments: JSONReaderTests.invalidUTF8.map(\.0))
+    func skipsInvalidUTF8AsItReadsIt(_ bytes: [UInt8]) {
+        Self.sameOutcome(bytes)
+    }
+
+    /// Repeated keys, in small and large objects, ASCII or not, escaped or not: the Kelvin sign
+    /// is not K (their UTF-8 lengths differ), but two orders of the same combining marks are
+    /// one name to `parse`, and so to skipping.
+    @Test func findsTheSameRepeatedKeys() {
+        let names = (0..<40).map { #""k:{\"name\":\"VAR_\#($0)\"}""# }
+        func object(_ keys: [String]) -> String { "{" + keys.map { "\($0):{\"f:name\":{},\".\":{}}" }.joined(separator: ",") + "}" }
+        var cases = [
+            object(names), object(names + [names[3]]), object(Array(names[0..<5]) + [names[2]]),
+            #"{"\u212A":1,"K":2}"#, #"{"K":1,"K":2}"#, "{\"é\":1,\"e\u{301}\":2}", "{\"a\u{301}\u{327}\":1,\"a\u{327}\u{301}\":2}",
+            object(names + ["\"é\""] + [names[30]]), object(names + ["\"é\"", "\"\\u00e9\""]),
+            object(["\"x\""] + names + ["\"\\u0078\""]), #"{"a":{},"b":{"a":{}},"a":{}}"#, #"{"a":{"a":1,"a":2}}"#,
+        ]
+        cases += cases.map { "[" + $0 + "]" }
+        for text in cases { Self.sameOutcome(Array(text.utf8)) }
+    }
+
+    /// Randomly corrupted documents, skipping their first member: the same errors as `parse`.
+    @Test func corruptedDocumentsFailAlike() {
+        let original = Array(#"{"a":{"k:{\"n\":\"x\"}":{".":{},"f:é":[1,"x\"y\u00e9",{"b":null}]},"c":true},"d":"é"}"#.utf8)
+        let alphabet = Array(#"{}[]:,"\ u0123456789-+.eEtrufalsn"#.utf8) + [0x00, 0x0A, 0xC3, 0xFF]
+        var random = Bytes(state: 12)
+        for _ in 0..<5000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let position = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes[position] = alphabet.randomElement(using: &random)!
+                case 1: bytes.remove(at: position)
+                default: bytes.insert(alphabet.randomElement(using: &random)!, at: position)
+                }
+            }
+            let full = Result { () throws(JSONParseError) in try JSONReader.parse(bytes) }
+            let skipped = Result { () throws(JSONParseError) in try JSONReader.parse(bytes, skipping: [["a"]]) }
+            switch (full, skipped) {
+            case (.success(var value), .success(let skippedValue)):
+                if case .object(var object) = value, object["a"] != nil {
+                    object["a"] = .null
+                    value = .object(object)
+                }
+                #expect(skippedValue == value, "\(String(decoding: bytes, as: UTF8.self))")
+            case (.failure(let error), .failure(let skipError)):
+                #expect(skipError == error, "\(String(decoding: bytes, as: UTF8.self))")
+            default:
+                Issue.record("parse and skipping disagree on \(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+    }
+
+    @Test func skipsOnlyTheGivenPaths() throws {
+        let text = #"{"a":{"skip":{"x":[1,{"y":2}]},"other":{"skip":5}},"skip":6}"#
+        let json = try JSONReader.parse(text.utf8, skipping: [["a", "skip"], ["missing", "skip"]])
+        #expect(json == ["a": ["skip": nil, "other": ["skip": 5]], "skip": 6])
+        #expect(try JSONReader.parse(text.utf8, skipping: [["a"]]) == ["a": nil, "skip": 6])
+        #expect(try JSONReader.parse(text.utf8, skipping: []) == JSONReader.parse(text))
     }
 }

@@ -60,4 +60,33 @@ struct JSONWriterTests {
         #expect(try JSONReader.parse(JSONWriter.write(value)) == value)
         #expect(try JSONReader.parse(JSONWriter.write(value, indent: 3)) == value)
     }
+
+    /// Objects given as already written are copied as text, wherever they sit; objects that are
+    /// merely equal are written as usual; strings given are copied when equal. Either way the
+    /// text is the writer's own.
+    @Test func reusesTheTextOfTheVeryObjectsGiven() {
+        let container: JSONObject = ["name": "tandem-proxy", "env": [["name": "A", "value": "\"x\""]], "empty": [:]]
+        let texts = JSONWrittenTexts([container, [:]])
+        let equalCopy = JSONObject(container.members.map { ($0.key, $0.value) })
+        for document: JSON in [
+            .object(container), [.object(container)], ["spec": ["containers": [.object(equalCopy), .object(container)]]],
+            ["a": [:], "b": [1, [:]]], "text", [.object(equalCopy)],
+        ] {
+            var reused: [UInt8] = []
+            JSONWriter.write(document, into: &reused, reusing: texts)
+            #expect(reused == JSONWriter.write(document), "\(document)")
+        }
+        let record = #"{"version":1,"mode":"legacy"}"#
+        let withRecord = JSONWrittenTexts([container], strings: [record, ""])
+        for document: JSON in [.string(record), ["a": .string(record), "b": "", "c": "{}"], .string(record + " ")] {
+            var reused: [UInt8] = []
+            JSONWriter.write(document, into: &reused, reusing: withRecord)
+            #expect(reused == JSONWriter.write(document), "\(document)")
+        }
+        var patchText: [UInt8] = []
+        JSONPatch([.add(path: JSONPointer(tokens: ["spec", "containers", "0"]), value: .object(container))])
+            .write(into: &patchText, reusing: texts)
+        #expect(String(decoding: patchText, as: UTF8.self)
+            == #"[{"op":"add","path":"/spec/containers/0","value":{"name":"tandem-proxy","env":[{"name":"A","value":"\"x\""}],"empty":{}}}]"#)
+    }
 }

@@ -252,6 +252,21 @@ struct AdmissionBadRequestTests {
             == Self.error(400, "AdmissionReview has no request"))
     }
 
+    /// The parts of a review the webhook does not build (managedFields, oldObject) are still
+    /// read as strictly as the rest.
+    @Test func unreadPartsAreStillStrictJSON() throws {
+        let path = "kube-apiserver-1.28.4/admission-requests/a-pod-create-two-containers.request.json"
+        let body = String(decoding: try SharedFixtures.bytes(path), as: UTF8.self)
+        let repeated = body.replacing(#""manager":"kubectl-create","#, with: #""manager":"kubectl-create","manager":"x","#)
+        #expect(repeated != body)
+        let (status, answer) = Self.review(repeated)
+        #expect(status == 400)
+        #expect(answer.contains("duplicate key \\\"manager\\\" in object"), "\(answer)")
+        let oldObject = body.replacing(#""oldObject":null"#, with: #""oldObject":{"a":[1,]}"#)
+        #expect(oldObject != body)
+        #expect(Self.review(oldObject).1.contains("trailing comma before ']'"))
+    }
+
     @Test func noUID() {
         let (status, body) = Self.review(#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE"}}"#)
         #expect(status == 400)
