@@ -36,13 +36,15 @@ import Net
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let proxy = try TandemRun(["proxy", "--config", config, "--admin", "127.0.0.1:\(ports.admin)", "--drain-seconds", "\(drainSeconds)"],
                                   environment: environment, in: folder)
-        #expect(await eventually { status(ports.admin, "/ready") == 200 }, "\(proxy.log)")
+        #expect(await eventually { await status(ports.admin, "/ready") == 200 }, "\(proxy.log)")
         return (proxy, ports)
     }
 
-    /// The status of one GET on a new connection; nil when nothing accepts it.
-    func status(_ port: Int, _ path: String) -> Int? {
-        (try? RawClient(port: port, receiveTimeout: .seconds(2)))?.get(path)?.head.status
+    /// The status of one GET on a new connection; nil when nothing accepts it. Made on a
+    /// Dispatch thread: blocking calls on the concurrency pool (two threads here) stall every
+    /// test sharing it, and a starved poll missed the proxy's 2 s drain delay whole.
+    func status(_ port: Int, _ path: String) async -> Int? {
+        try? await offThePool { (try? RawClient(port: port, receiveTimeout: .seconds(2)))?.get(path)?.head.status }
     }
 
     /// Legacy mode: the kubelet sends SIGTERM to the proxy and the app at once. The proxy fails
@@ -67,7 +69,7 @@ import Net
         let signalled = NanoTime.now()
         proxy.signal(SIGTERM)
         app.signal(SIGTERM)
-        #expect(await eventually { status(ports.admin, "/ready") == 503 }, "readiness fails at once")
+        #expect(await eventually { await status(ports.admin, "/ready") == 503 }, "readiness fails at once")
         // Endpoint removal has not reached every client: their requests are still served, and
         // each client is told to reconnect (to another pod, once removal reaches it).
         let inbound = try RawClient(port: ports.inbound).get("/inbound")
@@ -93,8 +95,8 @@ import Net
         let (proxy, ports) = try await startProxy(service, environment: ["TANDEM_LIFECYCLE": "legacy"], drainSeconds: 8)
         let signalled = NanoTime.now()
         proxy.signal(SIGTERM)
-        #expect(await eventually { status(ports.admin, "/ready") == 503 })
-        #expect(status(ports.outbound, "/outbound") == 200)
+        #expect(await eventually { await status(ports.admin, "/ready") == 503 })
+        #expect(await status(ports.outbound, "/outbound") == 200)
         #expect(await proxy.wait(timeout: .seconds(20)) == .exited(code: 0))
         #expect(milliseconds(from: signalled, to: .now()) >= 8000)
         #expect(proxy.log.contains("drain deadline reached before the app exited"), "\(proxy.log)")
@@ -110,8 +112,8 @@ import Net
         #expect(idle.get("/inbound")?.head.status == 200)
         let signalled = NanoTime.now()
         proxy.signal(SIGTERM)
-        #expect(status(ports.inbound, "/inbound") == 200, "new connections during the delay")
-        #expect(await eventually { status(ports.admin, "/ready") == 503 })
+        #expect(await status(ports.inbound, "/inbound") == 200, "new connections during the delay")
+        #expect(await eventually { await status(ports.admin, "/ready") == 503 })
         #expect(await proxy.wait() == .exited(code: 0))
         let elapsed = milliseconds(from: signalled, to: .now())
         // The deadline is 7 s: exiting before it means the idle keep-alive connection was let go.
