@@ -69,11 +69,11 @@ import Net
         let signalled = NanoTime.now()
         proxy.signal(SIGTERM)
         app.signal(SIGTERM)
-        #expect(await eventually { await status(ports.admin, "/ready") == 503 }, "readiness fails at once")
+        #expect(await eventually { await status(ports.admin, "/ready") == 503 }, "readiness fails at once: \(proxy.log)")
         // Endpoint removal has not reached every client: their requests are still served, and
         // each client is told to reconnect (to another pod, once removal reaches it).
-        let inbound = try RawClient(port: ports.inbound).get("/inbound")
-        #expect(inbound?.head.status == 200)
+        let inbound = try? await offThePool { try RawClient(port: ports.inbound).get("/inbound") }
+        #expect(inbound?.head.status == 200, "\(NanoTime.now().nanoseconds - signalled.nanoseconds) ns after SIGTERM; proxy: \(proxy.log) app: \(app.log)")
         #expect(inbound?.head.headers["connection"] == "close")
 
         #expect(await app.wait(timeout: .seconds(20)) == .exited(code: 0))

@@ -268,8 +268,9 @@ import Net
         #expect(await run.wait() == .exited(code: 5))
         let exited = NanoTime.now()
         let quit = try #require(admin.calls("/quitquitquit").first)
-        // The request timeout is 1 s; from the hung call to the exit, with room for a loaded machine.
-        #expect(milliseconds(from: quit.at, to: exited) < 3000)
+        // Supervise gave up on its own 1 s request timeout (the log says so below); the bound
+        // only says it did not hang, with room for a test process starved on a loaded machine.
+        #expect(milliseconds(from: quit.at, to: exited) < 10_000)
         #expect(admin.calls("/quitquitquit").count == 1)
         #expect(run.log.contains(#"answer="no answer in time""#))
         await admin.stop()

@@ -275,14 +275,14 @@ spec:
         (["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--admin", "127.0.0.1:0"], "open descriptors"),
         (["bridge", "--listen", "127.0.0.1:0"], "bridge serving"),
     ])
-    func serversRaiseTheirSoftLimitToTheHardOne(arguments: [String], readyLine: String) throws {
+    func serversRaiseTheirSoftLimitToTheHardOne(arguments: [String], readyLine: String) async throws {
         let hard = try #require(Self.openFilesLimits(of: "self")?.hard)
         try #require(hard > 256, "the hard limit here is \(hard): nothing to raise to")
         let folder = try TemporaryFolder()
         let tokens = try folder.write("tokens", "s3cret\n")
         // Only the soft limit lowered.
-        let (process, logged) = try Self.start(arguments + (arguments[0] == "bridge" ? ["--token-file", tokens] : []),
-                                               descriptors: "256:", readyLine: readyLine)
+        let (process, logged) = try await Self.start(arguments + (arguments[0] == "bridge" ? ["--token-file", tokens] : []),
+                                                     descriptors: "256:", readyLine: readyLine)
         let limits = Self.openFilesLimits(of: "\(process.processIdentifier)")
         process.terminate()
         process.waitUntilExit()
@@ -296,7 +296,7 @@ spec:
     @Test func aProxyOutOfDescriptorsWaitsAndRecovers() async throws {
         let refusing = RefusingPort()
         defer { refusing.close() }
-        let (process, logged) = try Self.start(
+        let (process, logged) = try await Self.start(
             ["proxy", "--listen", "127.0.0.1:0", "--to", refusing.address, "--admin", "127.0.0.1:0"], descriptors: "48:48", readyLine: "open descriptors")
         defer { process.terminate(); process.waitUntilExit() }
         let port = try #require(logged.split(separator: "\n").first { $0.contains(" http on 127.0.0.1:") }
@@ -315,7 +315,7 @@ spec:
     @Test func theBridgeOutOfDescriptorsWaitsAndRecovers() async throws {
         let folder = try TemporaryFolder()
         let tokens = try folder.write("tokens", "s3cret\n")
-        let (process, logged) = try Self.start(
+        let (process, logged) = try await Self.start(
             ["bridge", "--listen", "127.0.0.1:0", "--token-file", tokens, "--workers", "1"], descriptors: "48:48", readyLine: "bridge serving")
         defer { process.terminate(); process.waitUntilExit() }
         let address = try #require(logged.firstRange(of: #""address":"127.0.0.1:"#), "no address in: \(logged)")
@@ -324,19 +324,23 @@ spec:
     }
 
     /// `tandem ARGUMENTS` under a descriptor limit ("SOFT:HARD", or "SOFT:" for the soft one only;
-    /// prlimit execs tandem in the same process), and its log up to `readyLine`.
-    static func start(_ arguments: [String], descriptors: String, readyLine: String) throws -> (Process, String) {
+    /// prlimit execs tandem in the same process), and its log up to `readyLine`, read on a
+    /// Dispatch thread (a blocking read on the concurrency pool stalls the tests sharing it).
+    static func start(_ arguments: [String], descriptors: String, readyLine: String) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
         process.arguments = ["--nofile=\(descriptors)", TandemProcess.binary.path] + arguments
         let errors = Pipe()
         process.standardError = errors
         try process.run()
-        var logged = ""
-        while !logged.contains(readyLine) {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            logged += String(decoding: chunk, as: UTF8.self)
+        let logged = try await offThePool {
+            var logged = ""
+            while !logged.contains(readyLine) {
+                let chunk = errors.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                logged += String(decoding: chunk, as: UTF8.self)
+            }
+            return logged
         }
         return (process, logged)
     }
@@ -345,7 +349,7 @@ spec:
     /// the server cannot take them all), checks it does not spin meanwhile, lets them go, and
     /// returns the status a new client then gets.
     static func waitsOutOfDescriptorsThenAnswers(_ process: Process, port: Int, path: String) async throws -> Int? {
-        var clients = try (0..<80).map { _ in try RawClient(port: port, receiveTimeout: .seconds(2)) }
+        var clients = try await offThePool { try (0..<80).map { _ in try RawClient(port: port, receiveTimeout: .seconds(2)) } }
         try await Task.sleep(for: .milliseconds(300))
         let before = cpuSeconds(of: process.processIdentifier)
         try await Task.sleep(for: .seconds(1))
@@ -354,8 +358,8 @@ spec:
         #expect(process.isRunning)
         clients.removeAll()  // closes them
         var status: Int?
-        await eventually(timeout: .seconds(10)) {
-            status = (try? RawClient(port: port, receiveTimeout: .seconds(2)))?.get(path)?.head.status
+        await eventually {
+            status = try? await offThePool { (try? RawClient(port: port, receiveTimeout: .seconds(2)))?.get(path)?.head.status }
             return status != nil
         }
         return status

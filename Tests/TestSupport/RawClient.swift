@@ -2,9 +2,10 @@ import Glibc
 import Net
 
 /// A blocking loopback client for speaking HTTP byte by byte to the servers under test.
-public final class RawClient {
+/// Used by one thread at a time; it may be handed to a Dispatch thread (`offThePool`).
+public final class RawClient: @unchecked Sendable {
     /// A response read back whole.
-    public struct Response {
+    public struct Response: Sendable {
         public var head: HTTPResponseHead
         public var body: [UInt8]
         public var trailers: HTTPHeaders
