@@ -263,18 +263,28 @@ private struct JSONParser {
                 value = try parseValue(depth: depth)
             }
             members.append(JSONObject.Member(key: key, value: value))
-            skipWhitespace()
-            guard index < bytes.count else { throw expected("',' or '}' after object member") }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-                skipWhitespace()
-            case UInt8(ascii: "}"):
-                index += 1
+            if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
                 return .object(JSONObject(uniqueMembers: members))
-            default:
-                throw expected("',' or '}' after object member")
             }
+        }
+    }
+
+    /// After an object's member or an array's element: past a ',' and the space after it (false),
+    /// or past `closer`, the end of the container (true); anything else is `expected(message)`.
+    @inline(__always)
+    mutating func passSeparator(closer: UInt8, orFail message: String) throws(Failure) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw expected(message) }
+        switch bytes[index] {
+        case UInt8(ascii: ","):
+            index += 1
+            skipWhitespace()
+            return false
+        case closer:
+            index += 1
+            return true
+        default:
+            throw expected(message)
         }
     }
 
@@ -367,17 +377,8 @@ private struct JSONParser {
             }
             index += 1
             try skipValue(depth: depth)
-            skipWhitespace()
-            guard index < bytes.count else { throw expected("',' or '}' after object member") }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-                skipWhitespace()
-            case UInt8(ascii: "}"):
-                index += 1
+            if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
                 return
-            default:
-                throw expected("',' or '}' after object member")
             }
         }
     }
@@ -424,17 +425,8 @@ private struct JSONParser {
             }
             isFirst = false
             try skipValue(depth: depth)
-            skipWhitespace()
-            guard index < bytes.count else { throw expected("',' or ']' after array element") }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-                skipWhitespace()
-            case UInt8(ascii: "]"):
-                index += 1
+            if try passSeparator(closer: UInt8(ascii: "]"), orFail: "',' or ']' after array element") {
                 return
-            default:
-                throw expected("',' or ']' after array element")
             }
         }
     }
@@ -456,17 +448,8 @@ private struct JSONParser {
             }
             let element = try parseValue(depth: depth)
             elements.append(element)
-            skipWhitespace()
-            guard index < bytes.count else { throw expected("',' or ']' after array element") }
-            switch bytes[index] {
-            case UInt8(ascii: ","):
-                index += 1
-                skipWhitespace()
-            case UInt8(ascii: "]"):
-                index += 1
+            if try passSeparator(closer: UInt8(ascii: "]"), orFail: "',' or ']' after array element") {
                 return .array(elements)
-            default:
-                throw expected("',' or ']' after array element")
             }
         }
     }
