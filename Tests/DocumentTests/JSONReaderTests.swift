@@ -218,6 +218,23 @@ private struct Bytes: RandomNumberGenerator {
         state = state &* 6364136223846793005 &+ 1442695040888963407
         return state ^ (state >> 29)
     }
+
+    /// Bytes JSON gives meaning to, and some it forbids.
+    static let alphabet = Array(#"{}[]:,"\ u0123456789-+.eEtrufalsn"#.utf8) + [0x00, 0x0A, 0xC3, 0xFF]
+
+    /// `document` with one to three bytes replaced, removed or inserted.
+    mutating func corrupting(_ document: [UInt8]) -> [UInt8] {
+        var bytes = document
+        for _ in 0..<Int.random(in: 1...3, using: &self) {
+            let position = Int.random(in: 0..<bytes.count, using: &self)
+            switch Int.random(in: 0..<3, using: &self) {
+            case 0: bytes[position] = Self.alphabet.randomElement(using: &self)!
+            case 1: bytes.remove(at: position)
+            default: bytes.insert(Self.alphabet.randomElement(using: &self)!, at: position)
+            }
+        }
+        return bytes
+    }
 }
 
 /// Random inputs: the reader agrees with the standard library on UTF-8 and never crashes.
@@ -240,19 +257,10 @@ struct JSONReaderRandomInputTests {
 
     @Test func corruptedDocumentsThrowInsteadOfCrashing() throws {
         let original = Array(#"{"a":[1,-2.5e3,"x\"y\u00e9",{"b":null,"c":true}],"d":"é"}"#.utf8)
-        let alphabet = Array(#"{}[]:,"\ u0123456789-+.eEtrufalsn"#.utf8) + [0x00, 0x0A, 0xC3, 0xFF]
         var random = Bytes(state: 11)
         var rejected = 0
         for _ in 0..<5000 {
-            var bytes = original
-            for _ in 0..<Int.random(in: 1...3, using: &random) {
-                let position = Int.random(in: 0..<bytes.count, using: &random)
-                switch Int.random(in: 0..<3, using: &random) {
-                case 0: bytes[position] = alphabet.randomElement(using: &random)!
-                case 1: bytes.remove(at: position)
-                default: bytes.insert(alphabet.randomElement(using: &random)!, at: position)
-                }
-            }
+            let bytes = random.corrupting(original)
             do {
                 let value = try JSONReader.parse(bytes)
                 #expect(try JSONReader.parse(JSONWriter.write(value)) == value)
@@ -332,18 +340,9 @@ struct JSONReaderSkippingTests {
     /// Randomly corrupted documents, skipping their first member: the same errors as `parse`.
     @Test func corruptedDocumentsFailAlike() {
         let original = Array(#"{"a":{"k:{\"n\":\"x\"}":{".":{},"f:é":[1,"x\"y\u00e9",{"b":null}]},"c":true},"d":"é"}"#.utf8)
-        let alphabet = Array(#"{}[]:,"\ u0123456789-+.eEtrufalsn"#.utf8) + [0x00, 0x0A, 0xC3, 0xFF]
         var random = Bytes(state: 12)
         for _ in 0..<5000 {
-            var bytes = original
-            for _ in 0..<Int.random(in: 1...3, using: &random) {
-                let position = Int.random(in: 0..<bytes.count, using: &random)
-                switch Int.random(in: 0..<3, using: &random) {
-                case 0: bytes[position] = alphabet.randomElement(using: &random)!
-                case 1: bytes.remove(at: position)
-                default: bytes.insert(alphabet.randomElement(using: &random)!, at: position)
-                }
-            }
+            let bytes = random.corrupting(original)
             let full = Result { () throws(JSONParseError) in try JSONReader.parse(bytes) }
             let skipped = Result { () throws(JSONParseError) in try JSONReader.parse(bytes, skipping: [["a"]]) }
             switch (full, skipped) {

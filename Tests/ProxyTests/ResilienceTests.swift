@@ -141,6 +141,13 @@ import Net
         #expect(response?.body.count == size)
     }
 
+    /// Circuit-breaking limits that let thousands of requests through at once.
+    static let thousands: ProxyConfig.Limits = {
+        var limits = ProxyConfig.Limits()
+        (limits.maxConnections, limits.maxPendingRequests, limits.maxRequests) = (10_000, 10_000, 10_000)
+        return limits
+    }()
+
     /// A connect that ended in time is not failed by a deadline check that ran before its event
     /// was dispatched. A loop takes 512 events per turn: 1,000 requests at once start connects
     /// whose events wait a turn or more behind the rest, and with a 1 ms connect timeout any
@@ -149,9 +156,7 @@ import Net
         let backend = try await Backend.start(name: "a")
         let proxy = try ProxyServer(config: httpConfig([backend.address]) { cluster in
             cluster.connectTimeoutMilliseconds = 1
-            cluster.limits.maxConnections = 10_000
-            cluster.limits.maxPendingRequests = 10_000
-            cluster.limits.maxRequests = 10_000
+            cluster.limits = Self.thousands
         }, workers: 1)
         try proxy.start()
         defer { proxy.stop() }
@@ -173,11 +178,7 @@ import Net
 
     @Test func thousandsOfConcurrentConnections() async throws {
         let backend = try await Backend.start(name: "a")
-        let proxy = try ProxyServer(config: httpConfig([backend.address]) { cluster in
-            cluster.limits.maxConnections = 10_000
-            cluster.limits.maxPendingRequests = 10_000
-            cluster.limits.maxRequests = 10_000
-        }, workers: 2)
+        let proxy = try ProxyServer(config: httpConfig([backend.address]) { $0.limits = Self.thousands }, workers: 2)
         try proxy.start()
         defer { proxy.stop() }
         let port = proxy.port(of: "in")!
