@@ -58,7 +58,7 @@ struct WebhookCommand {
         }
         return serveUntilSignalled(signals, logger: logger) {
             let server: WebhookServer
-            let keeper: CABundleKeeper?
+            let keeper: ClusterKeeper?
             do {
                 let prepared: WebhookOptions
                 (prepared, keeper) = try await cluster.prepare(options, logger: logger)
@@ -68,7 +68,7 @@ struct WebhookCommand {
                 return 1
             }
             return await withTaskGroup(of: Int32.self) { tasks in
-                if let keeper { tasks.addTask { await keeper.keep(every: .seconds(60)); return 0 } }
+                if let keeper { tasks.addTask { await keeper.keep(every: .seconds(60), version: server.apiServerVersion); return 0 } }
                 tasks.addTask {
                     do {
                         try await server.run()

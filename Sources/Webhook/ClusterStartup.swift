@@ -3,6 +3,7 @@ import Injection
 import Kube
 import Kubernetes
 import Net
+import Synchronization
 import Telemetry
 
 /// What the webhook learns from the cluster before it serves: the API server's version (for
@@ -27,10 +28,11 @@ public struct ClusterStartup: Sendable {
         self.attempts = attempts
     }
 
-    /// `options` completed from the cluster, and with `--self-signed` a keeper for the caBundle.
+    /// `options` completed from the cluster, and a keeper for what must be checked again while
+    /// serving: the version (when it was asked, not given) and, with `--self-signed`, the caBundle.
     /// With no API server to ask (no kubeconfig, no `KUBECONFIG`, no `KUBERNETES_SERVICE_HOST`)
     /// and without `--self-signed` nothing is asked, and an unknown version means native mode.
-    public func prepare(_ options: WebhookOptions, logger: Logger) async throws -> (WebhookOptions, CABundleKeeper?) {
+    public func prepare(_ options: WebhookOptions, logger: Logger) async throws -> (WebhookOptions, ClusterKeeper?) {
         var options = options
         let needsVersion = options.kubeVersion == nil
         let hasServer = kubeconfig != nil || environment["KUBECONFIG"]?.isEmpty == false
@@ -42,13 +44,14 @@ public struct ClusterStartup: Sendable {
         let config = try KubeConfig.resolve(kubeconfig: kubeconfig, environment: environment,
                                             serviceAccountDirectory: serviceAccountDirectory)
         let group = try EventLoopGroup(threads: 1)
-        var keeper: CABundleKeeper?
+        var keeper: ClusterKeeper?
         defer { if keeper == nil { group.shutdown() } }
         let client = try KubeClient(config: config, loop: group.next())
         if needsVersion {
             options.kubeVersion = try await retrying(logger: logger) { () throws(KubeError) in try await client.version() }
             logger.info("asked the API server its version", ["kubernetesVersion": .string(options.kubeVersion!.description)])
         }
+        var caBundle: ClusterKeeper.CABundle?
         if var setup = selfSigned {
             if setup.namespace.isEmpty {
                 guard let namespace = config.namespace else { throw KubeError("--namespace is needed: \(config.source) names no namespace") }
@@ -57,10 +60,10 @@ public struct ClusterStartup: Sendable {
             let bundle = try await retrying(logger: logger) { try await CertificateBootstrap.run(setup, client: client, logger: logger) }
             options.certificateFile = setup.certificateFile
             options.keyFile = setup.keyFile
-            if let name = setup.webhookConfiguration {
-                keeper = CABundleKeeper(group: group, client: client, webhookConfiguration: name,
-                                        caBundle: Base64.encode(bundle.caCertificate), logger: logger)
-            }
+            caBundle = setup.webhookConfiguration.map { .init(webhookConfiguration: $0, caBundle: Base64.encode(bundle.caCertificate)) }
+        }
+        if needsVersion || caBundle != nil {
+            keeper = ClusterKeeper(group: group, client: client, followsVersion: needsVersion, caBundle: caBundle, logger: logger)
         }
         return (options, keeper)
     }
@@ -82,32 +85,62 @@ public struct ClusterStartup: Sendable {
     }
 }
 
-/// Puts the CA back into the webhook configuration if something resets it (a re-install that
-/// sends the object without `caBundle`): without it the apiserver cannot call the webhook, and
-/// with `failurePolicy: Fail` every meshed pod would wait. Owns the client's event loop.
-public final class CABundleKeeper: Sendable {
+/// What the webhook checks in the cluster while it serves. Owns the client's event loop.
+///
+/// - The version, when it was asked rather than given: a control plane upgraded from 1.28 to
+///   1.29 should get native sidecars for the pods created after it, without a webhook restart.
+/// - With `--self-signed`, the CA in the webhook configuration: something may reset it (a
+///   re-install that sends the object without `caBundle`), and without it the apiserver cannot
+///   call the webhook, so with `failurePolicy: Fail` every meshed pod would wait.
+public final class ClusterKeeper: Sendable {
+    public struct CABundle: Sendable {
+        public var webhookConfiguration: String
+        public var caBundle: String
+    }
+
     private let group: EventLoopGroup
     private let client: KubeClient
-    private let webhookConfiguration: String
-    private let caBundle: String
+    private let followsVersion: Bool
+    private let caBundle: CABundle?
     private let logger: Logger
 
-    init(group: EventLoopGroup, client: KubeClient, webhookConfiguration: String, caBundle: String, logger: Logger) {
+    init(group: EventLoopGroup, client: KubeClient, followsVersion: Bool, caBundle: CABundle?, logger: Logger) {
         self.group = group
         self.client = client
-        self.webhookConfiguration = webhookConfiguration
+        self.followsVersion = followsVersion
         self.caBundle = caBundle
         self.logger = logger
     }
 
-    /// Checks once; true when the bundle had to be restored.
+    /// Asks the version once, if this keeper follows it; true when it changed. A failed ask keeps
+    /// the version known so far.
     @discardableResult
-    public func check() async -> Bool {
+    public func checkVersion(_ version: APIServerVersion) async -> Bool {
+        guard followsVersion else { return false }
         do {
-            let restored = try await client.setCABundle(mutatingWebhookConfiguration: webhookConfiguration, caBundle: caBundle)
+            let asked = try await client.version()
+            let (changed, before) = version.update(asked)
+            guard changed else { return false }
+            logger.info("the API server's version changed", [
+                "from": before.map { .string($0.description) } ?? .null, "to": .string(asked.description),
+            ])
+            return true
+        } catch {
+            logger.warn("cannot ask the API server its version; keeping the one known", ["error": .string("\(error)")])
+            return false
+        }
+    }
+
+    /// Checks the caBundle once, if this keeper keeps one; true when it had to be restored.
+    @discardableResult
+    public func checkCABundle() async -> Bool {
+        guard let caBundle else { return false }
+        do {
+            let restored = try await client.setCABundle(mutatingWebhookConfiguration: caBundle.webhookConfiguration,
+                                                        caBundle: caBundle.caBundle)
             if restored {
                 logger.warn("the webhook configuration had lost the CA; restored",
-                            ["mutatingWebhookConfiguration": .string(webhookConfiguration)])
+                            ["mutatingWebhookConfiguration": .string(caBundle.webhookConfiguration)])
             }
             return restored
         } catch {
@@ -116,12 +149,33 @@ public final class CABundleKeeper: Sendable {
         }
     }
 
-    /// Checks every `interval` until cancelled, then releases the client.
-    public func keep(every interval: Duration) async {
+    /// Checks both every `interval` until cancelled, then releases the client.
+    public func keep(every interval: Duration, version: APIServerVersion) async {
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { break }
-            await check()
+            await checkVersion(version)
+            await checkCABundle()
         }
         group.shutdown()
+    }
+}
+
+/// The API server's version as the webhook knows it now: read by every review (lifecycle
+/// `auto`), updated by the `ClusterKeeper`.
+public final class APIServerVersion: Sendable {
+    private let version: Mutex<KubernetesVersion?>
+
+    public init(_ version: KubernetesVersion?) {
+        self.version = Mutex(version)
+    }
+
+    public var current: KubernetesVersion? { version.withLock { $0 } }
+
+    /// Sets `new`, and says whether that changed it and what it was before.
+    func update(_ new: KubernetesVersion) -> (changed: Bool, before: KubernetesVersion?) {
+        version.withLock { version in
+            defer { version = new }
+            return (version != new, version)
+        }
     }
 }

@@ -15,7 +15,8 @@ public struct WebhookOptions: Sendable {
     public var configPath: String?
     /// How often the config file (and the certificate, on the next handshake) is checked.
     public var reloadInterval: Duration
-    /// Resolves lifecycle `auto`; nil when unknown (native is assumed).
+    /// Resolves lifecycle `auto` at start (a `ClusterKeeper` may update it later through
+    /// `WebhookServer.apiServerVersion`); nil when unknown (native is assumed).
     public var kubeVersion: KubernetesVersion?
     public var threads: Int
     /// After SIGTERM, how long `/readyz` fails while reviews are still served: the apiserver
@@ -46,6 +47,7 @@ public final class WebhookServer: Sendable {
     public let options: WebhookOptions
     public let metrics: WebhookMetrics
     public let config: ConfigWatcher
+    public let apiServerVersion: APIServerVersion
     private let logger: Logger
     private let tls: TLSContext
     private let group: EventLoopGroup
@@ -72,11 +74,12 @@ public final class WebhookServer: Sendable {
         self.logger = logger
         self.metrics = metrics
         config = try ConfigWatcher(path: options.configPath, logger: logger, metrics: metrics)
+        apiServerVersion = APIServerVersion(options.kubeVersion)
         tls = try TLSContext(.server(certificateFile: options.certificateFile, keyFile: options.keyFile,
                                      alpn: ["http/1.1"], reloadCheckInterval: options.reloadInterval))
         group = try EventLoopGroup(threads: options.threads)
         var routes = HTTPRoutes()
-        let handler = AdmissionRoute(config: config, kubeVersion: options.kubeVersion, logger: logger, metrics: metrics)
+        let handler = AdmissionRoute(config: config, kubeVersion: apiServerVersion, logger: logger, metrics: metrics)
         routes.add(.post, "/inject") { request in handler.respond(to: request) }
         routes.add(.get, "/healthz") { _ in .text(200, "ok\n") }
         let stopping = self.stopping
@@ -128,7 +131,7 @@ public final class WebhookServer: Sendable {
 /// `POST /inject`: the admission function plus its log line and counters.
 struct AdmissionRoute: Sendable {
     let config: ConfigWatcher
-    let kubeVersion: KubernetesVersion?
+    let kubeVersion: APIServerVersion
     let logger: Logger
     let metrics: WebhookMetrics
 
@@ -136,7 +139,7 @@ struct AdmissionRoute: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let result = Admission.review(body: request.body, contentType: request.headers["Content-Type"],
-                                      injector: config.injector, kubeVersion: kubeVersion)
+                                      injector: config.injector, kubeVersion: kubeVersion.current)
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         metrics.admissions.increment(result.outcome.rawValue, result.reason)

@@ -114,12 +114,8 @@ public final class FakeKubeAPIServer: Sendable {
                 token: String = "test-token", historyLimit: Int = 1000) async throws {
         self.token = token
         requiresToken = clientCAFile == nil
-        let version: JSON = [
-            "major": "1", "minor": .string(gitVersion.split(separator: ".").dropFirst().first.map(String.init) ?? "0"),
-            "gitVersion": .string(gitVersion), "platform": "linux/amd64",
-        ]
         group = try EventLoopGroup(threads: 1)
-        store = Store(State(historyLimit: historyLimit, version: version), loop: group.next())
+        store = Store(State(historyLimit: historyLimit, version: Self.versionInfo(gitVersion)), loop: group.next())
         let tls = try TLSContext(.server(certificateFile: certificateFile, keyFile: keyFile, clientCAFile: clientCAFile))
         serverConfiguration = Mutex(HTTPServerConfiguration(tls: tls))
         try await startServing()
@@ -217,6 +213,18 @@ public final class FakeKubeAPIServer: Sendable {
 
     /// Answers the next `count` requests (whose path starts with `pathPrefix`, if given) with
     /// `status` and a `Status` body, as an overloaded or broken API server would.
+    /// What `GET /version` answers from now on, as after a control-plane upgrade.
+    public func setVersion(_ gitVersion: String) {
+        store.state.withLock { $0.version = Self.versionInfo(gitVersion) }
+    }
+
+    private static func versionInfo(_ gitVersion: String) -> JSON {
+        [
+            "major": "1", "minor": .string(gitVersion.split(separator: ".").dropFirst().first.map(String.init) ?? "0"),
+            "gitVersion": .string(gitVersion), "platform": "linux/amd64",
+        ]
+    }
+
     public func failNext(_ count: Int, status: Int = 500, pathPrefix: String? = nil) {
         store.state.withLock { $0.faults.append(Fault(remaining: count, status: status, pathPrefix: pathPrefix)) }
     }

@@ -4,6 +4,7 @@ import Injection
 import Kube
 import Net
 import Telemetry
+import Kubernetes
 import Testing
 import TestSupport
 @testable import Webhook
@@ -123,18 +124,51 @@ import TestSupport
         fixture.server.seed(Self.mwcCollection, KubeFixture.webhookConfiguration())
         let logs = LogLines()
         let group = try EventLoopGroup(threads: 1)
-        let keeper = CABundleKeeper(group: group, client: fixture.client, webhookConfiguration: "tandem", caBundle: "Q0E=",
-                                    logger: Logger(sink: logs))
-        #expect(await keeper.check())
-        #expect(await !keeper.check(), "nothing to do while it is in place")
+        let keeper = ClusterKeeper(group: group, client: fixture.client, followsVersion: false,
+                                   caBundle: .init(webhookConfiguration: "tandem", caBundle: "Q0E="), logger: Logger(sink: logs))
+        #expect(await keeper.checkCABundle())
+        #expect(await !keeper.checkCABundle(), "nothing to do while it is in place")
         // A re-install sends the object without caBundle.
         fixture.server.seed(Self.mwcCollection, KubeFixture.webhookConfiguration())
-        #expect(await keeper.check())
+        #expect(await keeper.checkCABundle())
         #expect(logs.messages == ["the webhook configuration had lost the CA; restored", "the webhook configuration had lost the CA; restored"])
         #expect(fixture.server.object(KubeClient.mutatingWebhookConfigurationPath("tandem"))?["webhooks"]?.arrayValue?
             .allSatisfy { $0["clientConfig"]?["caBundle"] == "Q0E=" } == true)
+        // A version given on the command line is not asked again.
+        let version = APIServerVersion(KubernetesVersion(major: 1, minor: 27))
+        #expect(await !keeper.checkVersion(version))
+        #expect(version.current == KubernetesVersion(major: 1, minor: 27))
+        #expect(!fixture.server.requests.contains("GET /version"))
         // Keeping stops with its task and releases its loop.
-        let task = Task { await keeper.keep(every: .milliseconds(10)) }
+        let task = Task { await keeper.keep(every: .milliseconds(10), version: version) }
+        task.cancel()
+        await task.value
+        await fixture.stop()
+    }
+
+    /// After a control-plane upgrade, lifecycle `auto` follows the new version without a restart.
+    @Test func theKeeperFollowsAnUpgradedAPIServer() async throws {
+        let fixture = try await KubeFixture.start(gitVersion: "v1.28.4")
+        let logs = LogLines()
+        let keeper = ClusterKeeper(group: try EventLoopGroup(threads: 1), client: fixture.client, followsVersion: true,
+                                   caBundle: nil, logger: Logger(sink: logs))
+        let version = APIServerVersion(KubernetesVersion(major: 1, minor: 28, patch: 4))
+        #expect(await !keeper.checkVersion(version), "the same version is no change")
+        fixture.server.setVersion("v1.29.1")
+        #expect(await keeper.checkVersion(version))
+        #expect(version.current == KubernetesVersion(major: 1, minor: 29, patch: 1))
+        #expect(logs.all.last?["msg"] == "the API server's version changed")
+        #expect(logs.all.last?["from"] == "1.28.4" && logs.all.last?["to"] == "1.29.1")
+        // An API server that cannot answer keeps the version known so far.
+        fixture.server.failNext(1, status: 503)
+        #expect(await !keeper.checkVersion(version))
+        #expect(version.current == KubernetesVersion(major: 1, minor: 29, patch: 1))
+        #expect(logs.messages.last == "cannot ask the API server its version; keeping the one known")
+        #expect(await !keeper.checkCABundle(), "no caBundle to keep")
+        // A running keeper asks on its own.
+        fixture.server.setVersion("v1.30.0")
+        let task = Task { await keeper.keep(every: .milliseconds(20), version: version) }
+        #expect(await eventually { version.current == KubernetesVersion(major: 1, minor: 30) })
         task.cancel()
         await task.value
         await fixture.stop()
