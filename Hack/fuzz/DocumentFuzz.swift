@@ -1,0 +1,70 @@
+// libFuzzer entry point for what reads untrusted documents: the webhook's review of an
+// AdmissionReview, `tandem inject`'s YAML read-inject-rewrite, and the JSON reader and writer.
+// Compiled with the Document, Kubernetes and Injection modules (see Hack/fuzz/run). The first
+// byte picks the path; beyond "does not crash", each checks properties any input must keep.
+import Document
+import Injection
+import Kubernetes
+
+let injector = Injector()
+
+/// The webhook's answer is always a JSON AdmissionReview, and a patch it returns applies to the
+/// pod it was given and yields a pod that carries the proxy.
+func review(_ body: [UInt8]) {
+    let result = Admission.review(body: body, contentType: "application/json", injector: injector,
+                                  kubeVersion: KubernetesVersion(major: 1, minor: 28))
+    guard let answer = try? JSONReader.parse(result.body) else { preconditionFailure("the answer is not JSON") }
+    guard result.outcome == .patched else { return }
+    guard let text = answer["response"]?["patch"]?.stringValue, let decoded = Base64.decode(text),
+          let patch = try? JSONPatch(json: JSONReader.parse(decoded)),
+          let pod = (try? JSONReader.parse(body))?["request"]?["object"]
+    else { preconditionFailure("a patched answer without a usable patch") }
+    guard let patched = try? patch.apply(to: pod) else { preconditionFailure("the patch does not apply to the pod") }
+    precondition(Admission.carriesProxy(patched), "the patched pod has no proxy")
+}
+
+/// Whatever YAML reads, each document rewritten with its injected value reads back as that
+/// value, and uninjecting what was injected gives back the document as read.
+func injectYAML(_ bytes: [UInt8]) {
+    guard let documents = try? YAMLReader.read(bytes) else { return }
+    var output: [UInt8] = []
+    var expected: [JSON] = []
+    let rewriter = YAMLRewriter()
+    for document in documents {
+        var value = document.value
+        if case .object = value, let report = try? injector.inject(object: value) {
+            value = report.object
+            if report.workloads.contains(where: { $0.reason == .injected }) {
+                guard let back = try? injector.uninject(object: value) else { preconditionFailure("cannot uninject what was injected") }
+                precondition(back.object == document.value, "uninject(inject(x)) != x")
+            }
+        }
+        _ = rewriter.rewrite(document, in: bytes, to: value, into: &output)
+        expected.append(value)
+    }
+    guard let again = try? YAMLReader.read(output) else { preconditionFailure("the rewritten stream does not read") }
+    precondition(again.map(\.value) == expected, "the rewritten stream reads as something else")
+}
+
+/// What the reader accepts, the writer writes as JSON that reads back the same, compact or indented.
+func roundTripJSON(_ bytes: [UInt8]) {
+    guard let value = try? JSONReader.parse(bytes) else { return }
+    for indent in [0, 2] {
+        guard let again = try? JSONReader.parse(JSONWriter.write(value, indent: indent)) else {
+            preconditionFailure("written JSON does not read")
+        }
+        precondition(again == value, "written JSON reads as something else")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let input = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
+    switch data[0] % 3 {
+    case 0: review(input)
+    case 1: injectYAML(input)
+    default: roundTripJSON(input)
+    }
+    return 0
+}
