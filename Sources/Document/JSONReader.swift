@@ -216,6 +216,7 @@ private struct JSONParser {
     }
 
     /// Steps over the `{` or `[` that opens a container at `depth`, unless that is too deep.
+    @inline(__always)
     mutating func enter(_ depth: Int) throws(Failure) {
         if depth > maxDepth { throw failure("nesting is deeper than \(maxDepth) levels") }
         index += 1
@@ -546,6 +547,7 @@ private struct JSONParser {
 
     /// Reads a string starting at its opening quote and checks it, without making a `String`;
     /// escapes are decoded into `scratch` unless `decoding` is false (a string skipped).
+    @inline(__always)
     mutating func scanString(decoding: Bool = true) throws(Failure) -> StringText {
         let quote = index
         let start = index + 1
