@@ -317,6 +317,23 @@ struct AdmissionBadRequestTests {
 }
 
 struct Base64Tests {
+    /// Every length through the six-byte steps and the tails, against the encoding written out
+    /// six bits at a time.
+    @Test func longerInputsMatchTheDefinition() {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        for length in 0...64 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 73 &+ length &* 151) }
+            var bits: [Bool] = bytes.flatMap { byte in (0..<8).map { byte & (0x80 >> $0) != 0 } }
+            while bits.count % 6 != 0 { bits.append(false) }
+            var expected = stride(from: 0, to: bits.count, by: 6).map { start in
+                alphabet[bits[start..<start + 6].reduce(0) { $0 << 1 | ($1 ? 1 : 0) }]
+            }
+            while expected.count % 4 != 0 { expected.append(UInt8(ascii: "=")) }
+            #expect(Base64.encode(bytes) == String(decoding: expected, as: UTF8.self), "length \(length)")
+            #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        }
+    }
+
     @Test(arguments: ["", "f", "fo", "foo", "foob", "fooba", "foobar"])
     func roundTrip(_ text: String) {
         let encoded = Base64.encode(Array(text.utf8))
