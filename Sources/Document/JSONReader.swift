@@ -541,7 +541,8 @@ private struct JSONParser {
         switch try scanString() {
         case .input(let range, ascii: true): asciiString(range)
         case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-        case .scratch, .unread: String(decoding: scratch, as: UTF8.self)
+        case .scratch: String(decoding: scratch, as: UTF8.self)
+        case .unread: preconditionFailure("a string read to be made is always decoded")
         }
     }
 
