@@ -25,8 +25,17 @@ public enum Base64 {
         alphabet.withUnsafeBufferPointer { table in
             bytes.withUnsafeBufferPointer { input in
                 var read = 0, written = 0
-                if let target = UnsafeMutableRawPointer(out.baseAddress) {
+                if let target = UnsafeMutableRawPointer(out.baseAddress), let source = UnsafeRawPointer(input.baseAddress) {
                     pairs.withUnsafeBufferPointer { pairs in
+                        // Six bytes a step from one eight-byte load, eight characters in one store.
+                        while read + 8 <= input.count {
+                            let n = UInt64(bigEndian: source.loadUnaligned(fromByteOffset: read, as: UInt64.self))
+                            let text = UInt64(pairs[Int(n >> 52)]) | UInt64(pairs[Int(n >> 40 & 0xFFF)]) << 16
+                                | UInt64(pairs[Int(n >> 28 & 0xFFF)]) << 32 | UInt64(pairs[Int(n >> 16 & 0xFFF)]) << 48
+                            target.storeBytes(of: text.littleEndian, toByteOffset: written, as: UInt64.self)
+                            read += 6
+                            written += 8
+                        }
                         while read + 3 <= input.count {
                             let n = Int(input[read]) << 16 | Int(input[read + 1]) << 8 | Int(input[read + 2])
                             target.storeBytes(of: pairs[n >> 12].littleEndian, toByteOffset: written, as: UInt16.self)

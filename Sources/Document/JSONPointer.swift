@@ -52,16 +52,20 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: text, as: UTF8.self)
     }
 
-    /// Appends the UTF-8 of `description`.
+    /// Appends the UTF-8 of `description`: each token's runs without `~` or `/` in one piece,
+    /// as appending byte by byte cost a thousand instructions a pointer.
     func appendText(to text: inout [UInt8]) {
-        for token in tokens {
+        for var token in tokens {
             text.append(UInt8(ascii: "/"))
-            for byte in token.utf8 {
-                switch byte {
-                case UInt8(ascii: "~"): text += "~0".utf8
-                case UInt8(ascii: "/"): text += "~1".utf8
-                default: text.append(byte)
+            token.withUTF8 { bytes in
+                var runStart = 0
+                for (position, byte) in bytes.enumerated() where byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/") {
+                    text.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
+                    text.append(UInt8(ascii: "~"))
+                    text.append(byte == UInt8(ascii: "~") ? UInt8(ascii: "0") : UInt8(ascii: "1"))
+                    runStart = position + 1
                 }
+                text.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
             }
         }
     }

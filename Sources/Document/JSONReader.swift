@@ -143,11 +143,20 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
-    /// The keys of the objects being skipped, innermost last (see `skipObject`): as ranges of
-    /// their UTF-8 text, or as strings.
+    /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
+    /// those that had to be decoded.
+    var skippedKeys: [SkippedKey] = []
+    var skippedKeyCount = 0
     var skippedKeyText: [UInt8] = []
-    var skippedKeyRanges: [Range<Int>] = []
-    var skippedKeys: [String] = []
+
+    /// A key of an object being skipped: `count` bytes from `start` in the input, or in
+    /// `skippedKeyText` when `decoded`.
+    struct SkippedKey {
+        var start: Int
+        var count: Int
+        var decoded: Bool
+        var ascii: Bool
+    }
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -207,6 +216,7 @@ private struct JSONParser {
     }
 
     /// Steps over the `{` or `[` that opens a container at `depth`, unless that is too deep.
+    @inline(__always)
     mutating func enter(_ depth: Int) throws(Failure) {
         if depth > maxDepth { throw failure("nesting is deeper than \(maxDepth) levels") }
         index += 1
@@ -290,87 +300,80 @@ private struct JSONParser {
 
     // MARK: Skipping
 
-    /// Reads a value as `parseValue` does, with the same errors, keeping nothing of its objects
-    /// and arrays (scalars are cheap, and read by `parseValue` itself).
+    /// Reads a value as `parseValue` does, with the same errors, keeping nothing: strings and
+    /// numbers are checked where they lie, objects and arrays walked without being built.
     mutating func skipValue(depth: Int) throws(Failure) {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
         case UInt8(ascii: "{"): try skipObject(depth: depth + 1)
         case UInt8(ascii: "["): try skipArray(depth: depth + 1)
+        case UInt8(ascii: "\""): _ = try scanString(decoding: false)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
         default: _ = try parseValue(depth: depth)
         }
     }
 
     /// `parseObject` without the object. The keys, still needed to refuse a repeated one, go on
-    /// stacks shared by every object being skipped, instead of into an array of their own: as
-    /// bytes while they are all ASCII (where `String`'s `==` compares bytes too), else as strings,
-    /// so that repeats are found exactly as `parseObject` finds them.
+    /// a stack shared by every object being skipped (the first `skippedKeyCount` of
+    /// `skippedKeys`, which never shrinks): where they lie in the input, or, for a key with
+    /// escapes, decoded into `skippedKeyText`. Repeats are found exactly as `parseObject` finds
+    /// them (see `sameKey`).
     mutating func skipObject(depth: Int) throws(Failure) {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
             return
         }
-        let (firstRange, firstText, firstKey) = (skippedKeyRanges.count, skippedKeyText.count, skippedKeys.count)
+        let (firstKey, firstText) = (skippedKeyCount, skippedKeyText.count)
         defer {
-            skippedKeyRanges.removeLast(skippedKeyRanges.count - firstRange)
-            skippedKeyText.removeLast(skippedKeyText.count - firstText)
-            if skippedKeys.count > firstKey { skippedKeys.removeLast(skippedKeys.count - firstKey) }
+            skippedKeyCount = firstKey
+            if skippedKeyText.count > firstText { skippedKeyText.removeLast(skippedKeyText.count - firstText) }
         }
-        var asText = true
-        var count = 0
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if count > 0 && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if skippedKeyCount > firstKey && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
             let keyOffset = index
-            let keyStart = skippedKeyText.count
+            let key: SkippedKey
             switch try scanString() {
             case .input(let range, let ascii):
-                skippedKeyText.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
-                if !ascii { asText = false }
+                key = SkippedKey(start: range.lowerBound, count: range.count, decoded: false, ascii: ascii)
             case .scratch:
-                scratch.withUnsafeBufferPointer { decoded in
-                    skippedKeyText.append(contentsOf: decoded)
-                    if decoded.contains(where: { $0 >= 0x80 }) { asText = false }
-                }
+                let start = skippedKeyText.count
+                skippedKeyText.append(contentsOf: scratch)
+                key = SkippedKey(start: start, count: scratch.count, decoded: true, ascii: !scratch.contains { $0 >= 0x80 })
+            case .unread:
+                preconditionFailure("a key is always decoded")
             }
-            let keyRange = keyStart..<skippedKeyText.count
-            if !asText && skippedKeys.count - firstKey < count {
-                // The first non-ASCII key: from here on the keys are compared as strings.
-                for range in skippedKeyRanges[firstRange...] { skippedKeys.append(keyString(range)) }
-                largeKeys = nil
-            }
-            let duplicate: Bool
-            if asText && count < 16 {
-                // Few keys (nearly every object in managedFields): a scan, with no closures to set up.
-                duplicate = skippedKeyText.withUnsafeBufferPointer { text in
-                    let key = UnsafeBufferPointer(rebasing: text[keyRange])
-                    return skippedKeyRanges[firstRange...].contains { range in
-                        range.count == keyRange.count && UnsafeBufferPointer(rebasing: text[range]).elementsEqual(key)
-                    }
+            var duplicate = false
+            if largeKeys == nil && skippedKeyCount - firstKey < 16 {
+                // Few keys (nearly every object in managedFields): a scan, with no hashing.
+                for position in firstKey..<skippedKeyCount where sameKey(skippedKeys[position], key) {
+                    duplicate = true
+                    break
                 }
-                skippedKeyRanges.append(keyRange)
-            } else if asText {
-                duplicate = repeats(count: count, index: &largeKeys, hash: textHash(keyRange),
-                                    hashAt: { textHash(skippedKeyRanges[firstRange + $0]) },
-                                    isKeyAt: { sameText(skippedKeyRanges[firstRange + $0], keyRange) })
-                skippedKeyRanges.append(keyRange)
             } else {
-                let key = keyString(keyRange)
-                let length = key.utf8.count
-                duplicate = repeats(count: count, index: &largeKeys, hash: key.hashValue,
-                                    hashAt: { skippedKeys[firstKey + $0].hashValue },
-                                    isKeyAt: { skippedKeys[firstKey + $0].utf8.count == length && skippedKeys[firstKey + $0] == key })
+                if largeKeys == nil {
+                    largeKeys = KeyIndex()
+                    for position in firstKey..<skippedKeyCount { _ = largeKeys!.add(hash: keyHash(skippedKeys[position])) { _ in false } }
+                }
+                duplicate = !largeKeys!.add(hash: keyHash(key)) { sameKey(skippedKeys[firstKey + $0], key) }
+            }
+            if duplicate {
+                let name = withKeyBytes(key) { String(decoding: $0, as: UTF8.self) }
+                throw failure("duplicate key \"\(name)\" in object", at: keyOffset)
+            }
+            if skippedKeyCount < skippedKeys.count {
+                skippedKeys[skippedKeyCount] = key
+            } else {
                 skippedKeys.append(key)
             }
-            if duplicate { throw failure("duplicate key \"\(keyString(keyRange))\" in object", at: keyOffset) }
-            count += 1
+            skippedKeyCount += 1
             skipWhitespace()
             guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
                 throw expected("':' after object key")
@@ -383,31 +386,51 @@ private struct JSONParser {
         }
     }
 
-    /// Whether a key repeats one of the `count` before it in its object (`isKeyAt` compares it
-    /// with one); from 16 keys on, through `index`, built from `hashAt` on first need.
-    func repeats(count: Int, index: inout KeyIndex?, hash: @autoclosure () -> Int, hashAt: (Int) -> Int,
-                 isKeyAt: (Int) -> Bool) -> Bool {
-        if index == nil && count >= 16 {
-            index = KeyIndex()
-            for position in 0..<count { _ = index!.add(hash: hashAt(position)) { _ in false } }
+    /// Calls `body` with the bytes of a skipped key: in the input, or in `skippedKeyText`.
+    func withKeyBytes<Result>(_ key: SkippedKey, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        let range = key.start..<key.start + key.count
+        if !key.decoded { return body(UnsafeBufferPointer(rebasing: bytes[range])) }
+        return skippedKeyText.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[range])) }
+    }
+
+    /// `parseObject`'s test for a repeated key (same UTF-8 length, then `String`'s `==`), on
+    /// bytes: equal bytes are equal strings, and unequal ASCII bytes unequal strings; only other
+    /// text (where `==` follows canonical equivalence) is made into strings to compare.
+    func sameKey(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
+        guard a.count == b.count else { return false }
+        return withKeyBytes(a) { aBytes in
+            withKeyBytes(b) { bBytes in
+                if sameBytes(aBytes, bBytes) { return true }
+                if a.ascii && b.ascii { return false }
+                return String(decoding: aBytes, as: UTF8.self) == String(decoding: bBytes, as: UTF8.self)
+            }
         }
-        if index != nil { return !index!.add(hash: hash(), sameKey: isKeyAt) }
-        return (0..<count).contains(where: isKeyAt)
     }
 
-    func keyString(_ range: Range<Int>) -> String {
-        String(decoding: skippedKeyText[range], as: UTF8.self)
+    /// Byte equality of two texts of the same length, eight bytes at a time.
+    func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let aBase = a.baseAddress, let bBase = b.baseAddress else { return a.count == b.count }
+        var offset = 0
+        while a.count - offset >= 8 {
+            if UnsafeRawPointer(aBase + offset).loadUnaligned(as: UInt64.self)
+                != UnsafeRawPointer(bBase + offset).loadUnaligned(as: UInt64.self) { return false }
+            offset += 8
+        }
+        while offset < a.count {
+            if aBase[offset] != bBase[offset] { return false }
+            offset += 1
+        }
+        return true
     }
 
-    func textHash(_ range: Range<Int>) -> Int {
-        var hasher = Hasher()
-        skippedKeyText.withUnsafeBytes { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0[range])) }
-        return hasher.finalize()
-    }
-
-    func sameText(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
-        a.count == b.count && skippedKeyText.withUnsafeBufferPointer { text in
-            UnsafeBufferPointer(rebasing: text[a]).elementsEqual(UnsafeBufferPointer(rebasing: text[b]))
+    /// A hash that agrees with `sameKey`: of the bytes for ASCII, of the string otherwise (an
+    /// ASCII key never equals another one: that would take a longer UTF-8 text).
+    func keyHash(_ key: SkippedKey) -> Int {
+        withKeyBytes(key) { keyText in
+            guard key.ascii else { return String(decoding: keyText, as: UTF8.self).hashValue }
+            var hasher = Hasher()
+            hasher.combine(bytes: UnsafeRawBufferPointer(keyText))
+            return hasher.finalize()
         }
     }
 
@@ -455,6 +478,11 @@ private struct JSONParser {
     }
 
     mutating func parseNumber() throws(Failure) -> JSON {
+        .number(asciiString(try scanNumber()))
+    }
+
+    /// Reads a number and checks it, without making a `String`: where its text is.
+    mutating func scanNumber() throws(Failure) -> Range<Int> {
         let start = index
         if bytes[index] == UInt8(ascii: "-") {
             index += 1
@@ -482,7 +510,7 @@ private struct JSONParser {
             guard index < bytes.count, isDigit(bytes[index]) else { throw expected("a digit in the exponent") }
             skipDigits()
         }
-        return .number(asciiString(start..<index))
+        return start..<index
     }
 
     func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
@@ -499,10 +527,12 @@ private struct JSONParser {
     }
 
     /// Where the text of a string just read is: in place in the input (no escapes, the usual
-    /// case), or decoded into `scratch`. Either way it is valid UTF-8.
+    /// case), decoded into `scratch`, or, for a string read without decoding, nowhere. Either way
+    /// it is valid UTF-8.
     enum StringText {
         case input(Range<Int>, ascii: Bool)
         case scratch
+        case unread
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
@@ -512,38 +542,19 @@ private struct JSONParser {
         case .input(let range, ascii: true): asciiString(range)
         case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
         case .scratch: String(decoding: scratch, as: UTF8.self)
+        case .unread: preconditionFailure("a string read to be made is always decoded")
         }
     }
 
-    /// Reads a string starting at its opening quote and checks it, without making a `String`.
-    mutating func scanString() throws(Failure) -> StringText {
+    /// Reads a string starting at its opening quote and checks it, without making a `String`;
+    /// escapes are decoded into `scratch` unless `decoding` is false (a string skipped).
+    @inline(__always)
+    mutating func scanString(decoding: Bool = true) throws(Failure) -> StringText {
         let quote = index
         let start = index + 1
-        let end = bytes.count
-        var position = start
-        var highBits: UInt8 = 0
-        // Eight bytes at a time while none of them ends the plain run (the bytes a writer escapes);
-        // the byte loop below then finds the one that does.
-        var words: UInt64 = 0
-        if let base = bytes.baseAddress {
-            while end - position >= 8 {
-                let word = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
-                if JSONWriter.mayNeedEscape(word) { break }
-                words |= word
-                position += 8
-            }
-        }
-        if words & 0x8080_8080_8080_8080 != 0 { highBits = 0x80 }
-        // The scan runs on locals so the loop stays a load and three compares per byte.
-        while position < end {
-            let byte = bytes[position]
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-            highBits |= byte
-            position += 1
-        }
+        let (position, ascii) = scanPlainRun(from: start)
         index = position
-        guard position < end else { throw failure("unterminated string", at: quote) }
-        let ascii = highBits < 0x80
+        guard position < bytes.count else { throw failure("unterminated string", at: quote) }
         switch bytes[position] {
         case UInt8(ascii: "\""):
             let range = start..<position
@@ -551,53 +562,77 @@ private struct JSONParser {
             if !ascii { try validateUTF8(range) }
             return .input(range, ascii: ascii)
         case UInt8(ascii: "\\"):
-            try scanEscapedString(quote: quote, start: start, ascii: ascii)
-            return .scratch
+            try scanEscapedString(quote: quote, start: start, ascii: ascii, decoding: decoding)
+            return decoding ? .scratch : .unread
         case let byte:
             throw controlCharacter(byte)
         }
+    }
+
+    /// The end of the run from `start` that has no byte a writer escapes (a quote, a backslash,
+    /// a control character), and whether the run is ASCII: eight bytes at a time, the word with
+    /// the run's end telling where it is; the last few bytes of the input one at a time.
+    @inline(__always)
+    func scanPlainRun(from start: Int) -> (end: Int, ascii: Bool) {
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let end = bytes.count
+        var position = start
+        var seen: UInt64 = 0
+        if let base = bytes.baseAddress {
+            while end - position >= 8 {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                let special = JSONWriter.escapeMask(word)
+                if special != 0 {
+                    let length = special.trailingZeroBitCount >> 3
+                    seen |= word & ((1 &<< UInt64(length &* 8)) &- 1)
+                    return (position + length, seen & highs == 0)
+                }
+                seen |= word
+                position += 8
+            }
+        }
+        var highBits: UInt8 = seen & highs == 0 ? 0 : 0x80
+        while position < end {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            highBits |= byte
+            position += 1
+        }
+        return (position, highBits < 0x80)
     }
 
     func controlCharacter(_ byte: UInt8) -> Failure {
         failure("unescaped control character U+00\(hex2(byte)) in string")
     }
 
-    /// The slow path: decodes escapes into `scratch`, copying unescaped runs as they are.
-    mutating func scanEscapedString(quote: Int, start: Int, ascii: Bool) throws(Failure) {
+    /// The slow path, from the first backslash at `index`: checks each escape and the runs
+    /// between them, and when `decoding`, writes the text into `scratch`.
+    mutating func scanEscapedString(quote: Int, start: Int, ascii: Bool, decoding: Bool) throws(Failure) {
         if !ascii { try validateUTF8(start..<index) }
-        scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
-        var runStart = index
-        var runIsASCII = true
-        func flushRun(_ parser: inout JSONParser) throws(Failure) {
-            let range = runStart..<parser.index
-            if !runIsASCII { try parser.validateUTF8(range) }
-            parser.scratch.append(contentsOf: UnsafeBufferPointer(rebasing: parser.bytes[range]))
+        if decoding {
+            scratch.removeAll(keepingCapacity: true)
+            scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         }
-        while index < bytes.count {
-            let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "\""):
-                try flushRun(&self)
+        while true {
+            try parseEscape(quote: quote, decoding: decoding)
+            let runStart = index
+            let (position, runIsASCII) = scanPlainRun(from: runStart)
+            index = position
+            guard position < bytes.count else { throw failure("unterminated string", at: quote) }
+            let byte = bytes[position]
+            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { throw controlCharacter(byte) }
+            if !runIsASCII { try validateUTF8(runStart..<position) }
+            if decoding { scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position])) }
+            if byte == UInt8(ascii: "\"") {
                 index += 1
                 return
-            case UInt8(ascii: "\\"):
-                try flushRun(&self)
-                try parseEscape(quote: quote)
-                runStart = index
-                runIsASCII = true
-            case ..<0x20:
-                throw controlCharacter(byte)
-            default:
-                if byte >= 0x80 { runIsASCII = false }
-                index += 1
             }
         }
-        throw failure("unterminated string", at: quote)
     }
 
-    /// Decodes one escape sequence at `index` (the backslash) into `scratch`.
-    mutating func parseEscape(quote: Int) throws(Failure) {
+    /// Checks one escape sequence at `index` (the backslash), and decodes it into `scratch`
+    /// when `decoding`.
+    mutating func parseEscape(quote: Int, decoding: Bool) throws(Failure) {
         let escapeStart = index
         index += 1
         guard index < bytes.count else { throw failure("unterminated string", at: quote) }
@@ -615,7 +650,7 @@ private struct JSONParser {
         default: nil
         }
         if let simple {
-            scratch.append(simple)
+            if decoding { scratch.append(simple) }
             return
         }
         guard letter == UInt8(ascii: "u") else {
@@ -635,7 +670,7 @@ private struct JSONParser {
         } else if 0xDC00...0xDFFF ~= unit {
             throw unpairedSurrogate(unit, at: escapeStart)
         }
-        scratch.append(contentsOf: UTF8.encode(Unicode.Scalar(scalarValue)!)!)
+        if decoding { scratch.append(contentsOf: UTF8.encode(Unicode.Scalar(scalarValue)!)!) }
     }
 
     func unpairedSurrogate(_ unit: UInt16, at offset: Int) -> Failure {

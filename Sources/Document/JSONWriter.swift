@@ -100,17 +100,21 @@ public enum JSONWriter {
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// Whether any byte of `word` is a quote, a backslash or a control character (exact: the
-    /// borrow tricks can only add false hits above a true one).
-    static func mayNeedEscape(_ word: UInt64) -> Bool {
+    /// The bytes of `word` that are a quote, a backslash or a control character, as their high
+    /// bits. The lowest one is exact (the borrow tricks can only add false hits above a true
+    /// one), so with the first byte in the low bits it says where a plain run ends.
+    static func escapeMask(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
         let quote = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\""))))
         let backslash = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
         let control = (word &- ones &* 0x20) & ~word & highs
-        return quote | backslash | control != 0
+        return quote | backslash | control
     }
+
+    /// Whether any byte of `word` is a quote, a backslash or a control character.
+    static func mayNeedEscape(_ word: UInt64) -> Bool { escapeMask(word) != 0 }
 
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
     static func writeString(_ string: String, into buffer: inout [UInt8]) {

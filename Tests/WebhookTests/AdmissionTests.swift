@@ -133,7 +133,7 @@ struct AdmissionTests {
         var review = try JSONReader.parse(SharedFixtures.bytes("\(Self.requests)/a-pod-create-two-containers.request.json"))
         review = try JSONPatch(json: JSONReader.parse(#"[{"op":"replace","path":"/request/namespace","value":"kube-system"},{"op":"remove","path":"/request/object/metadata/namespace"}]"#)).apply(to: review)
         let result = Admission.review(body: JSONWriter.write(review), contentType: "application/json",
-                                      injector: Injector(), kubeVersion: Self.v1_28)
+                                      injector: Injector(), kubeVersion: AdmissionTests.v1_28)
         #expect(result.reason == "namespace_excluded")
         #expect(result.namespace == "kube-system")
     }
@@ -161,7 +161,7 @@ struct AdmissionTests {
     @Test func largePodWith1500EnvVarsGetsASmallPatch() throws {
         let path = "\(Self.requests)/f-pod-create-1500-env.request.json"
         let body = try SharedFixtures.bytes(path)
-        let result = Admission.review(body: body, contentType: "application/json", injector: Injector(), kubeVersion: Self.v1_28)
+        let result = Admission.review(body: body, contentType: "application/json", injector: Injector(), kubeVersion: AdmissionTests.v1_28)
         #expect(result.outcome == .patched)
         // The proxy is inserted before the app (legacy on 1.28): matched by name, the app keeps
         // its 1,500 env vars untouched instead of being diffed against the proxy.
@@ -256,8 +256,8 @@ struct AdmissionBadRequestTests {
             == Self.error(400, "AdmissionReview has no request"))
     }
 
-    /// The parts of a review the webhook does not build (managedFields, oldObject) are still
-    /// read as strictly as the rest.
+    /// The parts of a review the webhook does not build (managedFields, oldObject, the request's
+    /// userInfo, options, resource and request kind) are still read as strictly as the rest.
     @Test func unreadPartsAreStillStrictJSON() throws {
         let path = "kube-apiserver-1.28.4/admission-requests/a-pod-create-two-containers.request.json"
         let body = String(decoding: try SharedFixtures.bytes(path), as: UTF8.self)
@@ -269,6 +269,28 @@ struct AdmissionBadRequestTests {
         let oldObject = body.replacing(#""oldObject":null"#, with: #""oldObject":{"a":[1,]}"#)
         #expect(oldObject != body)
         #expect(Self.review(oldObject).1.contains("trailing comma before ']'"))
+        let user = body.replacing(#""username":"admin""#, with: #""username":"admin","user\u006eame":"x""#)
+        #expect(user != body)
+        #expect(Self.review(user).1.contains("duplicate key \\\"username\\\" in object"))
+        let resource = body.replacing(#""resource":"pods""#, with: #""resource":"pods\u00""#)
+        #expect(resource != body)
+        #expect(Self.review(resource).1.contains("invalid \\\\u escape in string, expected 4 hex digits"))
+    }
+
+    /// What the webhook skips never changes an answer: the same pod with other callers, options
+    /// and resources gets the same patch.
+    @Test func unreadPartsDoNotChangeTheAnswer() throws {
+        let path = "kube-apiserver-1.28.4/admission-requests/a-pod-create-two-containers.request.json"
+        let body = String(decoding: try SharedFixtures.bytes(path), as: UTF8.self)
+        let other = body
+            .replacing(#""username":"admin""#, with: #""username":"sé\u00e9\ud83d\ude00","extra":{"a":[1.5e3,-0,true,null]}"#)
+            .replacing(#""resource":"pods""#, with: #""resource":"pods\"\\""#)
+        #expect(other != body)
+        func answer(_ text: String) -> AdmissionResult {
+            Admission.review(body: Array(text.utf8), contentType: "application/json", injector: Injector(), kubeVersion: AdmissionTests.v1_28)
+        }
+        #expect(answer(body).outcome == .patched)
+        #expect(answer(other).body == answer(body).body)
     }
 
     @Test func noUID() {
@@ -299,6 +321,23 @@ struct AdmissionBadRequestTests {
 }
 
 struct Base64Tests {
+    /// Every length through the six-byte steps and the tails, against the encoding written out
+    /// six bits at a time.
+    @Test func longerInputsMatchTheDefinition() {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        for length in 0...64 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 73 &+ length &* 151) }
+            var bits: [Bool] = bytes.flatMap { byte in (0..<8).map { byte & (0x80 >> $0) != 0 } }
+            while bits.count % 6 != 0 { bits.append(false) }
+            var expected = stride(from: 0, to: bits.count, by: 6).map { start in
+                alphabet[bits[start..<start + 6].reduce(0) { $0 << 1 | ($1 ? 1 : 0) }]
+            }
+            while expected.count % 4 != 0 { expected.append(UInt8(ascii: "=")) }
+            #expect(Base64.encode(bytes) == String(decoding: expected, as: UTF8.self), "length \(length)")
+            #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        }
+    }
+
     @Test(arguments: ["", "f", "fo", "foo", "foob", "fooba", "foobar"])
     func roundTrip(_ text: String) {
         let encoded = Base64.encode(Array(text.utf8))
