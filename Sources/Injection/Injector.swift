@@ -214,9 +214,9 @@ public struct Injector: Sendable {
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
-        report.warnings += try TemplateEditor.inject(plan, artifactsCache.artifacts(for: plan), entrypoint: annotations.entrypoint,
-                                                     into: &injected)
-        try Self.checkValidity(before: base, after: injected)
+        let artifacts = artifactsCache.artifacts(for: plan)
+        report.warnings += try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
+        try Self.checkValidity(before: base, after: injected, vetted: artifacts.vetted)
         report.mode = plan.mode
 
         let statusPath = ["metadata", "annotations", PodAnnotations.status]
@@ -262,7 +262,10 @@ public struct Injector: Sendable {
         if let seconds = annotations.drainSeconds { proxy.drainSeconds = seconds }
         if let seconds = annotations.drainDelay { proxy.drainDelaySeconds = seconds }
         if let level = annotations.logLevel { proxy.logLevel = level }
-        if let conflict = proxy.resources.conflict {
+        // The config's own resources were checked when it was read; only overrides can clash.
+        let overridesResources = annotations.cpuRequest != nil || annotations.cpuLimit != nil
+            || annotations.memoryRequest != nil || annotations.memoryLimit != nil
+        if overridesResources, let conflict = proxy.resources.conflict {
             throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
         }
         return ProxyPlan(
@@ -341,9 +344,11 @@ public struct Injector: Sendable {
     }
 
     /// Injection must never turn a valid pod into one the apiserver rejects.
-    private static func checkValidity(before: JSONObject, after: JSONObject) throws(InjectionError) {
+    /// `vetted` are the containers added, checked on their own once for all pods.
+    private static func checkValidity(before: JSONObject, after: JSONObject,
+                                      vetted: [PodValidation.VettedContainer]) throws(InjectionError) {
         // The pod as it was is checked only when the injected one has problems (rarely).
-        let problems = PodValidation.problems(in: after["spec"] ?? .null)
+        let problems = PodValidation.problems(in: after["spec"] ?? .null, vetted: vetted)
         guard !problems.isEmpty else { return }
         let old = Set(PodValidation.problems(in: before["spec"] ?? .null))
         let new = problems.filter { !old.contains($0) }

@@ -35,10 +35,17 @@ struct ProxyArtifacts: Sendable {
     /// Workloads of one shape get the same status record too, and writing it out was most of
     /// the cost of recording an injection.
     let statusTexts: StatusTextMemo
+    /// The added containers that are sound on their own where they go, so the check of each
+    /// injected pod looks at them only where they meet the pod's own containers.
+    let vetted: [PodValidation.VettedContainer]
 
     init(_ plan: ProxyPlan) {
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
+        let placed = plan.mode == .native ? [(proxy, true)] : [(proxy, false), (initContainer, true)]
+        vetted = placed.compactMap { container, isInit in
+            container.objectValue.flatMap { PodValidation.VettedContainer($0, isInit: isInit) }
+        }
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
         statusTexts = StatusTextMemo(containers: [proxy, initContainer].compactMap(\.objectValue))
     }
