@@ -349,11 +349,12 @@ public struct Injector: Sendable {
     }
 
     /// Injection must never turn a valid pod into one the apiserver rejects.
-    /// `vetted` are the containers added, checked on their own once for all pods.
+    /// `vetted` are the containers added, checked on their own once for all pods; containers the
+    /// injection left as they were are checked only against the pod.
     private static func checkValidity(before: JSONObject, after: JSONObject,
                                       vetted: [PodValidation.VettedContainer]) throws(InjectionError) {
         // The pod as it was is checked only when the injected one has problems (rarely).
-        let problems = PodValidation.problems(in: after["spec"] ?? .null, vetted: vetted)
+        let problems = PodValidation.problems(in: after["spec"] ?? .null, vetted: vetted, unchangedSince: before["spec"])
         guard !problems.isEmpty else { return }
         let old = Set(PodValidation.problems(in: before["spec"] ?? .null))
         let new = problems.filter { !old.contains($0) }

@@ -8,8 +8,12 @@ public enum PodValidation {
     /// `providedVolumes` names volumes a controller adds when it makes the pod: a StatefulSet's
     /// `volumeClaimTemplates`, when checking its template. `vetted` are containers whose own
     /// fields `ownProblems` found sound where they stand (the injector's, the same buffer in every
-    /// pod it makes): of those only what depends on the rest of the pod is checked again.
-    public static func problems(in podSpec: JSON, providedVolumes: Set<String> = [], vetted: [VettedContainer] = []) -> [String] {
+    /// pod it makes): of those only what depends on the rest of the pod is checked again. So are
+    /// the containers that stand where they stood in `earlier`, the same buffer: whatever
+    /// problems of their own they have, `earlier` had too (an injection leaves most app containers
+    /// untouched, and asks only for problems the pod did not have before).
+    public static func problems(in podSpec: JSON, providedVolumes: Set<String> = [], vetted: [VettedContainer] = [],
+                                unchangedSince earlier: JSON? = nil) -> [String] {
         guard let spec = podSpec.objectValue else { return ["the pod spec is \(podSpec.typeName), not an object"] }
         var problems: [String] = []
         let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems).union(providedVolumes)
@@ -28,6 +32,7 @@ public enum PodValidation {
                 continue
             }
             if !isInit, containers.isEmpty { problems.append("spec.containers is empty") }
+            let earlierContainers = earlier?[key]?.arrayValue ?? []
             for (index, container) in containers.enumerated() {
                 let label = ContainerLabel(name: container["name"]?.stringValue, list: key, index: index)
                 guard let object = container.objectValue else {
@@ -40,7 +45,9 @@ public enum PodValidation {
                 } else {
                     problems.append("\(label) has no name")
                 }
-                let isVetted = vetted.contains { $0.isInit == isInit && $0.container.sharesStorage(with: object) }
+                let isUnchanged = index < earlierContainers.count
+                    && earlierContainers[index].objectValue?.sharesStorage(with: object) == true
+                let isVetted = isUnchanged || vetted.contains { $0.isInit == isInit && $0.container.sharesStorage(with: object) }
                 check(object, label: label, isInit: isInit, scope: isVetted ? .pod : .all, volumes: volumes,
                       portOwners: &portOwners, problems: &problems)
             }

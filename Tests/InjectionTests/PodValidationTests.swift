@@ -94,6 +94,31 @@ import Testing
         ])
     }
 
+    /// A container left where it was, the same buffer, is checked only against the pod: its own
+    /// problems were there before. Moved, or changed, it is checked in full.
+    @Test func unchangedContainersAreCheckedOnlyAgainstThePod() {
+        let broken = Fixtures.container("app", ports: [8080], extra: ["env": [["value": "unnamed"]]])
+        let before: JSON = ["containers": [broken]]
+        let own = "container \"app\": an env var has no name"
+        #expect(PodValidation.problems(in: before) == [own])
+        #expect(PodValidation.problems(in: before, unchangedSince: before) == [])
+        let clash: JSON = ["containers": [broken, Fixtures.container("b", ports: [8080])]]
+        #expect(PodValidation.problems(in: clash, unchangedSince: before)
+            == ["container \"b\": port 8080/TCP is also declared by container \"app\""])
+        let moved: JSON = ["containers": [Fixtures.container("first"), broken]]
+        #expect(PodValidation.problems(in: moved, unchangedSince: before) == [own])
+        #expect(PodValidation.problems(in: ["initContainers": [broken], "containers": [Fixtures.container("a")]], unchangedSince: before)
+            == [own])
+    }
+
+    @Test func ownProblemsAnAppHadBeforeDoNotStopInjection() throws {
+        let pod = Fixtures.pod(spec: ["containers": [Fixtures.container("app", command: ["/app"], extra: ["env": [["value": "x"]]])]])
+        for mode in [LifecycleMode.native, .legacy] {
+            let report = try Injector().inject(object: pod, lifecycle: mode)
+            #expect(report.workloads.first?.reason == .injected)
+        }
+    }
+
     @Test func theInjectedProxyStillClashesWithTheSidecarsBeforeIt() {
         let pod = Fixtures.pod(spec: [
             "initContainers": [Fixtures.container("agent", ports: [15021], extra: ["restartPolicy": "Always"])],
