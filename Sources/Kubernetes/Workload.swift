@@ -63,7 +63,6 @@ extension WorkloadKind {
     /// Tokens of the pod template inside `object`, after checking that the template exists and
     /// has `spec.containers` as an array.
     public func templateTokens(in object: JSON) -> Result<[String], TemplateError> {
-        let header = ObjectHeader(object)
         let wanted = templatePath + ["spec", "containers"]
         var current = object
         for (depth, key) in wanted.enumerated() {
@@ -73,7 +72,7 @@ extension WorkloadKind {
                 let problem = current[key] == nil ? "is missing" : "must be \(isLast ? "an array" : "an object")"
                 return .failure(TemplateError(
                     existingPath: Array(wanted[..<depth]), missingPath: missing, problem: problem,
-                    message: "\(header.reference): \(missing) \(problem)"))
+                    message: "\(ObjectHeader(object).reference): \(missing) \(problem)"))
             }
             current = next
         }
