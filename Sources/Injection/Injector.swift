@@ -333,18 +333,24 @@ public struct Injector: Sendable {
         return nil
     }
 
+    /// The names tandem gives what it adds, by the list they go in.
+    private static let reservedNames: [(list: String, names: [String])] = [
+        ("containers", [TandemNames.proxyContainer, TandemNames.initContainer]),
+        ("initContainers", [TandemNames.proxyContainer, TandemNames.initContainer]),
+        ("volumes", [TandemNames.binaryVolume]),
+    ]
+
     /// Our names on things we did not add (no status records them) cannot be told from ours.
     private static func checkNameConflicts(_ spec: JSONObject) throws(InjectionError) {
-        let ours: [(String, String)] = [
-            ("containers", TandemNames.proxyContainer), ("containers", TandemNames.initContainer),
-            ("initContainers", TandemNames.proxyContainer), ("initContainers", TandemNames.initContainer),
-            ("volumes", TandemNames.binaryVolume),
-        ]
-        for (key, name) in ours {
-            guard let index = spec[key]?.arrayValue?.firstIndex(where: { $0["name"]?.stringValue == name }) else { continue }
-            throw InjectionError(pointer: ["spec", key, String(index), "name"],
-                                 message: "spec.\(key)[\(index)] is named \(name), which tandem reserves, "
-                                     + "but no tandem.io/status annotation records it")
+        for (key, names) in reservedNames {
+            guard let items = spec[key]?.arrayValue else { continue }
+            let itemNames = items.map { $0["name"]?.stringValue }
+            for name in names {
+                guard let index = itemNames.firstIndex(of: name) else { continue }
+                throw InjectionError(pointer: ["spec", key, String(index), "name"],
+                                     message: "spec.\(key)[\(index)] is named \(name), which tandem reserves, "
+                                         + "but no tandem.io/status annotation records it")
+            }
         }
     }
 

@@ -159,11 +159,17 @@ enum TemplateEditor {
                     metadata["annotations"] = .object(JSONObject())
                     status.created.append(.init(path: ["metadata", "annotations"], origin: annotationsOrigin))
                 }
-                if let firstAppContainer, metadata["annotations"]?[TandemNames.defaultContainerAnnotation] == nil {
-                    Metadata.setAnnotation(TandemNames.defaultContainerAnnotation, to: firstAppContainer, in: &metadata)
-                    status.annotations.append(TandemNames.defaultContainerAnnotation)
+                // One edit of the map for both annotations, with room made for them at once.
+                metadata.modifyMember("annotations") { annotations in
+                    annotations.modifyObject { annotations in
+                        annotations.reserveCapacity(annotations.count + 2)
+                        if let firstAppContainer, annotations[TandemNames.defaultContainerAnnotation] == nil {
+                            annotations[TandemNames.defaultContainerAnnotation] = .string(firstAppContainer)
+                            status.annotations.append(TandemNames.defaultContainerAnnotation)
+                        }
+                        annotations[PodAnnotations.status] = .string(artifacts.statusTexts.text(of: status))
+                    }
                 }
-                Metadata.setAnnotation(PodAnnotations.status, to: artifacts.statusTexts.text(of: status), in: &metadata)
             }
         }
         return warnings
