@@ -150,7 +150,9 @@ private struct TreeBuilder {
 
         /// Takes a complete child's value: an item, a key (checked here: a scalar, not a
         /// duplicate) or a member's value. A merge key's value comes back, for the tree to keep.
-        mutating func take(_ value: consuming JSON, from child: YAMLTree.Node, at index: Int) throws -> JSON? {
+        /// `mark` is the child's place, made only for an error.
+        mutating func take(_ value: consuming JSON, isMergeKey: Bool, at index: Int,
+                           mark: @autoclosure () -> SourceMark) throws -> JSON? {
             lastChild = index
             guard isMapping else {
                 // Most collections in manifests are small: room for four saves the first regrowths.
@@ -160,15 +162,15 @@ private struct TreeBuilder {
             }
             switch key {
             case nil:
-                if child.isMergeKey {
+                if isMergeKey {
                     key = .merge
                     return nil
                 }
                 guard let text = value.keyText else {
-                    throw YAMLError(mark: child.start, message: "a mapping key must be a scalar")
+                    throw YAMLError(mark: mark(), message: "a mapping key must be a scalar")
                 }
                 if object.index(forKey: text) != nil {
-                    throw YAMLError(mark: child.start, message: "duplicate key \"\(text)\"")
+                    throw YAMLError(mark: mark(), message: "duplicate key \"\(text)\"")
                 }
                 key = .named(text)
                 return nil
@@ -179,7 +181,7 @@ private struct TreeBuilder {
                 return nil
             case .merge:
                 key = nil
-                try merge(value, at: child.start)
+                try merge(value, at: mark())
                 return value
             }
         }
@@ -436,7 +438,7 @@ private struct TreeBuilder {
             rootValue = value
             return
         }
-        if let mergeSource = try current!.take(value, from: nodes[index], at: index) {
+        if let mergeSource = try current!.take(value, isMergeKey: nodes[index].isMergeKey, at: index, mark: nodes[index].start) {
             mergeSources[index] = mergeSource
         }
     }
