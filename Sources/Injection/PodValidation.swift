@@ -20,8 +20,11 @@ public enum PodValidation {
 
         // A pod has a handful of containers and ports: arrays searched in order cost less here
         // than hashing into sets, and this runs for every workload injected.
+        // Room for a typical pod at once, rather than growing one append at a time.
         var containerNames: [String] = []
+        containerNames.reserveCapacity(8)
         var portOwners: [(port: PortKey, owner: ContainerLabel)] = []
+        portOwners.reserveCapacity(8)
         for (key, isInit) in containerLists {
             guard let value = spec[key], !value.isNull else {
                 if !isInit { problems.append("spec.containers is missing") }
