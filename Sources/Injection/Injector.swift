@@ -315,8 +315,10 @@ public struct Injector: Sendable {
     /// counts); users put it there often enough that silence would hide the mistake.
     private static func misplacedSettings(in workload: JSON) -> [String] {
         var warnings: [String] = []
+        guard let metadata = workload["metadata"]?.objectValue else { return warnings }
         for map in ["annotations", "labels"] {
-            for key in workload["metadata"]?[map]?.objectValue?.keys ?? [] where key.hasPrefix(PodAnnotations.prefix) {
+            guard let entries = metadata[map]?.objectValue else { continue }
+            for (key, _) in entries.members where key.hasPrefix(PodAnnotations.prefix) {
                 warnings.append("\(map.dropLast()) \(key) on the workload itself has no effect: put it on the pod template's metadata")
             }
         }
