@@ -170,11 +170,14 @@ struct InjectCommand {
                 lastByte = parts.last?.last ?? lastByte
             }
         }
+        // Gathered only to be printed: a large stream has a report for every workload.
+        let explained = parsed.last("--explain")
+        guard !parsed.flag("--quiet") || explained != nil else { return 0 }
         let workloads = results.flatMap { $0.1.workloads }
         if !parsed.flag("--quiet") {
             Console.error(WorkloadReportText.summary(workloads, operation: operation.name))
         }
-        if let target = parsed.last("--explain") {
+        if let target = explained {
             Console.error(WorkloadReportText.explanation(workloads, matching: target))
         }
         return 0
