@@ -326,13 +326,14 @@ public struct Injector: Sendable {
     }
 
     static func foreignSidecar(containers: [JSON], initContainers: [JSON]) -> String? {
-        for container in containers + initContainers {
-            if let name = container["name"]?.stringValue, foreignContainers.contains(name) { return name }
+        func first(in list: [JSON], namedOneOf names: Set<String>) -> String? {
+            for container in list {
+                if let name = container["name"]?.stringValue, names.contains(name) { return name }
+            }
+            return nil
         }
-        for container in initContainers {
-            if let name = container["name"]?.stringValue, foreignInitContainers.contains(name) { return name }
-        }
-        return nil
+        return first(in: containers, namedOneOf: foreignContainers) ?? first(in: initContainers, namedOneOf: foreignContainers)
+            ?? first(in: initContainers, namedOneOf: foreignInitContainers)
     }
 
     /// The names tandem gives what it adds, by the list they go in.
