@@ -129,9 +129,15 @@ public struct JSONObject: Sendable, Hashable {
     /// Keys of different UTF-8 lengths are different member names (JSON compares names code
     /// point by code point, RFC 8259 §8.3), so the length rules most keys out before `==`, which
     /// is costly when it fails.
+    /// Through the buffer, so that looking at a member does not copy (retain and release) it.
     public func index(forKey key: String) -> Int? {
         let length = key.utf8.count
-        return storage.firstIndex { $0.key.utf8.count == length && $0.key == key }
+        return storage.withUnsafeBufferPointer { members in
+            for index in members.indices where members[index].key.utf8.count == length && members[index].key == key {
+                return index
+            }
+            return nil
+        }
     }
 
     /// Reads a member, or sets it: an existing key keeps its place, a new key goes last,
@@ -180,7 +186,7 @@ public struct JSONObject: Sendable, Hashable {
 
     /// Whether both hold the one buffer, as the untouched parts of a document and of its edited
     /// copy do: then they are equal without looking.
-    func sharesStorage(with other: JSONObject) -> Bool {
+    public func sharesStorage(with other: JSONObject) -> Bool {
         storage.count == other.storage.count && storage.withUnsafeBufferPointer { a in
             other.storage.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
         }

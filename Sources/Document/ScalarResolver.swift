@@ -114,24 +114,34 @@ public enum ScalarResolver {
         }
     }
 
-    private static let nulls = words(["~", "null", "Null", "NULL"])
-    private static let trues = words(["y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"])
-    private static let falses = words(["n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"])
+    /// The words YAML 1.1 reads as null and booleans, each packed into an integer (see `packed`),
+    /// so that telling a short scalar from them is a few integer compares.
+    private static let nulls = packedWords(["~", "null", "Null", "NULL"])
+    private static let trues = packedWords(["y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"])
+    private static let falses = packedWords(["n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"])
 
-    private static func words(_ list: [String]) -> [[UInt8]] { list.map { Array($0.utf8) } }
+    private static func packedWords(_ list: [String]) -> [UInt64] {
+        list.map { word in Array(word.utf8).withUnsafeBufferPointer { packed($0)! } }
+    }
 
-    private static func isOne(of words: [[UInt8]], _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        words.contains { $0.count == bytes.count && $0.elementsEqual(bytes) }
+    /// Up to five bytes, the longest of those words, in one integer: the length in the top byte,
+    /// the bytes below it; nil for longer scalars, which are none of them.
+    private static func packed(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        guard bytes.count <= 5 else { return nil }
+        var value = UInt64(bytes.count) << 56
+        for (index, byte) in bytes.enumerated() { value |= UInt64(byte) << (8 * index) }
+        return value
     }
 
     private static func isNull(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        bytes.count <= 4 && isOne(of: nulls, bytes)
+        guard let word = packed(bytes) else { return false }
+        return nulls.contains(word)
     }
 
     private static func boolean(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool? {
-        guard bytes.count <= 5 else { return nil }
-        if isOne(of: trues, bytes) { return true }
-        if isOne(of: falses, bytes) { return false }
+        guard let word = packed(bytes) else { return nil }
+        if trues.contains(word) { return true }
+        if falses.contains(word) { return false }
         return nil
     }
 

@@ -21,18 +21,75 @@ public struct SourceMark: Sendable, Equatable, CustomStringConvertible {
 /// finds each node's value in its parent's (see `YAMLNode.content`). So a node is plain data,
 /// and building and dropping a tree costs no reference counting per node.
 final class YAMLTree: @unchecked Sendable {
+    /// Forty bytes rather than eighty: a document's nodes are written once and read along a
+    /// rewrite's paths, so their size is most of what building a tree moves through memory.
+    /// Lines, columns and indices fit 32 bits; byte offsets keep 64.
     struct Node {
-        var kind: YAMLNode.Kind
-        var start: SourceMark
+        /// Byte offsets of the node's own text.
+        private let startOffset: Int
         var end: Int
-        /// The index just past the node's last descendant: its next sibling, if it has one.
-        var next: Int
-        var isFlow: Bool
+        private let line: Int32
+        private let column: Int32
+        private var nextIndex: Int32
+        /// An index into `tags`, or -1.
+        private let tagIndex: Int32
+        /// The anchored node an alias stands for.
+        private let aliasTarget: Int32
+        private let shape: Shape
+        private let style: YAMLNode.ScalarStyle
+        let isFlow: Bool
         /// `<<` written plain, the YAML 1.1 merge key that Kubernetes tooling honours; known
         /// when the scalar is read, as every mapping asks it of every key.
-        var isMergeKey = false
+        let isMergeKey: Bool
+
+        private enum Shape: UInt8 {
+            case scalar, sequence, mapping, alias
+        }
+
+        init(kind: YAMLNode.Kind, start: SourceMark, end: Int, next: Int, isFlow: Bool, isMergeKey: Bool = false, tag: Int? = nil) {
+            startOffset = start.offset
+            self.end = end
+            line = Int32(clamping: start.line)
+            column = Int32(clamping: start.column)
+            nextIndex = Int32(next)
+            tagIndex = tag.map { Int32($0) } ?? -1
+            self.isFlow = isFlow
+            self.isMergeKey = isMergeKey
+            var target: Int32 = -1
+            var style = YAMLNode.ScalarStyle.plain
+            switch kind {
+            case .scalar(let scalarStyle):
+                shape = .scalar
+                style = scalarStyle
+            case .sequence: shape = .sequence
+            case .mapping: shape = .mapping
+            case .alias(let index):
+                shape = .alias
+                target = Int32(index)
+            }
+            aliasTarget = target
+            self.style = style
+        }
+
+        var kind: YAMLNode.Kind {
+            switch shape {
+            case .scalar: return .scalar(style)
+            case .sequence: return .sequence
+            case .mapping: return .mapping
+            case .alias: return .alias(Int(aliasTarget))
+            }
+        }
+
+        var start: SourceMark { SourceMark(offset: startOffset, line: Int(line), column: Int(column)) }
+
+        /// The index just past the node's last descendant: its next sibling, if it has one.
+        var next: Int {
+            get { Int(nextIndex) }
+            set { nextIndex = Int32(newValue) }
+        }
+
         /// The node's tag, as an index into `tags`.
-        var tag: Int?
+        var tag: Int? { tagIndex < 0 ? nil : Int(tagIndex) }
     }
 
     let nodes: [Node]

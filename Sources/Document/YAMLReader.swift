@@ -150,7 +150,9 @@ private struct TreeBuilder {
 
         /// Takes a complete child's value: an item, a key (checked here: a scalar, not a
         /// duplicate) or a member's value. A merge key's value comes back, for the tree to keep.
-        mutating func take(_ value: consuming JSON, from child: YAMLTree.Node, at index: Int) throws -> JSON? {
+        /// `mark` is the child's place, made only for an error.
+        mutating func take(_ value: consuming JSON, isMergeKey: Bool, at index: Int,
+                           mark: @autoclosure () -> SourceMark) throws -> JSON? {
             lastChild = index
             guard isMapping else {
                 // Most collections in manifests are small: room for four saves the first regrowths.
@@ -160,15 +162,15 @@ private struct TreeBuilder {
             }
             switch key {
             case nil:
-                if child.isMergeKey {
+                if isMergeKey {
                     key = .merge
                     return nil
                 }
                 guard let text = value.keyText else {
-                    throw YAMLError(mark: child.start, message: "a mapping key must be a scalar")
+                    throw YAMLError(mark: mark(), message: "a mapping key must be a scalar")
                 }
                 if object.index(forKey: text) != nil {
-                    throw YAMLError(mark: child.start, message: "duplicate key \"\(text)\"")
+                    throw YAMLError(mark: mark(), message: "duplicate key \"\(text)\"")
                 }
                 key = .named(text)
                 return nil
@@ -179,7 +181,7 @@ private struct TreeBuilder {
                 return nil
             case .merge:
                 key = nil
-                try merge(value, at: child.start)
+                try merge(value, at: mark())
                 return value
             }
         }
@@ -233,9 +235,8 @@ private struct TreeBuilder {
     private var tags: [String] = []
     private var rootValue = JSON.null
     private var mergeSources: [Int: JSON] = [:]
-    /// The innermost open collection, and the ones that hold it.
-    private var current: Open?
-    private var ancestors: [Open] = []
+    /// The open collections, the innermost last: changed in place, never copied out and back.
+    private var openCollections: [Open] = []
     private var anchors: [String: (index: Int, value: JSON)] = [:]
     private var documentStart = 0
     /// The last complete document, held back until it is known whether text follows it.
@@ -432,11 +433,11 @@ private struct TreeBuilder {
     /// Puts a complete node's value where it belongs: in the open collection, or as the root.
     private mutating func completed(_ index: Int, value: consuming JSON, anchor: String?) throws {
         if let anchor { anchors[anchor] = (index, value) }
-        guard current != nil else {
+        guard !openCollections.isEmpty else {
             rootValue = value
             return
         }
-        if let mergeSource = try current!.take(value, from: nodes[index], at: index) {
+        if let mergeSource = try openCollections[openCollections.count - 1].take(value, isMergeKey: nodes[index].isMergeKey, at: index, mark: nodes[index].start) {
             mergeSources[index] = mergeSource
         }
     }
@@ -445,18 +446,16 @@ private struct TreeBuilder {
     /// filled in when it closes.
     private mutating func open(_ kind: YAMLNode.Kind, at mark: yaml_mark_t, tag: String?, anchor: String?, flow: Bool) throws {
         let start = sourceMark(mark)
-        guard ancestors.count + 1 < YAMLReader.maxDepth else {
+        guard openCollections.count < YAMLReader.maxDepth else {
             throw YAMLError(mark: start, message: "collections nest deeper than \(YAMLReader.maxDepth) levels")
         }
-        if let outer = current.take() { ancestors.append(outer) }
-        current = Open(index: nodes.count, isMapping: kind == .mapping, anchor: anchor)
+        openCollections.append(Open(index: nodes.count, isMapping: kind == .mapping, anchor: anchor))
         nodes.append(YAMLTree.Node(kind: kind, start: start, end: start.offset, next: nodes.count + 1,
                                    isFlow: flow, tag: tagIndex(tag)))
     }
 
     private mutating func close(endMark: yaml_mark_t) throws {
-        guard let open = current.take() else { return }
-        current = ancestors.popLast()
+        guard let open = openCollections.popLast() else { return }
         let index = open.index
         let anchor = open.anchor
         let start = nodes[index].start

@@ -33,6 +33,9 @@ public struct InjectionReport: Sendable, Equatable {
 /// The one injector the CLI and the admission webhook both call. Pure: values in, values out.
 public struct Injector: Sendable {
     public var config: InjectionConfig
+    /// Whether reports carry their explanation, for `--explain`. Off, injecting a large stream
+    /// skips formatting a dozen lines per workload that nobody reads.
+    public var keepsExplanations = true
     private let artifactsCache = ProxyArtifactsCache()
 
     /// The JSON text of the containers and status record this injector last added, for writing
@@ -82,15 +85,20 @@ public struct Injector: Sendable {
             (template: inout JSONObject, report: inout WorkloadReport) throws(InjectionError) in
             guard let status = try Self.status(of: template) else {
                 report.reason = .notInjected
-                report.explanation.append("no tandem.io/status annotation: nothing to remove")
+                explain(&report, "no tandem.io/status annotation: nothing to remove")
                 return
             }
             TemplateEditor.uninject(status, from: &template)
             report.reason = .uninjected
             report.mode = status.mode
-            report.explanation.append("removed the \(status.mode.rawValue) injection recorded in tandem.io/status")
+            explain(&report, "removed the \(status.mode.rawValue) injection recorded in tandem.io/status")
         }
         return InjectionReport(object: document, workloads: reports)
+    }
+
+    /// Adds a step to the report's explanation; the line is made only when explanations are kept.
+    private func explain(_ report: inout WorkloadReport, _ line: @autoclosure () -> String) {
+        if keepsExplanations { report.explanation.append(line()) }
     }
 
     // MARK: Walking documents
@@ -114,7 +122,7 @@ public struct Injector: Sendable {
                                     templatePointer: pointer)
         switch ResourceShape(object, impliedKind: impliedKind) {
         case .other:
-            report.explanation.append(kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
+            explain(&report, kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
             reports.append(report)
         case .list(let itemKind):
             try ObjectPath.modify(at: ["items"], in: &object) { (items: inout JSON) throws(InjectionError) in
@@ -159,11 +167,11 @@ public struct Injector: Sendable {
         let previous = try Self.status(of: template)
         if let previous {
             TemplateEditor.uninject(previous, from: &base)
-            report.explanation.append("found a previous \(previous.mode.rawValue) injection; deciding from the template without it")
+            explain(&report, "found a previous \(previous.mode.rawValue) injection; deciding from the template without it")
         }
-        func skip(_ reason: InjectionReason, _ line: String) {
+        func skip(_ reason: InjectionReason, _ line: @autoclosure () -> String) {
             report.reason = reason
-            report.explanation.append(line)
+            explain(&report, line())
             if previous != nil {
                 report.warnings.append("the template still carries a previous injection; run uninject to remove it")
             }
@@ -172,12 +180,12 @@ public struct Injector: Sendable {
         guard config.injection.enabled else {
             return skip(.injectionDisabled, "injection is switched off (injection.enabled: false)")
         }
-        report.explanation.append("injection is enabled")
+        explain(&report, "injection is enabled")
 
         if let namespace, config.injection.excludedNamespaces.contains(namespace) {
             return skip(.namespaceExcluded, "namespace \"\(namespace)\" is excluded (injection.excludedNamespaces)")
         }
-        report.explanation.append(namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
+        explain(&report, namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
 
         let metadata = base["metadata"]?.objectValue ?? JSONObject()
         if metadata["annotations"]?[PodAnnotations.inject]?.stringValue == "disabled" {
@@ -185,11 +193,11 @@ public struct Injector: Sendable {
         }
         switch metadata["labels"]?[PodAnnotations.inject] {
         case nil:
-            report.explanation.append("no tandem.io/inject opt-out")
+            explain(&report, "no tandem.io/inject opt-out")
         case .string("disabled")?:
             return skip(.optedOutLabel, "label tandem.io/inject is \"disabled\"")
         case .string("enabled")?:
-            report.explanation.append("label tandem.io/inject is \"enabled\"")
+            explain(&report, "label tandem.io/inject is \"enabled\"")
         case let value?:
             throw InjectionError(pointer: ["metadata", "labels", PodAnnotations.inject],
                                  message: "label tandem.io/inject: \(describe(value)) must be enabled or disabled")
@@ -199,14 +207,14 @@ public struct Injector: Sendable {
         if spec["hostNetwork"]?.boolValue == true {
             return skip(.hostNetwork, "hostNetwork is true: the proxy cannot own the node's network")
         }
-        report.explanation.append("hostNetwork is not set")
+        explain(&report, "hostNetwork is not set")
 
         let appContainers = spec["containers"]?.arrayValue ?? []
         let initContainers = spec["initContainers"]?.arrayValue ?? []
         if let foreign = Self.foreignSidecar(containers: appContainers, initContainers: initContainers) {
             return skip(.foreignSidecar, "container \"\(foreign)\" belongs to another mesh's sidecar")
         }
-        report.explanation.append("no other mesh's sidecar found")
+        explain(&report, "no other mesh's sidecar found")
         try Self.checkNameConflicts(spec)
 
         let annotations = try PodAnnotations(metadata["annotations"]?.objectValue, at: ["metadata", "annotations"])
@@ -214,19 +222,19 @@ public struct Injector: Sendable {
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
-        report.warnings += try TemplateEditor.inject(plan, artifactsCache.artifacts(for: plan), entrypoint: annotations.entrypoint,
-                                                     into: &injected)
-        try Self.checkValidity(before: base, after: injected)
+        let artifacts = artifactsCache.artifacts(for: plan)
+        report.warnings += try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
+        try Self.checkValidity(before: base, after: injected, vetted: artifacts.vetted)
         report.mode = plan.mode
 
         let statusPath = ["metadata", "annotations", PodAnnotations.status]
         if previous != nil,
            ObjectPath.value(at: statusPath, in: .object(injected)) == ObjectPath.value(at: statusPath, in: .object(template)) {
             report.reason = .alreadyInjected
-            report.explanation.append("the existing injection matches the current settings: nothing to change")
+            explain(&report, "the existing injection matches the current settings: nothing to change")
         } else {
             report.reason = .injected
-            report.explanation.append(previous == nil
+            explain(&report, previous == nil
                 ? "injected \(TandemNames.proxyContainer) in \(plan.mode.rawValue) mode"
                 : "replaced the previous injection with a \(plan.mode.rawValue) one")
             template = injected
@@ -246,12 +254,9 @@ public struct Injector: Sendable {
             (requested, source) = (config.injection.mode, "injection.mode")
         }
         let mode = requested.resolved(kubeVersion: request.kubeVersion)
-        var line = "lifecycle \(requested.rawValue) from \(source)"
-        if requested == .auto {
-            line += request.kubeVersion.map { ": Kubernetes \($0) → \(mode.rawValue)" }
-                ?? ": Kubernetes version unknown → \(mode.rawValue)"
-        }
-        report.explanation.append(line)
+        explain(&report, requested != .auto ? "lifecycle \(requested.rawValue) from \(source)"
+            : "lifecycle auto from \(source): "
+                + (request.kubeVersion.map { "Kubernetes \($0) → \(mode.rawValue)" } ?? "Kubernetes version unknown → \(mode.rawValue)"))
 
         var proxy = config.proxy
         if let image = annotations.proxyImage { proxy.image = image }
@@ -262,7 +267,10 @@ public struct Injector: Sendable {
         if let seconds = annotations.drainSeconds { proxy.drainSeconds = seconds }
         if let seconds = annotations.drainDelay { proxy.drainDelaySeconds = seconds }
         if let level = annotations.logLevel { proxy.logLevel = level }
-        if let conflict = proxy.resources.conflict {
+        // The config's own resources were checked when it was read; only overrides can clash.
+        let overridesResources = annotations.cpuRequest != nil || annotations.cpuLimit != nil
+            || annotations.memoryRequest != nil || annotations.memoryLimit != nil
+        if overridesResources, let conflict = proxy.resources.conflict {
             throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
         }
         return ProxyPlan(
@@ -307,8 +315,10 @@ public struct Injector: Sendable {
     /// counts); users put it there often enough that silence would hide the mistake.
     private static func misplacedSettings(in workload: JSON) -> [String] {
         var warnings: [String] = []
+        guard let metadata = workload["metadata"]?.objectValue else { return warnings }
         for map in ["annotations", "labels"] {
-            for key in workload["metadata"]?[map]?.objectValue?.keys ?? [] where key.hasPrefix(PodAnnotations.prefix) {
+            guard let entries = metadata[map]?.objectValue else { continue }
+            for (key, _) in entries.members where key.hasPrefix(PodAnnotations.prefix) {
                 warnings.append("\(map.dropLast()) \(key) on the workload itself has no effect: put it on the pod template's metadata")
             }
         }
@@ -316,34 +326,44 @@ public struct Injector: Sendable {
     }
 
     static func foreignSidecar(containers: [JSON], initContainers: [JSON]) -> String? {
-        for container in containers + initContainers {
-            if let name = container["name"]?.stringValue, foreignContainers.contains(name) { return name }
+        func first(in list: [JSON], namedOneOf names: Set<String>) -> String? {
+            for container in list {
+                if let name = container["name"]?.stringValue, names.contains(name) { return name }
+            }
+            return nil
         }
-        for container in initContainers {
-            if let name = container["name"]?.stringValue, foreignInitContainers.contains(name) { return name }
-        }
-        return nil
+        return first(in: containers, namedOneOf: foreignContainers) ?? first(in: initContainers, namedOneOf: foreignContainers)
+            ?? first(in: initContainers, namedOneOf: foreignInitContainers)
     }
+
+    /// The names tandem gives what it adds, by the list they go in.
+    private static let reservedNames: [(list: String, names: [String])] = [
+        ("containers", [TandemNames.proxyContainer, TandemNames.initContainer]),
+        ("initContainers", [TandemNames.proxyContainer, TandemNames.initContainer]),
+        ("volumes", [TandemNames.binaryVolume]),
+    ]
 
     /// Our names on things we did not add (no status records them) cannot be told from ours.
     private static func checkNameConflicts(_ spec: JSONObject) throws(InjectionError) {
-        let ours: [(String, String)] = [
-            ("containers", TandemNames.proxyContainer), ("containers", TandemNames.initContainer),
-            ("initContainers", TandemNames.proxyContainer), ("initContainers", TandemNames.initContainer),
-            ("volumes", TandemNames.binaryVolume),
-        ]
-        for (key, name) in ours {
-            guard let index = spec[key]?.arrayValue?.firstIndex(where: { $0["name"]?.stringValue == name }) else { continue }
-            throw InjectionError(pointer: ["spec", key, String(index), "name"],
-                                 message: "spec.\(key)[\(index)] is named \(name), which tandem reserves, "
-                                     + "but no tandem.io/status annotation records it")
+        for (key, names) in reservedNames {
+            guard let items = spec[key]?.arrayValue else { continue }
+            let itemNames = items.map { $0["name"]?.stringValue }
+            for name in names {
+                guard let index = itemNames.firstIndex(of: name) else { continue }
+                throw InjectionError(pointer: ["spec", key, String(index), "name"],
+                                     message: "spec.\(key)[\(index)] is named \(name), which tandem reserves, "
+                                         + "but no tandem.io/status annotation records it")
+            }
         }
     }
 
     /// Injection must never turn a valid pod into one the apiserver rejects.
-    private static func checkValidity(before: JSONObject, after: JSONObject) throws(InjectionError) {
+    /// `vetted` are the containers added, checked on their own once for all pods; containers the
+    /// injection left as they were are checked only against the pod.
+    private static func checkValidity(before: JSONObject, after: JSONObject,
+                                      vetted: [PodValidation.VettedContainer]) throws(InjectionError) {
         // The pod as it was is checked only when the injected one has problems (rarely).
-        let problems = PodValidation.problems(in: after["spec"] ?? .null)
+        let problems = PodValidation.problems(in: after["spec"] ?? .null, vetted: vetted, unchangedSince: before["spec"])
         guard !problems.isEmpty else { return }
         let old = Set(PodValidation.problems(in: before["spec"] ?? .null))
         let new = problems.filter { !old.contains($0) }

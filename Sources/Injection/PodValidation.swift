@@ -6,16 +6,25 @@ import Document
 /// and after injection can be compared.
 public enum PodValidation {
     /// `providedVolumes` names volumes a controller adds when it makes the pod: a StatefulSet's
-    /// `volumeClaimTemplates`, when checking its template.
-    public static func problems(in podSpec: JSON, providedVolumes: Set<String> = []) -> [String] {
+    /// `volumeClaimTemplates`, when checking its template. `vetted` are containers whose own
+    /// fields `ownProblems` found sound where they stand (the injector's, the same buffer in every
+    /// pod it makes): of those only what depends on the rest of the pod is checked again. So are
+    /// the containers that stand where they stood in `earlier`, the same buffer: whatever
+    /// problems of their own they have, `earlier` had too (an injection leaves most app containers
+    /// untouched, and asks only for problems the pod did not have before).
+    public static func problems(in podSpec: JSON, providedVolumes: Set<String> = [], vetted: [VettedContainer] = [],
+                                unchangedSince earlier: JSON? = nil) -> [String] {
         guard let spec = podSpec.objectValue else { return ["the pod spec is \(podSpec.typeName), not an object"] }
         var problems: [String] = []
         let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems).union(providedVolumes)
 
         // A pod has a handful of containers and ports: arrays searched in order cost less here
         // than hashing into sets, and this runs for every workload injected.
+        // Room for a typical pod at once, rather than growing one append at a time.
         var containerNames: [String] = []
+        containerNames.reserveCapacity(8)
         var portOwners: [(port: PortKey, owner: ContainerLabel)] = []
+        portOwners.reserveCapacity(8)
         for (key, isInit) in containerLists {
             guard let value = spec[key], !value.isNull else {
                 if !isInit { problems.append("spec.containers is missing") }
@@ -26,6 +35,7 @@ public enum PodValidation {
                 continue
             }
             if !isInit, containers.isEmpty { problems.append("spec.containers is empty") }
+            let earlierContainers = earlier?[key]?.arrayValue ?? []
             for (index, container) in containers.enumerated() {
                 let label = ContainerLabel(name: container["name"]?.stringValue, list: key, index: index)
                 guard let object = container.objectValue else {
@@ -38,10 +48,46 @@ public enum PodValidation {
                 } else {
                     problems.append("\(label) has no name")
                 }
-                check(object, label: label, isInit: isInit, volumes: volumes, portOwners: &portOwners, problems: &problems)
+                let isUnchanged = index < earlierContainers.count
+                    && earlierContainers[index].objectValue?.sharesStorage(with: object) == true
+                let isVetted = isUnchanged || vetted.contains { $0.isInit == isInit && $0.container.sharesStorage(with: object) }
+                check(object, label: label, isInit: isInit, scope: isVetted ? .pod : .all, volumes: volumes,
+                      portOwners: &portOwners, problems: &problems)
             }
         }
         return problems
+    }
+
+    /// A container checked on its own, in the list it goes in (`initContainers` when `isInit`).
+    public struct VettedContainer: Sendable {
+        public let container: JSONObject
+        public let isInit: Bool
+
+        /// Nil when the container has problems of its own: then it is checked in full, every time.
+        public init?(_ container: JSONObject, isInit: Bool) {
+            guard PodValidation.ownProblems(of: container, isInit: isInit).isEmpty else { return nil }
+            self.container = container
+            self.isInit = isInit
+        }
+    }
+
+    /// The problems of a container's own fields, wherever it stands: not name clashes, port
+    /// clashes or references to the pod's volumes.
+    static func ownProblems(of container: JSONObject, isInit: Bool) -> [String] {
+        var problems: [String] = []
+        var portOwners: [(port: PortKey, owner: ContainerLabel)] = []
+        let label = ContainerLabel(name: container["name"]?.stringValue, list: isInit ? "initContainers" : "containers", index: 0)
+        check(container, label: label, isInit: isInit, scope: .own, volumes: [], portOwners: &portOwners, problems: &problems)
+        return problems
+    }
+
+    /// Which of a container's checks to make: those of its own fields, those against the rest
+    /// of the pod (port clashes, volume references), or all.
+    private enum Scope {
+        case own, pod, all
+
+        var own: Bool { self != .pod }
+        var pod: Bool { self != .own }
     }
 
     /// How messages name a container: by its name, else by its place. Made into text only for a
@@ -68,13 +114,13 @@ public enum PodValidation {
     private static let hookKinds = ["postStart", "preStop"]
     private static let hookActions = ["exec", "httpGet", "tcpSocket", "sleep"]
 
-    private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, volumes: Set<String>,
+    private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, scope: Scope, volumes: Set<String>,
                               portOwners: inout [(port: PortKey, owner: ContainerLabel)], problems: inout [String]) {
-        if (container["image"]?.stringValue ?? "").isEmpty { problems.append("\(label) has no image") }
+        if scope.own, (container["image"]?.stringValue ?? "").isEmpty { problems.append("\(label) has no image") }
 
         let restartPolicy = container["restartPolicy"]
         let isSidecar = isInit && restartPolicy?.stringValue == "Always"
-        if let restartPolicy, !restartPolicy.isNull {
+        if scope.own, let restartPolicy, !restartPolicy.isNull {
             if !isInit {
                 problems.append("\(label): restartPolicy is only allowed on init containers")
             } else if !isSidecar {
@@ -85,16 +131,16 @@ public enum PodValidation {
         var portNames: [String] = []
         for port in container["ports"]?.arrayValue ?? [] {
             guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
-                problems.append("\(label): a port has no containerPort 1-65535")
+                if scope.own { problems.append("\(label): a port has no containerPort 1-65535") }
                 continue
             }
-            if let name = port["name"]?.stringValue {
+            if scope.own, let name = port["name"]?.stringValue {
                 if !isPortName(name) { problems.append("\(label): port name \"\(name)\" is not a valid port name") }
                 if portNames.contains(name) { problems.append("\(label): port name \"\(name)\" is used twice") }
                 portNames.append(name)
             }
             // Plain init containers run before the others, so their ports cannot clash.
-            guard !isInit || isSidecar else { continue }
+            guard scope.pod, !isInit || isSidecar else { continue }
             let key = PortKey(number: number, proto: port["protocol"]?.stringValue ?? "TCP")
             if let owner = portOwners.first(where: { $0.port == key })?.owner {
                 problems.append("\(label): port \(key) is also declared by \(owner)")
@@ -103,6 +149,33 @@ public enum PodValidation {
             }
         }
 
+        if scope.own {
+            checkHandlers(of: container, label: label, isInit: isInit, isSidecar: isSidecar, portNames: portNames, problems: &problems)
+        }
+
+        var mountPaths: [String] = []
+        for mount in container["volumeMounts"]?.arrayValue ?? [] {
+            let name = mount["name"]?.stringValue ?? ""
+            if scope.pod, !volumes.contains(name) { problems.append("\(label): volumeMount \"\(name)\" refers to no volume") }
+            guard scope.own else { continue }
+            let path = mount["mountPath"]?.stringValue ?? ""
+            if path.isEmpty {
+                problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
+            } else if mountPaths.contains(path) {
+                problems.append("\(label): mountPath \(path) is used twice")
+            } else {
+                mountPaths.append(path)
+            }
+        }
+        guard scope.own else { return }
+        for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
+            problems.append("\(label): an env var has no name")
+        }
+    }
+
+    /// Probes and lifecycle hooks: where they are allowed, and that each names one action.
+    private static func checkHandlers(of container: JSONObject, label: ContainerLabel, isInit: Bool, isSidecar: Bool,
+                                      portNames: [String], problems: inout [String]) {
         let probes = probeKinds.filter { container[$0].map { !$0.isNull } ?? false }
         if isInit, !isSidecar, !probes.isEmpty || container["lifecycle"].map({ !$0.isNull }) == true {
             problems.append("\(label): probes and lifecycle hooks are only allowed on sidecar init containers")
@@ -133,23 +206,6 @@ public enum PodValidation {
                     problems.append("\(label): \(hook) sleep seconds must be a whole number")
                 }
             }
-        }
-
-        var mountPaths: [String] = []
-        for mount in container["volumeMounts"]?.arrayValue ?? [] {
-            let name = mount["name"]?.stringValue ?? ""
-            if !volumes.contains(name) { problems.append("\(label): volumeMount \"\(name)\" refers to no volume") }
-            let path = mount["mountPath"]?.stringValue ?? ""
-            if path.isEmpty {
-                problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
-            } else if mountPaths.contains(path) {
-                problems.append("\(label): mountPath \(path) is used twice")
-            } else {
-                mountPaths.append(path)
-            }
-        }
-        for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
-            problems.append("\(label): an env var has no name")
         }
     }
 

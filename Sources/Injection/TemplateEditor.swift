@@ -35,10 +35,17 @@ struct ProxyArtifacts: Sendable {
     /// Workloads of one shape get the same status record too, and writing it out was most of
     /// the cost of recording an injection.
     let statusTexts: StatusTextMemo
+    /// The added containers that are sound on their own where they go, so the check of each
+    /// injected pod looks at them only where they meet the pod's own containers.
+    let vetted: [PodValidation.VettedContainer]
 
     init(_ plan: ProxyPlan) {
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
+        let placed = plan.mode == .native ? [(proxy, true)] : [(proxy, false), (initContainer, true)]
+        vetted = placed.compactMap { container, isInit in
+            container.objectValue.flatMap { PodValidation.VettedContainer($0, isInit: isInit) }
+        }
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
         statusTexts = StatusTextMemo(containers: [proxy, initContainer].compactMap(\.objectValue))
     }
@@ -152,11 +159,17 @@ enum TemplateEditor {
                     metadata["annotations"] = .object(JSONObject())
                     status.created.append(.init(path: ["metadata", "annotations"], origin: annotationsOrigin))
                 }
-                if let firstAppContainer, metadata["annotations"]?[TandemNames.defaultContainerAnnotation] == nil {
-                    Metadata.setAnnotation(TandemNames.defaultContainerAnnotation, to: firstAppContainer, in: &metadata)
-                    status.annotations.append(TandemNames.defaultContainerAnnotation)
+                // One edit of the map for both annotations, with room made for them at once.
+                metadata.modifyMember("annotations") { annotations in
+                    annotations.modifyObject { annotations in
+                        annotations.reserveCapacity(annotations.count + 2)
+                        if let firstAppContainer, annotations[TandemNames.defaultContainerAnnotation] == nil {
+                            annotations[TandemNames.defaultContainerAnnotation] = .string(firstAppContainer)
+                            status.annotations.append(TandemNames.defaultContainerAnnotation)
+                        }
+                        annotations[PodAnnotations.status] = .string(artifacts.statusTexts.text(of: status))
+                    }
                 }
-                Metadata.setAnnotation(PodAnnotations.status, to: artifacts.statusTexts.text(of: status), in: &metadata)
             }
         }
         return warnings

@@ -63,20 +63,22 @@ extension WorkloadKind {
     /// Tokens of the pod template inside `object`, after checking that the template exists and
     /// has `spec.containers` as an array.
     public func templateTokens(in object: JSON) -> Result<[String], TemplateError> {
-        let header = ObjectHeader(object)
-        let wanted = templatePath + ["spec", "containers"]
+        let path = templatePath
         var current = object
-        for (depth, key) in wanted.enumerated() {
-            let isLast = depth == wanted.count - 1
+        for depth in 0..<path.count + 2 {
+            // The template's path, then its `spec.containers`, without joining them into a new array.
+            let key = depth < path.count ? path[depth] : depth == path.count ? "spec" : "containers"
+            let isLast = depth == path.count + 1
             guard let next = current[key], isLast ? next.arrayValue != nil : next.objectValue != nil else {
+                let wanted = path + ["spec", "containers"]
                 let missing = wanted[...depth].joined(separator: ".")
                 let problem = current[key] == nil ? "is missing" : "must be \(isLast ? "an array" : "an object")"
                 return .failure(TemplateError(
                     existingPath: Array(wanted[..<depth]), missingPath: missing, problem: problem,
-                    message: "\(header.reference): \(missing) \(problem)"))
+                    message: "\(ObjectHeader(object).reference): \(missing) \(problem)"))
             }
             current = next
         }
-        return .success(templatePath)
+        return .success(path)
     }
 }

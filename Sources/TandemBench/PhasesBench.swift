@@ -9,7 +9,9 @@ import Injection
 let injectPhasesBenchmark: @Sendable ([String]) -> Void = { arguments in
     let bytes = readWholeFile(arguments[0])
     let rounds = arguments.count > 1 ? Int(arguments[1]) ?? 5 : 5
-    let injector = Injector()
+    // As `tandem inject` without `--explain`.
+    var injector = Injector()
+    injector.keepsExplanations = false
     let documents = try! YAMLReader.read(bytes)
     let injected = documents.map { try! injector.inject(object: $0.value).object }
     var sink = 0

@@ -74,9 +74,12 @@ struct InjectCommand {
     }
 
     private func makeTransform(_ parsed: ParsedArguments) throws(UsageError) -> @Sendable (JSON) throws(InjectionError) -> InjectionReport {
+        // Explanations are formatted only for `--explain`.
+        let explains = parsed.last("--explain") != nil
         guard operation == .inject else {
-            let injector = Injector(config: .defaults)
-            return { object throws(InjectionError) in try injector.uninject(object: object) }
+            var injector = Injector(config: .defaults)
+            injector.keepsExplanations = explains
+            return { [injector] object throws(InjectionError) in try injector.uninject(object: object) }
         }
         var config = InjectionConfig.defaults
         if let path = parsed.last("--config") {
@@ -91,8 +94,9 @@ struct InjectCommand {
             kubeVersion = version
         }
         let namespace = parsed.last("--namespace")
-        let injector = Injector(config: config)
-        return { [kubeVersion] object throws(InjectionError) in
+        var injector = Injector(config: config)
+        injector.keepsExplanations = explains
+        return { [injector, kubeVersion] object throws(InjectionError) in
             try injector.inject(object: object, namespace: namespace, lifecycle: mode, kubeVersion: kubeVersion)
         }
     }
@@ -166,11 +170,14 @@ struct InjectCommand {
                 lastByte = parts.last?.last ?? lastByte
             }
         }
+        // Gathered only to be printed: a large stream has a report for every workload.
+        let explained = parsed.last("--explain")
+        guard !parsed.flag("--quiet") || explained != nil else { return 0 }
         let workloads = results.flatMap { $0.1.workloads }
         if !parsed.flag("--quiet") {
             Console.error(WorkloadReportText.summary(workloads, operation: operation.name))
         }
-        if let target = parsed.last("--explain") {
+        if let target = explained {
             Console.error(WorkloadReportText.explanation(workloads, matching: target))
         }
         return 0

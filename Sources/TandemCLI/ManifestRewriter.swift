@@ -160,7 +160,9 @@ struct ManifestRewriter {
                         throw ManifestError(source: source, document: index, line: mark?.line, column: mark?.column,
                                             message: error.message)
                     }
-                    result.workloads += report.workloads.map { WorkloadLine(source: source, document: index, report: $0) }
+                    for workload in report.workloads {
+                        result.workloads.append(WorkloadLine(source: source, document: index, report: workload))
+                    }
                     newValue = report.object
                 }
                 switch format {
@@ -214,7 +216,9 @@ struct ManifestRewriter {
                 throw ManifestError(source: source, document: index + 1, line: nil, column: nil,
                                     message: "\(JSONPointer(tokens: error.pointer)): \(error.message)")
             }
-            result.workloads += report.workloads.map { WorkloadLine(source: source, document: index + 1, report: $0) }
+            for workload in report.workloads {
+                result.workloads.append(WorkloadLine(source: source, document: index + 1, report: workload))
+            }
             newValues.append(report.object)
             if format != .yaml {
                 output += bytes[previousEnd..<item.offset]

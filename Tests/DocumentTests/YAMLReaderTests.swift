@@ -20,6 +20,28 @@ import Testing
         #expect(try value(source) == ["a": expected])
     }
 
+    /// Every spelling of null and the booleans, and their near misses (another case mix, a byte
+    /// more or less, a NUL after the word), which stay strings or are refused under `!!bool`.
+    @Test func everyNullAndBooleanSpellingAndNoOther() throws {
+        let words: [(String, JSON)] = [
+            ("~", .null), ("null", .null), ("Null", .null), ("NULL", .null),
+            ("y", true), ("Y", true), ("yes", true), ("Yes", true), ("YES", true), ("true", true), ("True", true),
+            ("TRUE", true), ("on", true), ("On", true), ("ON", true),
+            ("n", false), ("N", false), ("no", false), ("No", false), ("NO", false), ("false", false), ("False", false),
+            ("FALSE", false), ("off", false), ("Off", false), ("OFF", false),
+        ]
+        for (word, expected) in words {
+            #expect(try value("a: \(word)") == ["a": expected], "\(word)")
+            #expect(try value("a: '\(word)'") == ["a": .string(word)], "\(word)")
+        }
+        for word in ["nul", "nulls", "NuLL", "yES", "tRUE", "yess", "onn", "of", "offf", "falsey", "truely", "~~", "nO"] {
+            #expect(try value("a: \(word)") == ["a": .string(word)], "\(word)")
+        }
+        #expect(try value("a: !!bool \"yes\"") == ["a": true])
+        #expect(throws: YAMLError.self) { try value("a: !!bool \"yes\\0\"") }
+        #expect(throws: YAMLError.self) { try value("a: !!bool \"\\0yes\"") }
+    }
+
     @Test func anchorsAliasesAndMergeKeys() throws {
         let text = """
         base: &base {cpu: 100m, memory: 64Mi}

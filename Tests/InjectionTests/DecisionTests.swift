@@ -11,6 +11,24 @@ import Testing
         ])
     }
 
+    /// Without explanations (`tandem inject` without `--explain`) the outcome is the same.
+    @Test func explanationsAreOnlyAFormattingChoice() throws {
+        var quiet = Injector()
+        quiet.keepsExplanations = false
+        for pod in [Fixtures.simplePod(), Fixtures.simplePod(annotations: ["tandem.io/inject": "disabled"])] {
+            let full = try Injector().inject(object: pod)
+            let terse = try quiet.inject(object: pod)
+            #expect(!full.workloads[0].explanation.isEmpty)
+            #expect(terse.workloads[0].explanation.isEmpty)
+            var expected = full
+            expected.workloads[0].explanation = []
+            #expect(terse == expected)
+            let undone = try quiet.uninject(object: terse.object)
+            #expect(undone.object == pod)
+            #expect(undone.workloads[0].explanation.isEmpty)
+        }
+    }
+
     @Test func injected() throws {
         let (object, report) = try injectOne(Fixtures.simplePod())
         #expect(report.reason == .injected)

@@ -72,6 +72,62 @@ import Testing
         #expect(injectionError { _ = try Injector().inject(object: mount, lifecycle: .native) } == nil)
     }
 
+    /// A vetted container is spared only the checks of its own fields: where it meets the pod
+    /// (names, ports, volumes) it is checked like any other. One with problems of its own is
+    /// never vetted.
+    @Test func vettedContainersAreStillCheckedAgainstThePod() throws {
+        let sidecar = JSONObject([
+            ("name", "side"), ("image", "x"), ("ports", [["containerPort": 9000]]),
+            ("volumeMounts", [["name": "shared", "mountPath": "/s"]]), ("env", [["value": "unnamed"]]),
+        ])
+        #expect(PodValidation.VettedContainer(sidecar, isInit: false) == nil)
+        var sound = sidecar
+        sound["env"] = Optional<JSON>.none
+        let vetted = try #require(PodValidation.VettedContainer(sound, isInit: false))
+        let spec: JSON = ["containers": [.object(sound), Fixtures.container("app", ports: [9000]), .object(sound)]]
+        #expect(PodValidation.problems(in: spec, vetted: [vetted]) == [
+            "container \"side\": volumeMount \"shared\" refers to no volume",
+            "container \"app\": port 9000/TCP is also declared by container \"side\"",
+            "container name \"side\" is used twice",
+            "container \"side\": port 9000/TCP is also declared by container \"side\"",
+            "container \"side\": volumeMount \"shared\" refers to no volume",
+        ])
+    }
+
+    /// A container left where it was, the same buffer, is checked only against the pod: its own
+    /// problems were there before. Moved, or changed, it is checked in full.
+    @Test func unchangedContainersAreCheckedOnlyAgainstThePod() {
+        let broken = Fixtures.container("app", ports: [8080], extra: ["env": [["value": "unnamed"]]])
+        let before: JSON = ["containers": [broken]]
+        let own = "container \"app\": an env var has no name"
+        #expect(PodValidation.problems(in: before) == [own])
+        #expect(PodValidation.problems(in: before, unchangedSince: before) == [])
+        let clash: JSON = ["containers": [broken, Fixtures.container("b", ports: [8080])]]
+        #expect(PodValidation.problems(in: clash, unchangedSince: before)
+            == ["container \"b\": port 8080/TCP is also declared by container \"app\""])
+        let moved: JSON = ["containers": [Fixtures.container("first"), broken]]
+        #expect(PodValidation.problems(in: moved, unchangedSince: before) == [own])
+        #expect(PodValidation.problems(in: ["initContainers": [broken], "containers": [Fixtures.container("a")]], unchangedSince: before)
+            == [own])
+    }
+
+    @Test func ownProblemsAnAppHadBeforeDoNotStopInjection() throws {
+        let pod = Fixtures.pod(spec: ["containers": [Fixtures.container("app", command: ["/app"], extra: ["env": [["value": "x"]]])]])
+        for mode in [LifecycleMode.native, .legacy] {
+            let report = try Injector().inject(object: pod, lifecycle: mode)
+            #expect(report.workloads.first?.reason == .injected)
+        }
+    }
+
+    @Test func theInjectedProxyStillClashesWithTheSidecarsBeforeIt() {
+        let pod = Fixtures.pod(spec: [
+            "initContainers": [Fixtures.container("agent", ports: [15021], extra: ["restartPolicy": "Always"])],
+            "containers": [Fixtures.container("app", command: ["/app"])],
+        ])
+        #expect(injectionError { _ = try Injector().inject(object: pod, lifecycle: .legacy) }?.message
+            == "injecting would make an invalid pod: container \"tandem-proxy\": port 15021/TCP is also declared by container \"agent\"")
+    }
+
     @Test func alreadyBrokenPodsAreNotBlamedOnInjection() throws {
         let broken = Fixtures.pod(spec: ["containers": [Fixtures.container("app", extra: ["volumeMounts": [["name": "gone", "mountPath": "/x"]]])]])
         let (_, report) = try injectOne(broken)
