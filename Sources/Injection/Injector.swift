@@ -343,8 +343,22 @@ public struct Injector: Sendable {
         ("volumes", [TandemNames.binaryVolume]),
     ]
 
-    /// Our names on things we did not add (no status records them) cannot be told from ours.
+    /// Our names on things we did not add (no status records them) cannot be told from ours, and
+    /// two containers of one name could not be told apart by uninject, which finds the ones it
+    /// wrapped by name (the apiserver refuses such a pod anyway).
     private static func checkNameConflicts(_ spec: JSONObject) throws(InjectionError) {
+        var containerNames: [(name: String, place: String)] = []
+        for key in ["initContainers", "containers"] {
+            for (index, item) in (spec[key]?.arrayValue ?? []).enumerated() {
+                guard let name = item["name"]?.stringValue else { continue }
+                let place = "spec.\(key)[\(index)]"
+                if let first = containerNames.first(where: { $0.name == name }) {
+                    throw InjectionError(pointer: ["spec", key, String(index), "name"],
+                                         message: "\(place) is named \(name), as is \(first.place): container names must be unique")
+                }
+                containerNames.append((name, place))
+            }
+        }
         for (key, names) in reservedNames {
             guard let items = spec[key]?.arrayValue else { continue }
             let itemNames = items.map { $0["name"]?.stringValue }

@@ -145,6 +145,19 @@ import Testing
             message: "spec.\(list)[\(index)] is named \(name), which tandem reserves, but no tandem.io/status annotation records it"))
     }
 
+    /// Found by Hack/fuzz/run documents: with two containers named alike, uninject put the wrapped
+    /// command back into the first of them, so uninject(inject(x)) was not x.
+    @Test func containersNamedAlikeAreErrors() {
+        let twice = Fixtures.pod(spec: ["containers": [Fixtures.container("report"), Fixtures.container("report", command: ["/report"])]])
+        #expect(injectionError { _ = try Injector().inject(object: twice, lifecycle: .legacy) } == InjectionError(
+            pointer: ["spec", "containers", "1", "name"],
+            message: "spec.containers[1] is named report, as is spec.containers[0]: container names must be unique"))
+        let acrossLists = Fixtures.pod(spec: ["initContainers": [Fixtures.container("setup")], "containers": [Fixtures.container("setup")]])
+        #expect(injectionError { _ = try Injector().inject(object: acrossLists) } == InjectionError(
+            pointer: ["spec", "containers", "0", "name"],
+            message: "spec.containers[0] is named setup, as is spec.initContainers[0]: container names must be unique"))
+    }
+
     @Test func wrongShapesAreErrors() {
         let pod = Fixtures.pod(spec: ["containers": [Fixtures.container("app")], "initContainers": "none"])
         #expect(injectionError { _ = try Injector().inject(object: pod) }
