@@ -46,9 +46,35 @@ func injectYAML(_ bytes: [UInt8]) {
     precondition(again.map(\.value) == expected, "the rewritten stream reads as something else")
 }
 
-/// What the reader accepts, the writer writes as JSON that reads back the same, compact or indented.
+/// Members the webhook's reader skips, and two that manifests have.
+let skippedPaths = [["request", "object", "metadata", "managedFields"], ["request", "oldObject"], ["metadata"], ["spec", "template"]]
+
+/// What the reader accepts, the writer writes as JSON that reads back the same, compact or
+/// indented. Reading while skipping members fails exactly as reading everything does, and
+/// otherwise gives the same value with those members null.
 func roundTripJSON(_ bytes: [UInt8]) {
-    guard let value = try? JSONReader.parse(bytes) else { return }
+    let value: JSON
+    do throws(JSONParseError) {
+        value = try JSONReader.parse(bytes)
+    } catch {
+        do throws(JSONParseError) {
+            _ = try JSONReader.parse(bytes, skipping: skippedPaths)
+            preconditionFailure("skipping accepted what reading refused: \(error)")
+        } catch let skippedError {
+            precondition(skippedError == error, "skipping failed otherwise: \(skippedError) vs \(error)")
+        }
+        return
+    }
+    guard let skipped = try? JSONReader.parse(bytes, skipping: skippedPaths) else {
+        preconditionFailure("skipping refused what reading accepted")
+    }
+    var nulled = value
+    for path in skippedPaths {
+        let parent = path.dropLast().reduce(Optional(nulled)) { $0?[$1] }
+        guard case .object? = parent, parent?[path.last!] != nil else { continue }
+        nulled = try! JSONPatch([.replace(path: JSONPointer(tokens: path), value: .null)]).apply(to: nulled)
+    }
+    precondition(skipped == nulled, "skipping changed more than the skipped members")
     for indent in [0, 2] {
         guard let again = try? JSONReader.parse(JSONWriter.write(value, indent: indent)) else {
             preconditionFailure("written JSON does not read")
