@@ -24,7 +24,9 @@ let admissionBenchmark: @Sendable ([String]) -> Void = { arguments in
             files.append(argument)
         }
     }
-    let injector = Injector()
+    // As the webhook's: no explanations (see ConfigWatcher).
+    var injector = Injector()
+    injector.keepsExplanations = false
     let version = KubernetesVersion(major: 1, minor: 28)
     var sink = 0
     for file in files {

@@ -24,7 +24,7 @@ public final class ConfigWatcher: Sendable {
             bytes = try ConfigFile.read(path)
             config = try ConfigFile.parse(bytes, path: path)
         }
-        state = Mutex(State(injector: Injector(config: config), applied: bytes, seen: .success(bytes)))
+        state = Mutex(State(injector: Self.injector(config), applied: bytes, seen: .success(bytes)))
         metrics.configValid.set(1)
         metrics.injectionEnabled.set(config.injection.enabled ? 1 : 0)
     }
@@ -38,6 +38,13 @@ public final class ConfigWatcher: Sendable {
     }
 
     public var injector: Injector { state.withLock { $0.injector } }
+
+    /// Reviews log a reason code, never the explanation, so none is formatted.
+    private static func injector(_ config: InjectionConfig) -> Injector {
+        var injector = Injector(config: config)
+        injector.keepsExplanations = false
+        return injector
+    }
 
     /// Reads the file once; applies it if it changed and is valid. Returns true when it applied.
     @discardableResult
@@ -57,7 +64,7 @@ public final class ConfigWatcher: Sendable {
                 return false
             }
             let config = try ConfigFile.parse(bytes, path: path)
-            state.withLock { $0.injector = Injector(config: config); $0.applied = bytes }
+            state.withLock { $0.injector = Self.injector(config); $0.applied = bytes }
             metrics.configReloads.increment("success")
             metrics.configValid.set(1)
             metrics.injectionEnabled.set(config.injection.enabled ? 1 : 0)
