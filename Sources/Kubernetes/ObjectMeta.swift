@@ -45,19 +45,11 @@ public enum Metadata {
     }
 
     public static func setAnnotation(_ key: String, to value: String?, in metadata: inout JSONObject) {
-        set(key, to: value, map: "annotations", in: &metadata)
-    }
-
-    public static func setLabel(_ key: String, to value: String?, in metadata: inout JSONObject) {
-        set(key, to: value, map: "labels", in: &metadata)
-    }
-
-    private static func set(_ key: String, to value: String?, map: String, in metadata: inout JSONObject) {
-        if metadata[map]?.objectValue == nil {
+        if metadata["annotations"]?.objectValue == nil {
             guard value != nil else { return }
-            metadata[map] = .object(JSONObject())
+            metadata["annotations"] = .object(JSONObject())
         }
-        metadata.modifyMember(map) { entries in
+        metadata.modifyMember("annotations") { entries in
             entries.modifyObject { $0[key] = value.map(JSON.string) }
         }
     }

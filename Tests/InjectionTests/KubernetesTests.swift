@@ -91,14 +91,15 @@ import Testing
         #expect(header.namespace == "shop")
 
         var metadata = JSONObject()
+        Metadata.setAnnotation("missing", to: nil, in: &metadata)
+        #expect(metadata.keys == [], "removing from no map makes none")
+        metadata["labels"] = ["app": "web"]
         Metadata.setAnnotation("a", to: "1", in: &metadata)
-        Metadata.setLabel("app", to: "web", in: &metadata)
         #expect(Metadata.annotation("a", in: metadata) == "1")
         #expect(Metadata.label("app", in: metadata) == "web")
         Metadata.setAnnotation("a", to: nil, in: &metadata)
         #expect(metadata["annotations"] == [:])
-        Metadata.setLabel("missing", to: nil, in: &metadata)
-        #expect(metadata.keys == ["annotations", "labels"])
+        #expect(metadata.keys == ["labels", "annotations"])
     }
 
     @Test func objectPathEditsInPlace() {
