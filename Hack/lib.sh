@@ -49,6 +49,15 @@ cpu_ticks() {
 
 venv_bin() { printf '%s/.build-venv/bin/%s' "$TANDEM_ROOT" "$1"; }
 
+# Prints the folder of the shared fixtures (traffic captured from real API servers):
+# $TANDEM_FIXTURES, else shared/fixtures beside the repository or one level up; nothing if none.
+shared_fixtures() {
+    local candidate
+    for candidate in "${TANDEM_FIXTURES:-}" "$TANDEM_ROOT/../shared/fixtures" "$TANDEM_ROOT/../../shared/fixtures"; do
+        if [ -n "$candidate" ] && [ -d "$candidate" ]; then (cd "$candidate" && pwd); return 0; fi
+    done
+}
+
 # The system packages every build needs.
 ensure_build_deps() { ensure_apt libyaml-dev libssl-dev pkg-config; }
 
