@@ -347,16 +347,16 @@ public struct Injector: Sendable {
     /// two containers of one name could not be told apart by uninject, which finds the ones it
     /// wrapped by name (the apiserver refuses such a pod anyway).
     private static func checkNameConflicts(_ spec: JSONObject) throws(InjectionError) {
-        var containerNames: [(name: String, place: String)] = []
+        var containerNames: [(name: String, key: String, index: Int)] = []
         for key in ["initContainers", "containers"] {
             for (index, item) in (spec[key]?.arrayValue ?? []).enumerated() {
                 guard let name = item["name"]?.stringValue else { continue }
-                let place = "spec.\(key)[\(index)]"
                 if let first = containerNames.first(where: { $0.name == name }) {
                     throw InjectionError(pointer: ["spec", key, String(index), "name"],
-                                         message: "\(place) is named \(name), as is \(first.place): container names must be unique")
+                                         message: "spec.\(key)[\(index)] is named \(name), as is spec.\(first.key)[\(first.index)]: "
+                                             + "container names must be unique")
                 }
-                containerNames.append((name, place))
+                containerNames.append((name, key, index))
             }
         }
         for (key, names) in reservedNames {

@@ -79,7 +79,7 @@ public final class WebhookServer: Sendable {
                                      alpn: ["http/1.1"], reloadCheckInterval: options.reloadInterval))
         group = try EventLoopGroup(threads: options.threads)
         var routes = HTTPRoutes()
-        let handler = AdmissionRoute(config: config, kubeVersion: apiServerVersion, logger: logger, metrics: metrics)
+        let handler = AdmissionRoute(config: config, apiServerVersion: apiServerVersion, logger: logger, metrics: metrics)
         routes.add(.post, "/inject") { request in handler.respond(to: request) }
         routes.add(.get, "/healthz") { _ in .text(200, "ok\n") }
         let stopping = self.stopping
@@ -131,7 +131,7 @@ public final class WebhookServer: Sendable {
 /// `POST /inject`: the admission function plus its log line and counters.
 struct AdmissionRoute: Sendable {
     let config: ConfigWatcher
-    let kubeVersion: APIServerVersion
+    let apiServerVersion: APIServerVersion
     let logger: Logger
     let metrics: WebhookMetrics
 
@@ -139,7 +139,7 @@ struct AdmissionRoute: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         let result = Admission.review(body: request.body, contentType: request.headers["Content-Type"],
-                                      injector: config.injector, kubeVersion: kubeVersion.current)
+                                      injector: config.injector, kubeVersion: apiServerVersion.current)
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         metrics.admissions.increment(result.outcome.rawValue, result.reason)
