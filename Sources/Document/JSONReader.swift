@@ -131,8 +131,59 @@ private func hex2(_ byte: UInt8) -> String {
     return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
 }
 
+/// Values read but not yet placed: the members or elements of every container being read,
+/// innermost last. A container's values are moved off the top into storage of exactly their
+/// number when it closes, so each object or array costs one allocation (an array grown from a
+/// few moved its values each time it grew) and no value is retained or released on the way, as
+/// copying off a Swift array would.
+private struct MoveStack<Element>: ~Copyable {
+    private var base: UnsafeMutablePointer<Element>
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        base = .allocate(capacity: capacity)
+        self.capacity = capacity
+    }
+
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+
+    @inline(__always)
+    mutating func push(_ element: consuming Element) {
+        if count == capacity { grow() }
+        (base + count).initialize(to: element)
+        count += 1
+    }
+
+    private mutating func grow() {
+        let grown = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        grown.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = grown
+        capacity *= 2
+    }
+
+    /// The values from `start` to the top, for looking at without copying them.
+    func values(from start: Int) -> UnsafeBufferPointer<Element> {
+        UnsafeBufferPointer(start: base + start, count: count - start)
+    }
+
+    /// Moves the values from `start` to the top into a new array of just that size.
+    /// (`Array(unsafeUninitializedCapacity:)` would look the array's type up at run time.)
+    mutating func popArray(from start: Int) -> [Element] {
+        var array: [Element] = []
+        array.reserveCapacity(count - start)
+        for position in start..<count { array.append((base + position).move()) }
+        count = start
+        return array
+    }
+}
+
 /// The recursive-descent parser over a byte buffer; `index` always points at the next unread byte.
-private struct JSONParser {
+private struct JSONParser: ~Copyable {
     struct Failure: Error {
         var offset: Int
         var message: String
@@ -141,6 +192,8 @@ private struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
+    var members = MoveStack<JSONObject.Member>(capacity: 64)
+    var elements = MoveStack<JSON>(capacity: 32)
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
     /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
@@ -229,30 +282,28 @@ private struct JSONParser {
             index += 1
             return .object(JSONObject())
         }
-        // Values are moved into arrays made with room for a few: copying them off a shared stack
-        // would retain and release each one, and growing the array moves its values.
-        var members: [JSONObject.Member] = []
-        members.reserveCapacity(4)
+        let first = members.count
         // Small objects look for duplicates by scanning; large ones (managedFields) use an index.
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if !members.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if members.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
             let keyOffset = index
             let key = try parseString()
-            if largeKeys == nil && members.count >= 16 {
+            let read = members.values(from: first)
+            if largeKeys == nil && read.count >= 16 {
                 largeKeys = KeyIndex()
-                for member in members { _ = largeKeys!.add(member.key) { _ in false } }
+                for member in read { _ = largeKeys!.add(member.key) { _ in false } }
             }
             let length = key.utf8.count
             let duplicate = if largeKeys != nil {
-                !largeKeys!.add(key) { members[$0].key.utf8.count == length && members[$0].key == key }
+                !largeKeys!.add(key) { read[$0].key.utf8.count == length && read[$0].key == key }
             } else {
-                members.contains { $0.key.utf8.count == length && $0.key == key }
+                read.contains { $0.key.utf8.count == length && $0.key == key }
             }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
@@ -272,9 +323,9 @@ private struct JSONParser {
             } else {
                 value = try parseValue(depth: depth)
             }
-            members.append(JSONObject.Member(key: key, value: value))
+            members.push(JSONObject.Member(key: key, value: value))
             if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
-                return .object(JSONObject(uniqueMembers: members))
+                return .object(JSONObject(uniqueMembers: members.popArray(from: first)))
             }
         }
     }
@@ -462,17 +513,15 @@ private struct JSONParser {
             index += 1
             return .array([])
         }
-        // Like an object's members, elements go straight into an array with room for a few.
-        var elements: [JSON] = []
-        elements.reserveCapacity(4)
+        let first = elements.count
         while true {
-            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            if elements.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
             let element = try parseValue(depth: depth)
-            elements.append(element)
+            elements.push(element)
             if try passSeparator(closer: UInt8(ascii: "]"), orFail: "',' or ']' after array element") {
-                return .array(elements)
+                return .array(elements.popArray(from: first))
             }
         }
     }
@@ -536,10 +585,11 @@ private struct JSONParser {
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
-    /// are copied straight from the input.
+    /// are copied straight from the input, unless they are one of the `KnownStrings`.
     mutating func parseString() throws(Failure) -> String {
         switch try scanString() {
-        case .input(let range, ascii: true): asciiString(range)
+        case .input(let range, ascii: true):
+            asciiString(range)
         case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
         case .scratch: String(decoding: scratch, as: UTF8.self)
         case .unread: preconditionFailure("a string read to be made is always decoded")
