@@ -589,7 +589,7 @@ private struct JSONParser: ~Copyable {
     mutating func parseString() throws(Failure) -> String {
         switch try scanString() {
         case .input(let range, ascii: true):
-            asciiString(range)
+            KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range])) ?? asciiString(range)
         case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
         case .scratch: String(decoding: scratch, as: UTF8.self)
         case .unread: preconditionFailure("a string read to be made is always decoded")
