@@ -18,9 +18,11 @@ public enum JSONReader {
     /// are read as `null`: checked as strictly as the rest, with the same errors, but not built.
     /// For callers that never look at a large part of a document (an AdmissionReview's
     /// `managedFields`), building it and freeing it again was most of the cost of reading.
+    /// At most 64 paths.
     public static func parse(_ bytes: some Collection<UInt8>, skipping: [[String]],
                              maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: skipping) }.get()
+        precondition(skipping.count <= 64, "at most 64 paths to skip")
+        return try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: skipping) }.get()
     }
 
     public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
@@ -46,8 +48,14 @@ public enum JSONReader {
     private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int,
                                  skipping: [[String]]?) -> Result<JSON, JSONParseError> {
         var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+        var start: JSONParser.SkippedPaths? = nil
+        if let skipping {
+            parser.skipPaths = skipping
+            start = JSONParser.SkippedPaths(paths: 0, matched: 0)
+            for (position, path) in skipping.enumerated() where !path.isEmpty { start!.paths |= 1 << position }
+        }
         do throws(JSONParser.Failure) {
-            let value = try parser.parseValue(depth: 0, skipping: skipping)
+            let value = try parser.parseValue(depth: 0, skipping: start?.paths == 0 ? nil : start)
             parser.skipWhitespace()
             if parser.index < buffer.count {
                 throw parser.failure("unexpected \(describeByte(buffer[parser.index])) after the JSON value")
@@ -196,6 +204,16 @@ private struct JSONParser: ~Copyable {
     var elements = MoveStack<JSON>(capacity: 32)
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
+    /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
+    var skipPaths: [[String]] = []
+
+    /// Which `skipPaths` lead through a value: those whose first `matched` keys are the keys
+    /// from the root to it and that go on below it, one bit each, so that following them
+    /// allocates nothing.
+    struct SkippedPaths {
+        var paths: UInt64
+        var matched: Int
+    }
     /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
     /// those that had to be decoded.
     var skippedKeys: [SkippedKey] = []
@@ -235,8 +253,8 @@ private struct JSONParser: ~Copyable {
         }
     }
 
-    /// `skipping` holds the paths, below this value, of members to skip (nil for none).
-    mutating func parseValue(depth: Int, skipping: [[String]]? = nil) throws(Failure) -> JSON {
+    /// `skipping` tells the paths of members to skip that lead through this value (nil for none).
+    mutating func parseValue(depth: Int, skipping: SkippedPaths? = nil) throws(Failure) -> JSON {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
@@ -276,7 +294,7 @@ private struct JSONParser: ~Copyable {
         skipWhitespace()
     }
 
-    mutating func parseObject(depth: Int, skipping: [[String]]?) throws(Failure) -> JSON {
+    mutating func parseObject(depth: Int, skipping: SkippedPaths?) throws(Failure) -> JSON {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -313,12 +331,21 @@ private struct JSONParser: ~Copyable {
             index += 1
             let value: JSON
             if let skipping {
-                let below = skipping.compactMap { $0.first == key ? Array($0.dropFirst()) : nil }
-                if below.contains(where: \.isEmpty) {
+                var below = SkippedPaths(paths: 0, matched: skipping.matched + 1)
+                var skipsMember = false
+                for position in skipPaths.indices
+                where skipping.paths & (1 << position) != 0 && skipPaths[position][skipping.matched] == key {
+                    if skipPaths[position].count == below.matched {
+                        skipsMember = true
+                    } else {
+                        below.paths |= 1 << position
+                    }
+                }
+                if skipsMember {
                     try skipValue(depth: depth)
                     value = .null
                 } else {
-                    value = try parseValue(depth: depth, skipping: below.isEmpty ? nil : below)
+                    value = try parseValue(depth: depth, skipping: below.paths == 0 ? nil : below)
                 }
             } else {
                 value = try parseValue(depth: depth)
