@@ -595,9 +595,12 @@ private struct JSONParser: ~Copyable {
         while index < bytes.count && isDigit(bytes[index]) { index += 1 }
     }
 
+    /// One copy of the bytes, not a loop over them.
     func asciiString(_ range: Range<Int>) -> String {
         String(unsafeUninitializedCapacity: range.count) { target in
-            _ = target.initialize(fromContentsOf: bytes[range])
+            if let source = bytes.baseAddress, let base = target.baseAddress, !range.isEmpty {
+                base.initialize(from: source + range.lowerBound, count: range.count)
+            }
             return range.count
         }
     }
