@@ -333,8 +333,10 @@ private struct JSONParser: ~Copyable {
             if let skipping {
                 var below = SkippedPaths(paths: 0, matched: skipping.matched + 1)
                 var skipsMember = false
-                for position in skipPaths.indices
-                where skipping.paths & (1 << position) != 0 && skipPaths[position][skipping.matched] == key {
+                // The length first, as for duplicates: `==` is costly when it fails.
+                for position in skipPaths.indices where skipping.paths & (1 << position) != 0 {
+                    let name = skipPaths[position][skipping.matched]
+                    guard name.utf8.count == length && name == key else { continue }
                     if skipPaths[position].count == below.matched {
                         skipsMember = true
                     } else {
