@@ -417,16 +417,22 @@ private struct Differ {
     var pointer: JSONPointer { JSONPointer(tokens: path) }
 
     mutating func diff(_ source: JSON, _ target: JSON) {
-        switch (source, target) {
-        case (.object(let a), .object(let b)):
-            if a.sharesStorage(with: b) { return }
-            diffObjects(a, b)
-        case (.array(let a), .array(let b)):
-            if Self.sharesStorage(a, b) { return }
-            diffArrays(a, b)
-        default:
-            if source != target { operations.append(.replace(path: pointer, value: target)) }
+        if case .object(let a) = source, case .object(let b) = target {
+            if !a.sharesStorage(with: b) { diffObjects(a, b) }
+        } else if case .array(let a) = source, case .array(let b) = target {
+            if !Self.sharesStorage(a, b) { diffArrays(a, b) }
+        } else if source != target {
+            operations.append(.replace(path: pointer, value: target))
         }
+    }
+
+    /// Whether `diff` would find nothing at a glance: the same container, as most members of an
+    /// edited object are, or an equal string. Then the member's path need not be built either.
+    static func isUntouched(_ source: JSON, _ target: JSON) -> Bool {
+        if case .object(let a) = source, case .object(let b) = target { return a.sharesStorage(with: b) }
+        if case .array(let a) = source, case .array(let b) = target { return sharesStorage(a, b) }
+        if case .string(let a) = source, case .string(let b) = target { return a == b }
+        return false
     }
 
     /// Whether two arrays are one buffer, as the untouched parts of a document and of its edited
@@ -443,8 +449,10 @@ private struct Differ {
         let targetIndex = Self.index(of: target)
         let sourceIndex = Self.index(of: source)
         for (key, value) in source.members {
+            let position = Self.position(of: key, in: target, index: targetIndex)
+            if let position, Self.isUntouched(value, target.storage[position].value) { continue }
             path.append(key)
-            if let position = Self.position(of: key, in: target, index: targetIndex) {
+            if let position {
                 diff(value, target.storage[position].value)
             } else {
                 operations.append(.remove(path: pointer))
