@@ -386,7 +386,13 @@ private struct JSONParser: ~Copyable {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): try skipObject(depth: depth + 1)
+        case UInt8(ascii: "{"):
+            // `{}`, the value of most members of managedFields, without a call.
+            if depth + 1 <= maxDepth && index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "}") {
+                index += 2
+            } else {
+                try skipObject(depth: depth + 1)
+            }
         case UInt8(ascii: "["): try skipArray(depth: depth + 1)
         case UInt8(ascii: "\""): _ = try scanString(decoding: false)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
