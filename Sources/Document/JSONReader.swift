@@ -139,8 +139,8 @@ private func hex2(_ byte: UInt8) -> String {
     return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
 }
 
-/// Values read but not yet placed: the members or elements of every container being read,
-/// innermost last. A container's values are moved off the top into storage of exactly their
+/// Values read but not yet placed: the members or elements of every container being read, or
+/// the keys of every object being skipped, innermost last. A container's values are moved off the top into storage of exactly their
 /// number when it closes, so each object or array costs one allocation (an array grown from a
 /// few moved its values each time it grew) and no value is retained or released on the way, as
 /// copying off a Swift array would.
@@ -172,6 +172,12 @@ private struct MoveStack<Element>: ~Copyable {
         base.deallocate()
         base = grown
         capacity *= 2
+    }
+
+    /// Drops the values from `start` to the top.
+    mutating func removeAll(from start: Int) {
+        (base + start).deinitialize(count: count - start)
+        count = start
     }
 
     /// The values from `start` to the top, for looking at without copying them.
@@ -216,8 +222,7 @@ private struct JSONParser: ~Copyable {
     }
     /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
     /// those that had to be decoded.
-    var skippedKeys: [SkippedKey] = []
-    var skippedKeyCount = 0
+    var skippedKeys = MoveStack<SkippedKey>(capacity: 32)
     var skippedKeyText: [UInt8] = []
 
     /// A key of an object being skipped: `count` bytes from `start` in the input, or in
@@ -401,25 +406,24 @@ private struct JSONParser: ~Copyable {
     }
 
     /// `parseObject` without the object. The keys, still needed to refuse a repeated one, go on
-    /// a stack shared by every object being skipped (the first `skippedKeyCount` of
-    /// `skippedKeys`, which never shrinks): where they lie in the input, or, for a key with
-    /// escapes, decoded into `skippedKeyText`. Repeats are found exactly as `parseObject` finds
-    /// them (see `sameKey`).
+    /// `skippedKeys`, a stack shared by every object being skipped: where they lie in the input,
+    /// or, for a key with escapes, decoded into `skippedKeyText`. Repeats are found exactly as
+    /// `parseObject` finds them (see `sameKey`).
     mutating func skipObject(depth: Int) throws(Failure) {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
             return
         }
-        let (firstKey, firstText) = (skippedKeyCount, skippedKeyText.count)
+        let (firstKey, firstText) = (skippedKeys.count, skippedKeyText.count)
         defer {
-            skippedKeyCount = firstKey
+            skippedKeys.removeAll(from: firstKey)
             if skippedKeyText.count > firstText { skippedKeyText.removeLast(skippedKeyText.count - firstText) }
         }
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if skippedKeyCount > firstKey && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if skippedKeys.count > firstKey && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
@@ -437,29 +441,25 @@ private struct JSONParser: ~Copyable {
                 preconditionFailure("a key is always decoded")
             }
             var duplicate = false
-            if largeKeys == nil && skippedKeyCount - firstKey < 16 {
+            let read = skippedKeys.values(from: firstKey)
+            if largeKeys == nil && read.count < 16 {
                 // Few keys (nearly every object in managedFields): a scan, with no hashing.
-                for position in firstKey..<skippedKeyCount where sameKey(skippedKeys[position], key) {
+                for earlier in read where sameKey(earlier, key) {
                     duplicate = true
                     break
                 }
             } else {
                 if largeKeys == nil {
                     largeKeys = KeyIndex()
-                    for position in firstKey..<skippedKeyCount { _ = largeKeys!.add(hash: keyHash(skippedKeys[position])) { _ in false } }
+                    for earlier in read { _ = largeKeys!.add(hash: keyHash(earlier)) { _ in false } }
                 }
-                duplicate = !largeKeys!.add(hash: keyHash(key)) { sameKey(skippedKeys[firstKey + $0], key) }
+                duplicate = !largeKeys!.add(hash: keyHash(key)) { sameKey(read[$0], key) }
             }
             if duplicate {
                 let name = withKeyBytes(key) { String(decoding: $0, as: UTF8.self) }
                 throw failure("duplicate key \"\(name)\" in object", at: keyOffset)
             }
-            if skippedKeyCount < skippedKeys.count {
-                skippedKeys[skippedKeyCount] = key
-            } else {
-                skippedKeys.append(key)
-            }
-            skippedKeyCount += 1
+            skippedKeys.push(key)
             skipWhitespace()
             guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
                 throw expected("':' after object key")
