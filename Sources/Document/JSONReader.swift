@@ -139,12 +139,10 @@ private func hex2(_ byte: UInt8) -> String {
     return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
 }
 
-/// Values read but not yet placed: the members or elements of every container being read, or
-/// the keys of every object being skipped, innermost last. A container's values are moved off the top into storage of exactly their
-/// number when it closes, so each object or array costs one allocation (an array grown from a
-/// few moved its values each time it grew) and no value is retained or released on the way, as
-/// copying off a Swift array would.
-private struct MoveStack<Element>: ~Copyable {
+/// A stack in memory of the parser's own: the keys of every object being skipped, innermost
+/// last. Pushing and reading need no uniqueness or bounds checks, as an array kept beside a
+/// count of the entries in use did.
+private struct Stack<Element>: ~Copyable {
     private var base: UnsafeMutablePointer<Element>
     private var capacity: Int
     private(set) var count = 0
@@ -160,7 +158,7 @@ private struct MoveStack<Element>: ~Copyable {
     }
 
     @inline(__always)
-    mutating func push(_ element: consuming Element) {
+    mutating func push(_ element: Element) {
         if count == capacity { grow() }
         (base + count).initialize(to: element)
         count += 1
@@ -184,16 +182,6 @@ private struct MoveStack<Element>: ~Copyable {
     func values(from start: Int) -> UnsafeBufferPointer<Element> {
         UnsafeBufferPointer(start: base + start, count: count - start)
     }
-
-    /// Moves the values from `start` to the top into a new array of just that size.
-    /// (`Array(unsafeUninitializedCapacity:)` would look the array's type up at run time.)
-    mutating func popArray(from start: Int) -> [Element] {
-        var array: [Element] = []
-        array.reserveCapacity(count - start)
-        for position in start..<count { array.append((base + position).move()) }
-        count = start
-        return array
-    }
 }
 
 /// The recursive-descent parser over a byte buffer; `index` always points at the next unread byte.
@@ -206,8 +194,6 @@ private struct JSONParser: ~Copyable {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
-    var members = MoveStack<JSONObject.Member>(capacity: 64)
-    var elements = MoveStack<JSON>(capacity: 32)
     /// Reused for strings with escapes, so only the first such string allocates.
     var scratch: [UInt8] = []
     /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
@@ -222,7 +208,7 @@ private struct JSONParser: ~Copyable {
     }
     /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
     /// those that had to be decoded.
-    var skippedKeys = MoveStack<SkippedKey>(capacity: 32)
+    var skippedKeys = Stack<SkippedKey>(capacity: 32)
     var skippedKeyText: [UInt8] = []
 
     /// A key of an object being skipped: `count` bytes from `start` in the input, or in
@@ -305,28 +291,32 @@ private struct JSONParser: ~Copyable {
             index += 1
             return .object(JSONObject())
         }
-        let first = members.count
+        // Values are moved into arrays made with room for a few: copying them off a shared stack
+        // would retain and release each one, and growing the array moves its values. (Moving
+        // them off a stack of the parser's into arrays of their exact size was tried: no cheaper
+        // for a review, and dearer for the many small objects of managedFields.)
+        var members: [JSONObject.Member] = []
+        members.reserveCapacity(4)
         // Small objects look for duplicates by scanning; large ones (managedFields) use an index.
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if members.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if !members.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
             let keyOffset = index
             let key = try parseString()
-            let read = members.values(from: first)
-            if largeKeys == nil && read.count >= 16 {
+            if largeKeys == nil && members.count >= 16 {
                 largeKeys = KeyIndex()
-                for member in read { _ = largeKeys!.add(member.key) { _ in false } }
+                for member in members { _ = largeKeys!.add(member.key) { _ in false } }
             }
             let length = key.utf8.count
             let duplicate = if largeKeys != nil {
-                !largeKeys!.add(key) { read[$0].key.utf8.count == length && read[$0].key == key }
+                !largeKeys!.add(key) { members[$0].key.utf8.count == length && members[$0].key == key }
             } else {
-                read.contains { $0.key.utf8.count == length && $0.key == key }
+                members.contains { $0.key.utf8.count == length && $0.key == key }
             }
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
@@ -357,9 +347,9 @@ private struct JSONParser: ~Copyable {
             } else {
                 value = try parseValue(depth: depth)
             }
-            members.push(JSONObject.Member(key: key, value: value))
+            members.append(JSONObject.Member(key: key, value: value))
             if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
-                return .object(JSONObject(uniqueMembers: members.popArray(from: first)))
+                return .object(JSONObject(uniqueMembers: members))
             }
         }
     }
@@ -548,15 +538,17 @@ private struct JSONParser: ~Copyable {
             index += 1
             return .array([])
         }
-        let first = elements.count
+        // Like an object's members, elements go straight into an array with room for a few.
+        var elements: [JSON] = []
+        elements.reserveCapacity(4)
         while true {
-            if elements.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
             let element = try parseValue(depth: depth)
-            elements.push(element)
+            elements.append(element)
             if try passSeparator(closer: UInt8(ascii: "]"), orFail: "',' or ']' after array element") {
-                return .array(elements.popArray(from: first))
+                return .array(elements)
             }
         }
     }
