@@ -140,8 +140,9 @@ private func hex2(_ byte: UInt8) -> String {
 }
 
 /// A stack in memory of the parser's own: the keys of every object being skipped, innermost
-/// last. Pushing and reading need no uniqueness or bounds checks, as an array kept beside a
-/// count of the entries in use did.
+/// last, and the decoded text of strings with escapes. Pushing and reading need no uniqueness
+/// or bounds checks, as arrays did (an append of a few bytes to an array cost a hundred
+/// instructions, and managedFields has a key with escapes for every container, port and env var).
 private struct Stack<Element>: ~Copyable {
     private var base: UnsafeMutablePointer<Element>
     private var capacity: Int
@@ -172,6 +173,14 @@ private struct Stack<Element>: ~Copyable {
         capacity *= 2
     }
 
+    /// Pushes the values of `elements`, in one copy.
+    mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
+        while capacity - count < elements.count { grow() }
+        guard let source = elements.baseAddress else { return }
+        (base + count).initialize(from: source, count: elements.count)
+        count += elements.count
+    }
+
     /// Drops the values from `start` to the top.
     mutating func removeAll(from start: Int) {
         (base + start).deinitialize(count: count - start)
@@ -195,7 +204,7 @@ private struct JSONParser: ~Copyable {
     let maxDepth: Int
     var index = 0
     /// Reused for strings with escapes, so only the first such string allocates.
-    var scratch: [UInt8] = []
+    var scratch = Stack<UInt8>(capacity: 256)
     /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
     var skipPaths: [[String]] = []
 
@@ -209,7 +218,7 @@ private struct JSONParser: ~Copyable {
     /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
     /// those that had to be decoded.
     var skippedKeys = Stack<SkippedKey>(capacity: 32)
-    var skippedKeyText: [UInt8] = []
+    var skippedKeyText = Stack<UInt8>(capacity: 256)
 
     /// A key of an object being skipped: `count` bytes from `start` in the input, or in
     /// `skippedKeyText` when `decoded`.
@@ -408,7 +417,7 @@ private struct JSONParser: ~Copyable {
         let (firstKey, firstText) = (skippedKeys.count, skippedKeyText.count)
         defer {
             skippedKeys.removeAll(from: firstKey)
-            if skippedKeyText.count > firstText { skippedKeyText.removeLast(skippedKeyText.count - firstText) }
+            skippedKeyText.removeAll(from: firstText)
         }
         var largeKeys: KeyIndex? = nil
         while true {
@@ -424,9 +433,9 @@ private struct JSONParser: ~Copyable {
             case .input(let range, let ascii):
                 key = SkippedKey(start: range.lowerBound, count: range.count, decoded: false, ascii: ascii)
             case .scratch:
-                let start = skippedKeyText.count
-                skippedKeyText.append(contentsOf: scratch)
-                key = SkippedKey(start: start, count: scratch.count, decoded: true, ascii: !scratch.contains { $0 >= 0x80 })
+                let text = scratch.values(from: 0)
+                key = SkippedKey(start: skippedKeyText.count, count: text.count, decoded: true, ascii: !text.contains { $0 >= 0x80 })
+                skippedKeyText.append(contentsOf: text)
             case .unread:
                 preconditionFailure("a key is always decoded")
             }
@@ -466,12 +475,14 @@ private struct JSONParser: ~Copyable {
     func withKeyBytes<Result>(_ key: SkippedKey, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         let range = key.start..<key.start + key.count
         if !key.decoded { return body(UnsafeBufferPointer(rebasing: bytes[range])) }
-        return skippedKeyText.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[range])) }
+        return body(UnsafeBufferPointer(rebasing: skippedKeyText.values(from: 0)[range]))
     }
 
     /// `parseObject`'s test for a repeated key (same UTF-8 length, then `String`'s `==`), on
     /// bytes: equal bytes are equal strings, and unequal ASCII bytes unequal strings; only other
     /// text (where `==` follows canonical equivalence) is made into strings to compare.
+    /// Inlined into `skipObject`'s scan, which calls it for every earlier key.
+    @inline(__always)
     func sameKey(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
         guard a.count == b.count else { return false }
         return withKeyBytes(a) { aBytes in
@@ -621,7 +632,7 @@ private struct JSONParser: ~Copyable {
         case .input(let range, ascii: true):
             KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range])) ?? asciiString(range)
         case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-        case .scratch: String(decoding: scratch, as: UTF8.self)
+        case .scratch: String(decoding: scratch.values(from: 0), as: UTF8.self)
         case .unread: preconditionFailure("a string read to be made is always decoded")
         }
     }
@@ -690,7 +701,7 @@ private struct JSONParser: ~Copyable {
     mutating func scanEscapedString(quote: Int, start: Int, ascii: Bool, decoding: Bool) throws(Failure) {
         if !ascii { try validateUTF8(start..<index) }
         if decoding {
-            scratch.removeAll(keepingCapacity: true)
+            scratch.removeAll(from: 0)
             scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         }
         while true {
@@ -730,7 +741,7 @@ private struct JSONParser: ~Copyable {
         default: nil
         }
         if let simple {
-            if decoding { scratch.append(simple) }
+            if decoding { scratch.push(simple) }
             return
         }
         guard letter == UInt8(ascii: "u") else {
@@ -750,7 +761,9 @@ private struct JSONParser: ~Copyable {
         } else if 0xDC00...0xDFFF ~= unit {
             throw unpairedSurrogate(unit, at: escapeStart)
         }
-        if decoding { scratch.append(contentsOf: UTF8.encode(Unicode.Scalar(scalarValue)!)!) }
+        if decoding {
+            for byte in UTF8.encode(Unicode.Scalar(scalarValue)!)! { scratch.push(byte) }
+        }
     }
 
     func unpairedSurrogate(_ unit: UInt16, at offset: Int) -> Failure {
