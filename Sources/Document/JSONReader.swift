@@ -203,7 +203,7 @@ private struct JSONParser: ~Copyable {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
-    /// Reused for strings with escapes, so only the first such string allocates.
+    /// Where a string with escapes is decoded, each in turn.
     var scratch = Stack<UInt8>(capacity: 256)
     /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
     var skipPaths: [[String]] = []
