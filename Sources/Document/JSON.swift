@@ -160,6 +160,13 @@ public struct JSONObject: Sendable, Hashable {
         }
     }
 
+    /// Runs `body` on the value at `position` in place, so that a value held nowhere else is
+    /// changed without being copied.
+    mutating func modifyValue<Failure: Error>(at position: Int,
+                                              _ body: (inout JSON) throws(Failure) -> Void) throws(Failure) {
+        try body(&storage[position].value)
+    }
+
     /// Appends a member without looking for an existing key; for readers that have already
     /// rejected duplicates.
     public mutating func appendUnchecked(key: String, value: JSON) {

@@ -182,8 +182,10 @@ extension JSONPatchOperation {
 extension JSONPatch {
     /// Applies every operation in order to a copy of `document`. Either all apply and the result
     /// is returned, or the first failure is thrown and `document` is untouched.
-    public func apply(to document: JSON) throws(JSONPatchError) -> JSON {
-        var result = document
+    /// Consuming, so that a caller that gives up its only reference to the document has it
+    /// changed in place rather than copied along every path the patch takes.
+    public func apply(to document: consuming JSON) throws(JSONPatchError) -> JSON {
+        var result = consume document
         for (index, operation) in operations.enumerated() {
             do throws(JSONPointerError) {
                 try operation.apply(to: &result)
@@ -234,12 +236,13 @@ extension JSONPatchOperation {
             return
         }
         try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
-            switch container {
-            case .object(var object):
+            // `if case`, not `switch`: a switch keeps a second reference to the container while
+            // it changes, so the change copies it (see `modify`).
+            if case .object(var object) = container {
                 container = .null
                 object[last] = value
                 container = .object(object)
-            case .array(var elements):
+            } else if case .array(var elements) = container {
                 let index: Int
                 if last == "-" {
                     index = elements.count
@@ -254,7 +257,7 @@ extension JSONPatchOperation {
                 container = .null
                 elements.insert(value, at: index)
                 container = .array(elements)
-            default:
+            } else {
                 throw JSONPointerError("cannot add to \(container.typeName) at \(path.parent)")
             }
         }
@@ -269,17 +272,14 @@ extension JSONPatchOperation {
         try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
             // Looking the value up first also proves that an array token is a valid index.
             removed = try container.child(last, in: path, depth: path.tokens.count - 1)
-            switch container {
-            case .object(var object):
+            if case .object(var object) = container {
                 container = .null
                 object[last] = nil
                 container = .object(object)
-            case .array(var elements):
+            } else if case .array(var elements) = container {
                 container = .null
                 elements.remove(at: JSONPointer.arrayIndex(last)!)
                 container = .array(elements)
-            default:
-                break
             }
         }
         return removed
@@ -287,8 +287,10 @@ extension JSONPatchOperation {
 
     /// Runs `body` in place on the value named by the first `tokenCount` tokens of `path` (all of
     /// them for the value itself, all but the last for its container). Each container on the way
-    /// is detached from its parent while it changes, so only the containers on the path are
-    /// copied, never the rest of the document.
+    /// is detached from its parent while it changes, so only the containers on the path that are
+    /// shared are copied, never the rest of the document, and a document held nowhere else is
+    /// changed in place. `if case` rather than `switch`, which would keep a second reference to
+    /// each container and so copy every one.
     static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int = 0, tokenCount: Int,
                        _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
         guard depth < tokenCount else {
@@ -296,22 +298,21 @@ extension JSONPatchOperation {
             return
         }
         let token = path.tokens[depth]
-        switch value {
-        case .object(var object):
-            guard var child = object[token] else {
+        if case .object(var object) = value {
+            guard let position = object.index(forKey: token) else {
                 throw JSONPointer.notFound(path, depth: depth, "no member \"\(token)\"")
             }
             value = .null
-            object[token] = .null
             defer { value = .object(object) }
-            try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, body)
-            object[token] = child
-        case .array(var elements):
+            try object.modifyValue(at: position) { (child: inout JSON) throws(JSONPointerError) in
+                try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, body)
+            }
+        } else if case .array(var elements) = value {
             let index = try JSONPointer.existingIndex(token, count: elements.count, in: path, depth: depth)
             value = .null
             defer { value = .array(elements) }
             try modify(&elements[index], at: path, depth: depth + 1, tokenCount: tokenCount, body)
-        default:
+        } else {
             throw JSONPointer.notFound(path, depth: depth, "\(value.typeName) has no members")
         }
     }
@@ -416,16 +417,22 @@ private struct Differ {
     var pointer: JSONPointer { JSONPointer(tokens: path) }
 
     mutating func diff(_ source: JSON, _ target: JSON) {
-        switch (source, target) {
-        case (.object(let a), .object(let b)):
-            if a.sharesStorage(with: b) { return }
-            diffObjects(a, b)
-        case (.array(let a), .array(let b)):
-            if Self.sharesStorage(a, b) { return }
-            diffArrays(a, b)
-        default:
-            if source != target { operations.append(.replace(path: pointer, value: target)) }
+        if case .object(let a) = source, case .object(let b) = target {
+            if !a.sharesStorage(with: b) { diffObjects(a, b) }
+        } else if case .array(let a) = source, case .array(let b) = target {
+            if !Self.sharesStorage(a, b) { diffArrays(a, b) }
+        } else if source != target {
+            operations.append(.replace(path: pointer, value: target))
         }
+    }
+
+    /// Whether `diff` would find nothing at a glance: the same container, as most members of an
+    /// edited object are, or an equal string. Then the member's path need not be built either.
+    static func isUntouched(_ source: JSON, _ target: JSON) -> Bool {
+        if case .object(let a) = source, case .object(let b) = target { return a.sharesStorage(with: b) }
+        if case .array(let a) = source, case .array(let b) = target { return sharesStorage(a, b) }
+        if case .string(let a) = source, case .string(let b) = target { return a == b }
+        return false
     }
 
     /// Whether two arrays are one buffer, as the untouched parts of a document and of its edited
@@ -442,8 +449,10 @@ private struct Differ {
         let targetIndex = Self.index(of: target)
         let sourceIndex = Self.index(of: source)
         for (key, value) in source.members {
+            let position = Self.position(of: key, in: target, index: targetIndex)
+            if let position, Self.isUntouched(value, target.storage[position].value) { continue }
             path.append(key)
-            if let position = Self.position(of: key, in: target, index: targetIndex) {
+            if let position {
                 diff(value, target.storage[position].value)
             } else {
                 operations.append(.remove(path: pointer))

@@ -18,9 +18,11 @@ public enum JSONReader {
     /// are read as `null`: checked as strictly as the rest, with the same errors, but not built.
     /// For callers that never look at a large part of a document (an AdmissionReview's
     /// `managedFields`), building it and freeing it again was most of the cost of reading.
+    /// At most 64 paths.
     public static func parse(_ bytes: some Collection<UInt8>, skipping: [[String]],
                              maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
-        try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: skipping) }.get()
+        precondition(skipping.count <= 64, "at most 64 paths to skip")
+        return try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: skipping) }.get()
     }
 
     public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
@@ -46,8 +48,14 @@ public enum JSONReader {
     private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int,
                                  skipping: [[String]]?) -> Result<JSON, JSONParseError> {
         var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+        var start: JSONParser.SkippedPaths? = nil
+        if let skipping {
+            parser.skipPaths = skipping
+            start = JSONParser.SkippedPaths(paths: 0, matched: 0)
+            for (position, path) in skipping.enumerated() where !path.isEmpty { start!.paths |= 1 << position }
+        }
         do throws(JSONParser.Failure) {
-            let value = try parser.parseValue(depth: 0, skipping: skipping)
+            let value = try parser.parseValue(depth: 0, skipping: start?.paths == 0 ? nil : start)
             parser.skipWhitespace()
             if parser.index < buffer.count {
                 throw parser.failure("unexpected \(describeByte(buffer[parser.index])) after the JSON value")
@@ -131,8 +139,62 @@ private func hex2(_ byte: UInt8) -> String {
     return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
 }
 
+/// A stack in memory of the parser's own: the keys of every object being skipped, innermost
+/// last, and the decoded text of strings with escapes. Pushing and reading need no uniqueness
+/// or bounds checks, as arrays did (an append of a few bytes to an array cost a hundred
+/// instructions, and managedFields has a key with escapes for every container, port and env var).
+private struct Stack<Element>: ~Copyable {
+    private var base: UnsafeMutablePointer<Element>
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        base = .allocate(capacity: capacity)
+        self.capacity = capacity
+    }
+
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+
+    @inline(__always)
+    mutating func push(_ element: Element) {
+        if count == capacity { grow() }
+        (base + count).initialize(to: element)
+        count += 1
+    }
+
+    private mutating func grow() {
+        let grown = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        grown.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = grown
+        capacity *= 2
+    }
+
+    /// Pushes the values of `elements`, in one copy.
+    mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
+        while capacity - count < elements.count { grow() }
+        guard let source = elements.baseAddress else { return }
+        (base + count).initialize(from: source, count: elements.count)
+        count += elements.count
+    }
+
+    /// Drops the values from `start` to the top.
+    mutating func removeAll(from start: Int) {
+        (base + start).deinitialize(count: count - start)
+        count = start
+    }
+
+    /// The values from `start` to the top, for looking at without copying them.
+    func values(from start: Int) -> UnsafeBufferPointer<Element> {
+        UnsafeBufferPointer(start: base + start, count: count - start)
+    }
+}
+
 /// The recursive-descent parser over a byte buffer; `index` always points at the next unread byte.
-private struct JSONParser {
+private struct JSONParser: ~Copyable {
     struct Failure: Error {
         var offset: Int
         var message: String
@@ -141,13 +203,22 @@ private struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
-    /// Reused for strings with escapes, so only the first such string allocates.
-    var scratch: [UInt8] = []
+    /// Where a string with escapes is decoded, each in turn.
+    var scratch = Stack<UInt8>(capacity: 256)
+    /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
+    var skipPaths: [[String]] = []
+
+    /// Which `skipPaths` lead through a value: those whose first `matched` keys are the keys
+    /// from the root to it and that go on below it, one bit each, so that following them
+    /// allocates nothing.
+    struct SkippedPaths {
+        var paths: UInt64
+        var matched: Int
+    }
     /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
     /// those that had to be decoded.
-    var skippedKeys: [SkippedKey] = []
-    var skippedKeyCount = 0
-    var skippedKeyText: [UInt8] = []
+    var skippedKeys = Stack<SkippedKey>(capacity: 32)
+    var skippedKeyText = Stack<UInt8>(capacity: 256)
 
     /// A key of an object being skipped: `count` bytes from `start` in the input, or in
     /// `skippedKeyText` when `decoded`.
@@ -182,8 +253,8 @@ private struct JSONParser {
         }
     }
 
-    /// `skipping` holds the paths, below this value, of members to skip (nil for none).
-    mutating func parseValue(depth: Int, skipping: [[String]]? = nil) throws(Failure) -> JSON {
+    /// `skipping` tells the paths of members to skip that lead through this value (nil for none).
+    mutating func parseValue(depth: Int, skipping: SkippedPaths? = nil) throws(Failure) -> JSON {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
@@ -223,14 +294,16 @@ private struct JSONParser {
         skipWhitespace()
     }
 
-    mutating func parseObject(depth: Int, skipping: [[String]]?) throws(Failure) -> JSON {
+    mutating func parseObject(depth: Int, skipping: SkippedPaths?) throws(Failure) -> JSON {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
             return .object(JSONObject())
         }
         // Values are moved into arrays made with room for a few: copying them off a shared stack
-        // would retain and release each one, and growing the array moves its values.
+        // would retain and release each one, and growing the array moves its values. (Moving
+        // them off a stack of the parser's into arrays of their exact size was tried: no cheaper
+        // for a review, and dearer for the many small objects of managedFields.)
         var members: [JSONObject.Member] = []
         members.reserveCapacity(4)
         // Small objects look for duplicates by scanning; large ones (managedFields) use an index.
@@ -262,12 +335,23 @@ private struct JSONParser {
             index += 1
             let value: JSON
             if let skipping {
-                let below = skipping.compactMap { $0.first == key ? Array($0.dropFirst()) : nil }
-                if below.contains(where: \.isEmpty) {
+                var below = SkippedPaths(paths: 0, matched: skipping.matched + 1)
+                var skipsMember = false
+                // The length first, as for duplicates: `==` is costly when it fails.
+                for position in skipPaths.indices where skipping.paths & (1 << position) != 0 {
+                    let name = skipPaths[position][skipping.matched]
+                    guard name.utf8.count == length && name == key else { continue }
+                    if skipPaths[position].count == below.matched {
+                        skipsMember = true
+                    } else {
+                        below.paths |= 1 << position
+                    }
+                }
+                if skipsMember {
                     try skipValue(depth: depth)
                     value = .null
                 } else {
-                    value = try parseValue(depth: depth, skipping: below.isEmpty ? nil : below)
+                    value = try parseValue(depth: depth, skipping: below.paths == 0 ? nil : below)
                 }
             } else {
                 value = try parseValue(depth: depth)
@@ -306,7 +390,13 @@ private struct JSONParser {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): try skipObject(depth: depth + 1)
+        case UInt8(ascii: "{"):
+            // `{}`, the value of most members of managedFields, without a call.
+            if depth + 1 <= maxDepth && index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "}") {
+                index += 2
+            } else {
+                try skipObject(depth: depth + 1)
+            }
         case UInt8(ascii: "["): try skipArray(depth: depth + 1)
         case UInt8(ascii: "\""): _ = try scanString(decoding: false)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
@@ -315,25 +405,24 @@ private struct JSONParser {
     }
 
     /// `parseObject` without the object. The keys, still needed to refuse a repeated one, go on
-    /// a stack shared by every object being skipped (the first `skippedKeyCount` of
-    /// `skippedKeys`, which never shrinks): where they lie in the input, or, for a key with
-    /// escapes, decoded into `skippedKeyText`. Repeats are found exactly as `parseObject` finds
-    /// them (see `sameKey`).
+    /// `skippedKeys`, a stack shared by every object being skipped: where they lie in the input,
+    /// or, for a key with escapes, decoded into `skippedKeyText`. Repeats are found exactly as
+    /// `parseObject` finds them (see `sameKey`).
     mutating func skipObject(depth: Int) throws(Failure) {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
             return
         }
-        let (firstKey, firstText) = (skippedKeyCount, skippedKeyText.count)
+        let (firstKey, firstText) = (skippedKeys.count, skippedKeyText.count)
         defer {
-            skippedKeyCount = firstKey
-            if skippedKeyText.count > firstText { skippedKeyText.removeLast(skippedKeyText.count - firstText) }
+            skippedKeys.removeAll(from: firstKey)
+            skippedKeyText.removeAll(from: firstText)
         }
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if skippedKeyCount > firstKey && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if skippedKeys.count > firstKey && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
@@ -344,36 +433,32 @@ private struct JSONParser {
             case .input(let range, let ascii):
                 key = SkippedKey(start: range.lowerBound, count: range.count, decoded: false, ascii: ascii)
             case .scratch:
-                let start = skippedKeyText.count
-                skippedKeyText.append(contentsOf: scratch)
-                key = SkippedKey(start: start, count: scratch.count, decoded: true, ascii: !scratch.contains { $0 >= 0x80 })
+                let text = scratch.values(from: 0)
+                key = SkippedKey(start: skippedKeyText.count, count: text.count, decoded: true, ascii: !text.contains { $0 >= 0x80 })
+                skippedKeyText.append(contentsOf: text)
             case .unread:
                 preconditionFailure("a key is always decoded")
             }
             var duplicate = false
-            if largeKeys == nil && skippedKeyCount - firstKey < 16 {
+            let read = skippedKeys.values(from: firstKey)
+            if largeKeys == nil && read.count < 16 {
                 // Few keys (nearly every object in managedFields): a scan, with no hashing.
-                for position in firstKey..<skippedKeyCount where sameKey(skippedKeys[position], key) {
+                for earlier in read where sameKey(earlier, key) {
                     duplicate = true
                     break
                 }
             } else {
                 if largeKeys == nil {
                     largeKeys = KeyIndex()
-                    for position in firstKey..<skippedKeyCount { _ = largeKeys!.add(hash: keyHash(skippedKeys[position])) { _ in false } }
+                    for earlier in read { _ = largeKeys!.add(hash: keyHash(earlier)) { _ in false } }
                 }
-                duplicate = !largeKeys!.add(hash: keyHash(key)) { sameKey(skippedKeys[firstKey + $0], key) }
+                duplicate = !largeKeys!.add(hash: keyHash(key)) { sameKey(read[$0], key) }
             }
             if duplicate {
                 let name = withKeyBytes(key) { String(decoding: $0, as: UTF8.self) }
                 throw failure("duplicate key \"\(name)\" in object", at: keyOffset)
             }
-            if skippedKeyCount < skippedKeys.count {
-                skippedKeys[skippedKeyCount] = key
-            } else {
-                skippedKeys.append(key)
-            }
-            skippedKeyCount += 1
+            skippedKeys.push(key)
             skipWhitespace()
             guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
                 throw expected("':' after object key")
@@ -390,12 +475,14 @@ private struct JSONParser {
     func withKeyBytes<Result>(_ key: SkippedKey, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         let range = key.start..<key.start + key.count
         if !key.decoded { return body(UnsafeBufferPointer(rebasing: bytes[range])) }
-        return skippedKeyText.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[range])) }
+        return body(UnsafeBufferPointer(rebasing: skippedKeyText.values(from: 0)[range]))
     }
 
     /// `parseObject`'s test for a repeated key (same UTF-8 length, then `String`'s `==`), on
     /// bytes: equal bytes are equal strings, and unequal ASCII bytes unequal strings; only other
     /// text (where `==` follows canonical equivalence) is made into strings to compare.
+    /// Inlined into `skipObject`'s scan, which calls it for every earlier key.
+    @inline(__always)
     func sameKey(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
         guard a.count == b.count else { return false }
         return withKeyBytes(a) { aBytes in
@@ -519,9 +606,12 @@ private struct JSONParser {
         while index < bytes.count && isDigit(bytes[index]) { index += 1 }
     }
 
+    /// One copy of the bytes, not a loop over them.
     func asciiString(_ range: Range<Int>) -> String {
         String(unsafeUninitializedCapacity: range.count) { target in
-            _ = target.initialize(fromContentsOf: bytes[range])
+            if let source = bytes.baseAddress, let base = target.baseAddress, !range.isEmpty {
+                base.initialize(from: source + range.lowerBound, count: range.count)
+            }
             return range.count
         }
     }
@@ -536,12 +626,13 @@ private struct JSONParser {
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
-    /// are copied straight from the input.
+    /// are copied straight from the input, unless they are one of the `KnownStrings`.
     mutating func parseString() throws(Failure) -> String {
         switch try scanString() {
-        case .input(let range, ascii: true): asciiString(range)
+        case .input(let range, ascii: true):
+            KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range])) ?? asciiString(range)
         case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-        case .scratch: String(decoding: scratch, as: UTF8.self)
+        case .scratch: String(decoding: scratch.values(from: 0), as: UTF8.self)
         case .unread: preconditionFailure("a string read to be made is always decoded")
         }
     }
@@ -610,7 +701,7 @@ private struct JSONParser {
     mutating func scanEscapedString(quote: Int, start: Int, ascii: Bool, decoding: Bool) throws(Failure) {
         if !ascii { try validateUTF8(start..<index) }
         if decoding {
-            scratch.removeAll(keepingCapacity: true)
+            scratch.removeAll(from: 0)
             scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         }
         while true {
@@ -650,7 +741,7 @@ private struct JSONParser {
         default: nil
         }
         if let simple {
-            if decoding { scratch.append(simple) }
+            if decoding { scratch.push(simple) }
             return
         }
         guard letter == UInt8(ascii: "u") else {
@@ -670,7 +761,9 @@ private struct JSONParser {
         } else if 0xDC00...0xDFFF ~= unit {
             throw unpairedSurrogate(unit, at: escapeStart)
         }
-        if decoding { scratch.append(contentsOf: UTF8.encode(Unicode.Scalar(scalarValue)!)!) }
+        if decoding {
+            for byte in UTF8.encode(Unicode.Scalar(scalarValue)!)! { scratch.push(byte) }
+        }
     }
 
     func unpairedSurrogate(_ unit: UInt16, at offset: Int) -> Failure {

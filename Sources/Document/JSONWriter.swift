@@ -113,9 +113,6 @@ public enum JSONWriter {
         return quote | backslash | control
     }
 
-    /// Whether any byte of `word` is a quote, a backslash or a control character.
-    static func mayNeedEscape(_ word: UInt64) -> Bool { escapeMask(word) != 0 }
-
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
     static func writeString(_ string: String, into buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "\""))
@@ -135,20 +132,10 @@ public enum JSONWriter {
     /// The body of `writeString`: the UTF-8 of a string, escaped, then the closing quote.
     private static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout [UInt8]) {
         var runStart = 0
-        var index = 0
-        // Eight bytes at a time while none needs escaping; the byte loop finds the one that does.
-        if let base = bytes.baseAddress {
-            while bytes.count - index >= 8,
-                  !JSONWriter.mayNeedEscape(UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)) {
-                index += 8
-            }
-        }
-        while index < bytes.count {
+        while let index = firstToEscape(in: bytes, from: runStart) {
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+            runStart = index + 1
             let byte = bytes[index]
-            index += 1
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index - 1]))
-            runStart = index
             buffer.append(UInt8(ascii: "\\"))
             switch byte {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"): buffer.append(byte)
@@ -165,6 +152,27 @@ public enum JSONWriter {
         }
         buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
         buffer.append(UInt8(ascii: "\""))
+    }
+
+    /// Where the first byte from `start` that must be escaped is, or nil: eight bytes at a time,
+    /// the lowest bit of `escapeMask` telling which, also after an escape (a JSON text inside a
+    /// string, as the status annotation is, has a quote every few bytes); the last few bytes one
+    /// at a time.
+    private static func firstToEscape(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var index = start
+        if let base = bytes.baseAddress {
+            while bytes.count - index >= 8 {
+                let mask = escapeMask(UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)))
+                if mask != 0 { return index + mask.trailingZeroBitCount >> 3 }
+                index += 8
+            }
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return index }
+            index += 1
+        }
+        return nil
     }
 }
 

@@ -79,24 +79,27 @@ public enum Admission {
         } catch {
             return badRequest(400, "couldn't decode the AdmissionReview: \(error)")
         }
-        guard review.objectValue != nil else {
+        guard case .object(var envelope) = review else {
             return badRequest(400, "couldn't decode the AdmissionReview: expected an object, got \(review.typeName)")
         }
-        let apiVersion = review["apiVersion"]?.stringValue ?? ""
+        _ = consume review
+        let apiVersion = envelope["apiVersion"]?.stringValue ?? ""
         guard apiVersion == "admission.k8s.io/v1" else {
             return badRequest(400, "apiVersion=\(apiVersion), expected admission.k8s.io/v1")
         }
-        let kind = review["kind"]?.stringValue ?? ""
+        let kind = envelope["kind"]?.stringValue ?? ""
         guard kind == "AdmissionReview" else {
             return badRequest(400, "kind=\(kind), expected AdmissionReview")
         }
-        guard let request = review["request"], request.objectValue != nil else {
+        guard case .object(let request)? = envelope["request"] else {
             return badRequest(400, "AdmissionReview has no request")
         }
         guard let uid = request["uid"]?.stringValue, !uid.isEmpty else {
             return badRequest(400, "request.uid is missing")
         }
-        return decide(request, uid: uid, injector: injector, kubeVersion: kubeVersion)
+        // The request is the review's only reference to the pod (see `decide`).
+        envelope = JSONObject()
+        return decide(consume request, uid: uid, injector: injector, kubeVersion: kubeVersion)
     }
 
     /// Whether the media type, parameters aside, is `application/json`; the apiserver sends
@@ -110,15 +113,17 @@ public enum Admission {
 
     // MARK: Deciding
 
-    private static func decide(_ request: JSON, uid: String, injector: Injector,
+    /// Takes the request, so that once the pod is out of it the pod's tree has no other owner
+    /// and the proof can patch it in place (see `proofProblem`).
+    private static func decide(_ request: consuming JSONObject, uid: String, injector: Injector,
                                kubeVersion: KubernetesVersion?) -> AdmissionResult {
         let operation = request["operation"]?.stringValue ?? ""
         let namespace = request["namespace"]?.stringValue
         let object = request["object"] ?? .null
-        let metadata = object["metadata"]
+        request["object"] = nil
         let name = request["name"]?.stringValue
-            ?? metadata?["name"]?.stringValue
-            ?? metadata?["generateName"]?.stringValue.map { $0 + "*" }
+            ?? object["metadata"]?["name"]?.stringValue
+            ?? object["metadata"]?["generateName"]?.stringValue.map { $0 + "*" }
         var result = AdmissionResult(
             status: 200, body: [], outcome: .allowed, reason: Reason.operationIgnored, uid: uid,
             namespace: namespace, name: name, operation: operation,
@@ -146,7 +151,7 @@ public enum Admission {
         guard report.changed else { return allow(result, uid: uid) }
 
         let patch = JSONPatch.diff(from: object, to: report.object)
-        if let problem = proofProblem(patch, original: object, injected: report.object) {
+        if let problem = proofProblem(patch, original: consume object, injected: report.object) {
             result.reason = Reason.patchInvalid
             return deny(result, uid: uid, code: 500, message: "tandem built a patch it cannot stand behind: \(problem)")
         }
@@ -160,10 +165,12 @@ public enum Admission {
     /// Why `patch` must not be sent, or nil when it applies to `original`, gives exactly
     /// `injected` and leaves the proxy in the pod. That the injected pod adds no validation
     /// problem the injector has already checked; equal to it, the patched pod needs no second look.
-    static func proofProblem(_ patch: JSONPatch, original: JSON, injected: JSON) -> String? {
+    /// Given the only reference to `original`, the patch changes it in place: copying it along
+    /// every path the patch takes was most of the cost of the proof.
+    static func proofProblem(_ patch: JSONPatch, original: consuming JSON, injected: JSON) -> String? {
         let patched: JSON
         do {
-            patched = try patch.apply(to: original)
+            patched = try patch.apply(to: consume original)
         } catch {
             return "it does not apply: \(error)"
         }

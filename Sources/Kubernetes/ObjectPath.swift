@@ -34,30 +34,29 @@ public enum ObjectPath {
     ///
     /// Each level is moved out of its parent before it is changed and put back after, so the
     /// value being edited is never shared and nothing is copied: editing one member of a pod with
-    /// thousands of env vars stays linear.
+    /// thousands of env vars stays linear. `if case` rather than `switch`, which would keep a
+    /// second reference to each level while it changes and so copy every one.
     @discardableResult
     public static func modify<Result, Failure: Error>(
         at tokens: ArraySlice<String>, in root: inout JSON,
         _ body: (inout JSON) throws(Failure) -> Result
     ) throws(Failure) -> Result? {
         guard let token = tokens.first else { return try body(&root) }
-        switch root {
-        case .object(var object):
+        if case .object(var object) = root {
             guard var child = object[token] else { return nil }
             root = .null
             object[token] = .null
             defer { object[token] = child; root = .object(object) }
             return try modify(at: tokens.dropFirst(), in: &child, body)
-        case .array(var array):
+        } else if case .array(var array) = root {
             guard let index = Int(token), array.indices.contains(index) else { return nil }
             root = .null
             var child = array[index]
             array[index] = .null
             defer { array[index] = child; root = .array(array) }
             return try modify(at: tokens.dropFirst(), in: &child, body)
-        default:
-            return nil
         }
+        return nil
     }
 }
 

@@ -1,0 +1,116 @@
+/// Long texts that Kubernetes documents repeat in every pod, as strings made once.
+///
+/// A Swift string of more than 15 UTF-8 bytes lives on the heap, so each read of
+/// `terminationMessagePath` allocated, copied and later freed its own copy. A reader that finds
+/// the text here takes this string instead: a literal, which costs nothing to keep or to free.
+/// The keys are the pod schema's field names (and a few well-known label keys) of more than 15
+/// bytes found in the captured reviews, watches and manifests; the values are the ones the
+/// apiserver itself fills into every pod.
+public enum KnownStrings {
+    static let texts: [String] = [
+        // Pod, container and probe fields.
+        "terminationMessagePath", "terminationMessagePolicy", "terminationGracePeriodSeconds",
+        "serviceAccountName", "serviceAccountToken", "automountServiceAccountToken", "enableServiceLinks",
+        "preemptionPolicy", "priorityClassName", "tolerationSeconds", "expirationSeconds", "resourceFieldRef",
+        "failureThreshold", "successThreshold", "initialDelaySeconds", "allowPrivilegeEscalation",
+        "readOnlyRootFilesystem", "topologySpreadConstraints", "whenUnsatisfiable", "matchExpressions",
+        "preferredDuringSchedulingIgnoredDuringExecution",
+        // Object metadata and workload fields.
+        "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "blockOwnerDeletion",
+        "revisionHistoryLimit", "progressDeadlineSeconds",
+        // Label keys.
+        "app.kubernetes.io/name", "app.kubernetes.io/version", "app.kubernetes.io/component", "pod-template-hash",
+        // Values the apiserver sets in every pod.
+        "/dev/termination-log", "/var/run/secrets/kubernetes.io/serviceaccount", "kube-root-ca.crt",
+        "metadata.namespace", "default-scheduler", "PreemptLowerPriority", "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable", "admission.k8s.io/v1",
+    ]
+
+    /// The known string with exactly these UTF-8 bytes, or nil. Texts of 15 bytes or fewer are
+    /// never here: Swift keeps those inline, without allocating.
+    @inline(__always)
+    public static func string(utf8 text: UnsafeBufferPointer<UInt8>) -> String? {
+        guard text.count > 15 else { return nil }
+        return lookUp(text)
+    }
+
+    /// Apart, so that the readers' loops carry only the length test.
+    @inline(never)
+    static func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
+        table.lookUp(text)
+    }
+
+    private static let table = Table(texts)
+
+    /// Open addressing by a hash of the length and the first and last eight bytes, which tell
+    /// the known texts apart, so a lookup is a probe or two and one comparison. Made once and
+    /// never freed, in plain memory, so that looking a text up retains and checks nothing.
+    private struct Table: @unchecked Sendable {
+        static let slotCount = 256
+        /// By slot: 0 for an empty slot, else 1 + the text's position in `texts`.
+        let slots: UnsafeMutablePointer<UInt8>
+        /// Each text's UTF-8 bytes, and the strings themselves, by position.
+        let utf8: UnsafeMutablePointer<UnsafeBufferPointer<UInt8>>
+        let strings: UnsafeMutablePointer<String>
+        let longest: Int
+
+        init(_ texts: [String]) {
+            precondition(texts.count < 255 && texts.count * 2 <= Self.slotCount)
+            slots = .allocate(capacity: Self.slotCount)
+            slots.initialize(repeating: 0, count: Self.slotCount)
+            utf8 = .allocate(capacity: texts.count)
+            strings = .allocate(capacity: texts.count)
+            strings.initialize(from: texts, count: texts.count)
+            var longest = 0
+            for (position, text) in texts.enumerated() {
+                precondition(text.utf8.count > 15, "a known string of 15 bytes or fewer gains nothing")
+                let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: text.utf8.count)
+                _ = bytes.initialize(from: text.utf8)
+                utf8[position] = UnsafeBufferPointer(bytes)
+                longest = max(longest, bytes.count)
+                var slot = Self.slot(utf8[position])
+                while slots[slot] != 0 { slot = (slot + 1) & (Self.slotCount - 1) }
+                slots[slot] = UInt8(position + 1)
+            }
+            self.longest = longest
+        }
+
+        @inline(__always)
+        static func slot(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+            let raw = UnsafeRawPointer(text.baseAddress!)
+            let head = raw.loadUnaligned(as: UInt64.self)
+            let tail = raw.loadUnaligned(fromByteOffset: text.count - 8, as: UInt64.self)
+            let mixed = (head &* 0x9E37_79B9_7F4A_7C15) ^ (tail &* 0xC2B2_AE3D_27D4_EB4F) ^ UInt64(text.count)
+            return Int(truncatingIfNeeded: mixed >> 56)
+        }
+
+        @inline(__always)
+        func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
+            guard text.count <= longest else { return nil }
+            var slot = Self.slot(text)
+            while true {
+                let entry = Int(slots[slot])
+                if entry == 0 { return nil }
+                let known = utf8[entry - 1]
+                if known.count == text.count && Self.sameBytes(known, text) { return strings[entry - 1] }
+                slot = (slot + 1) & (Self.slotCount - 1)
+            }
+        }
+
+        /// Whether two texts of the same length of at least 8 bytes are equal: eight bytes at a
+        /// time, the last word overlapping the one before.
+        @inline(__always)
+        static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+            let x = UnsafeRawPointer(a.baseAddress!)
+            let y = UnsafeRawPointer(b.baseAddress!)
+            var offset = 0
+            while offset < b.count - 8 {
+                if x.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                    != y.loadUnaligned(fromByteOffset: offset, as: UInt64.self) { return false }
+                offset += 8
+            }
+            return x.loadUnaligned(fromByteOffset: b.count - 8, as: UInt64.self)
+                == y.loadUnaligned(fromByteOffset: b.count - 8, as: UInt64.self)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Document
+import Testing
+
+struct KnownStringsTests {
+    func known(_ text: String) -> String? {
+        Array(text.utf8).withUnsafeBufferPointer { KnownStrings.string(utf8: $0) }
+    }
+
+    @Test func findsEachKnownTextAsItself() {
+        for text in ["terminationMessagePath", "preferredDuringSchedulingIgnoredDuringExecution", "kube-root-ca.crt",
+                     "/var/run/secrets/kubernetes.io/serviceaccount", "app.kubernetes.io/name"] {
+            #expect(known(text) == text)
+        }
+    }
+
+    @Test func findsNothingElse() {
+        // Same lengths and first or last eight bytes as known texts, prefixes, short and long texts.
+        for text in ["terminationMessagePatH", "TerminationMessagePath", "terminationMessage", "failureThresholds",
+                     "kube-root-ca.crs", "app.kubernetes.io/names", "restartPolicy", "", "x",
+                     String(repeating: "a", count: 200), "terminationMessagéPath"] {
+            #expect(known(text) == nil)
+        }
+    }
+
+    @Test func readingAKnownTextGivesTheSameValue() throws {
+        let text = #"{"terminationMessagePath":"/dev/termination-log","tolerationSeconds":300}"#
+        let value = try JSONReader.parse(text)
+        #expect(value == ["terminationMessagePath": "/dev/termination-log", "tolerationSeconds": 300])
+        #expect(JSONWriter.write(value) == Array(text.utf8))
+    }
+}
