@@ -242,6 +242,7 @@ private struct TreeBuilder {
     /// The last complete document, held back until it is known whether text follows it.
     private var pending: YAMLDocument?
     private(set) var completedDocuments = 0
+    private let scalars = ScalarCache()
 
     init(bytes: [UInt8], range: Range<Int>) {
         self.bytes = bytes
@@ -372,7 +373,8 @@ private struct TreeBuilder {
             }
             let tag = Self.string(scalar.tag)
             let value = UnsafeBufferPointer(start: scalar.value, count: scalar.length)
-            let json = try ScalarResolver.resolve(value, style: style, tag: tag, at: start)
+            let json = try tag == nil ? scalars.value(of: value, isPlain: style == .plain)
+                : ScalarResolver.resolve(value, style: style, tag: tag, at: start)
             let isMergeKey = style == .plain && tag == nil && value.count == 2
                 && value[0] == UInt8(ascii: "<") && value[1] == UInt8(ascii: "<")
             try add(YAMLTree.Node(kind: .scalar(style), start: start, end: end, next: nodes.count + 1,
@@ -468,5 +470,67 @@ private struct TreeBuilder {
         nodes[index].end = end
         nodes[index].next = nodes.count
         try completed(index, value: open.value(), anchor: anchor)
+    }
+}
+
+/// The values of recently read short scalars, by their bytes. Manifests repeat their keys in
+/// every document and many values within one (names, labels, ports); a hit saves typing the
+/// scalar and making its String, most of what a scalar costs the reader. Up to 15 bytes only:
+/// such values are Strings held inline, so handing one out costs no reference counting.
+private final class ScalarCache {
+    private struct Entry {
+        /// The scalar's bytes, its length and whether it is plain, packed by `key`.
+        var low: UInt64
+        var high: UInt64
+        var value: JSON
+    }
+
+    /// 1,024 entries: room for a document's worth of distinct short scalars, small enough to
+    /// stay in the processor's nearest cache.
+    private static let bits = 10
+    private let entries: UnsafeMutablePointer<Entry>
+
+    init() {
+        entries = .allocate(capacity: 1 << Self.bits)
+        // No scalar packs to a length of 255, so no lookup matches an empty slot.
+        entries.initialize(repeating: Entry(low: 0, high: .max, value: .null), count: 1 << Self.bits)
+    }
+
+    deinit {
+        entries.deinitialize(count: 1 << Self.bits)
+        entries.deallocate()
+    }
+
+    /// The value of an untagged scalar, as `ScalarResolver.untagged` gives it.
+    func value(of bytes: UnsafeBufferPointer<UInt8>, isPlain: Bool) -> JSON {
+        guard bytes.count < 16 else { return ScalarResolver.untagged(bytes, isPlain: isPlain) }
+        let (low, high) = Self.key(bytes, isPlain: isPlain)
+        let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let slot = entries + Int(truncatingIfNeeded: ((low ^ (high &* multiplier)) &* multiplier) >> (64 - Self.bits))
+        if slot.pointee.low == low, slot.pointee.high == high { return slot.pointee.value }
+        let value = ScalarResolver.untagged(bytes, isPlain: isPlain)
+        slot.pointee = Entry(low: low, high: high, value: value)
+        return value
+    }
+
+    /// Up to 15 bytes in two integers, the length and plainness in the top byte: the first
+    /// eight bytes, and the rest, each read in one or two loads that may overlap.
+    private static func key(_ bytes: UnsafeBufferPointer<UInt8>, isPlain: Bool) -> (UInt64, UInt64) {
+        let count = bytes.count
+        var high = UInt64(count | (isPlain ? 0x10 : 0)) << 56
+        guard let start = bytes.baseAddress else { return (0, high) }
+        let raw = UnsafeRawPointer(start)
+        var low: UInt64 = 0
+        if count >= 8 {
+            low = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+            high |= UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)) >> (8 * (16 - count))
+        } else if count >= 4 {
+            // The two loads overlap on equal bytes, so or-ing them puts each byte in its place.
+            low = UInt64(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+                | UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self))) << (8 * (count - 4))
+        } else {
+            for index in 0..<count { low |= UInt64(bytes[index]) << (8 * index) }
+        }
+        return (low, high)
     }
 }
