@@ -131,94 +131,30 @@ public enum YAMLReader {
 }
 
 /// Builds each document's flat node tree and its value from libyaml events. Each value goes
-/// straight into the collection that holds it, so it is made and retained once.
-private struct TreeBuilder {
-    /// A collection still open: its node, its anchor (registered once it is complete, as an alias
-    /// cannot refer into its own anchor), and its value so far.
+/// straight onto a stack shared by the open collections and moves from there into its
+/// collection's storage, made at its exact size when the collection closes: so a value is made
+/// and retained once, and no collection's storage grows by copying.
+private struct TreeBuilder: ~Copyable {
+    /// A collection still open: its node, and where its entries begin on the stacks. Plain
+    /// data, so that opening and closing one moves a few words and counts no references.
     private struct Open {
         let index: Int
         let isMapping: Bool
-        let anchor: String?
-        var lastChild: Int?
-        /// A sequence's items.
-        var items: [JSON] = []
-        /// A mapping's own members; then the members its merge keys bring, first one wins.
-        var object = JSONObject()
-        var merged = JSONObject()
-        /// The key whose value comes next; nil while a key is expected.
-        var key: Key?
-
-        /// Takes a complete child's value: an item, a key (checked here: a scalar, not a
-        /// duplicate) or a member's value. A merge key's value comes back, for the tree to keep.
-        /// `mark` is the child's place, made only for an error.
-        mutating func take(_ value: consuming JSON, isMergeKey: Bool, at index: Int,
-                           mark: @autoclosure () -> SourceMark) throws -> JSON? {
-            lastChild = index
-            guard isMapping else {
-                // Most collections in manifests are small: room for four saves the first regrowths.
-                if items.isEmpty { items.reserveCapacity(4) }
-                items.append(value)
-                return nil
-            }
-            switch key {
-            case nil:
-                if isMergeKey {
-                    key = .merge
-                    return nil
-                }
-                guard let text = value.keyText else {
-                    throw YAMLError(mark: mark(), message: "a mapping key must be a scalar")
-                }
-                if object.index(forKey: text) != nil {
-                    throw YAMLError(mark: mark(), message: "duplicate key \"\(text)\"")
-                }
-                key = .named(text)
-                return nil
-            case .named(let text):
-                key = nil
-                if object.isEmpty { object.reserveCapacity(4) }
-                object.appendUnchecked(key: text, value: value)
-                return nil
-            case .merge:
-                key = nil
-                try merge(value, at: mark())
-                return value
-            }
-        }
-
-        /// The collection's value, moved out of it.
-        consuming func value() -> JSON {
-            guard isMapping else { return .array(items) }
-            for member in merged.storage where object.index(forKey: member.key) == nil {
-                object.appendUnchecked(key: member.key, value: member.value)
-            }
-            return .object(object)
-        }
-
-        /// Notes what a merge key (`<<`) brings, to be added once the mapping's own keys are known.
-        private mutating func merge(_ value: JSON, at mark: SourceMark) throws {
-            let sources: [JSON]
-            switch value {
-            case .object: sources = [value]
-            case .array(let items): sources = items
-            default:
-                throw YAMLError(mark: mark, message: "a merge key (<<) needs a mapping or a list of mappings")
-            }
-            for source in sources {
-                guard let sourceObject = source.objectValue else {
-                    throw YAMLError(mark: mark, message: "a merge key (<<) needs a mapping or a list of mappings")
-                }
-                for member in sourceObject.storage where merged.index(forKey: member.key) == nil {
-                    merged.appendUnchecked(key: member.key, value: member.value)
-                }
-            }
-        }
+        /// Its anchor waits on `openAnchors`, to be registered once it is complete, as an alias
+        /// cannot refer into its own anchor.
+        let hasAnchor: Bool
+        /// The position of its first item on `items`, or of its first member on `members`.
+        let firstEntry: Int
+        /// What a mapping's next child is.
+        var next = Next.key
     }
 
-    private enum Key {
-        case named(String)
-        /// `<<`: the value is a mapping, or a list of them, to merge.
-        case merge
+    private enum Next {
+        case key
+        /// The value of the key last put on `members`.
+        case value
+        /// The value of a merge key (`<<`): a mapping, or a list of them, to merge.
+        case mergeValue
     }
 
     let bytes: [UInt8]
@@ -235,8 +171,19 @@ private struct TreeBuilder {
     private var tags: [String] = []
     private var rootValue = JSON.null
     private var mergeSources: [Int: JSON] = [:]
-    /// The open collections, the innermost last: changed in place, never copied out and back.
-    private var openCollections: [Open] = []
+    /// The open collection that takes the next complete node, and those around it, the
+    /// innermost last: kept apart so that the one changed with every child is a plain variable.
+    private var innermost: Open?
+    private var enclosing: [Open] = []
+    /// The open sequences' items and the open mappings' members, the innermost's last. A key
+    /// goes on `members` with a null value, which its value then replaces.
+    private var items = Stack<JSON>()
+    private var members = Stack<JSONObject.Member>()
+    private var openAnchors: [String] = []
+    /// What open mappings' merge keys bring, by the mapping's node; first one wins.
+    private var merged: [Int: JSONObject] = [:]
+    /// The node completed last: when a collection closes, its last child.
+    private var lastCompleted = 0
     private var anchors: [String: (index: Int, value: JSON)] = [:]
     private var documentStart = 0
     /// The last complete document, held back until it is known whether text follows it.
@@ -434,42 +381,159 @@ private struct TreeBuilder {
 
     /// Puts a complete node's value where it belongs: in the open collection, or as the root.
     private mutating func completed(_ index: Int, value: consuming JSON, anchor: String?) throws {
+        lastCompleted = index
         if let anchor { anchors[anchor] = (index, value) }
-        guard !openCollections.isEmpty else {
+        guard let open = innermost else {
             rootValue = value
             return
         }
-        if let mergeSource = try openCollections[openCollections.count - 1].take(value, isMergeKey: nodes[index].isMergeKey, at: index, mark: nodes[index].start) {
-            mergeSources[index] = mergeSource
+        guard open.isMapping else {
+            items.push(value)
+            return
         }
+        switch open.next {
+        case .key:
+            if nodes[index].isMergeKey {
+                innermost!.next = .mergeValue
+                return
+            }
+            guard let text = value.keyText else {
+                throw YAMLError(mark: nodes[index].start, message: "a mapping key must be a scalar")
+            }
+            if members.contains(key: text, from: open.firstEntry) {
+                throw YAMLError(mark: nodes[index].start, message: "duplicate key \"\(text)\"")
+            }
+            members.push(JSONObject.Member(key: text, value: .null))
+            innermost!.next = .value
+        case .value:
+            members.setLastValue(value)
+            innermost!.next = .key
+        case .mergeValue:
+            innermost!.next = .key
+            try merge(value, into: open.index, at: nodes[index].start)
+            mergeSources[index] = value
+        }
+    }
+
+    /// Notes what a merge key (`<<`) brings, to be added once the mapping's own keys are known.
+    private mutating func merge(_ value: JSON, into mapping: Int, at mark: SourceMark) throws {
+        let sources: [JSON]
+        switch value {
+        case .object: sources = [value]
+        case .array(let items): sources = items
+        default:
+            throw YAMLError(mark: mark, message: "a merge key (<<) needs a mapping or a list of mappings")
+        }
+        var brought = merged.removeValue(forKey: mapping) ?? JSONObject()
+        for source in sources {
+            guard let sourceObject = source.objectValue else {
+                throw YAMLError(mark: mark, message: "a merge key (<<) needs a mapping or a list of mappings")
+            }
+            for member in sourceObject.storage where brought.index(forKey: member.key) == nil {
+                brought.appendUnchecked(key: member.key, value: member.value)
+            }
+        }
+        merged[mapping] = brought
     }
 
     /// Starts a collection: its node goes in now, before its children; its value and end are
     /// filled in when it closes.
     private mutating func open(_ kind: YAMLNode.Kind, at mark: yaml_mark_t, tag: String?, anchor: String?, flow: Bool) throws {
         let start = sourceMark(mark)
-        guard openCollections.count < YAMLReader.maxDepth else {
+        guard enclosing.count + (innermost == nil ? 0 : 1) < YAMLReader.maxDepth else {
             throw YAMLError(mark: start, message: "collections nest deeper than \(YAMLReader.maxDepth) levels")
         }
-        openCollections.append(Open(index: nodes.count, isMapping: kind == .mapping, anchor: anchor))
+        if let outer = innermost { enclosing.append(outer) }
+        let isMapping = kind == .mapping
+        if let anchor { openAnchors.append(anchor) }
+        innermost = Open(index: nodes.count, isMapping: isMapping, hasAnchor: anchor != nil,
+                         firstEntry: isMapping ? members.count : items.count)
         nodes.append(YAMLTree.Node(kind: kind, start: start, end: start.offset, next: nodes.count + 1,
                                    isFlow: flow, tag: tagIndex(tag)))
     }
 
     private mutating func close(endMark: yaml_mark_t) throws {
-        guard let open = openCollections.popLast() else { return }
+        guard let open = innermost else { return }
+        innermost = enclosing.popLast()
         let index = open.index
-        let anchor = open.anchor
-        let start = nodes[index].start
         let end: Int
         if nodes[index].isFlow {
             end = offset(endMark)
         } else {
-            end = lineEnd(after: open.lastChild.map { nodes[$0].end } ?? start.offset)
+            end = lineEnd(after: nodes.count > index + 1 ? nodes[lastCompleted].end : nodes[index].start.offset)
         }
         nodes[index].end = end
         nodes[index].next = nodes.count
-        try completed(index, value: open.value(), anchor: anchor)
+        let value: JSON
+        if open.isMapping {
+            var object = JSONObject(uniqueMembers: members.popAll(from: open.firstEntry))
+            if !merged.isEmpty, let brought = merged.removeValue(forKey: index) {
+                for member in brought.storage where object.index(forKey: member.key) == nil {
+                    object.appendUnchecked(key: member.key, value: member.value)
+                }
+            }
+            value = .object(object)
+        } else {
+            value = .array(items.popAll(from: open.firstEntry))
+        }
+        try completed(index, value: value, anchor: open.hasAnchor ? openAnchors.removeLast() : nil)
+    }
+}
+
+/// Entries waiting for their collection to close, in memory the builder manages itself, so
+/// that a closing collection's entries are moved, not copied, into storage of their exact size.
+private struct Stack<Element>: ~Copyable {
+    fileprivate private(set) var base: UnsafeMutablePointer<Element>
+    private var capacity = 64
+    private(set) var count = 0
+
+    init() {
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+
+    mutating func push(_ element: consuming Element) {
+        if count == capacity {
+            let larger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+            larger.moveInitialize(from: base, count: count)
+            base.deallocate()
+            base = larger
+            capacity *= 2
+        }
+        (base + count).initialize(to: element)
+        count += 1
+    }
+
+    /// The entries from `start` on, moved off the stack into an array of exactly their number.
+    mutating func popAll(from start: Int) -> [Element] {
+        let moved = count - start
+        guard moved > 0 else { return [] }
+        // Not `Array(unsafeUninitializedCapacity:)`: it looks up the array's type at run time.
+        var array: [Element] = []
+        array.reserveCapacity(moved)
+        for index in start..<count { array.append((base + index).move()) }
+        count = start
+        return array
+    }
+}
+
+extension Stack where Element == JSONObject.Member {
+    /// Gives the last member, a key just read, its value.
+    mutating func setLastValue(_ value: consuming JSON) {
+        base[count - 1].value = value
+    }
+
+    /// Whether a member from `start` on has this key; lengths first, as in `JSONObject`.
+    func contains(key: String, from start: Int) -> Bool {
+        let length = key.utf8.count
+        for index in start..<count where base[index].key.utf8.count == length && base[index].key == key {
+            return true
+        }
+        return false
     }
 }
 
