@@ -157,13 +157,7 @@ private struct TreeBuilder: ~Copyable {
         case mergeValue
     }
 
-    let bytes: [UInt8]
-    /// Where in `bytes` libyaml's input begins and ends.
-    private let base: Int
-    private let limit: Int
-    /// libyaml counts characters, not bytes; for non-ASCII input this maps one to the other
-    /// (offsets from `base`).
-    private let byteOffsets: [Int]?
+    private let source: Source
     /// The current document's nodes; the first is its root.
     private var nodes: [YAMLTree.Node] = []
     /// The most nodes a document had so far, to make room for the next one at once.
@@ -192,39 +186,8 @@ private struct TreeBuilder: ~Copyable {
     private let scalars = ScalarCache()
 
     init(bytes: [UInt8], range: Range<Int>) {
-        self.bytes = bytes
-        base = range.lowerBound
-        limit = range.upperBound
+        source = Source(bytes: bytes, range: range)
         documentStart = range.lowerBound
-        let input = bytes[range]
-        if !Self.isASCII(input) {
-            var offsets: [Int] = []
-            offsets.reserveCapacity(input.count + 1)
-            for (offset, byte) in input.enumerated() where byte & 0xC0 != 0x80 {
-                offsets.append(offset)
-            }
-            offsets.append(input.count)
-            byteOffsets = offsets
-        } else {
-            byteOffsets = nil
-        }
-    }
-
-    /// Whether every byte is ASCII, looked at eight at a time: this reads the whole input.
-    private static func isASCII(_ bytes: ArraySlice<UInt8>) -> Bool {
-        bytes.withUnsafeBytes { raw in
-            var seen: UInt64 = 0
-            var index = 0
-            while index + 8 <= raw.count {
-                seen |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                index += 8
-            }
-            while index < raw.count {
-                seen |= UInt64(raw[index])
-                index += 1
-            }
-            return seen & 0x8080_8080_8080_8080 == 0
-        }
     }
 
     mutating func run(_ buffer: UnsafeBufferPointer<UInt8>, visit: (YAMLDocument) throws -> Void) throws {
@@ -248,7 +211,7 @@ private struct TreeBuilder: ~Copyable {
                 // so that concatenating every document's range gives back the whole input.
                 if let last = pending {
                     pending = nil
-                    try visit(YAMLDocument(tree: last.tree, range: last.range.lowerBound..<limit))
+                    try visit(YAMLDocument(tree: last.tree, range: last.range.lowerBound..<source.limit))
                 }
                 return
             case YAML_DOCUMENT_START_EVENT:
@@ -263,23 +226,13 @@ private struct TreeBuilder: ~Copyable {
         }
     }
 
-    private func offset(_ mark: yaml_mark_t) -> Int {
-        let index = Int(mark.index)
-        guard let byteOffsets else { return base + min(index, limit - base) }
-        return base + byteOffsets[min(index, byteOffsets.count - 1)]
-    }
-
-    private func sourceMark(_ mark: yaml_mark_t) -> SourceMark {
-        SourceMark(offset: offset(mark), line: Int(mark.line) + 1, column: Int(mark.column) + 1)
-    }
-
     private func parserError(_ parser: yaml_parser_t) -> YAMLError {
         let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
         var message = problem
         if let context = parser.context {
             message = "\(String(cString: context)): \(problem)"
         }
-        return YAMLError(mark: sourceMark(parser.problem_mark), message: message)
+        return YAMLError(mark: source.sourceMark(parser.problem_mark), message: message)
     }
 
     private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
@@ -292,7 +245,7 @@ private struct TreeBuilder: ~Copyable {
         case YAML_DOCUMENT_START_EVENT:
             anchors.removeAll(keepingCapacity: true)
         case YAML_DOCUMENT_END_EVENT:
-            let end = offset(event.end_mark)
+            let end = source.offset(event.end_mark)
             largestDocument = max(largestDocument, nodes.count)
             let tree = YAMLTree(nodes: nodes, tags: tags, value: rootValue, mergeSources: mergeSources)
             pending = YAMLDocument(tree: tree, range: documentStart..<end)
@@ -304,7 +257,7 @@ private struct TreeBuilder: ~Copyable {
             completedDocuments += 1
             documentStart = end
         case YAML_SCALAR_EVENT:
-            let start = sourceMark(event.start_mark)
+            let start = source.sourceMark(event.start_mark)
             let scalar = event.data.scalar
             let style: YAMLNode.ScalarStyle
             switch scalar.style {
@@ -314,9 +267,9 @@ private struct TreeBuilder: ~Copyable {
             case YAML_FOLDED_SCALAR_STYLE: style = .folded
             default: style = .plain
             }
-            var end = offset(event.end_mark)
+            var end = source.offset(event.end_mark)
             if style == .literal || style == .folded {
-                end = trimmingLineBreaks(end, notBefore: start.offset)
+                end = source.trimmingLineBreaks(end, notBefore: start.offset)
             }
             let tag = Self.string(scalar.tag)
             let value = UnsafeBufferPointer(start: scalar.value, count: scalar.length)
@@ -328,12 +281,12 @@ private struct TreeBuilder: ~Copyable {
                                   isFlow: false, isMergeKey: isMergeKey, tag: tagIndex(tag)),
                     value: json, anchor: Self.string(scalar.anchor))
         case YAML_ALIAS_EVENT:
-            let start = sourceMark(event.start_mark)
+            let start = source.sourceMark(event.start_mark)
             let name = Self.string(event.data.alias.anchor) ?? ""
             guard let target = anchors[name] else {
                 throw YAMLError(mark: start, message: "unknown alias *\(name)")
             }
-            try add(YAMLTree.Node(kind: .alias(target.index), start: start, end: offset(event.end_mark),
+            try add(YAMLTree.Node(kind: .alias(target.index), start: start, end: source.offset(event.end_mark),
                                   next: nodes.count + 1, isFlow: false),
                     value: target.value, anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
@@ -349,21 +302,6 @@ private struct TreeBuilder: ~Copyable {
         default:
             break
         }
-    }
-
-    /// A block collection ends with the line of its last value, comment included, so a writer
-    /// that appends to it does not separate a value from its comment.
-    private func lineEnd(after offset: Int) -> Int {
-        SourceText.lineEnd(after: offset, in: bytes)
-    }
-
-    /// A block scalar's end mark stands after its line breaks; the node ends at its last character.
-    private func trimmingLineBreaks(_ end: Int, notBefore start: Int) -> Int {
-        var end = end
-        while end > start, bytes[end - 1] == UInt8(ascii: "\n") || bytes[end - 1] == UInt8(ascii: "\r") {
-            end -= 1
-        }
-        return end
     }
 
     private mutating func tagIndex(_ tag: String?) -> Int? {
@@ -439,7 +377,7 @@ private struct TreeBuilder: ~Copyable {
     /// Starts a collection: its node goes in now, before its children; its value and end are
     /// filled in when it closes.
     private mutating func open(_ kind: YAMLNode.Kind, at mark: yaml_mark_t, tag: String?, anchor: String?, flow: Bool) throws {
-        let start = sourceMark(mark)
+        let start = source.sourceMark(mark)
         guard enclosing.count + (innermost == nil ? 0 : 1) < YAMLReader.maxDepth else {
             throw YAMLError(mark: start, message: "collections nest deeper than \(YAMLReader.maxDepth) levels")
         }
@@ -458,9 +396,9 @@ private struct TreeBuilder: ~Copyable {
         let index = open.index
         let end: Int
         if nodes[index].isFlow {
-            end = offset(endMark)
+            end = source.offset(endMark)
         } else {
-            end = lineEnd(after: nodes.count > index + 1 ? nodes[lastCompleted].end : nodes[index].start.offset)
+            end = source.lineEnd(after: nodes.count > index + 1 ? nodes[lastCompleted].end : nodes[index].start.offset)
         }
         nodes[index].end = end
         nodes[index].next = nodes.count
@@ -534,6 +472,78 @@ extension Stack where Element == JSONObject.Member {
             return true
         }
         return false
+    }
+}
+
+/// The stream libyaml reads, and how its marks become places in it. Apart from the builder, so
+/// that asking for a place does not copy the whole builder.
+private struct Source {
+    let bytes: [UInt8]
+    /// Where in `bytes` libyaml's input begins and ends.
+    let base: Int
+    let limit: Int
+    /// libyaml counts characters, not bytes; for non-ASCII input this maps one to the other
+    /// (offsets from `base`).
+    private let byteOffsets: [Int]?
+
+    init(bytes: [UInt8], range: Range<Int>) {
+        self.bytes = bytes
+        base = range.lowerBound
+        limit = range.upperBound
+        let input = bytes[range]
+        if !Self.isASCII(input) {
+            var offsets: [Int] = []
+            offsets.reserveCapacity(input.count + 1)
+            for (offset, byte) in input.enumerated() where byte & 0xC0 != 0x80 {
+                offsets.append(offset)
+            }
+            offsets.append(input.count)
+            byteOffsets = offsets
+        } else {
+            byteOffsets = nil
+        }
+    }
+
+    /// Whether every byte is ASCII, looked at eight at a time: this reads the whole input.
+    private static func isASCII(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var seen: UInt64 = 0
+            var index = 0
+            while index + 8 <= raw.count {
+                seen |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                index += 8
+            }
+            while index < raw.count {
+                seen |= UInt64(raw[index])
+                index += 1
+            }
+            return seen & 0x8080_8080_8080_8080 == 0
+        }
+    }
+
+    func offset(_ mark: yaml_mark_t) -> Int {
+        let index = Int(mark.index)
+        guard let byteOffsets else { return base + min(index, limit - base) }
+        return base + byteOffsets[min(index, byteOffsets.count - 1)]
+    }
+
+    func sourceMark(_ mark: yaml_mark_t) -> SourceMark {
+        SourceMark(offset: offset(mark), line: Int(mark.line) + 1, column: Int(mark.column) + 1)
+    }
+
+    /// A block collection ends with the line of its last value, comment included, so a writer
+    /// that appends to it does not separate a value from its comment.
+    func lineEnd(after offset: Int) -> Int {
+        SourceText.lineEnd(after: offset, in: bytes)
+    }
+
+    /// A block scalar's end mark stands after its line breaks; the node ends at its last character.
+    func trimmingLineBreaks(_ end: Int, notBefore start: Int) -> Int {
+        var end = end
+        while end > start, bytes[end - 1] == UInt8(ascii: "\n") || bytes[end - 1] == UInt8(ascii: "\r") {
+            end -= 1
+        }
+        return end
     }
 }
 
