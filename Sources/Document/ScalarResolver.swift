@@ -29,7 +29,14 @@ public enum ScalarResolver {
                 break
             }
         }
-        guard style == .plain, tag != "!" else { return .string(String(decoding: bytes, as: UTF8.self)) }
+        guard tag != "!" else { return .string(String(decoding: bytes, as: UTF8.self)) }
+        return untagged(bytes, isPlain: style == .plain)
+    }
+
+    /// The value of a scalar without a core tag: a string, unless it is plain and reads as
+    /// something else. It depends on the bytes and on plainness alone, so it can be remembered.
+    static func untagged(_ bytes: UnsafeBufferPointer<UInt8>, isPlain: Bool) -> JSON {
+        guard isPlain else { return .string(String(decoding: bytes, as: UTF8.self)) }
         switch classify(bytes) {
         case .null: return .null
         case .bool(let value): return .bool(value)
