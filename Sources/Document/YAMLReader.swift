@@ -579,9 +579,13 @@ private final class ScalarCache {
         entries.deallocate()
     }
 
-    /// The value of an untagged scalar, as `ScalarResolver.untagged` gives it.
+    /// The value of an untagged scalar, as `ScalarResolver.untagged` gives it. A longer scalar
+    /// that is one of Kubernetes' long field names or values is that string, made once.
     func value(of bytes: UnsafeBufferPointer<UInt8>, isPlain: Bool) -> JSON {
-        guard bytes.count < 16 else { return ScalarResolver.untagged(bytes, isPlain: isPlain) }
+        guard bytes.count < 16 else {
+            if let known = KnownStrings.string(utf8: bytes) { return .string(known) }
+            return ScalarResolver.untagged(bytes, isPlain: isPlain)
+        }
         let (low, high) = Self.key(bytes, isPlain: isPlain)
         let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
         let slot = entries + Int(truncatingIfNeeded: ((low ^ (high &* multiplier)) &* multiplier) >> (64 - Self.bits))

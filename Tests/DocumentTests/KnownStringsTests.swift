@@ -1,4 +1,4 @@
-import Document
+@testable import Document
 import Testing
 
 struct KnownStringsTests {
@@ -27,5 +27,16 @@ struct KnownStringsTests {
         let value = try JSONReader.parse(text)
         #expect(value == ["terminationMessagePath": "/dev/termination-log", "tolerationSeconds": 300])
         #expect(JSONWriter.write(value) == Array(text.utf8))
+    }
+
+    /// The YAML reader hands out known texts without typing them, which is right only while
+    /// every one of them types as a string when written plain.
+    @Test func everyKnownTextReadsAsAStringInYAML() throws {
+        for text in KnownStrings.texts {
+            let documents = try YAMLReader.read(Array("\(text): \(text)\n".utf8))
+            #expect(documents.map(\.value) == [.object(JSONObject([(text, .string(text))]))])
+            let typed = Array(text.utf8).withUnsafeBufferPointer { ScalarResolver.untagged($0, isPlain: true) }
+            #expect(typed == .string(text))
+        }
     }
 }
