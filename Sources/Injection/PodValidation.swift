@@ -18,7 +18,8 @@ public enum PodValidation {
         var problems: [String] = []
         // A pod has a handful of volumes, containers and ports: arrays searched in order cost
         // less here than hashing into sets, and this runs for every workload injected.
-        let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems) + providedVolumes
+        let podVolumes = names(in: spec["volumes"], kind: "volume", problems: &problems)
+        let volumes = providedVolumes.isEmpty ? podVolumes : podVolumes + providedVolumes
         // Room for a typical pod at once, rather than growing one append at a time.
         var containerNames: [String] = []
         containerNames.reserveCapacity(8)
