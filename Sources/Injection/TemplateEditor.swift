@@ -27,8 +27,11 @@ struct ProxyPlan: Sendable, Equatable {
 }
 
 /// The containers one plan adds and their fingerprint. A manifest's workloads mostly share one
-/// plan, so these are built once per plan rather than once per workload.
-struct ProxyArtifacts: Sendable {
+/// plan, so these are built once per plan rather than once per workload; a class, so that each
+/// workload takes them with one retain rather than one per field.
+final class ProxyArtifacts: Sendable {
+    /// The plan they were made for, which a cache compares in place.
+    let plan: ProxyPlan
     let proxy: JSON
     let initContainer: JSON
     let fingerprint: String
@@ -47,6 +50,7 @@ struct ProxyArtifacts: Sendable {
     let superviseTail: [JSON]
 
     init(_ plan: ProxyPlan) {
+        self.plan = plan
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
         binaryMount = [
@@ -70,7 +74,20 @@ struct ProxyArtifacts: Sendable {
 /// and the JSON text of it and of the containers, for writing patches that add them.
 final class StatusTextMemo: Sendable {
     private let containers: [JSONObject]
-    private let last = Mutex<(status: InjectionStatus, text: String, written: JSONWrittenTexts)?>(nil)
+    private let last = Mutex<Entry?>(nil)
+
+    /// A class, so that a hit takes the entry with one retain instead of copying the record.
+    private final class Entry: Sendable {
+        let status: InjectionStatus
+        let text: String
+        let written: JSONWrittenTexts
+
+        init(status: InjectionStatus, text: String, written: JSONWrittenTexts) {
+            self.status = status
+            self.text = text
+            self.written = written
+        }
+    }
 
     init(containers: [JSONObject]) {
         self.containers = containers
@@ -80,7 +97,8 @@ final class StatusTextMemo: Sendable {
         if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
         let text = status.annotationValue
         let written = JSONWrittenTexts(containers, strings: [text])
-        last.withLock { $0 = (status, text, written) }
+        let entry = Entry(status: status, text: text, written: written)
+        last.withLock { $0 = entry }
         return text
     }
 
@@ -92,18 +110,18 @@ final class StatusTextMemo: Sendable {
 
 /// Remembers the artifacts of the last plan seen (a one-entry cache, safe across threads).
 final class ProxyArtifactsCache: Sendable {
-    private let last = Mutex<(plan: ProxyPlan, artifacts: ProxyArtifacts)?>(nil)
+    private let last = Mutex<ProxyArtifacts?>(nil)
 
     /// The text of the containers and status record last added; a patch that adds other ones
     /// just does not use it.
     var lastTexts: JSONWrittenTexts {
-        last.withLock { $0?.artifacts }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
+        last.withLock { $0 }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
     }
 
     func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {
-        if let cached = last.withLock({ $0 }), cached.plan == plan { return cached.artifacts }
+        if let cached = last.withLock({ $0 }), cached.plan == plan { return cached }
         let artifacts = ProxyArtifacts(plan)
-        last.withLock { $0 = (plan, artifacts) }
+        last.withLock { $0 = artifacts }
         return artifacts
     }
 }
