@@ -162,9 +162,20 @@ public struct JSONObject: Sendable, Hashable {
 
     /// Runs `body` on the value at `position` in place, so that a value held nowhere else is
     /// changed without being copied.
-    mutating func modifyValue<Failure: Error>(at position: Int,
-                                              _ body: (inout JSON) throws(Failure) -> Void) throws(Failure) {
+    public mutating func modifyValue<Result, Failure: Error>(
+        at position: Int, _ body: (inout JSON) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
         try body(&storage[position].value)
+    }
+
+    /// Runs `body` on member `key` in place, found with one lookup rather than a read and two
+    /// writes; nil when the member is missing.
+    @discardableResult
+    public mutating func modifyMember<Result, Failure: Error>(
+        _ key: String, _ body: (inout JSON) throws(Failure) -> Result
+    ) throws(Failure) -> Result? {
+        guard let position = index(forKey: key) else { return nil }
+        return try modifyValue(at: position, body)
     }
 
     /// Appends a member without looking for an existing key; for readers that have already

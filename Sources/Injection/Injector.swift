@@ -337,19 +337,26 @@ public struct Injector: Sendable {
     }
 
     /// The names tandem gives what it adds, by the list they go in.
+    private static let reservedContainerNames = [TandemNames.proxyContainer, TandemNames.initContainer]
     private static let reservedNames: [(list: String, names: [String])] = [
-        ("containers", [TandemNames.proxyContainer, TandemNames.initContainer]),
-        ("initContainers", [TandemNames.proxyContainer, TandemNames.initContainer]),
+        ("containers", reservedContainerNames),
+        ("initContainers", reservedContainerNames),
         ("volumes", [TandemNames.binaryVolume]),
     ]
 
     /// Our names on things we did not add (no status records them) cannot be told from ours, and
     /// two containers of one name could not be told apart by uninject, which finds the ones it
     /// wrapped by name (the apiserver refuses such a pod anyway).
+    /// Most pods use none of our names, so each list is first scanned for one (with the names
+    /// its items were already read for) and only then searched name by name, in the order that
+    /// decides which conflict is reported.
     private static func checkNameConflicts(_ spec: JSONObject) throws(InjectionError) {
+        let lists = (initContainers: spec["initContainers"]?.arrayValue ?? [], containers: spec["containers"]?.arrayValue ?? [])
         var containerNames: [(name: String, key: String, index: Int)] = []
-        for key in ["initContainers", "containers"] {
-            for (index, item) in (spec[key]?.arrayValue ?? []).enumerated() {
+        containerNames.reserveCapacity(lists.initContainers.count + lists.containers.count)
+        var usesReservedName = false
+        for (key, items) in [("initContainers", lists.initContainers), ("containers", lists.containers)] {
+            for (index, item) in items.enumerated() {
                 guard let name = item["name"]?.stringValue else { continue }
                 if let first = containerNames.first(where: { $0.name == name }) {
                     throw InjectionError(pointer: ["spec", key, String(index), "name"],
@@ -357,8 +364,11 @@ public struct Injector: Sendable {
                                              + "container names must be unique")
                 }
                 containerNames.append((name, key, index))
+                if reservedContainerNames.contains(name) { usesReservedName = true }
             }
         }
+        let volumes = spec["volumes"]?.arrayValue ?? []
+        guard usesReservedName || volumes.contains(where: { $0["name"]?.stringValue == TandemNames.binaryVolume }) else { return }
         for (key, names) in reservedNames {
             guard let items = spec[key]?.arrayValue else { continue }
             let itemNames = items.map { $0["name"]?.stringValue }

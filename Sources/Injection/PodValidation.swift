@@ -16,10 +16,10 @@ public enum PodValidation {
                                 unchangedSince earlier: JSON? = nil) -> [String] {
         guard let spec = podSpec.objectValue else { return ["the pod spec is \(podSpec.typeName), not an object"] }
         var problems: [String] = []
-        let volumes = names(in: spec["volumes"], kind: "volume", problems: &problems).union(providedVolumes)
-
-        // A pod has a handful of containers and ports: arrays searched in order cost less here
-        // than hashing into sets, and this runs for every workload injected.
+        // A pod has a handful of volumes, containers and ports: arrays searched in order cost
+        // less here than hashing into sets, and this runs for every workload injected.
+        let podVolumes = names(in: spec["volumes"], kind: "volume", problems: &problems)
+        let volumes = providedVolumes.isEmpty ? podVolumes : podVolumes + providedVolumes
         // Room for a typical pod at once, rather than growing one append at a time.
         var containerNames: [String] = []
         containerNames.reserveCapacity(8)
@@ -114,7 +114,7 @@ public enum PodValidation {
     private static let hookKinds = ["postStart", "preStop"]
     private static let hookActions = ["exec", "httpGet", "tcpSocket", "sleep"]
 
-    private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, scope: Scope, volumes: Set<String>,
+    private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, scope: Scope, volumes: [String],
                               portOwners: inout [(port: PortKey, owner: ContainerLabel)], problems: inout [String]) {
         if scope.own, (container["image"]?.stringValue ?? "").isEmpty { problems.append("\(label) has no image") }
 
@@ -174,14 +174,20 @@ public enum PodValidation {
     }
 
     /// Probes and lifecycle hooks: where they are allowed, and that each names one action.
+    /// Each is looked up once, without collecting them in arrays: this runs for every container
+    /// an injection changes.
     private static func checkHandlers(of container: JSONObject, label: ContainerLabel, isInit: Bool, isSidecar: Bool,
                                       portNames: [String], problems: inout [String]) {
-        let probes = probeKinds.filter { container[$0].map { !$0.isNull } ?? false }
-        if isInit, !isSidecar, !probes.isEmpty || container["lifecycle"].map({ !$0.isNull }) == true {
+        // Plain init containers may have neither: said once, before the problems of any probe.
+        var mustRefuseHandlers = isInit && !isSidecar
+        func refuseHandlers() {
+            guard mustRefuseHandlers else { return }
             problems.append("\(label): probes and lifecycle hooks are only allowed on sidecar init containers")
+            mustRefuseHandlers = false
         }
-        for probe in probes {
-            guard let handler = container[probe] else { continue }
+        for probe in probeKinds {
+            guard let handler = container[probe], !handler.isNull else { continue }
+            refuseHandlers()
             for action in probeActions {
                 guard let port = handler[action]?["port"] else { continue }
                 if let name = port.stringValue, !name.allSatisfy(\.isNumber) {
@@ -191,17 +197,24 @@ public enum PodValidation {
                 }
             }
         }
+        let lifecycle = container["lifecycle"]
+        if let lifecycle, !lifecycle.isNull { refuseHandlers() }
         for hook in hookKinds {
-            guard let handler = container["lifecycle"]?[hook], !handler.isNull else { continue }
-            let actions = hookActions.filter { handler[$0] != nil }
-            if actions.count != 1 {
+            guard let handler = lifecycle?[hook], !handler.isNull else { continue }
+            var actionCount = 0
+            var action = ""
+            for candidate in hookActions where handler[candidate] != nil {
+                actionCount += 1
+                action = candidate
+            }
+            if actionCount != 1 {
                 problems.append("\(label): \(hook) must have exactly one action")
-            } else if actions[0] == "exec" {
+            } else if action == "exec" {
                 let command = handler["exec"]?["command"]?.arrayValue ?? []
                 if command.isEmpty || command.contains(where: { $0.stringValue == nil }) {
                     problems.append("\(label): \(hook) exec command must be a non-empty list of strings")
                 }
-            } else if actions[0] == "sleep" {
+            } else if action == "sleep" {
                 if handler["sleep"]?["seconds"]?.numberText.flatMap({ Int($0) }).map({ $0 >= 0 }) != true {
                     problems.append("\(label): \(hook) sleep seconds must be a whole number")
                 }
@@ -214,36 +227,46 @@ public enum PodValidation {
         return (1...65535).contains(number)
     }
 
-    private static func names(in value: JSON?, kind: String, problems: inout [String]) -> Set<String> {
-        var names = Set<String>()
-        for element in value?.arrayValue ?? [] {
+    private static func names(in value: JSON?, kind: String, problems: inout [String]) -> [String] {
+        let elements = value?.arrayValue ?? []
+        var names: [String] = []
+        names.reserveCapacity(elements.count)
+        for element in elements {
             guard let name = element["name"]?.stringValue, !name.isEmpty else {
                 problems.append("a \(kind) has no name")
                 continue
             }
-            if !names.insert(name).inserted { problems.append("\(kind) name \"\(name)\" is used twice") }
+            if names.contains(name) {
+                problems.append("\(kind) name \"\(name)\" is used twice")
+            } else {
+                names.append(name)
+            }
         }
         return names
     }
 
     /// IANA service name rules, which Kubernetes applies to port names: at most 15 lowercase
     /// letters, digits and inner single hyphens, with at least one letter.
+    /// Over the contiguous UTF-8, as walking `utf8` (and finding its last byte) cost hundreds of
+    /// instructions a name.
     static func isPortName(_ name: String) -> Bool {
-        let bytes = name.utf8
-        guard (1...15).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else {
-            return false
-        }
-        var hasLetter = false
-        var previous: UInt8 = 0
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): hasLetter = true
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): break
-            case UInt8(ascii: "-") where previous != UInt8(ascii: "-"): break
-            default: return false
+        var name = name
+        return name.withUTF8 { bytes in
+            guard (1...15).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else {
+                return false
             }
-            previous = byte
+            var hasLetter = false
+            var previous: UInt8 = 0
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): hasLetter = true
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): break
+                case UInt8(ascii: "-") where previous != UInt8(ascii: "-"): break
+                default: return false
+                }
+                previous = byte
+            }
+            return hasLetter
         }
-        return hasLetter
     }
 }

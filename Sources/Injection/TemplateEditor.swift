@@ -27,8 +27,11 @@ struct ProxyPlan: Sendable, Equatable {
 }
 
 /// The containers one plan adds and their fingerprint. A manifest's workloads mostly share one
-/// plan, so these are built once per plan rather than once per workload.
-struct ProxyArtifacts: Sendable {
+/// plan, so these are built once per plan rather than once per workload; a class, so that each
+/// workload takes them with one retain rather than one per field.
+final class ProxyArtifacts: Sendable {
+    /// The plan they were made for, which a cache compares in place.
+    let plan: ProxyPlan
     let proxy: JSON
     let initContainer: JSON
     let fingerprint: String
@@ -38,10 +41,26 @@ struct ProxyArtifacts: Sendable {
     /// The added containers that are sound on their own where they go, so the check of each
     /// injected pod looks at them only where they meet the pod's own containers.
     let vetted: [PodValidation.VettedContainer]
+    /// What legacy mode adds to each app container: the mount of the binary, and the wrapper's
+    /// command around the pod-dependent `--quit-url` query and `--quit-on` policy, made once per
+    /// plan instead of once per container (string concatenation was most of that edit's cost).
+    let binaryMount: JSON
+    let superviseHead: [JSON]
+    let quitURL: String
+    let superviseTail: [JSON]
 
     init(_ plan: ProxyPlan) {
+        self.plan = plan
         proxy = TemplateEditor.proxyContainer(plan)
         initContainer = TemplateEditor.initContainer(plan)
+        binaryMount = [
+            "name": .string(TandemNames.binaryVolume), "mountPath": .string(plan.binaryMountPath), "readOnly": true,
+        ]
+        superviseHead = [.string(plan.binaryMountPath + "/tandem"), "supervise", "--ready-url", .string(plan.readyURL), "--quit-url"]
+        quitURL = plan.adminURL + "/quitquitquit"
+        // Nothing else can delay the app's SIGTERM in legacy mode: the supervisor holds it.
+        let delay = plan.proxy.drainDelaySeconds
+        superviseTail = (delay > 0 ? ["--drain-delay", .string(String(delay))] : []) + ["--"]
         let placed = plan.mode == .native ? [(proxy, true)] : [(proxy, false), (initContainer, true)]
         vetted = placed.compactMap { container, isInit in
             container.objectValue.flatMap { PodValidation.VettedContainer($0, isInit: isInit) }
@@ -55,7 +74,20 @@ struct ProxyArtifacts: Sendable {
 /// and the JSON text of it and of the containers, for writing patches that add them.
 final class StatusTextMemo: Sendable {
     private let containers: [JSONObject]
-    private let last = Mutex<(status: InjectionStatus, text: String, written: JSONWrittenTexts)?>(nil)
+    private let last = Mutex<Entry?>(nil)
+
+    /// A class, so that a hit takes the entry with one retain instead of copying the record.
+    private final class Entry: Sendable {
+        let status: InjectionStatus
+        let text: String
+        let written: JSONWrittenTexts
+
+        init(status: InjectionStatus, text: String, written: JSONWrittenTexts) {
+            self.status = status
+            self.text = text
+            self.written = written
+        }
+    }
 
     init(containers: [JSONObject]) {
         self.containers = containers
@@ -65,7 +97,8 @@ final class StatusTextMemo: Sendable {
         if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
         let text = status.annotationValue
         let written = JSONWrittenTexts(containers, strings: [text])
-        last.withLock { $0 = (status, text, written) }
+        let entry = Entry(status: status, text: text, written: written)
+        last.withLock { $0 = entry }
         return text
     }
 
@@ -77,18 +110,18 @@ final class StatusTextMemo: Sendable {
 
 /// Remembers the artifacts of the last plan seen (a one-entry cache, safe across threads).
 final class ProxyArtifactsCache: Sendable {
-    private let last = Mutex<(plan: ProxyPlan, artifacts: ProxyArtifacts)?>(nil)
+    private let last = Mutex<ProxyArtifacts?>(nil)
 
     /// The text of the containers and status record last added; a patch that adds other ones
     /// just does not use it.
     var lastTexts: JSONWrittenTexts {
-        last.withLock { $0?.artifacts }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
+        last.withLock { $0 }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
     }
 
     func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {
-        if let cached = last.withLock({ $0 }), cached.plan == plan { return cached.artifacts }
+        if let cached = last.withLock({ $0 }), cached.plan == plan { return cached }
         let artifacts = ProxyArtifacts(plan)
-        last.withLock { $0 = (plan, artifacts) }
+        last.withLock { $0 = artifacts }
         return artifacts
     }
 }
@@ -132,10 +165,10 @@ enum TemplateEditor {
                 case .legacy:
                     let restartPolicy = spec["restartPolicy"]?.stringValue
                     // Every wrapped app tells the proxy the others' names, so it quits after the last.
-                    let wrapped = (spec["containers"]?.arrayValue ?? []).filter { wrappedCommand(of: $0, entrypoint: entrypoint) != nil }
+                    let wrapped = (spec["containers"]?.arrayValue ?? []).filter { wrappedCommand($0["command"], entrypoint: entrypoint) != nil }
                         .compactMap { $0["name"]?.stringValue }
                     try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
-                        try prepareAppContainer(&container, index: index, plan: plan, restartPolicy: restartPolicy,
+                        try prepareAppContainer(&container, index: index, artifacts: artifacts, restartPolicy: restartPolicy,
                                                 entrypoint: entrypoint, wrappedApps: wrapped,
                                                 status: &status, warnings: &warnings)
                     } then: { list in
@@ -198,7 +231,7 @@ enum TemplateEditor {
     /// Legacy mode: mount the binary in an app container and wrap its command so the proxy
     /// learns when the app exits.
     private static func prepareAppContainer(
-        _ container: inout JSONObject, index: Int, plan: ProxyPlan, restartPolicy: String?, entrypoint: [String]?,
+        _ container: inout JSONObject, index: Int, artifacts: ProxyArtifacts, restartPolicy: String?, entrypoint: [String]?,
         wrappedApps: [String], status: inout InjectionStatus, warnings: inout [String]
     ) throws(InjectionError) {
         guard let name = container["name"]?.stringValue else {
@@ -207,9 +240,7 @@ enum TemplateEditor {
         }
         let pointer = ["spec", "containers", String(index), "volumeMounts"]
         let listOrigin = try origin(of: container["volumeMounts"], expecting: .array, at: pointer)
-        let mount: JSON = [
-            "name": .string(TandemNames.binaryVolume), "mountPath": .string(plan.binaryMountPath), "readOnly": true,
-        ]
+        let mount = artifacts.binaryMount
         if listOrigin == .existing {
             container.modifyMember("volumeMounts") { mounts in
                 guard case .array(var list) = mounts else { return }
@@ -223,9 +254,13 @@ enum TemplateEditor {
         status.volumeMounts.append(.init(container: name, volume: TandemNames.binaryVolume, list: listOrigin))
 
         let command = container["command"]
-        guard let words = wrappedCommand(of: .object(container), entrypoint: entrypoint) else {
-            warnings.append("container \"\(name)\" has no command, so it cannot be wrapped: the proxy will not learn "
-                + "when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)")
+        guard let words = wrappedCommand(command, entrypoint: entrypoint) else {
+            // One interpolation makes room for the whole text at once; joining two with `+` grew
+            // and copied it again, 1,500 instructions a container.
+            warnings.append("""
+                container "\(name)" has no command, so it cannot be wrapped: the proxy will not learn \
+                when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)
+                """)
             return
         }
         // The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
@@ -236,21 +271,20 @@ enum TemplateEditor {
         case "OnFailure": quitOn = "success"
         default: quitOn = "stop"
         }
-        var prefix: [JSON] = [
-            .string(plan.binaryMountPath + "/tandem"), "supervise", "--ready-url", .string(plan.readyURL),
-            "--quit-url", .string(plan.adminURL + "/quitquitquit" + quitQuery(app: name, apps: wrappedApps)),
-            "--quit-on", .string(quitOn),
-        ]
-        // Nothing else can delay the app's SIGTERM in legacy mode: the supervisor holds it.
-        if plan.proxy.drainDelaySeconds > 0 { prefix += ["--drain-delay", .string(String(plan.proxy.drainDelaySeconds))] }
-        container["command"] = .array(prefix + ["--"] + words)
+        var wrapper = artifacts.superviseHead
+        wrapper.reserveCapacity(wrapper.count + 3 + artifacts.superviseTail.count + words.count)
+        wrapper.append(.string(quitURL(artifacts.quitURL, app: name, apps: wrappedApps)))
+        wrapper.append("--quit-on")
+        wrapper.append(.string(quitOn))
+        wrapper += artifacts.superviseTail
+        wrapper += words
+        container["command"] = .array(wrapper)
         status.wrapped.append(.init(container: name, command: command))
     }
 
     /// The command a legacy app container runs, which `tandem supervise` wraps: the one the pod
-    /// states, else the image's ENTRYPOINT given by annotation; nil when neither is known.
-    private static func wrappedCommand(of container: JSON, entrypoint: [String]?) -> [JSON]? {
-        let command = container["command"]
+    /// states (its `command`), else the image's ENTRYPOINT given by annotation; nil when neither is known.
+    private static func wrappedCommand(_ command: JSON?, entrypoint: [String]?) -> [JSON]? {
         if let stated = command?.arrayValue, !stated.isEmpty { return stated }
         if let entrypoint, command == nil { return entrypoint.map(JSON.string) }
         return nil
@@ -258,8 +292,8 @@ enum TemplateEditor {
 
     /// With several wrapped apps, each one's quit names itself and all of them, so the proxy
     /// keeps serving the others until the last has exited. One app needs no names.
-    private static func quitQuery(app: String, apps: [String]) -> String {
-        apps.count > 1 ? "?app=\(app)&apps=" + apps.joined(separator: ",") : ""
+    private static func quitURL(_ base: String, app: String, apps: [String]) -> String {
+        apps.count > 1 ? base + "?app=\(app)&apps=" + apps.joined(separator: ",") : base
     }
 
     /// Native mode: the kubelet sends an app container SIGTERM as soon as the pod is deleted (only

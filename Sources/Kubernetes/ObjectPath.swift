@@ -43,11 +43,12 @@ public enum ObjectPath {
     ) throws(Failure) -> Result? {
         guard let token = tokens.first else { return try body(&root) }
         if case .object(var object) = root {
-            guard var child = object[token] else { return nil }
+            guard let position = object.index(forKey: token) else { return nil }
             root = .null
-            object[token] = .null
-            defer { object[token] = child; root = .object(object) }
-            return try modify(at: tokens.dropFirst(), in: &child, body)
+            defer { root = .object(object) }
+            return try object.modifyValue(at: position) { (child: inout JSON) throws(Failure) in
+                try modify(at: tokens.dropFirst(), in: &child, body)
+            }
         } else if case .array(var array) = root {
             guard let index = Int(token), array.indices.contains(index) else { return nil }
             root = .null
@@ -72,19 +73,5 @@ extension JSON {
         defer { self = .object(object) }
         try body(&object)
         return true
-    }
-}
-
-extension JSONObject {
-    /// Runs `body` on member `key` in place (moved out first, so nothing is copied);
-    /// nil when the member is missing.
-    @discardableResult
-    public mutating func modifyMember<Result, Failure: Error>(
-        _ key: String, _ body: (inout JSON) throws(Failure) -> Result
-    ) throws(Failure) -> Result? {
-        guard var member = self[key] else { return nil }
-        self[key] = .null
-        defer { self[key] = member }
-        return try body(&member)
     }
 }
