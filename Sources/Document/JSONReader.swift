@@ -139,60 +139,6 @@ private func hex2(_ byte: UInt8) -> String {
     return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
 }
 
-/// A stack in memory of the parser's own: the keys of every object being skipped, innermost
-/// last, and the decoded text of strings with escapes. Pushing and reading need no uniqueness
-/// or bounds checks, as arrays did (an append of a few bytes to an array cost a hundred
-/// instructions, and managedFields has a key with escapes for every container, port and env var).
-private struct Stack<Element>: ~Copyable {
-    private var base: UnsafeMutablePointer<Element>
-    private var capacity: Int
-    private(set) var count = 0
-
-    init(capacity: Int) {
-        base = .allocate(capacity: capacity)
-        self.capacity = capacity
-    }
-
-    deinit {
-        base.deinitialize(count: count)
-        base.deallocate()
-    }
-
-    @inline(__always)
-    mutating func push(_ element: Element) {
-        if count == capacity { grow() }
-        (base + count).initialize(to: element)
-        count += 1
-    }
-
-    private mutating func grow() {
-        let grown = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
-        grown.moveInitialize(from: base, count: count)
-        base.deallocate()
-        base = grown
-        capacity *= 2
-    }
-
-    /// Pushes the values of `elements`, in one copy.
-    mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
-        while capacity - count < elements.count { grow() }
-        guard let source = elements.baseAddress else { return }
-        (base + count).initialize(from: source, count: elements.count)
-        count += elements.count
-    }
-
-    /// Drops the values from `start` to the top.
-    mutating func removeAll(from start: Int) {
-        (base + start).deinitialize(count: count - start)
-        count = start
-    }
-
-    /// The values from `start` to the top, for looking at without copying them.
-    func values(from start: Int) -> UnsafeBufferPointer<Element> {
-        UnsafeBufferPointer(start: base + start, count: count - start)
-    }
-}
-
 /// The recursive-descent parser over a byte buffer; `index` always points at the next unread byte.
 private struct JSONParser: ~Copyable {
     struct Failure: Error {

@@ -171,8 +171,8 @@ private struct TreeBuilder: ~Copyable {
     private var enclosing: [Open] = []
     /// The open sequences' items and the open mappings' members, the innermost's last. A key
     /// goes on `members` with a null value, which its value then replaces.
-    private var items = Stack<JSON>()
-    private var members = Stack<JSONObject.Member>()
+    private var items = Stack<JSON>(capacity: 64)
+    private var members = Stack<JSONObject.Member>(capacity: 64)
     private var openAnchors: [String] = []
     /// What open mappings' merge keys bring, by the mapping's node; first one wins.
     private var merged: [Int: JSONObject] = [:]
@@ -422,57 +422,16 @@ private struct TreeBuilder: ~Copyable {
     }
 }
 
-/// Entries waiting for their collection to close, in memory the builder manages itself, so
-/// that a closing collection's entries are moved, not copied, into storage of their exact size.
-private struct Stack<Element>: ~Copyable {
-    fileprivate private(set) var base: UnsafeMutablePointer<Element>
-    private var capacity = 64
-    private(set) var count = 0
-
-    init() {
-        base = .allocate(capacity: capacity)
-    }
-
-    deinit {
-        base.deinitialize(count: count)
-        base.deallocate()
-    }
-
-    mutating func push(_ element: consuming Element) {
-        if count == capacity {
-            let larger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
-            larger.moveInitialize(from: base, count: count)
-            base.deallocate()
-            base = larger
-            capacity *= 2
-        }
-        (base + count).initialize(to: element)
-        count += 1
-    }
-
-    /// The entries from `start` on, moved off the stack into an array of exactly their number.
-    mutating func popAll(from start: Int) -> [Element] {
-        let moved = count - start
-        guard moved > 0 else { return [] }
-        // Not `Array(unsafeUninitializedCapacity:)`: it looks up the array's type at run time.
-        var array: [Element] = []
-        array.reserveCapacity(moved)
-        for index in start..<count { array.append((base + index).move()) }
-        count = start
-        return array
-    }
-}
-
-extension Stack where Element == JSONObject.Member {
+private extension Stack where Element == JSONObject.Member {
     /// Gives the last member, a key just read, its value.
     mutating func setLastValue(_ value: consuming JSON) {
-        base[count - 1].value = value
+        self[count - 1].value = value
     }
 
     /// Whether a member from `start` on has this key; lengths first, as in `JSONObject`.
     func contains(key: String, from start: Int) -> Bool {
         let length = key.utf8.count
-        for index in start..<count where base[index].key.utf8.count == length && base[index].key == key {
+        for index in start..<count where self[index].key.utf8.count == length && self[index].key == key {
             return true
         }
         return false

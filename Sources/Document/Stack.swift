@@ -1,0 +1,72 @@
+/// A stack in memory the readers manage themselves, for what waits while they read: a YAML
+/// collection's entries until it closes, the keys of the JSON objects being skipped, the decoded
+/// text of a JSON string with escapes. Pushing and reading need no uniqueness or bounds checks,
+/// as an array's do (an append of a few bytes to an array cost a hundred instructions), and a
+/// closing collection's entries are moved, not copied, into storage of their exact size.
+struct Stack<Element>: ~Copyable {
+    private var base: UnsafeMutablePointer<Element>
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        base = .allocate(capacity: capacity)
+        self.capacity = capacity
+    }
+
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+
+    /// The element at `position`, in place.
+    subscript(position: Int) -> Element {
+        unsafeAddress { UnsafePointer(base + position) }
+        unsafeMutableAddress { base + position }
+    }
+
+    @inline(__always)
+    mutating func push(_ element: consuming Element) {
+        if count == capacity { grow() }
+        (base + count).initialize(to: element)
+        count += 1
+    }
+
+    private mutating func grow() {
+        let grown = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        grown.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = grown
+        capacity *= 2
+    }
+
+    /// Pushes the values of `elements`, in one copy.
+    mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
+        while capacity - count < elements.count { grow() }
+        guard let source = elements.baseAddress else { return }
+        (base + count).initialize(from: source, count: elements.count)
+        count += elements.count
+    }
+
+    /// Drops the values from `start` to the top.
+    mutating func removeAll(from start: Int) {
+        (base + start).deinitialize(count: count - start)
+        count = start
+    }
+
+    /// The values from `start` to the top, for looking at without copying them.
+    func values(from start: Int) -> UnsafeBufferPointer<Element> {
+        UnsafeBufferPointer(start: base + start, count: count - start)
+    }
+
+    /// The values from `start` on, moved off the stack into an array of exactly their number.
+    mutating func popAll(from start: Int) -> [Element] {
+        let moved = count - start
+        guard moved > 0 else { return [] }
+        // Not `Array(unsafeUninitializedCapacity:)`: it looks up the array's type at run time.
+        var array: [Element] = []
+        array.reserveCapacity(moved)
+        for index in start..<count { array.append((base + index).move()) }
+        count = start
+        return array
+    }
+}
