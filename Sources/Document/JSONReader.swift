@@ -378,12 +378,10 @@ private struct JSONParser: ~Copyable {
             switch try scanString() {
             case .input(let range, let ascii):
                 key = SkippedKey(start: range.lowerBound, count: range.count, decoded: false, ascii: ascii)
-            case .scratch:
+            case .escaped:
                 let text = scratch.values(from: 0)
                 key = SkippedKey(start: skippedKeyText.count, count: text.count, decoded: true, ascii: !text.contains { $0 >= 0x80 })
                 skippedKeyText.append(contentsOf: text)
-            case .unread:
-                preconditionFailure("a key is always decoded")
             }
             var duplicate = false
             let read = skippedKeys.values(from: firstKey)
@@ -433,27 +431,11 @@ private struct JSONParser: ~Copyable {
         guard a.count == b.count else { return false }
         return withKeyBytes(a) { aBytes in
             withKeyBytes(b) { bBytes in
-                if sameBytes(aBytes, bBytes) { return true }
+                if TextScan.sameBytes(aBytes, bBytes) { return true }
                 if a.ascii && b.ascii { return false }
                 return String(decoding: aBytes, as: UTF8.self) == String(decoding: bBytes, as: UTF8.self)
             }
         }
-    }
-
-    /// Byte equality of two texts of the same length, eight bytes at a time.
-    func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let aBase = a.baseAddress, let bBase = b.baseAddress else { return a.count == b.count }
-        var offset = 0
-        while a.count - offset >= 8 {
-            if UnsafeRawPointer(aBase + offset).loadUnaligned(as: UInt64.self)
-                != UnsafeRawPointer(bBase + offset).loadUnaligned(as: UInt64.self) { return false }
-            offset += 8
-        }
-        while offset < a.count {
-            if aBase[offset] != bBase[offset] { return false }
-            offset += 1
-        }
-        return true
     }
 
     /// A hash that agrees with `sameKey`: of the bytes for ASCII, of the string otherwise (an
@@ -563,12 +545,11 @@ private struct JSONParser: ~Copyable {
     }
 
     /// Where the text of a string just read is: in place in the input (no escapes, the usual
-    /// case), decoded into `scratch`, or, for a string read without decoding, nowhere. Either way
-    /// it is valid UTF-8.
+    /// case), or, for a string with escapes, decoded into `scratch` (when it was read with
+    /// `decoding`; a skipped string is decoded nowhere). Either way it is valid UTF-8.
     enum StringText {
         case input(Range<Int>, ascii: Bool)
-        case scratch
-        case unread
+        case escaped
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
@@ -578,8 +559,7 @@ private struct JSONParser: ~Copyable {
         case .input(let range, ascii: true):
             KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range])) ?? asciiString(range)
         case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-        case .scratch: String(decoding: scratch.values(from: 0), as: UTF8.self)
-        case .unread: preconditionFailure("a string read to be made is always decoded")
+        case .escaped: String(decoding: scratch.values(from: 0), as: UTF8.self)
         }
     }
 
@@ -589,7 +569,7 @@ private struct JSONParser: ~Copyable {
     mutating func scanString(decoding: Bool = true) throws(Failure) -> StringText {
         let quote = index
         let start = index + 1
-        let (position, ascii) = scanPlainRun(from: start)
+        let (position, ascii) = TextScan.plainRun(in: bytes, from: start)
         index = position
         guard position < bytes.count else { throw failure("unterminated string", at: quote) }
         switch bytes[position] {
@@ -600,42 +580,10 @@ private struct JSONParser: ~Copyable {
             return .input(range, ascii: ascii)
         case UInt8(ascii: "\\"):
             try scanEscapedString(quote: quote, start: start, ascii: ascii, decoding: decoding)
-            return decoding ? .scratch : .unread
+            return .escaped
         case let byte:
             throw controlCharacter(byte)
         }
-    }
-
-    /// The end of the run from `start` that has no byte a writer escapes (a quote, a backslash,
-    /// a control character), and whether the run is ASCII: eight bytes at a time, the word with
-    /// the run's end telling where it is; the last few bytes of the input one at a time.
-    @inline(__always)
-    func scanPlainRun(from start: Int) -> (end: Int, ascii: Bool) {
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let end = bytes.count
-        var position = start
-        var seen: UInt64 = 0
-        if let base = bytes.baseAddress {
-            while end - position >= 8 {
-                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                let special = JSONWriter.escapeMask(word)
-                if special != 0 {
-                    let length = special.trailingZeroBitCount >> 3
-                    seen |= word & ((1 &<< UInt64(length &* 8)) &- 1)
-                    return (position + length, seen & highs == 0)
-                }
-                seen |= word
-                position += 8
-            }
-        }
-        var highBits: UInt8 = seen & highs == 0 ? 0 : 0x80
-        while position < end {
-            let byte = bytes[position]
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-            highBits |= byte
-            position += 1
-        }
-        return (position, highBits < 0x80)
     }
 
     func controlCharacter(_ byte: UInt8) -> Failure {
@@ -653,7 +601,7 @@ private struct JSONParser: ~Copyable {
         while true {
             try parseEscape(quote: quote, decoding: decoding)
             let runStart = index
-            let (position, runIsASCII) = scanPlainRun(from: runStart)
+            let (position, runIsASCII) = TextScan.plainRun(in: bytes, from: runStart)
             index = position
             guard position < bytes.count else { throw failure("unterminated string", at: quote) }
             let byte = bytes[position]

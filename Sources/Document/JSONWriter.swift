@@ -100,19 +100,6 @@ public enum JSONWriter {
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// The bytes of `word` that are a quote, a backslash or a control character, as their high
-    /// bits. The lowest one is exact (the borrow tricks can only add false hits above a true
-    /// one), so with the first byte in the low bits it says where a plain run ends.
-    static func escapeMask(_ word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
-        let quote = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\""))))
-        let backslash = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
-        let control = (word &- ones &* 0x20) & ~word & highs
-        return quote | backslash | control
-    }
-
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
     static func writeString(_ string: String, into buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "\""))
@@ -132,7 +119,9 @@ public enum JSONWriter {
     /// The body of `writeString`: the UTF-8 of a string, escaped, then the closing quote.
     private static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout [UInt8]) {
         var runStart = 0
-        while let index = firstToEscape(in: bytes, from: runStart) {
+        // A JSON text inside a string, as the status annotation is, has a quote every few bytes:
+        // after each escape the search goes on eight bytes at a time.
+        while case let index = TextScan.plainRun(in: bytes, from: runStart).end, index < bytes.count {
             buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
             runStart = index + 1
             let byte = bytes[index]
@@ -152,27 +141,6 @@ public enum JSONWriter {
         }
         buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
         buffer.append(UInt8(ascii: "\""))
-    }
-
-    /// Where the first byte from `start` that must be escaped is, or nil: eight bytes at a time,
-    /// the lowest bit of `escapeMask` telling which, also after an escape (a JSON text inside a
-    /// string, as the status annotation is, has a quote every few bytes); the last few bytes one
-    /// at a time.
-    private static func firstToEscape(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
-        var index = start
-        if let base = bytes.baseAddress {
-            while bytes.count - index >= 8 {
-                let mask = escapeMask(UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)))
-                if mask != 0 { return index + mask.trailingZeroBitCount >> 3 }
-                index += 8
-            }
-        }
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return index }
-            index += 1
-        }
-        return nil
     }
 }
 

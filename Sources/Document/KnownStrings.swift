@@ -92,25 +92,9 @@ public enum KnownStrings {
                 let entry = Int(slots[slot])
                 if entry == 0 { return nil }
                 let known = utf8[entry - 1]
-                if known.count == text.count && Self.sameBytes(known, text) { return strings[entry - 1] }
+                if known.count == text.count && TextScan.sameBytes(known, text) { return strings[entry - 1] }
                 slot = (slot + 1) & (Self.slotCount - 1)
             }
-        }
-
-        /// Whether two texts of the same length of at least 8 bytes are equal: eight bytes at a
-        /// time, the last word overlapping the one before.
-        @inline(__always)
-        static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-            let x = UnsafeRawPointer(a.baseAddress!)
-            let y = UnsafeRawPointer(b.baseAddress!)
-            var offset = 0
-            while offset < b.count - 8 {
-                if x.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-                    != y.loadUnaligned(fromByteOffset: offset, as: UInt64.self) { return false }
-                offset += 8
-            }
-            return x.loadUnaligned(fromByteOffset: b.count - 8, as: UInt64.self)
-                == y.loadUnaligned(fromByteOffset: b.count - 8, as: UInt64.self)
         }
     }
 }

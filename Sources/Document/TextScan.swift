@@ -1,0 +1,65 @@
+/// Questions about UTF-8 text answered eight bytes at a time, shared by the JSON reader, the
+/// JSON writer and the table of known strings, so that each trick is written and checked once.
+enum TextScan {
+    /// The bytes of `word` that are a quote, a backslash or a control character, as their high
+    /// bits. The lowest one is exact (the borrow tricks can only add false hits above a true
+    /// one), so with the first byte in the low bits it says where a plain run ends.
+    @inline(__always)
+    static func escapeMask(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
+        let quote = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\""))))
+        let backslash = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return quote | backslash | control
+    }
+
+    /// The end of the run from `start` that has no byte JSON escapes (a quote, a backslash, a
+    /// control character), and whether the run is ASCII: eight bytes at a time, the word with the
+    /// run's end telling where it is; the last few bytes one at a time.
+    @inline(__always)
+    static func plainRun(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, ascii: Bool) {
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let end = bytes.count
+        var position = start
+        var seen: UInt64 = 0
+        if let base = bytes.baseAddress {
+            while end - position >= 8 {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                let special = escapeMask(word)
+                if special != 0 {
+                    let length = special.trailingZeroBitCount >> 3
+                    seen |= word & ((1 &<< UInt64(length &* 8)) &- 1)
+                    return (position + length, seen & highs == 0)
+                }
+                seen |= word
+                position += 8
+            }
+        }
+        var highBits: UInt8 = seen & highs == 0 ? 0 : 0x80
+        while position < end {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            highBits |= byte
+            position += 1
+        }
+        return (position, highBits < 0x80)
+    }
+
+    /// Whether two texts of the same length are equal, eight bytes at a time.
+    static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let aBase = a.baseAddress, let bBase = b.baseAddress else { return a.count == b.count }
+        var offset = 0
+        while a.count - offset >= 8 {
+            if UnsafeRawPointer(aBase + offset).loadUnaligned(as: UInt64.self)
+                != UnsafeRawPointer(bBase + offset).loadUnaligned(as: UInt64.self) { return false }
+            offset += 8
+        }
+        while offset < a.count {
+            if aBase[offset] != bBase[offset] { return false }
+            offset += 1
+        }
+        return true
+    }
+}
