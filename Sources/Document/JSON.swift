@@ -131,13 +131,16 @@ public struct JSONObject: Sendable, Hashable {
     /// is costly when it fails.
     /// Through the buffer, so that looking at a member does not copy (retain and release) it.
     public func index(forKey key: String) -> Int? {
+        storage.withUnsafeBufferPointer { Self.index(of: key, in: $0) }
+    }
+
+    /// `index(forKey:)` over members not yet in an object (a reader's, still being collected).
+    static func index(of key: String, in members: UnsafeBufferPointer<Member>) -> Int? {
         let length = key.utf8.count
-        return storage.withUnsafeBufferPointer { members in
-            for index in members.indices where members[index].key.utf8.count == length && members[index].key == key {
-                return index
-            }
-            return nil
+        for index in members.indices where members[index].key.utf8.count == length && members[index].key == key {
+            return index
         }
+        return nil
     }
 
     /// Reads a member, or sets it: an existing key keeps its place, a new key goes last,

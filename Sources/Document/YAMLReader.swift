@@ -342,7 +342,7 @@ private struct TreeBuilder: ~Copyable {
             guard let text = value.keyText else {
                 throw YAMLError(mark: nodes[index].start, message: "a mapping key must be a scalar")
             }
-            if members.contains(key: text, from: open.firstEntry) {
+            if JSONObject.index(of: text, in: members.values(from: open.firstEntry)) != nil {
                 throw YAMLError(mark: nodes[index].start, message: "duplicate key \"\(text)\"")
             }
             members.push(JSONObject.Member(key: text, value: .null))
@@ -426,15 +426,6 @@ private extension Stack where Element == JSONObject.Member {
     /// Gives the last member, a key just read, its value.
     mutating func setLastValue(_ value: consuming JSON) {
         self[count - 1].value = value
-    }
-
-    /// Whether a member from `start` on has this key; lengths first, as in `JSONObject`.
-    func contains(key: String, from start: Int) -> Bool {
-        let length = key.utf8.count
-        for index in start..<count where self[index].key.utf8.count == length && self[index].key == key {
-            return true
-        }
-        return false
     }
 }
 
