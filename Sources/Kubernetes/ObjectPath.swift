@@ -52,10 +52,8 @@ public enum ObjectPath {
         } else if case .array(var array) = root {
             guard let index = Int(token), array.indices.contains(index) else { return nil }
             root = .null
-            var child = array[index]
-            array[index] = .null
-            defer { array[index] = child; root = .array(array) }
-            return try modify(at: tokens.dropFirst(), in: &child, body)
+            defer { root = .array(array) }
+            return try modify(at: tokens.dropFirst(), in: &array[index], body)
         }
         return nil
     }
