@@ -222,41 +222,58 @@ struct Splicer {
 
     /// A new `key: value` entry, starting at the current position (the key's column).
     private mutating func freshEntry(_ key: String, _ value: JSON, column: Int) {
-        fresh(.object(JSONObject([(key, value)])), column: column)
+        fresh(.object(JSONObject(uniqueMembers: [JSONObject.Member(key: key, value: value)])), column: column)
     }
 
     /// Rewrites a block mapping entry by entry; false (having written nothing) when its layout is
     /// one this does not edit in place (keys not each at the start of a line, merge keys, aliases).
-    /// Without merge keys, the old value's members are the keys' in order.
+    /// Without merge keys, the old value's members are the keys' in order. The keys are walked
+    /// in the tree rather than gathered, and each is first looked for at its own position in
+    /// the new value, where an edit leaves it (a mapping is rewritten for each document of a
+    /// stream, and the gathering and searching were most of its cost).
     private mutating func mapping(_ node: Int, from old: JSONObject, to object: JSONObject) -> Bool {
         let column = column(node)
-        var keys: [Int] = []
-        keys.reserveCapacity(old.count)
-        var child = node + 1
-        while child < tree.nodes[node].next {
-            let key = child
-            child = tree.nodes[tree.nodes[key].next].next
+        let limit = tree.nodes[node].next
+        var key = node + 1
+        while key < limit {
             guard case .scalar = tree.nodes[key].kind, !tree.nodes[key].isMergeKey, tree.nodes[key].start.column == column
             else { return false }
-            if !keys.isEmpty, !SourceText.isBlank(lineStart(start(key))..<start(key), in: source) { return false }
-            keys.append(key)
+            if key > node + 1, !SourceText.isBlank(lineStart(start(key))..<start(key), in: source) { return false }
+            key = tree.nodes[tree.nodes[key].next].next
         }
+        let oldMembers = old.storage
+        let newMembers = object.storage
+        // Whether each old key stands at its own position in the new value.
+        var inPlace = newMembers.count >= oldMembers.count
         var wroteAny = false
-        for (index, (name, oldValue)) in zip(keys.indices, old.members) {
-            guard let newValue = object[name] else { continue }
-            let key = keys[index]
-            var from = index == 0 ? start(node) : lineStart(start(key))
-            if wroteAny {
-                copy(lineEnd(end(tree.nodes[keys[index - 1]].next))..<from)
+        var previousKey: Int?
+        key = node + 1
+        for index in oldMembers.indices where key < limit {
+            let name = oldMembers[index].key
+            let newValue: JSON?
+            if index < newMembers.count, newMembers[index].key == name {
+                newValue = newMembers[index].value
             } else {
-                from = start(key)
+                inPlace = false
+                newValue = object[name]
             }
-            entry(key: key, name: name, from: oldValue, to: newValue, at: from, column: column)
-            wroteAny = true
+            if let newValue {
+                var from = previousKey == nil ? start(node) : lineStart(start(key))
+                if wroteAny, let previousKey {
+                    copy(lineEnd(end(tree.nodes[previousKey].next))..<from)
+                } else {
+                    from = start(key)
+                }
+                entry(key: key, name: name, from: oldMembers[index].value, to: newValue, at: from, column: column)
+                wroteAny = true
+            }
+            previousKey = key
+            key = tree.nodes[tree.nodes[key].next].next
         }
-        for (name, newValue) in object.members where old.index(forKey: name) == nil {
+        // In place, the new keys are the members after the old ones.
+        for index in newMembers.indices where inPlace ? index >= oldMembers.count : old.index(forKey: newMembers[index].key) == nil {
             if wroteAny { indent(column) }
-            freshEntry(name, newValue, column: column)
+            freshEntry(newMembers[index].key, newMembers[index].value, column: column)
             wroteAny = true
         }
         return true
