@@ -137,7 +137,10 @@ struct InjectCommand {
     private func execute(_ parsed: ParsedArguments, format: OutputFormat?,
                          transform: @escaping @Sendable (JSON) throws(InjectionError) -> InjectionReport) throws -> Int32 {
         let inputs = try readInputs(parsed.all("--filename"))
-        let rewriter = ManifestRewriter(transform: transform, format: format)
+        var rewriter = ManifestRewriter(transform: transform, format: format)
+        // Workloads are gathered only to be printed: a large stream has a report for every one.
+        let explained = parsed.last("--explain")
+        rewriter.keepsWorkloads = !parsed.flag("--quiet") || explained != nil
         var results: [(Input, ManifestRewriter.Result)] = []
         var errors: [ManifestError] = []
         for input in inputs {
@@ -170,9 +173,7 @@ struct InjectCommand {
                 lastByte = parts.last?.last ?? lastByte
             }
         }
-        // Gathered only to be printed: a large stream has a report for every workload.
-        let explained = parsed.last("--explain")
-        guard !parsed.flag("--quiet") || explained != nil else { return 0 }
+        guard rewriter.keepsWorkloads else { return 0 }
         let workloads = results.flatMap { $0.1.workloads }
         if !parsed.flag("--quiet") {
             Console.error(WorkloadReportText.summary(workloads, operation: operation.name))

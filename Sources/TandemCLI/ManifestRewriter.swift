@@ -43,6 +43,9 @@ struct ManifestRewriter {
     var maximumPieces = availableProcessors()
     /// Below this many bytes a piece is not worth its thread.
     var minimumPiece = 1 << 20
+    /// Whether `Result.workloads` is gathered; a caller that prints no report leaves it empty
+    /// rather than holding a report for every workload of a large stream.
+    var keepsWorkloads = true
 
     struct Result {
         /// The new text: one part, or one per piece of a stream rewritten in pieces, to be
@@ -160,8 +163,10 @@ struct ManifestRewriter {
                         throw ManifestError(source: source, document: index, line: mark?.line, column: mark?.column,
                                             message: error.message)
                     }
-                    for workload in report.workloads {
-                        result.workloads.append(WorkloadLine(source: source, document: index, report: workload))
+                    if keepsWorkloads {
+                        for workload in report.workloads {
+                            result.workloads.append(WorkloadLine(source: source, document: index, report: workload))
+                        }
                     }
                     newValue = report.object
                 }
@@ -239,8 +244,10 @@ struct ManifestRewriter {
                 throw ManifestError(source: source, document: index + 1, line: nil, column: nil,
                                     message: "\(JSONPointer(tokens: error.pointer)): \(error.message)")
             }
-            for workload in report.workloads {
-                result.workloads.append(WorkloadLine(source: source, document: index + 1, report: workload))
+            if keepsWorkloads {
+                for workload in report.workloads {
+                    result.workloads.append(WorkloadLine(source: source, document: index + 1, report: workload))
+                }
             }
             newValues.append(report.object)
             if format != .yaml {
