@@ -1,5 +1,5 @@
 /// A stack in memory the readers manage themselves, for what waits while they read: a YAML
-/// collection's entries until it closes, the keys of the JSON objects being skipped, the decoded
+/// collection's entries until it closes, the collections still open, the keys of the JSON objects being skipped, the decoded
 /// text of a JSON string with escapes. Pushing and reading need no uniqueness or bounds checks,
 /// as an array's do (an append of a few bytes to an array cost a hundred instructions), and a
 /// closing collection's entries are moved, not copied, into storage of their exact size.
@@ -45,6 +45,13 @@ struct Stack<Element>: ~Copyable {
         guard let source = elements.baseAddress else { return }
         (base + count).initialize(from: source, count: elements.count)
         count += elements.count
+    }
+
+    /// Takes the top value off; nil when there is none.
+    mutating func popLast() -> Element? {
+        guard count > 0 else { return nil }
+        count -= 1
+        return (base + count).move()
     }
 
     /// Drops the values from `start` to the top.

@@ -168,7 +168,7 @@ private struct TreeBuilder: ~Copyable {
     /// The open collection that takes the next complete node, and those around it, the
     /// innermost last: kept apart so that the one changed with every child is a plain variable.
     private var innermost: Open?
-    private var enclosing: [Open] = []
+    private var enclosing = Stack<Open>(capacity: 16)
     /// The open sequences' items and the open mappings' members, the innermost's last. A key
     /// goes on `members` with a null value, which its value then replaces.
     private var items = Stack<JSON>(capacity: 64)
@@ -235,11 +235,6 @@ private struct TreeBuilder: ~Copyable {
         return YAMLError(mark: source.sourceMark(parser.problem_mark), message: message)
     }
 
-    private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
-        guard let pointer else { return nil }
-        return String(cString: pointer)
-    }
-
     /// Inlined into the loop that runs it once per event (23M fewer instructions on the bench).
     @inline(__always)
     private mutating func handle(_ event: inout yaml_event_t) throws {
@@ -273,18 +268,30 @@ private struct TreeBuilder: ~Copyable {
             if style == .literal || style == .folded {
                 end = source.trimmingLineBreaks(end, notBefore: start.offset)
             }
-            let tag = Self.string(scalar.tag)
+            // Tags and anchors are rare: without them no optional String is made, nor released.
             let value = UnsafeBufferPointer(start: scalar.value, count: scalar.length)
-            let json = try tag == nil ? scalars.value(of: value, isPlain: style == .plain)
-                : ScalarResolver.resolve(value, style: style, tag: tag, at: start)
-            let isMergeKey = style == .plain && tag == nil && value.count == 2
-                && value[0] == UInt8(ascii: "<") && value[1] == UInt8(ascii: "<")
-            try add(YAMLTree.Node(kind: .scalar(style), start: start, end: end, next: nodes.count + 1,
-                                  isFlow: false, isMergeKey: isMergeKey, tag: tagIndex(tag)),
-                    value: json, anchor: Self.string(scalar.anchor))
+            let node: YAMLTree.Node
+            let json: JSON
+            if let tagText = scalar.tag {
+                let tag = String(cString: tagText)
+                json = try ScalarResolver.resolve(value, style: style, tag: tag, at: start)
+                node = YAMLTree.Node(kind: .scalar(style), start: start, end: end, next: nodes.count + 1,
+                                     isFlow: false, tag: tagIndex(tag))
+            } else {
+                json = scalars.value(of: value, isPlain: style == .plain)
+                let isMergeKey = style == .plain && value.count == 2
+                    && value[0] == UInt8(ascii: "<") && value[1] == UInt8(ascii: "<")
+                node = YAMLTree.Node(kind: .scalar(style), start: start, end: end, next: nodes.count + 1,
+                                     isFlow: false, isMergeKey: isMergeKey)
+            }
+            if let anchor = scalar.anchor {
+                try add(node, value: json, anchor: String(cString: anchor))
+            } else {
+                try add(node, value: json, anchor: nil)
+            }
         case YAML_ALIAS_EVENT:
             let start = source.sourceMark(event.start_mark)
-            let name = Self.string(event.data.alias.anchor) ?? ""
+            let name = event.data.alias.anchor.map { String(cString: $0) } ?? ""
             guard let target = anchors[name] else {
                 throw YAMLError(mark: start, message: "unknown alias *\(name)")
             }
@@ -293,11 +300,11 @@ private struct TreeBuilder: ~Copyable {
                     value: target.value, anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
             let data = event.data.sequence_start
-            try open(.sequence, at: event.start_mark, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
+            try open(.sequence, at: event.start_mark, tag: data.tag, anchor: data.anchor,
                      flow: data.style == YAML_FLOW_SEQUENCE_STYLE)
         case YAML_MAPPING_START_EVENT:
             let data = event.data.mapping_start
-            try open(.mapping, at: event.start_mark, tag: Self.string(data.tag), anchor: Self.string(data.anchor),
+            try open(.mapping, at: event.start_mark, tag: data.tag, anchor: data.anchor,
                      flow: data.style == YAML_FLOW_MAPPING_STYLE)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             try close(endMark: event.end_mark)
@@ -306,8 +313,7 @@ private struct TreeBuilder: ~Copyable {
         }
     }
 
-    private mutating func tagIndex(_ tag: String?) -> Int? {
-        guard let tag else { return nil }
+    private mutating func tagIndex(_ tag: String) -> Int {
         tags.append(tag)
         return tags.count - 1
     }
@@ -379,19 +385,21 @@ private struct TreeBuilder: ~Copyable {
     }
 
     /// Starts a collection: its node goes in now, before its children; its value and end are
-    /// filled in when it closes.
-    private mutating func open(_ kind: YAMLNode.Kind, at mark: yaml_mark_t, tag: String?, anchor: String?, flow: Bool) throws {
+    /// filled in when it closes. Its tag and anchor come as libyaml has them, and are made
+    /// Strings only when present.
+    private mutating func open(_ kind: YAMLNode.Kind, at mark: yaml_mark_t, tag: UnsafeMutablePointer<yaml_char_t>?,
+                               anchor: UnsafeMutablePointer<yaml_char_t>?, flow: Bool) throws {
         let start = source.sourceMark(mark)
         guard enclosing.count + (innermost == nil ? 0 : 1) < YAMLReader.maxDepth else {
             throw YAMLError(mark: start, message: "collections nest deeper than \(YAMLReader.maxDepth) levels")
         }
-        if let outer = innermost { enclosing.append(outer) }
+        if let outer = innermost { enclosing.push(outer) }
         let isMapping = kind == .mapping
-        if let anchor { openAnchors.append(anchor) }
+        if let anchor { openAnchors.append(String(cString: anchor)) }
         innermost = Open(index: nodes.count, isMapping: isMapping, hasAnchor: anchor != nil,
                          firstEntry: isMapping ? members.count : items.count)
         nodes.append(YAMLTree.Node(kind: kind, start: start, end: start.offset, next: nodes.count + 1,
-                                   isFlow: flow, tag: tagIndex(tag)))
+                                   isFlow: flow, tag: tag.map { tagIndex(String(cString: $0)) }))
     }
 
     private mutating func close(endMark: yaml_mark_t) throws {
