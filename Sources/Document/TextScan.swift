@@ -96,7 +96,9 @@ extension TextScan {
                 if offset < 8 { low |= byte } else { high |= byte }
             }
         }
-        // The top byte of a small string: 0xE (small, ASCII) and its length.
-        return unsafeBitCast((low, high | (0xE0 | UInt64(count)) &<< 56), to: String.self)
+        // The top byte of a small string: 0xE (small, ASCII) and its length. Moved out of the
+        // words, not cast from them: a cast string is copied, at the cost of a call to retain.
+        var words = (low, high | (0xE0 | UInt64(count)) &<< 56)
+        return withUnsafeMutableBytes(of: &words) { $0.baseAddress!.assumingMemoryBound(to: String.self).move() }
     }
 }
