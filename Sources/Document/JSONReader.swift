@@ -252,7 +252,10 @@ private struct JSONParser: ~Copyable {
         // for a review, and dearer for the many small objects of managedFields.)
         var members: [JSONObject.Member] = []
         members.reserveCapacity(4)
-        // Small objects look for duplicates by scanning; large ones (managedFields) use an index.
+        // Small objects look for duplicates by scanning, and only when an earlier key has the
+        // same length (one bit for each length, modulo 64, in `keyLengths`): most keys of an
+        // object differ in length. Large ones (managedFields) use an index.
+        var keyLengths: UInt64 = 0
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
@@ -270,9 +273,12 @@ private struct JSONParser: ~Copyable {
             let length = key.utf8.count
             let duplicate = if largeKeys != nil {
                 !largeKeys!.add(key) { members[$0].key.utf8.count == length && members[$0].key == key }
-            } else {
+            } else if keyLengths & (1 &<< UInt64(length & 63)) != 0 {
                 members.contains { $0.key.utf8.count == length && $0.key == key }
+            } else {
+                false
             }
+            keyLengths |= 1 &<< UInt64(length & 63)
             if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             skipWhitespace()
             guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
@@ -337,17 +343,22 @@ private struct JSONParser: ~Copyable {
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
         case UInt8(ascii: "{"):
-            // `{}`, the value of most members of managedFields, without a call.
-            if depth + 1 <= maxDepth && index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "}") {
-                index += 2
-            } else {
-                try skipObject(depth: depth + 1)
-            }
+            if !passEmptyObject(depth: depth) { try skipObject(depth: depth + 1) }
         case UInt8(ascii: "["): try skipArray(depth: depth + 1)
         case UInt8(ascii: "\""): _ = try scanString(decoding: false)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
         default: _ = try parseValue(depth: depth)
         }
+    }
+
+    /// Steps over a `{}` at `index` as a value at `depth`, if that is what is there, and says
+    /// so: the value of most members of managedFields, passed without a call.
+    @inline(__always)
+    mutating func passEmptyObject(depth: Int) -> Bool {
+        guard depth < maxDepth && bytes.count - index >= 2 && bytes[index] == UInt8(ascii: "{")
+                && bytes[index + 1] == UInt8(ascii: "}") else { return false }
+        index += 2
+        return true
     }
 
     /// `parseObject` without the object. The keys, still needed to refuse a repeated one, go on
@@ -365,6 +376,7 @@ private struct JSONParser: ~Copyable {
             skippedKeys.removeAll(from: firstKey)
             skippedKeyText.removeAll(from: firstText)
         }
+        var keyLengths: UInt64 = 0
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
@@ -378,19 +390,23 @@ private struct JSONParser: ~Copyable {
             switch try scanString() {
             case .input(let range, let ascii):
                 key = SkippedKey(start: range.lowerBound, count: range.count, decoded: false, ascii: ascii)
-            case .escaped:
+            case .escaped(let ascii):
                 let text = scratch.values(from: 0)
-                key = SkippedKey(start: skippedKeyText.count, count: text.count, decoded: true, ascii: !text.contains { $0 >= 0x80 })
+                key = SkippedKey(start: skippedKeyText.count, count: text.count, decoded: true, ascii: ascii)
                 skippedKeyText.append(contentsOf: text)
             }
             var duplicate = false
             let read = skippedKeys.values(from: firstKey)
             if largeKeys == nil && read.count < 16 {
-                // Few keys (nearly every object in managedFields): a scan, with no hashing.
-                for earlier in read where sameKey(earlier, key) {
-                    duplicate = true
-                    break
+                // Few keys (nearly every object in managedFields): a scan, with no hashing, when
+                // an earlier key has the same length (as in `parseObject`).
+                if keyLengths & (1 &<< UInt64(key.count & 63)) != 0 {
+                    for earlier in read where sameKey(earlier, key) {
+                        duplicate = true
+                        break
+                    }
                 }
+                keyLengths |= 1 &<< UInt64(key.count & 63)
             } else {
                 if largeKeys == nil {
                     largeKeys = KeyIndex()
@@ -408,7 +424,7 @@ private struct JSONParser: ~Copyable {
                 throw expected("':' after object key")
             }
             index += 1
-            try skipValue(depth: depth)
+            if !passEmptyObject(depth: depth) { try skipValue(depth: depth) }
             if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
                 return
             }
@@ -493,7 +509,7 @@ private struct JSONParser: ~Copyable {
     }
 
     mutating func parseNumber() throws(Failure) -> JSON {
-        .number(asciiString(try scanNumber()))
+        .number(TextScan.string(try scanNumber(), in: bytes, ascii: true))
     }
 
     /// Reads a number and checks it, without making a `String`: where its text is.
@@ -534,22 +550,12 @@ private struct JSONParser: ~Copyable {
         while index < bytes.count && isDigit(bytes[index]) { index += 1 }
     }
 
-    /// One copy of the bytes, not a loop over them.
-    func asciiString(_ range: Range<Int>) -> String {
-        String(unsafeUninitializedCapacity: range.count) { target in
-            if let source = bytes.baseAddress, let base = target.baseAddress, !range.isEmpty {
-                base.initialize(from: source + range.lowerBound, count: range.count)
-            }
-            return range.count
-        }
-    }
-
     /// Where the text of a string just read is: in place in the input (no escapes, the usual
     /// case), or, for a string with escapes, decoded into `scratch` (when it was read with
     /// `decoding`; a skipped string is decoded nowhere). Either way it is valid UTF-8.
     enum StringText {
         case input(Range<Int>, ascii: Bool)
-        case escaped
+        case escaped(ascii: Bool)
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
@@ -557,9 +563,11 @@ private struct JSONParser: ~Copyable {
     mutating func parseString() throws(Failure) -> String {
         switch try scanString() {
         case .input(let range, ascii: true):
-            KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range])) ?? asciiString(range)
-        case .input(let range, ascii: false): String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-        case .escaped: String(decoding: scratch.values(from: 0), as: UTF8.self)
+            KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range]))
+                ?? TextScan.string(range, in: bytes, ascii: true)
+        case .input(let range, ascii: false): TextScan.string(range, in: bytes, ascii: false)
+        case .escaped(let ascii):
+            TextScan.string(0..<scratch.count, in: scratch.values(from: 0), ascii: ascii)
         }
     }
 
@@ -579,8 +587,7 @@ private struct JSONParser: ~Copyable {
             if !ascii { try validateUTF8(range) }
             return .input(range, ascii: ascii)
         case UInt8(ascii: "\\"):
-            try scanEscapedString(quote: quote, start: start, ascii: ascii, decoding: decoding)
-            return .escaped
+            return .escaped(ascii: try scanEscapedString(quote: quote, start: start, ascii: ascii, decoding: decoding))
         case let byte:
             throw controlCharacter(byte)
         }
@@ -591,15 +598,17 @@ private struct JSONParser: ~Copyable {
     }
 
     /// The slow path, from the first backslash at `index`: checks each escape and the runs
-    /// between them, and when `decoding`, writes the text into `scratch`.
-    mutating func scanEscapedString(quote: Int, start: Int, ascii: Bool, decoding: Bool) throws(Failure) {
+    /// between them, and when `decoding`, writes the text into `scratch`. Whether the text is
+    /// ASCII, which `ascii` says of the run before the backslash.
+    mutating func scanEscapedString(quote: Int, start: Int, ascii: Bool, decoding: Bool) throws(Failure) -> Bool {
         if !ascii { try validateUTF8(start..<index) }
         if decoding {
             scratch.removeAll(from: 0)
             scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
         }
+        var textIsASCII = ascii
         while true {
-            try parseEscape(quote: quote, decoding: decoding)
+            let escapeIsASCII = try parseEscape(quote: quote, decoding: decoding)
             let runStart = index
             let (position, runIsASCII) = TextScan.plainRun(in: bytes, from: runStart)
             index = position
@@ -608,16 +617,19 @@ private struct JSONParser: ~Copyable {
             guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { throw controlCharacter(byte) }
             if !runIsASCII { try validateUTF8(runStart..<position) }
             if decoding { scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position])) }
+            textIsASCII = textIsASCII && escapeIsASCII && runIsASCII
             if byte == UInt8(ascii: "\"") {
                 index += 1
-                return
+                return textIsASCII
             }
         }
     }
 
     /// Checks one escape sequence at `index` (the backslash), and decodes it into `scratch`
-    /// when `decoding`.
-    mutating func parseEscape(quote: Int, decoding: Bool) throws(Failure) {
+    /// when `decoding`. Whether it stands for an ASCII character. Inlined into the loop over a
+    /// string's escapes, as the `\"` of managedFields' keys are many; a `\u` is read apart.
+    @inline(__always)
+    mutating func parseEscape(quote: Int, decoding: Bool) throws(Failure) -> Bool {
         let escapeStart = index
         index += 1
         guard index < bytes.count else { throw failure("unterminated string", at: quote) }
@@ -636,8 +648,14 @@ private struct JSONParser: ~Copyable {
         }
         if let simple {
             if decoding { scratch.push(simple) }
-            return
+            return true
         }
+        return try parseUnicodeEscape(letter: letter, escapeStart: escapeStart, decoding: decoding)
+    }
+
+    /// The rest of `parseEscape` after `letter`, which is not a simple escape: a `\u` escape
+    /// (two for a surrogate pair), or an error.
+    mutating func parseUnicodeEscape(letter: UInt8, escapeStart: Int, decoding: Bool) throws(Failure) -> Bool {
         guard letter == UInt8(ascii: "u") else {
             let shown = letter >= 0x21 && letter < 0x7F ? "'\\\(Character(Unicode.Scalar(letter)))'" : "'\\' followed by \(describeByte(letter))"
             throw failure("invalid escape \(shown) in string", at: escapeStart)
@@ -658,6 +676,7 @@ private struct JSONParser: ~Copyable {
         if decoding {
             for byte in UTF8.encode(Unicode.Scalar(scalarValue)!)! { scratch.push(byte) }
         }
+        return scalarValue < 0x80
     }
 
     func unpairedSurrogate(_ unit: UInt16, at offset: Int) -> Failure {

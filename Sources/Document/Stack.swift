@@ -41,6 +41,7 @@ struct Stack<Element>: ~Copyable {
     }
 
     /// Pushes the values of `elements`, in one copy.
+    @inline(__always)
     mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
         while capacity - count < elements.count { grow() }
         guard let source = elements.baseAddress else { return }

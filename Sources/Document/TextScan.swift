@@ -63,3 +63,42 @@ enum TextScan {
         return true
     }
 }
+
+extension TextScan {
+    /// A `String` of UTF-8 text the reader has already checked (`ascii` when it is all ASCII),
+    /// made without checking it again. The standard library's initializers check it anew and
+    /// fill a small string through a closure byte by byte, about a hundred instructions for a
+    /// key such as "name"; here up to 15 ASCII bytes go straight into the two words of a small
+    /// string, in the layout the library gives them itself (a test holds each length to it, bit
+    /// for bit). Longer text is copied once into new storage through `UTF8Span`, which takes it
+    /// as valid. `text` must lie in `bytes`, which may be read up to its end.
+    @inline(__always)
+    static func string(_ text: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>, ascii: Bool) -> String {
+        let count = text.count
+        guard ascii && count <= 15, let base = bytes.baseAddress else {
+            return String(copying: UTF8Span(unchecked: UnsafeBufferPointer(rebasing: bytes[text]).span, isKnownASCII: ascii))
+        }
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        if bytes.count - text.lowerBound >= 16 {
+            let start = UnsafeRawPointer(base + text.lowerBound)
+            low = UInt64(littleEndian: start.loadUnaligned(as: UInt64.self))
+            high = UInt64(littleEndian: start.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            if count < 8 {
+                low &= (1 &<< UInt64(count &* 8)) &- 1
+                high = 0
+            } else {
+                high &= (1 &<< UInt64((count &- 8) &* 8)) &- 1
+            }
+        } else {
+            for offset in 0..<count {
+                let byte = UInt64(base[text.lowerBound + offset]) &<< UInt64((offset & 7) &* 8)
+                if offset < 8 { low |= byte } else { high |= byte }
+            }
+        }
+        // The top byte of a small string: 0xE (small, ASCII) and its length. Moved out of the
+        // words, not cast from them: a cast string is copied, at the cost of a call to retain.
+        var words = (low, high | (0xE0 | UInt64(count)) &<< 56)
+        return withUnsafeMutableBytes(of: &words) { $0.baseAddress!.assumingMemoryBound(to: String.self).move() }
+    }
+}

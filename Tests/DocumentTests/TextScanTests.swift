@@ -1,0 +1,31 @@
+@testable import Document
+import Testing
+
+struct TextScanTests {
+    /// The string made from checked text is the string the standard library makes of it, bit for
+    /// bit: the small ASCII strings put together by hand are only right while their layout is
+    /// the library's own, and the long ones need the same flags (ASCII or not).
+    @Test func makesTheStringsTheLibraryMakes() {
+        let texts = (0...40).map { length in String((0..<length).map { Character(Unicode.Scalar(UInt8(0x21 + ($0 * 7) % 94))) }) }
+            + ["é", "a\u{301}", "ascii then é", "中文字符", "😀 and more text than fits inline", "\u{7F}", "\u{0}\u{1F}"]
+        for text in texts {
+            let utf8 = Array(text.utf8)
+            let ascii = utf8.allSatisfy { $0 < 0x80 }
+            let expected = String(decoding: utf8, as: UTF8.self)
+            // The text at the end of the bytes, and followed by more than 16 of them.
+            for padding in [0, 1, 20] {
+                let bytes = utf8 + Array(repeating: UInt8(ascii: "x"), count: padding)
+                let made = bytes.withUnsafeBufferPointer { TextScan.string(0..<utf8.count, in: $0, ascii: ascii) }
+                #expect(made == expected)
+                #expect(Array(made.utf8) == utf8)
+                #expect(made.hashValue == expected.hashValue)
+                // Small strings are all in their two words; others have their count and flags
+                // in the first (the second points at their storage).
+                let (madeFirst, madeSecond) = unsafeBitCast(made, to: (UInt64, UInt64).self)
+                let (expectedFirst, expectedSecond) = unsafeBitCast(expected, to: (UInt64, UInt64).self)
+                #expect(madeFirst == expectedFirst)
+                if utf8.count <= 15 { #expect(madeSecond == expectedSecond) }
+            }
+        }
+    }
+}
