@@ -143,6 +143,11 @@ public struct JSONObject: Sendable, Hashable {
         return nil
     }
 
+    /// Whether two keys name the same member, as `index(forKey:)` decides it.
+    static func isSameKey(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a == b
+    }
+
     /// Reads a member, or sets it: an existing key keeps its place, a new key goes last,
     /// and setting nil removes the member.
     public subscript(key: String) -> JSON? {

@@ -448,21 +448,40 @@ private struct Differ {
         // Objects larger than a handful of members (managedFields) are looked up by hashing.
         let targetIndex = Self.index(of: target)
         let sourceIndex = Self.index(of: source)
-        for (key, value) in source.members {
-            let position = Self.position(of: key, in: target, index: targetIndex)
-            if let position, Self.isUntouched(value, target.storage[position].value) { continue }
-            path.append(key)
-            if let position {
-                diff(value, target.storage[position].value)
-            } else {
-                operations.append(.remove(path: pointer))
+        // An edit leaves the members it keeps where they were and adds new ones last, so each
+        // member is first looked for at its own position; while all are found there, the members
+        // past the source's are the added ones, with no search. (Only without the hashed indexes,
+        // whose idea of a key this shortcut would have to match.)
+        var keptInPlace = targetIndex == nil && sourceIndex == nil
+        // Through the buffers, so that looking at a member does not copy (retain and release) it.
+        source.storage.withUnsafeBufferPointer { sources in
+            target.storage.withUnsafeBufferPointer { targets in
+                for index in sources.indices {
+                    let key = sources[index].key
+                    let position: Int?
+                    if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, key) {
+                        position = index
+                    } else {
+                        keptInPlace = false
+                        position = Self.position(of: key, in: target, index: targetIndex)
+                    }
+                    if let position, Self.isUntouched(sources[index].value, targets[position].value) { continue }
+                    path.append(key)
+                    if let position {
+                        diff(sources[index].value, targets[position].value)
+                    } else {
+                        operations.append(.remove(path: pointer))
+                    }
+                    path.removeLast()
+                }
+                for index in (keptInPlace ? sources.count : 0)..<targets.count {
+                    let key = targets[index].key
+                    guard keptInPlace || Self.position(of: key, in: source, index: sourceIndex) == nil else { continue }
+                    path.append(key)
+                    operations.append(.add(path: pointer, value: targets[index].value))
+                    path.removeLast()
+                }
             }
-            path.removeLast()
-        }
-        for (key, value) in target.members where Self.position(of: key, in: source, index: sourceIndex) == nil {
-            path.append(key)
-            operations.append(.add(path: pointer, value: value))
-            path.removeLast()
         }
     }
 
