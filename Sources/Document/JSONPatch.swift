@@ -71,6 +71,12 @@ extension JSONPatch {
     /// Appends the text of `json` as `JSONWriter` writes it, without building the value first:
     /// the webhook writes one patch per admission. Objects in `texts` are copied as written there.
     public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts = JSONWrittenTexts([])) {
+        var copies: [JSONWrittenTexts.Copy] = []
+        write(into: &buffer, reusing: texts, copies: &copies)
+    }
+
+    /// As `write(into:reusing:)`, noting in `copies` where each object of `texts` went.
+    public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
         buffer.append(UInt8(ascii: "["))
         // Pointers are written as bytes, never made into strings.
         var pointerText: [UInt8] = []
@@ -88,7 +94,7 @@ extension JSONPatch {
             case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
                 member(#","path":"#, path)
                 buffer.append(contentsOf: #","value":"#.utf8)
-                JSONWriter.write(value, into: &buffer, reusing: texts)
+                JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
             case .remove(let path):
                 member(#","path":"#, path)
             case .move(let from, let path), .copy(let from, let path):

@@ -73,7 +73,8 @@ final class ProxyArtifacts: Sendable {
 /// Remembers the text of the last status record written (a one-entry memo, safe across threads),
 /// and the JSON text of it and of the containers, for writing patches that add them.
 final class StatusTextMemo: Sendable {
-    private let containers: [JSONObject]
+    /// The containers' text, written (and encoded) once for the plan, not once per record.
+    private let containers: JSONWrittenTexts
     private let last = Mutex<Entry?>(nil)
 
     /// A class, so that a hit takes the entry with one retain instead of copying the record.
@@ -90,13 +91,13 @@ final class StatusTextMemo: Sendable {
     }
 
     init(containers: [JSONObject]) {
-        self.containers = containers
+        self.containers = JSONWrittenTexts(containers)
     }
 
     func text(of status: InjectionStatus) -> String {
         if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
         let text = status.annotationValue
-        let written = JSONWrittenTexts(containers, strings: [text])
+        let written = containers.with(strings: [text])
         let entry = Entry(status: status, text: text, written: written)
         last.withLock { $0 = entry }
         return text
@@ -104,7 +105,7 @@ final class StatusTextMemo: Sendable {
 
     /// The containers and the last record as JSON text.
     var writtenTexts: JSONWrittenTexts {
-        last.withLock { $0?.written } ?? JSONWrittenTexts(containers)
+        last.withLock { $0?.written } ?? containers
     }
 }
 
