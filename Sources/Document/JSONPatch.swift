@@ -78,28 +78,39 @@ extension JSONPatch {
     /// As `write(into:reusing:)`, noting in `copies` where each object of `texts` went.
     public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
         buffer.append(UInt8(ascii: "["))
-        // Pointers are written as bytes, never made into strings.
+        // Pointers are written as bytes, never made into strings. Each run of fixed text is
+        // appended in one piece: an append costs over a hundred instructions, however short.
         var pointerText: [UInt8] = []
-        func member(_ label: String, _ pointer: JSONPointer) {
-            buffer.append(contentsOf: label.utf8)
+        func append(_ text: StaticString, _ pointer: JSONPointer) {
+            text.withUTF8Buffer { buffer.append(contentsOf: $0) }
             pointerText.removeAll(keepingCapacity: true)
             pointer.appendText(to: &pointerText)
             pointerText.withUnsafeBufferPointer { JSONWriter.writeString(utf8: $0, into: &buffer) }
         }
+        func append(value: JSON) {
+            buffer.append(contentsOf: #","value":"#.utf8)
+            JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
+        }
         for (index, operation) in operations.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
-            buffer.append(contentsOf: #"{"op":"#.utf8)
-            JSONWriter.writeString(operation.name, into: &buffer)
             switch operation {
-            case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
-                member(#","path":"#, path)
-                buffer.append(contentsOf: #","value":"#.utf8)
-                JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
+            case .add(let path, let value):
+                append(#"{"op":"add","path":"#, path)
+                append(value: value)
+            case .replace(let path, let value):
+                append(#"{"op":"replace","path":"#, path)
+                append(value: value)
+            case .test(let path, let value):
+                append(#"{"op":"test","path":"#, path)
+                append(value: value)
             case .remove(let path):
-                member(#","path":"#, path)
-            case .move(let from, let path), .copy(let from, let path):
-                member(#","from":"#, from)
-                member(#","path":"#, path)
+                append(#"{"op":"remove","path":"#, path)
+            case .move(let from, let path):
+                append(#"{"op":"move","from":"#, from)
+                append(#","path":"#, path)
+            case .copy(let from, let path):
+                append(#"{"op":"copy","from":"#, from)
+                append(#","path":"#, path)
             }
             buffer.append(UInt8(ascii: "}"))
         }
