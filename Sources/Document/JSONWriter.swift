@@ -26,7 +26,13 @@ public enum JSONWriter {
     }
 
     /// Appends the compact text of `value`, copying the text of any object in `texts` instead of
-    /// writing it again, and notes in `copies` where each such object went.
+    /// writing it again.
+    public static func write(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts) {
+        var copies: [JSONWrittenTexts.Copy] = []
+        write(value, into: &buffer, reusing: texts, copies: &copies)
+    }
+
+    /// As `write(_:into:reusing:)`, noting in `copies` where each object of `texts` went.
     public static func write(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts,
                              copies: inout [JSONWrittenTexts.Copy]) {
         writeCompact(value, into: &buffer, reusing: texts.isEmpty ? nil : texts, copies: &copies)

@@ -259,12 +259,10 @@ enum TemplateEditor {
 
         let command = container["command"]
         guard let words = wrappedCommand(command, entrypoint: entrypoint) else {
-            // One interpolation makes room for the whole text at once; joining two with `+` grew
-            // and copied it again, 1,500 instructions a container.
-            warnings.append("""
-                container "\(name)" has no command, so it cannot be wrapped: the proxy will not learn \
+            warnings.append(containerWarning(name, """
+                " has no command, so it cannot be wrapped: the proxy will not learn \
                 when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)
-                """)
+                """))
             return
         }
         // The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
@@ -284,6 +282,26 @@ enum TemplateEditor {
         wrapper += words
         container["command"] = .array(wrapper)
         status.wrapped.append(.init(container: name, command: command))
+    }
+
+    /// `container "NAME` and then `rest`, copied into one string of the right size: joining with
+    /// `+` grew and copied it again, and interpolation appended each part through String's general
+    /// path, hundreds of instructions a part.
+    private static func containerWarning(_ name: String, _ rest: StaticString) -> String {
+        let head: StaticString = "container \""
+        var name = name
+        return name.withUTF8 { name in
+            String(unsafeUninitializedCapacity: head.utf8CodeUnitCount + name.count + rest.utf8CodeUnitCount) { out in
+                var end = 0
+                func put(_ part: UnsafeBufferPointer<UInt8>) {
+                    end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: part)
+                }
+                put(UnsafeBufferPointer(start: head.utf8Start, count: head.utf8CodeUnitCount))
+                put(name)
+                put(UnsafeBufferPointer(start: rest.utf8Start, count: rest.utf8CodeUnitCount))
+                return end
+            }
+        }
     }
 
     /// The command a legacy app container runs, which `tandem supervise` wraps: the one the pod
