@@ -23,6 +23,7 @@ public enum Base64 {
         public init(_ text: [UInt8]) {
             fromOffset = (0..<3).map { offset in
                 let groupBytes = max(0, text.count - offset) / 3 * 3
+                guard groupBytes > 0 else { return [] }
                 return Array(unsafeUninitializedCapacity: groupBytes / 3 * 4) { out, initialized in
                     initialized = text.withUnsafeBufferPointer { text in
                         Base64.encode(UnsafeBufferPointer(rebasing: text[offset..<(offset + groupBytes)]), to: out)

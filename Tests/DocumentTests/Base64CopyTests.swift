@@ -1,20 +1,8 @@
 import Document
 import Testing
 
-struct Base64Tests {
-    @Test func encodesAsRFC4648() {
-        let cases: [(String, String)] = [
-            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"), ("the quick brown fox jumps over", "dGhlIHF1aWNrIGJyb3duIGZveCBqdW1wcyBvdmVy"),
-        ]
-        for (text, encoded) in cases {
-            #expect(Base64.encode(Array(text.utf8)) == encoded)
-            #expect(Base64.decode(encoded) == Array(text.utf8))
-        }
-        let bytes = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-        #expect(Base64.decode(Base64.encode(bytes)) == bytes)
-    }
-
+/// The encoding of a text with copies encoded in advance (RFC 4648 vectors: WebhookTests).
+struct Base64CopyTests {
     /// Copies encoded in advance give the same text as encoding all, wherever they start and
     /// however long they are.
     @Test func reusesEncodedCopiesAtEveryOffset() {
