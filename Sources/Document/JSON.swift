@@ -143,6 +143,11 @@ public struct JSONObject: Sendable, Hashable {
         return nil
     }
 
+    /// Whether two keys name the same member, as `index(forKey:)` decides it.
+    public static func isSameKey(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a == b
+    }
+
     /// Reads a member, or sets it: an existing key keeps its place, a new key goes last,
     /// and setting nil removes the member.
     public subscript(key: String) -> JSON? {
@@ -211,6 +216,39 @@ public struct JSONObject: Sendable, Hashable {
         storage.count == other.storage.count && storage.withUnsafeBufferPointer { a in
             other.storage.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
         }
+    }
+
+    /// The keys of the members that are not plainly those of `earlier`: the same key at the same
+    /// place (an edit leaves the members it keeps where they were) with the same container,
+    /// string, number or literal. A member that is only equal, or moved, counts as changed, under
+    /// its key here and its key in `earlier`. For checks that need to look only at what an edit
+    /// changed.
+    public func keysChanged(since earlier: JSONObject) -> [String] {
+        var changed: [String] = []
+        storage.withUnsafeBufferPointer { now in
+            earlier.storage.withUnsafeBufferPointer { then in
+                for index in 0..<Swift.max(now.count, then.count) {
+                    if index < now.count, index < then.count, Self.isSameKey(now[index].key, then[index].key) {
+                        if !Self.isPlainlySame(now[index].value, then[index].value) { changed.append(now[index].key) }
+                        continue
+                    }
+                    if index < now.count { changed.append(now[index].key) }
+                    if index < then.count { changed.append(then[index].key) }
+                }
+            }
+        }
+        return changed
+    }
+
+    /// Equal at a glance: the same container, or an equal string, number or literal.
+    private static func isPlainlySame(_ a: JSON, _ b: JSON) -> Bool {
+        if case .object(let a) = a, case .object(let b) = b { return a.sharesStorage(with: b) }
+        if case .array(let a) = a, case .array(let b) = b {
+            return a.count == b.count && a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress } }
+        }
+        if case .object = a { return false }
+        if case .array = a { return false }
+        return a == b
     }
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {

@@ -71,29 +71,46 @@ extension JSONPatch {
     /// Appends the text of `json` as `JSONWriter` writes it, without building the value first:
     /// the webhook writes one patch per admission. Objects in `texts` are copied as written there.
     public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts = JSONWrittenTexts([])) {
+        var copies: [JSONWrittenTexts.Copy] = []
+        write(into: &buffer, reusing: texts, copies: &copies)
+    }
+
+    /// As `write(into:reusing:)`, noting in `copies` where each object of `texts` went.
+    public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
         buffer.append(UInt8(ascii: "["))
-        // Pointers are written as bytes, never made into strings.
+        // Pointers are written as bytes, never made into strings. Each run of fixed text is
+        // appended in one piece: an append costs over a hundred instructions, however short.
         var pointerText: [UInt8] = []
-        func member(_ label: String, _ pointer: JSONPointer) {
-            buffer.append(contentsOf: label.utf8)
+        func append(_ text: StaticString, _ pointer: JSONPointer) {
+            text.withUTF8Buffer { buffer.append(contentsOf: $0) }
             pointerText.removeAll(keepingCapacity: true)
             pointer.appendText(to: &pointerText)
             pointerText.withUnsafeBufferPointer { JSONWriter.writeString(utf8: $0, into: &buffer) }
         }
+        func append(value: JSON) {
+            buffer.append(contentsOf: #","value":"#.utf8)
+            JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
+        }
         for (index, operation) in operations.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
-            buffer.append(contentsOf: #"{"op":"#.utf8)
-            JSONWriter.writeString(operation.name, into: &buffer)
             switch operation {
-            case .add(let path, let value), .replace(let path, let value), .test(let path, let value):
-                member(#","path":"#, path)
-                buffer.append(contentsOf: #","value":"#.utf8)
-                JSONWriter.write(value, into: &buffer, reusing: texts)
+            case .add(let path, let value):
+                append(#"{"op":"add","path":"#, path)
+                append(value: value)
+            case .replace(let path, let value):
+                append(#"{"op":"replace","path":"#, path)
+                append(value: value)
+            case .test(let path, let value):
+                append(#"{"op":"test","path":"#, path)
+                append(value: value)
             case .remove(let path):
-                member(#","path":"#, path)
-            case .move(let from, let path), .copy(let from, let path):
-                member(#","from":"#, from)
-                member(#","path":"#, path)
+                append(#"{"op":"remove","path":"#, path)
+            case .move(let from, let path):
+                append(#"{"op":"move","from":"#, from)
+                append(#","path":"#, path)
+            case .copy(let from, let path):
+                append(#"{"op":"copy","from":"#, from)
+                append(#","path":"#, path)
             }
             buffer.append(UInt8(ascii: "}"))
         }
@@ -448,21 +465,40 @@ private struct Differ {
         // Objects larger than a handful of members (managedFields) are looked up by hashing.
         let targetIndex = Self.index(of: target)
         let sourceIndex = Self.index(of: source)
-        for (key, value) in source.members {
-            let position = Self.position(of: key, in: target, index: targetIndex)
-            if let position, Self.isUntouched(value, target.storage[position].value) { continue }
-            path.append(key)
-            if let position {
-                diff(value, target.storage[position].value)
-            } else {
-                operations.append(.remove(path: pointer))
+        // An edit leaves the members it keeps where they were and adds new ones last, so each
+        // member is first looked for at its own position; while all are found there, the members
+        // past the source's are the added ones, with no search. (Only without the hashed indexes,
+        // whose idea of a key this shortcut would have to match.)
+        var keptInPlace = targetIndex == nil && sourceIndex == nil
+        // Through the buffers, so that looking at a member does not copy (retain and release) it.
+        source.storage.withUnsafeBufferPointer { sources in
+            target.storage.withUnsafeBufferPointer { targets in
+                for index in sources.indices {
+                    let key = sources[index].key
+                    let position: Int?
+                    if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, key) {
+                        position = index
+                    } else {
+                        keptInPlace = false
+                        position = Self.position(of: key, in: target, index: targetIndex)
+                    }
+                    if let position, Self.isUntouched(sources[index].value, targets[position].value) { continue }
+                    path.append(key)
+                    if let position {
+                        diff(sources[index].value, targets[position].value)
+                    } else {
+                        operations.append(.remove(path: pointer))
+                    }
+                    path.removeLast()
+                }
+                for index in (keptInPlace ? sources.count : 0)..<targets.count {
+                    let key = targets[index].key
+                    guard keptInPlace || Self.position(of: key, in: source, index: sourceIndex) == nil else { continue }
+                    path.append(key)
+                    operations.append(.add(path: pointer, value: targets[index].value))
+                    path.removeLast()
+                }
             }
-            path.removeLast()
-        }
-        for (key, value) in target.members where Self.position(of: key, in: source, index: sourceIndex) == nil {
-            path.append(key)
-            operations.append(.add(path: pointer, value: value))
-            path.removeLast()
         }
     }
 

@@ -20,21 +20,31 @@ public enum JSONWriter {
         if indent > 0 {
             writeIndented(value, indent: indent, level: 0, into: &buffer)
         } else {
-            writeCompact(value, into: &buffer, reusing: nil)
+            var copies: [JSONWrittenTexts.Copy] = []
+            writeCompact(value, into: &buffer, reusing: nil, copies: &copies)
         }
     }
 
     /// Appends the compact text of `value`, copying the text of any object in `texts` instead of
     /// writing it again.
     public static func write(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts) {
-        writeCompact(value, into: &buffer, reusing: texts.isEmpty ? nil : texts)
+        var copies: [JSONWrittenTexts.Copy] = []
+        write(value, into: &buffer, reusing: texts, copies: &copies)
     }
 
-    private static func writeCompact(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts?) {
+    /// As `write(_:into:reusing:)`, noting in `copies` where each object of `texts` went.
+    public static func write(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts,
+                             copies: inout [JSONWrittenTexts.Copy]) {
+        writeCompact(value, into: &buffer, reusing: texts.isEmpty ? nil : texts, copies: &copies)
+    }
+
+    private static func writeCompact(_ value: JSON, into buffer: inout [UInt8], reusing texts: JSONWrittenTexts?,
+                                     copies: inout [JSONWrittenTexts.Copy]) {
         switch value {
         case .object(let object):
-            if let text = texts?.text(of: object) {
-                buffer.append(contentsOf: text)
+            if let written = texts?.written(object) {
+                copies.append((buffer.count, written.encodings))
+                buffer.append(contentsOf: written.text)
                 return
             }
             buffer.append(UInt8(ascii: "{"))
@@ -42,14 +52,14 @@ public enum JSONWriter {
                 if index > 0 { buffer.append(UInt8(ascii: ",")) }
                 writeString(member.key, into: &buffer)
                 buffer.append(UInt8(ascii: ":"))
-                writeCompact(member.value, into: &buffer, reusing: texts)
+                writeCompact(member.value, into: &buffer, reusing: texts, copies: &copies)
             }
             buffer.append(UInt8(ascii: "}"))
         case .array(let elements):
             buffer.append(UInt8(ascii: "["))
             for index in elements.indices {
                 if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                writeCompact(elements[index], into: &buffer, reusing: texts)
+                writeCompact(elements[index], into: &buffer, reusing: texts, copies: &copies)
             }
             buffer.append(UInt8(ascii: "]"))
         case .string(let string):
@@ -89,7 +99,8 @@ public enum JSONWriter {
             newline(indent * level, into: &buffer)
             buffer.append(UInt8(ascii: "]"))
         default:
-            writeCompact(value, into: &buffer, reusing: nil)
+            var copies: [JSONWrittenTexts.Copy] = []
+            writeCompact(value, into: &buffer, reusing: nil, copies: &copies)
         }
     }
 
@@ -147,20 +158,42 @@ public enum JSONWriter {
 /// The compact text of particular objects and strings, written once. An object that is one of
 /// these (the same storage, not merely equal, so certainly the same members) or a string equal to
 /// one is copied as text rather than written again: the containers and status record the injector
-/// adds are the same few values in every pod of a workload.
+/// adds are the same few values in every pod of a workload. The objects' text is base64-encoded
+/// once too, for the patches that carry them.
 public struct JSONWrittenTexts: Sendable {
-    private let objects: [(object: JSONObject, text: [UInt8])]
+    /// Where the text of one of the objects was copied into a larger text.
+    public typealias Copy = (start: Int, encodings: Base64.Encodings)
+
+    private let objects: [(object: JSONObject, text: [UInt8], encodings: Base64.Encodings)]
     private let strings: [(string: String, length: Int, text: [UInt8])]
 
     public init(_ objects: [JSONObject], strings: [String] = []) {
-        self.objects = objects.map { ($0, JSONWriter.write(.object($0))) }
-        self.strings = strings.map { ($0, $0.utf8.count, JSONWriter.write(.string($0))) }
+        self.objects = objects.map { object in
+            let text = JSONWriter.write(.object(object))
+            return (object, text, Base64.Encodings(text))
+        }
+        self.strings = Self.written(strings)
+    }
+
+    /// The same objects with `strings` instead of these strings; the objects are not written again.
+    public func with(strings: [String]) -> JSONWrittenTexts {
+        JSONWrittenTexts(objects: objects, strings: Self.written(strings))
+    }
+
+    private init(objects: [(object: JSONObject, text: [UInt8], encodings: Base64.Encodings)],
+                 strings: [(string: String, length: Int, text: [UInt8])]) {
+        self.objects = objects
+        self.strings = strings
+    }
+
+    private static func written(_ strings: [String]) -> [(string: String, length: Int, text: [UInt8])] {
+        strings.map { ($0, $0.utf8.count, JSONWriter.write(.string($0))) }
     }
 
     var isEmpty: Bool { objects.isEmpty && strings.isEmpty }
 
-    func text(of object: JSONObject) -> [UInt8]? {
-        objects.first { $0.object.sharesStorage(with: object) }?.text
+    func written(_ object: JSONObject) -> (text: [UInt8], encodings: Base64.Encodings)? {
+        objects.first { $0.object.sharesStorage(with: object) }.map { ($0.text, $0.encodings) }
     }
 
     /// Lengths rule out nearly every string before a comparison.

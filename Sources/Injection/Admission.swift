@@ -230,13 +230,14 @@ public enum Admission {
     static func patchedReviewBytes(uid: String, patch: JSONPatch, warnings: [String], texts: JSONWrittenTexts) -> [UInt8] {
         var patchText: [UInt8] = []
         patchText.reserveCapacity(4096)
-        patch.write(into: &patchText, reusing: texts)
+        var copies: [JSONWrittenTexts.Copy] = []
+        patch.write(into: &patchText, reusing: texts, copies: &copies)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(patchText.count / 3 * 4 + 256)
         bytes.append(contentsOf: #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#.utf8)
         JSONWriter.write(.string(uid), into: &bytes)
         bytes.append(contentsOf: #","allowed":true,"patchType":"JSONPatch","patch":""#.utf8)
-        Base64.encode(patchText, appendingTo: &bytes)
+        Base64.encode(patchText, appendingTo: &bytes, reusing: copies)
         bytes.append(UInt8(ascii: "\""))
         if !warnings.isEmpty {
             bytes.append(contentsOf: #","warnings":"#.utf8)

@@ -11,7 +11,9 @@ public enum PodValidation {
     /// pod it makes): of those only what depends on the rest of the pod is checked again. So are
     /// the containers that stand where they stood in `earlier`, the same buffer: whatever
     /// problems of their own they have, `earlier` had too (an injection leaves most app containers
-    /// untouched, and asks only for problems the pod did not have before).
+    /// untouched, and asks only for problems the pod did not have before). Of a container that
+    /// was changed, the fields it kept from its earlier self of the same name are not checked on
+    /// their own again either, for the same reason: legacy mode edits only the mounts and command.
     public static func problems(in podSpec: JSON, providedVolumes: Set<String> = [], vetted: [VettedContainer] = [],
                                 unchangedSince earlier: JSON? = nil) -> [String] {
         guard let spec = podSpec.objectValue else { return ["the pod spec is \(podSpec.typeName), not an object"] }
@@ -37,12 +39,12 @@ public enum PodValidation {
             if !isInit, containers.isEmpty { problems.append("spec.containers is empty") }
             let earlierContainers = earlier?[key]?.arrayValue ?? []
             for (index, container) in containers.enumerated() {
-                let label = ContainerLabel(name: container["name"]?.stringValue, list: key, index: index)
                 guard let object = container.objectValue else {
-                    problems.append("\(label) is \(container.typeName), not an object")
+                    problems.append("\(ContainerLabel(name: nil, list: key, index: index)) is \(container.typeName), not an object")
                     continue
                 }
-                if let name = object["name"]?.stringValue, !name.isEmpty {
+                let label = ContainerLabel(name: object["name"]?.stringValue, list: key, index: index)
+                if let name = label.name, !name.isEmpty {
                     if containerNames.contains(name) { problems.append("container name \"\(name)\" is used twice") }
                     containerNames.append(name)
                 } else {
@@ -51,7 +53,9 @@ public enum PodValidation {
                 let isUnchanged = index < earlierContainers.count
                     && earlierContainers[index].objectValue?.sharesStorage(with: object) == true
                 let isVetted = isUnchanged || vetted.contains { $0.isInit == isInit && $0.container.sharesStorage(with: object) }
-                check(object, label: label, isInit: isInit, scope: isVetted ? .pod : .all, volumes: volumes,
+                let kept = isVetted ? KeptFields.none
+                    : KeptFields(object, since: earlierSelf(named: label.name, near: index, in: earlierContainers))
+                check(object, label: label, isInit: isInit, scope: isVetted ? .pod : .all, kept: kept, volumes: volumes,
                       portOwners: &portOwners, problems: &problems)
             }
         }
@@ -77,7 +81,8 @@ public enum PodValidation {
         var problems: [String] = []
         var portOwners: [(port: PortKey, owner: ContainerLabel)] = []
         let label = ContainerLabel(name: container["name"]?.stringValue, list: isInit ? "initContainers" : "containers", index: 0)
-        check(container, label: label, isInit: isInit, scope: .own, volumes: [], portOwners: &portOwners, problems: &problems)
+        check(container, label: label, isInit: isInit, scope: .own, kept: .none, volumes: [], portOwners: &portOwners,
+              problems: &problems)
         return problems
     }
 
@@ -113,14 +118,54 @@ public enum PodValidation {
     private static let probeActions = ["httpGet", "tcpSocket", "grpc"]
     private static let hookKinds = ["postStart", "preStop"]
     private static let hookActions = ["exec", "httpGet", "tcpSocket", "sleep"]
+    /// The fields the checks of probes and hooks read.
+    private static let handlerInputs = ["ports", "restartPolicy", "lifecycle"] + probeKinds
 
-    private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, scope: Scope, volumes: [String],
-                              portOwners: inout [(port: PortKey, owner: ContainerLabel)], problems: inout [String]) {
-        if scope.own, (container["image"]?.stringValue ?? "").isEmpty { problems.append("\(label) has no image") }
+    /// The container as it was before an edit: the one of the same name at the same place, or one
+    /// place earlier (legacy mode puts the proxy first). Nil when there is none, or the container
+    /// is named by its place, which an edit may have moved.
+    private static func earlierSelf(named name: String?, near index: Int, in earlier: [JSON]) -> JSONObject? {
+        guard let name else { return nil }
+        for candidate in stride(from: index, through: index - 1, by: -1) where earlier.indices.contains(candidate) {
+            if let object = earlier[candidate].objectValue, object["name"]?.stringValue == name { return object }
+        }
+        return nil
+    }
+
+    /// The members of a changed container that are those of its earlier self: the same key at
+    /// the same place (an edit leaves the members it keeps where they were) and the same value
+    /// at a glance. Their own problems, if any, the earlier container had.
+    private struct KeptFields {
+        /// The keys of the container and of its earlier self that are not kept; nil when none are.
+        private let changedKeys: [String]?
+
+        static let none = KeptFields(changedKeys: nil)
+
+        private init(changedKeys: [String]?) {
+            self.changedKeys = changedKeys
+        }
+
+        init(_ container: JSONObject, since earlier: JSONObject?) {
+            changedKeys = earlier.map { container.keysChanged(since: $0) }
+        }
+
+        /// Whether the member `key` is kept; false when unsure.
+        func keeps(_ key: String) -> Bool {
+            guard let changedKeys else { return false }
+            return !changedKeys.contains { JSONObject.isSameKey($0, key) }
+        }
+    }
+
+    private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, scope: Scope, kept: KeptFields,
+                              volumes: [String], portOwners: inout [(port: PortKey, owner: ContainerLabel)],
+                              problems: inout [String]) {
+        if scope.own, !kept.keeps("image"), (container["image"]?.stringValue ?? "").isEmpty {
+            problems.append("\(label) has no image")
+        }
 
         let restartPolicy = container["restartPolicy"]
         let isSidecar = isInit && restartPolicy?.stringValue == "Always"
-        if scope.own, let restartPolicy, !restartPolicy.isNull {
+        if scope.own, !kept.keeps("restartPolicy"), let restartPolicy, !restartPolicy.isNull {
             if !isInit {
                 problems.append("\(label): restartPolicy is only allowed on init containers")
             } else if !isSidecar {
@@ -128,15 +173,18 @@ public enum PodValidation {
             }
         }
 
+        let checksPorts = scope.own && !kept.keeps("ports")
+        // Probes and hooks also depend on the declared port names and on being a sidecar.
+        let checksHandlers = scope.own && !handlerInputs.allSatisfy(kept.keeps)
         var portNames: [String] = []
         for port in container["ports"]?.arrayValue ?? [] {
             guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
-                if scope.own { problems.append("\(label): a port has no containerPort 1-65535") }
+                if checksPorts { problems.append("\(label): a port has no containerPort 1-65535") }
                 continue
             }
-            if scope.own, let name = port["name"]?.stringValue {
-                if !isPortName(name) { problems.append("\(label): port name \"\(name)\" is not a valid port name") }
-                if portNames.contains(name) { problems.append("\(label): port name \"\(name)\" is used twice") }
+            if checksPorts || checksHandlers, let name = port["name"]?.stringValue {
+                if checksPorts, !isPortName(name) { problems.append("\(label): port name \"\(name)\" is not a valid port name") }
+                if checksPorts, portNames.contains(name) { problems.append("\(label): port name \"\(name)\" is used twice") }
                 portNames.append(name)
             }
             // Plain init containers run before the others, so their ports cannot clash.
@@ -149,15 +197,16 @@ public enum PodValidation {
             }
         }
 
-        if scope.own {
+        if checksHandlers {
             checkHandlers(of: container, label: label, isInit: isInit, isSidecar: isSidecar, portNames: portNames, problems: &problems)
         }
 
+        let checksMounts = scope.own && !kept.keeps("volumeMounts")
         var mountPaths: [String] = []
         for mount in container["volumeMounts"]?.arrayValue ?? [] {
             let name = mount["name"]?.stringValue ?? ""
             if scope.pod, !volumes.contains(name) { problems.append("\(label): volumeMount \"\(name)\" refers to no volume") }
-            guard scope.own else { continue }
+            guard checksMounts else { continue }
             let path = mount["mountPath"]?.stringValue ?? ""
             if path.isEmpty {
                 problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
@@ -167,7 +216,7 @@ public enum PodValidation {
                 mountPaths.append(path)
             }
         }
-        guard scope.own else { return }
+        guard scope.own, !kept.keeps("env") else { return }
         for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
             problems.append("\(label): an env var has no name")
         }

@@ -45,6 +45,9 @@ final class ProxyArtifacts: Sendable {
     /// command around the pod-dependent `--quit-url` query and `--quit-on` policy, made once per
     /// plan instead of once per container (string concatenation was most of that edit's cost).
     let binaryMount: JSON
+    /// The volume legacy mode adds, one value for all pods like the mount, so that patches copy
+    /// the text of both.
+    let binaryVolume: JSON = ["name": .string(TandemNames.binaryVolume), "emptyDir": [:]]
     let superviseHead: [JSON]
     let quitURL: String
     let superviseTail: [JSON]
@@ -66,14 +69,15 @@ final class ProxyArtifacts: Sendable {
             container.objectValue.flatMap { PodValidation.VettedContainer($0, isInit: isInit) }
         }
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
-        statusTexts = StatusTextMemo(containers: [proxy, initContainer].compactMap(\.objectValue))
+        statusTexts = StatusTextMemo(added: [proxy, initContainer, binaryMount, binaryVolume].compactMap(\.objectValue))
     }
 }
 
 /// Remembers the text of the last status record written (a one-entry memo, safe across threads),
-/// and the JSON text of it and of the containers, for writing patches that add them.
+/// and the JSON text of it and of the objects a plan adds, for writing patches that add them.
 final class StatusTextMemo: Sendable {
-    private let containers: [JSONObject]
+    /// The added objects' text, written (and encoded) once for the plan, not once per record.
+    private let added: JSONWrittenTexts
     private let last = Mutex<Entry?>(nil)
 
     /// A class, so that a hit takes the entry with one retain instead of copying the record.
@@ -89,22 +93,22 @@ final class StatusTextMemo: Sendable {
         }
     }
 
-    init(containers: [JSONObject]) {
-        self.containers = containers
+    init(added: [JSONObject]) {
+        self.added = JSONWrittenTexts(added)
     }
 
     func text(of status: InjectionStatus) -> String {
         if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
         let text = status.annotationValue
-        let written = JSONWrittenTexts(containers, strings: [text])
+        let written = added.with(strings: [text])
         let entry = Entry(status: status, text: text, written: written)
         last.withLock { $0 = entry }
         return text
     }
 
-    /// The containers and the last record as JSON text.
+    /// The added objects and the last record as JSON text.
     var writtenTexts: JSONWrittenTexts {
-        last.withLock { $0?.written } ?? JSONWrittenTexts(containers)
+        last.withLock { $0?.written } ?? added
     }
 }
 
@@ -177,7 +181,7 @@ enum TemplateEditor {
                     status.containers.append(TandemNames.proxyContainer)
                     try prepend(artifacts.initContainer, to: "initContainers", of: &spec, status: &status)
                     status.initContainers.append(TandemNames.initContainer)
-                    try append(["name": .string(TandemNames.binaryVolume), "emptyDir": [:]], to: "volumes",
+                    try append(artifacts.binaryVolume, to: "volumes",
                                of: &spec, status: &status)
                     status.volumes.append(TandemNames.binaryVolume)
                 }
@@ -238,8 +242,8 @@ enum TemplateEditor {
             throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
                                  message: "spec.containers[\(index)] has no name")
         }
-        let pointer = ["spec", "containers", String(index), "volumeMounts"]
-        let listOrigin = try origin(of: container["volumeMounts"], expecting: .array, at: pointer)
+        let listOrigin = try origin(of: container["volumeMounts"], expecting: .array,
+                                    at: ["spec", "containers", String(index), "volumeMounts"])
         let mount = artifacts.binaryMount
         if listOrigin == .existing {
             container.modifyMember("volumeMounts") { mounts in
@@ -255,12 +259,10 @@ enum TemplateEditor {
 
         let command = container["command"]
         guard let words = wrappedCommand(command, entrypoint: entrypoint) else {
-            // One interpolation makes room for the whole text at once; joining two with `+` grew
-            // and copied it again, 1,500 instructions a container.
-            warnings.append("""
-                container "\(name)" has no command, so it cannot be wrapped: the proxy will not learn \
+            warnings.append(containerWarning(name, """
+                " has no command, so it cannot be wrapped: the proxy will not learn \
                 when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)
-                """)
+                """))
             return
         }
         // The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
@@ -280,6 +282,26 @@ enum TemplateEditor {
         wrapper += words
         container["command"] = .array(wrapper)
         status.wrapped.append(.init(container: name, command: command))
+    }
+
+    /// `container "NAME` and then `rest`, copied into one string of the right size: joining with
+    /// `+` grew and copied it again, and interpolation appended each part through String's general
+    /// path, hundreds of instructions a part.
+    private static func containerWarning(_ name: String, _ rest: StaticString) -> String {
+        let head: StaticString = "container \""
+        var name = name
+        return name.withUTF8 { name in
+            String(unsafeUninitializedCapacity: head.utf8CodeUnitCount + name.count + rest.utf8CodeUnitCount) { out in
+                var end = 0
+                func put(_ part: UnsafeBufferPointer<UInt8>) {
+                    end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: part)
+                }
+                put(UnsafeBufferPointer(start: head.utf8Start, count: head.utf8CodeUnitCount))
+                put(name)
+                put(UnsafeBufferPointer(start: rest.utf8Start, count: rest.utf8CodeUnitCount))
+                return end
+            }
+        }
     }
 
     /// The command a legacy app container runs, which `tandem supervise` wraps: the one the pod
@@ -424,12 +446,15 @@ enum TemplateEditor {
     enum Shape { case object, array }
 
     /// How a key we are about to fill holds up: absent, null, or already a value of the right shape.
-    private static func origin(of value: JSON?, expecting shape: Shape, at pointer: [String]) throws(InjectionError) -> InjectionStatus.Origin {
+    /// The pointer is made only for an error, as nearly every pod has none.
+    private static func origin(of value: JSON?, expecting shape: Shape,
+                               at pointer: @autoclosure () -> [String]) throws(InjectionError) -> InjectionStatus.Origin {
         switch (value, shape) {
         case (nil, _): return .absent
         case (.null?, _): return .null
         case (.object?, .object), (.array?, .array): return .existing
         case (let value?, _):
+            let pointer = pointer()
             throw InjectionError(pointer: pointer, message: "\(pointer.joined(separator: ".")) must be "
                 + "\(shape == .object ? "an object" : "an array"), not \(value.typeName)")
         }

@@ -95,8 +95,10 @@ import Testing
     }
 
     /// A container left where it was, the same buffer, is checked only against the pod: its own
-    /// problems were there before. Moved, or changed, it is checked in full.
-    @Test func unchangedContainersAreCheckedOnlyAgainstThePod() {
+    /// problems were there before. So are the fields a moved or edited container kept from its
+    /// earlier self of the same name (legacy mode moves every app container and changes only its
+    /// mounts and command); what it changed is checked, and in another list it is checked in full.
+    @Test func unchangedContainersAreCheckedOnlyAgainstThePod() throws {
         let broken = Fixtures.container("app", ports: [8080], extra: ["env": [["value": "unnamed"]]])
         let before: JSON = ["containers": [broken]]
         let own = "container \"app\": an env var has no name"
@@ -106,7 +108,12 @@ import Testing
         #expect(PodValidation.problems(in: clash, unchangedSince: before)
             == ["container \"b\": port 8080/TCP is also declared by container \"app\""])
         let moved: JSON = ["containers": [Fixtures.container("first"), broken]]
-        #expect(PodValidation.problems(in: moved, unchangedSince: before) == [own])
+        #expect(PodValidation.problems(in: moved, unchangedSince: before) == [])
+        var edited = try #require(broken.objectValue)
+        edited["image"] = "other"
+        #expect(PodValidation.problems(in: ["containers": [Fixtures.container("first"), .object(edited)]], unchangedSince: before) == [])
+        edited["env"] = [["value": "still unnamed"]]
+        #expect(PodValidation.problems(in: ["containers": [.object(edited)]], unchangedSince: before) == [own])
         #expect(PodValidation.problems(in: ["initContainers": [broken], "containers": [Fixtures.container("a")]], unchangedSince: before)
             == [own])
     }
