@@ -221,7 +221,7 @@ public struct YAMLNode: @unchecked Sendable {
             guard let index = Int(token), items.indices.contains(index) else { return nil }
             return items[index]
         case .mapping(let keys, let values):
-            for (key, value) in zip(keys, values) where key.json.keyText == token {
+            for (key, value) in zip(keys, values) where key.json.keyText() == token {
                 return value
             }
             for (key, value) in zip(keys, values) where key.isMergeKey {
@@ -252,9 +252,10 @@ public struct YAMLNode: @unchecked Sendable {
 
 extension JSON {
     /// The text a scalar stands for as a mapping key (YAML allows `8080:` or `true:`; Kubernetes
-    /// tooling turns such keys into strings).
-    var keyText: String? {
-        switch self {
+    /// tooling turns such keys into strings). Consuming, so that the reader hands a key's text on
+    /// without copying the scalar and then releasing it (once per key of every document).
+    consuming func keyText() -> String? {
+        switch consume self {
         case .string(let text), .number(let text): return text
         case .bool(let value): return value ? "true" : "false"
         case .null: return "null"

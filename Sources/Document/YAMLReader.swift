@@ -345,7 +345,7 @@ private struct TreeBuilder: ~Copyable {
                 innermost!.next = .mergeValue
                 return
             }
-            guard let text = value.keyText else {
+            guard let text = value.keyText() else {
                 throw YAMLError(mark: nodes[index].start, message: "a mapping key must be a scalar")
             }
             if JSONObject.index(of: text, in: members.values(from: open.firstEntry)) != nil {

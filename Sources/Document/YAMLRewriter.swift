@@ -55,14 +55,19 @@ private final class FragmentCache {
             Self.combine(value, depth: 2, into: &hasher)
         }
 
-        private static func writtenAlike(_ lhs: JSON, _ rhs: JSON) -> Bool {
+        static func writtenAlike(_ lhs: JSON, _ rhs: JSON) -> Bool {
             switch (lhs, rhs) {
             case (.object(let left), .object(let right)):
                 guard left.count == right.count else { return false }
                 if left.sharesStorage(with: right) { return true }
                 return left.storage.elementsEqual(right.storage) { $0.key == $1.key && writtenAlike($0.value, $1.value) }
             case (.array(let left), .array(let right)):
-                return left.elementsEqual(right, by: writtenAlike)
+                guard left.count == right.count else { return false }
+                // One buffer, as a list the injector reuses is: alike without looking.
+                let shared = left.withUnsafeBufferPointer { a in
+                    right.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
+                }
+                return shared || left.elementsEqual(right, by: writtenAlike)
             case (.object, _), (.array, _):
                 return false
             default:
@@ -99,19 +104,26 @@ private final class FragmentCache {
         let text: [UInt8]
     }
 
-    /// The fragments used last, newest first. The same few recur document after document (the
-    /// proxy container, its volumes), mostly as the very values written before: trying these
-    /// first settles most lookups by a storage compare, without hashing the value.
+    /// The fragments used last, in the order they were first written, and where the next lookup
+    /// starts among them. The same few recur document after document in the same order (the
+    /// proxy container, its volumes), mostly as the very values written before: starting after
+    /// the last one found settles most lookups by one storage compare, without hashing the value
+    /// or reordering the list.
+    private static let recentCapacity = 4
     private var recent: [Entry] = []
+    private var nextRecent = 0
 
     /// `value` written as YAML continuing the current line, its later lines indented to `column`.
     func text(of value: JSON, column: Int, newline: [UInt8]) -> [UInt8] {
-        let key = Key(value: value, column: column, newline: newline)
-        if let index = recent.firstIndex(where: { $0.key == key }) {
-            let entry = recent.remove(at: index)
-            recent.insert(entry, at: 0)
-            return entry.text
+        for offset in recent.indices {
+            let index = (nextRecent + offset) % recent.count
+            let key = recent[index].key
+            if key.column == column, key.newline == newline, Key.writtenAlike(key.value, value) {
+                nextRecent = index + 1
+                return recent[index].text
+            }
         }
+        let key = Key(value: value, column: column, newline: newline)
         let text: [UInt8]
         if let cached = texts[key] {
             text = cached
@@ -120,8 +132,13 @@ private final class FragmentCache {
             if texts.count >= Self.capacity { texts.removeAll(keepingCapacity: true) }
             texts[key] = text
         }
-        if recent.count == 4 { recent.removeLast() }
-        recent.insert(Entry(key: key, text: text), at: 0)
+        let index = min(nextRecent, recent.count) % Self.recentCapacity
+        if recent.count < Self.recentCapacity {
+            recent.insert(Entry(key: key, text: text), at: index)
+        } else {
+            recent[index] = Entry(key: key, text: text)
+        }
+        nextRecent = index + 1
         return text
     }
 

@@ -33,20 +33,37 @@ enum FileSystem {
         return try readAll(fd, path: path)
     }
 
+    /// Reads to the end straight into the array's own storage: for a regular file, whose size is
+    /// known, one allocation and no copying (a byte more than its size, so the read that finds
+    /// the end fits); for anything else (a pipe), storage that doubles when full.
     static func readAll(_ fd: Int32, path: String) throws(FileError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        // A regular file's size is known: one allocation then, not a doubling per megabyte.
         var info = stat()
-        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG { bytes.reserveCapacity(Int(info.st_size) + 1) }
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        let size = fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : 0
+        var bytes: [UInt8] = []
+        var capacity = max(size + 1, 1 << 16)
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FileError(path: path, errno: errno)
+            var failure: Int32 = 0
+            var ended = false
+            let previous = bytes
+            bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                count = buffer.initialize(fromContentsOf: previous)
+                while count < buffer.count {
+                    let got = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)
+                    if got < 0 {
+                        if errno == EINTR { continue }
+                        failure = errno
+                        return
+                    }
+                    if got == 0 {
+                        ended = true
+                        return
+                    }
+                    count += got
+                }
             }
-            if count == 0 { return bytes }
-            bytes.append(contentsOf: chunk[0..<count])
+            if failure != 0 { throw FileError(path: path, errno: failure) }
+            if ended { return bytes }
+            capacity *= 2
         }
     }
 
