@@ -213,9 +213,7 @@ public struct JSONObject: Sendable, Hashable {
     /// Whether both hold the one buffer, as the untouched parts of a document and of its edited
     /// copy do: then they are equal without looking.
     public func sharesStorage(with other: JSONObject) -> Bool {
-        storage.count == other.storage.count && storage.withUnsafeBufferPointer { a in
-            other.storage.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
-        }
+        storage.sharesStorage(with: other.storage)
     }
 
     /// The keys of the members that are not plainly those of `earlier`: the same key at the same
@@ -229,7 +227,7 @@ public struct JSONObject: Sendable, Hashable {
             earlier.storage.withUnsafeBufferPointer { then in
                 for index in 0..<Swift.max(now.count, then.count) {
                     if index < now.count, index < then.count, Self.isSameKey(now[index].key, then[index].key) {
-                        if !Self.isPlainlySame(now[index].value, then[index].value) { changed.append(now[index].key) }
+                        if !JSON.isPlainlySame(now[index].value, then[index].value) { changed.append(now[index].key) }
                         continue
                     }
                     if index < now.count { changed.append(now[index].key) }
@@ -238,17 +236,6 @@ public struct JSONObject: Sendable, Hashable {
             }
         }
         return changed
-    }
-
-    /// Equal at a glance: the same container, or an equal string, number or literal.
-    private static func isPlainlySame(_ a: JSON, _ b: JSON) -> Bool {
-        if case .object(let a) = a, case .object(let b) = b { return a.sharesStorage(with: b) }
-        if case .array(let a) = a, case .array(let b) = b {
-            return a.count == b.count && a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress } }
-        }
-        if case .object = a { return false }
-        if case .array = a { return false }
-        return a == b
     }
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
@@ -283,5 +270,27 @@ public struct JSONObject: Sendable, Hashable {
 extension JSONObject: ExpressibleByDictionaryLiteral {
     public init(dictionaryLiteral elements: (String, JSON)...) {
         self.init(elements)
+    }
+}
+
+extension JSON {
+    /// Equal at a glance: the same container (one buffer, as the untouched parts of a document
+    /// and of its edited copy are), or an equal string, number or literal. Containers that are
+    /// only equal are not looked into.
+    static func isPlainlySame(_ a: JSON, _ b: JSON) -> Bool {
+        if case .object(let a) = a, case .object(let b) = b { return a.sharesStorage(with: b) }
+        if case .array(let a) = a, case .array(let b) = b { return a.sharesStorage(with: b) }
+        if case .object = a { return false }
+        if case .array = a { return false }
+        return a == b
+    }
+}
+
+extension Array {
+    /// Whether both are one buffer: then they are equal without looking.
+    func sharesStorage(with other: [Element]) -> Bool {
+        count == other.count && withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
+        }
     }
 }

@@ -437,27 +437,9 @@ private struct Differ {
         if case .object(let a) = source, case .object(let b) = target {
             if !a.sharesStorage(with: b) { diffObjects(a, b) }
         } else if case .array(let a) = source, case .array(let b) = target {
-            if !Self.sharesStorage(a, b) { diffArrays(a, b) }
+            if !a.sharesStorage(with: b) { diffArrays(a, b) }
         } else if source != target {
             operations.append(.replace(path: pointer, value: target))
-        }
-    }
-
-    /// Whether `diff` would find nothing at a glance: the same container, as most members of an
-    /// edited object are, or an equal string. Then the member's path need not be built either.
-    static func isUntouched(_ source: JSON, _ target: JSON) -> Bool {
-        if case .object(let a) = source, case .object(let b) = target { return a.sharesStorage(with: b) }
-        if case .array(let a) = source, case .array(let b) = target { return sharesStorage(a, b) }
-        if case .string(let a) = source, case .string(let b) = target { return a == b }
-        return false
-    }
-
-    /// Whether two arrays are one buffer, as the untouched parts of a document and of its edited
-    /// copy are: then they are equal without looking, and diffing an edit costs little more
-    /// than the path to it.
-    static func sharesStorage<Element>(_ a: [Element], _ b: [Element]) -> Bool {
-        a.count == b.count && a.withUnsafeBufferPointer { x in
-            b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress }
         }
     }
 
@@ -482,7 +464,7 @@ private struct Differ {
                         keptInPlace = false
                         position = Self.position(of: key, in: target, index: targetIndex)
                     }
-                    if let position, Self.isUntouched(sources[index].value, targets[position].value) { continue }
+                    if let position, JSON.isPlainlySame(sources[index].value, targets[position].value) { continue }
                     path.append(key)
                     if let position {
                         diff(sources[index].value, targets[position].value)

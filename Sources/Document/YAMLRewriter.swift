@@ -64,10 +64,7 @@ private final class FragmentCache {
             case (.array(let left), .array(let right)):
                 guard left.count == right.count else { return false }
                 // One buffer, as a list the injector reuses is: alike without looking.
-                let shared = left.withUnsafeBufferPointer { a in
-                    right.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
-                }
-                return shared || left.elementsEqual(right, by: writtenAlike)
+                return left.sharesStorage(with: right) || left.elementsEqual(right, by: writtenAlike)
             case (.object, _), (.array, _):
                 return false
             default:
