@@ -9,7 +9,10 @@ public enum JSONReader {
     public static let defaultMaxDepth = 512
 
     /// Parses exactly one JSON value, with optional whitespace around it, from any bytes:
-    /// `[UInt8]`, an `ArraySlice` of a request body, an `UnsafeRawBufferPointer`.
+    /// `[UInt8]`, an `ArraySlice` of a request body, an `UnsafeRawBufferPointer`. Inlinable, as are
+    /// the other entries, so that callers in other modules get them specialised for their bytes:
+    /// otherwise each call looked up the types at run time, about 600 instructions.
+    @inlinable
     public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
         try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: nil) }.get()
     }
@@ -19,6 +22,7 @@ public enum JSONReader {
     /// For callers that never look at a large part of a document (an AdmissionReview's
     /// `managedFields`), building it and freeing it again was most of the cost of reading.
     /// At most 64 paths.
+    @inlinable
     public static func parse(_ bytes: some Collection<UInt8>, skipping: [[String]],
                              maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
         precondition(skipping.count <= 64, "at most 64 paths to skip")
@@ -31,6 +35,7 @@ public enum JSONReader {
 
     /// Parses a stream of JSON values that follow each other directly or separated by whitespace,
     /// as `kubectl apply -f` and watch responses deliver them. An empty stream has no values.
+    @inlinable
     public static func parseStream(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
         try withContiguousBytes(bytes) { parseAll($0, maxDepth: maxDepth) }.get()
     }
@@ -39,13 +44,15 @@ public enum JSONReader {
         try parseStream(text.utf8, maxDepth: maxDepth)
     }
 
-    private static func withContiguousBytes<Result>(_ bytes: some Collection<UInt8>,
+    @inlinable
+    static func withContiguousBytes<Result>(_ bytes: some Collection<UInt8>,
                                                     _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         if let result = bytes.withContiguousStorageIfAvailable(body) { return result }
         return Array(bytes).withUnsafeBufferPointer(body)
     }
 
-    private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int,
+    @usableFromInline
+    static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int,
                                  skipping: [[String]]?) -> Result<JSON, JSONParseError> {
         var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
         var start: JSONParser.SkippedPaths? = nil
@@ -66,7 +73,8 @@ public enum JSONReader {
         }
     }
 
-    private static func parseAll(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<[JSONStreamValue], JSONParseError> {
+    @usableFromInline
+    static func parseAll(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<[JSONStreamValue], JSONParseError> {
         var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
         var values: [JSONStreamValue] = []
         do throws(JSONParser.Failure) {
