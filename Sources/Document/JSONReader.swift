@@ -359,6 +359,8 @@ private struct JSONParser: ~Copyable {
 
     /// Reads a value as `parseValue` does, with the same errors, keeping nothing: strings and
     /// numbers are checked where they lie, objects and arrays walked without being built.
+    /// Inlined into `skipObject` and `skipArray`, which then call each other directly.
+    @inline(__always)
     mutating func skipValue(depth: Int) throws(Failure) {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
@@ -507,10 +509,21 @@ private struct JSONParser: ~Copyable {
     /// `quotesEscaped` key against a plain one too, as either both are ASCII or the plain one is
     /// not, and text that is not ASCII never equals ASCII text of the same length. Only against
     /// a decoded key is a `quotesEscaped` key's text needed (`withKeyText`): a rare case.
-    /// Inlined into `skipObject`'s scan, which calls it for every earlier key.
+    /// The usual case, two ASCII keys in the input, is inlined into `skipObject`'s scan, which
+    /// calls it for every earlier key of the same length.
     @inline(__always)
     func sameKey(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
         guard a.count == b.count else { return false }
+        if a.ascii && b.ascii && a.form != .decoded && b.form != .decoded {
+            return a.byteCount == b.byteCount
+                && TextScan.sameBytes(UnsafeBufferPointer(rebasing: bytes[a.start..<a.start + a.byteCount]),
+                                      UnsafeBufferPointer(rebasing: bytes[b.start..<b.start + b.byteCount]))
+        }
+        return sameKeyInAnyForm(a, b)
+    }
+
+    /// `sameKey` for keys of the same length, one of which is not ASCII or is decoded.
+    func sameKeyInAnyForm(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
         if a.form == .quotesEscaped && b.form == .decoded || a.form == .decoded && b.form == .quotesEscaped {
             return sameText(a, b)
         }
