@@ -9,7 +9,10 @@ public enum JSONReader {
     public static let defaultMaxDepth = 512
 
     /// Parses exactly one JSON value, with optional whitespace around it, from any bytes:
-    /// `[UInt8]`, an `ArraySlice` of a request body, an `UnsafeRawBufferPointer`.
+    /// `[UInt8]`, an `ArraySlice` of a request body, an `UnsafeRawBufferPointer`. Inlinable, as are
+    /// the other entries, so that callers in other modules get them specialised for their bytes:
+    /// otherwise each call looked up the types at run time, about 600 instructions.
+    @inlinable
     public static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
         try withContiguousBytes(bytes) { parseOne($0, maxDepth: maxDepth, skipping: nil) }.get()
     }
@@ -19,6 +22,7 @@ public enum JSONReader {
     /// For callers that never look at a large part of a document (an AdmissionReview's
     /// `managedFields`), building it and freeing it again was most of the cost of reading.
     /// At most 64 paths.
+    @inlinable
     public static func parse(_ bytes: some Collection<UInt8>, skipping: [[String]],
                              maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSON {
         precondition(skipping.count <= 64, "at most 64 paths to skip")
@@ -31,6 +35,7 @@ public enum JSONReader {
 
     /// Parses a stream of JSON values that follow each other directly or separated by whitespace,
     /// as `kubectl apply -f` and watch responses deliver them. An empty stream has no values.
+    @inlinable
     public static func parseStream(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> [JSONStreamValue] {
         try withContiguousBytes(bytes) { parseAll($0, maxDepth: maxDepth) }.get()
     }
@@ -39,14 +44,16 @@ public enum JSONReader {
         try parseStream(text.utf8, maxDepth: maxDepth)
     }
 
-    private static func withContiguousBytes<Result>(_ bytes: some Collection<UInt8>,
-                                                    _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+    @inlinable
+    static func withContiguousBytes<Result>(_ bytes: some Collection<UInt8>,
+                                            _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         if let result = bytes.withContiguousStorageIfAvailable(body) { return result }
         return Array(bytes).withUnsafeBufferPointer(body)
     }
 
-    private static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int,
-                                 skipping: [[String]]?) -> Result<JSON, JSONParseError> {
+    @usableFromInline
+    static func parseOne(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int,
+                         skipping: [[String]]?) -> Result<JSON, JSONParseError> {
         var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
         var start: JSONParser.SkippedPaths? = nil
         if let skipping {
@@ -66,7 +73,8 @@ public enum JSONReader {
         }
     }
 
-    private static func parseAll(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<[JSONStreamValue], JSONParseError> {
+    @usableFromInline
+    static func parseAll(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<[JSONStreamValue], JSONParseError> {
         var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
         var values: [JSONStreamValue] = []
         do throws(JSONParser.Failure) {
@@ -166,13 +174,26 @@ private struct JSONParser: ~Copyable {
     var skippedKeys = Stack<SkippedKey>(capacity: 32)
     var skippedKeyText = Stack<UInt8>(capacity: 256)
 
-    /// A key of an object being skipped: `count` bytes from `start` in the input, or in
-    /// `skippedKeyText` when `decoded`.
+    /// A key of an object being skipped: `byteCount` bytes from `start`, in the input or in
+    /// `skippedKeyText` (see `Form`); `count` is the UTF-8 length of the text they stand for.
     struct SkippedKey {
         var start: Int
+        var byteCount: Int
         var count: Int
-        var decoded: Bool
+        var form: Form
         var ascii: Bool
+    }
+
+    /// How a skipped key's bytes stand for its text.
+    enum Form {
+        /// In the input, with no escapes: the text itself.
+        case plain
+        /// In the input, ASCII, with `\"` its only escape (as in managedFields' `k:{\"name\":...}`),
+        /// and left escaped: writing `"` as `\"` is one-to-one, so two such keys are the same text
+        /// exactly when their bytes are the same, and no decoding is needed to find repeats.
+        case quotesEscaped
+        /// Decoded into `skippedKeyText`: the text itself.
+        case decoded
     }
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
@@ -338,6 +359,8 @@ private struct JSONParser: ~Copyable {
 
     /// Reads a value as `parseValue` does, with the same errors, keeping nothing: strings and
     /// numbers are checked where they lie, objects and arrays walked without being built.
+    /// Inlined into `skipObject` and `skipArray`, which then call each other directly.
+    @inline(__always)
     mutating func skipValue(depth: Int) throws(Failure) {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
@@ -386,15 +409,7 @@ private struct JSONParser: ~Copyable {
                 throw expected("a string as object key")
             }
             let keyOffset = index
-            let key: SkippedKey
-            switch try scanString() {
-            case .input(let range, let ascii):
-                key = SkippedKey(start: range.lowerBound, count: range.count, decoded: false, ascii: ascii)
-            case .escaped(let ascii):
-                let text = scratch.values(from: 0)
-                key = SkippedKey(start: skippedKeyText.count, count: text.count, decoded: true, ascii: ascii)
-                skippedKeyText.append(contentsOf: text)
-            }
+            let key = try scanSkippedKey()
             var duplicate = false
             let read = skippedKeys.values(from: firstKey)
             if largeKeys == nil && read.count < 16 {
@@ -415,7 +430,7 @@ private struct JSONParser: ~Copyable {
                 duplicate = !largeKeys!.add(hash: keyHash(key)) { sameKey(read[$0], key) }
             }
             if duplicate {
-                let name = withKeyBytes(key) { String(decoding: $0, as: UTF8.self) }
+                let name = withKeyText(key) { String(decoding: $0, as: UTF8.self) }
                 throw failure("duplicate key \"\(name)\" in object", at: keyOffset)
             }
             skippedKeys.push(key)
@@ -431,36 +446,119 @@ private struct JSONParser: ~Copyable {
         }
     }
 
-    /// Calls `body` with the bytes of a skipped key: in the input, or in `skippedKeyText`.
+    /// Reads the key of an object being skipped, at its opening quote. A key of ASCII text whose
+    /// only escape is `\"` is taken as it is written (`quotesEscaped`), found in one pass that
+    /// throws nothing; any other key, and any error, is left to `rereadSkippedKey`.
+    @inline(__always)
+    mutating func scanSkippedKey() throws(Failure) -> SkippedKey {
+        let quote = index
+        var position = quote + 1
+        var quotes = 0
+        while true {
+            let (end, ascii) = TextScan.plainRun(in: bytes, from: position)
+            guard ascii && end < bytes.count else { break }
+            if bytes[end] == UInt8(ascii: "\"") {
+                index = end + 1
+                let byteCount = end - (quote + 1)
+                return SkippedKey(start: quote + 1, byteCount: byteCount, count: byteCount - quotes,
+                                  form: quotes == 0 ? .plain : .quotesEscaped, ascii: true)
+            }
+            guard bytes[end] == UInt8(ascii: "\\") && end + 1 < bytes.count
+                    && bytes[end + 1] == UInt8(ascii: "\"") else { break }
+            quotes += 1
+            position = end + 2
+        }
+        return try rereadSkippedKey(quote: quote)
+    }
+
+    /// `scanSkippedKey` for a key that is not ASCII or has another escape, or for an error: the
+    /// key read again from its quote by `scanString`, so that the errors are its own.
+    mutating func rereadSkippedKey(quote: Int) throws(Failure) -> SkippedKey {
+        index = quote
+        switch try scanString() {
+        case .input(let range, let ascii):
+            return SkippedKey(start: range.lowerBound, byteCount: range.count, count: range.count, form: .plain, ascii: ascii)
+        case .escaped(let ascii):
+            let text = scratch.values(from: 0)
+            let key = SkippedKey(start: skippedKeyText.count, byteCount: text.count, count: text.count, form: .decoded, ascii: ascii)
+            skippedKeyText.append(contentsOf: text)
+            return key
+        }
+    }
+
+    /// Calls `body` with the bytes of a skipped key as they are kept (see `Form`).
     func withKeyBytes<Result>(_ key: SkippedKey, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        let range = key.start..<key.start + key.count
-        if !key.decoded { return body(UnsafeBufferPointer(rebasing: bytes[range])) }
+        let range = key.start..<key.start + key.byteCount
+        if key.form != .decoded { return body(UnsafeBufferPointer(rebasing: bytes[range])) }
         return body(UnsafeBufferPointer(rebasing: skippedKeyText.values(from: 0)[range]))
+    }
+
+    /// Calls `body` with the text of a skipped key: its bytes, or for a `quotesEscaped` key, its
+    /// bytes without the backslashes (each of which escapes a quote).
+    func withKeyText<Result>(_ key: SkippedKey, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        withKeyBytes(key) { keyBytes in
+            guard key.form == .quotesEscaped else { return body(keyBytes) }
+            return keyBytes.filter { $0 != UInt8(ascii: "\\") }.withUnsafeBufferPointer(body)
+        }
     }
 
     /// `parseObject`'s test for a repeated key (same UTF-8 length, then `String`'s `==`), on
     /// bytes: equal bytes are equal strings, and unequal ASCII bytes unequal strings; only other
-    /// text (where `==` follows canonical equivalence) is made into strings to compare.
-    /// Inlined into `skipObject`'s scan, which calls it for every earlier key.
+    /// text (where `==` follows canonical equivalence) is made into strings to compare. Keys
+    /// kept in the same way (both as their text, or both `quotesEscaped`) compare their bytes; a
+    /// `quotesEscaped` key against a plain one too, as either both are ASCII or the plain one is
+    /// not, and text that is not ASCII never equals ASCII text of the same length. Only against
+    /// a decoded key is a `quotesEscaped` key's text needed (`withKeyText`): a rare case.
+    /// The usual case, two ASCII keys in the input, is inlined into `skipObject`'s scan, which
+    /// calls it for every earlier key of the same length.
     @inline(__always)
     func sameKey(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
         guard a.count == b.count else { return false }
+        if a.ascii && b.ascii && a.form != .decoded && b.form != .decoded {
+            return a.byteCount == b.byteCount
+                && TextScan.sameBytes(UnsafeBufferPointer(rebasing: bytes[a.start..<a.start + a.byteCount]),
+                                      UnsafeBufferPointer(rebasing: bytes[b.start..<b.start + b.byteCount]))
+        }
+        return sameKeyInAnyForm(a, b)
+    }
+
+    /// `sameKey` for keys of the same length, one of which is not ASCII or is decoded.
+    func sameKeyInAnyForm(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
+        if a.form == .quotesEscaped && b.form == .decoded || a.form == .decoded && b.form == .quotesEscaped {
+            return sameText(a, b)
+        }
         return withKeyBytes(a) { aBytes in
             withKeyBytes(b) { bBytes in
-                if TextScan.sameBytes(aBytes, bBytes) { return true }
-                if a.ascii && b.ascii { return false }
+                if aBytes.count == bBytes.count && TextScan.sameBytes(aBytes, bBytes) { return true }
+                if a.ascii && b.ascii || a.form == .quotesEscaped || b.form == .quotesEscaped { return false }
                 return String(decoding: aBytes, as: UTF8.self) == String(decoding: bBytes, as: UTF8.self)
             }
         }
     }
 
-    /// A hash that agrees with `sameKey`: of the bytes for ASCII, of the string otherwise (an
-    /// ASCII key never equals another one: that would take a longer UTF-8 text).
+    /// Whether two keys have the same text, made from their bytes (see `withKeyText`).
+    func sameText(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
+        withKeyText(a) { aText in withKeyText(b) { bText in TextScan.sameBytes(aText, bText) } }
+    }
+
+    /// A hash that agrees with `sameKey`: of the string for text that is not ASCII (which never
+    /// equals ASCII text of the same length); for ASCII, of the bytes with each quote written
+    /// `\"`, which are a `quotesEscaped` key's bytes and a plain key's (that has no quote), and
+    /// which a decoded key with a quote (a rare case) writes out to hash.
     func keyHash(_ key: SkippedKey) -> Int {
-        withKeyBytes(key) { keyText in
-            guard key.ascii else { return String(decoding: keyText, as: UTF8.self).hashValue }
+        withKeyBytes(key) { keyBytes in
+            guard key.ascii else { return String(decoding: keyBytes, as: UTF8.self).hashValue }
             var hasher = Hasher()
-            hasher.combine(bytes: UnsafeRawBufferPointer(keyText))
+            if key.form == .decoded && keyBytes.contains(UInt8(ascii: "\"")) {
+                var escaped: [UInt8] = []
+                for byte in keyBytes {
+                    if byte == UInt8(ascii: "\"") { escaped.append(UInt8(ascii: "\\")) }
+                    escaped.append(byte)
+                }
+                escaped.withUnsafeBytes { hasher.combine(bytes: $0) }
+            } else {
+                hasher.combine(bytes: UnsafeRawBufferPointer(keyBytes))
+            }
             return hasher.finalize()
         }
     }
@@ -559,7 +657,10 @@ private struct JSONParser: ~Copyable {
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
-    /// are copied straight from the input, unless they are one of the `KnownStrings`.
+    /// are copied straight from the input, unless they are one of the `KnownStrings`. Inlined
+    /// where the compiler takes it (string values in `parseValue`; `parseObject`, already large,
+    /// still calls it for keys): the call was about a quarter of reading a short string.
+    @inline(__always)
     mutating func parseString() throws(Failure) -> String {
         switch try scanString() {
         case .input(let range, ascii: true):

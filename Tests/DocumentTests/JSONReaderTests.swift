@@ -337,6 +337,24 @@ struct JSONReaderSkippingTests {
         for text in cases { Self.sameOutcome(Array(text.utf8)) }
     }
 
+    /// Keys whose only escape is `\"` are compared as they are written; the same names written
+    /// with other escapes, in small and large objects and in either order, are still repeats,
+    /// named (decoded) in the message as `parse` names them.
+    @Test func findsRepeatsOfKeysWithEscapedQuotes() {
+        let names = (0..<20).map { #""k:{\"name\":\"V\#($0)\"}""# }
+        func object(_ keys: [String]) -> String { "{" + keys.map { "\($0):{}" }.joined(separator: ",") + "}" }
+        let otherEscape = #""k:{\u0022name\":\"V7\"}""#
+        var cases = [
+            #"{"a\"b":1,"a\u0022b":2}"#, #"{"a\u0022b":1,"a\"b":2}"#, #"{"a\"b":1,"a\\\"b":2}"#,
+            #"{"\"\"":1,"\u0022\"":2}"#, #"{"a\"b":1,"a\"bc":2,"a\"b":3}"#, #"{"\"é":1,"\"e\u0301":2}"#,
+            #"{"\"K":1,"\"\u212A":2}"#, #"{"\"a":1,"a\"":2,"\"\\":3,"\"\/":4}"#,
+            object(names + [otherEscape]), object([otherEscape] + names), object(names + ["\"x\"", names[7]]),
+            object(Array(names[0..<3]) + [otherEscape, names[7]]),
+        ]
+        cases += cases.map { "[" + $0 + "]" }
+        for text in cases { Self.sameOutcome(Array(text.utf8)) }
+    }
+
     /// Randomly corrupted documents, skipping their first member: the same errors as `parse`.
     @Test func corruptedDocumentsFailAlike() {
         let original = Array(#"{"a":{"k:{\"n\":\"x\"}":{".":{},"f:é":[1,"x\"y\u00e9",{"b":null}]},"c":true},"d":"é"}"#.utf8)
