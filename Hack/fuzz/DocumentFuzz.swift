@@ -24,10 +24,11 @@ func review(_ body: [UInt8]) {
 }
 
 /// Whatever YAML reads, each document rewritten with its injected value reads back as that
-/// value, and uninjecting what was injected gives back the document as read.
+/// value (written whole or in chunks alike), and uninjecting what was injected gives back the
+/// document as read.
 func injectYAML(_ bytes: [UInt8]) {
     guard let documents = try? YAMLReader.read(bytes) else { return }
-    var output: [UInt8] = []
+    var output = SplicedText(source: bytes)
     var expected: [JSON] = []
     let rewriter = YAMLRewriter()
     for document in documents {
@@ -42,7 +43,10 @@ func injectYAML(_ bytes: [UInt8]) {
         _ = rewriter.rewrite(document, in: bytes, to: value, into: &output)
         expected.append(value)
     }
-    guard let again = try? YAMLReader.read(output) else { preconditionFailure("the rewritten stream does not read") }
+    var chunked: [UInt8] = []
+    output.write(inChunksOf: 7) { chunked += $0 }
+    precondition(chunked == output.bytes, "the text written in chunks is not the text")
+    guard let again = try? YAMLReader.read(output.bytes) else { preconditionFailure("the rewritten stream does not read") }
     precondition(again.map(\.value) == expected, "the rewritten stream reads as something else")
 }
 

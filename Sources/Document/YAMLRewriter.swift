@@ -12,14 +12,15 @@ public struct YAMLRewriter {
 
     public init() {}
 
-    /// Appends to `output` the text of `document` (its whole byte range in `source`) with its
-    /// value replaced by `value`. A stream's documents all go into one buffer. Returns whether
-    /// the value differs from the document's, so callers need not compare them again.
+    /// Appends to `output` the text of `document` (its whole byte range in `source`, which is
+    /// `output`'s source) with its value replaced by `value`. A stream's documents all go into
+    /// one text. Returns whether the value differs from the document's, so callers need not
+    /// compare them again.
     @discardableResult
-    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON, into output: inout [UInt8]) -> Bool {
+    public func rewrite(_ document: YAMLDocument, in source: [UInt8], to value: JSON, into output: inout SplicedText) -> Bool {
         let changed = document.value != value
         guard changed, let root = document.root else {
-            output.append(contentsOf: source[document.range])
+            output.append(source: document.range)
             return changed
         }
         var splicer = Splicer(source: source, tree: root.tree, fragments: fragments)
@@ -155,7 +156,7 @@ private final class FragmentCache {
 struct Splicer {
     let source: [UInt8]
     let newline: [UInt8]
-    var output: [UInt8] = []
+    var output: SplicedText
     private let fragments: FragmentCache
     /// The document's nodes, walked by index: a `YAMLNode` per child would cost an array and a
     /// reference count each, which was most of a rewrite's time. Each node's old value is handed
@@ -166,6 +167,7 @@ struct Splicer {
         self.source = source
         self.tree = tree
         self.fragments = fragments
+        output = SplicedText(source: source)
         let firstBreak = source.firstIndex(of: UInt8(ascii: "\n"))
         if let firstBreak, firstBreak > 0, source[firstBreak - 1] == UInt8(ascii: "\r") {
             newline = [UInt8(ascii: "\r"), UInt8(ascii: "\n")]
@@ -175,8 +177,7 @@ struct Splicer {
     }
 
     mutating func copy(_ range: Range<Int>) {
-        guard !range.isEmpty else { return }
-        output.append(contentsOf: source[range])
+        output.append(source: range)
     }
 
     private mutating func indent(_ column: Int) {
@@ -231,7 +232,7 @@ struct Splicer {
 
     /// Writes `value` as new YAML continuing the current line, later lines at `column`.
     private mutating func fresh(_ value: JSON, column: Int) {
-        output.append(contentsOf: fragments.text(of: value, column: column, newline: newline))
+        output.append(fragment: fragments.text(of: value, column: column, newline: newline))
     }
 
     /// A new `key: value` entry, starting at the current position (the key's column).
@@ -410,7 +411,7 @@ struct Splicer {
                 return
             }
         }
-        JSONWriter.write(value, into: &output)
+        output.append(contentsOf: JSONWriter.write(value))
     }
 
     private static func isNonEmptyCollection(_ value: JSON) -> Bool {

@@ -25,7 +25,7 @@ let injectPodBenchmark: @Sendable ([String]) -> Void = { arguments in
     let cliSeconds = medianSeconds(rounds: rounds) {
         do {
             let documents = try YAMLReader.read(yaml)
-            var output: [UInt8] = []
+            var output = SplicedText(source: yaml)
             for document in documents {
                 let report = try injector.inject(object: document.value)
                 YAMLRewriter().rewrite(document, in: yaml, to: report.object, into: &output)

@@ -169,7 +169,7 @@ struct InjectCommand {
                     Console.out(separator)
                     lastByte = separator.last ?? previous
                 }
-                for part in parts { Console.out(part) }
+                for part in parts { part.write(to: Console.out) }
                 lastByte = parts.last?.last ?? lastByte
             }
         }

@@ -1,6 +1,5 @@
 import Dispatch
 import Document
-import Glibc
 import Injection
 import Net
 
@@ -50,12 +49,12 @@ struct ManifestRewriter {
     struct Result {
         /// The new text: one part, or one per piece of a stream rewritten in pieces, to be
         /// written one after another rather than copied together.
-        var outputParts: [[UInt8]]
+        var outputParts: [SplicedText]
         var workloads: [WorkloadLine]
         var changed: Bool
 
         /// The new text in one buffer.
-        var output: [UInt8] { outputParts.count == 1 ? outputParts[0] : Array(outputParts.joined()) }
+        var output: [UInt8] { outputParts.count == 1 ? outputParts[0].bytes : Array(outputParts.map(\.bytes).joined()) }
     }
 
     func rewrite(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
@@ -144,8 +143,7 @@ struct ManifestRewriter {
     /// Rewrites the documents in `range` of a YAML stream.
     private func rewriteYAML(_ bytes: [UInt8], in range: Range<Int>, source: String) throws(ManifestError) -> Piece {
         var result = Result(outputParts: [], workloads: [], changed: false)
-        var output: [UInt8] = []
-        output.reserveCapacity(min(range.count + range.count / 4, Self.firstOutputCapacity))
+        var output = SplicedText(source: bytes)
         var jsonValues: [JSON] = []
         var index = 0
         let yamlRewriter = YAMLRewriter()
@@ -176,7 +174,6 @@ struct ManifestRewriter {
                     if !newValue.isNull { jsonValues.append(newValue) }
                 case .yaml, nil:
                     if yamlRewriter.rewrite(document, in: bytes, to: newValue, into: &output) { result.changed = true }
-                    Self.reserveForRest(of: range.count, after: document.range.upperBound - range.lowerBound, in: &output)
                 }
             }
         } catch let error as ManifestError {
@@ -187,42 +184,10 @@ struct ManifestRewriter {
         } catch {
             preconditionFailure("unexpected error \(error)")
         }
-        if index == 0, format != .json { output = Array(bytes[range]) }
-        if format == .json { output = Self.jsonStream(jsonValues, indent: 4) }
+        if index == 0, format != .json { output.append(source: range) }
+        if format == .json { output = SplicedText(Self.jsonStream(jsonValues, indent: 4)) }
         result.outputParts = [output]
         return Piece(result: result, documents: index)
-    }
-
-    /// Injected streams come out several times larger than they went in, and an array that
-    /// grows by doubling copies itself and faults in fresh pages each time (a tenth of a large
-    /// stream's time). So the output starts small, and when room runs short it is reserved for
-    /// the whole output at the rate so far: after the first documents, one allocation of about
-    /// the final size, which nothing copies again.
-    private static let firstOutputCapacity = 256 << 10
-
-    private static func reserveForRest(of inputCount: Int, after consumed: Int, in output: inout [UInt8]) {
-        guard consumed > 0, output.capacity - output.count < 64 << 10 else { return }
-        let projected = Int(Double(output.count) * Double(inputCount) / Double(consumed) * 1.05) + (64 << 10)
-        output.reserveCapacity(max(projected, output.count * 5 / 4))
-        adviseHugePages(for: &output)
-    }
-
-    /// Asks for the output's room to be backed by 2 MB pages where the system grants them on
-    /// request (transparent huge pages in `madvise` mode): the output is written once, front to
-    /// back, and faulting it in 4 KB at a time cost more than the writing (thousands of faults
-    /// for a large stream, each far dearer than clearing its page). Only whole 2 MB blocks inside
-    /// the room are advised; a system that refuses keeps 4 KB pages, and the text is the same.
-    private static func adviseHugePages(for output: inout [UInt8]) {
-        let hugePage = 2 << 20
-        let capacity = output.capacity
-        guard capacity >= 2 * hugePage else { return }
-        output.withUnsafeMutableBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return }
-            let first = (Int(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
-            let last = (Int(bitPattern: base) + capacity) & ~(hugePage - 1)
-            guard last > first, let start = UnsafeMutableRawPointer(bitPattern: first) else { return }
-            _ = madvise(start, last - first, MADV_HUGEPAGE)
-        }
     }
 
     private func rewriteJSON(_ bytes: [UInt8], source: String) throws(ManifestError) -> Result {
@@ -268,7 +233,7 @@ struct ManifestRewriter {
         } else {
             output += bytes[previousEnd...]
         }
-        result.outputParts = [output]
+        result.outputParts = [SplicedText(output)]
         return result
     }
 

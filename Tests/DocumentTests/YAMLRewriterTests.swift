@@ -9,8 +9,9 @@ private func rewritten(_ text: String, _ change: (inout JSON) -> Void) throws ->
     let document = try #require(try YAMLReader.read(bytes).first)
     var value = document.value
     change(&value)
-    var output: [UInt8] = []
-    YAMLRewriter().rewrite(document, in: bytes, to: value, into: &output)
+    var text = SplicedText(source: bytes)
+    YAMLRewriter().rewrite(document, in: bytes, to: value, into: &text)
+    let output = text.bytes
     let reread = try #require(try YAMLReader.read(output).first)
     #expect(reread.value == value, "rewritten text reads back differently:\n\(String(decoding: output, as: UTF8.self))")
     return String(decoding: output, as: UTF8.self)
@@ -187,13 +188,13 @@ spec:
         let bytes = Array("a: 1\n---\na: 1\n".utf8)
         let documents = try YAMLReader.read(bytes)
         let rewriter = YAMLRewriter()
-        var output: [UInt8] = []
+        var output = SplicedText(source: bytes)
         for (document, members) in zip(documents, [[("p", JSON(1)), ("q", 2)], [("q", 2), ("p", 1)]]) {
             var value = document.value
             set(.object(JSONObject(members)), at: ["m"], in: &value)
             rewriter.rewrite(document, in: bytes, to: value, into: &output)
         }
-        #expect(String(decoding: output, as: UTF8.self) == "a: 1\nm:\n  p: 1\n  q: 2\n---\na: 1\nm:\n  q: 2\n  p: 1\n")
+        #expect(String(decoding: output.bytes, as: UTF8.self) == "a: 1\nm:\n  p: 1\n  q: 2\n---\na: 1\nm:\n  q: 2\n  p: 1\n")
     }
 
     @Test func listMatchingIsLinearAndOrdered() {
