@@ -80,12 +80,9 @@ extension JSONPatch {
         buffer.append(UInt8(ascii: "["))
         // Pointers are written as bytes, never made into strings. Each run of fixed text is
         // appended in one piece: an append costs over a hundred instructions, however short.
-        var pointerText: [UInt8] = []
         func append(_ text: StaticString, _ pointer: JSONPointer) {
             text.withUTF8Buffer { buffer.append(contentsOf: $0) }
-            pointerText.removeAll(keepingCapacity: true)
-            pointer.appendText(to: &pointerText)
-            pointerText.withUnsafeBufferPointer { JSONWriter.writeString(utf8: $0, into: &buffer) }
+            pointer.withText { JSONWriter.writeString(utf8: $0, into: &buffer) }
         }
         func append(value: JSON) {
             buffer.append(contentsOf: #","value":"#.utf8)
@@ -422,6 +419,7 @@ extension JSONPatch {
     /// move detection: it would cost quadratic time.
     public static func diff(from source: JSON, to target: JSON) -> JSONPatch {
         var differ = Differ()
+        differ.path.reserveCapacity(16)
         differ.diff(source, target)
         return JSONPatch(differ.operations)
     }
@@ -431,7 +429,10 @@ private struct Differ {
     var operations: [JSONPatchOperation] = []
     var path: [String] = []
 
-    var pointer: JSONPointer { JSONPointer(tokens: path) }
+    /// Tokens of the pointer's own (`Array(path)` would share the buffer), so that `path` stays
+    /// unshared and keeps its room: a shared one the next change copies, to no more room than
+    /// it holds, and the append after that grows.
+    var pointer: JSONPointer { JSONPointer(tokens: path.withUnsafeBufferPointer { Array($0) }) }
 
     mutating func diff(_ source: JSON, _ target: JSON) {
         if case .object(let a) = source, case .object(let b) = target {
@@ -526,6 +527,8 @@ private struct Differ {
     }
 
     mutating func diffElement(at index: Int, _ source: JSON, _ target: JSON) {
+        // What `diff` would find unchanged, found before the index is made into text.
+        if JSON.isPlainlySame(source, target) { return }
         path.append(String(index))
         diff(source, target)
         path.removeLast()

@@ -47,19 +47,17 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text: [UInt8] = []
-        appendText(to: &text)
-        return String(decoding: text, as: UTF8.self)
+        withText { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Appends the UTF-8 of `description`, escaped on the stack and appended in one piece: each
-    /// append to the array costs over a hundred instructions, which per token (or per byte)
-    /// came to a thousand a pointer.
-    func appendText(to text: inout [UInt8]) {
+    /// Runs `body` on the UTF-8 of `description`, escaped on the stack, for writers to take in
+    /// one piece: each append to an array costs over a hundred instructions, which per token
+    /// (or per byte) came to a thousand a pointer.
+    func withText<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         // Room for every byte escaped, and a separator before each token.
         var capacity = 0
         for token in tokens { capacity += 1 + 2 * token.utf8.count }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch in
             var end = 0
             for var token in tokens {
                 scratch[end] = UInt8(ascii: "/")
@@ -83,7 +81,7 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
                     }
                 }
             }
-            text.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<end]))
+            return body(UnsafeBufferPointer(rebasing: scratch[..<end]))
         }
     }
 

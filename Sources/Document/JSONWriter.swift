@@ -112,7 +112,8 @@ public enum JSONWriter {
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Writes a quoted string; runs without characters to escape are copied in one piece.
-    static func writeString(_ string: String, into buffer: inout [UInt8]) {
+    /// What `write` writes for `.string(string)`, without making the value.
+    public static func writeString(_ string: String, into buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "\""))
         if let done: Void = string.utf8.withContiguousStorageIfAvailable({ writeEscaped($0, into: &buffer) }) {
             return done

@@ -230,19 +230,25 @@ public enum Admission {
     static func patchedReviewBytes(uid: String, patch: JSONPatch, warnings: [String], texts: JSONWrittenTexts) -> [UInt8] {
         var patchText: [UInt8] = []
         patchText.reserveCapacity(4096)
+        // Room for the usual copies (two containers, a volume, mounts), rather than growing twice.
         var copies: [JSONWrittenTexts.Copy] = []
+        copies.reserveCapacity(8)
         patch.write(into: &patchText, reusing: texts, copies: &copies)
+        // Room for all of it (unless the strings need escapes), so the answer is never moved.
+        var capacity = patchText.count / 3 * 4 + 256 + uid.utf8.count
+        for warning in warnings { capacity += warning.utf8.count + 3 }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(patchText.count / 3 * 4 + 256)
+        bytes.reserveCapacity(capacity)
         bytes.append(contentsOf: #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#.utf8)
-        JSONWriter.write(.string(uid), into: &bytes)
+        JSONWriter.writeString(uid, into: &bytes)
         bytes.append(contentsOf: #","allowed":true,"patchType":"JSONPatch","patch":""#.utf8)
         Base64.encode(patchText, appendingTo: &bytes, reusing: copies)
         bytes.append(UInt8(ascii: "\""))
-        if !warnings.isEmpty {
-            bytes.append(contentsOf: #","warnings":"#.utf8)
-            JSONWriter.write(.array(warnings.map(JSON.string)), into: &bytes)
+        for (index, warning) in warnings.enumerated() {
+            bytes.append(contentsOf: index == 0 ? #","warnings":["#.utf8 : ",".utf8)
+            JSONWriter.writeString(warning, into: &bytes)
         }
+        if !warnings.isEmpty { bytes.append(UInt8(ascii: "]")) }
         bytes.append(contentsOf: "}}\n".utf8)
         return bytes
     }

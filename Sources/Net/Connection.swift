@@ -199,6 +199,14 @@ public final class Connection: EventHandler, @unchecked Sendable {
                 if tls == nil && count < loop.scratch.count { return }
             }
         }
+        // The rounds are up, so the loop's other connections get their turn. What OpenSSL has
+        // read ahead would never wake epoll: its turn is queued instead.
+        if state == .active && !readingPaused && !readEOF && tls?.hasBufferedInput == true { readBufferedInputLater() }
+    }
+
+    /// Reads, in a later turn of the loop, what OpenSSL already holds, where epoll cannot see it.
+    private func readBufferedInputLater() {
+        loop.execute { [self] in if state == .active && !readingPaused { readAvailable() } }
     }
 
     // MARK: Writing
@@ -284,11 +292,9 @@ public final class Connection: EventHandler, @unchecked Sendable {
         guard readingPaused else { return }
         readingPaused = false
         updateInterest()
-        // Bytes may already sit decrypted inside OpenSSL, where epoll cannot see them. Read
-        // them from the loop, not here: the caller may be in the middle of using `scratch`.
-        if tls != nil && state == .active {
-            loop.execute { [self] in if state == .active && !readingPaused { readAvailable() } }
-        }
+        // Bytes may already sit inside OpenSSL, where epoll cannot see them. Read them from the
+        // loop, not here: the caller may be in the middle of using `scratch`.
+        if tls != nil && state == .active { readBufferedInputLater() }
     }
 
     /// Closes once everything queued has been sent. With `lingering`, it half-closes and waits

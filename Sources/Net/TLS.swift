@@ -278,6 +278,10 @@ final class TLSSession {
         }
     }
 
+    /// Whether OpenSSL holds bytes already read from the socket (read ahead) or decrypted and
+    /// not yet taken: epoll no longer reports them.
+    var hasBufferedInput: Bool { SSL_has_pending(ssl) == 1 }
+
     /// Sends close_notify, best effort.
     func shutdown() { _ = SSL_shutdown(ssl) }
 

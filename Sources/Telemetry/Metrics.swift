@@ -170,6 +170,12 @@ public final class Histogram: ExposableMetric {
         var counts: [UInt64]
         var sum: Double = 0
         var count: UInt64 = 0
+
+        mutating func record(_ value: Double, in bucket: Int) {
+            counts[bucket] += 1
+            sum += value
+            count += 1
+        }
     }
 
     let name: String
@@ -186,12 +192,10 @@ public final class Histogram: ExposableMetric {
     public func observe(_ value: Double, _ labels: String...) {
         precondition(labels.count == labelNames.count, "\(name): bad labels")
         let index = buckets.firstIndex { value <= $0 } ?? buckets.count
+        // In place: a copy taken out and stored back hashes the labels twice and copies the
+        // counts, for every admission.
         series.withLock { all in
-            var entry = all[labels] ?? Series(counts: Array(repeating: 0, count: buckets.count + 1))
-            entry.counts[index] += 1
-            entry.sum += value
-            entry.count += 1
-            all[labels] = entry
+            all[labels, default: Series(counts: Array(repeating: 0, count: buckets.count + 1))].record(value, in: index)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import COpenSSL
 import Glibc
 import Synchronization
 import Testing
@@ -162,6 +163,41 @@ import TestSupport
         #expect { try TLSContext(.client(trustedCA: nil, certificate: .bytes(try readFile(clientCert)), key: .bytes(Array("nope".utf8)))) } throws: { error in
             "\(error)".contains("loading key (inline PEM)")
         }
+    }
+
+    /// Bytes the server has read ahead wait inside OpenSSL, where epoll cannot see them: forty
+    /// pipelined requests, each its own record, arrive in one write and are all answered, though
+    /// one turn of the loop serves sixteen records of a connection.
+    @Test func answersEveryRequestReadAheadInOneRead() async throws {
+        let pki = try TestCertificates()
+        defer { pki.remove() }
+        let (cert, key) = try pki.issue("server", commonName: "server")
+        let server = try await TestServer.start(HTTPServerConfiguration(tls: try TLSContext(.server(certificateFile: cert, keyFile: key))))
+        let socket = try RawClient(port: server.port)
+        let context = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(context) }
+        let ssl = try #require(SSL_new(context))
+        defer { SSL_free(ssl) }
+        SSL_set_fd(ssl, socket.fd)
+        try #require(SSL_connect(ssl) == 1)
+        // The records are gathered in memory and sent in one piece.
+        let records = try #require(BIO_new(BIO_s_mem()))
+        SSL_set0_wbio(ssl, records)
+        let request = Array("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
+        for _ in 0..<40 { #expect(SSL_write(ssl, request, Int32(request.count)) == Int32(request.count)) }
+        var gathered = [UInt8](repeating: 0, count: Int(BIO_ctrl_pending(records)))
+        #expect(BIO_read(records, &gathered, Int32(gathered.count)) == Int32(gathered.count))
+        #expect(socket.send(gathered))
+        // Until forty answers or the socket's receive timeout.
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while text(received).components(separatedBy: "HTTP/1.1 200").count - 1 < 40 {
+            let count = SSL_read(ssl, &buffer, Int32(buffer.count))
+            guard count > 0 else { break }
+            received += buffer[0..<Int(count)]
+        }
+        #expect(text(received).components(separatedBy: "HTTP/1.1 200").count - 1 == 40)
+        await server.stop()
     }
 
     @Test func badFilesAreErrorsThatSayWhy() {
