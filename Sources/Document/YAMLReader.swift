@@ -158,10 +158,11 @@ private struct TreeBuilder: ~Copyable {
     }
 
     private let source: Source
-    /// The current document's nodes; the first is its root.
-    private var nodes: [YAMLTree.Node] = []
-    /// The most nodes a document had so far, to make room for the next one at once.
-    private var largestDocument = 0
+    /// The current document's nodes; the first is its root. On a stack rather than in an array,
+    /// as one is added per event and changed when its collection closes: an array checks that its
+    /// storage is unique on each, and each document's needs making room for at its start.
+    /// When the document ends they are copied out at once into an array of their exact size.
+    private var nodes = Stack<YAMLTree.Node>(capacity: 256)
     private var tags: [String] = []
     private var rootValue = JSON.null
     private var mergeSources: [Int: JSON] = [:]
@@ -243,11 +244,10 @@ private struct TreeBuilder: ~Copyable {
             anchors.removeAll(keepingCapacity: true)
         case YAML_DOCUMENT_END_EVENT:
             let end = source.offset(event.end_mark)
-            largestDocument = max(largestDocument, nodes.count)
-            let tree = YAMLTree(nodes: nodes, tags: tags, value: rootValue, mergeSources: mergeSources)
+            let tree = YAMLTree(nodes: Array(nodes.values(from: 0)), tags: tags, value: rootValue,
+                                mergeSources: mergeSources)
             pending = YAMLDocument(tree: tree, range: documentStart..<end)
-            nodes = []
-            nodes.reserveCapacity(largestDocument)
+            nodes.removeAll(from: 0)
             tags = []
             rootValue = .null
             mergeSources = [:]
@@ -321,7 +321,7 @@ private struct TreeBuilder: ~Copyable {
     /// Appends a complete node (a scalar or an alias) and hands its value to the open collection.
     private mutating func add(_ node: YAMLTree.Node, value: consuming JSON, anchor: String?) throws {
         let index = nodes.count
-        nodes.append(node)
+        nodes.push(node)
         try completed(index, value: value, anchor: anchor)
     }
 
@@ -398,8 +398,8 @@ private struct TreeBuilder: ~Copyable {
         if let anchor { openAnchors.append(String(cString: anchor)) }
         innermost = Open(index: nodes.count, isMapping: isMapping, hasAnchor: anchor != nil,
                          firstEntry: isMapping ? members.count : items.count)
-        nodes.append(YAMLTree.Node(kind: kind, start: start, end: start.offset, next: nodes.count + 1,
-                                   isFlow: flow, tag: tag.map { tagIndex(String(cString: $0)) }))
+        nodes.push(YAMLTree.Node(kind: kind, start: start, end: start.offset, next: nodes.count + 1,
+                                 isFlow: flow, tag: tag.map { tagIndex(String(cString: $0)) }))
     }
 
     private mutating func close(endMark: yaml_mark_t) throws {
