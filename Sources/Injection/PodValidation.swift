@@ -52,10 +52,13 @@ public enum PodValidation {
                 }
                 let isUnchanged = index < earlierContainers.count
                     && earlierContainers[index].objectValue?.sharesStorage(with: object) == true
-                let isVetted = isUnchanged || vetted.contains { $0.isInit == isInit && $0.container.sharesStorage(with: object) }
-                let kept = isVetted ? KeptFields.none
+                if !isUnchanged, let known = vetted.first(where: { $0.isInit == isInit && $0.container.sharesStorage(with: object) }) {
+                    known.checkAgainstPod(label: label, volumes: volumes, portOwners: &portOwners, problems: &problems)
+                    continue
+                }
+                let kept = isUnchanged ? KeptFields.none
                     : KeptFields(object, since: earlierSelf(named: label.name, near: index, in: earlierContainers))
-                check(object, label: label, isInit: isInit, scope: isVetted ? .pod : .all, kept: kept, volumes: volumes,
+                check(object, label: label, isInit: isInit, scope: isUnchanged ? .pod : .all, kept: kept, volumes: volumes,
                       portOwners: &portOwners, problems: &problems)
             }
         }
@@ -63,15 +66,34 @@ public enum PodValidation {
     }
 
     /// A container checked on its own, in the list it goes in (`initContainers` when `isInit`).
+    /// What the checks against the pod need of it (the ports it claims, the volumes its mounts
+    /// name) is read out once too, rather than looked up in the container in every pod.
     public struct VettedContainer: Sendable {
         public let container: JSONObject
         public let isInit: Bool
+        /// The ports that can clash with the pod's, in order: none for a plain init container.
+        private let claimedPorts: [PortKey]
+        private let mountedVolumes: [String]
 
         /// Nil when the container has problems of its own: then it is checked in full, every time.
         public init?(_ container: JSONObject, isInit: Bool) {
             guard PodValidation.ownProblems(of: container, isInit: isInit).isEmpty else { return nil }
             self.container = container
             self.isInit = isInit
+            let canClash = !isInit || container["restartPolicy"]?.stringValue == "Always"
+            claimedPorts = canClash ? (container["ports"]?.arrayValue ?? []).compactMap { PodValidation.portKey(of: $0) } : []
+            mountedVolumes = (container["volumeMounts"]?.arrayValue ?? []).map { PodValidation.volumeName(of: $0) }
+        }
+
+        /// The checks of `check` in scope `.pod`, from what was read out.
+        fileprivate func checkAgainstPod(label: ContainerLabel, volumes: [String],
+                                         portOwners: inout [(port: PortKey, owner: ContainerLabel)], problems: inout [String]) {
+            for key in claimedPorts {
+                PodValidation.claim(key, by: label, portOwners: &portOwners, problems: &problems)
+            }
+            for name in mountedVolumes {
+                PodValidation.checkReference(to: name, by: label, volumes: volumes, problems: &problems)
+            }
         }
     }
 
@@ -97,7 +119,7 @@ public enum PodValidation {
 
     /// How messages name a container: by its name, else by its place. Made into text only for a
     /// problem, as most pods have none.
-    private struct ContainerLabel: CustomStringConvertible {
+    fileprivate struct ContainerLabel: CustomStringConvertible {
         let name: String?
         let list: String
         let index: Int
@@ -106,7 +128,7 @@ public enum PodValidation {
     }
 
     /// A port as the kubelet tells ports apart: `8080/TCP`.
-    private struct PortKey: Hashable, CustomStringConvertible {
+    fileprivate struct PortKey: Hashable, CustomStringConvertible {
         let number: Int
         let proto: String
 
@@ -178,7 +200,7 @@ public enum PodValidation {
         let checksHandlers = scope.own && !handlerInputs.allSatisfy(kept.keeps)
         var portNames: [String] = []
         for port in container["ports"]?.arrayValue ?? [] {
-            guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
+            guard let key = portKey(of: port) else {
                 if checksPorts { problems.append("\(label): a port has no containerPort 1-65535") }
                 continue
             }
@@ -189,12 +211,7 @@ public enum PodValidation {
             }
             // Plain init containers run before the others, so their ports cannot clash.
             guard scope.pod, !isInit || isSidecar else { continue }
-            let key = PortKey(number: number, proto: port["protocol"]?.stringValue ?? "TCP")
-            if let owner = portOwners.first(where: { $0.port == key })?.owner {
-                problems.append("\(label): port \(key) is also declared by \(owner)")
-            } else {
-                portOwners.append((key, label))
-            }
+            claim(key, by: label, portOwners: &portOwners, problems: &problems)
         }
 
         if checksHandlers {
@@ -204,8 +221,8 @@ public enum PodValidation {
         let checksMounts = scope.own && !kept.keeps("volumeMounts")
         var mountPaths: [String] = []
         for mount in container["volumeMounts"]?.arrayValue ?? [] {
-            let name = mount["name"]?.stringValue ?? ""
-            if scope.pod, !volumes.contains(name) { problems.append("\(label): volumeMount \"\(name)\" refers to no volume") }
+            let name = volumeName(of: mount)
+            if scope.pod { checkReference(to: name, by: label, volumes: volumes, problems: &problems) }
             guard checksMounts else { continue }
             let path = mount["mountPath"]?.stringValue ?? ""
             if path.isEmpty {
@@ -220,6 +237,33 @@ public enum PodValidation {
         for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
             problems.append("\(label): an env var has no name")
         }
+    }
+
+    /// The port as the kubelet tells it apart; nil when it has no containerPort 1-65535.
+    fileprivate static func portKey(of port: JSON) -> PortKey? {
+        guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
+            return nil
+        }
+        return PortKey(number: number, proto: port["protocol"]?.stringValue ?? "TCP")
+    }
+
+    /// Records `label` as the owner of `key`, or the clash with the container that already is.
+    fileprivate static func claim(_ key: PortKey, by label: ContainerLabel,
+                              portOwners: inout [(port: PortKey, owner: ContainerLabel)], problems: inout [String]) {
+        if let owner = portOwners.first(where: { $0.port == key })?.owner {
+            problems.append("\(label): port \(key) is also declared by \(owner)")
+        } else {
+            portOwners.append((key, label))
+        }
+    }
+
+    fileprivate static func volumeName(of mount: JSON) -> String {
+        mount["name"]?.stringValue ?? ""
+    }
+
+    fileprivate static func checkReference(to volume: String, by label: ContainerLabel, volumes: [String],
+                                       problems: inout [String]) {
+        if !volumes.contains(volume) { problems.append("\(label): volumeMount \"\(volume)\" refers to no volume") }
     }
 
     /// Probes and lifecycle hooks: where they are allowed, and that each names one action.

@@ -122,11 +122,17 @@ final class ProxyArtifactsCache: Sendable {
         last.withLock { $0 }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
     }
 
+    /// Threads that miss at once (the pieces of a stream start together) all take the artifacts
+    /// stored first, so that every pod shares one proxy container: the YAML writer finds the
+    /// text of a container it has written by its buffer, and compares any other one in full.
     func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {
         if let cached = last.withLock({ $0 }), cached.plan == plan { return cached }
-        let artifacts = ProxyArtifacts(plan)
-        last.withLock { $0 = artifacts }
-        return artifacts
+        let made = ProxyArtifacts(plan)
+        return last.withLock { last in
+            if let stored = last, stored.plan == plan { return stored }
+            last = made
+            return made
+        }
     }
 }
 
