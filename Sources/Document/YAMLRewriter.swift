@@ -273,8 +273,11 @@ struct Splicer {
                 newValue = object[name]
             }
             if let newValue {
-                var from = previousKey == nil ? start(node) : lineStart(start(key))
+                // After an entry written, from the line's start, with what lay between; else
+                // from the key itself.
+                let from: Int
                 if wroteAny, let previousKey {
+                    from = lineStart(start(key))
                     copy(lineEnd(end(tree.nodes[previousKey].next))..<from)
                 } else {
                     from = start(key)
