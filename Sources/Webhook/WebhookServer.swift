@@ -77,8 +77,9 @@ public final class WebhookServer: Sendable {
         apiServerVersion = APIServerVersion(options.kubeVersion)
         var tlsConfiguration = TLSConfiguration.server(certificateFile: options.certificateFile, keyFile: options.keyFile,
                                                        alpn: ["http/1.1"], reloadCheckInterval: options.reloadInterval)
-        // A few API servers keep their connections busy: freeing the buffers after every
-        // request and allocating them for the next cost about 1% of a request's instructions.
+        // A few API servers keep their connections busy: freeing the buffers after every request
+        // and allocating them for the next cost 0.5% of its instructions. Idle, a connection
+        // keeps them: about 19 KB more resident (400 idle connections: +7.6 MB).
         tlsConfiguration.keepsIdleBuffers = true
         tls = try TLSContext(tlsConfiguration)
         group = try EventLoopGroup(threads: options.threads)
