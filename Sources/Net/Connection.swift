@@ -197,6 +197,10 @@ public final class Connection: EventHandler, @unchecked Sendable {
                 if state == .lingering { continue }
                 delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: loop.scratch[0..<count]))
                 if tls == nil && count < loop.scratch.count { return }
+                // OpenSSL reads ahead whatever the socket holds, up to its buffer: holding nothing
+                // now, it found the socket drained, and epoll reports what comes next. Reading on
+                // would make a read call that finds nothing for most requests.
+                if let tls, !tls.hasBufferedInput { return updateInterest() }
             }
         }
         // The rounds are up, so the loop's other connections get their turn. What OpenSSL has

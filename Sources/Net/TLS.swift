@@ -46,6 +46,10 @@ public struct TLSConfiguration: Sendable {
     public var alpn: [String]
     /// How often a new connection may trigger a check of the files for changes.
     public var reloadCheckInterval: Duration
+    /// Whether an idle connection keeps OpenSSL's read and write buffers (about 33 KB together)
+    /// rather than freeing them and allocating them again for its next request: for a server
+    /// with a few busy keep-alive clients, where every request would pay for both.
+    public var keepsIdleBuffers = false
 
     public static func server(certificateFile: String, keyFile: String, clientCAFile: String? = nil,
                               alpn: [String] = ["http/1.1"], reloadCheckInterval: Duration = .seconds(1)) -> TLSConfiguration {
@@ -159,6 +163,7 @@ public final class TLSContext: Sendable {
             } else if !isServer {
                 guard SSL_CTX_set_default_verify_paths(context) == 1 else { throw TLSError.openSSL("loading system CA store") }
             }
+            if configuration.keepsIdleBuffers { tandem_tls_keep_idle_buffers(context) }
             var wire: [UInt8] = []
             for name in configuration.alpn where !name.isEmpty && name.utf8.count < 256 {
                 wire.append(UInt8(name.utf8.count))

@@ -75,8 +75,13 @@ public final class WebhookServer: Sendable {
         self.metrics = metrics
         config = try ConfigWatcher(path: options.configPath, logger: logger, metrics: metrics)
         apiServerVersion = APIServerVersion(options.kubeVersion)
-        tls = try TLSContext(.server(certificateFile: options.certificateFile, keyFile: options.keyFile,
-                                     alpn: ["http/1.1"], reloadCheckInterval: options.reloadInterval))
+        var tlsConfiguration = TLSConfiguration.server(certificateFile: options.certificateFile, keyFile: options.keyFile,
+                                                       alpn: ["http/1.1"], reloadCheckInterval: options.reloadInterval)
+        // A few API servers keep their connections busy: freeing the buffers after every request
+        // and allocating them for the next cost 0.5% of its instructions. Idle, a connection
+        // keeps them: about 19 KB more resident (400 idle connections: +7.6 MB).
+        tlsConfiguration.keepsIdleBuffers = true
+        tls = try TLSContext(tlsConfiguration)
         group = try EventLoopGroup(threads: options.threads)
         var routes = HTTPRoutes()
         let handler = AdmissionRoute(config: config, apiServerVersion: apiServerVersion, logger: logger, metrics: metrics)
@@ -143,8 +148,9 @@ struct AdmissionRoute: Sendable {
         let start = clock.now
         let result = Admission.review(body: request.body, contentType: request.headers["Content-Type"],
                                       injector: config.injector, kubeVersion: apiServerVersion.current)
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // Split once: each `components` divides a 128-bit count of attoseconds.
+        let elapsed = (clock.now - start).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         metrics.admissions.increment(result.outcome.rawValue, result.reason)
         metrics.latency.observe(seconds, result.outcome.rawValue)
         let level: Logger.Level = switch result.outcome {

@@ -200,6 +200,43 @@ import TestSupport
         await server.stop()
     }
 
+    /// A read that leaves OpenSSL holding nothing goes back to epoll: a request whose head and
+    /// body come in records sent apart is still answered, and so is the next one, on a server
+    /// that keeps its buffers while idle.
+    @Test func answersRequestsWhoseRecordsArriveApart() async throws {
+        let pki = try TestCertificates()
+        defer { pki.remove() }
+        let (cert, key) = try pki.issue("server", commonName: "server")
+        var configuration = TLSConfiguration.server(certificateFile: cert, keyFile: key)
+        configuration.keepsIdleBuffers = true
+        let server = try await TestServer.start(HTTPServerConfiguration(tls: try TLSContext(configuration)))
+        let socket = try RawClient(port: server.port)
+        let context = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(context) }
+        let ssl = try #require(SSL_new(context))
+        defer { SSL_free(ssl) }
+        SSL_set_fd(ssl, socket.fd)
+        try #require(SSL_connect(ssl) == 1)
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        for round in 0..<2 {
+            let body = Array("body \(round)".utf8)
+            let head = Array("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+            #expect(SSL_write(ssl, head, Int32(head.count)) == Int32(head.count))
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(SSL_write(ssl, body, Int32(body.count)) == Int32(body.count))
+            // Until the echoed body or the socket's receive timeout.
+            var received: [UInt8] = []
+            while !text(received).hasSuffix("body \(round)") {
+                let count = SSL_read(ssl, &buffer, Int32(buffer.count))
+                guard count > 0 else { break }
+                received += buffer[0..<Int(count)]
+            }
+            #expect(text(received).hasPrefix("HTTP/1.1 200"))
+            #expect(text(received).hasSuffix("\r\n\r\nbody \(round)"))
+        }
+        await server.stop()
+    }
+
     @Test func badFilesAreErrorsThatSayWhy() {
         #expect(throws: TLSError.self) { try TLSContext(.server(certificateFile: "/nonexistent.crt", keyFile: "/nonexistent.key")) }
         do {

@@ -8,6 +8,8 @@
 SSL_CTX *tandem_tls_server_ctx_new(void);
 /// Client context: TLS 1.2 minimum, peer verification on, partial writes; NULL on failure.
 SSL_CTX *tandem_tls_client_ctx_new(void);
+/// Keeps a connection's read and write buffers while it is idle instead of freeing them.
+void tandem_tls_keep_idle_buffers(SSL_CTX *ctx);
 /// Sets the protocols (ALPN wire format) this server picks from, preferring the client's order.
 int tandem_tls_set_server_alpn(SSL_CTX *ctx, const unsigned char *protocols, unsigned length);
 /// Sets SNI on a client connection.
