@@ -276,6 +276,32 @@ struct JSONReaderRandomInputTests {
     }
 }
 
+/// Objects and arrays wait for their members and elements on stacks of the parser's: nested deep
+/// and wide, each gets its own, in order, whatever the others hold.
+struct JSONReaderNestingTests {
+    @Test func buildsNestedContainersWithTheirOwnMembers() throws {
+        func object(_ level: Int) -> JSON {
+            guard level > 0 else { return "leaf" }
+            var members: [(String, JSON)] = []
+            for index in 0..<(level % 3 == 0 ? 20 : 3) {
+                members.append(("k\(index)", index == 1 ? .array([object(level - 1), .number("\(level)"), []]) : .integer(index)))
+            }
+            members.append(("last", object(level - 1)))
+            return .object(JSONObject(members))
+        }
+        let value = object(7)
+        let text = String(decoding: JSONWriter.write(value), as: UTF8.self)
+        let read = try JSONReader.parse(text)
+        #expect(read == value)
+        #expect(String(decoding: JSONWriter.write(read), as: UTF8.self) == text, "members keep their order")
+        // A refused document leaves nothing behind for the next one.
+        #expect(throws: JSONParseError.self) { try JSONReader.parse(String(text.dropLast())) }
+        #expect(try JSONReader.parse(text) == value)
+        let stream = try JSONReader.parseStream(text + " " + text)
+        #expect(stream.map(\.value) == [value, value])
+    }
+}
+
 /// `parse(_:skipping:)` reads skipped members as null, and refuses exactly what `parse` refuses,
 /// with the same messages and places.
 struct JSONReaderSkippingTests {
