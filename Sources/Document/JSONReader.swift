@@ -455,8 +455,8 @@ private struct JSONParser: ~Copyable {
         var position = quote + 1
         var quotes = 0
         while true {
-            let (end, ascii) = TextScan.plainRun(in: bytes, from: position)
-            guard ascii && end < bytes.count else { break }
+            let end = TextScan.asciiRun(in: bytes, from: position)
+            guard end < bytes.count else { break }
             if bytes[end] == UInt8(ascii: "\"") {
                 index = end + 1
                 let byteCount = end - (quote + 1)
@@ -677,7 +677,11 @@ private struct JSONParser: ~Copyable {
     mutating func scanString(decoding: Bool = true) throws(Failure) -> StringText {
         let quote = index
         let start = index + 1
-        let (position, ascii) = TextScan.plainRun(in: bytes, from: start)
+        var position = TextScan.asciiRun(in: bytes, from: start)
+        var ascii = true
+        if position < bytes.count && bytes[position] >= 0x80 {
+            (position, ascii) = (TextScan.plainRun(in: bytes, from: position).end, false)
+        }
         index = position
         guard position < bytes.count else { throw failure("unterminated string", at: quote) }
         switch bytes[position] {

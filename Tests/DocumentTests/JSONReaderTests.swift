@@ -404,6 +404,29 @@ struct JSONReaderSkippingTests {
         }
     }
 
+    /// Strings and keys where ASCII text ends, by a character beyond ASCII, an escape, a control
+    /// character or the quote, at each place around the eight bytes read at a time, read and
+    /// skipped alike; keys so made repeat in small and large objects, nested in arrays.
+    @Test func readsAndSkipsTextThatStopsBeingPlainASCIIAnywhere() {
+        let endings = ["é", "\\u00e9", "\\\"", "\\n", "\u{1}", "😀", "\u{7F}", ""]
+        var texts: [String] = []
+        for length in 0...18 {
+            for ending in endings {
+                let text = String(repeating: "k", count: length) + ending
+                texts.append(text)
+                texts.append(text + "tail")
+            }
+        }
+        for text in texts {
+            Self.sameOutcome(Array("\"\(text)\"".utf8))
+            Self.sameOutcome(Array("{\"\(text)\":[\"\(text)\"],\"x\":{}}".utf8))
+            Self.sameOutcome(Array("[{\"\(text)\":1,\"a\":2,\"\(text)\":3}]".utf8))
+        }
+        let many = texts.enumerated().map { "\"\($1)\($0)\":{}" }
+        Self.sameOutcome(Array(("{" + many.joined(separator: ",") + "}").utf8))
+        Self.sameOutcome(Array(("[{" + (many + [many[40]]).joined(separator: ",") + "}]").utf8))
+    }
+
     @Test func skipsOnlyTheGivenPaths() throws {
         let text = #"{"a":{"skip":{"x":[1,{"y":2}]},"other":{"skip":5}},"skip":6}"#
         let json = try JSONReader.parse(text.utf8, skipping: [["a", "skip"], ["missing", "skip"]])
