@@ -159,6 +159,9 @@ private struct JSONParser: ~Copyable {
     var index = 0
     /// Where a string with escapes is decoded, each in turn.
     var scratch = Stack<UInt8>(capacity: 256)
+    /// The members of the objects being read and the elements of the arrays, innermost last.
+    var members = Stack<JSONObject.Member>(capacity: 64)
+    var elements = Stack<JSON>(capacity: 64)
     /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
     var skipPaths: [[String]] = []
 
@@ -267,35 +270,32 @@ private struct JSONParser: ~Copyable {
             index += 1
             return .object(JSONObject())
         }
-        // Values are moved into arrays made with room for a few: copying them off a shared stack
-        // would retain and release each one, and growing the array moves its values. (Moving
-        // them off a stack of the parser's into arrays of their exact size was tried: no cheaper
-        // for a review, and dearer for the many small objects of managedFields.)
-        var members: [JSONObject.Member] = []
-        members.reserveCapacity(4)
-        // Small objects look for duplicates by scanning, and only when an earlier key has the
-        // same length (one bit for each length, modulo 64, in `keyLengths`): most keys of an
-        // object differ in length. Large ones (managedFields) use an index.
+        // The members wait on `members`, moved from there into storage of their exact number
+        // when the object ends (see `Stack.popAll`): growing an array as they come, from room
+        // for four, cost more than twice as much. (Tried before with a dearer `popAll`, when
+        // managedFields was built too, and dropped as no cheaper.)
+        let first = members.count
         var keyLengths: UInt64 = 0
         var largeKeys: KeyIndex? = nil
         while true {
             guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if !members.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                if members.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
             let keyOffset = index
             let key = try parseString()
-            if largeKeys == nil && members.count >= 16 {
+            let read = members.values(from: first)
+            if largeKeys == nil && read.count >= 16 {
                 largeKeys = KeyIndex()
-                for member in members { _ = largeKeys!.add(member.key) { _ in false } }
+                for member in read { _ = largeKeys!.add(member.key) { _ in false } }
             }
             let length = key.utf8.count
             let duplicate = if largeKeys != nil {
-                !largeKeys!.add(key) { members[$0].key.utf8.count == length && members[$0].key == key }
+                !largeKeys!.add(key) { read[$0].key.utf8.count == length && read[$0].key == key }
             } else if keyLengths & (1 &<< UInt64(length & 63)) != 0 {
-                members.contains { $0.key.utf8.count == length && $0.key == key }
+                read.contains { $0.key.utf8.count == length && $0.key == key }
             } else {
                 false
             }
@@ -329,9 +329,9 @@ private struct JSONParser: ~Copyable {
             } else {
                 value = try parseValue(depth: depth)
             }
-            members.append(JSONObject.Member(key: key, value: value))
+            members.push(JSONObject.Member(key: key, value: value))
             if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
-                return .object(JSONObject(uniqueMembers: members))
+                return .object(JSONObject(uniqueMembers: members.popAll(from: first)))
             }
         }
     }
@@ -455,8 +455,8 @@ private struct JSONParser: ~Copyable {
         var position = quote + 1
         var quotes = 0
         while true {
-            let (end, ascii) = TextScan.plainRun(in: bytes, from: position)
-            guard ascii && end < bytes.count else { break }
+            let end = TextScan.asciiRun(in: bytes, from: position)
+            guard end < bytes.count else { break }
             if bytes[end] == UInt8(ascii: "\"") {
                 index = end + 1
                 let byteCount = end - (quote + 1)
@@ -591,17 +591,16 @@ private struct JSONParser: ~Copyable {
             index += 1
             return .array([])
         }
-        // Like an object's members, elements go straight into an array with room for a few.
-        var elements: [JSON] = []
-        elements.reserveCapacity(4)
+        // Like an object's members, elements wait on a stack of the parser's.
+        let first = elements.count
         while true {
-            if !elements.isEmpty && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            if elements.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
             let element = try parseValue(depth: depth)
-            elements.append(element)
+            elements.push(element)
             if try passSeparator(closer: UInt8(ascii: "]"), orFail: "',' or ']' after array element") {
-                return .array(elements)
+                return .array(elements.popAll(from: first))
             }
         }
     }
@@ -678,7 +677,11 @@ private struct JSONParser: ~Copyable {
     mutating func scanString(decoding: Bool = true) throws(Failure) -> StringText {
         let quote = index
         let start = index + 1
-        let (position, ascii) = TextScan.plainRun(in: bytes, from: start)
+        var position = TextScan.asciiRun(in: bytes, from: start)
+        var ascii = true
+        if position < bytes.count && bytes[position] >= 0x80 {
+            (position, ascii) = (TextScan.plainRun(in: bytes, from: position).end, false)
+        }
         index = position
         guard position < bytes.count else { throw failure("unterminated string", at: quote) }
         switch bytes[position] {

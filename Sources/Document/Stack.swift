@@ -67,15 +67,31 @@ struct Stack<Element>: ~Copyable {
         UnsafeBufferPointer(start: base + start, count: count - start)
     }
 
-    /// The values from `start` on, moved off the stack into an array of exactly their number.
+    /// The values from `start` on, moved off the stack into an array of exactly their number,
+    /// in one copy of their bytes. Through `Array.init` of a collection, which makes storage of
+    /// an exact size in code specialised for the element: `reserveCapacity` on an empty array
+    /// takes the path that grows an array (about twice the instructions, and then an append for
+    /// each value), and `Array(unsafeUninitializedCapacity:)` looks up the array's type at run
+    /// time.
     mutating func popAll(from start: Int) -> [Element] {
-        let moved = count - start
-        guard moved > 0 else { return [] }
-        // Not `Array(unsafeUninitializedCapacity:)`: it looks up the array's type at run time.
-        var array: [Element] = []
-        array.reserveCapacity(moved)
-        for index in start..<count { array.append((base + index).move()) }
+        let moved = Array(Moved(base: base + start, count: count - start))
         count = start
-        return array
+        return moved
+    }
+}
+
+/// The values of a stack that `popAll` takes: `Array.init` moves them into its storage, whole.
+/// Read any other way, they are copied.
+private struct Moved<Element>: RandomAccessCollection {
+    let base: UnsafeMutablePointer<Element>
+    let count: Int
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { count }
+    subscript(position: Int) -> Element { base[position] }
+
+    func _copyContents(initializing buffer: UnsafeMutableBufferPointer<Element>) -> (IndexingIterator<Self>, Int) {
+        buffer.baseAddress!.moveInitialize(from: base, count: count)
+        return (Moved(base: base, count: 0).makeIterator(), count)
     }
 }

@@ -276,6 +276,32 @@ struct JSONReaderRandomInputTests {
     }
 }
 
+/// Objects and arrays wait for their members and elements on stacks of the parser's: nested deep
+/// and wide, each gets its own, in order, whatever the others hold.
+struct JSONReaderNestingTests {
+    @Test func buildsNestedContainersWithTheirOwnMembers() throws {
+        func object(_ level: Int) -> JSON {
+            guard level > 0 else { return "leaf" }
+            var members: [(String, JSON)] = []
+            for index in 0..<(level % 3 == 0 ? 20 : 3) {
+                members.append(("k\(index)", index == 1 ? .array([object(level - 1), .number("\(level)"), []]) : .integer(index)))
+            }
+            members.append(("last", object(level - 1)))
+            return .object(JSONObject(members))
+        }
+        let value = object(7)
+        let text = String(decoding: JSONWriter.write(value), as: UTF8.self)
+        let read = try JSONReader.parse(text)
+        #expect(read == value)
+        #expect(String(decoding: JSONWriter.write(read), as: UTF8.self) == text, "members keep their order")
+        // A refused document leaves nothing behind for the next one.
+        #expect(throws: JSONParseError.self) { try JSONReader.parse(String(text.dropLast())) }
+        #expect(try JSONReader.parse(text) == value)
+        let stream = try JSONReader.parseStream(text + " " + text)
+        #expect(stream.map(\.value) == [value, value])
+    }
+}
+
 /// `parse(_:skipping:)` reads skipped members as null, and refuses exactly what `parse` refuses,
 /// with the same messages and places.
 struct JSONReaderSkippingTests {
@@ -376,6 +402,29 @@ struct JSONReaderSkippingTests {
                 Issue.record("parse and skipping disagree on \(String(decoding: bytes, as: UTF8.self))")
             }
         }
+    }
+
+    /// Strings and keys where ASCII text ends, by a character beyond ASCII, an escape, a control
+    /// character or the quote, at each place around the eight bytes read at a time, read and
+    /// skipped alike; keys so made repeat in small and large objects, nested in arrays.
+    @Test func readsAndSkipsTextThatStopsBeingPlainASCIIAnywhere() {
+        let endings = ["é", "\\u00e9", "\\\"", "\\n", "\u{1}", "😀", "\u{7F}", ""]
+        var texts: [String] = []
+        for length in 0...18 {
+            for ending in endings {
+                let text = String(repeating: "k", count: length) + ending
+                texts.append(text)
+                texts.append(text + "tail")
+            }
+        }
+        for text in texts {
+            Self.sameOutcome(Array("\"\(text)\"".utf8))
+            Self.sameOutcome(Array("{\"\(text)\":[\"\(text)\"],\"x\":{}}".utf8))
+            Self.sameOutcome(Array("[{\"\(text)\":1,\"a\":2,\"\(text)\":3}]".utf8))
+        }
+        let many = texts.enumerated().map { "\"\($1)\($0)\":{}" }
+        Self.sameOutcome(Array(("{" + many.joined(separator: ",") + "}").utf8))
+        Self.sameOutcome(Array(("[{" + (many + [many[40]]).joined(separator: ",") + "}]").utf8))
     }
 
     @Test func skipsOnlyTheGivenPaths() throws {

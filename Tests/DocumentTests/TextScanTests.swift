@@ -28,4 +28,32 @@ struct TextScanTests {
             }
         }
     }
+
+    /// `asciiRun` ends where `plainRun` does, or before, at the first byte beyond ASCII: for each
+    /// byte that ends a run (or none), at each place in and around a word, from each start.
+    @Test func asciiRunStopsWhereThePlainRunStopsOrAtTheFirstByteBeyondASCII() {
+        let stoppers: [UInt8?] = [nil, UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x00, 0x1F, 0x80, 0xC3, 0xFF]
+        let fillers: [UInt8] = [UInt8(ascii: "a"), 0x20, 0x7F, UInt8(ascii: "!"), UInt8(ascii: "]")]
+        for length in 0...20 {
+            for place in 0..<max(length, 1) {
+                for stopper in stoppers {
+                    for filler in fillers {
+                        var bytes = [UInt8](repeating: filler, count: length)
+                        if let stopper, place < length { bytes[place] = stopper }
+                        // A second stopper further on must not matter.
+                        if place + 3 < length { bytes[place + 3] = UInt8(ascii: "\"") }
+                        bytes.withUnsafeBufferPointer { buffer in
+                            for start in 0...min(place, length) {
+                                let (end, ascii) = TextScan.plainRun(in: buffer, from: start)
+                                var expected = start
+                                while expected < end && buffer[expected] < 0x80 { expected += 1 }
+                                #expect(TextScan.asciiRun(in: buffer, from: start) == expected)
+                                #expect(ascii == (expected == end))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
