@@ -235,6 +235,9 @@ enum TemplateEditor {
             guard case .array(var list) = containers else { return }
             containers = .null
             defer { containers = .array(list) }
+            // The list is the template's too, so the first edit copies it: with room for the
+            // proxy legacy mode puts in front, so that inserting it does not copy it again.
+            list.reserveCapacity(list.count + 1)
             for index in list.indices {
                 try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
                     try edit(&container, index)
