@@ -223,7 +223,9 @@ public struct Injector: Sendable {
 
         var injected = base
         let artifacts = artifactsCache.artifacts(for: plan)
-        report.warnings += try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
+        let editWarnings = try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
+        // Usually the first: taken as they are rather than copied onto an empty list.
+        if report.warnings.isEmpty { report.warnings = editWarnings } else { report.warnings += editWarnings }
         try Self.checkValidity(before: base, after: injected, vetted: artifacts.vetted)
         report.mode = plan.mode
 
