@@ -251,7 +251,9 @@ public struct JSONObject: Sendable, Hashable {
         if sameOrder {
             return lhs.storage.withUnsafeBufferPointer { a in
                 rhs.storage.withUnsafeBufferPointer { b in
-                    for index in a.indices where a[index].value != b[index].value { return false }
+                    for index in a.indices where !isSameMember(a, index, b, index) && a[index].value != b[index].value {
+                        return false
+                    }
                     return true
                 }
             }
@@ -262,6 +264,29 @@ public struct JSONObject: Sendable, Hashable {
         for (position, member) in rhs.storage.enumerated() { index[member.key] = position }
         for member in lhs.storage {
             guard let position = index[member.key], rhs.storage[position].value == member.value else { return false }
+        }
+        return true
+    }
+}
+
+extension JSONObject {
+    /// Whether two members are the same bits: the same key and the same container, or the same
+    /// string, number or literal, stored alike. Then they are equal, found without copying
+    /// (retaining and releasing) either; an edited copy of a document keeps most of its members
+    /// so. Members that are equal but stored apart are not told apart here, and are compared in
+    /// full.
+    @inline(__always)
+    static func isSameMember(_ a: UnsafeBufferPointer<Member>, _ i: Int, _ b: UnsafeBufferPointer<Member>, _ j: Int) -> Bool {
+        let x = UnsafeRawPointer(a.baseAddress! + i)
+        let y = UnsafeRawPointer(b.baseAddress! + j)
+        var byte = 0
+        while byte + 8 <= MemoryLayout<Member>.size {
+            if x.load(fromByteOffset: byte, as: UInt64.self) != y.load(fromByteOffset: byte, as: UInt64.self) { return false }
+            byte += 8
+        }
+        while byte < MemoryLayout<Member>.size {
+            if x.load(fromByteOffset: byte, as: UInt8.self) != y.load(fromByteOffset: byte, as: UInt8.self) { return false }
+            byte += 1
         }
         return true
     }

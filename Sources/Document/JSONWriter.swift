@@ -63,8 +63,9 @@ public enum JSONWriter {
             }
             buffer.append(UInt8(ascii: "]"))
         case .string(let string):
-            if let text = texts?.text(of: string) {
-                buffer.append(contentsOf: text)
+            if let written = texts?.text(of: string) {
+                copies.append((buffer.count, written.encodings))
+                buffer.append(contentsOf: written.text)
             } else {
                 writeString(string, into: &buffer)
             }
@@ -159,14 +160,14 @@ public enum JSONWriter {
 /// The compact text of particular objects and strings, written once. An object that is one of
 /// these (the same storage, not merely equal, so certainly the same members) or a string equal to
 /// one is copied as text rather than written again: the containers and status record the injector
-/// adds are the same few values in every pod of a workload. The objects' text is base64-encoded
-/// once too, for the patches that carry them.
+/// adds are the same few values in every pod of a workload. Their text is base64-encoded once
+/// too, for the patches that carry them.
 public struct JSONWrittenTexts: Sendable {
-    /// Where the text of one of the objects was copied into a larger text.
+    /// Where the text of one of the objects or strings was copied into a larger text.
     public typealias Copy = (start: Int, encodings: Base64.Encodings)
 
     private let objects: [(object: JSONObject, text: [UInt8], encodings: Base64.Encodings)]
-    private let strings: [(string: String, length: Int, text: [UInt8])]
+    private let strings: [(string: String, length: Int, text: [UInt8], encodings: Base64.Encodings)]
 
     public init(_ objects: [JSONObject], strings: [String] = []) {
         self.objects = objects.map { object in
@@ -182,13 +183,16 @@ public struct JSONWrittenTexts: Sendable {
     }
 
     private init(objects: [(object: JSONObject, text: [UInt8], encodings: Base64.Encodings)],
-                 strings: [(string: String, length: Int, text: [UInt8])]) {
+                 strings: [(string: String, length: Int, text: [UInt8], encodings: Base64.Encodings)]) {
         self.objects = objects
         self.strings = strings
     }
 
-    private static func written(_ strings: [String]) -> [(string: String, length: Int, text: [UInt8])] {
-        strings.map { ($0, $0.utf8.count, JSONWriter.write(.string($0))) }
+    private static func written(_ strings: [String]) -> [(string: String, length: Int, text: [UInt8], encodings: Base64.Encodings)] {
+        strings.map { string in
+            let text = JSONWriter.write(.string(string))
+            return (string, string.utf8.count, text, Base64.Encodings(text))
+        }
     }
 
     var isEmpty: Bool { objects.isEmpty && strings.isEmpty }
@@ -198,10 +202,10 @@ public struct JSONWrittenTexts: Sendable {
     }
 
     /// Lengths rule out nearly every string before a comparison.
-    func text(of string: String) -> [UInt8]? {
+    func text(of string: String) -> (text: [UInt8], encodings: Base64.Encodings)? {
         guard !strings.isEmpty else { return nil }
         let length = string.utf8.count
-        return strings.first { $0.length == length && $0.string == string }?.text
+        return strings.first { $0.length == length && $0.string == string }.map { ($0.text, $0.encodings) }
     }
 }
 

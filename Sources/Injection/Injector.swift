@@ -215,7 +215,7 @@ public struct Injector: Sendable {
             return skip(.foreignSidecar, "container \"\(foreign)\" belongs to another mesh's sidecar")
         }
         explain(&report, "no other mesh's sidecar found")
-        try Self.checkNameConflicts(spec)
+        try Self.checkNameConflicts(spec, containers: appContainers, initContainers: initContainers)
 
         let annotations = try PodAnnotations(metadata["annotations"]?.objectValue, at: ["metadata", "annotations"])
         var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
@@ -223,7 +223,9 @@ public struct Injector: Sendable {
 
         var injected = base
         let artifacts = artifactsCache.artifacts(for: plan)
-        report.warnings += try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
+        let editWarnings = try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
+        // Usually the first: taken as they are rather than copied onto an empty list.
+        if report.warnings.isEmpty { report.warnings = editWarnings } else { report.warnings += editWarnings }
         try Self.checkValidity(before: base, after: injected, vetted: artifacts.vetted)
         report.mode = plan.mode
 
@@ -350,12 +352,13 @@ public struct Injector: Sendable {
     /// Most pods use none of our names, so each list is first scanned for one (with the names
     /// its items were already read for) and only then searched name by name, in the order that
     /// decides which conflict is reported.
-    private static func checkNameConflicts(_ spec: JSONObject) throws(InjectionError) {
-        let lists = (initContainers: spec["initContainers"]?.arrayValue ?? [], containers: spec["containers"]?.arrayValue ?? [])
+    /// `containers` and `initContainers` are the spec's lists, already read.
+    private static func checkNameConflicts(_ spec: JSONObject, containers: [JSON], initContainers: [JSON]) throws(InjectionError) {
         var containerNames: [(name: String, key: String, index: Int)] = []
-        containerNames.reserveCapacity(lists.initContainers.count + lists.containers.count)
+        containerNames.reserveCapacity(initContainers.count + containers.count)
         var usesReservedName = false
-        for (key, items) in [("initContainers", lists.initContainers), ("containers", lists.containers)] {
+        // A function for both lists rather than a loop over a list of them, which is built anew each time.
+        func collect(_ items: [JSON], key: String) throws(InjectionError) {
             for (index, item) in items.enumerated() {
                 guard let name = item["name"]?.stringValue else { continue }
                 if let first = containerNames.first(where: { $0.name == name }) {
@@ -367,6 +370,8 @@ public struct Injector: Sendable {
                 if reservedContainerNames.contains(name) { usesReservedName = true }
             }
         }
+        try collect(initContainers, key: "initContainers")
+        try collect(containers, key: "containers")
         let volumes = spec["volumes"]?.arrayValue ?? []
         guard usesReservedName || volumes.contains(where: { $0["name"]?.stringValue == TandemNames.binaryVolume }) else { return }
         for (key, names) in reservedNames {

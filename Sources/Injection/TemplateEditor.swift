@@ -79,17 +79,18 @@ final class StatusTextMemo: Sendable {
     /// The added objects' text, written (and encoded) once for the plan, not once per record.
     private let added: JSONWrittenTexts
     private let last = Mutex<Entry?>(nil)
+    /// The added objects and the last record as JSON text, made when a patch first asks for them:
+    /// `tandem inject` never does.
+    private let written = Mutex<(entry: Entry, texts: JSONWrittenTexts)?>(nil)
 
     /// A class, so that a hit takes the entry with one retain instead of copying the record.
     private final class Entry: Sendable {
         let status: InjectionStatus
         let text: String
-        let written: JSONWrittenTexts
 
-        init(status: InjectionStatus, text: String, written: JSONWrittenTexts) {
+        init(status: InjectionStatus, text: String) {
             self.status = status
             self.text = text
-            self.written = written
         }
     }
 
@@ -100,15 +101,20 @@ final class StatusTextMemo: Sendable {
     func text(of status: InjectionStatus) -> String {
         if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
         let text = status.annotationValue
-        let written = added.with(strings: [text])
-        let entry = Entry(status: status, text: text, written: written)
+        let entry = Entry(status: status, text: text)
         last.withLock { $0 = entry }
         return text
     }
 
     /// The added objects and the last record as JSON text.
     var writtenTexts: JSONWrittenTexts {
-        last.withLock { $0?.written } ?? added
+        guard let entry = last.withLock({ $0 }) else { return added }
+        return written.withLock { written in
+            if let written, written.entry === entry { return written.texts }
+            let texts = added.with(strings: [entry.text])
+            written = (entry, texts)
+            return texts
+        }
     }
 }
 
@@ -229,6 +235,9 @@ enum TemplateEditor {
             guard case .array(var list) = containers else { return }
             containers = .null
             defer { containers = .array(list) }
+            // The list is the template's too, so the first edit copies it: with room for the
+            // proxy legacy mode puts in front, so that inserting it does not copy it again.
+            list.reserveCapacity(list.count + 1)
             for index in list.indices {
                 try list[index].modifyObject { (container: inout JSONObject) throws(InjectionError) in
                     try edit(&container, index)
