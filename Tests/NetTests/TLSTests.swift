@@ -173,26 +173,20 @@ import TestSupport
         defer { pki.remove() }
         let (cert, key) = try pki.issue("server", commonName: "server")
         let server = try await TestServer.start(HTTPServerConfiguration(tls: try TLSContext(.server(certificateFile: cert, keyFile: key))))
-        let socket = try RawClient(port: server.port)
-        let context = try #require(SSL_CTX_new(TLS_client_method()))
-        defer { SSL_CTX_free(context) }
-        let ssl = try #require(SSL_new(context))
-        defer { SSL_free(ssl) }
-        SSL_set_fd(ssl, socket.fd)
-        try #require(SSL_connect(ssl) == 1)
+        let client = try RawTLSClient(port: server.port)
         // The records are gathered in memory and sent in one piece.
         let records = try #require(BIO_new(BIO_s_mem()))
-        SSL_set0_wbio(ssl, records)
+        SSL_set0_wbio(client.ssl, records)
         let request = Array("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
-        for _ in 0..<40 { #expect(SSL_write(ssl, request, Int32(request.count)) == Int32(request.count)) }
+        for _ in 0..<40 { #expect(SSL_write(client.ssl, request, Int32(request.count)) == Int32(request.count)) }
         var gathered = [UInt8](repeating: 0, count: Int(BIO_ctrl_pending(records)))
         #expect(BIO_read(records, &gathered, Int32(gathered.count)) == Int32(gathered.count))
-        #expect(socket.send(gathered))
+        #expect(client.socket.send(gathered))
         // Until forty answers or the socket's receive timeout.
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16_384)
         while text(received).components(separatedBy: "HTTP/1.1 200").count - 1 < 40 {
-            let count = SSL_read(ssl, &buffer, Int32(buffer.count))
+            let count = SSL_read(client.ssl, &buffer, Int32(buffer.count))
             guard count > 0 else { break }
             received += buffer[0..<Int(count)]
         }
@@ -210,24 +204,18 @@ import TestSupport
         var configuration = TLSConfiguration.server(certificateFile: cert, keyFile: key)
         configuration.keepsIdleBuffers = true
         let server = try await TestServer.start(HTTPServerConfiguration(tls: try TLSContext(configuration)))
-        let socket = try RawClient(port: server.port)
-        let context = try #require(SSL_CTX_new(TLS_client_method()))
-        defer { SSL_CTX_free(context) }
-        let ssl = try #require(SSL_new(context))
-        defer { SSL_free(ssl) }
-        SSL_set_fd(ssl, socket.fd)
-        try #require(SSL_connect(ssl) == 1)
+        let client = try RawTLSClient(port: server.port)
         var buffer = [UInt8](repeating: 0, count: 16_384)
         for round in 0..<2 {
             let body = Array("body \(round)".utf8)
             let head = Array("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
-            #expect(SSL_write(ssl, head, Int32(head.count)) == Int32(head.count))
+            #expect(SSL_write(client.ssl, head, Int32(head.count)) == Int32(head.count))
             try await Task.sleep(for: .milliseconds(50))
-            #expect(SSL_write(ssl, body, Int32(body.count)) == Int32(body.count))
+            #expect(SSL_write(client.ssl, body, Int32(body.count)) == Int32(body.count))
             // Until the echoed body or the socket's receive timeout.
             var received: [UInt8] = []
             while !text(received).hasSuffix("body \(round)") {
-                let count = SSL_read(ssl, &buffer, Int32(buffer.count))
+                let count = SSL_read(client.ssl, &buffer, Int32(buffer.count))
                 guard count > 0 else { break }
                 received += buffer[0..<Int(count)]
             }
@@ -244,5 +232,30 @@ import TestSupport
         } catch {
             #expect(error.description.contains("loading certificate /nonexistent.crt"))
         }
+    }
+}
+
+/// A TLS client driven with OpenSSL's own calls, so a test decides how its records reach the
+/// server (gathered into one write, or sent apart).
+private final class RawTLSClient {
+    let socket: RawClient
+    let context: OpaquePointer
+    let ssl: OpaquePointer
+
+    init(port: Int) throws {
+        socket = try RawClient(port: port)
+        context = try #require(SSL_CTX_new(TLS_client_method()))
+        guard let ssl = SSL_new(context) else {
+            SSL_CTX_free(context)
+            throw TLSError.openSSL("SSL_new")
+        }
+        self.ssl = ssl
+        SSL_set_fd(ssl, socket.fd)
+        try #require(SSL_connect(ssl) == 1)
+    }
+
+    deinit {
+        SSL_free(ssl)
+        SSL_CTX_free(context)
     }
 }
