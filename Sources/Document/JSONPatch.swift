@@ -220,9 +220,8 @@ extension JSONPatchOperation {
         case .remove(let path):
             _ = try Self.remove(at: path, in: &document)
         case .replace(let path, let value):
-            try Self.modify(&document, at: path, tokenCount: path.tokens.count) { (target: inout JSON) throws(JSONPointerError) in
-                target = value
-            }
+            var replacement = Replacement(value: value)
+            try Self.modify(&document, at: path, tokenCount: path.tokens.count, &replacement)
         case .move(let from, let path):
             if from == path {
                 _ = try document.value(at: from)
@@ -245,70 +244,36 @@ extension JSONPatchOperation {
 
     /// Adds a member (replacing one of the same name) or inserts an array element; `-` appends.
     static func add(_ value: JSON, at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) {
-        guard let last = path.tokens.last else {
+        guard !path.isRoot else {
             document = value
             return
         }
-        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
-            // `if case`, not `switch`: a switch keeps a second reference to the container while
-            // it changes, so the change copies it (see `modify`).
-            if case .object(var object) = container {
-                container = .null
-                object[last] = value
-                container = .object(object)
-            } else if case .array(var elements) = container {
-                let index: Int
-                if last == "-" {
-                    index = elements.count
-                } else if let parsed = JSONPointer.arrayIndex(last) {
-                    guard parsed <= elements.count else {
-                        throw JSONPointerError("index \(parsed) is out of range for adding to the array of \(elements.count) elements at \(path.parent)")
-                    }
-                    index = parsed
-                } else {
-                    throw JSONPointerError("\"\(last)\" is not an array index at \(path.parent)")
-                }
-                container = .null
-                elements.insert(value, at: index)
-                container = .array(elements)
-            } else {
-                throw JSONPointerError("cannot add to \(container.typeName) at \(path.parent)")
-            }
-        }
+        var addition = Addition(value: value)
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1, &addition)
     }
 
     /// Removes the value at `path` and returns it.
     static func remove(at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) -> JSON {
-        guard let last = path.tokens.last else {
+        guard !path.isRoot else {
             throw JSONPointerError("cannot remove the document root")
         }
-        var removed = JSON.null
-        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
-            // Looking the value up first also proves that an array token is a valid index.
-            removed = try container.child(last, in: path, depth: path.tokens.count - 1)
-            if case .object(var object) = container {
-                container = .null
-                object[last] = nil
-                container = .object(object)
-            } else if case .array(var elements) = container {
-                container = .null
-                elements.remove(at: JSONPointer.arrayIndex(last)!)
-                container = .array(elements)
-            }
-        }
-        return removed
+        var removal = Removal()
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1, &removal)
+        return removal.removed
     }
 
-    /// Runs `body` in place on the value named by the first `tokenCount` tokens of `path` (all of
+    /// Makes `edit` in place on the value named by the first `tokenCount` tokens of `path` (all of
     /// them for the value itself, all but the last for its container). Each container on the way
     /// is detached from its parent while it changes, so only the containers on the path that are
     /// shared are copied, never the rest of the document, and a document held nowhere else is
     /// changed in place. `if case` rather than `switch`, which would keep a second reference to
-    /// each container and so copy every one.
-    static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int = 0, tokenCount: Int,
-                       _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
+    /// each container and so copy every one. The edit is passed `inout` and each child is taken
+    /// out of its object rather than changed in a closure: closures around the next level copied
+    /// (retained) the path and the value being added at every level, three times each.
+    static func modify<Edit: PathEdit>(_ value: inout JSON, at path: JSONPointer, depth: Int = 0, tokenCount: Int,
+                                       _ edit: inout Edit) throws(JSONPointerError) {
         guard depth < tokenCount else {
-            try body(&value)
+            try edit.apply(to: &value, at: path)
             return
         }
         let token = path.tokens[depth]
@@ -317,17 +282,87 @@ extension JSONPatchOperation {
                 throw JSONPointer.notFound(path, depth: depth, "no member \"\(token)\"")
             }
             value = .null
-            defer { value = .object(object) }
-            try object.modifyValue(at: position) { (child: inout JSON) throws(JSONPointerError) in
-                try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, body)
+            var child = JSON.null
+            object.modifyValue(at: position) { swap(&$0, &child) }
+            defer {
+                object.modifyValue(at: position) { swap(&$0, &child) }
+                value = .object(object)
             }
+            try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, &edit)
         } else if case .array(var elements) = value {
             let index = try JSONPointer.existingIndex(token, count: elements.count, in: path, depth: depth)
             value = .null
             defer { value = .array(elements) }
-            try modify(&elements[index], at: path, depth: depth + 1, tokenCount: tokenCount, body)
+            try modify(&elements[index], at: path, depth: depth + 1, tokenCount: tokenCount, &edit)
         } else {
             throw JSONPointer.notFound(path, depth: depth, "\(value.typeName) has no members")
+        }
+    }
+}
+
+/// The change an operation makes at the end of its path, to the value there or to its container.
+protocol PathEdit {
+    mutating func apply(to target: inout JSON, at path: JSONPointer) throws(JSONPointerError)
+}
+
+/// Replaces the value at the path.
+private struct Replacement: PathEdit {
+    let value: JSON
+
+    func apply(to target: inout JSON, at path: JSONPointer) {
+        target = value
+    }
+}
+
+/// Adds a member to the container at the path's parent, or inserts an element into it.
+private struct Addition: PathEdit {
+    let value: JSON
+
+    // `if case`, not `switch`: a switch keeps a second reference to the container while it
+    // changes, so the change copies it (see `modify`).
+    func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
+        let last = path.tokens[path.tokens.count - 1]
+        if case .object(var object) = container {
+            container = .null
+            object[last] = value
+            container = .object(object)
+        } else if case .array(var elements) = container {
+            let index: Int
+            if last == "-" {
+                index = elements.count
+            } else if let parsed = JSONPointer.arrayIndex(last) {
+                guard parsed <= elements.count else {
+                    throw JSONPointerError("index \(parsed) is out of range for adding to the array of \(elements.count) elements at \(path.parent)")
+                }
+                index = parsed
+            } else {
+                throw JSONPointerError("\"\(last)\" is not an array index at \(path.parent)")
+            }
+            container = .null
+            elements.insert(value, at: index)
+            container = .array(elements)
+        } else {
+            throw JSONPointerError("cannot add to \(container.typeName) at \(path.parent)")
+        }
+    }
+}
+
+/// Removes a member or an element from the container at the path's parent, keeping it.
+private struct Removal: PathEdit {
+    var removed = JSON.null
+
+    mutating func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
+        let last = path.tokens[path.tokens.count - 1]
+        // Looking the value up first also proves that an array token is a valid index.
+        removed = try container.child(last, in: path, depth: path.tokens.count - 1)
+        if case .object(var object) = container {
+            container = .null
+            object[last] = nil
+            container = .object(object)
+        } else if case .array(var elements) = container {
+            container = .null
+            elements.remove(at: JSONPointer.arrayIndex(last)!)
+            container = .array(elements)
         }
     }
 }
