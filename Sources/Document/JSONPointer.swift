@@ -57,31 +57,34 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
         // Room for every byte escaped, and a separator before each token.
         var capacity = 0
         for token in tokens { capacity += 1 + 2 * token.utf8.count }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(capacity, 1)) { scratch in
+            // Through a pointer, unchecked: the room is counted above, and checked stores and
+            // sums took a dozen instructions a byte.
+            let out = scratch.baseAddress!
             var end = 0
-            for var token in tokens {
-                scratch[end] = UInt8(ascii: "/")
-                end += 1
-                // Over the contiguous bytes: walking `utf8` costs tens of instructions a byte.
-                token.withUTF8 { bytes in
-                    for byte in bytes {
-                        switch byte {
-                        case UInt8(ascii: "~"):
-                            scratch[end] = UInt8(ascii: "~")
-                            scratch[end + 1] = UInt8(ascii: "0")
-                            end += 2
-                        case UInt8(ascii: "/"):
-                            scratch[end] = UInt8(ascii: "~")
-                            scratch[end + 1] = UInt8(ascii: "1")
-                            end += 2
-                        default:
-                            scratch[end] = byte
-                            end += 1
-                        }
+            func escape(_ bytes: UnsafeBufferPointer<UInt8>) {
+                for byte in bytes {
+                    if byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/") {
+                        out[end] = UInt8(ascii: "~")
+                        out[end &+ 1] = byte == UInt8(ascii: "~") ? UInt8(ascii: "0") : UInt8(ascii: "1")
+                        end &+= 2
+                    } else {
+                        out[end] = byte
+                        end &+= 1
                     }
                 }
             }
-            return body(UnsafeBufferPointer(rebasing: scratch[..<end]))
+            for token in tokens {
+                out[end] = UInt8(ascii: "/")
+                end &+= 1
+                // Over the contiguous bytes (on the stack for short strings), without copying
+                // the string: walking `utf8` costs tens of instructions a byte.
+                if token.utf8.withContiguousStorageIfAvailable(escape) == nil {
+                    var copy = token
+                    copy.withUTF8(escape)
+                }
+            }
+            return body(UnsafeBufferPointer(start: out, count: end))
         }
     }
 
