@@ -492,16 +492,17 @@ private struct Differ {
         source.storage.withUnsafeBufferPointer { sources in
             target.storage.withUnsafeBufferPointer { targets in
                 for index in sources.indices {
-                    let key = sources[index].key
+                    // The key is named only for a changed member: a copy of it costs a retain
+                    // and a release, for each of the dozens of members that are unchanged.
                     let position: Int?
-                    if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, key) {
+                    if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, sources[index].key) {
                         position = index
                     } else {
                         keptInPlace = false
-                        position = Self.position(of: key, in: target, index: targetIndex)
+                        position = Self.position(of: sources[index].key, in: target, index: targetIndex)
                     }
                     if let position, JSON.isPlainlySame(sources[index].value, targets[position].value) { continue }
-                    path.append(key)
+                    path.append(sources[index].key)
                     if let position {
                         diff(sources[index].value, targets[position].value)
                     } else {
