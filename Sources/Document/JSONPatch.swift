@@ -85,7 +85,7 @@ extension JSONPatch {
             pointer.withText { JSONWriter.writeString(utf8: $0, into: &buffer) }
         }
         func append(value: JSON) {
-            buffer.append(contentsOf: #","value":"#.utf8)
+            StaticString(#","value":"#).withUTF8Buffer { buffer.append(contentsOf: $0) }
             JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
         }
         for (index, operation) in operations.enumerated() {
