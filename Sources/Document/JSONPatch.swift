@@ -573,8 +573,10 @@ private struct Differ {
     /// Whether two array elements are the same item, perhaps changed: equal values, or objects
     /// with the same string `name`, the key of Kubernetes lists (containers, env, volumes, ports).
     static func isSameItem(_ source: JSON, _ target: JSON) -> Bool {
-        if case .object(let a) = source, case .object(let b) = target, let name = a["name"], case .string = name {
-            return b["name"] == name
+        if case .object(let a) = source, case .object(let b) = target,
+           let position = a.index(forKey: "name"), case .string(let name) = a.storage[position].value {
+            guard let other = b.index(forKey: "name"), case .string(let otherName) = b.storage[other].value else { return false }
+            return otherName == name
         }
         return source == target
     }
