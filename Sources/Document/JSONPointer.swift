@@ -47,21 +47,23 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        withText { String(decoding: $0, as: UTF8.self) }
+        withText(room: 0, 0) { scratch, text in String(decoding: scratch[text], as: UTF8.self) }
     }
 
-    /// Runs `body` on the UTF-8 of `description`, escaped on the stack, for writers to take in
-    /// one piece: each append to an array costs over a hundred instructions, which per token
-    /// (or per byte) came to a thousand a pointer.
-    func withText<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+    /// Runs `body` on the UTF-8 of `description`, escaped on the stack at `text` in `scratch`,
+    /// with `before` bytes of room ahead of it and `after` behind it, so that a writer can put
+    /// its own text around it and take all of it in one piece: each append to an array costs
+    /// about eighty instructions, which per token (or per byte) came to a thousand a pointer.
+    func withText<Result>(room before: Int, _ after: Int,
+                          _ body: (_ scratch: UnsafeMutableBufferPointer<UInt8>, _ text: Range<Int>) -> Result) -> Result {
         // Room for every byte escaped, and a separator before each token.
-        var capacity = 0
+        var capacity = before + after
         for token in tokens { capacity += 1 + 2 * token.utf8.count }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(capacity, 1)) { scratch in
             // Through a pointer, unchecked: the room is counted above, and checked stores and
             // sums took a dozen instructions a byte.
             let out = scratch.baseAddress!
-            var end = 0
+            var end = before
             func escape(_ bytes: UnsafeBufferPointer<UInt8>) {
                 for byte in bytes {
                     if byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/") {
@@ -84,7 +86,7 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
                     copy.withUTF8(escape)
                 }
             }
-            return body(UnsafeBufferPointer(start: out, count: end))
+            return body(scratch, before..<end)
         }
     }
 
