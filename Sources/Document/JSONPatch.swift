@@ -83,18 +83,19 @@ extension JSONPatch {
         // pointer goes in one piece with the text before it and its quotes, unless it has a
         // character JSON escapes, which `JSONWriter` then writes.
         func append(_ text: StaticString, _ pointer: JSONPointer) {
-            let count = text.utf8CodeUnitCount
-            pointer.withText(room: count + 1, 1) { scratch, pointerRange in
-                let pointerText = UnsafeBufferPointer(rebasing: scratch[pointerRange])
-                guard TextScan.plainRun(in: pointerText, from: 0).end == pointerText.count else {
-                    text.withUTF8Buffer { buffer.append(contentsOf: $0) }
-                    JSONWriter.writeString(utf8: pointerText, into: &buffer)
-                    return
+            text.withUTF8Buffer { text in
+                pointer.withText(room: text.count + 1, 1) { scratch, pointerRange in
+                    let pointerText = UnsafeBufferPointer(rebasing: scratch[pointerRange])
+                    guard TextScan.plainRun(in: pointerText, from: 0).end == pointerText.count else {
+                        buffer.append(contentsOf: text)
+                        JSONWriter.writeString(utf8: pointerText, into: &buffer)
+                        return
+                    }
+                    _ = scratch.initialize(fromContentsOf: text)
+                    scratch[text.count] = UInt8(ascii: "\"")
+                    scratch[pointerRange.upperBound] = UInt8(ascii: "\"")
+                    buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[...pointerRange.upperBound]))
                 }
-                _ = scratch.initialize(fromContentsOf: UnsafeBufferPointer(start: text.utf8Start, count: count))
-                scratch[count] = UInt8(ascii: "\"")
-                scratch[pointerRange.upperBound] = UInt8(ascii: "\"")
-                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[...pointerRange.upperBound]))
             }
         }
         func append(value: JSON) {
