@@ -353,7 +353,12 @@ private struct Addition: PathEdit {
                 throw JSONPointerError("\"\(last)\" is not an array index at \(path.parent)")
             }
             container = .null
-            elements.insert(value, at: index)
+            // Appending (`-`, the usual add) costs half of inserting at the end.
+            if index == elements.count {
+                elements.append(value)
+            } else {
+                elements.insert(value, at: index)
+            }
             container = .array(elements)
         } else {
             throw JSONPointerError("cannot add to \(container.typeName) at \(path.parent)")
