@@ -102,9 +102,10 @@ extension JSONPatch {
             StaticString(#","value":"#).withUTF8Buffer { buffer.append(contentsOf: $0) }
             JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
         }
-        for (index, operation) in operations.enumerated() {
+        for index in operations.indices {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
-            switch operation {
+            // Switched on in place: a copy of each operation cost an outlined copy and destroy.
+            switch operations[index] {
             case .add(let path, let value):
                 append(#"{"op":"add","path":"#, path)
                 append(value: value)
