@@ -79,18 +79,33 @@ extension JSONPatch {
     public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
         buffer.append(UInt8(ascii: "["))
         // Pointers are written as bytes, never made into strings. Each run of fixed text is
-        // appended in one piece: an append costs over a hundred instructions, however short.
+        // appended in one piece: an append costs about eighty instructions, however short. A
+        // pointer goes in one piece with the text before it and its quotes, unless it has a
+        // character JSON escapes, which `JSONWriter` then writes.
         func append(_ text: StaticString, _ pointer: JSONPointer) {
-            text.withUTF8Buffer { buffer.append(contentsOf: $0) }
-            pointer.withText { JSONWriter.writeString(utf8: $0, into: &buffer) }
+            text.withUTF8Buffer { text in
+                pointer.withText(room: text.count + 1, 1) { scratch, pointerRange in
+                    let pointerText = UnsafeBufferPointer(rebasing: scratch[pointerRange])
+                    guard TextScan.plainRun(in: pointerText, from: 0).end == pointerText.count else {
+                        buffer.append(contentsOf: text)
+                        JSONWriter.writeString(utf8: pointerText, into: &buffer)
+                        return
+                    }
+                    _ = scratch.initialize(fromContentsOf: text)
+                    scratch[text.count] = UInt8(ascii: "\"")
+                    scratch[pointerRange.upperBound] = UInt8(ascii: "\"")
+                    buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[...pointerRange.upperBound]))
+                }
+            }
         }
         func append(value: JSON) {
-            buffer.append(contentsOf: #","value":"#.utf8)
+            StaticString(#","value":"#).withUTF8Buffer { buffer.append(contentsOf: $0) }
             JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
         }
-        for (index, operation) in operations.enumerated() {
+        for index in operations.indices {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
-            switch operation {
+            // Switched on in place: a copy of each operation cost an outlined copy and destroy.
+            switch operations[index] {
             case .add(let path, let value):
                 append(#"{"op":"add","path":"#, path)
                 append(value: value)
@@ -220,9 +235,8 @@ extension JSONPatchOperation {
         case .remove(let path):
             _ = try Self.remove(at: path, in: &document)
         case .replace(let path, let value):
-            try Self.modify(&document, at: path, tokenCount: path.tokens.count) { (target: inout JSON) throws(JSONPointerError) in
-                target = value
-            }
+            var replacement = Replacement(value: value)
+            try Self.modify(&document, at: path, tokenCount: path.tokens.count, &replacement)
         case .move(let from, let path):
             if from == path {
                 _ = try document.value(at: from)
@@ -245,70 +259,36 @@ extension JSONPatchOperation {
 
     /// Adds a member (replacing one of the same name) or inserts an array element; `-` appends.
     static func add(_ value: JSON, at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) {
-        guard let last = path.tokens.last else {
+        guard !path.isRoot else {
             document = value
             return
         }
-        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
-            // `if case`, not `switch`: a switch keeps a second reference to the container while
-            // it changes, so the change copies it (see `modify`).
-            if case .object(var object) = container {
-                container = .null
-                object[last] = value
-                container = .object(object)
-            } else if case .array(var elements) = container {
-                let index: Int
-                if last == "-" {
-                    index = elements.count
-                } else if let parsed = JSONPointer.arrayIndex(last) {
-                    guard parsed <= elements.count else {
-                        throw JSONPointerError("index \(parsed) is out of range for adding to the array of \(elements.count) elements at \(path.parent)")
-                    }
-                    index = parsed
-                } else {
-                    throw JSONPointerError("\"\(last)\" is not an array index at \(path.parent)")
-                }
-                container = .null
-                elements.insert(value, at: index)
-                container = .array(elements)
-            } else {
-                throw JSONPointerError("cannot add to \(container.typeName) at \(path.parent)")
-            }
-        }
+        var addition = Addition(value: value)
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1, &addition)
     }
 
     /// Removes the value at `path` and returns it.
     static func remove(at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) -> JSON {
-        guard let last = path.tokens.last else {
+        guard !path.isRoot else {
             throw JSONPointerError("cannot remove the document root")
         }
-        var removed = JSON.null
-        try modify(&document, at: path, tokenCount: path.tokens.count - 1) { (container: inout JSON) throws(JSONPointerError) in
-            // Looking the value up first also proves that an array token is a valid index.
-            removed = try container.child(last, in: path, depth: path.tokens.count - 1)
-            if case .object(var object) = container {
-                container = .null
-                object[last] = nil
-                container = .object(object)
-            } else if case .array(var elements) = container {
-                container = .null
-                elements.remove(at: JSONPointer.arrayIndex(last)!)
-                container = .array(elements)
-            }
-        }
-        return removed
+        var removal = Removal()
+        try modify(&document, at: path, tokenCount: path.tokens.count - 1, &removal)
+        return removal.removed
     }
 
-    /// Runs `body` in place on the value named by the first `tokenCount` tokens of `path` (all of
+    /// Makes `edit` in place on the value named by the first `tokenCount` tokens of `path` (all of
     /// them for the value itself, all but the last for its container). Each container on the way
     /// is detached from its parent while it changes, so only the containers on the path that are
     /// shared are copied, never the rest of the document, and a document held nowhere else is
     /// changed in place. `if case` rather than `switch`, which would keep a second reference to
-    /// each container and so copy every one.
-    static func modify(_ value: inout JSON, at path: JSONPointer, depth: Int = 0, tokenCount: Int,
-                       _ body: (inout JSON) throws(JSONPointerError) -> Void) throws(JSONPointerError) {
+    /// each container and so copy every one. The edit is passed `inout` and each child is taken
+    /// out of its object rather than changed in a closure: closures around the next level copied
+    /// (retained) the path and the value being added at every level, three times each.
+    static func modify<Edit: PathEdit>(_ value: inout JSON, at path: JSONPointer, depth: Int = 0, tokenCount: Int,
+                                       _ edit: inout Edit) throws(JSONPointerError) {
         guard depth < tokenCount else {
-            try body(&value)
+            try edit.apply(to: &value, at: path)
             return
         }
         let token = path.tokens[depth]
@@ -317,17 +297,92 @@ extension JSONPatchOperation {
                 throw JSONPointer.notFound(path, depth: depth, "no member \"\(token)\"")
             }
             value = .null
-            defer { value = .object(object) }
-            try object.modifyValue(at: position) { (child: inout JSON) throws(JSONPointerError) in
-                try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, body)
+            var child = JSON.null
+            object.modifyValue(at: position) { swap(&$0, &child) }
+            defer {
+                object.modifyValue(at: position) { swap(&$0, &child) }
+                value = .object(object)
             }
+            try modify(&child, at: path, depth: depth + 1, tokenCount: tokenCount, &edit)
         } else if case .array(var elements) = value {
             let index = try JSONPointer.existingIndex(token, count: elements.count, in: path, depth: depth)
             value = .null
             defer { value = .array(elements) }
-            try modify(&elements[index], at: path, depth: depth + 1, tokenCount: tokenCount, body)
+            try modify(&elements[index], at: path, depth: depth + 1, tokenCount: tokenCount, &edit)
         } else {
             throw JSONPointer.notFound(path, depth: depth, "\(value.typeName) has no members")
+        }
+    }
+}
+
+/// The change an operation makes at the end of its path, to the value there or to its container.
+protocol PathEdit {
+    mutating func apply(to target: inout JSON, at path: JSONPointer) throws(JSONPointerError)
+}
+
+/// Replaces the value at the path.
+private struct Replacement: PathEdit {
+    let value: JSON
+
+    func apply(to target: inout JSON, at path: JSONPointer) {
+        target = value
+    }
+}
+
+/// Adds a member to the container at the path's parent, or inserts an element into it.
+private struct Addition: PathEdit {
+    let value: JSON
+
+    // `if case`, not `switch`: a switch keeps a second reference to the container while it
+    // changes, so the change copies it (see `modify`).
+    func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
+        let last = path.tokens[path.tokens.count - 1]
+        if case .object(var object) = container {
+            container = .null
+            object[last] = value
+            container = .object(object)
+        } else if case .array(var elements) = container {
+            let index: Int
+            if last == "-" {
+                index = elements.count
+            } else if let parsed = JSONPointer.arrayIndex(last) {
+                guard parsed <= elements.count else {
+                    throw JSONPointerError("index \(parsed) is out of range for adding to the array of \(elements.count) elements at \(path.parent)")
+                }
+                index = parsed
+            } else {
+                throw JSONPointerError("\"\(last)\" is not an array index at \(path.parent)")
+            }
+            container = .null
+            // Appending (`-`, the usual add) costs half of inserting at the end.
+            if index == elements.count {
+                elements.append(value)
+            } else {
+                elements.insert(value, at: index)
+            }
+            container = .array(elements)
+        } else {
+            throw JSONPointerError("cannot add to \(container.typeName) at \(path.parent)")
+        }
+    }
+}
+
+/// Removes a member or an element from the container at the path's parent, keeping it.
+private struct Removal: PathEdit {
+    var removed = JSON.null
+
+    mutating func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
+        let last = path.tokens[path.tokens.count - 1]
+        // Looking the value up first also proves that an array token is a valid index.
+        removed = try container.child(last, in: path, depth: path.tokens.count - 1)
+        if case .object(var object) = container {
+            container = .null
+            object[last] = nil
+            container = .object(object)
+        } else if case .array(var elements) = container {
+            container = .null
+            elements.remove(at: JSONPointer.arrayIndex(last)!)
+            container = .array(elements)
         }
     }
 }
@@ -420,6 +475,8 @@ extension JSONPatch {
     public static func diff(from source: JSON, to target: JSON) -> JSONPatch {
         var differ = Differ()
         differ.path.reserveCapacity(16)
+        // Room for an injection's operations, rather than growing four times on the way there.
+        differ.operations.reserveCapacity(8)
         differ.diff(source, target)
         return JSONPatch(differ.operations)
     }
@@ -457,16 +514,20 @@ private struct Differ {
         source.storage.withUnsafeBufferPointer { sources in
             target.storage.withUnsafeBufferPointer { targets in
                 for index in sources.indices {
-                    let key = sources[index].key
+                    // Most members are the very same bits in both, kept in place: told apart in a
+                    // few loads, before their keys and values are looked at one by one.
+                    if keptInPlace, index < targets.count, JSONObject.isSameMember(sources, index, targets, index) { continue }
+                    // The key is named only for a changed member: a copy of it costs a retain
+                    // and a release, for each of the dozens of members that are unchanged.
                     let position: Int?
-                    if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, key) {
+                    if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, sources[index].key) {
                         position = index
                     } else {
                         keptInPlace = false
-                        position = Self.position(of: key, in: target, index: targetIndex)
+                        position = Self.position(of: sources[index].key, in: target, index: targetIndex)
                     }
                     if let position, JSON.isPlainlySame(sources[index].value, targets[position].value) { continue }
-                    path.append(key)
+                    path.append(sources[index].key)
                     if let position {
                         diff(sources[index].value, targets[position].value)
                     } else {
@@ -537,8 +598,10 @@ private struct Differ {
     /// Whether two array elements are the same item, perhaps changed: equal values, or objects
     /// with the same string `name`, the key of Kubernetes lists (containers, env, volumes, ports).
     static func isSameItem(_ source: JSON, _ target: JSON) -> Bool {
-        if case .object(let a) = source, case .object(let b) = target, let name = a["name"], case .string = name {
-            return b["name"] == name
+        if case .object(let a) = source, case .object(let b) = target,
+           let position = a.index(forKey: "name"), case .string(let name) = a.storage[position].value {
+            guard let other = b.index(forKey: "name"), case .string(let otherName) = b.storage[other].value else { return false }
+            return otherName == name
         }
         return source == target
     }

@@ -47,41 +47,46 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        withText { String(decoding: $0, as: UTF8.self) }
+        withText(room: 0, 0) { scratch, text in String(decoding: scratch[text], as: UTF8.self) }
     }
 
-    /// Runs `body` on the UTF-8 of `description`, escaped on the stack, for writers to take in
-    /// one piece: each append to an array costs over a hundred instructions, which per token
-    /// (or per byte) came to a thousand a pointer.
-    func withText<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+    /// Runs `body` on the UTF-8 of `description`, escaped on the stack at `text` in `scratch`,
+    /// with `before` bytes of room ahead of it and `after` behind it, so that a writer can put
+    /// its own text around it and take all of it in one piece: each append to an array costs
+    /// about eighty instructions, which per token (or per byte) came to a thousand a pointer.
+    func withText<Result>(room before: Int, _ after: Int,
+                          _ body: (_ scratch: UnsafeMutableBufferPointer<UInt8>, _ text: Range<Int>) -> Result) -> Result {
         // Room for every byte escaped, and a separator before each token.
-        var capacity = 0
+        var capacity = before + after
         for token in tokens { capacity += 1 + 2 * token.utf8.count }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch in
-            var end = 0
-            for var token in tokens {
-                scratch[end] = UInt8(ascii: "/")
-                end += 1
-                // Over the contiguous bytes: walking `utf8` costs tens of instructions a byte.
-                token.withUTF8 { bytes in
-                    for byte in bytes {
-                        switch byte {
-                        case UInt8(ascii: "~"):
-                            scratch[end] = UInt8(ascii: "~")
-                            scratch[end + 1] = UInt8(ascii: "0")
-                            end += 2
-                        case UInt8(ascii: "/"):
-                            scratch[end] = UInt8(ascii: "~")
-                            scratch[end + 1] = UInt8(ascii: "1")
-                            end += 2
-                        default:
-                            scratch[end] = byte
-                            end += 1
-                        }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(capacity, 1)) { scratch in
+            // Through a pointer, unchecked: the room is counted above, and checked stores and
+            // sums took a dozen instructions a byte.
+            let out = scratch.baseAddress!
+            var end = before
+            func escape(_ bytes: UnsafeBufferPointer<UInt8>) {
+                for byte in bytes {
+                    if byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/") {
+                        out[end] = UInt8(ascii: "~")
+                        out[end &+ 1] = byte == UInt8(ascii: "~") ? UInt8(ascii: "0") : UInt8(ascii: "1")
+                        end &+= 2
+                    } else {
+                        out[end] = byte
+                        end &+= 1
                     }
                 }
             }
-            return body(UnsafeBufferPointer(rebasing: scratch[..<end]))
+            for token in tokens {
+                out[end] = UInt8(ascii: "/")
+                end &+= 1
+                // Over the contiguous bytes (on the stack for short strings), without copying
+                // the string: walking `utf8` costs tens of instructions a byte.
+                if token.utf8.withContiguousStorageIfAvailable(escape) == nil {
+                    var copy = token
+                    copy.withUTF8(escape)
+                }
+            }
+            return body(scratch, before..<end)
         }
     }
 

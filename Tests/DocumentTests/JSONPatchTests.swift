@@ -86,13 +86,15 @@ struct JSONPatchApplyTests {
         #expect(try patch(patchText).apply(to: json(document)) == json(expected))
     }
 
-    /// Every kind of operation, with pointers that need escaping, written straight to text as
-    /// the writer writes the patch's JSON value.
+    /// Every kind of operation, with pointers that need escaping (as pointers, and in JSON first
+    /// or second in an operation), written straight to text as the writer writes the patch's
+    /// JSON value.
     @Test func writesTheTextOfItsJSON() throws {
         let operations = try patch(#"""
             [{"op":"add","path":"/a~1b/-","value":{"x":[1,"\"q\""]}},{"op":"remove","path":"/~0c"},
              {"op":"replace","path":"","value":null},{"op":"move","from":"/a","path":"/b"},
-             {"op":"copy","from":"/a/0","path":"/d\"e"},{"op":"test","path":"/f","value":2.50}]
+             {"op":"copy","from":"/a/0","path":"/d\"e"},{"op":"test","path":"/f","value":2.50},
+             {"op":"remove","path":"/t\\ab\u0001/ü"},{"op":"move","from":"/\"m","path":"/n"}]
             """#)
         var text: [UInt8] = []
         operations.write(into: &text)
