@@ -294,7 +294,7 @@ public struct Injector: Sendable {
             warnings.append("drain delay of \(delay)s not applied: the preStop sleep action needs Kubernetes 1.30, server is \(kubeVersion)")
             plan.proxy.drainDelaySeconds = 0
         }
-        let grace = spec["terminationGracePeriodSeconds"]?.numberText.flatMap { Int($0) } ?? 30
+        let grace = spec["terminationGracePeriodSeconds"]?.intValue ?? 30
         let needed = plan.proxy.drainSeconds + plan.proxy.drainDelaySeconds
         if needed > grace {
             warnings.append("the proxy may take \(needed)s to drain but terminationGracePeriodSeconds is \(grace)s")
@@ -404,10 +404,12 @@ public struct Injector: Sendable {
     /// The app's TCP container ports, in order, without repeats: what the proxy intercepts by default.
     static func tcpPorts(of containers: [JSON]) -> [Int] {
         var ports: [Int] = []
+        // Room for a typical pod at once, rather than growing one append at a time.
+        ports.reserveCapacity(8)
         for container in containers {
             for port in container["ports"]?.arrayValue ?? [] {
                 guard (port["protocol"]?.stringValue ?? "TCP") == "TCP",
-                      let number = port["containerPort"]?.numberText.flatMap({ Int($0) }),
+                      let number = port["containerPort"]?.intValue,
                       !ports.contains(number)
                 else { continue }
                 ports.append(number)
