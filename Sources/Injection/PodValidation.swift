@@ -9,9 +9,10 @@ public enum PodValidation {
     /// `volumeClaimTemplates`, when checking its template. `vetted` are containers whose own
     /// fields `ownProblems` found sound where they stand (the injector's, the same buffer in every
     /// pod it makes): of those only what depends on the rest of the pod is checked again. So are
-    /// the containers that stand where they stood in `earlier`, the same buffer: whatever
-    /// problems of their own they have, `earlier` had too (an injection leaves most app containers
-    /// untouched, and asks only for problems the pod did not have before). Of a container that
+    /// the containers that stand where they stood in `earlier`, the same buffer, or named and one
+    /// place later (an edit put a container in front of them): whatever problems of their own
+    /// they have, `earlier` had too (an injection leaves most app containers untouched, and asks
+    /// only for problems the pod did not have before). Of a container that
     /// was changed, the fields it kept from its earlier self of the same name are not checked on
     /// their own again either, for the same reason: legacy mode edits only the mounts and command.
     public static func problems(in podSpec: JSON, providedVolumes: Set<String> = [], vetted: [VettedContainer] = [],
@@ -56,9 +57,12 @@ public enum PodValidation {
                     known.checkAgainstPod(label: label, volumes: volumes, portOwners: &portOwners, problems: &problems)
                     continue
                 }
-                let kept = isUnchanged ? KeptFields.none
-                    : KeptFields(object, since: earlierSelf(named: label.name, near: index, in: earlierContainers))
-                check(object, label: label, isInit: isInit, scope: isUnchanged ? .pod : .all, kept: kept, volumes: volumes,
+                let earlier = isUnchanged ? nil : earlierSelf(named: label.name, near: index, in: earlierContainers)
+                // Moved, not changed (an edit put a container in front of it): its own fields are
+                // the earlier ones, so their comparison is skipped too.
+                let isKept = isUnchanged || earlier?.sharesStorage(with: object) == true
+                check(object, label: label, isInit: isInit, scope: isKept ? .pod : .all,
+                      kept: isKept ? .none : KeptFields(object, since: earlier), volumes: volumes,
                       portOwners: &portOwners, problems: &problems)
             }
         }
