@@ -189,7 +189,9 @@ public struct Injector: Sendable {
         explain(&report, namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
 
         let metadata = base["metadata"]?.objectValue ?? JSONObject()
-        if metadata["annotations"]?[PodAnnotations.inject]?.stringValue == "disabled" {
+        // Read once, for the opt-out here and the settings below.
+        let annotationMap = metadata["annotations"]
+        if annotationMap?[PodAnnotations.inject]?.stringValue == "disabled" {
             return skip(.optedOutAnnotation, "annotation tandem.io/inject is \"disabled\"")
         }
         switch metadata["labels"]?[PodAnnotations.inject] {
@@ -219,7 +221,7 @@ public struct Injector: Sendable {
         explain(&report, "no other mesh's sidecar found")
         try Self.checkNameConflicts(spec, names: containerNames)
 
-        let annotations = try PodAnnotations(metadata["annotations"]?.objectValue, at: ["metadata", "annotations"])
+        let annotations = try PodAnnotations(annotationMap?.objectValue, at: ["metadata", "annotations"])
         var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
