@@ -189,9 +189,11 @@ public enum PodValidation {
             problems.append("\(label) has no image")
         }
 
-        let restartPolicy = container["restartPolicy"]
+        // Read only where it counts: an app container's matters only when its own fields are checked.
+        let checksRestartPolicy = scope.own && !kept.keeps("restartPolicy")
+        let restartPolicy = isInit || checksRestartPolicy ? container["restartPolicy"] : nil
         let isSidecar = isInit && restartPolicy?.stringValue == "Always"
-        if scope.own, !kept.keeps("restartPolicy"), let restartPolicy, !restartPolicy.isNull {
+        if checksRestartPolicy, let restartPolicy, !restartPolicy.isNull {
             if !isInit {
                 problems.append("\(label): restartPolicy is only allowed on init containers")
             } else if !isSidecar {
