@@ -171,6 +171,9 @@ enum TemplateEditor {
 
         try template.modifyMember("spec") { (spec: inout JSON) throws(InjectionError) in
             try spec.modifyObject { (spec: inout JSONObject) throws(InjectionError) in
+                // The spec is the template's too, so the first edit copies it: with room for the
+                // lists the injection may add, so that adding them does not copy it again.
+                spec.reserveCapacity(spec.count + 2)
                 let containers = spec["containers"]?.arrayValue ?? []
                 firstAppContainer = containers.first?["name"]?.stringValue
                 let proxy = artifacts.proxy
