@@ -47,11 +47,12 @@ public struct Injector: Sendable {
     }
 
     /// Sidecars of other meshes; injecting beside them would fight over the pod's traffic.
-    static let foreignContainers: Set<String> = [
+    /// Lists, searched by length first: hashing every container's name into a set cost more.
+    static let foreignContainers = [
         "istio-proxy", "linkerd-proxy", "envoy", "envoy-sidecar", "consul-dataplane",
         "consul-connect-envoy-sidecar", "kuma-sidecar",
     ]
-    static let foreignInitContainers: Set<String> = [
+    static let foreignInitContainers = [
         "istio-init", "istio-validation", "linkerd-init", "linkerd-network-validator",
         "consul-connect-inject-init", "kuma-init",
     ]
@@ -188,7 +189,9 @@ public struct Injector: Sendable {
         explain(&report, namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
 
         let metadata = base["metadata"]?.objectValue ?? JSONObject()
-        if metadata["annotations"]?[PodAnnotations.inject]?.stringValue == "disabled" {
+        // Read once, for the opt-out here and the settings below.
+        let annotationMap = metadata["annotations"]
+        if annotationMap?[PodAnnotations.inject]?.stringValue == "disabled" {
             return skip(.optedOutAnnotation, "annotation tandem.io/inject is \"disabled\"")
         }
         switch metadata["labels"]?[PodAnnotations.inject] {
@@ -211,13 +214,14 @@ public struct Injector: Sendable {
 
         let appContainers = spec["containers"]?.arrayValue ?? []
         let initContainers = spec["initContainers"]?.arrayValue ?? []
-        if let foreign = Self.foreignSidecar(containers: appContainers, initContainers: initContainers) {
+        let containerNames = Self.names(of: initContainers, then: appContainers)
+        if let foreign = Self.foreignSidecar(among: containerNames) {
             return skip(.foreignSidecar, "container \"\(foreign)\" belongs to another mesh's sidecar")
         }
         explain(&report, "no other mesh's sidecar found")
-        try Self.checkNameConflicts(spec, containers: appContainers, initContainers: initContainers)
+        try Self.checkNameConflicts(spec, names: containerNames)
 
-        let annotations = try PodAnnotations(metadata["annotations"]?.objectValue, at: ["metadata", "annotations"])
+        let annotations = try PodAnnotations(annotationMap?.objectValue, at: ["metadata", "annotations"])
         var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
@@ -294,7 +298,7 @@ public struct Injector: Sendable {
             warnings.append("drain delay of \(delay)s not applied: the preStop sleep action needs Kubernetes 1.30, server is \(kubeVersion)")
             plan.proxy.drainDelaySeconds = 0
         }
-        let grace = spec["terminationGracePeriodSeconds"]?.numberText.flatMap { Int($0) } ?? 30
+        let grace = spec["terminationGracePeriodSeconds"]?.intValue ?? 30
         let needed = plan.proxy.drainSeconds + plan.proxy.drainDelaySeconds
         if needed > grace {
             warnings.append("the proxy may take \(needed)s to drain but terminationGracePeriodSeconds is \(grace)s")
@@ -327,15 +331,40 @@ public struct Injector: Sendable {
         return warnings
     }
 
-    static func foreignSidecar(containers: [JSON], initContainers: [JSON]) -> String? {
-        func first(in list: [JSON], namedOneOf names: Set<String>) -> String? {
-            for container in list {
-                if let name = container["name"]?.stringValue, names.contains(name) { return name }
+    /// A container's name and where it stands, read once for the checks of names.
+    struct ContainerName {
+        let name: String
+        let isInit: Bool
+        let index: Int
+
+        var list: String { isInit ? "initContainers" : "containers" }
+    }
+
+    /// The names of the init containers, then of the containers, in order; unnamed ones are left out.
+    static func names(of initContainers: [JSON], then containers: [JSON]) -> [ContainerName] {
+        var names: [ContainerName] = []
+        names.reserveCapacity(initContainers.count + containers.count)
+        // A function for both lists rather than a loop over a list of them, which is built anew each time.
+        func collect(_ list: [JSON], isInit: Bool) {
+            for (index, item) in list.enumerated() {
+                if let name = item["name"]?.stringValue { names.append(ContainerName(name: name, isInit: isInit, index: index)) }
             }
-            return nil
         }
-        return first(in: containers, namedOneOf: foreignContainers) ?? first(in: initContainers, namedOneOf: foreignContainers)
-            ?? first(in: initContainers, namedOneOf: foreignInitContainers)
+        collect(initContainers, isInit: true)
+        collect(containers, isInit: false)
+        return names
+    }
+
+    /// The first container named for another mesh's sidecar, then the first such init container,
+    /// then the first init container named for another mesh's init step.
+    static func foreignSidecar(among names: [ContainerName]) -> String? {
+        func first(inInit isInit: Bool, namedOneOf candidates: [String]) -> String? {
+            names.first { entry in
+                entry.isInit == isInit && candidates.contains { $0.utf8.count == entry.name.utf8.count && $0 == entry.name }
+            }?.name
+        }
+        return first(inInit: false, namedOneOf: foreignContainers) ?? first(inInit: true, namedOneOf: foreignContainers)
+            ?? first(inInit: true, namedOneOf: foreignInitContainers)
     }
 
     /// The names tandem gives what it adds, by the list they go in.
@@ -349,29 +378,19 @@ public struct Injector: Sendable {
     /// Our names on things we did not add (no status records them) cannot be told from ours, and
     /// two containers of one name could not be told apart by uninject, which finds the ones it
     /// wrapped by name (the apiserver refuses such a pod anyway).
-    /// Most pods use none of our names, so each list is first scanned for one (with the names
-    /// its items were already read for) and only then searched name by name, in the order that
-    /// decides which conflict is reported.
-    /// `containers` and `initContainers` are the spec's lists, already read.
-    private static func checkNameConflicts(_ spec: JSONObject, containers: [JSON], initContainers: [JSON]) throws(InjectionError) {
-        var containerNames: [(name: String, key: String, index: Int)] = []
-        containerNames.reserveCapacity(initContainers.count + containers.count)
+    /// Most pods use none of our names, so the names (`names(of:then:)`) are first scanned for
+    /// one, and only then each list searched name by name, in the order that decides which
+    /// conflict is reported.
+    private static func checkNameConflicts(_ spec: JSONObject, names containerNames: [ContainerName]) throws(InjectionError) {
         var usesReservedName = false
-        // A function for both lists rather than a loop over a list of them, which is built anew each time.
-        func collect(_ items: [JSON], key: String) throws(InjectionError) {
-            for (index, item) in items.enumerated() {
-                guard let name = item["name"]?.stringValue else { continue }
-                if let first = containerNames.first(where: { $0.name == name }) {
-                    throw InjectionError(pointer: ["spec", key, String(index), "name"],
-                                         message: "spec.\(key)[\(index)] is named \(name), as is spec.\(first.key)[\(first.index)]: "
-                                             + "container names must be unique")
-                }
-                containerNames.append((name, key, index))
-                if reservedContainerNames.contains(name) { usesReservedName = true }
+        for (position, entry) in containerNames.enumerated() {
+            if let first = containerNames[..<position].first(where: { $0.name == entry.name }) {
+                throw InjectionError(pointer: ["spec", entry.list, String(entry.index), "name"],
+                                     message: "spec.\(entry.list)[\(entry.index)] is named \(entry.name), as is spec.\(first.list)[\(first.index)]: "
+                                         + "container names must be unique")
             }
+            if reservedContainerNames.contains(entry.name) { usesReservedName = true }
         }
-        try collect(initContainers, key: "initContainers")
-        try collect(containers, key: "containers")
         let volumes = spec["volumes"]?.arrayValue ?? []
         guard usesReservedName || volumes.contains(where: { $0["name"]?.stringValue == TandemNames.binaryVolume }) else { return }
         for (key, names) in reservedNames {
@@ -404,10 +423,12 @@ public struct Injector: Sendable {
     /// The app's TCP container ports, in order, without repeats: what the proxy intercepts by default.
     static func tcpPorts(of containers: [JSON]) -> [Int] {
         var ports: [Int] = []
+        // Room for a typical pod at once, rather than growing one append at a time.
+        ports.reserveCapacity(8)
         for container in containers {
             for port in container["ports"]?.arrayValue ?? [] {
                 guard (port["protocol"]?.stringValue ?? "TCP") == "TCP",
-                      let number = port["containerPort"]?.numberText.flatMap({ Int($0) }),
+                      let number = port["containerPort"]?.intValue,
                       !ports.contains(number)
                 else { continue }
                 ports.append(number)

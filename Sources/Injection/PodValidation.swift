@@ -9,9 +9,10 @@ public enum PodValidation {
     /// `volumeClaimTemplates`, when checking its template. `vetted` are containers whose own
     /// fields `ownProblems` found sound where they stand (the injector's, the same buffer in every
     /// pod it makes): of those only what depends on the rest of the pod is checked again. So are
-    /// the containers that stand where they stood in `earlier`, the same buffer: whatever
-    /// problems of their own they have, `earlier` had too (an injection leaves most app containers
-    /// untouched, and asks only for problems the pod did not have before). Of a container that
+    /// the containers that stand where they stood in `earlier`, the same buffer, or named and one
+    /// place later (an edit put a container in front of them): whatever problems of their own
+    /// they have, `earlier` had too (an injection leaves most app containers untouched, and asks
+    /// only for problems the pod did not have before). Of a container that
     /// was changed, the fields it kept from its earlier self of the same name are not checked on
     /// their own again either, for the same reason: legacy mode edits only the mounts and command.
     public static func problems(in podSpec: JSON, providedVolumes: Set<String> = [], vetted: [VettedContainer] = [],
@@ -56,9 +57,12 @@ public enum PodValidation {
                     known.checkAgainstPod(label: label, volumes: volumes, portOwners: &portOwners, problems: &problems)
                     continue
                 }
-                let kept = isUnchanged ? KeptFields.none
-                    : KeptFields(object, since: earlierSelf(named: label.name, near: index, in: earlierContainers))
-                check(object, label: label, isInit: isInit, scope: isUnchanged ? .pod : .all, kept: kept, volumes: volumes,
+                let earlier = isUnchanged ? nil : earlierSelf(named: label.name, near: index, in: earlierContainers)
+                // Moved, not changed (an edit put a container in front of it): its own fields are
+                // the earlier ones, so their comparison is skipped too.
+                let isKept = isUnchanged || earlier?.sharesStorage(with: object) == true
+                check(object, label: label, isInit: isInit, scope: isKept ? .pod : .all,
+                      kept: isKept ? .none : KeptFields(object, since: earlier), volumes: volumes,
                       portOwners: &portOwners, problems: &problems)
             }
         }
@@ -185,9 +189,11 @@ public enum PodValidation {
             problems.append("\(label) has no image")
         }
 
-        let restartPolicy = container["restartPolicy"]
+        // Read only where it counts: an app container's matters only when its own fields are checked.
+        let checksRestartPolicy = scope.own && !kept.keeps("restartPolicy")
+        let restartPolicy = isInit || checksRestartPolicy ? container["restartPolicy"] : nil
         let isSidecar = isInit && restartPolicy?.stringValue == "Always"
-        if scope.own, !kept.keeps("restartPolicy"), let restartPolicy, !restartPolicy.isNull {
+        if checksRestartPolicy, let restartPolicy, !restartPolicy.isNull {
             if !isInit {
                 problems.append("\(label): restartPolicy is only allowed on init containers")
             } else if !isSidecar {
@@ -219,8 +225,10 @@ public enum PodValidation {
         }
 
         let checksMounts = scope.own && !kept.keeps("volumeMounts")
+        let mounts = container["volumeMounts"]?.arrayValue ?? []
         var mountPaths: [String] = []
-        for mount in container["volumeMounts"]?.arrayValue ?? [] {
+        if checksMounts { mountPaths.reserveCapacity(mounts.count) }
+        for mount in mounts {
             let name = volumeName(of: mount)
             if scope.pod { checkReference(to: name, by: label, volumes: volumes, problems: &problems) }
             guard checksMounts else { continue }
@@ -241,7 +249,7 @@ public enum PodValidation {
 
     /// The port as the kubelet tells it apart; nil when it has no containerPort 1-65535.
     fileprivate static func portKey(of port: JSON) -> PortKey? {
-        guard let number = port["containerPort"]?.numberText.flatMap({ Int($0) }), (1...65535).contains(number) else {
+        guard let number = port["containerPort"]?.intValue, (1...65535).contains(number) else {
             return nil
         }
         return PortKey(number: number, proto: port["protocol"]?.stringValue ?? "TCP")
@@ -308,7 +316,7 @@ public enum PodValidation {
                     problems.append("\(label): \(hook) exec command must be a non-empty list of strings")
                 }
             } else if action == "sleep" {
-                if handler["sleep"]?["seconds"]?.numberText.flatMap({ Int($0) }).map({ $0 >= 0 }) != true {
+                if handler["sleep"]?["seconds"]?.intValue.map({ $0 >= 0 }) != true {
                     problems.append("\(label): \(hook) sleep seconds must be a whole number")
                 }
             }
@@ -360,6 +368,33 @@ public enum PodValidation {
                 previous = byte
             }
             return hasLetter
+        }
+    }
+}
+
+extension JSON {
+    /// A number's value as `Int(numberText)` reads it (an optional sign and decimal digits, in
+    /// range; nil otherwise), over the text's bytes: the generic parse cost hundreds of
+    /// instructions, and an injection reads every container port twice.
+    var intValue: Int? {
+        guard case .number(var text) = self else { return nil }
+        return text.withUTF8 { bytes -> Int? in
+            var index = 0
+            let isNegative = bytes.first == UInt8(ascii: "-")
+            if isNegative || bytes.first == UInt8(ascii: "+") { index = 1 }
+            guard index < bytes.count else { return nil }
+            var value = 0
+            while index < bytes.count {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
+                let (next, overflowedAgain) = isNegative
+                    ? shifted.subtractingReportingOverflow(Int(digit)) : shifted.addingReportingOverflow(Int(digit))
+                guard !overflowed, !overflowedAgain else { return nil }
+                value = next
+                index += 1
+            }
+            return value
         }
     }
 }

@@ -71,6 +71,9 @@ final class ProxyArtifacts: Sendable {
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
         statusTexts = StatusTextMemo(added: [proxy, initContainer, binaryMount, binaryVolume].compactMap(\.objectValue))
     }
+
+    /// Compared in place: read out of the artifacts, the plan was copied member by member.
+    func isMade(for plan: ProxyPlan) -> Bool { self.plan == plan }
 }
 
 /// Remembers the text of the last status record written (a one-entry memo, safe across threads),
@@ -92,6 +95,9 @@ final class StatusTextMemo: Sendable {
             self.status = status
             self.text = text
         }
+
+        /// Compared in place: read out of the entry, the record was copied member by member.
+        func holds(_ status: InjectionStatus) -> Bool { self.status == status }
     }
 
     init(added: [JSONObject]) {
@@ -99,7 +105,7 @@ final class StatusTextMemo: Sendable {
     }
 
     func text(of status: InjectionStatus) -> String {
-        if let cached = last.withLock({ $0 }), cached.status == status { return cached.text }
+        if let cached = last.withLock({ $0 }), cached.holds(status) { return cached.text }
         let text = status.annotationValue
         let entry = Entry(status: status, text: text)
         last.withLock { $0 = entry }
@@ -132,10 +138,10 @@ final class ProxyArtifactsCache: Sendable {
     /// stored first, so that every pod shares one proxy container: the YAML writer finds the
     /// text of a container it has written by its buffer, and compares any other one in full.
     func artifacts(for plan: ProxyPlan) -> ProxyArtifacts {
-        if let cached = last.withLock({ $0 }), cached.plan == plan { return cached }
+        if let cached = last.withLock({ $0 }), cached.isMade(for: plan) { return cached }
         let made = ProxyArtifacts(plan)
         return last.withLock { last in
-            if let stored = last, stored.plan == plan { return stored }
+            if let stored = last, stored.isMade(for: plan) { return stored }
             last = made
             return made
         }
@@ -157,21 +163,25 @@ enum TemplateEditor {
         var warnings: [String] = []
         var firstAppContainer: String?
 
-        let metadataOrigin = try origin(of: template["metadata"], expecting: .object, at: ["metadata"])
+        let metadataOrigin = try origin(of: template["metadata"], expecting: .object, at: metadataPath)
         if metadataOrigin != .existing {
             template["metadata"] = .object(JSONObject())
-            status.created.append(.init(path: ["metadata"], origin: metadataOrigin))
+            status.created.append(.init(path: metadataPath, origin: metadataOrigin))
         }
 
         try template.modifyMember("spec") { (spec: inout JSON) throws(InjectionError) in
             try spec.modifyObject { (spec: inout JSONObject) throws(InjectionError) in
-                firstAppContainer = spec["containers"]?.arrayValue?.first?["name"]?.stringValue
+                // The spec is the template's too, so the first edit copies it: with room for the
+                // lists the injection may add, so that adding them does not copy it again.
+                spec.reserveCapacity(spec.count + 2)
+                let containers = spec["containers"]?.arrayValue ?? []
+                firstAppContainer = containers.first?["name"]?.stringValue
                 let proxy = artifacts.proxy
                 status.fingerprint = artifacts.fingerprint
                 switch plan.mode {
                 case .native:
-                    try prepend(proxy, to: "initContainers", of: &spec, status: &status)
-                    status.initContainers.append(TandemNames.proxyContainer)
+                    try prepend(proxy, to: initContainersPath, of: &spec, status: &status)
+                    status.initContainers = proxyContainerNames
                     if plan.proxy.drainDelaySeconds > 0 {
                         try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
                             try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
@@ -181,8 +191,11 @@ enum TemplateEditor {
                 case .legacy:
                     let restartPolicy = spec["restartPolicy"]?.stringValue
                     // Every wrapped app tells the proxy the others' names, so it quits after the last.
-                    let wrapped = (spec["containers"]?.arrayValue ?? []).filter { wrappedCommand($0["command"], entrypoint: entrypoint) != nil }
-                        .compactMap { $0["name"]?.stringValue }
+                    var wrapped: [String] = []
+                    for container in containers where wrappedCommand(container["command"], entrypoint: entrypoint) != nil {
+                        if let name = container["name"]?.stringValue { wrapped.append(name) }
+                    }
+                    status.volumeMounts.reserveCapacity(containers.count)
                     try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
                         try prepareAppContainer(&container, index: index, artifacts: artifacts, restartPolicy: restartPolicy,
                                                 entrypoint: entrypoint, wrappedApps: wrapped,
@@ -190,33 +203,41 @@ enum TemplateEditor {
                     } then: { list in
                         list.insert(proxy, at: 0)
                     }
-                    status.containers.append(TandemNames.proxyContainer)
-                    try prepend(artifacts.initContainer, to: "initContainers", of: &spec, status: &status)
-                    status.initContainers.append(TandemNames.initContainer)
-                    try append(artifacts.binaryVolume, to: "volumes",
-                               of: &spec, status: &status)
-                    status.volumes.append(TandemNames.binaryVolume)
+                    status.containers = proxyContainerNames
+                    try prepend(artifacts.initContainer, to: initContainersPath, of: &spec, status: &status)
+                    status.initContainers = initContainerNames
+                    try append(artifacts.binaryVolume, to: volumesPath, of: &spec, status: &status)
+                    status.volumes = binaryVolumeNames
                 }
             }
         }
 
         try template.modifyMember("metadata") { (metadata: inout JSON) throws(InjectionError) in
             try metadata.modifyObject { (metadata: inout JSONObject) throws(InjectionError) in
-                let annotationsOrigin = try origin(of: metadata["annotations"], expecting: .object,
-                                                   at: ["metadata", "annotations"])
+                let position = metadata.index(forKey: "annotations")
+                let annotationsOrigin = try origin(of: position.map { metadata.members[$0].value }, expecting: .object,
+                                                   at: annotationsPath)
                 if annotationsOrigin != .existing {
-                    metadata["annotations"] = .object(JSONObject())
-                    status.created.append(.init(path: ["metadata", "annotations"], origin: annotationsOrigin))
+                    status.created.append(.init(path: annotationsPath, origin: annotationsOrigin))
                 }
                 // One edit of the map for both annotations, with room made for them at once.
-                metadata.modifyMember("annotations") { annotations in
-                    annotations.modifyObject { annotations in
-                        annotations.reserveCapacity(annotations.count + 2)
-                        if let firstAppContainer, annotations[TandemNames.defaultContainerAnnotation] == nil {
-                            annotations[TandemNames.defaultContainerAnnotation] = .string(firstAppContainer)
-                            status.annotations.append(TandemNames.defaultContainerAnnotation)
-                        }
-                        annotations[PodAnnotations.status] = .string(artifacts.statusTexts.text(of: status))
+                func annotate(_ annotations: inout JSONObject) {
+                    annotations.reserveCapacity(annotations.count + 2)
+                    if let firstAppContainer, annotations[TandemNames.defaultContainerAnnotation] == nil {
+                        annotations[TandemNames.defaultContainerAnnotation] = .string(firstAppContainer)
+                        status.annotations = defaultContainerAnnotations
+                    }
+                    annotations[PodAnnotations.status] = .string(artifacts.statusTexts.text(of: status))
+                }
+                if let position, annotationsOrigin == .existing {
+                    metadata.modifyValue(at: position) { annotations in annotations.modifyObject(annotate) }
+                } else {
+                    var annotations = JSONObject()
+                    annotate(&annotations)
+                    if let position {
+                        metadata.modifyValue(at: position) { $0 = .object(annotations) }
+                    } else {
+                        metadata.appendUnchecked(key: "annotations", value: .object(annotations))
                     }
                 }
             }
@@ -257,11 +278,12 @@ enum TemplateEditor {
             throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
                                  message: "spec.containers[\(index)] has no name")
         }
-        let listOrigin = try origin(of: container["volumeMounts"], expecting: .array,
+        let position = container.index(forKey: "volumeMounts")
+        let listOrigin = try origin(of: position.map { container.members[$0].value }, expecting: .array,
                                     at: ["spec", "containers", String(index), "volumeMounts"])
         let mount = artifacts.binaryMount
-        if listOrigin == .existing {
-            container.modifyMember("volumeMounts") { mounts in
+        if let position, listOrigin == .existing {
+            container.modifyValue(at: position) { mounts in
                 guard case .array(var list) = mounts else { return }
                 mounts = .null
                 list.append(mount)
@@ -475,23 +497,37 @@ enum TemplateEditor {
         }
     }
 
-    private static func prepend(_ item: JSON, to key: String, of spec: inout JSONObject, status: inout InjectionStatus) throws(InjectionError) {
-        try add(item, to: key, of: &spec, status: &status) { $0.insert(item, at: 0) }
+    /// Paths of what the injection may create, made once rather than for every record and error.
+    private static let metadataPath = ["metadata"]
+    private static let annotationsPath = ["metadata", "annotations"]
+    private static let initContainersPath = ["spec", "initContainers"]
+    private static let volumesPath = ["spec", "volumes"]
+    /// The status record's one-name lists, shared by every record rather than made for each.
+    private static let proxyContainerNames = [TandemNames.proxyContainer]
+    private static let initContainerNames = [TandemNames.initContainer]
+    private static let binaryVolumeNames = [TandemNames.binaryVolume]
+    private static let defaultContainerAnnotations = [TandemNames.defaultContainerAnnotation]
+
+    private static func prepend(_ item: JSON, to path: [String], of spec: inout JSONObject, status: inout InjectionStatus) throws(InjectionError) {
+        try add(item, to: path, of: &spec, status: &status) { $0.insert(item, at: 0) }
     }
 
-    private static func append(_ item: JSON, to key: String, of spec: inout JSONObject, status: inout InjectionStatus) throws(InjectionError) {
-        try add(item, to: key, of: &spec, status: &status) { $0.append(item) }
+    private static func append(_ item: JSON, to path: [String], of spec: inout JSONObject, status: inout InjectionStatus) throws(InjectionError) {
+        try add(item, to: path, of: &spec, status: &status) { $0.append(item) }
     }
 
-    private static func add(_ item: JSON, to key: String, of spec: inout JSONObject, status: inout InjectionStatus,
+    /// Adds `item` to the spec's list at `path` (`["spec", key]`), found with one lookup.
+    private static func add(_ item: JSON, to path: [String], of spec: inout JSONObject, status: inout InjectionStatus,
                             _ insert: (inout [JSON]) -> Void) throws(InjectionError) {
-        let listOrigin = try origin(of: spec[key], expecting: .array, at: ["spec", key])
-        guard listOrigin == .existing else {
-            spec[key] = [item]
-            status.created.append(.init(path: ["spec", key], origin: listOrigin))
+        let key = path[1]
+        let position = spec.index(forKey: key)
+        let listOrigin = try origin(of: position.map { spec.members[$0].value }, expecting: .array, at: path)
+        guard let position, listOrigin == .existing else {
+            if let position { spec.modifyValue(at: position) { $0 = [item] } } else { spec.appendUnchecked(key: key, value: [item]) }
+            status.created.append(.init(path: path, origin: listOrigin))
             return
         }
-        spec.modifyMember(key) { value in
+        spec.modifyValue(at: position) { value in
             guard case .array(var list) = value else { return }
             value = .null
             insert(&list)
