@@ -200,15 +200,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// The comma-separated elements of every field with this name, as bytes, with optional
     /// whitespace trimmed (empty elements included).
     public func forEachElement(of name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
-        forEachValue(of: name) { value in
-            var start = 0
-            while start <= value.count {
-                var end = start
-                while end < value.count && value[end] != 0x2C { end += 1 }
-                body(trimmingOWS(UnsafeRawBufferPointer(rebasing: value[start..<end])))
-                start = end + 1
-            }
-        }
+        forEachValue(of: name) { forEachListElement($0, body) }
     }
 
     private func indices(of name: String) -> [Int] {
@@ -369,6 +361,23 @@ func connectionKeepAlive(version: HTTPVersion, headers: HTTPHeaders) -> Bool {
     guard lhs.count == rhs.count else { return false }
     for i in 0..<lhs.count where asciiLower(lhs[i]) != asciiLower(rhs[i]) { return false }
     return true
+}
+
+/// The comma-separated elements of one field value, with optional whitespace trimmed (empty
+/// elements included).
+func forEachListElement(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    var start = 0
+    while start <= value.count {
+        var end = start
+        while end < value.count && value[end] != 0x2C { end += 1 }
+        body(trimmingOWS(UnsafeRawBufferPointer(rebasing: value[start..<end])))
+        start = end + 1
+    }
+}
+
+/// `asciiEqualFold` against a literal, read where it sits in the binary.
+@inline(__always) func asciiEqualFold(_ lhs: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+    asciiEqualFold(lhs, UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
 }
 
 /// `bytes` without leading and trailing spaces and tabs (RFC 9110 optional whitespace).
