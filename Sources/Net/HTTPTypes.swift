@@ -1,3 +1,5 @@
+import Glibc
+
 /// HTTP message values shared by the parser, the serializer, the server and the client.
 
 /// A request method; any token is allowed, the common ones have names.
@@ -118,6 +120,20 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     }
 
     public func contains(_ name: String) -> Bool { firstIndex(of: name) != nil }
+
+    /// Whether the first field with this name has exactly this value, compared as bytes: a
+    /// caller that expects one common value can then use its own String of it and make none.
+    public func firstValue(of name: String, is value: String) -> Bool {
+        guard let index = firstIndex(of: name) else { return false }
+        let field = fields[index]
+        var value = value
+        return value.withUTF8 { expected in
+            storage.withUnsafeBytes { bytes in
+                expected.count == Int(field.valueEnd - field.valueStart)
+                    && (expected.isEmpty || memcmp(bytes.baseAddress! + Int(field.valueStart), expected.baseAddress!, expected.count) == 0)
+            }
+        }
+    }
 
     /// Whether a comma-separated list field contains `token` (ASCII case-insensitive), without
     /// allocating: this runs for every request (Connection, Expect).

@@ -252,6 +252,10 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
     #expect(headers.tokens("connection") == ["keep-alive", "x-drop"], "empty list elements are skipped")
     #expect(headers.containsToken("Connection", "x-DROP"))
     #expect(!headers.containsToken("connection", "x"))
+    #expect(headers.firstValue(of: "x-FORWARDED-for", is: "1.1.1.1"))
+    #expect(!headers.firstValue(of: "X-Forwarded-For", is: "2.2.2.2"), "only the first field counts")
+    #expect(!headers.firstValue(of: "Connection", is: "keep-alive, ,X-Drop"), "values compare byte for byte")
+    #expect(!headers.firstValue(of: "Content-Type", is: ""))
     var seen: [String] = []
     headers.forEachField { name, value in
         seen.append(String(decoding: name, as: UTF8.self) + "=" + String(decoding: value, as: UTF8.self))
