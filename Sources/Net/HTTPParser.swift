@@ -53,6 +53,12 @@ public struct HTTPParser: Sendable {
         return false
     }
 
+    /// How many bytes of a body with a Content-Length are still to come: after its head, the
+    /// whole length, so a caller can size its buffer once.
+    public var fixedBodyBytesRemaining: Int? {
+        if case .fixedBody(let remaining) = state { remaining } else { nil }
+    }
+
     /// Consumes a prefix of `input`. A `nil` event means: hand in more bytes (after the
     /// unconsumed ones). Once an error is thrown, every later call throws it again.
     public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {

@@ -212,6 +212,19 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
     #expect(body == .body(0..<3))
 }
 
+@Test func aFixedBodysLengthIsKnownFromItsHead() throws {
+    var parser = HTTPParser(.request)
+    let raw = bytes("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabc")
+    #expect(parser.fixedBodyBytesRemaining == nil)
+    let (headLength, _) = try parser.parse(raw)
+    #expect(parser.fixedBodyBytesRemaining == 5)
+    _ = try parser.parse(Array(raw[headLength...]))
+    #expect(parser.fixedBodyBytesRemaining == 2)
+    var chunked = HTTPParser(.request)
+    _ = try chunked.parse(bytes("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"))
+    #expect(chunked.fixedBodyBytesRemaining == nil)
+}
+
 @Test func serializerRoundTripsAndRefusesSplitting() throws {
     var head = HTTPResponseHead(status: 200, headers: ["Content-Type": "text/plain", "Transfer-Encoding": "chunked"])
     var out: [UInt8] = []
