@@ -53,6 +53,12 @@ public struct HTTPParser: Sendable {
         return false
     }
 
+    /// How many bytes of a body with a Content-Length are still to come: after its head, the
+    /// whole length, so a caller can size its buffer once.
+    public var fixedBodyBytesRemaining: Int? {
+        if case .fixedBody(let remaining) = state { remaining } else { nil }
+    }
+
     /// Consumes a prefix of `input`. A `nil` event means: hand in more bytes (after the
     /// unconsumed ones). Once an error is thrown, every later call throws it again.
     public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
@@ -334,13 +340,13 @@ public struct HTTPParser: Sendable {
     // MARK: Framing (RFC 9112 §6)
 
     private mutating func frameRequest(_ head: HTTPRequestHead) throws(HTTPParseError) {
+        let framing = FramingFields(head.headers)
         if head.version == .http1_1 {
-            let hosts = head.headers.count("host")
-            if hosts == 0 { throw .missingHost }
-            if hosts > 1 { throw .duplicateHost }
+            if framing.hosts == 0 { throw .missingHost }
+            if framing.hosts > 1 { throw .duplicateHost }
         }
-        let length = try contentLength(head.headers)
-        if head.headers.contains("transfer-encoding") {
+        let length = try framing.contentLength.get()
+        if framing.hasTransferEncoding {
             if head.version == .http1_0 { throw .transferEncodingInHTTP10 }
             if length != nil { throw .contentLengthWithTransferEncoding }
             let codings = head.headers.tokens("transfer-encoding")
@@ -356,8 +362,9 @@ public struct HTTPParser: Sendable {
     }
 
     private mutating func frameResponse(_ head: HTTPResponseHead) throws(HTTPParseError) {
-        let length = try contentLength(head.headers)
-        let chunked = head.headers.contains("transfer-encoding")
+        let framing = FramingFields(head.headers)
+        let length = try framing.contentLength.get()
+        let chunked = framing.hasTransferEncoding
         if chunked && length != nil { throw .contentLengthWithTransferEncoding }
         if chunked && head.version == .http1_0 { throw .transferEncodingInHTTP10 }
         if head.status < 200 && head.status != 101 {
@@ -376,20 +383,34 @@ public struct HTTPParser: Sendable {
         }
     }
 
-    /// The Content-Length, if any. Repeated (or listed) values must all be the same number.
-    private func contentLength(_ headers: HTTPHeaders) throws(HTTPParseError) -> Int? {
-        var length: Int? = nil
-        var failure: HTTPParseError? = nil
-        headers.forEachElement(of: "content-length") { digits in
-            guard failure == nil else { return }
-            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(isDigit) else { return failure = .invalidContentLength }
-            var value = 0
-            for digit in digits { value = value * 10 + Int(digit - 0x30) }
-            if let length, length != value { return failure = .conflictingContentLength }
-            length = value
+    /// What frames a message, found in one walk over its fields rather than one per name.
+    private struct FramingFields {
+        var hosts = 0
+        var hasTransferEncoding = false
+        /// The Content-Length, if any; repeated (or listed) values must all be the same number.
+        var contentLength: Result<Int?, HTTPParseError> = .success(nil)
+
+        init(_ headers: HTTPHeaders) {
+            headers.forEachField { name, value in
+                switch name.count {
+                case 4 where asciiEqualFold(name, "host"): hosts += 1
+                case 14 where asciiEqualFold(name, "content-length"): addContentLength(value)
+                case 17 where asciiEqualFold(name, "transfer-encoding"): hasTransferEncoding = true
+                default: break
+                }
+            }
         }
-        if let failure { throw failure }
-        return length
+
+        private mutating func addContentLength(_ value: UnsafeRawBufferPointer) {
+            forEachListElement(value) { digits in
+                guard case .success(let length) = contentLength else { return }
+                guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(isDigit) else { return contentLength = .failure(.invalidContentLength) }
+                var number = 0
+                for digit in digits { number = number * 10 + Int(digit - 0x30) }
+                if let length, length != number { return contentLength = .failure(.conflictingContentLength) }
+                contentLength = .success(number)
+            }
+        }
     }
 
     // MARK: Chunks

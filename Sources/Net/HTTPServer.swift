@@ -569,6 +569,10 @@ final class HTTPServerConnection: ConnectionDelegate {
                 let sendContinue = offset == bytes.count && requestHead.version == .http1_1 && requestHead.expectsContinue
                 head = consume requestHead
                 body.removeAll(keepingCapacity: true)
+                // Sized once (up to 1 MiB: a head alone must not reserve the 8 MiB limit): grown by
+                // doubling, a 250 KB body was copied four times over on a connection's first
+                // request, 2% of that request's instructions.
+                if let length = parser.fixedBodyBytesRemaining { body.reserveCapacity(min(length, 1 << 20)) }
                 phase = .body
                 setDeadline(fromNow(server.timeouts.bodyRead))
                 if sendContinue {

@@ -1,3 +1,5 @@
+import Glibc
+
 /// HTTP message values shared by the parser, the serializer, the server and the client.
 
 /// A request method; any token is allowed, the common ones have names.
@@ -119,6 +121,20 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     public func contains(_ name: String) -> Bool { firstIndex(of: name) != nil }
 
+    /// Whether the first field with this name has exactly this value, compared as bytes: a
+    /// caller that expects one common value can then use its own String of it and make none.
+    public func firstValue(of name: String, is value: String) -> Bool {
+        guard let index = firstIndex(of: name) else { return false }
+        let field = fields[index]
+        var value = value
+        return value.withUTF8 { expected in
+            storage.withUnsafeBytes { bytes in
+                expected.count == Int(field.valueEnd - field.valueStart)
+                    && (expected.isEmpty || memcmp(bytes.baseAddress! + Int(field.valueStart), expected.baseAddress!, expected.count) == 0)
+            }
+        }
+    }
+
     /// Whether a comma-separated list field contains `token` (ASCII case-insensitive), without
     /// allocating: this runs for every request (Connection, Expect).
     public func containsToken(_ name: String, _ token: String) -> Bool {
@@ -200,15 +216,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// The comma-separated elements of every field with this name, as bytes, with optional
     /// whitespace trimmed (empty elements included).
     public func forEachElement(of name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
-        forEachValue(of: name) { value in
-            var start = 0
-            while start <= value.count {
-                var end = start
-                while end < value.count && value[end] != 0x2C { end += 1 }
-                body(trimmingOWS(UnsafeRawBufferPointer(rebasing: value[start..<end])))
-                start = end + 1
-            }
-        }
+        forEachValue(of: name) { forEachListElement($0, body) }
     }
 
     private func indices(of name: String) -> [Int] {
@@ -369,6 +377,23 @@ func connectionKeepAlive(version: HTTPVersion, headers: HTTPHeaders) -> Bool {
     guard lhs.count == rhs.count else { return false }
     for i in 0..<lhs.count where asciiLower(lhs[i]) != asciiLower(rhs[i]) { return false }
     return true
+}
+
+/// The comma-separated elements of one field value, with optional whitespace trimmed (empty
+/// elements included).
+func forEachListElement(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    var start = 0
+    while start <= value.count {
+        var end = start
+        while end < value.count && value[end] != 0x2C { end += 1 }
+        body(trimmingOWS(UnsafeRawBufferPointer(rebasing: value[start..<end])))
+        start = end + 1
+    }
+}
+
+/// `asciiEqualFold` against a literal, read where it sits in the binary.
+@inline(__always) func asciiEqualFold(_ lhs: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+    asciiEqualFold(lhs, UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
 }
 
 /// `bytes` without leading and trailing spaces and tabs (RFC 9110 optional whitespace).

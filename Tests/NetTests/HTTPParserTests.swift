@@ -23,6 +23,7 @@ let validCases: [ValidCase] = [
     ValidCase("content-length body", "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", [("POST /p", "hello", 0)]),
     ValidCase("zero content-length", "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", [("POST /p", "", 0)]),
     ValidCase("identical duplicate content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", [("POST /", "abc", 0)]),
+    ValidCase("framing fields in any case", "POST /p HTTP/1.1\r\nHOST: a\r\ncontent-LENGTH: 2\r\n\r\nhi", [("POST /p", "hi", 0)]),
     ValidCase("identical content-length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", [("POST /", "abc", 0)]),
     ValidCase("chunked with extension and trailers",
               "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Sum: 1\r\nX-Other: 2\r\n\r\n",
@@ -108,6 +109,11 @@ let errorCases: [ErrorCase] = [
     ErrorCase("colon-less line after a value", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nY\r\n\r\n", .invalidHeaderName),
     ErrorCase("missing Host", "GET / HTTP/1.1\r\n\r\n", .missingHost),
     ErrorCase("two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", .duplicateHost),
+    ErrorCase("two Hosts, cased apart", "GET / HTTP/1.1\r\nhost: a\r\nHOST: b\r\n\r\n", .duplicateHost),
+    ErrorCase("missing Host before a bad Content-Length", "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", .missingHost),
+    ErrorCase("invalid CL before a conflicting one", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4, x\r\nContent-Length: 5\r\n\r\n", .invalidContentLength),
+    ErrorCase("bad CL before TE", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: x\r\n\r\n", .invalidContentLength),
+    ErrorCase("TE in any case with CL", "POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-encoding: chunked\r\nContent-Length: 4\r\n\r\n", .contentLengthWithTransferEncoding),
     ErrorCase("double space in request line", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", .invalidRequestLine),
     ErrorCase("space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", .invalidRequestLine),
     ErrorCase("lowercase version", "GET / http/1.1\r\nHost: a\r\n\r\n", .invalidRequestLine),
@@ -206,6 +212,19 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
     #expect(body == .body(0..<3))
 }
 
+@Test func aFixedBodysLengthIsKnownFromItsHead() throws {
+    var parser = HTTPParser(.request)
+    let raw = bytes("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabc")
+    #expect(parser.fixedBodyBytesRemaining == nil)
+    let (headLength, _) = try parser.parse(raw)
+    #expect(parser.fixedBodyBytesRemaining == 5)
+    _ = try parser.parse(Array(raw[headLength...]))
+    #expect(parser.fixedBodyBytesRemaining == 2)
+    var chunked = HTTPParser(.request)
+    _ = try chunked.parse(bytes("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"))
+    #expect(chunked.fixedBodyBytesRemaining == nil)
+}
+
 @Test func serializerRoundTripsAndRefusesSplitting() throws {
     var head = HTTPResponseHead(status: 200, headers: ["Content-Type": "text/plain", "Transfer-Encoding": "chunked"])
     var out: [UInt8] = []
@@ -246,6 +265,10 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
     #expect(headers.tokens("connection") == ["keep-alive", "x-drop"], "empty list elements are skipped")
     #expect(headers.containsToken("Connection", "x-DROP"))
     #expect(!headers.containsToken("connection", "x"))
+    #expect(headers.firstValue(of: "x-FORWARDED-for", is: "1.1.1.1"))
+    #expect(!headers.firstValue(of: "X-Forwarded-For", is: "2.2.2.2"), "only the first field counts")
+    #expect(!headers.firstValue(of: "Connection", is: "keep-alive, ,X-Drop"), "values compare byte for byte")
+    #expect(!headers.firstValue(of: "Content-Type", is: ""))
     var seen: [String] = []
     headers.forEachField { name, value in
         seen.append(String(decoding: name, as: UTF8.self) + "=" + String(decoding: value, as: UTF8.self))

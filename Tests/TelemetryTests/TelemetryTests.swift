@@ -43,6 +43,23 @@ struct MetricsTests {
         #expect(latency.count("/inject") == 3)
     }
 
+    @Test func alternatingSeriesKeepTheirOwnCounts() {
+        let registry = MetricsRegistry()
+        let requests = registry.counter("requests_total", help: "Requests.", labels: ["outcome", "reason"])
+        let latency = registry.histogram("latency_seconds", help: "Latency.", labels: ["outcome"], buckets: [1])
+        for (outcome, reason) in [("patched", "injected"), ("allowed", "opted_out"), ("allowed", "opted_out"),
+                                  ("patched", "injected"), ("allowed", "injected"), ("patched", "injected")] {
+            requests.increment(outcome, reason)
+            latency.observe(0.5, outcome)
+        }
+        #expect(requests.value("patched", "injected") == 3)
+        #expect(requests.value("allowed", "opted_out") == 2)
+        #expect(requests.value("allowed", "injected") == 1)
+        #expect(requests.value("denied", "injected") == 0)
+        #expect(latency.count("patched") == 3)
+        #expect(latency.count("allowed") == 3)
+    }
+
     @Test func escapesLabelValuesAndHelp() {
         let registry = MetricsRegistry()
         let errors = registry.counter("errors_total", help: "Line one\nback\\slash", labels: ["message"])
