@@ -54,18 +54,21 @@ func injectYAML(_ bytes: [UInt8]) {
 let skippedPaths = [["request", "object", "metadata", "managedFields"], ["request", "oldObject"], ["metadata"], ["spec", "template"]]
 
 /// What the reader accepts, the writer writes as JSON that reads back the same, compact or
-/// indented. Reading while skipping members fails exactly as reading everything does, and
-/// otherwise gives the same value with those members null.
+/// indented. Reading while skipping members fails exactly as reading everything does, but for a
+/// key repeated inside a skipped member, which skipping reads on past; and otherwise gives the
+/// same value with those members null.
 func roundTripJSON(_ bytes: [UInt8]) {
     let value: JSON
     do throws(JSONParseError) {
         value = try JSONReader.parse(bytes)
     } catch {
+        let repeated = error.message.hasPrefix("duplicate key ")
         do throws(JSONParseError) {
             _ = try JSONReader.parse(bytes, skipping: skippedPaths)
-            preconditionFailure("skipping accepted what reading refused: \(error)")
+            precondition(repeated, "skipping accepted what reading refused: \(error)")
         } catch let skippedError {
-            precondition(skippedError == error, "skipping failed otherwise: \(skippedError) vs \(error)")
+            precondition(skippedError == error || repeated && skippedError.offset > error.offset,
+                         "skipping failed otherwise: \(skippedError) vs \(error)")
         }
         return
     }
