@@ -505,6 +505,29 @@ struct JSONReaderSkippingTests {
         }
     }
 
+    /// The depth limit holds inside skipped members as outside, for an empty object at the limit
+    /// as for any other value: the same errors at the same places.
+    @Test func skipsNoDeeperThanItReads() {
+        for depth in 0...4 {
+            for inner in ["{}", "[]", "1", #"{"x":{}}"#, "[{}]", #"{"x":[]}"#] {
+                let objects = String(repeating: #"{"k":"#, count: depth) + inner + String(repeating: "}", count: depth)
+                let arrays = String(repeating: "[", count: depth) + inner + String(repeating: "]", count: depth)
+                for text in [objects, arrays] {
+                    let bytes = Self.wrapped(Array(text.utf8))
+                    for maxDepth in 2...8 {
+                        let parsed = Result { () throws(JSONParseError) in
+                            Self.nulling(["a", "skip"], in: try JSONReader.parse(bytes, maxDepth: maxDepth))
+                        }
+                        let skipped = Result { () throws(JSONParseError) in
+                            try JSONReader.parse(bytes, skipping: Self.skipped, maxDepth: maxDepth)
+                        }
+                        #expect(skipped == parsed, "\(text) at most \(maxDepth) deep")
+                    }
+                }
+            }
+        }
+    }
+
     /// Strings and keys where ASCII text ends, by a character beyond ASCII, an escape, a control
     /// character or the quote, at each place around the eight bytes read at a time, read and
     /// skipped alike; keys so made repeat in small and large objects, nested in arrays.
