@@ -3,7 +3,8 @@
 /// Strict, because a document that two readers could understand differently must be refused,
 /// not guessed at: duplicate keys (which one wins?), lone surrogates and invalid UTF-8 (replaced
 /// how?), leading zeros, trailing commas and trailing garbage are all errors with a byte offset,
-/// a line and a column.
+/// a line and a column. The one exception is inside the members `parse(_:skipping:)` skips, where
+/// a repeated key is not looked for (see there).
 public enum JSONReader {
     /// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
     public static let defaultMaxDepth = 512
@@ -18,7 +19,14 @@ public enum JSONReader {
     }
 
     /// Parses like `parse`, but the object members at `skipping` (paths of keys from the root)
-    /// are read as `null`: checked as strictly as the rest, with the same errors, but not built.
+    /// are read as `null`: not built, and checked as strictly as the rest, with the same errors,
+    /// but for one thing: inside a skipped member, a repeated key is not looked for. Strictness
+    /// is there so that no two readers can understand a document differently; what is skipped is
+    /// read by no one here, and a caller that writes the document back (the webhook's patch)
+    /// leaves it as it was, so a repeat inside it cannot change what is decided or what another
+    /// reader applies (Go's encoding/json, the apiserver's, takes repeats anywhere). Keeping every
+    /// key to compare was most of the cost of skipping. A skipped member's own key is still
+    /// compared with its siblings, as every key outside is.
     /// For callers that never look at a large part of a document (an AdmissionReview's
     /// `managedFields`), building it and freeing it again was most of the cost of reading.
     /// At most 64 paths.
@@ -172,32 +180,6 @@ private struct JSONParser: ~Copyable {
         var paths: UInt64
         var matched: Int
     }
-    /// The keys of the objects being skipped, innermost last (see `skipObject`), and the text of
-    /// those that had to be decoded.
-    var skippedKeys = Stack<SkippedKey>(capacity: 32)
-    var skippedKeyText = Stack<UInt8>(capacity: 256)
-
-    /// A key of an object being skipped: `byteCount` bytes from `start`, in the input or in
-    /// `skippedKeyText` (see `Form`); `count` is the UTF-8 length of the text they stand for.
-    struct SkippedKey {
-        var start: Int
-        var byteCount: Int
-        var count: Int
-        var form: Form
-        var ascii: Bool
-    }
-
-    /// How a skipped key's bytes stand for its text.
-    enum Form {
-        /// In the input, with no escapes: the text itself.
-        case plain
-        /// In the input, ASCII, with `\"` its only escape (as in managedFields' `k:{\"name\":...}`),
-        /// and left escaped: writing `"` as `\"` is one-to-one, so two such keys are the same text
-        /// exactly when their bytes are the same, and no decoding is needed to find repeats.
-        case quotesEscaped
-        /// Decoded into `skippedKeyText`: the text itself.
-        case decoded
-    }
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -214,6 +196,8 @@ private struct JSONParser: ~Copyable {
         return failure("expected \(what)")
     }
 
+    /// Written out, not as `index = whitespaceEnd(from: index)`: so written, Swift 6.3.1's -O
+    /// build with AddressSanitizer (the fuzz targets') refused every number.
     mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
@@ -221,6 +205,20 @@ private struct JSONParser: ~Copyable {
             default: return
             }
         }
+    }
+
+    /// The first position from `start` that is not whitespace, for the skipper, which keeps its
+    /// position in a local (see `skipObject`).
+    @inline(__always)
+    func whitespaceEnd(from start: Int) -> Int {
+        var position = start
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position &+= 1
+            default: return position
+            }
+        }
+        return position
     }
 
     /// `skipping` tells the paths of members to skip that lead through this value (nil for none).
@@ -357,209 +355,131 @@ private struct JSONParser: ~Copyable {
 
     // MARK: Skipping
 
-    /// Reads a value as `parseValue` does, with the same errors, keeping nothing: strings and
-    /// numbers are checked where they lie, objects and arrays walked without being built.
-    /// Inlined into `skipObject` and `skipArray`, which then call each other directly.
+    /// Reads a value as `parseValue` does, with the same errors (but see `skipObject`), keeping
+    /// nothing: strings and numbers are checked where they lie, objects and arrays walked without
+    /// being built. Inlined into `skipObject` and `skipArray`, which then call each other directly.
     @inline(__always)
     mutating func skipValue(depth: Int) throws(Failure) {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
         case UInt8(ascii: "{"):
-            if !passEmptyObject(depth: depth) { try skipObject(depth: depth + 1) }
+            if isEmptyObject(at: index, depth: depth) {
+                index += 2
+            } else {
+                try skipObject(depth: depth + 1)
+            }
         case UInt8(ascii: "["): try skipArray(depth: depth + 1)
-        case UInt8(ascii: "\""): _ = try scanString(decoding: false)
+        case UInt8(ascii: "\""): index = try skipString(from: index)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
         default: _ = try parseValue(depth: depth)
         }
     }
 
-    /// Steps over a `{}` at `index` as a value at `depth`, if that is what is there, and says
-    /// so: the value of most members of managedFields, passed without a call.
+    /// Whether a `{}` is at `position`, as a value at `depth`: the value of most members of
+    /// managedFields, passed without a call.
     @inline(__always)
-    mutating func passEmptyObject(depth: Int) -> Bool {
-        guard depth < maxDepth && bytes.count - index >= 2 && bytes[index] == UInt8(ascii: "{")
-                && bytes[index + 1] == UInt8(ascii: "}") else { return false }
-        index += 2
-        return true
+    func isEmptyObject(at position: Int, depth: Int) -> Bool {
+        depth < maxDepth && bytes.count &- position >= 2 && bytes[position] == UInt8(ascii: "{")
+            && bytes[position &+ 1] == UInt8(ascii: "}")
     }
 
-    /// `parseObject` without the object. The keys, still needed to refuse a repeated one, go on
-    /// `skippedKeys`, a stack shared by every object being skipped: where they lie in the input,
-    /// or, for a key with escapes, decoded into `skippedKeyText`. Repeats are found exactly as
-    /// `parseObject` finds them (see `sameKey`).
+    /// `parseObject` without the object, and without looking for repeated keys (see
+    /// `JSONReader.parse(_:skipping:)`). The position is kept in a local, and `index` set only
+    /// for a call or an error: the compiler stored and loaded `index` at every step.
     mutating func skipObject(depth: Int) throws(Failure) {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
             return
         }
-        let (firstKey, firstText) = (skippedKeys.count, skippedKeyText.count)
-        defer {
-            skippedKeys.removeAll(from: firstKey)
-            skippedKeyText.removeAll(from: firstText)
-        }
-        var keyLengths: UInt64 = 0
-        var largeKeys: KeyIndex? = nil
+        var position = index
+        var isFirst = true
         while true {
-            guard index < bytes.count && bytes[index] == UInt8(ascii: "\"") else {
-                if skippedKeys.count > firstKey && index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+            guard isNext(UInt8(ascii: "\""), at: &position) else {
+                index = position
+                if !isFirst && position < bytes.count && bytes[position] == UInt8(ascii: "}") {
                     throw failure("trailing comma before '}'")
                 }
                 throw expected("a string as object key")
             }
-            let keyOffset = index
-            let key = try scanSkippedKey()
-            var duplicate = false
-            let read = skippedKeys.values(from: firstKey)
-            if largeKeys == nil && read.count < 16 {
-                // Few keys (nearly every object in managedFields): a scan, with no hashing, when
-                // an earlier key has the same length (as in `parseObject`).
-                if keyLengths & (1 &<< UInt64(key.count & 63)) != 0 {
-                    for earlier in read where sameKey(earlier, key) {
-                        duplicate = true
-                        break
-                    }
-                }
-                keyLengths |= 1 &<< UInt64(key.count & 63)
-            } else {
-                if largeKeys == nil {
-                    largeKeys = KeyIndex()
-                    for earlier in read { _ = largeKeys!.add(hash: keyHash(earlier)) { _ in false } }
-                }
-                duplicate = !largeKeys!.add(hash: keyHash(key)) { sameKey(read[$0], key) }
-            }
-            if duplicate {
-                let name = withKeyText(key) { String(decoding: $0, as: UTF8.self) }
-                throw failure("duplicate key \"\(name)\" in object", at: keyOffset)
-            }
-            skippedKeys.push(key)
-            skipWhitespace()
-            guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
+            isFirst = false
+            position = try skipString(from: position)
+            guard isNext(UInt8(ascii: ":"), at: &position) else {
+                index = position
                 throw expected("':' after object key")
             }
-            index += 1
-            if !passEmptyObject(depth: depth) { try skipValue(depth: depth) }
-            if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
+            position &+= 1
+            if isEmptyObject(at: position, depth: depth) {
+                position &+= 2
+            } else {
+                index = position
+                try skipValue(depth: depth)
+                position = index
+            }
+            if isNext(UInt8(ascii: ","), at: &position) {
+                position &+= 1
+                continue
+            }
+            index = position
+            if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+                index &+= 1
                 return
             }
+            throw expected("',' or '}' after object member")
         }
     }
 
-    /// Reads the key of an object being skipped, at its opening quote. A key of ASCII text whose
-    /// only escape is `\"` is taken as it is written (`quotesEscaped`), found in one pass that
-    /// throws nothing; any other key, and any error, is left to `rereadSkippedKey`.
+    /// Whether `byte` comes next at `position`, after any whitespace, which `position` is moved
+    /// past. The byte is looked at first, as compact JSON has no whitespace to look for.
     @inline(__always)
-    mutating func scanSkippedKey() throws(Failure) -> SkippedKey {
-        let quote = index
-        var position = quote + 1
-        var quotes = 0
-        while true {
-            let end = TextScan.asciiRun(in: bytes, from: position)
-            guard end < bytes.count else { break }
-            if bytes[end] == UInt8(ascii: "\"") {
-                index = end + 1
-                let byteCount = end - (quote + 1)
-                return SkippedKey(start: quote + 1, byteCount: byteCount, count: byteCount - quotes,
-                                  form: quotes == 0 ? .plain : .quotesEscaped, ascii: true)
-            }
-            guard bytes[end] == UInt8(ascii: "\\") && end + 1 < bytes.count
-                    && bytes[end + 1] == UInt8(ascii: "\"") else { break }
-            quotes += 1
-            position = end + 2
-        }
-        return try rereadSkippedKey(quote: quote)
+    func isNext(_ byte: UInt8, at position: inout Int) -> Bool {
+        if position < bytes.count && bytes[position] == byte { return true }
+        position = whitespaceEnd(from: position)
+        return position < bytes.count && bytes[position] == byte
     }
 
-    /// `scanSkippedKey` for a key that is not ASCII or has another escape, or for an error: the
-    /// key read again from its quote by `scanString`, so that the errors are its own.
-    mutating func rereadSkippedKey(quote: Int) throws(Failure) -> SkippedKey {
-        index = quote
-        switch try scanString() {
-        case .input(let range, let ascii):
-            return SkippedKey(start: range.lowerBound, byteCount: range.count, count: range.count, form: .plain, ascii: ascii)
-        case .escaped(let ascii):
-            let text = scratch.values(from: 0)
-            let key = SkippedKey(start: skippedKeyText.count, byteCount: text.count, count: text.count, form: .decoded, ascii: ascii)
-            skippedKeyText.append(contentsOf: text)
-            return key
-        }
-    }
-
-    /// Calls `body` with the bytes of a skipped key as they are kept (see `Form`).
-    func withKeyBytes<Result>(_ key: SkippedKey, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        let range = key.start..<key.start + key.byteCount
-        if key.form != .decoded { return body(UnsafeBufferPointer(rebasing: bytes[range])) }
-        return body(UnsafeBufferPointer(rebasing: skippedKeyText.values(from: 0)[range]))
-    }
-
-    /// Calls `body` with the text of a skipped key: its bytes, or for a `quotesEscaped` key, its
-    /// bytes without the backslashes (each of which escapes a quote).
-    func withKeyText<Result>(_ key: SkippedKey, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        withKeyBytes(key) { keyBytes in
-            guard key.form == .quotesEscaped else { return body(keyBytes) }
-            return keyBytes.filter { $0 != UInt8(ascii: "\\") }.withUnsafeBufferPointer(body)
-        }
-    }
-
-    /// `parseObject`'s test for a repeated key (same UTF-8 length, then `String`'s `==`), on
-    /// bytes: equal bytes are equal strings, and unequal ASCII bytes unequal strings; only other
-    /// text (where `==` follows canonical equivalence) is made into strings to compare. Keys
-    /// kept in the same way (both as their text, or both `quotesEscaped`) compare their bytes; a
-    /// `quotesEscaped` key against a plain one too, as either both are ASCII or the plain one is
-    /// not, and text that is not ASCII never equals ASCII text of the same length. Only against
-    /// a decoded key is a `quotesEscaped` key's text needed (`withKeyText`): a rare case.
-    /// The usual case, two ASCII keys in the input, is inlined into `skipObject`'s scan, which
-    /// calls it for every earlier key of the same length.
+    /// Where the string at `quote` ends, past its closing quote, checked as `scanString` checks
+    /// it: eight bytes at a time, ASCII text and the escapes of one letter (managedFields' `\"`)
+    /// alike, without leaving the loop. Anything else (text beyond ASCII, a `\u` escape, the
+    /// last few bytes of the input, an error) is left to `rereadString`.
     @inline(__always)
-    func sameKey(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
-        guard a.count == b.count else { return false }
-        if a.ascii && b.ascii && a.form != .decoded && b.form != .decoded {
-            return a.byteCount == b.byteCount
-                && TextScan.sameBytes(UnsafeBufferPointer(rebasing: bytes[a.start..<a.start + a.byteCount]),
-                                      UnsafeBufferPointer(rebasing: bytes[b.start..<b.start + b.byteCount]))
-        }
-        return sameKeyInAnyForm(a, b)
-    }
-
-    /// `sameKey` for keys of the same length, one of which is not ASCII or is decoded.
-    func sameKeyInAnyForm(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
-        if a.form == .quotesEscaped && b.form == .decoded || a.form == .decoded && b.form == .quotesEscaped {
-            return sameText(a, b)
-        }
-        return withKeyBytes(a) { aBytes in
-            withKeyBytes(b) { bBytes in
-                if aBytes.count == bBytes.count && TextScan.sameBytes(aBytes, bBytes) { return true }
-                if a.ascii && b.ascii || a.form == .quotesEscaped || b.form == .quotesEscaped { return false }
-                return String(decoding: aBytes, as: UTF8.self) == String(decoding: bBytes, as: UTF8.self)
-            }
-        }
-    }
-
-    /// Whether two keys have the same text, made from their bytes (see `withKeyText`).
-    func sameText(_ a: SkippedKey, _ b: SkippedKey) -> Bool {
-        withKeyText(a) { aText in withKeyText(b) { bText in TextScan.sameBytes(aText, bText) } }
-    }
-
-    /// A hash that agrees with `sameKey`: of the string for text that is not ASCII (which never
-    /// equals ASCII text of the same length); for ASCII, of the bytes with each quote written
-    /// `\"`, which are a `quotesEscaped` key's bytes and a plain key's (that has no quote), and
-    /// which a decoded key with a quote (a rare case) writes out to hash.
-    func keyHash(_ key: SkippedKey) -> Int {
-        withKeyBytes(key) { keyBytes in
-            guard key.ascii else { return String(decoding: keyBytes, as: UTF8.self).hashValue }
-            var hasher = Hasher()
-            if key.form == .decoded && keyBytes.contains(UInt8(ascii: "\"")) {
-                var escaped: [UInt8] = []
-                for byte in keyBytes {
-                    if byte == UInt8(ascii: "\"") { escaped.append(UInt8(ascii: "\\")) }
-                    escaped.append(byte)
+    mutating func skipString(from quote: Int) throws(Failure) -> Int {
+        var position = quote &+ 1
+        if let base = bytes.baseAddress {
+            while bytes.count &- position >= 8 {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                let stops = TextScan.asciiStopMask(word)
+                if stops == 0 {
+                    position &+= 8
+                    continue
                 }
-                escaped.withUnsafeBytes { hasher.combine(bytes: $0) }
-            } else {
-                hasher.combine(bytes: UnsafeRawBufferPointer(keyBytes))
+                position &+= stops.trailingZeroBitCount &>> 3
+                if base[position] == UInt8(ascii: "\"") { return position &+ 1 }
+                guard base[position] == UInt8(ascii: "\\") && position &+ 1 < bytes.count
+                        && isOneLetterEscape(base[position &+ 1]) else { break }
+                position &+= 2
             }
-            return hasher.finalize()
+        }
+        return try rereadString(from: quote)
+    }
+
+    /// `skipString` for what it leaves: the string read again from its quote by `scanString`,
+    /// so that the checks and their errors are its own. Not inlined, to keep `skipString` small
+    /// enough to be.
+    @inline(never)
+    mutating func rereadString(from quote: Int) throws(Failure) -> Int {
+        index = quote
+        _ = try scanString(decoding: false)
+        return index
+    }
+
+    /// Whether `\` and `letter` are a whole escape (all but `\u`).
+    func isOneLetterEscape(_ letter: UInt8) -> Bool {
+        switch letter {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+             UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): true
+        default: false
         }
     }
 
@@ -856,11 +776,7 @@ private struct KeyIndex {
     /// Adds the key at the next position, unless `sameKey` says the key at an earlier position
     /// (one with the same hash) is the same; then returns false.
     mutating func add(_ key: String, sameKey: (Int) -> Bool) -> Bool {
-        add(hash: key.hashValue, sameKey: sameKey)
-    }
-
-    /// `add` for a key known by its hash alone.
-    mutating func add(hash: Int, sameKey: (Int) -> Bool) -> Bool {
+        let hash = key.hashValue
         if (hashes.count + 1) * 2 > slots.count { grow() }
         let mask = slots.count - 1
         var slot = hash & mask

@@ -1,9 +1,9 @@
 /// A stack in memory the readers manage themselves, for what waits while they read: a YAML
 /// document's nodes until it ends, a YAML collection's or JSON object's or array's entries until
-/// it closes, the collections still open, the keys of the JSON objects being skipped, the decoded
-/// text of a JSON string with escapes. Pushing and reading need no uniqueness or bounds checks, as an array's do (an append
-/// of a few bytes to an array cost a hundred instructions), and a closing collection's entries are
-/// moved, not copied, into storage of their exact size.
+/// it closes, the collections still open, the decoded text of a JSON string with escapes. Pushing
+/// and reading need no uniqueness or bounds checks, as an array's do (an append of a few bytes to
+/// an array cost a hundred instructions), and a closing collection's entries are moved, not
+/// copied, into storage of their exact size.
 struct Stack<Element>: ~Copyable {
     private var base: UnsafeMutablePointer<Element>
     private var capacity: Int

@@ -302,8 +302,9 @@ struct JSONReaderNestingTests {
     }
 }
 
-/// `parse(_:skipping:)` reads skipped members as null, and refuses exactly what `parse` refuses,
-/// with the same messages and places.
+/// `parse(_:skipping:)` reads skipped members as null, and refuses what `parse` refuses, with the
+/// same messages and places, but for keys repeated inside a skipped member, which it does not look
+/// for (see there).
 struct JSONReaderSkippingTests {
     static let skipped = [["a", "skip"]]
 
@@ -312,28 +313,115 @@ struct JSONReaderSkippingTests {
         Array(#"{"a":{"keep":1,"skip":"#.utf8) + text + Array(#","after":[2]},"b":3}"#.utf8)
     }
 
+    /// What skipping the members at `paths` of `bytes` must give: what `parse` gives, those
+    /// members null, once each key it finds repeated inside one is renamed (see `renamingKey`);
+    /// nil if such a key is empty, with nothing to rename.
+    static func expectedSkipping(_ bytes: [UInt8], _ paths: [[String]]) -> Result<JSON, JSONParseError>? {
+        var document = bytes
+        var attempt = 0
+        while true {
+            do throws(JSONParseError) {
+                var value = try JSONReader.parse(document)
+                for path in paths { value = nulling(path[...], in: value) }
+                return .success(value)
+            } catch {
+                guard error.message.hasPrefix("duplicate key "),
+                      case let enclosing = keyPath(enclosing: error.offset, in: document),
+                      paths.contains(where: { enclosing.starts(with: $0.map(Optional.some)) }) else {
+                    return .failure(error)
+                }
+                guard let renamed = renamingKey(at: error.offset, in: document, attempt: attempt) else { return nil }
+                document = renamed
+                attempt += 1
+            }
+        }
+    }
+
+    /// `value` with the member at `path` null, if there is one.
+    static func nulling(_ path: ArraySlice<String>, in value: JSON) -> JSON {
+        guard case .object(var object) = value, let key = path.first, let member = object[key] else { return value }
+        object[key] = path.count == 1 ? .null : nulling(path.dropFirst(), in: member)
+        return .object(object)
+    }
+
+    /// The keys from the root to the object or array that holds `offset` (nil for the elements
+    /// of an array), in a document that `parse` read without error up to there.
+    static func keyPath(enclosing offset: Int, in bytes: [UInt8]) -> [String?] {
+        var path: [String?] = []
+        var containers: [UInt8] = []
+        var key: String? = nil
+        var expectsKey = false
+        var position = 0
+        while position < offset {
+            switch bytes[position] {
+            case UInt8(ascii: "\""):
+                let quote = position
+                position += 1
+                while bytes[position] != UInt8(ascii: "\"") { position += bytes[position] == UInt8(ascii: "\\") ? 2 : 1 }
+                if expectsKey { key = (try? JSONReader.parse(Array(bytes[quote...position])))?.stringValue }
+                expectsKey = false
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                path.append(containers.last == UInt8(ascii: "{") ? key : nil)
+                containers.append(bytes[position])
+                expectsKey = bytes[position] == UInt8(ascii: "{")
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                path.removeLast()
+                containers.removeLast()
+            case UInt8(ascii: ","):
+                expectsKey = containers.last == UInt8(ascii: "{")
+            default:
+                break
+            }
+            position += 1
+        }
+        return Array(path.dropFirst())
+    }
+
+    /// `bytes` with each character of the key at `quote` replaced by one of as many bytes (a
+    /// letter, or two for an escape's first two bytes; a Cyrillic letter, a CJK ideograph, an
+    /// emoji; `attempt` picks which), so that nothing else moves: offsets, lines and columns stay.
+    static func renamingKey(at quote: Int, in bytes: [UInt8], attempt: Int) -> [UInt8]? {
+        if bytes[quote + 1] == UInt8(ascii: "\"") { return nil }
+        var renamed = bytes
+        var position = quote + 1
+        var code = attempt
+        while bytes[position] != UInt8(ascii: "\"") {
+            let byte = bytes[position]
+            let replacement: [UInt8]
+            if byte < 0x80 {
+                let letter = UInt8(ascii: "A") + UInt8(code % 26)
+                replacement = byte == UInt8(ascii: "\\") ? [letter, letter] : [letter]
+            } else {
+                let first: UInt32 = byte < 0xE0 ? 0x410 : byte < 0xF0 ? 0x4E00 : 0x1F600
+                replacement = Array(String(Unicode.Scalar(first + UInt32(code % 26))!).utf8)
+            }
+            renamed.replaceSubrange(position..<position + replacement.count, with: replacement)
+            position += replacement.count
+            code /= 26
+        }
+        return renamed
+    }
+
     static func sameOutcome(_ text: [UInt8]) {
         let bytes = wrapped(text)
-        do {
-            let full = try JSONReader.parse(bytes)
-            do {
-                let skipped = try JSONReader.parse(bytes, skipping: skipped)
-                var expected = full.objectValue!
-                var inner = expected["a"]!.objectValue!
-                inner["skip"] = .null
-                expected["a"] = .object(inner)
-                #expect(skipped == .object(expected))
-                #expect(JSONWriter.write(skipped) == JSONWriter.write(.object(expected)), "members keep their order")
-            } catch {
-                Issue.record("skipping refused what parse accepts: \(error)")
+        expectSkippingAsParse(bytes, skipping: skipped)
+    }
+
+    /// Skipping gives `expectedSkipping`, members in the same order.
+    static func expectSkippingAsParse(_ bytes: [UInt8], skipping paths: [[String]]) {
+        let shown = String(decoding: bytes, as: UTF8.self)
+        let skipped = Result { () throws(JSONParseError) in try JSONReader.parse(bytes, skipping: paths) }
+        guard let expected = expectedSkipping(bytes, paths) else {
+            // An empty key repeated, with nothing to rename: skipping at least reads on past it.
+            let parsed = Result { () throws(JSONParseError) in try JSONReader.parse(bytes) }
+            if case .failure(let error) = skipped, case .failure(let repeated) = parsed {
+                #expect(error.offset > repeated.offset, "\(shown)")
             }
-        } catch {
-            do {
-                _ = try JSONReader.parse(bytes, skipping: skipped)
-                Issue.record("skipping accepted what parse refuses: \(error)")
-            } catch let skipError {
-                #expect(skipError == error)
-            }
+            return
+        }
+        #expect(skipped == expected, "\(shown)")
+        if case .success(let value) = skipped, case .success(let expectedValue) = expected {
+            #expect(JSONWriter.write(value) == JSONWriter.write(expectedValue), "members keep their order")
         }
     }
 
@@ -347,59 +435,95 @@ struct JSONReaderSkippingTests {
         Self.sameOutcome(bytes)
     }
 
-    /// Repeated keys, in small and large objects, ASCII or not, escaped or not: the Kelvin sign
-    /// is not K (their UTF-8 lengths differ), but two orders of the same combining marks are
-    /// one name to `parse`, and so to skipping.
-    @Test func findsTheSameRepeatedKeys() {
+    /// Keys repeated inside a skipped member, in small and large objects, ASCII or not, escaped
+    /// or not, nested, in arrays: `parse` refuses each, skipping reads it with the member null.
+    @Test func acceptsKeysRepeatedInsideSkippedMembers() throws {
         let names = (0..<40).map { #""k:{\"name\":\"VAR_\#($0)\"}""# }
         func object(_ keys: [String]) -> String { "{" + keys.map { "\($0):{\"f:name\":{},\".\":{}}" }.joined(separator: ",") + "}" }
         var cases = [
-            object(names), object(names + [names[3]]), object(Array(names[0..<5]) + [names[2]]),
-            #"{"\u212A":1,"K":2}"#, #"{"K":1,"K":2}"#, "{\"é\":1,\"e\u{301}\":2}", "{\"a\u{301}\u{327}\":1,\"a\u{327}\u{301}\":2}",
-            object(names + ["\"é\""] + [names[30]]), object(names + ["\"é\"", "\"\\u00e9\""]),
-            object(["\"x\""] + names + ["\"\\u0078\""]), #"{"a":{},"b":{"a":{}},"a":{}}"#, #"{"a":{"a":1,"a":2}}"#,
+            object(names + [names[3]]), object(Array(names[0..<5]) + [names[2]]), #"{"K":1,"K":2}"#,
+            "{\"a\u{301}\u{327}\":1,\"a\u{327}\u{301}\":2}",
+            object(names + ["\"é\"", "\"\\u00e9\""]), object(["\"x\""] + names + ["\"\\u0078\""]),
+            #"{"a":{},"b":{"a":{}},"a":{}}"#, #"{"a":{"a":1,"a":2}}"#, #"{"a\"b":1,"a\u0022b":2}"#,
+            #"{"":1,"":2}"#, #"[{"x":1},{"y":[{"z":1,"z":1}]}]"#,
         ]
         cases += cases.map { "[" + $0 + "]" }
-        for text in cases { Self.sameOutcome(Array(text.utf8)) }
+        for text in cases {
+            let bytes = Self.wrapped(Array(text.utf8))
+            do {
+                _ = try JSONReader.parse(bytes)
+                Issue.record("parse accepted \(text)")
+            } catch {
+                #expect(error.message.hasPrefix("duplicate key "), "\(text)")
+            }
+            #expect(try JSONReader.parse(bytes, skipping: Self.skipped) == ["a": ["keep": 1, "skip": nil, "after": [2]], "b": 3])
+        }
     }
 
-    /// Keys whose only escape is `\"` are compared as they are written; the same names written
-    /// with other escapes, in small and large objects and in either order, are still repeats,
-    /// named (decoded) in the message as `parse` names them.
-    @Test func findsRepeatsOfKeysWithEscapedQuotes() {
-        let names = (0..<20).map { #""k:{\"name\":\"V\#($0)\"}""# }
-        func object(_ keys: [String]) -> String { "{" + keys.map { "\($0):{}" }.joined(separator: ",") + "}" }
-        let otherEscape = #""k:{\u0022name\":\"V7\"}""#
-        var cases = [
-            #"{"a\"b":1,"a\u0022b":2}"#, #"{"a\u0022b":1,"a\"b":2}"#, #"{"a\"b":1,"a\\\"b":2}"#,
-            #"{"\"\"":1,"\u0022\"":2}"#, #"{"a\"b":1,"a\"bc":2,"a\"b":3}"#, #"{"\"é":1,"\"e\u0301":2}"#,
-            #"{"\"K":1,"\"\u212A":2}"#, #"{"\"a":1,"a\"":2,"\"\\":3,"\"\/":4}"#,
-            object(names + [otherEscape]), object([otherEscape] + names), object(names + ["\"x\"", names[7]]),
-            object(Array(names[0..<3]) + [otherEscape, names[7]]),
+    /// Outside skipped members, repeats are refused as `parse` refuses them: a skipped member's
+    /// own name repeated, a repeat beside one, in a kept member, at the root, and under a member
+    /// of the skipped name on another path.
+    @Test func refusesKeysRepeatedOutsideSkippedMembers() throws {
+        let documents = [
+            #"{"a":{"keep":1,"skip":{"x":1},"skip":2}}"#, #"{"a":{"skip":[1],"keep":1,"keep":2}}"#,
+            #"{"a":{"keep":{"z":1,"z":2},"skip":{}}}"#, #"{"a":{"skip":null},"a":2}"#,
+            #"{"b":{"skip":{"x":1,"x":2}}}"#, #"{"a":[{"skip":{"x":1,"x":2}}]}"#,
         ]
-        cases += cases.map { "[" + $0 + "]" }
-        for text in cases { Self.sameOutcome(Array(text.utf8)) }
+        for text in documents {
+            let parsed = Result { () throws(JSONParseError) in try JSONReader.parse(text) }
+            let skipped = Result { () throws(JSONParseError) in try JSONReader.parse(text.utf8, skipping: Self.skipped) }
+            #expect(skipped == parsed, "\(text)")
+            #expect(throws: JSONParseError.self) { try parsed.get() }
+        }
+        // A repeat inside the skipped member, then the member's name repeated: the second is refused.
+        let text = #"{"a":{"skip":{"x":1,"x":2},"skip":3}}"#
+        #expect(throws: JSONParseError(offset: 20, line: 1, column: 21, message: #"duplicate key "x" in object"#)) {
+            try JSONReader.parse(text)
+        }
+        #expect(throws: JSONParseError(offset: 27, line: 1, column: 28, message: #"duplicate key "skip" in object"#)) {
+            try JSONReader.parse(text.utf8, skipping: Self.skipped)
+        }
     }
 
-    /// Randomly corrupted documents, skipping their first member: the same errors as `parse`.
+    /// Randomly corrupted documents, skipping their first member: the same errors as `parse`,
+    /// but for keys repeated inside that member.
     @Test func corruptedDocumentsFailAlike() {
         let original = Array(#"{"a":{"k:{\"n\":\"x\"}":{".":{},"f:é":[1,"x\"y\u00e9",{"b":null}]},"c":true},"d":"é"}"#.utf8)
         var random = Bytes(state: 12)
         for _ in 0..<5000 {
-            let bytes = random.corrupting(original)
-            let full = Result { () throws(JSONParseError) in try JSONReader.parse(bytes) }
-            let skipped = Result { () throws(JSONParseError) in try JSONReader.parse(bytes, skipping: [["a"]]) }
-            switch (full, skipped) {
-            case (.success(var value), .success(let skippedValue)):
-                if case .object(var object) = value, object["a"] != nil {
-                    object["a"] = .null
-                    value = .object(object)
+            Self.expectSkippingAsParse(random.corrupting(original), skipping: [["a"]])
+        }
+    }
+
+    /// Documents cut anywhere, inside a skipped member or after it: the same errors as `parse`,
+    /// strings near the end of the input included (read there a byte at a time).
+    @Test func truncatedDocumentsFailAlike() {
+        let skippedMember = #"[{"k:{\"name\":\"FLAG_0001\"}":{".":{},"f:é":"x\u00e9\"y\/"}},"a string of plain text",-1.5e3,true]"#
+        let document = Array(#"{"a":{"keep":1,"skip":\#(skippedMember)},"b":3}"#.utf8)
+        for end in 0...document.count {
+            Self.expectSkippingAsParse(Array(document[..<end]), skipping: Self.skipped)
+        }
+    }
+
+    /// The depth limit holds inside skipped members as outside, for an empty object at the limit
+    /// as for any other value: the same errors at the same places.
+    @Test func skipsNoDeeperThanItReads() {
+        for depth in 0...4 {
+            for inner in ["{}", "[]", "1", #"{"x":{}}"#, "[{}]", #"{"x":[]}"#] {
+                let objects = String(repeating: #"{"k":"#, count: depth) + inner + String(repeating: "}", count: depth)
+                let arrays = String(repeating: "[", count: depth) + inner + String(repeating: "]", count: depth)
+                for text in [objects, arrays] {
+                    let bytes = Self.wrapped(Array(text.utf8))
+                    for maxDepth in 2...8 {
+                        let parsed = Result { () throws(JSONParseError) in
+                            Self.nulling(["a", "skip"], in: try JSONReader.parse(bytes, maxDepth: maxDepth))
+                        }
+                        let skipped = Result { () throws(JSONParseError) in
+                            try JSONReader.parse(bytes, skipping: Self.skipped, maxDepth: maxDepth)
+                        }
+                        #expect(skipped == parsed, "\(text) at most \(maxDepth) deep")
+                    }
                 }
-                #expect(skippedValue == value, "\(String(decoding: bytes, as: UTF8.self))")
-            case (.failure(let error), .failure(let skipError)):
-                #expect(skipError == error, "\(String(decoding: bytes, as: UTF8.self))")
-            default:
-                Issue.record("parse and skipping disagree on \(String(decoding: bytes, as: UTF8.self))")
             }
         }
     }
