@@ -57,7 +57,10 @@ public enum Admission {
     /// Parts of a review the decision never reads, checked as JSON but not built: the pod's
     /// `managedFields` (109 KB of the 250 KB review of a pod with 1,500 env vars), on an
     /// UPDATE the whole old pod, and the request's descriptions of the caller and the call. The
-    /// injected pod keeps the same placeholder, so the patch never mentions them.
+    /// injected pod keeps the same placeholder, so the patch never mentions them. That is also
+    /// why a key repeated inside one is not looked for (see `JSONReader.parse(_:skipping:)`): it
+    /// cannot change the decision or what the apiserver applies. A repeat of one of these
+    /// members' own names is still refused.
     static let unreadParts = [
         ["request", "object", "metadata", "managedFields"], ["request", "oldObject"], ["request", "userInfo"],
         ["request", "options"], ["request", "resource"], ["request", "requestKind"], ["request", "requestResource"],
