@@ -234,6 +234,8 @@ public struct JSONObject: Sendable, Hashable {
         storage.withUnsafeBufferPointer { now in
             earlier.storage.withUnsafeBufferPointer { then in
                 for index in 0..<Swift.max(now.count, then.count) {
+                    // Most members are the very same bits in both: kept, told in a few loads.
+                    if index < now.count, index < then.count, hasSameBits(now, index, then, index) { continue }
                     if index < now.count, index < then.count, Self.isSameKey(now[index].key, then[index].key) {
                         if !JSON.isPlainlySame(now[index].value, then[index].value) { changed.append(now[index].key) }
                         continue
