@@ -13,6 +13,7 @@ public enum JSON: Sendable, Hashable {
 }
 
 extension JSON {
+    @inlinable
     public var objectValue: JSONObject? {
         if case .object(let object) = self { return object }
         return nil
@@ -45,6 +46,7 @@ extension JSON {
     }
 
     /// The member `key` of an object; nil for a missing key or a value that is not an object.
+    @inlinable
     public subscript(key: String) -> JSON? {
         objectValue?[key]
     }
@@ -86,13 +88,14 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Express
 public struct JSONObject: Sendable, Hashable {
     /// A struct rather than a tuple, so that copying and destroying members is specialised code
     /// instead of the runtime's generic tuple witnesses.
+    @usableFromInline
     struct Member: Sendable {
-        var key: String
-        var value: JSON
+        @usableFromInline var key: String
+        @usableFromInline var value: JSON
     }
 
     /// The stored members; `members` shows them as `(key, value)` pairs.
-    private(set) var storage: [Member]
+    @usableFromInline private(set) var storage: [Member]
 
     /// Members in order.
     public var members: Members { Members(storage: storage) }
@@ -130,11 +133,15 @@ public struct JSONObject: Sendable, Hashable {
     /// point by code point, RFC 8259 §8.3), so the length rules most keys out before `==`, which
     /// is costly when it fails.
     /// Through the buffer, so that looking at a member does not copy (retain and release) it.
+    /// Inlinable, as are the subscript's getter and `isSameKey`, so that lookups from other
+    /// modules are not calls (a review makes about a hundred).
+    @inlinable
     public func index(forKey key: String) -> Int? {
         storage.withUnsafeBufferPointer { Self.index(of: key, in: $0) }
     }
 
     /// `index(forKey:)` over members not yet in an object (a reader's, still being collected).
+    @inlinable
     static func index(of key: String, in members: UnsafeBufferPointer<Member>) -> Int? {
         let length = key.utf8.count
         for index in members.indices where members[index].key.utf8.count == length && members[index].key == key {
@@ -144,6 +151,7 @@ public struct JSONObject: Sendable, Hashable {
     }
 
     /// Whether two keys name the same member, as `index(forKey:)` decides it.
+    @inlinable
     public static func isSameKey(_ a: String, _ b: String) -> Bool {
         a.utf8.count == b.utf8.count && a == b
     }
@@ -151,7 +159,7 @@ public struct JSONObject: Sendable, Hashable {
     /// Reads a member, or sets it: an existing key keeps its place, a new key goes last,
     /// and setting nil removes the member.
     public subscript(key: String) -> JSON? {
-        get {
+        @inlinable get {
             guard let index = index(forKey: key) else { return nil }
             return storage[index].value
         }
@@ -226,6 +234,8 @@ public struct JSONObject: Sendable, Hashable {
         storage.withUnsafeBufferPointer { now in
             earlier.storage.withUnsafeBufferPointer { then in
                 for index in 0..<Swift.max(now.count, then.count) {
+                    // Most members are the very same bits in both: kept, told in a few loads.
+                    if index < now.count, index < then.count, hasSameBits(now, index, then, index) { continue }
                     if index < now.count, index < then.count, Self.isSameKey(now[index].key, then[index].key) {
                         if !JSON.isPlainlySame(now[index].value, then[index].value) { changed.append(now[index].key) }
                         continue
@@ -251,7 +261,7 @@ public struct JSONObject: Sendable, Hashable {
         if sameOrder {
             return lhs.storage.withUnsafeBufferPointer { a in
                 rhs.storage.withUnsafeBufferPointer { b in
-                    for index in a.indices where !isSameMember(a, index, b, index) && a[index].value != b[index].value {
+                    for index in a.indices where !hasSameBits(a, index, b, index) && a[index].value != b[index].value {
                         return false
                     }
                     return true
@@ -269,26 +279,31 @@ public struct JSONObject: Sendable, Hashable {
     }
 }
 
+/// Whether two values are the same bits: the same key and the same container, or the same
+/// string, number or literal, stored alike. Then they are equal, found without copying
+/// (retaining and releasing) either; an edited copy of a document keeps most of its values so.
+/// Values that are equal but stored apart are not told apart here, and are compared in full.
+@inline(__always)
+func hasSameBits<Value>(_ a: UnsafeBufferPointer<Value>, _ i: Int, _ b: UnsafeBufferPointer<Value>, _ j: Int) -> Bool {
+    let x = UnsafeRawPointer(a.baseAddress! + i)
+    let y = UnsafeRawPointer(b.baseAddress! + j)
+    var byte = 0
+    while byte + 8 <= MemoryLayout<Value>.size {
+        if x.load(fromByteOffset: byte, as: UInt64.self) != y.load(fromByteOffset: byte, as: UInt64.self) { return false }
+        byte += 8
+    }
+    while byte < MemoryLayout<Value>.size {
+        if x.load(fromByteOffset: byte, as: UInt8.self) != y.load(fromByteOffset: byte, as: UInt8.self) { return false }
+        byte += 1
+    }
+    return true
+}
+
 extension JSONObject {
-    /// Whether two members are the same bits: the same key and the same container, or the same
-    /// string, number or literal, stored alike. Then they are equal, found without copying
-    /// (retaining and releasing) either; an edited copy of a document keeps most of its members
-    /// so. Members that are equal but stored apart are not told apart here, and are compared in
-    /// full.
+    /// `hasSameBits` for members: the same key and the same value, stored alike.
     @inline(__always)
     static func isSameMember(_ a: UnsafeBufferPointer<Member>, _ i: Int, _ b: UnsafeBufferPointer<Member>, _ j: Int) -> Bool {
-        let x = UnsafeRawPointer(a.baseAddress! + i)
-        let y = UnsafeRawPointer(b.baseAddress! + j)
-        var byte = 0
-        while byte + 8 <= MemoryLayout<Member>.size {
-            if x.load(fromByteOffset: byte, as: UInt64.self) != y.load(fromByteOffset: byte, as: UInt64.self) { return false }
-            byte += 8
-        }
-        while byte < MemoryLayout<Member>.size {
-            if x.load(fromByteOffset: byte, as: UInt8.self) != y.load(fromByteOffset: byte, as: UInt8.self) { return false }
-            byte += 1
-        }
-        return true
+        hasSameBits(a, i, b, j)
     }
 }
 
@@ -299,6 +314,33 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
 }
 
 extension JSON {
+    /// Written out rather than derived: the derived one copies (retains and releases) each value
+    /// it compares, and so does `Array`'s `==` for each element. The same relation as the derived
+    /// one, which the derived `hash(into:)` agrees with.
+    public static func == (lhs: JSON, rhs: JSON) -> Bool {
+        switch lhs {
+        case .null: if case .null = rhs { return true }
+        case .bool(let a): if case .bool(let b) = rhs { return a == b }
+        case .number(let a): if case .number(let b) = rhs { return a == b }
+        case .string(let a): if case .string(let b) = rhs { return a == b }
+        case .array(let a): if case .array(let b) = rhs { return areEqual(a, b) }
+        case .object(let a): if case .object(let b) = rhs { return a == b }
+        }
+        return false
+    }
+
+    /// Element by element through the buffers, so that comparing an element does not copy it.
+    private static func areEqual(_ a: [JSON], _ b: [JSON]) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.sharesStorage(with: b) { return true }
+        return a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                for index in a.indices where !hasSameBits(a, index, b, index) && a[index] != b[index] { return false }
+                return true
+            }
+        }
+    }
+
     /// Equal at a glance: the same container (one buffer, as the untouched parts of a document
     /// and of its edited copy are), or an equal string, number or literal. Containers that are
     /// only equal are not looked into.

@@ -16,4 +16,34 @@ struct JSONObjectTests {
         #expect(equalCopy.keysChanged(since: earlier) == ["env", "args"])
         #expect(earlier.keysChanged(since: earlier) == [])
     }
+
+    /// `==` compares arrays by element and objects by member in any order, and tells the kinds
+    /// apart even where their text is alike; equal values hash alike, stored together or apart.
+    @Test func equalityIsJSONsAndAgreesWithHashing() {
+        let long = "a string too long to be stored inline"
+        let value: JSON = ["a": [1, .string(long), nil, true, ["k": [.number("2.5")]]], "b": ["c": "d", "e": []]]
+        let apart: JSON = [
+            "b": ["e": [], "c": "d"],
+            "a": [1, .string(String(long.reversed().reversed())), nil, true, ["k": [.number("2.5")]]],
+        ]
+        #expect(value == apart)
+        #expect(value.hashValue == apart.hashValue)
+        let unequal: [JSON] = [
+            ["a": [1, .string(long), nil, true, ["k": [.number("2.5")]]], "b": ["c": "d"]],
+            ["a": [1, .string(long), nil, true, ["k": [.number("2.50")]]], "b": ["c": "d", "e": []]],
+            ["a": [.string(long), 1, nil, true, ["k": [.number("2.5")]]], "b": ["c": "d", "e": []]],
+            ["a": [1, .string(long), nil, false, ["k": [.number("2.5")]]], "b": ["c": "d", "e": []]],
+            ["a": [1, .string(long), nil, true, ["k": [.number("2.5")]], nil], "b": ["c": "d", "e": []]],
+            ["a": [1, .string(long), nil, true, ["k": [.number("2.5")]]], "b": ["c": "d", "e": [:]]],
+        ]
+        for other in unequal {
+            #expect(value != other)
+        }
+        #expect(JSON.number("1") != JSON.string("1"))
+        #expect(JSON.array([]) != JSON.object([:]))
+        #expect(JSON.null != JSON.string("null"))
+        // Strings compare as Swift's do: canonically equivalent ones are equal, and hash alike.
+        #expect(JSON.string("\u{E9}") == JSON.string("e\u{301}"))
+        #expect(JSON.string("\u{E9}").hashValue == JSON.string("e\u{301}").hashValue)
+    }
 }
