@@ -226,19 +226,25 @@ public enum PodValidation {
 
         let checksMounts = scope.own && !kept.keeps("volumeMounts")
         let mounts = container["volumeMounts"]?.arrayValue ?? []
-        var mountPaths: [String] = []
-        if checksMounts { mountPaths.reserveCapacity(mounts.count) }
-        for mount in mounts {
-            let name = volumeName(of: mount)
-            if scope.pod { checkReference(to: name, by: label, volumes: volumes, problems: &problems) }
-            guard checksMounts else { continue }
-            let path = mount["mountPath"]?.stringValue ?? ""
-            if path.isEmpty {
-                problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
-            } else if mountPaths.contains(path) {
-                problems.append("\(label): mountPath \(path) is used twice")
-            } else {
-                mountPaths.append(path)
+        // The paths seen so far, kept on the stack: an array of them was a heap allocation (and
+        // its freeing) for every container whose mounts an injection changes, which is each one
+        // in legacy mode.
+        withUnsafeTemporaryAllocation(of: String.self, capacity: checksMounts ? max(mounts.count, 1) : 1) { mountPaths in
+            var pathCount = 0
+            defer { _ = UnsafeMutableBufferPointer(rebasing: mountPaths[..<pathCount]).deinitialize() }
+            for mount in mounts {
+                let name = volumeName(of: mount)
+                if scope.pod { checkReference(to: name, by: label, volumes: volumes, problems: &problems) }
+                guard checksMounts else { continue }
+                let path = mount["mountPath"]?.stringValue ?? ""
+                if path.isEmpty {
+                    problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
+                } else if mountPaths[..<pathCount].contains(path) {
+                    problems.append("\(label): mountPath \(path) is used twice")
+                } else {
+                    mountPaths.initializeElement(at: pathCount, to: path)
+                    pathCount += 1
+                }
             }
         }
         guard scope.own, !kept.keeps("env") else { return }
