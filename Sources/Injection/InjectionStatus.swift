@@ -60,6 +60,14 @@ struct InjectionStatus: Sendable, Equatable {
     /// Keys created on the way, in creation order (undone in reverse).
     var created: [Created] = []
 
+    /// Adds to `created`, with room for as many as an injection can create (metadata, its
+    /// annotations, initContainers, volumes) made at the first: most pods have no initContainers
+    /// nor annotations, and the list grew and moved for the second.
+    mutating func recordCreated(_ path: [String], origin: Origin) {
+        if created.isEmpty { created.reserveCapacity(4) }
+        created.append(Created(path: path, origin: origin))
+    }
+
     var json: JSON {
         var object = JSONObject()
         object["version"] = .integer(Self.formatVersion)

@@ -121,7 +121,7 @@ public struct Injector: Sendable {
         var report = WorkloadReport(kind: kindName, name: header.displayName, namespace: header.namespace,
                                     reason: .notAWorkload, mode: nil, warnings: [], explanation: [],
                                     templatePointer: pointer)
-        switch ResourceShape(object, impliedKind: impliedKind) {
+        switch ResourceShape(object, kind: header.kind ?? impliedKind) {
         case .other:
             explain(&report, kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
             reports.append(report)

@@ -144,8 +144,6 @@ public enum PodValidation {
     private static let probeActions = ["httpGet", "tcpSocket", "grpc"]
     private static let hookKinds = ["postStart", "preStop"]
     private static let hookActions = ["exec", "httpGet", "tcpSocket", "sleep"]
-    /// The fields the checks of probes and hooks read.
-    private static let handlerInputs = ["ports", "restartPolicy", "lifecycle"] + probeKinds
 
     /// The container as it was before an edit: the one of the same name at the same place, or one
     /// place earlier (legacy mode puts the proxy first). Nil when there is none, or the container
@@ -162,35 +160,62 @@ public enum PodValidation {
     /// the same place (an edit leaves the members it keeps where they were) and the same value
     /// at a glance. Their own problems, if any, the earlier container had.
     private struct KeptFields {
-        /// The keys of the container and of its earlier self that are not kept; nil when none are.
-        private let changedKeys: [String]?
+        /// The members `check` asks about, each by its bit in `changed`.
+        enum Field: Int {
+            case image, restartPolicy, ports, lifecycle, readinessProbe, livenessProbe, startupProbe, volumeMounts, env
 
-        static let none = KeptFields(changedKeys: nil)
+            /// The keys, by `rawValue`.
+            static let keys = [
+                "image", "restartPolicy", "ports", "lifecycle", "readinessProbe", "livenessProbe", "startupProbe",
+                "volumeMounts", "env",
+            ]
+            /// The fields the checks of probes and hooks read.
+            static let handlerInputs: [Field] = [.ports, .restartPolicy, .lifecycle, .readinessProbe, .livenessProbe, .startupProbe]
+        }
 
-        private init(changedKeys: [String]?) {
-            self.changedKeys = changedKeys
+        /// A bit set for each field that is not kept: all of them when unsure. Worked out once
+        /// per container, as `check` asks about each field in turn (and about six for its
+        /// probes and hooks), and searching the changed keys every time cost more than the
+        /// checks it spared.
+        private let changed: UInt16
+
+        static let none = KeptFields(changed: .max)
+
+        private init(changed: UInt16) {
+            self.changed = changed
         }
 
         init(_ container: JSONObject, since earlier: JSONObject?) {
-            changedKeys = earlier.map { container.keysChanged(since: $0) }
+            guard let earlier else {
+                changed = .max
+                return
+            }
+            var changed: UInt16 = 0
+            for key in container.keysChanged(since: earlier) {
+                // Most changed keys are none of these: the length rules them out without a call.
+                let length = key.utf8.count
+                for (bit, name) in Field.keys.enumerated() where name.utf8.count == length && JSONObject.isSameKey(name, key) {
+                    changed |= 1 << bit
+                }
+            }
+            self.changed = changed
         }
 
-        /// Whether the member `key` is kept; false when unsure.
-        func keeps(_ key: String) -> Bool {
-            guard let changedKeys else { return false }
-            return !changedKeys.contains { JSONObject.isSameKey($0, key) }
+        /// Whether `field` is kept; false when unsure.
+        func keeps(_ field: Field) -> Bool {
+            changed & (1 << field.rawValue) == 0
         }
     }
 
     private static func check(_ container: JSONObject, label: ContainerLabel, isInit: Bool, scope: Scope, kept: KeptFields,
                               volumes: [String], portOwners: inout [(port: PortKey, owner: ContainerLabel)],
                               problems: inout [String]) {
-        if scope.own, !kept.keeps("image"), (container["image"]?.stringValue ?? "").isEmpty {
+        if scope.own, !kept.keeps(.image), (container["image"]?.stringValue ?? "").isEmpty {
             problems.append("\(label) has no image")
         }
 
         // Read only where it counts: an app container's matters only when its own fields are checked.
-        let checksRestartPolicy = scope.own && !kept.keeps("restartPolicy")
+        let checksRestartPolicy = scope.own && !kept.keeps(.restartPolicy)
         let restartPolicy = isInit || checksRestartPolicy ? container["restartPolicy"] : nil
         let isSidecar = isInit && restartPolicy?.stringValue == "Always"
         if checksRestartPolicy, let restartPolicy, !restartPolicy.isNull {
@@ -201,9 +226,9 @@ public enum PodValidation {
             }
         }
 
-        let checksPorts = scope.own && !kept.keeps("ports")
+        let checksPorts = scope.own && !kept.keeps(.ports)
         // Probes and hooks also depend on the declared port names and on being a sidecar.
-        let checksHandlers = scope.own && !handlerInputs.allSatisfy(kept.keeps)
+        let checksHandlers = scope.own && !KeptFields.Field.handlerInputs.allSatisfy(kept.keeps)
         var portNames: [String] = []
         for port in container["ports"]?.arrayValue ?? [] {
             guard let key = portKey(of: port) else {
@@ -224,24 +249,30 @@ public enum PodValidation {
             checkHandlers(of: container, label: label, isInit: isInit, isSidecar: isSidecar, portNames: portNames, problems: &problems)
         }
 
-        let checksMounts = scope.own && !kept.keeps("volumeMounts")
+        let checksMounts = scope.own && !kept.keeps(.volumeMounts)
         let mounts = container["volumeMounts"]?.arrayValue ?? []
-        var mountPaths: [String] = []
-        if checksMounts { mountPaths.reserveCapacity(mounts.count) }
-        for mount in mounts {
-            let name = volumeName(of: mount)
-            if scope.pod { checkReference(to: name, by: label, volumes: volumes, problems: &problems) }
-            guard checksMounts else { continue }
-            let path = mount["mountPath"]?.stringValue ?? ""
-            if path.isEmpty {
-                problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
-            } else if mountPaths.contains(path) {
-                problems.append("\(label): mountPath \(path) is used twice")
-            } else {
-                mountPaths.append(path)
+        // The paths seen so far, kept on the stack: an array of them was a heap allocation (and
+        // its freeing) for every container whose mounts an injection changes, which is each one
+        // in legacy mode.
+        withUnsafeTemporaryAllocation(of: String.self, capacity: checksMounts ? max(mounts.count, 1) : 1) { mountPaths in
+            var pathCount = 0
+            defer { _ = UnsafeMutableBufferPointer(rebasing: mountPaths[..<pathCount]).deinitialize() }
+            for mount in mounts {
+                let name = volumeName(of: mount)
+                if scope.pod { checkReference(to: name, by: label, volumes: volumes, problems: &problems) }
+                guard checksMounts else { continue }
+                let path = mount["mountPath"]?.stringValue ?? ""
+                if path.isEmpty {
+                    problems.append("\(label): volumeMount \"\(name)\" has no mountPath")
+                } else if mountPaths[..<pathCount].contains(path) {
+                    problems.append("\(label): mountPath \(path) is used twice")
+                } else {
+                    mountPaths.initializeElement(at: pathCount, to: path)
+                    pathCount += 1
+                }
             }
         }
-        guard scope.own, !kept.keeps("env") else { return }
+        guard scope.own, !kept.keeps(.env) else { return }
         for env in container["env"]?.arrayValue ?? [] where (env["name"]?.stringValue ?? "").isEmpty {
             problems.append("\(label): an env var has no name")
         }

@@ -166,7 +166,7 @@ enum TemplateEditor {
         let metadataOrigin = try origin(of: template["metadata"], expecting: .object, at: metadataPath)
         if metadataOrigin != .existing {
             template["metadata"] = .object(JSONObject())
-            status.created.append(.init(path: metadataPath, origin: metadataOrigin))
+            status.recordCreated(metadataPath, origin: metadataOrigin)
         }
 
         try template.modifyMember("spec") { (spec: inout JSON) throws(InjectionError) in
@@ -196,6 +196,9 @@ enum TemplateEditor {
                         if let name = container["name"]?.stringValue { wrapped.append(name) }
                     }
                     status.volumeMounts.reserveCapacity(containers.count)
+                    // Each app container that cannot be wrapped gets a warning (most state no
+                    // command), made room for at once rather than grown one append at a time.
+                    if wrapped.count < containers.count { warnings.reserveCapacity(containers.count - wrapped.count) }
                     try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
                         try prepareAppContainer(&container, index: index, artifacts: artifacts, restartPolicy: restartPolicy,
                                                 entrypoint: entrypoint, wrappedApps: wrapped,
@@ -218,7 +221,7 @@ enum TemplateEditor {
                 let annotationsOrigin = try origin(of: position.map { metadata.members[$0].value }, expecting: .object,
                                                    at: annotationsPath)
                 if annotationsOrigin != .existing {
-                    status.created.append(.init(path: annotationsPath, origin: annotationsOrigin))
+                    status.recordCreated(annotationsPath, origin: annotationsOrigin)
                 }
                 // One edit of the map for both annotations, with room made for them at once.
                 func annotate(_ annotations: inout JSONObject) {
@@ -524,7 +527,7 @@ enum TemplateEditor {
         let listOrigin = try origin(of: position.map { spec.members[$0].value }, expecting: .array, at: path)
         guard let position, listOrigin == .existing else {
             if let position { spec.modifyValue(at: position) { $0 = [item] } } else { spec.appendUnchecked(key: key, value: [item]) }
-            status.created.append(.init(path: path, origin: listOrigin))
+            status.recordCreated(path, origin: listOrigin)
             return
         }
         spec.modifyValue(at: position) { value in

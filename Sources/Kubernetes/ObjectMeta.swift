@@ -2,28 +2,27 @@ import Document
 
 /// The identifying fields every Kubernetes object carries, read leniently: a missing or
 /// mistyped field is nil, because callers only use these to name things in messages and to route.
+/// Only what they use is read (each lookup scans the object's members, and this runs for every
+/// object injected): the kind, the name for messages and the namespace.
 public struct ObjectHeader: Sendable, Equatable {
-    public var apiVersion: String?
     public var kind: String?
-    public var name: String?
-    public var generateName: String?
+    /// The name, else the generateName prefix followed by `*` (a pod created by a controller has
+    /// no name yet), else an empty string. The prefix is looked up only for an object without a name.
+    public var displayName: String
     public var namespace: String?
 
     public init(_ object: JSON) {
-        apiVersion = object["apiVersion"]?.stringValue
-        kind = object["kind"]?.stringValue
-        let metadata = object["metadata"]
-        name = metadata?["name"]?.stringValue
-        generateName = metadata?["generateName"]?.stringValue
+        let fields = object.objectValue
+        kind = fields?["kind"]?.stringValue
+        let metadata = fields?["metadata"]?.objectValue
         namespace = metadata?["namespace"]?.stringValue
-    }
-
-    /// The name for messages: the name, else the generateName prefix followed by `*`
-    /// (a pod created by a controller has no name yet), else an empty string.
-    public var displayName: String {
-        if let name, !name.isEmpty { return name }
-        if let generateName, !generateName.isEmpty { return generateName + "*" }
-        return ""
+        if let name = metadata?["name"]?.stringValue, !name.isEmpty {
+            displayName = name
+        } else if let generateName = metadata?["generateName"]?.stringValue, !generateName.isEmpty {
+            displayName = generateName + "*"
+        } else {
+            displayName = ""
+        }
     }
 
     /// `Deployment "web"`, the way messages name an object.

@@ -31,8 +31,9 @@ public enum ResourceShape: Sendable, Equatable {
     case list(itemKind: String?)
     case other
 
-    public init(_ object: JSON, impliedKind: String? = nil) {
-        let kind = object["kind"]?.stringValue ?? impliedKind
+    /// `kind` is the object's own (`ObjectHeader.kind`), else the one its list implies: read once
+    /// by the caller, who names the object by it too.
+    public init(_ object: JSON, kind: String?) {
         guard let kind else { self = .other; return }
         if let workload = WorkloadKind(rawValue: kind) {
             self = .workload(workload)

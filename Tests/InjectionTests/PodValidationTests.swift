@@ -118,6 +118,30 @@ import Testing
             == [own])
     }
 
+    /// Of an edited container, each field the checks read is checked again when the edit changed
+    /// it, and only then: the app's own unnamed env var, kept, is never reported.
+    @Test func eachEditedFieldIsCheckedAgain() throws {
+        let app = Fixtures.container("app", ports: [8080], extra: ["env": [["value": "unnamed"]]])
+        let before: JSON = ["volumes": [["name": "v"]], "containers": [app]]
+        let edits: [(key: String, value: JSON, problem: String)] = [
+            ("image", "", "container \"app\" has no image"),
+            ("restartPolicy", "Always", "container \"app\": restartPolicy is only allowed on init containers"),
+            ("ports", [["containerPort": 8080, "name": "Bad_Name"]], "container \"app\": port name \"Bad_Name\" is not a valid port name"),
+            ("lifecycle", ["preStop": [:]], "container \"app\": preStop must have exactly one action"),
+            ("readinessProbe", ["tcpSocket": ["port": "nope"]], "container \"app\": readinessProbe uses port \"nope\", which is not declared"),
+            ("livenessProbe", ["tcpSocket": ["port": "nope"]], "container \"app\": livenessProbe uses port \"nope\", which is not declared"),
+            ("startupProbe", ["tcpSocket": ["port": "nope"]], "container \"app\": startupProbe uses port \"nope\", which is not declared"),
+            ("volumeMounts", [["name": "v", "mountPath": "/d"], ["name": "v", "mountPath": "/d"]], "container \"app\": mountPath /d is used twice"),
+            ("env", [["value": "other"]], "container \"app\": an env var has no name"),
+        ]
+        for (key, value, problem) in edits {
+            var edited = try #require(app.objectValue)
+            edited[key] = value
+            let after: JSON = ["volumes": [["name": "v"]], "containers": [.object(edited)]]
+            #expect(PodValidation.problems(in: after, unchangedSince: before) == [problem], "\(key)")
+        }
+    }
+
     @Test func ownProblemsAnAppHadBeforeDoNotStopInjection() throws {
         let pod = Fixtures.pod(spec: ["containers": [Fixtures.container("app", command: ["/app"], extra: ["env": [["value": "x"]]])]])
         for mode in [LifecycleMode.native, .legacy] {
