@@ -283,17 +283,18 @@ private struct JSONParser: ~Copyable {
                 throw expected("a string as object key")
             }
             let keyOffset = index
-            let key = try parseString()
+            let keyWords = parseShortKey()
+            let key = if let keyWords { TextScan.string(smallBits: keyWords) } else { try parseString() }
+            let length = if let keyWords { Int(truncatingIfNeeded: keyWords.1 &>> 56) & 0xF } else { key.utf8.count }
             let read = members.values(from: first)
             if largeKeys == nil && read.count >= 16 {
                 largeKeys = KeyIndex()
                 for member in read { _ = largeKeys!.add(member.key) { _ in false } }
             }
-            let length = key.utf8.count
             let duplicate = if largeKeys != nil {
-                !largeKeys!.add(key) { read[$0].key.utf8.count == length && read[$0].key == key }
+                !largeKeys!.add(key) { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
             } else if keyLengths & (1 &<< UInt64(length & 63)) != 0 {
-                read.contains { $0.key.utf8.count == length && $0.key == key }
+                read.indices.contains { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
             } else {
                 false
             }
@@ -573,6 +574,53 @@ private struct JSONParser: ~Copyable {
     enum StringText {
         case input(Range<Int>, ascii: Bool)
         case escaped(ascii: Bool)
+    }
+
+    /// Reads the key at `index` (its opening quote) when it is the usual kind: at most 15 ASCII
+    /// bytes without escapes, followed by at least 16 more bytes of input. Its two words are
+    /// loaded once, to find its end and to be the small string: its bits, or nil, reading
+    /// nothing, for any other key, which `parseString` reads. A fifth of reading an
+    /// AdmissionReview was its keys, each through the general path.
+    @inline(__always)
+    mutating func parseShortKey() -> (UInt64, UInt64)? {
+        let start = index &+ 1
+        guard bytes.count &- start >= 16, let base = bytes.baseAddress else { return nil }
+        let text = UnsafeRawPointer(base + start)
+        var low = UInt64(littleEndian: text.loadUnaligned(as: UInt64.self))
+        var high = UInt64(littleEndian: text.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let length: Int
+        let lowStops = TextScan.asciiStopMask(low)
+        if lowStops != 0 {
+            length = lowStops.trailingZeroBitCount &>> 3
+            low &= (1 &<< UInt64(length &* 8)) &- 1
+            high = 0
+        } else {
+            let highStops = TextScan.asciiStopMask(high)
+            guard highStops != 0 else { return nil }
+            let highLength = highStops.trailingZeroBitCount &>> 3
+            high &= (1 &<< UInt64(highLength &* 8)) &- 1
+            length = 8 &+ highLength
+        }
+        guard base[start &+ length] == UInt8(ascii: "\"") else { return nil }
+        index = start &+ length &+ 1
+        return TextScan.smallASCII(low: low, high: high, count: length)
+    }
+
+    /// Whether the key of `members[position]`, of the same UTF-8 length, is `key`. A short key
+    /// (`words`, its bits) and a stored key that is small too (15 bytes or fewer, inline) are
+    /// the same exactly when their bits are, as a small string's bits are its text, its length
+    /// and whether it is ASCII: compared so, from memory, without the retains and the call of
+    /// `==`. Any other pair by `==`.
+    @inline(__always)
+    func isKey(_ key: String, _ words: (UInt64, UInt64)?, at position: Int,
+               in members: UnsafeBufferPointer<JSONObject.Member>) -> Bool {
+        if let words {
+            let offset = position &* MemoryLayout<JSONObject.Member>.stride
+                &+ MemoryLayout<JSONObject.Member>.offset(of: \.key)!
+            let stored = UnsafeRawPointer(members.baseAddress!).loadUnaligned(fromByteOffset: offset, as: (UInt64, UInt64).self)
+            if stored.1 & (1 &<< 61) != 0 { return stored == words }
+        }
+        return members[position].key == key
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
