@@ -289,6 +289,7 @@ private struct JSONParser: ~Copyable {
             var plainEnd = index &+ 1
             let keyWords = parseShortString(plainEnd: &plainEnd)
             let key = if let keyWords { TextScan.string(smallBits: keyWords) } else { try parseString(plainEnd: plainEnd) }
+            // A short key's length is in the low half of its top byte.
             let length = if let keyWords { Int(truncatingIfNeeded: keyWords.1 &>> 56) & 0xF } else { key.utf8.count }
             let read = members.values(from: first)
             if largeKeys == nil && read.count >= 16 {
@@ -631,7 +632,8 @@ private struct JSONParser: ~Copyable {
             let offset = position &* MemoryLayout<JSONObject.Member>.stride
                 &+ MemoryLayout<JSONObject.Member>.offset(of: \.key)!
             let stored = UnsafeRawPointer(members.baseAddress!).loadUnaligned(fromByteOffset: offset, as: (UInt64, UInt64).self)
-            if stored.1 & (1 &<< 61) != 0 { return stored == words }
+            let isSmall: UInt64 = 1 &<< 61
+            if stored.1 & isSmall != 0 { return stored == words }
         }
         return members[position].key == key
     }
