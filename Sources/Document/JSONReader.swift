@@ -228,7 +228,10 @@ private struct JSONParser: ~Copyable {
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: skipping)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
-        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "\""):
+            var plainEnd = index &+ 1
+            if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(smallBits: bits)) }
+            return .string(try parseString(plainEnd: plainEnd))
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
         case UInt8(ascii: "n"): try expectLiteral("null"); return .null
@@ -283,17 +286,20 @@ private struct JSONParser: ~Copyable {
                 throw expected("a string as object key")
             }
             let keyOffset = index
-            let key = try parseString()
+            var plainEnd = index &+ 1
+            let keyWords = parseShortString(plainEnd: &plainEnd)
+            let key = if let keyWords { TextScan.string(smallBits: keyWords) } else { try parseString(plainEnd: plainEnd) }
+            // A short key's length is in the low half of its top byte.
+            let length = if let keyWords { Int(truncatingIfNeeded: keyWords.1 &>> 56) & 0xF } else { key.utf8.count }
             let read = members.values(from: first)
             if largeKeys == nil && read.count >= 16 {
                 largeKeys = KeyIndex()
                 for member in read { _ = largeKeys!.add(member.key) { _ in false } }
             }
-            let length = key.utf8.count
             let duplicate = if largeKeys != nil {
-                !largeKeys!.add(key) { read[$0].key.utf8.count == length && read[$0].key == key }
+                !largeKeys!.add(key) { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
             } else if keyLengths & (1 &<< UInt64(length & 63)) != 0 {
-                read.contains { $0.key.utf8.count == length && $0.key == key }
+                read.indices.contains { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
             } else {
                 false
             }
@@ -308,9 +314,13 @@ private struct JSONParser: ~Copyable {
             if let skipping {
                 var below = SkippedPaths(paths: 0, matched: skipping.matched + 1)
                 var skipsMember = false
-                // The length first, as for duplicates: `==` is costly when it fails.
-                for position in skipPaths.indices where skipping.paths & (1 << position) != 0 {
+                // Each path that leads through this object, by its bit.
+                var paths = skipping.paths
+                while paths != 0 {
+                    let position = paths.trailingZeroBitCount
+                    paths &= paths &- 1
                     let name = skipPaths[position][skipping.matched]
+                    // The length first, as for duplicates: `==` is costly when it fails.
                     guard name.utf8.count == length && name == key else { continue }
                     if skipPaths[position].count == below.matched {
                         skipsMember = true
@@ -575,13 +585,67 @@ private struct JSONParser: ~Copyable {
         case escaped(ascii: Bool)
     }
 
-    /// Reads a string starting at its opening quote. Strings without escapes, the usual case,
-    /// are copied straight from the input, unless they are one of the `KnownStrings`. Inlined
-    /// where the compiler takes it (string values in `parseValue`; `parseObject`, already large,
-    /// still calls it for keys): the call was about a quarter of reading a short string.
+    /// Reads the string at `index` (its opening quote) when it is the usual kind of key or short
+    /// value: at most 15 ASCII bytes without escapes, followed by at least 16 more bytes of
+    /// input. Its two words are loaded once, to find its end and to be the small string: its
+    /// bits, or nil, reading nothing, for any other string, which `parseString` reads from
+    /// `plainEnd`, moved past the 16 bytes found plain ASCII text when the string is longer (not
+    /// to read them twice: the 52-byte values of the 1,500-env pod). Keys were a fifth of reading
+    /// an AdmissionReview, each through the general path.
     @inline(__always)
-    mutating func parseString() throws(Failure) -> String {
-        switch try scanString() {
+    mutating func parseShortString(plainEnd: inout Int) -> (UInt64, UInt64)? {
+        let start = index &+ 1
+        guard bytes.count &- start >= 16, let base = bytes.baseAddress else { return nil }
+        let text = UnsafeRawPointer(base + start)
+        var low = UInt64(littleEndian: text.loadUnaligned(as: UInt64.self))
+        var high = UInt64(littleEndian: text.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        let length: Int
+        let lowStops = TextScan.asciiStopMask(low)
+        if lowStops != 0 {
+            length = lowStops.trailingZeroBitCount &>> 3
+            low &= (1 &<< UInt64(length &* 8)) &- 1
+            high = 0
+        } else {
+            let highStops = TextScan.asciiStopMask(high)
+            guard highStops != 0 else {
+                plainEnd = start &+ 16
+                return nil
+            }
+            let highLength = highStops.trailingZeroBitCount &>> 3
+            high &= (1 &<< UInt64(highLength &* 8)) &- 1
+            length = 8 &+ highLength
+        }
+        guard base[start &+ length] == UInt8(ascii: "\"") else { return nil }
+        index = start &+ length &+ 1
+        return TextScan.smallASCII(low: low, high: high, count: length)
+    }
+
+    /// Whether the key of `members[position]`, of the same UTF-8 length, is `key`. A short key
+    /// (`words`, its bits) and a stored key that is small too (15 bytes or fewer, inline) are
+    /// the same exactly when their bits are, as a small string's bits are its text, its length
+    /// and whether it is ASCII: compared so, from memory, without the retains and the call of
+    /// `==`. Any other pair by `==`.
+    @inline(__always)
+    func isKey(_ key: String, _ words: (UInt64, UInt64)?, at position: Int,
+               in members: UnsafeBufferPointer<JSONObject.Member>) -> Bool {
+        if let words {
+            let offset = position &* MemoryLayout<JSONObject.Member>.stride
+                &+ MemoryLayout<JSONObject.Member>.offset(of: \.key)!
+            let stored = UnsafeRawPointer(members.baseAddress!).loadUnaligned(fromByteOffset: offset, as: (UInt64, UInt64).self)
+            let isSmall: UInt64 = 1 &<< 61
+            if stored.1 & isSmall != 0 { return stored == words }
+        }
+        return members[position].key == key
+    }
+
+    /// Reads a string starting at its opening quote, one that `parseShortString` left, from
+    /// `plainEnd` (see there). Strings without escapes, the usual case, are copied straight from
+    /// the input, unless they are one of the `KnownStrings`. Inlined where the compiler takes it
+    /// (string values in `parseValue`; `parseObject`, already large, still calls it for keys):
+    /// the call was about a quarter of reading a short string.
+    @inline(__always)
+    mutating func parseString(plainEnd: Int) throws(Failure) -> String {
+        switch try scanString(plainEnd: plainEnd) {
         case .input(let range, ascii: true):
             KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range]))
                 ?? TextScan.string(range, in: bytes, ascii: true)
@@ -592,12 +656,13 @@ private struct JSONParser: ~Copyable {
     }
 
     /// Reads a string starting at its opening quote and checks it, without making a `String`;
-    /// escapes are decoded into `scratch` unless `decoding` is false (a string skipped).
+    /// escapes are decoded into `scratch` unless `decoding` is false (a string skipped). Its text
+    /// up to `plainEnd`, when given, is already known to be plain ASCII.
     @inline(__always)
-    mutating func scanString(decoding: Bool = true) throws(Failure) -> StringText {
+    mutating func scanString(decoding: Bool = true, plainEnd: Int? = nil) throws(Failure) -> StringText {
         let quote = index
         let start = index + 1
-        var position = TextScan.asciiRun(in: bytes, from: start)
+        var position = TextScan.asciiRun(in: bytes, from: plainEnd ?? start)
         var ascii = true
         if position < bytes.count && bytes[position] >= 0x80 {
             (position, ascii) = (TextScan.plainRun(in: bytes, from: position).end, false)

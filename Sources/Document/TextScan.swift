@@ -132,9 +132,22 @@ extension TextScan {
                 if offset < 8 { low |= byte } else { high |= byte }
             }
         }
-        // The top byte of a small string: 0xE (small, ASCII) and its length. Moved out of the
-        // words, not cast from them: a cast string is copied, at the cost of a call to retain.
-        var words = (low, high | (0xE0 | UInt64(count)) &<< 56)
+        return string(smallBits: smallASCII(low: low, high: high, count: count))
+    }
+
+    /// The bits of the small string of `count` (at most 15) ASCII bytes, the first eight in
+    /// `low`, the rest in `high`, each from its lowest byte, and zeros past the text: the top
+    /// byte is 0xE (small, ASCII) and the length.
+    @inline(__always)
+    static func smallASCII(low: UInt64, high: UInt64, count: Int) -> (UInt64, UInt64) {
+        (low, high | (0xE0 | UInt64(count)) &<< 56)
+    }
+
+    /// The small string of these bits. Moved out of them, not cast from them: a cast string is
+    /// copied, at the cost of a call to retain.
+    @inline(__always)
+    static func string(smallBits: (UInt64, UInt64)) -> String {
+        var words = smallBits
         return withUnsafeMutableBytes(of: &words) { $0.baseAddress!.assumingMemoryBound(to: String.self).move() }
     }
 }

@@ -65,6 +65,46 @@ struct JSONReaderTests {
         }
     }
 
+    /// Short ASCII keys are read and compared by their bits, others as strings: a key of any
+    /// length, written plainly, with an escape or beyond ASCII, near the end of the input or
+    /// not, in a small object or a large one, is told apart from a near miss and found repeated,
+    /// whichever way each of the two was read.
+    @Test func findsRepeatedKeysOfEveryLengthAndSpelling() throws {
+        for length in 0...20 {
+            let plain = String(repeating: "k", count: length)
+            var spellings = [plain]
+            if length > 0 {
+                spellings.append(#"\u006B"# + String(repeating: "k", count: length - 1))
+                spellings.append("é" + String(repeating: "k", count: length - 1))
+            }
+            let nearMiss = length == 0 ? "j" : String(repeating: "k", count: length - 1) + "j"
+            for others in [0, 20] {
+                let filler = (0..<others).map { "\"f\($0)\":0," }.joined()
+                for first in spellings {
+                    for second in spellings {
+                        for padding in ["", String(repeating: " ", count: 20)] {
+                            let head = "{\"\(first)\":1,\(filler)"
+                            let missed = try #require(try JSONReader.parse(head + "\"\(nearMiss)\":2}" + padding).objectValue)
+                            #expect(missed.count == others + 2)
+                            #expect(missed[nearMiss] == 2)
+                            let text = head + "\"\(second)\":2}" + padding
+                            let sameText = first.contains("é") == second.contains("é")
+                            do throws(JSONParseError) {
+                                let value = try JSONReader.parse(text)
+                                #expect(!sameText, "\(text)")
+                                #expect(value.objectValue?.count == others + 2)
+                            } catch {
+                                #expect(sameText, "\(text)")
+                                #expect(error.offset == head.utf8.count, "\(text)")
+                                #expect(error.message.hasPrefix("duplicate key "), "\(text)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test func keepsObjectKeyOrder() throws {
         let value = try JSONReader.parse(#"{"z":1,"a":2,"m":3}"#)
         #expect(value.objectValue?.keys == ["z", "a", "m"])
