@@ -132,8 +132,9 @@ public enum Admission {
             namespace: namespace, name: name, operation: operation,
             dryRun: request["dryRun"]?.boolValue ?? false, patchOperations: 0, warnings: [], message: nil)
 
-        let isPod = request["kind"]?["kind"]?.stringValue == "Pod"
-            && request["kind"]?["group"]?.stringValue ?? "" == ""
+        let kind = request["kind"]
+        let isPod = kind?["kind"]?.stringValue == "Pod"
+            && kind?["group"]?.stringValue ?? "" == ""
             && (request["subResource"]?.stringValue ?? "").isEmpty
         guard operation == "CREATE" else { return allow(result, uid: uid) }
         guard isPod, object["spec"]?.objectValue != nil else {
