@@ -116,26 +116,30 @@ public enum Admission {
 
     // MARK: Deciding
 
-    /// Takes the request, so that once the pod is out of it the pod's tree has no other owner
-    /// and the proof can patch it in place (see `proofProblem`).
+    /// Takes the request, so that once it is dropped the pod's tree has no other owner and the
+    /// proof can patch it in place (see `proofProblem`).
     private static func decide(_ request: consuming JSONObject, uid: String, injector: Injector,
                                kubeVersion: KubernetesVersion?) -> AdmissionResult {
         let operation = request["operation"]?.stringValue ?? ""
         let namespace = request["namespace"]?.stringValue
+        let requestName = request["name"]?.stringValue
+        let dryRun = request["dryRun"]?.boolValue ?? false
+        let kind = request["kind"]
+        let isPod = kind?["kind"]?.stringValue == "Pod"
+            && kind?["group"]?.stringValue ?? "" == ""
+            && (request["subResource"]?.stringValue ?? "").isEmpty
         let object = request["object"] ?? .null
-        request["object"] = nil
-        let name = request["name"]?.stringValue
+        // Dropped whole once read, rather than the pod taken out of it (an object's member removed
+        // costs twice a lookup): the request is freed now or later alike.
+        _ = consume request
+        let name = requestName
             ?? object["metadata"]?["name"]?.stringValue
             ?? object["metadata"]?["generateName"]?.stringValue.map { $0 + "*" }
         var result = AdmissionResult(
             status: 200, body: [], outcome: .allowed, reason: Reason.operationIgnored, uid: uid,
             namespace: namespace, name: name, operation: operation,
-            dryRun: request["dryRun"]?.boolValue ?? false, patchOperations: 0, warnings: [], message: nil)
+            dryRun: dryRun, patchOperations: 0, warnings: [], message: nil)
 
-        let kind = request["kind"]
-        let isPod = kind?["kind"]?.stringValue == "Pod"
-            && kind?["group"]?.stringValue ?? "" == ""
-            && (request["subResource"]?.stringValue ?? "").isEmpty
         guard operation == "CREATE" else { return allow(result, uid: uid) }
         guard isPod, object["spec"]?.objectValue != nil else {
             result.reason = Reason.notAPod
@@ -185,9 +189,12 @@ public enum Admission {
 
     /// True when the pod has Tandem's proxy as a container or an init container.
     public static func carriesProxy(_ pod: JSON) -> Bool {
-        ["containers", "initContainers"].contains { key in
-            pod["spec"]?[key]?.arrayValue?.contains { $0["name"]?.stringValue == TandemNames.proxyContainer } ?? false
+        // The spec looked up once, and no array of the two keys made for each call.
+        guard let spec = pod["spec"] else { return false }
+        func hasProxy(_ key: String) -> Bool {
+            spec[key]?.arrayValue?.contains { $0["name"]?.stringValue == TandemNames.proxyContainer } ?? false
         }
+        return hasProxy("containers") || hasProxy("initContainers")
     }
 
     // MARK: Writing reviews
