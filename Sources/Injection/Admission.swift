@@ -253,12 +253,12 @@ public enum Admission {
         JSONWriter.writeString(uid, into: &text)
         append(#","allowed":true,"patchType":"JSONPatch","patch":""#, to: &text)
         let headEnd = text.count
-        append("\"", to: &text)
+        text.append(UInt8(ascii: "\""))
         for (index, warning) in warnings.enumerated() {
             append(index == 0 ? #","warnings":["# : ",", to: &text)
             JSONWriter.writeString(warning, into: &text)
         }
-        if !warnings.isEmpty { append("]", to: &text) }
+        if !warnings.isEmpty { text.append(UInt8(ascii: "]")) }
         append("}}\n", to: &text)
         return text.withUnsafeBufferPointer { text in
             let head = UnsafeBufferPointer(rebasing: text[patchEnd..<headEnd])
