@@ -9,9 +9,15 @@ public enum Base64 {
         }
     }
 
-    /// Appends the encoding to `buffer`: the webhook writes a patch straight into its answer.
+    /// Appends the encoding to `buffer`.
     public static func encode(_ bytes: [UInt8], appendingTo buffer: inout [UInt8]) {
-        encode(bytes, appendingTo: &buffer, reusing: [])
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: encodedCount(bytes.count)))
+        buffer.withUnsafeMutableBufferPointer { buffer in
+            bytes.withUnsafeBufferPointer { input in
+                _ = encode(input, to: UnsafeMutableBufferPointer(rebasing: buffer[start...]))
+            }
+        }
     }
 
     /// A text encoded in advance from each of the three places in a 3-byte group where a copy of
@@ -29,19 +35,6 @@ public enum Base64 {
                         Base64.encode(UnsafeBufferPointer(rebasing: text[offset..<(offset + groupBytes)]), to: out)
                     }
                 }
-            }
-        }
-    }
-
-    /// Appends the encoding of `bytes`, in which each of `copies` (in order, not overlapping)
-    /// starts at `start` and is the text its `encodings` were made from (see `encode(_:reusing:to:)`).
-    public static func encode(_ bytes: [UInt8], appendingTo buffer: inout [UInt8],
-                              reusing copies: [(start: Int, encodings: Encodings)]) {
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: encodedCount(bytes.count)))
-        buffer.withUnsafeMutableBufferPointer { buffer in
-            bytes.withUnsafeBufferPointer { input in
-                _ = encode(input, reusing: copies, to: UnsafeMutableBufferPointer(rebasing: buffer[start...]))
             }
         }
     }
