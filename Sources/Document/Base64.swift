@@ -9,9 +9,15 @@ public enum Base64 {
         }
     }
 
-    /// Appends the encoding to `buffer`: the webhook writes a patch straight into its answer.
+    /// Appends the encoding to `buffer`.
     public static func encode(_ bytes: [UInt8], appendingTo buffer: inout [UInt8]) {
-        encode(bytes, appendingTo: &buffer, reusing: [])
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: encodedCount(bytes.count)))
+        buffer.withUnsafeMutableBufferPointer { buffer in
+            bytes.withUnsafeBufferPointer { input in
+                _ = encode(input, to: UnsafeMutableBufferPointer(rebasing: buffer[start...]))
+            }
+        }
     }
 
     /// A text encoded in advance from each of the three places in a 3-byte group where a copy of
@@ -33,38 +39,34 @@ public enum Base64 {
         }
     }
 
-    /// Appends the encoding of `bytes`, in which each of `copies` (in order, not overlapping)
-    /// starts at `start` and is the text its `encodings` were made from: the whole groups inside
-    /// a copy are copied rather than encoded. The webhook's patches are mostly the containers it
-    /// adds, the same text in every patch.
-    public static func encode(_ bytes: [UInt8], appendingTo buffer: inout [UInt8],
-                              reusing copies: [(start: Int, encodings: Encodings)]) {
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: encodedCount(bytes.count)))
-        buffer.withUnsafeMutableBufferPointer { buffer in
-            bytes.withUnsafeBufferPointer { input in
-                let out = UnsafeMutableBufferPointer(rebasing: buffer[start...])
-                // Both always at the start of a group.
-                var read = 0, written = 0
-                for copy in copies {
-                    let offset = (3 - copy.start % 3) % 3
-                    let groupStart = copy.start + offset
-                    let encoded = copy.encodings.fromOffset[offset]
-                    guard groupStart >= read, !encoded.isEmpty else { continue }
-                    written += encode(UnsafeBufferPointer(rebasing: input[read..<groupStart]),
-                                      to: UnsafeMutableBufferPointer(rebasing: out[written...]))
-                    encoded.withUnsafeBufferPointer { encoded in
-                        _ = UnsafeMutableBufferPointer(rebasing: out[written...]).initialize(fromContentsOf: encoded)
-                    }
-                    written += encoded.count
-                    read = groupStart + encoded.count / 4 * 3
-                }
-                _ = encode(UnsafeBufferPointer(rebasing: input[read...]), to: UnsafeMutableBufferPointer(rebasing: out[written...]))
+    /// Writes the encoding of `input` into `out`, which has room for `encodedCount(input.count)`
+    /// bytes, and returns its length. Each of `copies` (in order, not overlapping) starts at
+    /// `start` and is the text its `encodings` were made from: the whole groups inside a copy are
+    /// copied rather than encoded. The webhook's patches are mostly the containers it adds, the
+    /// same text in every patch; it writes the encoding straight into its answer, made at its
+    /// exact size, rather than filling the room first and appending.
+    public static func encode(_ input: UnsafeBufferPointer<UInt8>, reusing copies: [(start: Int, encodings: Encodings)],
+                              to out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        // Both always at the start of a group.
+        var read = 0, written = 0
+        for copy in copies {
+            let offset = (3 - copy.start % 3) % 3
+            let groupStart = copy.start + offset
+            let encoded = copy.encodings.fromOffset[offset]
+            guard groupStart >= read, !encoded.isEmpty else { continue }
+            written += encode(UnsafeBufferPointer(rebasing: input[read..<groupStart]),
+                              to: UnsafeMutableBufferPointer(rebasing: out[written...]))
+            encoded.withUnsafeBufferPointer { encoded in
+                _ = UnsafeMutableBufferPointer(rebasing: out[written...]).initialize(fromContentsOf: encoded)
             }
+            written += encoded.count
+            read = groupStart + encoded.count / 4 * 3
         }
+        return written + encode(UnsafeBufferPointer(rebasing: input[read...]), to: UnsafeMutableBufferPointer(rebasing: out[written...]))
     }
 
-    private static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
+    /// The length of the encoding of `count` bytes.
+    public static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
 
     /// Writes the encoding into `out`, which has room for exactly it; returns its length.
     /// The two characters of every 12 bits, first one in the low byte: three input bytes take

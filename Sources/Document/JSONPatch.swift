@@ -576,12 +576,12 @@ private struct Differ {
             diffElement(at: index, source[index], target[index + shift])
         }
         for index in stride(from: prefix + sourceMiddle - 1, through: prefix + paired, by: -1) {
-            path.append(String(index))
+            path.append(Self.token(index))
             operations.append(.remove(path: pointer))
             path.removeLast()
         }
         for index in (prefix + paired)..<(prefix + targetMiddle) {
-            path.append(suffix == 0 ? "-" : String(index))
+            path.append(suffix == 0 ? "-" : Self.token(index))
             operations.append(.add(path: pointer, value: target[index]))
             path.removeLast()
         }
@@ -590,9 +590,17 @@ private struct Differ {
     mutating func diffElement(at index: Int, _ source: JSON, _ target: JSON) {
         // What `diff` would find unchanged, found before the index is made into text.
         if JSON.isPlainlySame(source, target) { return }
-        path.append(String(index))
+        path.append(Self.token(index))
         diff(source, target)
         path.removeLast()
+    }
+
+    /// The tokens of the first indices, made once: `String(index)` costs about 140 instructions,
+    /// once for every array element the diff goes into.
+    static let indexTokens = (0..<32).map { String($0) }
+
+    static func token(_ index: Int) -> String {
+        index < indexTokens.count ? indexTokens[index] : String(index)
     }
 
     /// Whether two array elements are the same item, perhaps changed: equal values, or objects

@@ -116,25 +116,30 @@ public enum Admission {
 
     // MARK: Deciding
 
-    /// Takes the request, so that once the pod is out of it the pod's tree has no other owner
-    /// and the proof can patch it in place (see `proofProblem`).
+    /// Takes the request, so that once it is dropped the pod's tree has no other owner and the
+    /// proof can patch it in place (see `proofProblem`).
     private static func decide(_ request: consuming JSONObject, uid: String, injector: Injector,
                                kubeVersion: KubernetesVersion?) -> AdmissionResult {
         let operation = request["operation"]?.stringValue ?? ""
         let namespace = request["namespace"]?.stringValue
+        let requestName = request["name"]?.stringValue
+        let dryRun = request["dryRun"]?.boolValue ?? false
+        let kind = request["kind"]
+        let isPod = kind?["kind"]?.stringValue == "Pod"
+            && kind?["group"]?.stringValue ?? "" == ""
+            && (request["subResource"]?.stringValue ?? "").isEmpty
         let object = request["object"] ?? .null
-        request["object"] = nil
-        let name = request["name"]?.stringValue
+        // Dropped whole once read, rather than the pod taken out of it (an object's member removed
+        // costs twice a lookup): the request is freed now or later alike.
+        _ = consume request
+        let name = requestName
             ?? object["metadata"]?["name"]?.stringValue
             ?? object["metadata"]?["generateName"]?.stringValue.map { $0 + "*" }
         var result = AdmissionResult(
             status: 200, body: [], outcome: .allowed, reason: Reason.operationIgnored, uid: uid,
             namespace: namespace, name: name, operation: operation,
-            dryRun: request["dryRun"]?.boolValue ?? false, patchOperations: 0, warnings: [], message: nil)
+            dryRun: dryRun, patchOperations: 0, warnings: [], message: nil)
 
-        let isPod = request["kind"]?["kind"]?.stringValue == "Pod"
-            && request["kind"]?["group"]?.stringValue ?? "" == ""
-            && (request["subResource"]?.stringValue ?? "").isEmpty
         guard operation == "CREATE" else { return allow(result, uid: uid) }
         guard isPod, object["spec"]?.objectValue != nil else {
             result.reason = Reason.notAPod
@@ -184,9 +189,12 @@ public enum Admission {
 
     /// True when the pod has Tandem's proxy as a container or an init container.
     public static func carriesProxy(_ pod: JSON) -> Bool {
-        ["containers", "initContainers"].contains { key in
-            pod["spec"]?[key]?.arrayValue?.contains { $0["name"]?.stringValue == TandemNames.proxyContainer } ?? false
+        // The spec looked up once, and no array of the two keys made for each call.
+        guard let spec = pod["spec"] else { return false }
+        func hasProxy(_ key: String) -> Bool {
+            spec[key]?.arrayValue?.contains { $0["name"]?.stringValue == TandemNames.proxyContainer } ?? false
         }
+        return hasProxy("containers") || hasProxy("initContainers")
     }
 
     // MARK: Writing reviews
@@ -231,29 +239,43 @@ public enum Admission {
     /// patch written as text and encoded straight into the answer, not built as values and strings.
     /// `texts` holds objects already written, which the patch copies.
     static func patchedReviewBytes(uid: String, patch: JSONPatch, warnings: [String], texts: JSONWrittenTexts) -> [UInt8] {
-        var patchText: [UInt8] = []
-        patchText.reserveCapacity(4096)
+        // The patch's text, then the answer's text before and after the patch, in one buffer: the
+        // answer is then made at its exact size with the encoding written into it, where appending
+        // the encoding first filled its room with zeros.
+        var text: [UInt8] = []
+        text.reserveCapacity(4096)
         // Room for the usual copies (two containers, a volume, mounts), rather than growing twice.
         var copies: [JSONWrittenTexts.Copy] = []
         copies.reserveCapacity(8)
-        patch.write(into: &patchText, reusing: texts, copies: &copies)
-        // Room for all of it (unless the strings need escapes), so the answer is never moved.
-        var capacity = patchText.count / 3 * 4 + 256 + uid.utf8.count
-        for warning in warnings { capacity += warning.utf8.count + 3 }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(capacity)
-        bytes.append(contentsOf: #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#.utf8)
-        JSONWriter.writeString(uid, into: &bytes)
-        bytes.append(contentsOf: #","allowed":true,"patchType":"JSONPatch","patch":""#.utf8)
-        Base64.encode(patchText, appendingTo: &bytes, reusing: copies)
-        bytes.append(UInt8(ascii: "\""))
+        patch.write(into: &text, reusing: texts, copies: &copies)
+        let patchEnd = text.count
+        append(#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#, to: &text)
+        JSONWriter.writeString(uid, into: &text)
+        append(#","allowed":true,"patchType":"JSONPatch","patch":""#, to: &text)
+        let headEnd = text.count
+        text.append(UInt8(ascii: "\""))
         for (index, warning) in warnings.enumerated() {
-            bytes.append(contentsOf: index == 0 ? #","warnings":["#.utf8 : ",".utf8)
-            JSONWriter.writeString(warning, into: &bytes)
+            append(index == 0 ? #","warnings":["# : ",", to: &text)
+            JSONWriter.writeString(warning, into: &text)
         }
-        if !warnings.isEmpty { bytes.append(UInt8(ascii: "]")) }
-        bytes.append(contentsOf: "}}\n".utf8)
-        return bytes
+        if !warnings.isEmpty { text.append(UInt8(ascii: "]")) }
+        append("}}\n", to: &text)
+        return text.withUnsafeBufferPointer { text in
+            let head = UnsafeBufferPointer(rebasing: text[patchEnd..<headEnd])
+            let tail = UnsafeBufferPointer(rebasing: text[headEnd...])
+            return Array(unsafeUninitializedCapacity: head.count + Base64.encodedCount(patchEnd) + tail.count) { out, count in
+                count = out.initialize(fromContentsOf: head)
+                count += Base64.encode(UnsafeBufferPointer(rebasing: text[..<patchEnd]), reusing: copies,
+                                       to: UnsafeMutableBufferPointer(rebasing: out[count...]))
+                count += UnsafeMutableBufferPointer(rebasing: out[count...]).initialize(fromContentsOf: tail)
+            }
+        }
+    }
+
+    /// Half the cost of appending a `String`'s UTF-8. Not a local function, which would check its
+    /// access to the captured buffer at every call.
+    private static func append(_ fixed: StaticString, to text: inout [UInt8]) {
+        fixed.withUTF8Buffer { text.append(contentsOf: $0) }
     }
 
     static func reviewBytes(_ response: JSONObject) -> [UInt8] {

@@ -130,6 +130,9 @@ struct JSONDiffTests {
          #"[{"op":"replace","path":"/0/name","value":"b"},{"op":"remove","path":"/0/v"},{"op":"replace","path":"/1/name","value":"a"},{"op":"add","path":"/1/v","value":1}]"#),
         (#"1"#, #""x""#, #"[{"op":"replace","path":"","value":"x"}]"#),
         (#"{"n":1}"#, #"{"n":1.0}"#, #"[{"op":"replace","path":"/n","value":1.0}]"#),
+        // Indices on both sides of the ones whose tokens are made in advance.
+        (#"[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39]"#, #"[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,-31,-32,33,34,35,36,37]"#,
+         #"[{"op":"replace","path":"/31","value":-31},{"op":"replace","path":"/32","value":-32},{"op":"remove","path":"/39"},{"op":"remove","path":"/38"}]"#),
     ]
 
     @Test(arguments: expectedPatches)
