@@ -299,14 +299,6 @@ func hasSameBits<Value>(_ a: UnsafeBufferPointer<Value>, _ i: Int, _ b: UnsafeBu
     return true
 }
 
-extension JSONObject {
-    /// `hasSameBits` for members: the same key and the same value, stored alike.
-    @inline(__always)
-    static func isSameMember(_ a: UnsafeBufferPointer<Member>, _ i: Int, _ b: UnsafeBufferPointer<Member>, _ j: Int) -> Bool {
-        hasSameBits(a, i, b, j)
-    }
-}
-
 extension JSONObject: ExpressibleByDictionaryLiteral {
     public init(dictionaryLiteral elements: (String, JSON)...) {
         self.init(elements)

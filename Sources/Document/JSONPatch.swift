@@ -516,7 +516,7 @@ private struct Differ {
                 for index in sources.indices {
                     // Most members are the very same bits in both, kept in place: told apart in a
                     // few loads, before their keys and values are looked at one by one.
-                    if keptInPlace, index < targets.count, JSONObject.isSameMember(sources, index, targets, index) { continue }
+                    if keptInPlace, index < targets.count, hasSameBits(sources, index, targets, index) { continue }
                     // The key is named only for a changed member: a copy of it costs a retain
                     // and a release, for each of the dozens of members that are unchanged.
                     let position: Int?

@@ -131,7 +131,8 @@ final class ProxyArtifactsCache: Sendable {
     /// The text of the containers and status record last added; a patch that adds other ones
     /// just does not use it.
     var lastTexts: JSONWrittenTexts {
-        last.withLock { $0 }?.statusTexts.writtenTexts ?? JSONWrittenTexts([])
+        // Only the texts are copied out, not the whole artifacts.
+        last.withLock { $0?.statusTexts.writtenTexts } ?? JSONWrittenTexts([])
     }
 
     /// Threads that miss at once (the pieces of a stream start together) all take the artifacts
