@@ -122,7 +122,7 @@ public struct WriteBack: Sendable {
               let hosts = (try? JSONReader.parse(text))?.arrayValue else { return [] }
         let service = Registry.qualifiedName(name, namespace: namespace, home: homeNamespace)
         return hosts.compactMap { host in
-            guard let address = host["ip"]?.stringValue, let port = host["port"]?.numberText.flatMap({ Int($0) }) else { return nil }
+            guard let address = host["ip"]?.stringValue, let port = host["port"]?.intValue else { return nil }
             return LegacyRegistration(service: service, address: address, port: port,
                                       revision: host["revision"]?.stringValue ?? "",
                                       repository: host["repository"]?.stringValue,
@@ -172,7 +172,7 @@ public struct WriteBack: Sendable {
     /// else the only port there is.
     private static func servicePortName(_ service: JSON, forTargetPort port: Int) -> String? {
         let ports = service["spec"]?["ports"]?.arrayValue ?? []
-        if let exact = ports.first(where: { $0["targetPort"]?.numberText.flatMap { Int($0) } == port }) {
+        if let exact = ports.first(where: { $0["targetPort"]?.intValue == port }) {
             return exact["name"]?.stringValue ?? ""
         }
         return ports.count == 1 ? ports[0]["name"]?.stringValue ?? "" : nil

@@ -189,7 +189,7 @@ private struct ValuesReader {
     }
 
     private func integer(_ value: JSON, in range: ClosedRange<Int>, at path: [String]) throws(InjectionError) -> Int {
-        guard let text = value.numberText, let number = Int(text), range.contains(number) else {
+        guard let number = value.intValue, range.contains(number) else {
             throw wrongType("an integer \(range.lowerBound)-\(range.upperBound)", value, path)
         }
         return number

@@ -402,30 +402,3 @@ public enum PodValidation {
         }
     }
 }
-
-extension JSON {
-    /// A number's value as `Int(numberText)` reads it (an optional sign and decimal digits, in
-    /// range; nil otherwise), over the text's bytes: the generic parse cost hundreds of
-    /// instructions, and an injection reads every container port twice.
-    var intValue: Int? {
-        guard case .number(var text) = self else { return nil }
-        return text.withUTF8 { bytes -> Int? in
-            var index = 0
-            let isNegative = bytes.first == UInt8(ascii: "-")
-            if isNegative || bytes.first == UInt8(ascii: "+") { index = 1 }
-            guard index < bytes.count else { return nil }
-            var value = 0
-            while index < bytes.count {
-                let digit = bytes[index] &- UInt8(ascii: "0")
-                guard digit < 10 else { return nil }
-                let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
-                let (next, overflowedAgain) = isNegative
-                    ? shifted.subtractingReportingOverflow(Int(digit)) : shifted.addingReportingOverflow(Int(digit))
-                guard !overflowed, !overflowedAgain else { return nil }
-                value = next
-                index += 1
-            }
-            return value
-        }
-    }
-}

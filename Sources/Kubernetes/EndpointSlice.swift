@@ -73,7 +73,7 @@ public struct EndpointSlice: Sendable, Equatable {
         managedBy = metadata["labels"]?[Self.managedByLabel]?.stringValue
         addressType = object["addressType"]?.stringValue ?? "IPv4"
         ports = (object["ports"]?.arrayValue ?? []).compactMap { port in
-            guard let number = port["port"]?.numberText.flatMap({ Int($0) }) else { return nil }
+            guard let number = port["port"]?.intValue else { return nil }
             return Port(name: port["name"]?.stringValue ?? "", port: number,
                         protocolName: port["protocol"]?.stringValue ?? "TCP")
         }

@@ -22,10 +22,10 @@ public struct LeaseSpec: Sendable, Equatable {
     /// Reads a Lease's `spec` leniently: a field that is missing or unreadable is nil.
     public init(_ spec: JSON) {
         holderIdentity = spec["holderIdentity"]?.stringValue
-        leaseDurationSeconds = spec["leaseDurationSeconds"]?.numberText.flatMap { Int($0) }
+        leaseDurationSeconds = spec["leaseDurationSeconds"]?.intValue
         acquireTime = spec["acquireTime"]?.stringValue.flatMap { MicroTime(rfc3339: $0) }
         renewTime = spec["renewTime"]?.stringValue.flatMap { MicroTime(rfc3339: $0) }
-        leaseTransitions = spec["leaseTransitions"]?.numberText.flatMap { Int($0) }
+        leaseTransitions = spec["leaseTransitions"]?.intValue
     }
 
     /// `spec` with these fields written over it; fields this type does not know are kept.

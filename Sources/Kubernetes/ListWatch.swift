@@ -21,7 +21,7 @@ public enum WatchEvent: Sendable, Equatable {
             guard let version = object["metadata"]?["resourceVersion"]?.stringValue else { return nil }
             self = .bookmark(resourceVersion: version)
         case "ERROR":
-            self = .error(code: object["code"]?.numberText.flatMap { Int($0) },
+            self = .error(code: object["code"]?.intValue,
                           message: object["message"]?.stringValue ?? "watch error")
         default:
             return nil

@@ -29,7 +29,7 @@ struct BridgeAnswer: Equatable {
             guard let address = item["address"]?.stringValue, IPAddress(address) != nil else {
                 throw ConfigError(path + ".address", "must be an IP address")
             }
-            guard let portText = item["port"]?.numberText, let port = Int(portText), (1...65535).contains(port) else {
+            guard let port = item["port"]?.intValue, (1...65535).contains(port) else {
                 throw ConfigError(path + ".port", "must be a port from 1 to 65535")
             }
             let terminating: Bool

@@ -228,7 +228,7 @@ struct ObjectReader {
 
     mutating func integer(_ key: String, default fallback: Int, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
         guard let value = value(key) else { return fallback }
-        guard let text = value.numberText, let number = Int(text) else { throw ConfigError(at(key), "must be an integer") }
+        guard let number = value.intValue else { throw ConfigError(at(key), "must be an integer") }
         guard range.contains(number) else {
             throw ConfigError(at(key), "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
         }

@@ -47,3 +47,19 @@ struct JSONObjectTests {
         #expect(JSON.string("\u{E9}").hashValue == JSON.string("e\u{301}").hashValue)
     }
 }
+
+struct JSONIntValueTests {
+    /// Every integer read from JSON (ports, seconds, config values) goes through `intValue`, which
+    /// must read numbers as `Int(text)` does.
+    @Test(arguments: ["8080", "0", "-0", "+5", "-42", "007", "65535", "9223372036854775807", "-9223372036854775808",
+                      "9223372036854775808", "-9223372036854775809", "99999999999999999999", "", "+", "-", "1e3", "1.0",
+                      "0x10", " 80", "80 ", "--1", "+-1", "١٢"])
+    func readsIntegersAsIntDoes(text: String) {
+        #expect(JSON.number(text).intValue == Int(text))
+    }
+
+    @Test func onlyNumbersHaveAnIntValue() {
+        #expect(JSON.string("80").intValue == nil)
+        #expect(JSON.bool(true).intValue == nil)
+    }
+}

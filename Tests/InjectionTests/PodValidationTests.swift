@@ -197,17 +197,4 @@ import Testing
         #expect(injectionError { _ = try Injector().inject(object: annotations) }
             == InjectionError(pointer: ["metadata", "annotations"], message: "metadata.annotations must be an object, not a string"))
     }
-
-    /// Ports and seconds are read through `intValue`, which must read numbers as `Int(text)` does.
-    @Test(arguments: ["8080", "0", "-0", "+5", "-42", "007", "65535", "9223372036854775807", "-9223372036854775808",
-                      "9223372036854775808", "-9223372036854775809", "99999999999999999999", "", "+", "-", "1e3", "1.0",
-                      "0x10", " 80", "80 ", "--1", "+-1", "١٢"])
-    func readsIntegersAsIntDoes(text: String) {
-        #expect(JSON.number(text).intValue == Int(text))
-    }
-
-    @Test func onlyNumbersHaveAnIntValue() {
-        #expect(JSON.string("80").intValue == nil)
-        #expect(JSON.bool(true).intValue == nil)
-    }
 }
