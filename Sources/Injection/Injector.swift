@@ -47,7 +47,8 @@ public struct Injector: Sendable {
     }
 
     /// Sidecars of other meshes; injecting beside them would fight over the pod's traffic.
-    /// Lists, searched by length first: hashing every container's name into a set cost more.
+    /// Lists, searched by length first (`JSONObject.isSameKey`): hashing every container's name
+    /// into a set cost more.
     static let foreignContainers = [
         "istio-proxy", "linkerd-proxy", "envoy", "envoy-sidecar", "consul-dataplane",
         "consul-connect-envoy-sidecar", "kuma-sidecar",
@@ -360,7 +361,7 @@ public struct Injector: Sendable {
     static func foreignSidecar(among names: [ContainerName]) -> String? {
         func first(inInit isInit: Bool, namedOneOf candidates: [String]) -> String? {
             names.first { entry in
-                entry.isInit == isInit && candidates.contains { $0.utf8.count == entry.name.utf8.count && $0 == entry.name }
+                entry.isInit == isInit && candidates.contains { JSONObject.isSameKey($0, entry.name) }
             }?.name
         }
         return first(inInit: false, namedOneOf: foreignContainers) ?? first(inInit: true, namedOneOf: foreignContainers)
