@@ -41,6 +41,8 @@ final class ProxyArtifacts: Sendable {
     /// The added containers that are sound on their own where they go, so the check of each
     /// injected pod looks at them only where they meet the pod's own containers.
     let vetted: [PodValidation.VettedContainer]
+    /// All that is added, for proving most injected pods sound without checking them.
+    let additions: PodValidation.Additions?
     /// What legacy mode adds to each app container: the mount of the binary, and the wrapper's
     /// command around the pod-dependent `--quit-url` query and `--quit-on` policy, made once per
     /// plan instead of once per container (string concatenation was most of that edit's cost).
@@ -68,6 +70,8 @@ final class ProxyArtifacts: Sendable {
         vetted = placed.compactMap { container, isInit in
             container.objectValue.flatMap { PodValidation.VettedContainer($0, isInit: isInit) }
         }
+        additions = PodValidation.Additions(vetted, of: placed.count, volume: plan.mode == .legacy ? TandemNames.binaryVolume : nil,
+                                            mountPath: plan.binaryMountPath)
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
         statusTexts = StatusTextMemo(added: [proxy, initContainer, binaryMount, binaryVolume].compactMap(\.objectValue))
     }
