@@ -231,7 +231,7 @@ public struct Injector: Sendable {
         let editWarnings = try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
         // Usually the first: taken as they are rather than copied onto an empty list.
         if report.warnings.isEmpty { report.warnings = editWarnings } else { report.warnings += editWarnings }
-        try Self.checkValidity(before: base, after: injected, vetted: artifacts.vetted)
+        try Self.checkValidity(before: base, after: injected, artifacts: artifacts)
         report.mode = plan.mode
 
         let statusPath = ["metadata", "annotations", PodAnnotations.status]
@@ -407,12 +407,15 @@ public struct Injector: Sendable {
     }
 
     /// Injection must never turn a valid pod into one the apiserver rejects.
-    /// `vetted` are the containers added, checked on their own once for all pods; containers the
-    /// injection left as they were are checked only against the pod.
-    private static func checkValidity(before: JSONObject, after: JSONObject,
-                                      vetted: [PodValidation.VettedContainer]) throws(InjectionError) {
+    /// Most pods meet what is added nowhere, which is proven without checking the pod; else the
+    /// injected one is checked, the added containers (vetted once for all pods) and those the
+    /// injection left as they were only against the pod.
+    private static func checkValidity(before: JSONObject, after: JSONObject, artifacts: ProxyArtifacts) throws(InjectionError) {
+        // Besides the additions, the editor changes only app commands (not checked) and adds
+        // preStop sleeps (sound on any app container).
+        if let additions = artifacts.additions, let spec = before["spec"]?.objectValue, additions.areSound(in: spec) { return }
         // The pod as it was is checked only when the injected one has problems (rarely).
-        let problems = PodValidation.problems(in: after["spec"] ?? .null, vetted: vetted, unchangedSince: before["spec"])
+        let problems = PodValidation.problems(in: after["spec"] ?? .null, vetted: artifacts.vetted, unchangedSince: before["spec"])
         guard !problems.isEmpty else { return }
         let old = Set(PodValidation.problems(in: before["spec"] ?? .null))
         let new = problems.filter { !old.contains($0) }

@@ -69,21 +69,103 @@ public enum PodValidation {
         return problems
     }
 
+    /// What an injection adds to every pod, read out once per plan: containers in front of their
+    /// lists and, in legacy mode, a volume after the pod's own with a mount of it after each app
+    /// container's own. Whether a pod with these added has no problem it did not have before is
+    /// then proven from where they could meet it (container names, ports, the volume's name, mount
+    /// paths) without checking the pod, as every other problem is the pod's own and reads the
+    /// same after: messages name containers by name, not place.
+    struct Additions: Sendable {
+        private let names: [String]
+        /// Port numbers, not numbers and protocols: a pod's port of another protocol is a reason to
+        /// check it in full, not a clash.
+        private let portNumbers: [Int]
+        private let volume: String?
+        private let mountPath: String
+
+        /// Nil when the added containers are not all `vetted`, or could clash among themselves or
+        /// with the volume: then no pod's check is spared. `volume` needs a `mountPath`.
+        init?(_ vetted: [VettedContainer], of count: Int, volume: String?, mountPath: String) {
+            guard vetted.count == count, volume.map({ !$0.isEmpty && !mountPath.isEmpty }) ?? true else { return nil }
+            var names: [String] = []
+            var ports: [PortKey] = []
+            for container in vetted {
+                guard let name = container.name, !name.isEmpty, !names.contains(name),
+                      container.mountedVolumes.allSatisfy({ $0 == volume }),
+                      !container.claimedPorts.contains(where: ports.contains)
+                else { return nil }
+                names.append(name)
+                ports += container.claimedPorts
+            }
+            self.names = names
+            portNumbers = ports.map(\.number)
+            self.volume = volume
+            self.mountPath = mountPath
+        }
+
+        /// Whether adding these to the pod `spec` gives one with no problem `spec` did not have;
+        /// false when unsure. Names and paths compare as the checks compare them, by canonical
+        /// equivalence (not `JSONObject.isSameKey`): a Kelvin sign is a K to them. The caller vouches that its other edits are ones the checks do not
+        /// read (an app's command) or sound anywhere (a preStop sleep on an app container).
+        func areSound(in spec: JSONObject) -> Bool {
+            if let volume {
+                guard let volumes = listOrEmpty(spec["volumes"]),
+                      !volumes.contains(where: { $0["name"]?.stringValue == volume })
+                else { return false }
+            }
+            guard let initContainers = listOrEmpty(spec["initContainers"]), let containers = spec["containers"]?.arrayValue else {
+                return false
+            }
+            // Loops rather than `allSatisfy(meetsNoAddition)`, which copied these additions for each call.
+            for container in initContainers where !meetsNoAddition(container) { return false }
+            for container in containers {
+                guard meetsNoAddition(container) else { return false }
+                guard volume != nil else { continue }
+                for mount in container["volumeMounts"]?.arrayValue ?? [] {
+                    if mount["mountPath"]?.stringValue == mountPath { return false }
+                }
+            }
+            return true
+        }
+
+        /// Whether a container of the pod keeps its name as its label, and claims no port an added one does.
+        private func meetsNoAddition(_ container: JSON) -> Bool {
+            guard let object = container.objectValue, let name = object["name"]?.stringValue,
+                  !names.contains(name)
+            else { return false }
+            for port in object["ports"]?.arrayValue ?? [] {
+                if let number = port["containerPort"]?.intValue, portNumbers.contains(number) { return false }
+            }
+            return true
+        }
+    }
+
+    /// The elements of a list the injection may create: none when it is absent or null, nil when it is no list.
+    private static func listOrEmpty(_ value: JSON?) -> [JSON]? {
+        switch value {
+        case nil, .null?: return []
+        case .array(let list)?: return list
+        default: return nil
+        }
+    }
+
     /// A container checked on its own, in the list it goes in (`initContainers` when `isInit`).
     /// What the checks against the pod need of it (the ports it claims, the volumes its mounts
     /// name) is read out once too, rather than looked up in the container in every pod.
     public struct VettedContainer: Sendable {
         public let container: JSONObject
         public let isInit: Bool
+        fileprivate let name: String?
         /// The ports that can clash with the pod's, in order: none for a plain init container.
-        private let claimedPorts: [PortKey]
-        private let mountedVolumes: [String]
+        fileprivate let claimedPorts: [PortKey]
+        fileprivate let mountedVolumes: [String]
 
         /// Nil when the container has problems of its own: then it is checked in full, every time.
         public init?(_ container: JSONObject, isInit: Bool) {
             guard PodValidation.ownProblems(of: container, isInit: isInit).isEmpty else { return nil }
             self.container = container
             self.isInit = isInit
+            name = container["name"]?.stringValue
             let canClash = !isInit || container["restartPolicy"]?.stringValue == "Always"
             claimedPorts = canClash ? (container["ports"]?.arrayValue ?? []).compactMap { PodValidation.portKey(of: $0) } : []
             mountedVolumes = (container["volumeMounts"]?.arrayValue ?? []).map { PodValidation.volumeName(of: $0) }

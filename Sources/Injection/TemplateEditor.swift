@@ -41,6 +41,8 @@ final class ProxyArtifacts: Sendable {
     /// The added containers that are sound on their own where they go, so the check of each
     /// injected pod looks at them only where they meet the pod's own containers.
     let vetted: [PodValidation.VettedContainer]
+    /// All that is added, for proving most injected pods sound without checking them.
+    let additions: PodValidation.Additions?
     /// What legacy mode adds to each app container: the mount of the binary, and the wrapper's
     /// command around the pod-dependent `--quit-url` query and `--quit-on` policy, made once per
     /// plan instead of once per container (string concatenation was most of that edit's cost).
@@ -68,6 +70,8 @@ final class ProxyArtifacts: Sendable {
         vetted = placed.compactMap { container, isInit in
             container.objectValue.flatMap { PodValidation.VettedContainer($0, isInit: isInit) }
         }
+        additions = PodValidation.Additions(vetted, of: placed.count, volume: plan.mode == .legacy ? TandemNames.binaryVolume : nil,
+                                            mountPath: plan.binaryMountPath)
         fingerprint = InjectionStatus.fingerprint(of: plan.mode == .native ? [proxy] : [proxy, initContainer])
         statusTexts = StatusTextMemo(added: [proxy, initContainer, binaryMount, binaryVolume].compactMap(\.objectValue))
     }
@@ -162,7 +166,6 @@ enum TemplateEditor {
                        into template: inout JSONObject) throws(InjectionError) -> [String] {
         var status = InjectionStatus(mode: plan.mode, image: plan.proxy.image)
         var warnings: [String] = []
-        var firstAppContainer: String?
 
         let metadataOrigin = try origin(of: template["metadata"], expecting: .object, at: metadataPath)
         if metadataOrigin != .existing {
@@ -170,83 +173,108 @@ enum TemplateEditor {
             status.recordCreated(metadataPath, origin: metadataOrigin)
         }
 
+        // The edits are functions on the values the closures hand in, rather than closures that
+        // capture `status`: a local function passed as a closure boxed what it captured, with a
+        // checked access for each use, and copied the status record out of its box to write it.
+        var firstAppContainer: String?
         try template.modifyMember("spec") { (spec: inout JSON) throws(InjectionError) in
             try spec.modifyObject { (spec: inout JSONObject) throws(InjectionError) in
-                // The spec is the template's too, so the first edit copies it: with room for the
-                // lists the injection may add, so that adding them does not copy it again.
-                spec.reserveCapacity(spec.count + 2)
-                let containers = spec["containers"]?.arrayValue ?? []
-                firstAppContainer = containers.first?["name"]?.stringValue
-                let proxy = artifacts.proxy
-                status.fingerprint = artifacts.fingerprint
-                switch plan.mode {
-                case .native:
-                    try prepend(proxy, to: initContainersPath, of: &spec, status: &status)
-                    status.initContainers = proxyContainerNames
-                    if plan.proxy.drainDelaySeconds > 0 {
-                        try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
-                            try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
-                                         status: &status, warnings: &warnings)
-                        }
-                    }
-                case .legacy:
-                    let restartPolicy = spec["restartPolicy"]?.stringValue
-                    // Every wrapped app tells the proxy the others' names, so it quits after the last.
-                    var wrapped: [String] = []
-                    for container in containers where wrappedCommand(container["command"], entrypoint: entrypoint) != nil {
-                        if let name = container["name"]?.stringValue { wrapped.append(name) }
-                    }
-                    status.volumeMounts.reserveCapacity(containers.count)
-                    // Each app container that cannot be wrapped gets a warning (most state no
-                    // command), made room for at once rather than grown one append at a time.
-                    if wrapped.count < containers.count { warnings.reserveCapacity(containers.count - wrapped.count) }
-                    try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
-                        try prepareAppContainer(&container, index: index, artifacts: artifacts, restartPolicy: restartPolicy,
-                                                entrypoint: entrypoint, wrappedApps: wrapped,
-                                                status: &status, warnings: &warnings)
-                    } then: { list in
-                        list.insert(proxy, at: 0)
-                    }
-                    status.containers = proxyContainerNames
-                    try prepend(artifacts.initContainer, to: initContainersPath, of: &spec, status: &status)
-                    status.initContainers = initContainerNames
-                    try append(artifacts.binaryVolume, to: volumesPath, of: &spec, status: &status)
-                    status.volumes = binaryVolumeNames
-                }
+                firstAppContainer = try addProxy(plan, artifacts, entrypoint: entrypoint, to: &spec, status: &status,
+                                                 warnings: &warnings)
             }
         }
-
         try template.modifyMember("metadata") { (metadata: inout JSON) throws(InjectionError) in
             try metadata.modifyObject { (metadata: inout JSONObject) throws(InjectionError) in
-                let position = metadata.index(forKey: "annotations")
-                let annotationsOrigin = try origin(of: position.map { metadata.members[$0].value }, expecting: .object,
-                                                   at: annotationsPath)
-                if annotationsOrigin != .existing {
-                    status.recordCreated(annotationsPath, origin: annotationsOrigin)
-                }
-                // One edit of the map for both annotations, with room made for them at once.
-                func annotate(_ annotations: inout JSONObject) {
-                    annotations.reserveCapacity(annotations.count + 2)
-                    if let firstAppContainer, annotations[TandemNames.defaultContainerAnnotation] == nil {
-                        annotations[TandemNames.defaultContainerAnnotation] = .string(firstAppContainer)
-                        status.annotations = defaultContainerAnnotations
-                    }
-                    annotations[PodAnnotations.status] = .string(artifacts.statusTexts.text(of: status))
-                }
-                if let position, annotationsOrigin == .existing {
-                    metadata.modifyValue(at: position) { annotations in annotations.modifyObject(annotate) }
-                } else {
-                    var annotations = JSONObject()
-                    annotate(&annotations)
-                    if let position {
-                        metadata.modifyValue(at: position) { $0 = .object(annotations) }
-                    } else {
-                        metadata.appendUnchecked(key: "annotations", value: .object(annotations))
-                    }
-                }
+                try annotate(&metadata, defaultContainer: firstAppContainer, artifacts: artifacts, status: &status)
             }
         }
         return warnings
+    }
+
+    /// Adds the proxy (and in legacy mode its init container and volume) to the spec, and edits
+    /// the app containers. Returns the first app container's name.
+    private static func addProxy(_ plan: ProxyPlan, _ artifacts: ProxyArtifacts, entrypoint: [String]?,
+                                 to spec: inout JSONObject, status: inout InjectionStatus,
+                                 warnings: inout [String]) throws(InjectionError) -> String? {
+        // The spec is the template's too, so the first edit copies it: with room for the
+        // lists the injection may add, so that adding them does not copy it again.
+        spec.reserveCapacity(spec.count + 2)
+        let containers = spec["containers"]?.arrayValue ?? []
+        let proxy = artifacts.proxy
+        status.fingerprint = artifacts.fingerprint
+        switch plan.mode {
+        case .native:
+            try prepend(proxy, to: initContainersPath, of: &spec, status: &status)
+            status.initContainers = proxyContainerNames
+            if plan.proxy.drainDelaySeconds > 0 {
+                try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
+                    try holdStop(&container, index: index, seconds: plan.proxy.drainDelaySeconds,
+                                 status: &status, warnings: &warnings)
+                }
+            }
+        case .legacy:
+            let restartPolicy = spec["restartPolicy"]?.stringValue
+            // Every wrapped app tells the proxy the others' names, so it quits after the last.
+            var wrapped: [String] = []
+            for container in containers where wrappedCommand(container["command"], entrypoint: entrypoint) != nil {
+                if let name = container["name"]?.stringValue { wrapped.append(name) }
+            }
+            status.volumeMounts.reserveCapacity(containers.count)
+            // Each app container that cannot be wrapped gets a warning (most state no
+            // command), made room for at once rather than grown one append at a time.
+            if wrapped.count < containers.count { warnings.reserveCapacity(containers.count - wrapped.count) }
+            try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
+                try prepareAppContainer(&container, index: index, artifacts: artifacts, restartPolicy: restartPolicy,
+                                        entrypoint: entrypoint, wrappedApps: wrapped,
+                                        status: &status, warnings: &warnings)
+            } then: { list in
+                list.insert(proxy, at: 0)
+            }
+            status.containers = proxyContainerNames
+            try prepend(artifacts.initContainer, to: initContainersPath, of: &spec, status: &status)
+            status.initContainers = initContainerNames
+            try append(artifacts.binaryVolume, to: volumesPath, of: &spec, status: &status)
+            status.volumes = binaryVolumeNames
+        }
+        return containers.first?["name"]?.stringValue
+    }
+
+    /// Names `defaultContainer` as kubectl's default (unless the pod names one) and writes the
+    /// status record, creating the annotations if need be.
+    private static func annotate(_ metadata: inout JSONObject, defaultContainer: String?, artifacts: ProxyArtifacts,
+                                 status: inout InjectionStatus) throws(InjectionError) {
+        let position = metadata.index(forKey: "annotations")
+        let annotationsOrigin = try origin(of: position.map { metadata.members[$0].value }, expecting: .object,
+                                           at: annotationsPath)
+        if annotationsOrigin != .existing {
+            status.recordCreated(annotationsPath, origin: annotationsOrigin)
+        }
+        if let position, annotationsOrigin == .existing {
+            metadata.modifyValue(at: position) { annotations in
+                annotations.modifyObject { annotations in
+                    addAnnotations(to: &annotations, defaultContainer: defaultContainer, artifacts: artifacts, status: &status)
+                }
+            }
+        } else {
+            var annotations = JSONObject()
+            addAnnotations(to: &annotations, defaultContainer: defaultContainer, artifacts: artifacts, status: &status)
+            if let position {
+                metadata.modifyValue(at: position) { $0 = .object(annotations) }
+            } else {
+                metadata.appendUnchecked(key: "annotations", value: .object(annotations))
+            }
+        }
+    }
+
+    /// One edit of the map for both annotations, with room made for them at once.
+    private static func addAnnotations(to annotations: inout JSONObject, defaultContainer: String?, artifacts: ProxyArtifacts,
+                                       status: inout InjectionStatus) {
+        annotations.reserveCapacity(annotations.count + 2)
+        if let defaultContainer, annotations[TandemNames.defaultContainerAnnotation] == nil {
+            annotations[TandemNames.defaultContainerAnnotation] = .string(defaultContainer)
+            status.annotations = defaultContainerAnnotations
+        }
+        annotations[PodAnnotations.status] = .string(artifacts.statusTexts.text(of: status))
     }
 
     /// Runs `edit` on each app container (an object) in place, then `finish` on the list; nothing

@@ -197,4 +197,102 @@ import Testing
         #expect(injectionError { _ = try Injector().inject(object: annotations) }
             == InjectionError(pointer: ["metadata", "annotations"], message: "metadata.annotations must be an object, not a string"))
     }
+
+    /// Where the additions are proven sound without checking the pod, the full check of the
+    /// injected pod finds no problem the pod did not have: over pods whose ports, names, volumes,
+    /// mounts and hooks meet what each mode adds in every way, for every plan shape.
+    @Test func provenAdditionsAddNoProblemTheFullCheckFinds() throws {
+        var native = InjectionConfig.defaults.proxy
+        native.drainDelaySeconds = 5
+        let plans = [
+            ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+                      inboundPorts: [8080], excludeInboundPorts: [], excludeOutboundPorts: []),
+            ProxyPlan(mode: .native, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+                      inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: []),
+            ProxyPlan(mode: .native, proxy: native, binaryMountPath: "/tandem/bin",
+                      inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: []),
+        ]
+        let ports: [JSON?] = [nil, [["containerPort": 8080]], [["containerPort": 15021]], [["containerPort": 15021, "protocol": "UDP"]],
+                              [["containerPort": 8080, "name": "http"], ["containerPort": 8080]]]
+        let mounts: [JSON?] = [nil, .null, [["name": "data", "mountPath": "/data"]], [["name": "data", "mountPath": "/tandem/bin"]],
+                               [["name": "tandem-bin", "mountPath": "/elsewhere"]], [["name": "gone", "mountPath": "/data"]]]
+        let names: [JSON?] = ["app", "tandem-proxy", "tandem-init", "", nil, 7]
+        let lifecycles: [JSON?] = [nil, .null, ["preStop": ["exec": ["command": ["/drain"]]]], ["postStart": [:]]]
+        let inits: [JSON?] = [
+            nil, .null, [],
+            [["name": "setup", "image": "x", "ports": [["containerPort": 15021]]]],
+            [["name": "mesh", "image": "x", "restartPolicy": "Always", "ports": [["containerPort": 15021]]]],
+            [["name": "mesh", "image": "x", "restartPolicy": "Always", "ports": [["containerPort": 9000]]]],
+            [["image": "x"]], ["not an object"], [["name": "tandem-init", "image": "x"]],
+        ]
+        let volumes: [JSON?] = [nil, .null, [["name": "data"]], [["name": "tandem-bin"]], [["emptyDir": [:]]], [["name": "data"], ["name": "data"]]]
+        let counts = [ports.count, mounts.count, names.count, lifecycles.count, inits.count, volumes.count, 2]
+        var proven = 0
+        var refused = 0
+        for plan in plans {
+            let artifacts = ProxyArtifacts(plan)
+            let additions = try #require(artifacts.additions)
+            // Every 13th of the 77,760 pods, a spread over all choices that a debug build checks quickly.
+            for case var choice in stride(from: 0, to: counts.reduce(1, *), by: 13) {
+                var pick: [Int] = []
+                for count in counts {
+                    pick.append(choice % count)
+                    choice /= count
+                }
+                var app = JSONObject([("image", "example/app:1"), ("command", ["/app"])])
+                app["name"] = names[pick[2]]
+                app["ports"] = ports[pick[0]]
+                app["volumeMounts"] = mounts[pick[1]]
+                app["lifecycle"] = lifecycles[pick[3]]
+                var spec = JSONObject([("containers", pick[6] == 0 ? [.object(app)] : [.object(app), Fixtures.container("other", command: ["/o"], ports: [9000])])])
+                spec["initContainers"] = inits[pick[4]]
+                spec["volumes"] = volumes[pick[5]]
+                let before = JSONObject([("metadata", ["name": "web"]), ("spec", .object(spec))])
+                var after = before
+                guard (try? TemplateEditor.inject(plan, artifacts, entrypoint: nil, into: &after)) != nil else { continue }
+                let old = Set(PodValidation.problems(in: .object(spec)))
+                let new = PodValidation.problems(in: after["spec"] ?? .null).filter { !old.contains($0) }
+                if additions.areSound(in: spec) {
+                    proven += 1
+                    #expect(new == [], "\(text(.object(spec))) in \(plan.mode)")
+                } else if !new.isEmpty {
+                    refused += 1
+                }
+            }
+        }
+        // Both sides are reached: thousands of pods are proven, and thousands the injection harms are not.
+        #expect(proven > 1000)
+        #expect(refused > 1000)
+    }
+
+    /// Additions that could clash among themselves, or a volume mounted nowhere, spare no pod its check.
+    @Test func additionsThatCouldClashAreNotProven() throws {
+        let plan = ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+                             inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: [])
+        let artifacts = ProxyArtifacts(plan)
+        let vetted = artifacts.vetted
+        #expect(PodValidation.Additions(vetted, of: 2, volume: TandemNames.binaryVolume, mountPath: "/tandem/bin") != nil)
+        #expect(PodValidation.Additions(vetted, of: 3, volume: TandemNames.binaryVolume, mountPath: "/tandem/bin") == nil)
+        #expect(PodValidation.Additions(vetted, of: 2, volume: TandemNames.binaryVolume, mountPath: "") == nil)
+        #expect(PodValidation.Additions(vetted, of: 2, volume: "other", mountPath: "/tandem/bin") == nil)
+        #expect(PodValidation.Additions(vetted + vetted, of: 4, volume: TandemNames.binaryVolume, mountPath: "/tandem/bin") == nil)
+    }
+
+    /// Paths compare as the full check compares them, by canonical equivalence: a mount at a path
+    /// spelt with a Kelvin sign is a mount at the binary's path spelt with a K.
+    @Test func additionsMeetCanonicallyEquivalentPaths() throws {
+        let plan = ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/K",
+                             inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: [])
+        let additions = try #require(ProxyArtifacts(plan).additions)
+        let spec = JSONObject([
+            ("volumes", [["name": "data"]]),
+            ("containers", [Fixtures.container("app", extra: ["volumeMounts": [["name": "data", "mountPath": "/\u{212A}"]]])]),
+        ])
+        #expect(!additions.areSound(in: spec))
+        let pod = Fixtures.pod(spec: .object(spec))
+        var config = InjectionConfig()
+        config.injection.binaryMountPath = "/K"
+        #expect(injectionError { _ = try Injector(config: config).inject(object: pod, lifecycle: .legacy) }?.message
+            == "injecting would make an invalid pod: container \"app\": mountPath /K is used twice")
+    }
 }
