@@ -228,10 +228,7 @@ private struct JSONParser: ~Copyable {
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: skipping)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
-        case UInt8(ascii: "\""):
-            var plainEnd = index &+ 1
-            if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(smallBits: bits)) }
-            return .string(try parseString(plainEnd: plainEnd))
+        case UInt8(ascii: "\""): return try parseStringValue()
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
         case UInt8(ascii: "n"): try expectLiteral("null"); return .null
@@ -243,6 +240,26 @@ private struct JSONParser: ~Copyable {
             }
             throw failure("unexpected \(describeByte(byte)), expected a value")
         }
+    }
+
+    /// `parseValue` for a member's value or an array's element: strings and objects, most of
+    /// them, read without the call of `parseValue` and its looking at the first byte again.
+    @inline(__always)
+    mutating func parseInnerValue(depth: Int) throws(Failure) -> JSON {
+        guard index < bytes.count else { return try parseValue(depth: depth) }
+        switch bytes[index] {
+        case UInt8(ascii: "\""): return try parseStringValue()
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: nil)
+        default: return try parseValue(depth: depth)
+        }
+    }
+
+    /// Reads the string value at `index` (its opening quote).
+    @inline(__always)
+    mutating func parseStringValue() throws(Failure) -> JSON {
+        var plainEnd = index &+ 1
+        if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(smallBits: bits)) }
+        return .string(try parseString(plainEnd: plainEnd))
     }
 
     func hasPrefix(_ word: StaticString) -> Bool {
@@ -291,24 +308,25 @@ private struct JSONParser: ~Copyable {
             let key = if let keyWords { TextScan.string(smallBits: keyWords) } else { try parseString(plainEnd: plainEnd) }
             // A short key's length is in the low half of its top byte.
             let length = if let keyWords { Int(truncatingIfNeeded: keyWords.1 &>> 56) & 0xF } else { key.utf8.count }
-            let read = members.values(from: first)
-            if largeKeys == nil && read.count >= 16 {
-                largeKeys = KeyIndex()
-                for member in read { _ = largeKeys!.add(member.key) { _ in false } }
+            // A key of a length not seen before in a small object is new without looking further,
+            // the usual case. The index of a large one is made when it is first needed, from
+            // all the keys read by then, and from then on holds each key.
+            let lengthBit: UInt64 = 1 &<< UInt64(length & 63)
+            if keyLengths & lengthBit != 0 || largeKeys != nil {
+                let read = members.values(from: first)
+                if largeKeys == nil && read.count >= 16 {
+                    largeKeys = KeyIndex()
+                    for member in read { _ = largeKeys!.add(member.key) { _ in false } }
+                }
+                let duplicate = if largeKeys != nil {
+                    !largeKeys!.add(key) { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
+                } else {
+                    read.indices.contains { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
+                }
+                if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             }
-            let duplicate = if largeKeys != nil {
-                !largeKeys!.add(key) { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
-            } else if keyLengths & (1 &<< UInt64(length & 63)) != 0 {
-                read.indices.contains { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
-            } else {
-                false
-            }
-            keyLengths |= 1 &<< UInt64(length & 63)
-            if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
-            skipWhitespace()
-            guard index < bytes.count && bytes[index] == UInt8(ascii: ":") else {
-                throw expected("':' after object key")
-            }
+            keyLengths |= lengthBit
+            guard passWhitespace(before: UInt8(ascii: ":")) else { throw expected("':' after object key") }
             index += 1
             let value: JSON
             if let skipping {
@@ -335,7 +353,7 @@ private struct JSONParser: ~Copyable {
                     value = try parseValue(depth: depth, skipping: below.paths == 0 ? nil : below)
                 }
             } else {
-                value = try parseValue(depth: depth)
+                value = try parseInnerValue(depth: depth)
             }
             members.push(JSONObject.Member(key: key, value: value))
             if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
@@ -348,19 +366,23 @@ private struct JSONParser: ~Copyable {
     /// or past `closer`, the end of the container (true); anything else is `expected(message)`.
     @inline(__always)
     mutating func passSeparator(closer: UInt8, orFail message: String) throws(Failure) -> Bool {
-        skipWhitespace()
-        guard index < bytes.count else { throw expected(message) }
-        switch bytes[index] {
-        case UInt8(ascii: ","):
+        if passWhitespace(before: UInt8(ascii: ",")) {
             index += 1
             skipWhitespace()
             return false
-        case closer:
-            index += 1
-            return true
-        default:
-            throw expected(message)
         }
+        guard index < bytes.count && bytes[index] == closer else { throw expected(message) }
+        index += 1
+        return true
+    }
+
+    /// Whether `byte` comes next, after any whitespace, which is passed: `isNext` for `index`.
+    /// The byte is looked at first, as compact JSON has no whitespace to look for.
+    @inline(__always)
+    mutating func passWhitespace(before byte: UInt8) -> Bool {
+        if index < bytes.count && bytes[index] == byte { return true }
+        skipWhitespace()
+        return index < bytes.count && bytes[index] == byte
     }
 
     // MARK: Skipping
@@ -527,7 +549,7 @@ private struct JSONParser: ~Copyable {
             if elements.count > first && index < bytes.count && bytes[index] == UInt8(ascii: "]") {
                 throw failure("trailing comma before ']'")
             }
-            let element = try parseValue(depth: depth)
+            let element = try parseInnerValue(depth: depth)
             elements.push(element)
             if try passSeparator(closer: UInt8(ascii: "]"), orFail: "',' or ']' after array element") {
                 return .array(elements.popAll(from: first))
@@ -539,9 +561,20 @@ private struct JSONParser: ~Copyable {
         .number(TextScan.string(try scanNumber(), in: bytes, ascii: true))
     }
 
-    /// Reads a number and checks it, without making a `String`: where its text is.
+    /// Reads a number and checks it, without making a `String`: where its text is. A number of
+    /// digits alone, most of a pod's, is read with its position in a local (the compiler stored
+    /// `index` at each digit); any other, or a bad one, is read again from its start below.
     mutating func scanNumber() throws(Failure) -> Range<Int> {
         let start = index
+        if isDigit(bytes[start]) {
+            var position = start &+ 1
+            while position < bytes.count && isDigit(bytes[position]) { position &+= 1 }
+            let hasLeadingZero = bytes[start] == UInt8(ascii: "0") && position &- start > 1
+            if !hasLeadingZero && (position == bytes.count || !isFractionOrExponent(bytes[position])) {
+                index = position
+                return start..<position
+            }
+        }
         if bytes[index] == UInt8(ascii: "-") {
             index += 1
             if hasPrefix("Infinity") { throw failure("-Infinity is not a JSON value", at: start) }
@@ -572,6 +605,11 @@ private struct JSONParser: ~Copyable {
     }
 
     func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+
+    /// Whether `byte`, after a number's integer part, begins a fraction or an exponent.
+    func isFractionOrExponent(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: ".") || byte | 0x20 == UInt8(ascii: "e")
+    }
 
     mutating func skipDigits() {
         while index < bytes.count && isDigit(bytes[index]) { index += 1 }
@@ -641,7 +679,7 @@ private struct JSONParser: ~Copyable {
     /// Reads a string starting at its opening quote, one that `parseShortString` left, from
     /// `plainEnd` (see there). Strings without escapes, the usual case, are copied straight from
     /// the input, unless they are one of the `KnownStrings`. Inlined where the compiler takes it
-    /// (string values in `parseValue`; `parseObject`, already large, still calls it for keys):
+    /// (string values in `parseStringValue`; `parseObject`, already large, still calls it for keys):
     /// the call was about a quarter of reading a short string.
     @inline(__always)
     mutating func parseString(plainEnd: Int) throws(Failure) -> String {

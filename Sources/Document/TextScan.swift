@@ -83,20 +83,23 @@ enum TextScan {
         return position
     }
 
-    /// Whether two texts of the same length are equal, eight bytes at a time.
+    /// Whether two texts of the same length, at least eight bytes, are equal: eight bytes at a
+    /// time, the last word ending where the texts end (overlapping the one before it), so that no
+    /// byte is compared alone. Inlined into `KnownStrings`' lookup, where it was a third of it.
+    @inline(__always)
     static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let aBase = a.baseAddress, let bBase = b.baseAddress else { return a.count == b.count }
+        precondition(a.count == b.count && a.count >= 8)
+        let aBase = UnsafeRawPointer(a.baseAddress!)
+        let bBase = UnsafeRawPointer(b.baseAddress!)
+        let last = a.count &- 8
         var offset = 0
-        while a.count - offset >= 8 {
-            if UnsafeRawPointer(aBase + offset).loadUnaligned(as: UInt64.self)
-                != UnsafeRawPointer(bBase + offset).loadUnaligned(as: UInt64.self) { return false }
-            offset += 8
+        while offset < last {
+            if aBase.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                != bBase.loadUnaligned(fromByteOffset: offset, as: UInt64.self) { return false }
+            offset &+= 8
         }
-        while offset < a.count {
-            if aBase[offset] != bBase[offset] { return false }
-            offset += 1
-        }
-        return true
+        return aBase.loadUnaligned(fromByteOffset: last, as: UInt64.self)
+            == bBase.loadUnaligned(fromByteOffset: last, as: UInt64.self)
     }
 }
 

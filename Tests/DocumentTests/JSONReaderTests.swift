@@ -21,6 +21,14 @@ struct JSONReaderTests {
         ("[ 1 , [ ] , { } ]", [1, [], [:]]),
         ("{\"b\":1,\"a\":[true,null]}", ["b": 1, "a": [true, nil]]),
         ("\n\t\r {\"a\" : \"x\" } \n", ["a": "x"]),
+        // Numbers of digits alone are read apart from the others, up to the byte after them.
+        ("7", .number("7")),
+        ("[0,10,0.5,12e3,3E2,1.0e-2,9007199254740993]",
+         [.number("0"), .number("10"), .number("0.5"), .number("12e3"), .number("3E2"), .number("1.0e-2"),
+          .number("9007199254740993")]),
+        ("{\"a\":120,\"b\":0}", ["a": 120, "b": 0]),
+        // A string value read in the object, and one after space, read as any value.
+        ("{\"a\":\"x\",\"b\": \"y\" ,\"c\"\n:\n\"z\"\t}", ["a": "x", "b": "y", "c": "z"]),
     ]
 
     @Test(arguments: accepted)
@@ -61,6 +69,31 @@ struct JSONReaderTests {
                 Issue.record("key \(repeated) repeated at \(at) was not found")
             } catch {
                 #expect(error.message == "duplicate key \"k:{\"name\":\"VAR_\(repeated)\"}\" in object")
+            }
+        }
+    }
+
+    /// A large object's index of keys is made at the first key whose length was seen before:
+    /// keys of lengths all different until then are in it all the same, and a repeat of any of
+    /// them, before or after, is found at the repeated key.
+    @Test func findsRepeatsOfKeysReadBeforeTheIndexWasMade() throws {
+        for count in [15, 16, 17, 30] {
+            let keys = (1...count).map { String(repeating: "k", count: $0) }
+            for repeated in [0, count / 2, count - 1] {
+                for afterASameLengthKey in [false, true] {
+                    let members = keys + (afterASameLengthKey ? ["j"] : []) + [keys[repeated]]
+                    let head = "{" + members.dropLast().map { "\"\($0)\":0," }.joined()
+                    do {
+                        _ = try JSONReader.parse(head + "\"\(keys[repeated])\":1}")
+                        Issue.record("key \(repeated) of \(count) repeated was not found")
+                    } catch {
+                        #expect(error.offset == head.utf8.count)
+                        #expect(error.message == "duplicate key \"\(keys[repeated])\" in object")
+                    }
+                    let nearMiss = String(repeating: "k", count: repeated) + "i"
+                    let object = try #require(try JSONReader.parse(head + "\"\(nearMiss)\":1}").objectValue)
+                    #expect(object.count == members.count)
+                }
             }
         }
     }
@@ -125,6 +158,12 @@ struct JSONReaderTests {
         ("{\"a\":1,\"b\":2,\"a\":3}", "line 1, column 14: duplicate key \"a\" in object"),
         ("01", "line 1, column 1: leading zeros are not allowed in numbers"),
         ("-012", "line 1, column 1: leading zeros are not allowed in numbers"),
+        ("00", "line 1, column 1: leading zeros are not allowed in numbers"),
+        ("[1,012]", "line 1, column 4: leading zeros are not allowed in numbers"),
+        ("10.", "line 1, column 4: unexpected end of input, expected a digit after the decimal point"),
+        ("10e", "line 1, column 4: unexpected end of input, expected a digit in the exponent"),
+        ("[10x]", "line 1, column 4: expected ',' or ']' after array element"),
+        ("{\"a\":\"x\" \"b\":1}", "line 1, column 10: expected ',' or '}' after object member"),
         ("-", "line 1, column 2: unexpected end of input, expected a digit after '-'"),
         ("-a", "line 1, column 2: expected a digit after '-'"),
         ("1.", "line 1, column 3: unexpected end of input, expected a digit after the decimal point"),

@@ -22,6 +22,20 @@ struct KnownStringsTests {
         }
     }
 
+    /// Texts are compared eight bytes at a time, the last word overlapping the one before: a
+    /// text one byte away from a known one, at any position, is not it.
+    @Test func findsNoTextOneByteAwayFromAKnownOne() {
+        for text in KnownStrings.texts {
+            var bytes = Array(text.utf8)
+            for position in bytes.indices {
+                bytes[position] ^= 0x01
+                #expect(bytes.withUnsafeBufferPointer { KnownStrings.string(utf8: $0) } == nil, "\(text) at \(position)")
+                bytes[position] ^= 0x01
+            }
+            #expect(bytes.withUnsafeBufferPointer { KnownStrings.string(utf8: $0) } == text)
+        }
+    }
+
     @Test func readingAKnownTextGivesTheSameValue() throws {
         let text = #"{"terminationMessagePath":"/dev/termination-log","tolerationSeconds":300}"#
         let value = try JSONReader.parse(text)
