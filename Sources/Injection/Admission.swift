@@ -249,17 +249,17 @@ public enum Admission {
         copies.reserveCapacity(8)
         patch.write(into: &text, reusing: texts, copies: &copies)
         let patchEnd = text.count
-        append(#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#, to: &text)
+        text.append(ascii: #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#)
         JSONWriter.writeString(uid, into: &text)
-        append(#","allowed":true,"patchType":"JSONPatch","patch":""#, to: &text)
+        text.append(ascii: #","allowed":true,"patchType":"JSONPatch","patch":""#)
         let headEnd = text.count
         text.append(UInt8(ascii: "\""))
         for (index, warning) in warnings.enumerated() {
-            append(index == 0 ? #","warnings":["# : ",", to: &text)
+            text.append(ascii: index == 0 ? #","warnings":["# : ",")
             JSONWriter.writeString(warning, into: &text)
         }
         if !warnings.isEmpty { text.append(UInt8(ascii: "]")) }
-        append("}}\n", to: &text)
+        text.append(ascii: "}}\n")
         return text.withUnsafeBufferPointer { text in
             let head = UnsafeBufferPointer(rebasing: text[patchEnd..<headEnd])
             let tail = UnsafeBufferPointer(rebasing: text[headEnd...])
@@ -270,12 +270,6 @@ public enum Admission {
                 count += UnsafeMutableBufferPointer(rebasing: out[count...]).initialize(fromContentsOf: tail)
             }
         }
-    }
-
-    /// Half the cost of appending a `String`'s UTF-8. Not a local function, which would check its
-    /// access to the captured buffer at every call.
-    private static func append(_ fixed: StaticString, to text: inout [UInt8]) {
-        fixed.withUTF8Buffer { text.append(contentsOf: $0) }
     }
 
     static func reviewBytes(_ response: JSONObject) -> [UInt8] {
