@@ -19,8 +19,10 @@ let unreadParts = [
 /// pod it was given (with the unread parts null, if a key repeats inside one) and yields a pod
 /// that carries the proxy.
 func review(_ body: [UInt8]) {
-    let result = Admission.review(body: body, contentType: "application/json", injector: injector,
-                                  kubeVersion: KubernetesVersion(major: 1, minor: 28))
+    let result = StaticString("application/json").withUTF8Buffer { contentType in
+        Admission.review(body: body, contentType: UnsafeRawBufferPointer(contentType), injector: injector,
+                         kubeVersion: KubernetesVersion(major: 1, minor: 28))
+    }
     guard let answer = try? JSONReader.parse(result.body) else { preconditionFailure("the answer is not JSON") }
     guard result.outcome == .patched else { return }
     guard let text = answer["response"]?["patch"]?.stringValue, let decoded = Base64.decode(text),

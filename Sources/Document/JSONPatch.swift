@@ -99,7 +99,7 @@ extension JSONPatch {
             }
         }
         func append(value: JSON) {
-            StaticString(#","value":"#).withUTF8Buffer { buffer.append(contentsOf: $0) }
+            buffer.append(ascii: #","value":"#)
             JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
         }
         for index in operations.indices {

@@ -70,9 +70,9 @@ public enum JSONWriter {
                 writeString(string, into: &buffer)
             }
         case .number(let text): buffer.append(contentsOf: text.utf8)
-        case .bool(true): buffer.append(contentsOf: "true".utf8)
-        case .bool(false): buffer.append(contentsOf: "false".utf8)
-        case .null: buffer.append(contentsOf: "null".utf8)
+        case .bool(true): buffer.append(ascii: "true")
+        case .bool(false): buffer.append(ascii: "false")
+        case .null: buffer.append(ascii: "null")
         }
     }
 
@@ -147,13 +147,22 @@ public enum JSONWriter {
             case 0x0D: buffer.append(UInt8(ascii: "r"))
             case 0x09: buffer.append(UInt8(ascii: "t"))
             default:
-                buffer.append(contentsOf: "u00".utf8)
+                buffer.append(ascii: "u00")
                 buffer.append(hexDigits[Int(byte >> 4)])
                 buffer.append(hexDigits[Int(byte & 0xF)])
             }
         }
         buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
         buffer.append(UInt8(ascii: "\""))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends fixed text in one piece, for every writer of JSON and of answers: about half the
+    /// cost of appending a `String`'s UTF-8. Not inlinable: inlined into the webhook's answer, it
+    /// made a second copy of the append there that cost a hundred instructions more a review.
+    public mutating func append(ascii text: StaticString) {
+        text.withUTF8Buffer { append(contentsOf: $0) }
     }
 }
 

@@ -1,4 +1,5 @@
 import Document
+import Glibc
 import Kubernetes
 
 /// What became of one admission request, in the words logs and metrics use.
@@ -66,15 +67,19 @@ public enum Admission {
         ["request", "options"], ["request", "resource"], ["request", "requestKind"], ["request", "requestResource"],
     ]
 
+    /// `contentType` is the Content-Type field's value as received (nil without one), as bytes:
+    /// a String made of the apiserver's is one byte too long to be held inline, so it cost an
+    /// allocation per review.
     public static func review(
-        body: [UInt8], contentType: String?, injector: Injector, kubeVersion: KubernetesVersion?
+        body: [UInt8], contentType: UnsafeRawBufferPointer?, injector: Injector, kubeVersion: KubernetesVersion?
     ) -> AdmissionResult {
         if body.isEmpty { return badRequest(400, "request body is empty") }
         if body.count > maxBodyBytes {
             return badRequest(413, "request entity is too large; limit is \(maxBodyBytes) bytes")
         }
         guard isJSON(contentType) else {
-            return badRequest(400, "contentType=\(contentType ?? ""), expected application/json")
+            let contentType = contentType.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return badRequest(400, "contentType=\(contentType), expected application/json")
         }
         let review: JSON
         do {
@@ -105,11 +110,35 @@ public enum Admission {
         return decide(consume request, uid: uid, injector: injector, kubeVersion: kubeVersion)
     }
 
-    /// Whether the media type, parameters aside, is `application/json`; the apiserver sends
-    /// exactly that, which is settled without splitting and lowercasing.
-    static func isJSON(_ contentType: String?) -> Bool {
+    /// Whether the media type, parameters aside, is `application/json`, in any case, with spaces
+    /// and tabs around it. The apiserver sends exactly that, settled by one comparison.
+    static func isJSON(_ contentType: UnsafeRawBufferPointer?) -> Bool {
         guard let contentType else { return false }
-        if contentType == "application/json" { return true }
+        let json: StaticString = "application/json"
+        let expected = UnsafeRawBufferPointer(start: json.utf8Start, count: json.utf8CodeUnitCount)
+        if contentType.count == expected.count && memcmp(contentType.baseAddress!, expected.baseAddress!, expected.count) == 0 {
+            return true
+        }
+        // Non-ASCII text is read as characters, as this test always has: a `;` or a space that a
+        // combining mark follows is then part of one character, no separator or space.
+        guard contentType.allSatisfy({ $0 < 0x80 }) else {
+            return isJSON(characters: String(decoding: contentType, as: UTF8.self))
+        }
+        // The text before the first `;` that follows some other text, as `split` finds it.
+        var start = 0
+        while start < contentType.count && contentType[start] == UInt8(ascii: ";") { start += 1 }
+        var end = contentType[start...].firstIndex(of: UInt8(ascii: ";")) ?? contentType.count
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        while start < end && isSpace(contentType[start]) { start += 1 }
+        while end > start && isSpace(contentType[end - 1]) { end -= 1 }
+        guard end - start == expected.count else { return false }
+        // ASCII letters lowercased, as `lowercased()` does; no other ASCII byte changes.
+        return zip(contentType[start..<end], expected).allSatisfy { byte, expected in
+            (byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte) == expected
+        }
+    }
+
+    private static func isJSON(characters contentType: String) -> Bool {
         let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces.lowercased() }
         return mediaType == "application/json"
     }
@@ -249,17 +278,17 @@ public enum Admission {
         copies.reserveCapacity(8)
         patch.write(into: &text, reusing: texts, copies: &copies)
         let patchEnd = text.count
-        append(#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#, to: &text)
+        text.append(ascii: #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"#)
         JSONWriter.writeString(uid, into: &text)
-        append(#","allowed":true,"patchType":"JSONPatch","patch":""#, to: &text)
+        text.append(ascii: #","allowed":true,"patchType":"JSONPatch","patch":""#)
         let headEnd = text.count
         text.append(UInt8(ascii: "\""))
         for (index, warning) in warnings.enumerated() {
-            append(index == 0 ? #","warnings":["# : ",", to: &text)
+            text.append(ascii: index == 0 ? #","warnings":["# : ",")
             JSONWriter.writeString(warning, into: &text)
         }
         if !warnings.isEmpty { text.append(UInt8(ascii: "]")) }
-        append("}}\n", to: &text)
+        text.append(ascii: "}}\n")
         return text.withUnsafeBufferPointer { text in
             let head = UnsafeBufferPointer(rebasing: text[patchEnd..<headEnd])
             let tail = UnsafeBufferPointer(rebasing: text[headEnd...])
@@ -270,12 +299,6 @@ public enum Admission {
                 count += UnsafeMutableBufferPointer(rebasing: out[count...]).initialize(fromContentsOf: tail)
             }
         }
-    }
-
-    /// Half the cost of appending a `String`'s UTF-8. Not a local function, which would check its
-    /// access to the captured buffer at every call.
-    private static func append(_ fixed: StaticString, to text: inout [UInt8]) {
-        fixed.withUTF8Buffer { text.append(contentsOf: $0) }
     }
 
     static func reviewBytes(_ response: JSONObject) -> [UInt8] {

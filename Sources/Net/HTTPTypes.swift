@@ -121,18 +121,12 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     public func contains(_ name: String) -> Bool { firstIndex(of: name) != nil }
 
-    /// Whether the first field with this name has exactly this value, compared as bytes: a
-    /// caller that expects one common value can then use its own String of it and make none.
-    public func firstValue(of name: String, is value: String) -> Bool {
-        guard let index = firstIndex(of: name) else { return false }
+    /// The first value of the field as bytes, nil when there is none, without making a String:
+    /// valid only during the call.
+    public func withFirstValue<Result>(of name: String, _ body: (UnsafeRawBufferPointer?) -> Result) -> Result {
+        guard let index = firstIndex(of: name) else { return body(nil) }
         let field = fields[index]
-        var value = value
-        return value.withUTF8 { expected in
-            storage.withUnsafeBytes { bytes in
-                expected.count == Int(field.valueEnd - field.valueStart)
-                    && (expected.isEmpty || memcmp(bytes.baseAddress! + Int(field.valueStart), expected.baseAddress!, expected.count) == 0)
-            }
-        }
+        return storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[Int(field.valueStart)..<Int(field.valueEnd)])) }
     }
 
     /// Whether a comma-separated list field contains `token` (ASCII case-insensitive), without

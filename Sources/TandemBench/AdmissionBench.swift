@@ -35,8 +35,10 @@ let admissionBenchmark: @Sendable ([String]) -> Void = { arguments in
         let iterations = max(1, 100 * 6000 / bytes.count)
         let review = medianSeconds(rounds: rounds) {
             for _ in 0..<iterations {
-                sink &+= Admission.review(body: bytes, contentType: "application/json", injector: injector,
-                                          kubeVersion: version).body.count
+                sink &+= StaticString("application/json").withUTF8Buffer { contentType in
+                    Admission.review(body: bytes, contentType: UnsafeRawBufferPointer(contentType), injector: injector,
+                                     kubeVersion: version).body.count
+                }
             }
         } / Double(iterations)
         let name = file.split(separator: "/").last ?? ""

@@ -146,12 +146,10 @@ struct AdmissionRoute: Sendable {
     func respond(to request: HTTPRequest) -> HTTPResponse {
         let clock = ContinuousClock()
         let start = clock.now
-        // The apiserver's Content-Type is passed as a literal: a String made from the field is
-        // one byte too long to be held inline, so it cost an allocation per review.
-        let contentType = request.headers.firstValue(of: "Content-Type", is: "application/json")
-            ? "application/json" : request.headers["Content-Type"]
-        let result = Admission.review(body: request.body, contentType: contentType,
-                                      injector: config.injector, kubeVersion: apiServerVersion.current)
+        let result = request.headers.withFirstValue(of: "Content-Type") { contentType in
+            Admission.review(body: request.body, contentType: contentType,
+                             injector: config.injector, kubeVersion: apiServerVersion.current)
+        }
         // Split once: each `components` divides a 128-bit count of attoseconds.
         let elapsed = (clock.now - start).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18

@@ -64,6 +64,17 @@ struct JSONPointerTests {
         ("/foo/-", "path /foo/- not found: \"-\" names no existing element in the array at /foo"),
         ("/foo/01", "path /foo/01 not found: \"01\" is not an array index at /foo"),
         ("/foo/x", "path /foo/x not found: \"x\" is not an array index at /foo"),
+        // Array tokens are read as bytes: signs, other digits, overflow and long tokens (not held
+        // inline in their string) are told apart as `Int(token)` told them.
+        ("/foo/", "path /foo/ not found: \"\" is not an array index at /foo"),
+        ("/foo/+1", "path /foo/+1 not found: \"+1\" is not an array index at /foo"),
+        ("/foo/-1", "path /foo/-1 not found: \"-1\" is not an array index at /foo"),
+        ("/foo/1x", "path /foo/1x not found: \"1x\" is not an array index at /foo"),
+        ("/foo/\u{661}", "path /foo/\u{661} not found: \"\u{661}\" is not an array index at /foo"),
+        ("/foo/9223372036854775807",
+         "path /foo/9223372036854775807 not found: index 9223372036854775807 is out of range for the array of 2 elements at /foo"),
+        ("/foo/9223372036854775808", "path /foo/9223372036854775808 not found: \"9223372036854775808\" is not an array index at /foo"),
+        ("/foo/0000000000000000001", "path /foo/0000000000000000001 not found: \"0000000000000000001\" is not an array index at /foo"),
         ("/foo/0/x", "path /foo/0/x not found: a string has no members at /foo/0"),
         ("/a~1b/c", "path /a~1b/c not found: a number has no members at /a~1b"),
     ]

@@ -1,6 +1,6 @@
 import Document
 import Glibc
-import Injection
+@testable import Injection
 import Kubernetes
 import Testing
 import TestSupport
@@ -206,6 +206,20 @@ struct AdmissionTests {
     }
 }
 
+extension Admission {
+    /// The review of a request whose Content-Type field is `contentType`, given as the webhook
+    /// gives it: as the field's bytes.
+    static func review(body: [UInt8], contentType: String?, injector: Injector,
+                       kubeVersion: KubernetesVersion?) -> AdmissionResult {
+        guard var contentType else {
+            return review(body: body, contentType: nil as UnsafeRawBufferPointer?, injector: injector, kubeVersion: kubeVersion)
+        }
+        return contentType.withUTF8 {
+            review(body: body, contentType: UnsafeRawBufferPointer($0), injector: injector, kubeVersion: kubeVersion)
+        }
+    }
+}
+
 /// Requests the apiserver would never send, answered as controller-runtime answers them.
 struct AdmissionBadRequestTests {
     static func review(_ body: String, contentType: String? = "application/json") -> (Int, String) {
@@ -229,6 +243,34 @@ struct AdmissionBadRequestTests {
         #expect(status == 400)
         #expect(body == Self.error(400, "contentType=text/plain, expected application/json"))
         #expect(Self.review("{}", contentType: nil).1 == Self.error(400, "contentType=, expected application/json"))
+    }
+
+    /// The media type compared as bytes gives the answers it gave compared as characters: the
+    /// case, spaces and tabs around it and parameters aside, a `;` or a space with a combining
+    /// mark after it not taken for one, bytes that are not UTF-8 read as replacement characters.
+    @Test(arguments: [
+        ("application/json", true), ("application/json; charset=utf-8", true), ("Application/JSON", true),
+        ("APPLICATION/JSON;x", true), (" \tapplication/json \t; charset=utf-8", true), ("application/json;", true),
+        (";application/json", true), (";;application/json;x", true), ("application/json;;", true),
+        ("application/jsonx", false), ("application/json,text/plain", false), ("application / json", false),
+        (" ;application/json", false), ("", false), (";", false), (" ", false), ("text/plain", false),
+        ("application/json\r\n", false), ("\u{0}application/json", false), ("application/json\u{301}", false),
+        ("application/json;\u{301}charset=utf-8", false), ("application/json\u{301};x", false),
+        ("application/json ;\u{301}", false), ("\u{301}application/json", false), ("application/json;é", true),
+        ("appl\u{130}cation/json", false), ("application/json \u{301}", false), ("é;application/json", false),
+    ])
+    func contentTypes(contentType: String, isJSON: Bool) {
+        let result = Admission.review(body: Array("{}".utf8), contentType: contentType, injector: Injector(), kubeVersion: nil)
+        #expect(result.message == (isJSON ? "apiVersion=, expected admission.k8s.io/v1"
+                                          : "contentType=\(contentType), expected application/json"))
+    }
+
+    @Test func contentTypeOfBytesThatAreNotUTF8() {
+        let contentType: [UInt8] = [0x61, 0xFF, 0x3B]
+        let result = contentType.withUnsafeBytes {
+            Admission.review(body: Array("{}".utf8), contentType: $0, injector: Injector(), kubeVersion: nil)
+        }
+        #expect(result.message == "contentType=a\u{FFFD};, expected application/json")
     }
 
     @Test func contentTypeParametersAreAccepted() {
