@@ -163,9 +163,17 @@ public typealias HTTPHandler = @Sendable (HTTPRequest) -> HTTPResponse
 public struct HTTPRoutes: Sendable {
     private struct Route: Sendable {
         let method: HTTPMethod
-        let path: String
+        /// Without a prefix route's `*`, as bytes: compared with `memcmp`, where `==` between a
+        /// Substring and a String took the slow path of Unicode comparison, for every request.
+        /// A request target is ASCII (the parser allows no other byte), so the answers agree.
+        let path: [UInt8]
         let isPrefix: Bool
         let handler: HTTPHandler
+
+        func matches(_ requested: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard isPrefix ? requested.count >= path.count : requested.count == path.count else { return false }
+            return path.isEmpty || path.withUnsafeBufferPointer { memcmp($0.baseAddress!, requested.baseAddress!, path.count) == 0 }
+        }
     }
     private var routes: [Route] = []
 
@@ -173,10 +181,10 @@ public struct HTTPRoutes: Sendable {
 
     public mutating func add(_ method: HTTPMethod, _ path: String, _ handler: @escaping HTTPHandler) {
         let isPrefix = path.hasSuffix("*")
-        routes.append(Route(method: method, path: isPrefix ? String(path.dropLast()) : path, isPrefix: isPrefix, handler: handler))
+        routes.append(Route(method: method, path: Array((isPrefix ? String(path.dropLast()) : path).utf8), isPrefix: isPrefix, handler: handler))
         routes.sort { lhs, rhs in
             if lhs.isPrefix != rhs.isPrefix { return !lhs.isPrefix }
-            return lhs.path.utf8.count > rhs.path.utf8.count
+            return lhs.path.count > rhs.path.count
         }
     }
 
@@ -187,21 +195,22 @@ public struct HTTPRoutes: Sendable {
     }
 
     public func match(method: HTTPMethod, path: Substring) -> Match {
-        var allowed: [HTTPMethod] = []
-        var matched: Int? = nil
-        // Routes are read in place, by index: a loop over copies retains and releases every
-        // field of every route it passes, for every request.
-        for index in routes.indices {
-            let hit = routes[index].isPrefix ? path.hasPrefix(routes[index].path) : path == routes[index].path
-            guard hit else { continue }
-            if let matched, routes[matched].path != routes[index].path { break }
-            matched = index
-            if routes[index].method == method || (method == .head && routes[index].method == .get) {
-                return .handler(routes[index].handler)
+        var path = path
+        return path.withUTF8 { requested in
+            var allowed: [HTTPMethod] = []
+            var matched: Int? = nil
+            // Routes are read in place, by index: a loop over copies retains and releases every
+            // field of every route it passes, for every request.
+            for index in routes.indices where routes[index].matches(requested) {
+                if let matched, routes[matched].path != routes[index].path { break }
+                matched = index
+                if routes[index].method == method || (method == .head && routes[index].method == .get) {
+                    return .handler(routes[index].handler)
+                }
+                allowed.append(routes[index].method)
             }
-            allowed.append(routes[index].method)
+            return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
         }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }
 }
 

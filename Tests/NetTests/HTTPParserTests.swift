@@ -309,3 +309,16 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
         }
     }
 }
+
+/// The path ends at the first `?`; the query is everything after it, itself maybe empty.
+@Test func targetSplitsAtTheFirstQuestionMark() {
+    let cases: [(target: String, path: Substring, query: Substring?)] = [
+        ("/", "/", nil), ("/inject?timeout=10s", "/inject", "timeout=10s"), ("/p?", "/p", ""),
+        ("/p?a=1?b", "/p", "a=1?b"), ("?x", "", "x"), ("/a-long-path-beyond-a-small-string/x", "/a-long-path-beyond-a-small-string/x", nil),
+    ]
+    for (target, path, query) in cases {
+        let head = HTTPRequestHead(method: .get, target: target)
+        #expect(head.path == path, "\(target)")
+        #expect(head.query == query, "\(target)")
+    }
+}

@@ -326,3 +326,25 @@ import TestSupport
     } else { Issue.record("expected 405") }
     if case .notFound = routes.match(method: .get, path: "/z") {} else { Issue.record("expected 404") }
 }
+
+/// Paths are compared as bytes: a catch-all `*` matches every path, the empty one included, and a
+/// path shorter than a prefix or differing in its last byte does not match it.
+@Test func routesCompareWholePathsAndPrefixesAsBytes() {
+    var routes = HTTPRoutes()
+    routes.add(.get, "*") { _ in .text(200, "any") }
+    routes.add(.get, "/inject") { _ in .text(200, "exact") }
+    routes.add(.get, "/api/v1/*") { _ in .text(200, "api") }
+    func body(_ path: Substring) -> String? {
+        guard case .handler(let handler) = routes.match(method: .get, path: path),
+              case .bytes(let bytes) = handler(HTTPRequest(head: HTTPRequestHead(method: .get, target: "/"))).body else { return nil }
+        return text(bytes)
+    }
+    #expect(body("/inject") == "exact")
+    #expect(body("/injecT") == "any")
+    #expect(body("/injec") == "any")
+    #expect(body("/inject/") == "any")
+    #expect(body("/api/v1/") == "api")
+    #expect(body("/api/v1") == "any")
+    #expect(body("") == "any")
+    #expect(body("/inject?x=1".prefix(7)) == "exact")
+}
