@@ -13,6 +13,15 @@ public protocol ConnectionDelegate: AnyObject {
     func connectionWritabilityDidChange(_ connection: Connection)
     /// Closed, by either side; `error` says why when it was not a clean close.
     func connectionDidClose(_ connection: Connection, error: Error?)
+    /// Memory of the delegate's own for the next read, when it already knows where those bytes
+    /// belong (a request body of known length): they are reported by `connection(_:didRead:)`
+    /// where they landed, not copied there from the loop's scratch buffer. It must stay valid
+    /// until that call. nil (the default): read into the scratch buffer.
+    func readDestination(for connection: Connection) -> UnsafeMutableRawBufferPointer?
+}
+
+extension ConnectionDelegate {
+    public func readDestination(for connection: Connection) -> UnsafeMutableRawBufferPointer? { nil }
 }
 
 /// A non-blocking TCP connection, optionally TLS, owned by one event loop.
@@ -172,14 +181,15 @@ public final class Connection: EventHandler, @unchecked Sendable {
         var rounds = 0
         while (state == .active || state == .lingering) && !readingPaused && !readEOF && rounds < 16 {
             rounds += 1
+            let destination = state == .active ? delegate?.readDestination(for: self) ?? loop.scratch : loop.scratch
             let result: IOResult
             do {
                 if let tls {
-                    let (outcome, wantsWrite) = try tls.read(into: loop.scratch)
+                    let (outcome, wantsWrite) = try tls.read(into: destination)
                     result = outcome
                     tlsReadWantsWrite = wantsWrite
                 } else {
-                    result = try Sys.receive(fd, into: loop.scratch)
+                    result = try Sys.receive(fd, into: destination)
                 }
             } catch {
                 return fail(error)
@@ -195,8 +205,8 @@ public final class Connection: EventHandler, @unchecked Sendable {
                 return
             case .done(let count):
                 if state == .lingering { continue }
-                delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: loop.scratch[0..<count]))
-                if tls == nil && count < loop.scratch.count { return }
+                delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: destination[0..<count]))
+                if tls == nil && count < destination.count { return }
                 // OpenSSL reads ahead whatever the socket holds, up to its buffer: holding nothing
                 // now, it found the socket drained, and epoll reports what comes next. Reading on
                 // would make a read call that finds nothing for most requests.

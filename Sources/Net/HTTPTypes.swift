@@ -281,15 +281,23 @@ public struct HTTPRequestHead: Sendable, Equatable {
         self.headers = headers
     }
 
-    /// The target up to `?` (found as a byte: a target is ASCII, no need to walk Characters).
-    public var path: Substring { target[..<(target.utf8.firstIndex(of: 0x3F) ?? target.endIndex)] }
+    /// The target up to `?`.
+    public var path: Substring { target[..<(queryMark ?? target.endIndex)] }
     /// The target after `?`, if any.
     public var query: Substring? {
-        guard let mark = target.utf8.firstIndex(of: 0x3F) else { return nil }
+        guard let mark = queryMark else { return nil }
         return target[target.index(after: mark)...]
     }
-    /// Searched as a byte: a search by Character walks grapheme clusters, for every request.
-    private var queryMark: String.Index? { target.utf8.firstIndex(of: UInt8(ascii: "?")) }
+    /// Found by `memchr` over the target's UTF-8: a search of the UTF-8 view took a dozen
+    /// instructions a byte, and one by Character walks grapheme clusters, for every request.
+    private var queryMark: String.Index? {
+        var target = target
+        let offset = target.withUTF8 { bytes -> Int? in
+            guard let start = bytes.baseAddress, let mark = memchr(start, 0x3F, bytes.count) else { return nil }
+            return UnsafeRawPointer(start).distance(to: mark)
+        }
+        return offset.map { target.utf8.index(target.utf8.startIndex, offsetBy: $0) }
+    }
 
     /// Whether the connection may carry another message after this one.
     public var keepAlive: Bool { connectionKeepAlive(version: version, headers: headers) }

@@ -283,3 +283,42 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
     #expect(headers == ["Connection": "Keep-Alive, ,X-Drop", "Content-Length": "0", "X-Forwarded-For": "3.3.3.3"])
     #expect(headers != ["connection": "Keep-Alive, ,X-Drop", "Content-Length": "0", "X-Forwarded-For": "3.3.3.3"], "equality is exact")
 }
+
+/// Field values are checked eight bytes at a time where they can be: a byte that is not plain
+/// text must be found wherever it sits in a long value, and a tab or obs-text anywhere is kept.
+@Test func longFieldValuesAreCheckedAtEveryPosition() throws {
+    let plain = Array("0123456789abcdefghijklmnopqrstuv".utf8)
+    func request(_ value: [UInt8]) -> [UInt8] {
+        bytes("GET / HTTP/1.1\r\nHost: a\r\nX-Long: ") + value + bytes("\r\nX-After: z\r\n\r\n")
+    }
+    for position in 1..<plain.count - 1 {
+        for bad: UInt8 in [0x00, 0x0A, 0x0D, 0x1F, 0x7F] {
+            var value = plain
+            value[position] = bad
+            let expected: HTTPParseError = bad == 0x0A ? .bareLineFeed : .invalidHeaderValue
+            #expect(parseAll(request(value)).error == expected, "byte \(bad) at \(position)")
+        }
+        for allowed: UInt8 in [0x09, 0x20, 0x7E, 0x80, 0xFF] {
+            var value = plain
+            value[position] = allowed
+            let head = try #require(parseAll(request(value)).messages.first?.request, "byte \(allowed) at \(position)")
+            var seen: [UInt8] = []
+            head.headers.forEachValue(of: "x-long") { seen = Array($0) }
+            #expect(seen == value, "byte \(allowed) at \(position)")
+            #expect(head.headers["x-after"] == "z")
+        }
+    }
+}
+
+/// The path ends at the first `?`; the query is everything after it, itself maybe empty.
+@Test func targetSplitsAtTheFirstQuestionMark() {
+    let cases: [(target: String, path: Substring, query: Substring?)] = [
+        ("/", "/", nil), ("/inject?timeout=10s", "/inject", "timeout=10s"), ("/p?", "/p", ""),
+        ("/p?a=1?b", "/p", "a=1?b"), ("?x", "", "x"), ("/a-long-path-beyond-a-small-string/x", "/a-long-path-beyond-a-small-string/x", nil),
+    ]
+    for (target, path, query) in cases {
+        let head = HTTPRequestHead(method: .get, target: target)
+        #expect(head.path == path, "\(target)")
+        #expect(head.query == query, "\(target)")
+    }
+}

@@ -326,3 +326,116 @@ import TestSupport
     } else { Issue.record("expected 405") }
     if case .notFound = routes.match(method: .get, path: "/z") {} else { Issue.record("expected 404") }
 }
+
+/// Paths are compared as bytes: a catch-all `*` matches every path, the empty one included, and a
+/// path shorter than a prefix or differing in its last byte does not match it.
+@Test func routesCompareWholePathsAndPrefixesAsBytes() {
+    var routes = HTTPRoutes()
+    routes.add(.get, "*") { _ in .text(200, "any") }
+    routes.add(.get, "/inject") { _ in .text(200, "exact") }
+    routes.add(.get, "/api/v1/*") { _ in .text(200, "api") }
+    func body(_ path: Substring) -> String? {
+        guard case .handler(let handler) = routes.match(method: .get, path: path),
+              case .bytes(let bytes) = handler(HTTPRequest(head: HTTPRequestHead(method: .get, target: "/"))).body else { return nil }
+        return text(bytes)
+    }
+    #expect(body("/inject") == "exact")
+    #expect(body("/injecT") == "any")
+    #expect(body("/injec") == "any")
+    #expect(body("/inject/") == "any")
+    #expect(body("/api/v1/") == "api")
+    #expect(body("/api/v1") == "any")
+    #expect(body("") == "any")
+    #expect(body("/inject?x=1".prefix(7)) == "exact")
+}
+
+/// A body still arriving after its head is read into its own buffer in place: whatever the
+/// reads' boundaries (inside the head, at its end, anywhere in the body), the handler gets the
+/// bytes as sent, on one kept-alive connection.
+@Test func bodiesSplitAcrossReadsAtEveryBoundaryArriveWhole() async throws {
+    let server = try await TestServer.start()
+    let client = try RawClient(port: server.port)
+    // Splits in the head and in the first and last bytes of a body read in place (16 KiB or more
+    // still to come), and every split of a short body, which is appended.
+    let head = bytes("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 20000\r\n\r\n")
+    for split in Array(1...head.count + 40) + Array(head.count + 20_000 - 40..<head.count + 20_000) {
+        // A body of its own for each request: a new one must not pass for being right by
+        // landing where the last one was.
+        let long = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 8 &+ split) }
+        let longRequest = head + long
+        client.send(Array(longRequest[..<split]))
+        try await Task.sleep(for: .milliseconds(5))
+        client.send(Array(longRequest[split...]))
+        let response = client.responses(1).first
+        #expect(response?.head.status == 200, "split at \(split)")
+        #expect(response.map { $0.body == long } == true, "split at \(split)")
+    }
+    let body = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+    let request = bytes("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.count)\r\n\r\n") + body
+    for split in 1..<request.count {
+        client.send(Array(request[..<split]))
+        try await Task.sleep(for: .milliseconds(5))
+        client.send(Array(request[split...]))
+        let response = client.responses(1).first
+        #expect(response?.head.status == 200, "split at \(split)")
+        #expect(response?.body == body, "split at \(split)")
+    }
+    // A byte per read.
+    for byte in request {
+        client.send([byte])
+        try await Task.sleep(for: .milliseconds(1))
+    }
+    #expect(client.responses(1).first?.body == body)
+    await server.stop()
+}
+
+/// Bytes after a body read in place (the next pipelined requests) are parsed as requests, and
+/// each body, whole or split, goes to its own request.
+@Test func pipelinedRequestsFollowABodyReadInPlace() async throws {
+    let server = try await TestServer.start()
+    let client = try RawClient(port: server.port)
+    func post(_ body: String) -> String { "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)" }
+    let bodies = [String(repeating: "first body, split. ", count: 1500), "second", String(repeating: "third, split too. ", count: 1000)]
+    let requests = bodies.map(post)
+    let all = bytes(requests.joined())
+    // Inside the first body (read in place from there), and near the end of the third.
+    let cuts = [requests[0].utf8.count - 20_000, all.count - 7]
+    client.send(Array(all[..<cuts[0]]))
+    try await Task.sleep(for: .milliseconds(20))
+    client.send(Array(all[cuts[0]..<cuts[1]]))
+    try await Task.sleep(for: .milliseconds(20))
+    client.send(Array(all[cuts[1]...]))
+    #expect(client.responses(3).map(\.text) == bodies)
+    await server.stop()
+}
+
+/// A client that sends less than its Content-Length and stops gets no answer: the connection
+/// closes when it does.
+@Test func bodiesShorterThanTheirLengthAreNeverAnswered() async throws {
+    let server = try await TestServer.start()
+    let client = try RawClient(port: server.port)
+    client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly a part")
+    try await Task.sleep(for: .milliseconds(20))
+    client.send("and a little more")
+    client.shutdownWrite()
+    let (received, eof) = client.read()
+    #expect(received.isEmpty)
+    #expect(eof)
+    await server.stop()
+}
+
+/// Bodies up to 1 MiB are read in place, larger ones appended as they come; up to the size
+/// limit both arrive whole, over many reads.
+@Test(arguments: [1 << 20, (1 << 20) + 1, 3 << 19])
+func largeBodiesArriveWholeOnEitherSideOfTheInPlaceLimit(length: Int) async throws {
+    let server = try await TestServer.start()
+    let client = try RawClient(port: server.port)
+    let body = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+    client.send(bytes("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: \(length)\r\n\r\n") + body.prefix(1000))
+    try await Task.sleep(for: .milliseconds(10))
+    client.send(Array(body.dropFirst(1000)))
+    let response = client.responses(1).first
+    #expect(response?.body.count == length)
+    #expect(response.map { $0.body == body } == true)
+    await server.stop()
+}
