@@ -393,7 +393,8 @@ public struct Injector: Sendable {
     /// wrapped by name (the apiserver refuses such a pod anyway).
     /// Most pods use none of our names, so the names (`names(of:then:)`) are first scanned for
     /// one, and only then each list searched name by name, in the order that decides which
-    /// conflict is reported.
+    /// conflict is reported. Our names are compared length first (`JSONObject.isSameKey`; no other
+    /// spelling of them is canonically equal): a failed `==` of two strings is the costly case.
     private static func checkNameConflicts(_ spec: JSONObject, names containerNames: [ContainerName]) throws(InjectionError) {
         var usesReservedName = false
         for (position, entry) in containerNames.enumerated() {
@@ -402,10 +403,12 @@ public struct Injector: Sendable {
                                      message: "spec.\(entry.list)[\(entry.index)] is named \(entry.name), as is spec.\(first.list)[\(first.index)]: "
                                          + "container names must be unique")
             }
-            if reservedContainerNames.contains(entry.name) { usesReservedName = true }
+            if reservedContainerNames.contains(where: { JSONObject.isSameKey($0, entry.name) }) { usesReservedName = true }
         }
         let volumes = spec["volumes"]?.arrayValue ?? []
-        guard usesReservedName || volumes.contains(where: { $0["name"]?.stringValue == TandemNames.binaryVolume }) else { return }
+        guard usesReservedName || volumes.contains(where: { volume in
+            volume["name"]?.stringValue.map { JSONObject.isSameKey($0, TandemNames.binaryVolume) } ?? false
+        }) else { return }
         for (key, names) in reservedNames {
             guard let items = spec[key]?.arrayValue else { continue }
             let itemNames = items.map { $0["name"]?.stringValue }
