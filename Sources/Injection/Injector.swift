@@ -32,18 +32,30 @@ public struct InjectionReport: Sendable, Equatable {
 
 /// The one injector the CLI and the admission webhook both call. Pure: values in, values out.
 public struct Injector: Sendable {
-    public var config: InjectionConfig
+    public var config: InjectionConfig { shared.config }
     /// Whether reports carry their explanation, for `--explain`. Off, injecting a large stream
     /// skips formatting a dozen lines per workload that nobody reads.
     public var keepsExplanations = true
-    private let artifactsCache = ProxyArtifactsCache()
+    private let shared: Shared
+
+    /// What does not change after `init`, in one object: the webhook copies its injector for
+    /// every review (see `ConfigWatcher`), which then retains one reference rather than each of
+    /// the config's strings and lists.
+    private final class Shared: Sendable {
+        let config: InjectionConfig
+        let artifactsCache = ProxyArtifactsCache()
+
+        init(config: InjectionConfig) {
+            self.config = config
+        }
+    }
 
     /// The JSON text of the containers and status record this injector last added, for writing
     /// patches that add them.
-    var addedTexts: JSONWrittenTexts { artifactsCache.lastTexts }
+    var addedTexts: JSONWrittenTexts { shared.artifactsCache.lastTexts }
 
     public init(config: InjectionConfig = .defaults) {
-        self.config = config
+        shared = Shared(config: config)
     }
 
     /// Sidecars of other meshes; injecting beside them would fight over the pod's traffic.
@@ -179,12 +191,12 @@ public struct Injector: Sendable {
             }
         }
 
-        guard config.injection.enabled else {
+        guard shared.config.injection.enabled else {
             return skip(.injectionDisabled, "injection is switched off (injection.enabled: false)")
         }
         explain(&report, "injection is enabled")
 
-        if let namespace, config.injection.excludedNamespaces.contains(namespace) {
+        if let namespace, shared.config.injection.excludedNamespaces.contains(namespace) {
             return skip(.namespaceExcluded, "namespace \"\(namespace)\" is excluded (injection.excludedNamespaces)")
         }
         explain(&report, namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
@@ -227,7 +239,7 @@ public struct Injector: Sendable {
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
-        let artifacts = artifactsCache.artifacts(for: plan)
+        let artifacts = shared.artifactsCache.artifacts(for: plan)
         let editWarnings = try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
         // Usually the first: taken as they are rather than copied onto an empty list.
         if report.warnings.isEmpty { report.warnings = editWarnings } else { report.warnings += editWarnings }
@@ -258,14 +270,14 @@ public struct Injector: Sendable {
         } else if let mode = request.lifecycle {
             (requested, source) = (mode, "the caller's override")
         } else {
-            (requested, source) = (config.injection.mode, "injection.mode")
+            (requested, source) = (shared.config.injection.mode, "injection.mode")
         }
         let mode = requested.resolved(kubeVersion: request.kubeVersion)
         explain(&report, requested != .auto ? "lifecycle \(requested.rawValue) from \(source)"
             : "lifecycle auto from \(source): "
                 + (request.kubeVersion.map { "Kubernetes \($0) → \(mode.rawValue)" } ?? "Kubernetes version unknown → \(mode.rawValue)"))
 
-        var proxy = config.proxy
+        var proxy = shared.config.proxy
         if let image = annotations.proxyImage { proxy.image = image }
         if let quantity = annotations.cpuRequest { proxy.resources.cpuRequest = quantity }
         if let quantity = annotations.cpuLimit { proxy.resources.cpuLimit = quantity }
@@ -281,7 +293,7 @@ public struct Injector: Sendable {
             throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
         }
         return ProxyPlan(
-            mode: mode, proxy: proxy, binaryMountPath: config.injection.binaryMountPath,
+            mode: mode, proxy: proxy, binaryMountPath: shared.config.injection.binaryMountPath,
             inboundPorts: annotations.inboundPorts ?? Self.tcpPorts(of: appContainers),
             excludeInboundPorts: annotations.excludeInboundPorts ?? [],
             excludeOutboundPorts: annotations.excludeOutboundPorts ?? [])
@@ -381,7 +393,8 @@ public struct Injector: Sendable {
     /// wrapped by name (the apiserver refuses such a pod anyway).
     /// Most pods use none of our names, so the names (`names(of:then:)`) are first scanned for
     /// one, and only then each list searched name by name, in the order that decides which
-    /// conflict is reported.
+    /// conflict is reported. Our names are compared length first (`JSONObject.isSameKey`; no other
+    /// spelling of them is canonically equal): a failed `==` of two strings is the costly case.
     private static func checkNameConflicts(_ spec: JSONObject, names containerNames: [ContainerName]) throws(InjectionError) {
         var usesReservedName = false
         for (position, entry) in containerNames.enumerated() {
@@ -390,10 +403,12 @@ public struct Injector: Sendable {
                                      message: "spec.\(entry.list)[\(entry.index)] is named \(entry.name), as is spec.\(first.list)[\(first.index)]: "
                                          + "container names must be unique")
             }
-            if reservedContainerNames.contains(entry.name) { usesReservedName = true }
+            if reservedContainerNames.contains(where: { JSONObject.isSameKey($0, entry.name) }) { usesReservedName = true }
         }
         let volumes = spec["volumes"]?.arrayValue ?? []
-        guard usesReservedName || volumes.contains(where: { $0["name"]?.stringValue == TandemNames.binaryVolume }) else { return }
+        guard usesReservedName || volumes.contains(where: { volume in
+            volume["name"]?.stringValue.map { JSONObject.isSameKey($0, TandemNames.binaryVolume) } ?? false
+        }) else { return }
         for (key, names) in reservedNames {
             guard let items = spec[key]?.arrayValue else { continue }
             let itemNames = items.map { $0["name"]?.stringValue }
