@@ -50,6 +50,12 @@ struct PodAnnotations: Sendable, Equatable {
     /// Reads the annotations map of a template's metadata; `pointer` locates that map.
     init(_ annotations: JSONObject?, at pointer: [String]) throws(InjectionError) {
         guard let annotations else { return }
+        try read(annotations, at: pointer)
+    }
+
+    /// The body of `init`, apart so that `init` stays small enough to be inlined: built in the
+    /// init itself, the struct's fourteen fields were copied into the caller's and destroyed.
+    private mutating func read(_ annotations: JSONObject, at pointer: [String]) throws(InjectionError) {
         for (key, value) in annotations.members where key.hasPrefix(Self.prefix) {
             let fail = { (problem: String) in
                 InjectionError(pointer: pointer + [key], message: "annotation \(key): \(problem)")
