@@ -235,7 +235,12 @@ public struct Injector: Sendable {
         try Self.checkNameConflicts(spec, names: containerNames)
 
         let annotations = try PodAnnotations(annotationMap?.objectValue, at: ["metadata", "annotations"])
-        var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
+        var plan = self.plan(annotations, appContainers: appContainers, request: request, report: &report)
+        annotations.override(&plan.proxy)
+        // The config's own resources were checked when it was read; only overrides can clash.
+        if annotations.overridesResources, let conflict = plan.proxy.resources.conflict {
+            throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
+        }
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
@@ -260,9 +265,10 @@ public struct Injector: Sendable {
         }
     }
 
-    /// The proxy settings after the pod's annotations.
+    /// The proxy settings before the pod's overrides (`PodAnnotations.override`), which are made
+    /// in the caller's plan: made here, the plan or the settings were copied once more.
     private func plan(_ annotations: PodAnnotations, appContainers: [JSON], request: Request,
-                      report: inout WorkloadReport) throws(InjectionError) -> ProxyPlan {
+                      report: inout WorkloadReport) -> ProxyPlan {
         let requested: LifecycleMode
         let source: String
         if let mode = annotations.lifecycle {
@@ -277,23 +283,8 @@ public struct Injector: Sendable {
             : "lifecycle auto from \(source): "
                 + (request.kubeVersion.map { "Kubernetes \($0) → \(mode.rawValue)" } ?? "Kubernetes version unknown → \(mode.rawValue)"))
 
-        var proxy = shared.config.proxy
-        if let image = annotations.proxyImage { proxy.image = image }
-        if let quantity = annotations.cpuRequest { proxy.resources.cpuRequest = quantity }
-        if let quantity = annotations.cpuLimit { proxy.resources.cpuLimit = quantity }
-        if let quantity = annotations.memoryRequest { proxy.resources.memoryRequest = quantity }
-        if let quantity = annotations.memoryLimit { proxy.resources.memoryLimit = quantity }
-        if let seconds = annotations.drainSeconds { proxy.drainSeconds = seconds }
-        if let seconds = annotations.drainDelay { proxy.drainDelaySeconds = seconds }
-        if let level = annotations.logLevel { proxy.logLevel = level }
-        // The config's own resources were checked when it was read; only overrides can clash.
-        let overridesResources = annotations.cpuRequest != nil || annotations.cpuLimit != nil
-            || annotations.memoryRequest != nil || annotations.memoryLimit != nil
-        if overridesResources, let conflict = proxy.resources.conflict {
-            throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
-        }
         return ProxyPlan(
-            mode: mode, proxy: proxy, binaryMountPath: shared.config.injection.binaryMountPath,
+            mode: mode, proxy: shared.config.proxy, binaryMountPath: shared.config.injection.binaryMountPath,
             inboundPorts: annotations.inboundPorts ?? Self.tcpPorts(of: appContainers),
             excludeInboundPorts: annotations.excludeInboundPorts ?? [],
             excludeOutboundPorts: annotations.excludeOutboundPorts ?? [])
