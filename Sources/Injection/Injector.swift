@@ -361,14 +361,22 @@ public struct Injector: Sendable {
 
     /// The first container named for another mesh's sidecar, then the first such init container,
     /// then the first init container named for another mesh's init step.
+    /// One pass rather than one per kind of match: a container found wins at once, the init
+    /// containers found wait for the end.
     static func foreignSidecar(among names: [ContainerName]) -> String? {
-        func first(inInit isInit: Bool, namedOneOf candidates: [String]) -> String? {
-            names.first { entry in
-                entry.isInit == isInit && candidates.contains { JSONObject.isSameKey($0, entry.name) }
-            }?.name
+        var initSidecar: String?
+        var initStep: String?
+        for entry in names {
+            let isSidecar = foreignContainers.contains { JSONObject.isSameKey($0, entry.name) }
+            if !entry.isInit {
+                if isSidecar { return entry.name }
+            } else if isSidecar {
+                if initSidecar == nil { initSidecar = entry.name }
+            } else if initStep == nil, foreignInitContainers.contains(where: { JSONObject.isSameKey($0, entry.name) }) {
+                initStep = entry.name
+            }
         }
-        return first(inInit: false, namedOneOf: foreignContainers) ?? first(inInit: true, namedOneOf: foreignContainers)
-            ?? first(inInit: true, namedOneOf: foreignInitContainers)
+        return initSidecar ?? initStep
     }
 
     /// The names tandem gives what it adds, by the list they go in.
