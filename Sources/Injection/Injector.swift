@@ -131,11 +131,13 @@ public struct Injector: Sendable {
                        reports: inout [WorkloadReport], _ body: TemplateBody) throws(InjectionError) {
         let header = ObjectHeader(object)
         let kindName = header.kind ?? impliedKind ?? ""
-        var report = WorkloadReport(kind: kindName, name: header.displayName, namespace: header.namespace,
-                                    reason: .notAWorkload, mode: nil, warnings: [], explanation: [],
-                                    templatePointer: pointer)
+        func entry(templatePointer: [String], warnings: [String]) -> WorkloadReport {
+            WorkloadReport(kind: kindName, name: header.displayName, namespace: header.namespace, reason: .notAWorkload,
+                           mode: nil, warnings: warnings, explanation: [], templatePointer: templatePointer)
+        }
         switch ResourceShape(object, kind: header.kind ?? impliedKind) {
         case .other:
+            var report = entry(templatePointer: pointer, warnings: [])
             explain(&report, kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
             reports.append(report)
         case .list(let itemKind):
@@ -156,18 +158,21 @@ public struct Injector: Sendable {
                 throw InjectionError(pointer: pointer + error.existingPath,
                                      message: "\(kindName) \"\(header.displayName)\": \(error.missingPath) \(error.problem)")
             }
-            report.templatePointer = pointer + tokens
-            if kind != .pod { report.warnings += Self.misplacedSettings(in: object) }
+            let templatePointer = pointer + tokens
+            // Stored first and completed in place: a report the body captured was copied into
+            // the list and then destroyed.
+            let position = reports.endIndex
+            reports.append(entry(templatePointer: templatePointer,
+                                 warnings: kind != .pod ? Self.misplacedSettings(in: object) : []))
             do {
                 try ObjectPath.modify(at: tokens, in: &object) { (template: inout JSON) throws(InjectionError) in
                     try template.modifyObject { (template: inout JSONObject) throws(InjectionError) in
-                        try body(&template, &report)
+                        try body(&template, &reports[position])
                     }
                 }
             } catch {
-                throw error.nested(under: report.templatePointer)
+                throw error.nested(under: templatePointer)
             }
-            reports.append(report)
         }
     }
 
