@@ -131,11 +131,13 @@ public struct Injector: Sendable {
                        reports: inout [WorkloadReport], _ body: TemplateBody) throws(InjectionError) {
         let header = ObjectHeader(object)
         let kindName = header.kind ?? impliedKind ?? ""
-        var report = WorkloadReport(kind: kindName, name: header.displayName, namespace: header.namespace,
-                                    reason: .notAWorkload, mode: nil, warnings: [], explanation: [],
-                                    templatePointer: pointer)
+        func entry(templatePointer: [String], warnings: [String]) -> WorkloadReport {
+            WorkloadReport(kind: kindName, name: header.displayName, namespace: header.namespace, reason: .notAWorkload,
+                           mode: nil, warnings: warnings, explanation: [], templatePointer: templatePointer)
+        }
         switch ResourceShape(object, kind: header.kind ?? impliedKind) {
         case .other:
+            var report = entry(templatePointer: pointer, warnings: [])
             explain(&report, kindName.isEmpty ? "the document has no kind" : "\(kindName) has no pod template")
             reports.append(report)
         case .list(let itemKind):
@@ -156,18 +158,21 @@ public struct Injector: Sendable {
                 throw InjectionError(pointer: pointer + error.existingPath,
                                      message: "\(kindName) \"\(header.displayName)\": \(error.missingPath) \(error.problem)")
             }
-            report.templatePointer = pointer + tokens
-            if kind != .pod { report.warnings += Self.misplacedSettings(in: object) }
+            let templatePointer = pointer + tokens
+            // Stored first and completed in place: a report the body captured was copied into
+            // the list and then destroyed.
+            let position = reports.endIndex
+            reports.append(entry(templatePointer: templatePointer,
+                                 warnings: kind != .pod ? Self.misplacedSettings(in: object) : []))
             do {
                 try ObjectPath.modify(at: tokens, in: &object) { (template: inout JSON) throws(InjectionError) in
                     try template.modifyObject { (template: inout JSONObject) throws(InjectionError) in
-                        try body(&template, &report)
+                        try body(&template, &reports[position])
                     }
                 }
             } catch {
-                throw error.nested(under: report.templatePointer)
+                throw error.nested(under: templatePointer)
             }
-            reports.append(report)
         }
     }
 
@@ -235,7 +240,12 @@ public struct Injector: Sendable {
         try Self.checkNameConflicts(spec, names: containerNames)
 
         let annotations = try PodAnnotations(annotationMap?.objectValue, at: ["metadata", "annotations"])
-        var plan = try self.plan(annotations, appContainers: appContainers, request: request, report: &report)
+        var plan = self.plan(annotations, appContainers: appContainers, request: request, report: &report)
+        annotations.override(&plan.proxy)
+        // The config's own resources were checked when it was read; only overrides can clash.
+        if annotations.overridesResources, let conflict = plan.proxy.resources.conflict {
+            throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
+        }
         warnAboutTiming(&plan, spec: spec, kubeVersion: request.kubeVersion, warnings: &report.warnings)
 
         var injected = base
@@ -260,9 +270,10 @@ public struct Injector: Sendable {
         }
     }
 
-    /// The proxy settings after the pod's annotations.
+    /// The proxy settings before the pod's overrides (`PodAnnotations.override`), which are made
+    /// in the caller's plan: made here, the plan or the settings were copied once more.
     private func plan(_ annotations: PodAnnotations, appContainers: [JSON], request: Request,
-                      report: inout WorkloadReport) throws(InjectionError) -> ProxyPlan {
+                      report: inout WorkloadReport) -> ProxyPlan {
         let requested: LifecycleMode
         let source: String
         if let mode = annotations.lifecycle {
@@ -277,23 +288,8 @@ public struct Injector: Sendable {
             : "lifecycle auto from \(source): "
                 + (request.kubeVersion.map { "Kubernetes \($0) → \(mode.rawValue)" } ?? "Kubernetes version unknown → \(mode.rawValue)"))
 
-        var proxy = shared.config.proxy
-        if let image = annotations.proxyImage { proxy.image = image }
-        if let quantity = annotations.cpuRequest { proxy.resources.cpuRequest = quantity }
-        if let quantity = annotations.cpuLimit { proxy.resources.cpuLimit = quantity }
-        if let quantity = annotations.memoryRequest { proxy.resources.memoryRequest = quantity }
-        if let quantity = annotations.memoryLimit { proxy.resources.memoryLimit = quantity }
-        if let seconds = annotations.drainSeconds { proxy.drainSeconds = seconds }
-        if let seconds = annotations.drainDelay { proxy.drainDelaySeconds = seconds }
-        if let level = annotations.logLevel { proxy.logLevel = level }
-        // The config's own resources were checked when it was read; only overrides can clash.
-        let overridesResources = annotations.cpuRequest != nil || annotations.cpuLimit != nil
-            || annotations.memoryRequest != nil || annotations.memoryLimit != nil
-        if overridesResources, let conflict = proxy.resources.conflict {
-            throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
-        }
         return ProxyPlan(
-            mode: mode, proxy: proxy, binaryMountPath: shared.config.injection.binaryMountPath,
+            mode: mode, proxy: shared.config.proxy, binaryMountPath: shared.config.injection.binaryMountPath,
             inboundPorts: annotations.inboundPorts ?? Self.tcpPorts(of: appContainers),
             excludeInboundPorts: annotations.excludeInboundPorts ?? [],
             excludeOutboundPorts: annotations.excludeOutboundPorts ?? [])
@@ -370,14 +366,22 @@ public struct Injector: Sendable {
 
     /// The first container named for another mesh's sidecar, then the first such init container,
     /// then the first init container named for another mesh's init step.
+    /// One pass rather than one per kind of match: a container found wins at once, the init
+    /// containers found wait for the end.
     static func foreignSidecar(among names: [ContainerName]) -> String? {
-        func first(inInit isInit: Bool, namedOneOf candidates: [String]) -> String? {
-            names.first { entry in
-                entry.isInit == isInit && candidates.contains { JSONObject.isSameKey($0, entry.name) }
-            }?.name
+        var initSidecar: String?
+        var initStep: String?
+        for entry in names {
+            let isSidecar = foreignContainers.contains { JSONObject.isSameKey($0, entry.name) }
+            if !entry.isInit {
+                if isSidecar { return entry.name }
+            } else if isSidecar {
+                if initSidecar == nil { initSidecar = entry.name }
+            } else if initStep == nil, foreignInitContainers.contains(where: { JSONObject.isSameKey($0, entry.name) }) {
+                initStep = entry.name
+            }
         }
-        return first(inInit: false, namedOneOf: foreignContainers) ?? first(inInit: true, namedOneOf: foreignContainers)
-            ?? first(inInit: true, namedOneOf: foreignInitContainers)
+        return initSidecar ?? initStep
     }
 
     /// The names tandem gives what it adds, by the list they go in.

@@ -47,9 +47,32 @@ struct PodAnnotations: Sendable, Equatable {
 
     init() {}
 
+    /// Sets what the pod overrides of the proxy's settings.
+    func override(_ proxy: inout InjectionConfig.Proxy) {
+        if let proxyImage { proxy.image = proxyImage }
+        if let cpuRequest { proxy.resources.cpuRequest = cpuRequest }
+        if let cpuLimit { proxy.resources.cpuLimit = cpuLimit }
+        if let memoryRequest { proxy.resources.memoryRequest = memoryRequest }
+        if let memoryLimit { proxy.resources.memoryLimit = memoryLimit }
+        if let drainSeconds { proxy.drainSeconds = drainSeconds }
+        if let drainDelay { proxy.drainDelaySeconds = drainDelay }
+        if let logLevel { proxy.logLevel = logLevel }
+    }
+
+    /// Whether any of the proxy's resources is set here: only such overrides can clash.
+    var overridesResources: Bool {
+        cpuRequest != nil || cpuLimit != nil || memoryRequest != nil || memoryLimit != nil
+    }
+
     /// Reads the annotations map of a template's metadata; `pointer` locates that map.
     init(_ annotations: JSONObject?, at pointer: [String]) throws(InjectionError) {
         guard let annotations else { return }
+        try read(annotations, at: pointer)
+    }
+
+    /// The body of `init`, apart so that `init` stays small enough to be inlined: built in the
+    /// init itself, the struct's fourteen fields were copied into the caller's and destroyed.
+    private mutating func read(_ annotations: JSONObject, at pointer: [String]) throws(InjectionError) {
         for (key, value) in annotations.members where key.hasPrefix(Self.prefix) {
             let fail = { (problem: String) in
                 InjectionError(pointer: pointer + [key], message: "annotation \(key): \(problem)")

@@ -95,6 +95,19 @@ import Testing
         #expect(orderedEqual(object, pod))
     }
 
+    @Test func foreignSidecarPrecedence() {
+        func found(init initNames: [String], app appNames: [String]) -> String? {
+            Injector.foreignSidecar(among: Injector.names(of: initNames.map { Fixtures.container($0) },
+                                                          then: appNames.map { Fixtures.container($0) }))
+        }
+        // A container beats any init container; an init container named for a sidecar beats an
+        // earlier one named for an init step; otherwise the first of a kind wins.
+        #expect(found(init: ["istio-init", "envoy"], app: ["app", "kuma-sidecar", "istio-proxy"]) == "kuma-sidecar")
+        #expect(found(init: ["istio-init", "envoy", "istio-proxy"], app: ["app"]) == "envoy")
+        #expect(found(init: ["app-init", "kuma-init", "istio-init"], app: ["app"]) == "kuma-init")
+        #expect(found(init: ["app-init"], app: ["app", "istio-init"]) == nil)
+    }
+
     @Test func namespaceExcluded() throws {
         let (_, byArgument) = try injectOne(Fixtures.simplePod(), namespace: "kube-system")
         #expect(byArgument.reason == .namespaceExcluded)
