@@ -144,15 +144,14 @@ struct AdmissionRoute: Sendable {
     private static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
-        let clock = ContinuousClock()
-        let start = clock.now
+        // The monotonic clock read directly: ContinuousClock's reads and 128-bit Durations cost
+        // twice as much, for every admission.
+        let start = NanoTime.now()
         let result = request.headers.withFirstValue(of: "Content-Type") { contentType in
             Admission.review(body: request.body, contentType: contentType,
                              injector: config.injector, kubeVersion: apiServerVersion.current)
         }
-        // Split once: each `components` divides a 128-bit count of attoseconds.
-        let elapsed = (clock.now - start).components
-        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        let seconds = Double(NanoTime.now().nanoseconds - start.nanoseconds) / 1e9
         metrics.admissions.increment(result.outcome.rawValue, result.reason)
         metrics.latency.observe(seconds, result.outcome.rawValue)
         let level: Logger.Level = switch result.outcome {
