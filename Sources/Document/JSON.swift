@@ -204,6 +204,7 @@ public struct JSONObject: Sendable, Hashable {
 
     /// Runs `body` on the value at `position` in place, so that a value held nowhere else is
     /// changed without being copied.
+    @discardableResult
     public mutating func modifyValue<Result, Failure: Error>(
         at position: Int, _ body: (inout JSON) throws(Failure) -> Result
     ) throws(Failure) -> Result {
