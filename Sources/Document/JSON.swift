@@ -47,22 +47,9 @@ extension JSON {
     public var intValue: Int? {
         guard case .number(var text) = self else { return nil }
         return text.withUTF8 { bytes -> Int? in
-            var index = 0
             let isNegative = bytes.first == UInt8(ascii: "-")
-            if isNegative || bytes.first == UInt8(ascii: "+") { index = 1 }
-            guard index < bytes.count else { return nil }
-            var value = 0
-            while index < bytes.count {
-                let digit = bytes[index] &- UInt8(ascii: "0")
-                guard digit < 10 else { return nil }
-                let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
-                let (next, overflowedAgain) = isNegative
-                    ? shifted.subtractingReportingOverflow(Int(digit)) : shifted.addingReportingOverflow(Int(digit))
-                guard !overflowed, !overflowedAgain else { return nil }
-                value = next
-                index += 1
-            }
-            return value
+            let signLength = isNegative || bytes.first == UInt8(ascii: "+") ? 1 : 0
+            return TextScan.decimalValue(UnsafeBufferPointer(rebasing: bytes[signLength...]), negative: isNegative)
         }
     }
 

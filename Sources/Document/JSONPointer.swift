@@ -120,16 +120,7 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
 
     private static func arrayIndex(_ digits: UnsafeBufferPointer<UInt8>) -> Int? {
         guard let first = digits.first, first != UInt8(ascii: "0") || digits.count == 1 else { return nil }
-        var value = 0
-        for byte in digits {
-            let digit = byte &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            let (tens, overflowTens) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflowSum) = tens.addingReportingOverflow(Int(digit))
-            guard !overflowTens, !overflowSum else { return nil }
-            value = sum
-        }
-        return value
+        return TextScan.decimalValue(digits, negative: false)
     }
 }
 

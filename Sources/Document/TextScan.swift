@@ -104,6 +104,26 @@ enum TextScan {
 }
 
 extension TextScan {
+    /// The value of decimal `digits` (at least one, nothing else), negated when `negative`; nil
+    /// when out of range. One pass over the bytes: `Int(text)` is generic and cost hundreds of
+    /// instructions, for every port an injection reads and every index on a patch's path.
+    static func decimalValue(_ digits: UnsafeBufferPointer<UInt8>, negative: Bool) -> Int? {
+        guard !digits.isEmpty else { return nil }
+        var value = 0
+        for byte in digits {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflowedAgain) = negative
+                ? shifted.subtractingReportingOverflow(Int(digit)) : shifted.addingReportingOverflow(Int(digit))
+            guard !overflowed, !overflowedAgain else { return nil }
+            value = next
+        }
+        return value
+    }
+}
+
+extension TextScan {
     /// A `String` of UTF-8 text the reader has already checked (`ascii` when it is all ASCII),
     /// made without checking it again. The standard library's initializers check it anew and
     /// fill a small string through a closure byte by byte, about a hundred instructions for a

@@ -105,8 +105,9 @@ public enum PodValidation {
 
         /// Whether adding these to the pod `spec` gives one with no problem `spec` did not have;
         /// false when unsure. Names and paths compare as the checks compare them, by canonical
-        /// equivalence (not `JSONObject.isSameKey`): a Kelvin sign is a K to them. The caller vouches that its other edits are ones the checks do not
-        /// read (an app's command) or sound anywhere (a preStop sleep on an app container).
+        /// equivalence (not `JSONObject.isSameKey`): a Kelvin sign is a K to them. The caller
+        /// vouches that its other edits are ones the checks do not read (an app's command) or
+        /// sound anywhere (a preStop sleep on an app container).
         func areSound(in spec: JSONObject) -> Bool {
             if let volume {
                 guard let volumes = listOrEmpty(spec["volumes"]),
@@ -274,9 +275,8 @@ public enum PodValidation {
             }
             var changed: UInt16 = 0
             for key in container.keysChanged(since: earlier) {
-                // Most changed keys are none of these: the length rules them out without a call.
-                let length = key.utf8.count
-                for (bit, name) in Field.keys.enumerated() where name.utf8.count == length && JSONObject.isSameKey(name, key) {
+                // Most changed keys are none of these: `isSameKey` (inlined) rules them out by length.
+                for (bit, name) in Field.keys.enumerated() where JSONObject.isSameKey(name, key) {
                     changed |= 1 << bit
                 }
             }
