@@ -417,25 +417,22 @@ private struct JSONParser: ~Copyable {
     }
 
     /// `parseObject` without the object, and without looking for repeated keys (see
-    /// `JSONReader.parse(_:skipping:)`). The position is kept in a local, and `index` set only
-    /// for a call or an error: the compiler stored and loaded `index` at every step.
-    mutating func skipObject(depth: Int) throws(Failure) {
-        try enter(depth)
-        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
-            index += 1
+    /// `JSONReader.parse(_:skipping:)`). An object inside is entered in the same loop, not by a
+    /// call, as `depth` counts (managedFields is objects in objects, most of them small): the
+    /// position is kept in a local, and `index` set only for a call or an error, as the
+    /// compiler stored and loaded `index` at every step.
+    mutating func skipObject(depth outerDepth: Int) throws(Failure) {
+        try enter(outerDepth)
+        var position = index
+        if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+            index = position &+ 1
             return
         }
-        var position = index
-        var isFirst = true
-        while true {
-            guard isNext(UInt8(ascii: "\""), at: &position) else {
-                index = position
-                if !isFirst && position < bytes.count && bytes[position] == UInt8(ascii: "}") {
-                    throw failure("trailing comma before '}'")
-                }
-                throw expected("a string as object key")
-            }
-            isFirst = false
+        try expectKey(at: position, afterComma: false)
+        // The depth of the innermost object open.
+        var depth = outerDepth
+        members: while true {
+            // At a key's opening quote.
             position = try skipString(from: position)
             guard isNext(UInt8(ascii: ":"), at: &position) else {
                 index = position
@@ -444,22 +441,54 @@ private struct JSONParser: ~Copyable {
             position &+= 1
             if isEmptyObject(at: position, depth: depth) {
                 position &+= 2
+            } else if position < bytes.count && bytes[position] == UInt8(ascii: "{") {
+                index = position
+                try enter(depth &+ 1)
+                position = index
+                if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+                    position &+= 1
+                } else {
+                    try expectKey(at: position, afterComma: false)
+                    depth &+= 1
+                    continue members
+                }
             } else {
                 index = position
                 try skipValue(depth: depth)
                 position = index
             }
-            if isNext(UInt8(ascii: ","), at: &position) {
+            // After a member's value: past the `}` of each object that ends here.
+            while true {
+                if isNext(UInt8(ascii: ","), at: &position) {
+                    position &+= 1
+                    if position < bytes.count && bytes[position] == UInt8(ascii: "\"") { continue members }
+                    position = whitespaceEnd(from: position)
+                    try expectKey(at: position, afterComma: true)
+                    continue members
+                }
+                guard position < bytes.count && bytes[position] == UInt8(ascii: "}") else {
+                    index = position
+                    throw expected("',' or '}' after object member")
+                }
                 position &+= 1
-                continue
+                if depth == outerDepth {
+                    index = position
+                    return
+                }
+                depth &-= 1
             }
-            index = position
-            if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
-                index &+= 1
-                return
-            }
-            throw expected("',' or '}' after object member")
         }
+    }
+
+    /// Fails unless a key's opening quote is at `position`, where the skipper looks for a key.
+    @inline(__always)
+    mutating func expectKey(at position: Int, afterComma: Bool) throws(Failure) {
+        guard position >= bytes.count || bytes[position] != UInt8(ascii: "\"") else { return }
+        index = position
+        if afterComma && position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+            throw failure("trailing comma before '}'")
+        }
+        throw expected("a string as object key")
     }
 
     /// Whether `byte` comes next at `position`, after any whitespace, which `position` is moved
