@@ -226,7 +226,9 @@ private struct JSONParser: ~Copyable {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: skipping)
+        case UInt8(ascii: "{"):
+            if let skipping { return try parseObject(depth: depth + 1, skipping: skipping) }
+            return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return try parseStringValue()
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
@@ -249,7 +251,7 @@ private struct JSONParser: ~Copyable {
         guard index < bytes.count else { return try parseValue(depth: depth) }
         switch bytes[index] {
         case UInt8(ascii: "\""): return try parseStringValue()
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: nil)
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         default: return try parseValue(depth: depth)
         }
     }
@@ -282,7 +284,23 @@ private struct JSONParser: ~Copyable {
         skipWhitespace()
     }
 
-    mutating func parseObject(depth: Int, skipping: SkippedPaths?) throws(Failure) -> JSON {
+    /// An object on none of the paths to skip, most of them. Apart from the objects on a path,
+    /// so that its copy of `parseMembers`, without the code that follows the paths, keeps more
+    /// of its state in registers. Never inlined, as that left a copy with the paths in its
+    /// callers.
+    @inline(never)
+    mutating func parseObject(depth: Int) throws(Failure) -> JSON {
+        try parseMembers(depth: depth, skipping: nil)
+    }
+
+    /// An object that paths to skip lead through (the few from the root to what is skipped).
+    mutating func parseObject(depth: Int, skipping: SkippedPaths) throws(Failure) -> JSON {
+        try parseMembers(depth: depth, skipping: skipping)
+    }
+
+    /// Reads the object at `index` (its `{`); `skipping` as for `parseValue`.
+    @inline(__always)
+    mutating func parseMembers(depth: Int, skipping: SkippedPaths?) throws(Failure) -> JSON {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
