@@ -337,9 +337,9 @@ private struct JSONParser: ~Copyable {
                     for member in read { _ = largeKeys!.add(member.key) { _ in false } }
                 }
                 let duplicate = if largeKeys != nil {
-                    !largeKeys!.add(key) { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
+                    !largeKeys!.add(key) { isKey(key, length: length, words: keyWords, at: keyAddress($0, in: read)) }
                 } else {
-                    read.indices.contains { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
+                    read.indices.contains { isKey(key, length: length, words: keyWords, at: keyAddress($0, in: read)) }
                 }
                 if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             }
@@ -355,9 +355,10 @@ private struct JSONParser: ~Copyable {
                 while paths != 0 {
                     let position = paths.trailingZeroBitCount
                     paths &= paths &- 1
-                    let name = skipPaths[position][skipping.matched]
-                    // The length first, as for duplicates: `==` is costly when it fails.
-                    guard name.utf8.count == length && name == key else { continue }
+                    let isName = withUnsafePointer(to: skipPaths[position][skipping.matched]) {
+                        isKey(key, length: length, words: keyWords, at: $0)
+                    }
+                    guard isName else { continue }
                     if skipPaths[position].count == below.matched {
                         skipsMember = true
                     } else {
@@ -705,22 +706,27 @@ private struct JSONParser: ~Copyable {
         return TextScan.smallASCII(low: low, high: high, count: length)
     }
 
-    /// Whether the key of `members[position]`, of the same UTF-8 length, is `key`. A short key
-    /// (`words`, its bits) and a stored key that is small too (15 bytes or fewer, inline) are
-    /// the same exactly when their bits are, as a small string's bits are its text, its length
-    /// and whether it is ASCII: compared so, from memory, without the retains and the call of
-    /// `==`. Any other pair by `==`.
+    /// Whether the string at `stored` is the key just read: `key`, of UTF-8 `length`, and when
+    /// it is short, `words`, its bits. A short key and a stored string that is small too (15
+    /// bytes or fewer, inline) are the same exactly when their bits are, as a small string's bits
+    /// are its text, its length and whether it is ASCII: compared so, from memory, without
+    /// the retains and the call of `==`. Any other pair by length first, as `==` is costly when
+    /// it fails, then by `==`.
     @inline(__always)
-    func isKey(_ key: String, _ words: (UInt64, UInt64)?, at position: Int,
-               in members: UnsafeBufferPointer<JSONObject.Member>) -> Bool {
+    func isKey(_ key: String, length: Int, words: (UInt64, UInt64)?, at stored: UnsafePointer<String>) -> Bool {
         if let words {
-            let offset = position &* MemoryLayout<JSONObject.Member>.stride
-                &+ MemoryLayout<JSONObject.Member>.offset(of: \.key)!
-            let stored = UnsafeRawPointer(members.baseAddress!).loadUnaligned(fromByteOffset: offset, as: (UInt64, UInt64).self)
+            let bits = UnsafeRawPointer(stored).loadUnaligned(as: (UInt64, UInt64).self)
             let isSmall: UInt64 = 1 &<< 61
-            if stored.1 & isSmall != 0 { return stored == words }
+            if bits.1 & isSmall != 0 { return bits == words }
         }
-        return members[position].key == key
+        return stored.pointee.utf8.count == length && stored.pointee == key
+    }
+
+    /// Where the key of `members[position]` is, for `isKey`.
+    @inline(__always)
+    func keyAddress(_ position: Int, in members: UnsafeBufferPointer<JSONObject.Member>) -> UnsafePointer<String> {
+        let member = UnsafeRawPointer(members.baseAddress! + position)
+        return (member + MemoryLayout<JSONObject.Member>.offset(of: \.key)!).assumingMemoryBound(to: String.self)
     }
 
     /// Reads a string starting at its opening quote, one that `parseShortString` left, from
