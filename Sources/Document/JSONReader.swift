@@ -244,14 +244,17 @@ private struct JSONParser: ~Copyable {
         }
     }
 
-    /// `parseValue` for a member's value or an array's element: strings and objects, most of
-    /// them, read without the call of `parseValue` and its looking at the first byte again.
+    /// `parseValue` for a member's value or an array's element: strings, objects, arrays and
+    /// numbers, most of them, read without the call of `parseValue` and its looking at the first
+    /// byte again.
     @inline(__always)
     mutating func parseInnerValue(depth: Int) throws(Failure) -> JSON {
         guard index < bytes.count else { return try parseValue(depth: depth) }
         switch bytes[index] {
         case UInt8(ascii: "\""): return try parseStringValue()
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         default: return try parseValue(depth: depth)
         }
     }
