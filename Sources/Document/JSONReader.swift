@@ -226,7 +226,9 @@ private struct JSONParser: ~Copyable {
         skipWhitespace()
         guard index < bytes.count else { throw expected("a value") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: skipping)
+        case UInt8(ascii: "{"):
+            if let skipping { return try parseObject(depth: depth + 1, skipping: skipping) }
+            return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return try parseStringValue()
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
@@ -242,14 +244,17 @@ private struct JSONParser: ~Copyable {
         }
     }
 
-    /// `parseValue` for a member's value or an array's element: strings and objects, most of
-    /// them, read without the call of `parseValue` and its looking at the first byte again.
+    /// `parseValue` for a member's value or an array's element: strings, objects, arrays and
+    /// numbers, most of them, read without the call of `parseValue` and its looking at the first
+    /// byte again.
     @inline(__always)
     mutating func parseInnerValue(depth: Int) throws(Failure) -> JSON {
         guard index < bytes.count else { return try parseValue(depth: depth) }
         switch bytes[index] {
         case UInt8(ascii: "\""): return try parseStringValue()
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, skipping: nil)
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         default: return try parseValue(depth: depth)
         }
     }
@@ -282,7 +287,23 @@ private struct JSONParser: ~Copyable {
         skipWhitespace()
     }
 
-    mutating func parseObject(depth: Int, skipping: SkippedPaths?) throws(Failure) -> JSON {
+    /// An object on none of the paths to skip, most of them. Apart from the objects on a path,
+    /// so that its copy of `parseMembers`, without the code that follows the paths, keeps more
+    /// of its state in registers. Never inlined, as that left a copy with the paths in its
+    /// callers.
+    @inline(never)
+    mutating func parseObject(depth: Int) throws(Failure) -> JSON {
+        try parseMembers(depth: depth, skipping: nil)
+    }
+
+    /// An object that paths to skip lead through (the few from the root to what is skipped).
+    mutating func parseObject(depth: Int, skipping: SkippedPaths) throws(Failure) -> JSON {
+        try parseMembers(depth: depth, skipping: skipping)
+    }
+
+    /// Reads the object at `index` (its `{`); `skipping` as for `parseValue`.
+    @inline(__always)
+    mutating func parseMembers(depth: Int, skipping: SkippedPaths?) throws(Failure) -> JSON {
         try enter(depth)
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -319,9 +340,9 @@ private struct JSONParser: ~Copyable {
                     for member in read { _ = largeKeys!.add(member.key) { _ in false } }
                 }
                 let duplicate = if largeKeys != nil {
-                    !largeKeys!.add(key) { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
+                    !largeKeys!.add(key) { isKey(key, length: length, words: keyWords, at: keyAddress($0, in: read)) }
                 } else {
-                    read.indices.contains { read[$0].key.utf8.count == length && isKey(key, keyWords, at: $0, in: read) }
+                    read.indices.contains { isKey(key, length: length, words: keyWords, at: keyAddress($0, in: read)) }
                 }
                 if duplicate { throw failure("duplicate key \"\(key)\" in object", at: keyOffset) }
             }
@@ -337,9 +358,10 @@ private struct JSONParser: ~Copyable {
                 while paths != 0 {
                     let position = paths.trailingZeroBitCount
                     paths &= paths &- 1
-                    let name = skipPaths[position][skipping.matched]
-                    // The length first, as for duplicates: `==` is costly when it fails.
-                    guard name.utf8.count == length && name == key else { continue }
+                    let isName = withUnsafePointer(to: skipPaths[position][skipping.matched]) {
+                        isKey(key, length: length, words: keyWords, at: $0)
+                    }
+                    guard isName else { continue }
                     if skipPaths[position].count == below.matched {
                         skipsMember = true
                     } else {
@@ -417,25 +439,22 @@ private struct JSONParser: ~Copyable {
     }
 
     /// `parseObject` without the object, and without looking for repeated keys (see
-    /// `JSONReader.parse(_:skipping:)`). The position is kept in a local, and `index` set only
-    /// for a call or an error: the compiler stored and loaded `index` at every step.
-    mutating func skipObject(depth: Int) throws(Failure) {
-        try enter(depth)
-        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
-            index += 1
+    /// `JSONReader.parse(_:skipping:)`). An object inside is entered in the same loop, not by a
+    /// call, as `depth` counts (managedFields is objects in objects, most of them small): the
+    /// position is kept in a local, and `index` set only for a call or an error, as the
+    /// compiler stored and loaded `index` at every step.
+    mutating func skipObject(depth outerDepth: Int) throws(Failure) {
+        try enter(outerDepth)
+        var position = index
+        if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+            index = position &+ 1
             return
         }
-        var position = index
-        var isFirst = true
-        while true {
-            guard isNext(UInt8(ascii: "\""), at: &position) else {
-                index = position
-                if !isFirst && position < bytes.count && bytes[position] == UInt8(ascii: "}") {
-                    throw failure("trailing comma before '}'")
-                }
-                throw expected("a string as object key")
-            }
-            isFirst = false
+        try expectKey(at: position, afterComma: false)
+        // The depth of the innermost object open.
+        var depth = outerDepth
+        members: while true {
+            // At a key's opening quote.
             position = try skipString(from: position)
             guard isNext(UInt8(ascii: ":"), at: &position) else {
                 index = position
@@ -444,22 +463,54 @@ private struct JSONParser: ~Copyable {
             position &+= 1
             if isEmptyObject(at: position, depth: depth) {
                 position &+= 2
+            } else if position < bytes.count && bytes[position] == UInt8(ascii: "{") {
+                index = position
+                try enter(depth &+ 1)
+                position = index
+                if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+                    position &+= 1
+                } else {
+                    try expectKey(at: position, afterComma: false)
+                    depth &+= 1
+                    continue members
+                }
             } else {
                 index = position
                 try skipValue(depth: depth)
                 position = index
             }
-            if isNext(UInt8(ascii: ","), at: &position) {
+            // After a member's value: past the `}` of each object that ends here.
+            while true {
+                if isNext(UInt8(ascii: ","), at: &position) {
+                    position &+= 1
+                    if position < bytes.count && bytes[position] == UInt8(ascii: "\"") { continue members }
+                    position = whitespaceEnd(from: position)
+                    try expectKey(at: position, afterComma: true)
+                    continue members
+                }
+                guard position < bytes.count && bytes[position] == UInt8(ascii: "}") else {
+                    index = position
+                    throw expected("',' or '}' after object member")
+                }
                 position &+= 1
-                continue
+                if depth == outerDepth {
+                    index = position
+                    return
+                }
+                depth &-= 1
             }
-            index = position
-            if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
-                index &+= 1
-                return
-            }
-            throw expected("',' or '}' after object member")
         }
+    }
+
+    /// Fails unless a key's opening quote is at `position`, where the skipper looks for a key.
+    @inline(__always)
+    mutating func expectKey(at position: Int, afterComma: Bool) throws(Failure) {
+        guard position >= bytes.count || bytes[position] != UInt8(ascii: "\"") else { return }
+        index = position
+        if afterComma && position < bytes.count && bytes[position] == UInt8(ascii: "}") {
+            throw failure("trailing comma before '}'")
+        }
+        throw expected("a string as object key")
     }
 
     /// Whether `byte` comes next at `position`, after any whitespace, which `position` is moved
@@ -658,22 +709,27 @@ private struct JSONParser: ~Copyable {
         return TextScan.smallASCII(low: low, high: high, count: length)
     }
 
-    /// Whether the key of `members[position]`, of the same UTF-8 length, is `key`. A short key
-    /// (`words`, its bits) and a stored key that is small too (15 bytes or fewer, inline) are
-    /// the same exactly when their bits are, as a small string's bits are its text, its length
-    /// and whether it is ASCII: compared so, from memory, without the retains and the call of
-    /// `==`. Any other pair by `==`.
+    /// Whether the string at `stored` is the key just read: `key`, of UTF-8 `length`, and when
+    /// it is short, `words`, its bits. A short key and a stored string that is small too (15
+    /// bytes or fewer, inline) are the same exactly when their bits are, as a small string's bits
+    /// are its text, its length and whether it is ASCII: compared so, from memory, without
+    /// the retains and the call of `==`. Any other pair by length first, as `==` is costly when
+    /// it fails, then by `==`.
     @inline(__always)
-    func isKey(_ key: String, _ words: (UInt64, UInt64)?, at position: Int,
-               in members: UnsafeBufferPointer<JSONObject.Member>) -> Bool {
+    func isKey(_ key: String, length: Int, words: (UInt64, UInt64)?, at stored: UnsafePointer<String>) -> Bool {
         if let words {
-            let offset = position &* MemoryLayout<JSONObject.Member>.stride
-                &+ MemoryLayout<JSONObject.Member>.offset(of: \.key)!
-            let stored = UnsafeRawPointer(members.baseAddress!).loadUnaligned(fromByteOffset: offset, as: (UInt64, UInt64).self)
+            let bits = UnsafeRawPointer(stored).loadUnaligned(as: (UInt64, UInt64).self)
             let isSmall: UInt64 = 1 &<< 61
-            if stored.1 & isSmall != 0 { return stored == words }
+            if bits.1 & isSmall != 0 { return bits == words }
         }
-        return members[position].key == key
+        return stored.pointee.utf8.count == length && stored.pointee == key
+    }
+
+    /// Where the key of `members[position]` is, for `isKey`.
+    @inline(__always)
+    func keyAddress(_ position: Int, in members: UnsafeBufferPointer<JSONObject.Member>) -> UnsafePointer<String> {
+        let member = UnsafeRawPointer(members.baseAddress! + position)
+        return (member + MemoryLayout<JSONObject.Member>.offset(of: \.key)!).assumingMemoryBound(to: String.self)
     }
 
     /// Reads a string starting at its opening quote, one that `parseShortString` left, from

@@ -584,6 +584,25 @@ struct JSONReaderSkippingTests {
         }
     }
 
+    /// Objects in objects, as managedFields nests them (skipped in one loop, not a call for each):
+    /// with every byte left out in turn, and with a `,`, a `}` or a space put in before every byte,
+    /// the same errors as `parse`, when objects close one at a time or several at once.
+    @Test func nestedSkippedObjectsFailAlike() {
+        let nested = Array(#"{"f:a":{"f:b":{".":{},"f:c":{}},"f:d":{"f:e":{"f:f":{}}}},"f:g":{ },"f:h":[{"i":{}}]}"#.utf8)
+        for position in nested.indices {
+            var changed = [nested]
+            changed[0].remove(at: position)
+            for byte in Array(", }".utf8) {
+                var inserted = nested
+                inserted.insert(byte, at: position)
+                changed.append(inserted)
+            }
+            for text in changed {
+                Self.expectSkippingAsParse(Self.wrapped(text), skipping: Self.skipped)
+            }
+        }
+    }
+
     /// The depth limit holds inside skipped members as outside, for an empty object at the limit
     /// as for any other value: the same errors at the same places.
     @Test func skipsNoDeeperThanItReads() {
