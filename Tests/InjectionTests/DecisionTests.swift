@@ -97,8 +97,11 @@ import Testing
 
     @Test func foreignSidecarPrecedence() {
         func found(init initNames: [String], app appNames: [String]) -> String? {
-            Injector.foreignSidecar(among: Injector.names(of: initNames.map { Fixtures.container($0) },
-                                                          then: appNames.map { Fixtures.container($0) }))
+            let spec = JSONObject([
+                ("initContainers", .array(initNames.map { Fixtures.container($0) })),
+                ("containers", .array(appNames.map { Fixtures.container($0) })),
+            ])
+            return Injector.foreignSidecar(among: Injector.PodSurvey(spec).names)
         }
         // A container beats any init container; an init container named for a sidecar beats an
         // earlier one named for an init step; otherwise the first of a kind wins.
