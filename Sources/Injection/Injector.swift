@@ -69,6 +69,9 @@ public struct Injector: Sendable {
         "istio-init", "istio-validation", "linkerd-init", "linkerd-network-validator",
         "consul-connect-inject-init", "kuma-init",
     ]
+    /// Bit `n` set when a name in either list is `n` bytes long (all are shorter than 64): most
+    /// containers' names have a length none has, and are passed over without comparing them to each.
+    static let foreignNameLengths: UInt64 = (foreignContainers + foreignInitContainers).reduce(0) { $0 | 1 << $1.utf8.count }
     /// The preStop `sleep` action is on by default from 1.30 (beta); older servers drop it and
     /// then reject the hook as empty.
     static let sleepActionSince = KubernetesVersion(major: 1, minor: 30)
@@ -97,7 +100,7 @@ public struct Injector: Sendable {
         var reports: [WorkloadReport] = []
         try visit(&document, pointer: [], impliedKind: nil, reports: &reports) {
             (template: inout JSONObject, report: inout WorkloadReport) throws(InjectionError) in
-            guard let status = try Self.status(of: template) else {
+            guard let status = try Self.status(in: template["metadata"]?["annotations"]) else {
                 report.reason = .notInjected
                 explain(&report, "no tandem.io/status annotation: nothing to remove")
                 return
@@ -183,9 +186,14 @@ public struct Injector: Sendable {
         let namespace = request.namespace ?? report.namespace
         report.namespace = namespace
         var base = template
-        let previous = try Self.status(of: template)
+        // Read once, for the previous injection's record here, the opt-out and the settings below.
+        var metadata = template["metadata"]?.objectValue ?? JSONObject()
+        var annotationMap = metadata["annotations"]
+        let previous = try Self.status(in: annotationMap)
         if let previous {
             TemplateEditor.uninject(previous, from: &base)
+            metadata = base["metadata"]?.objectValue ?? JSONObject()
+            annotationMap = metadata["annotations"]
             explain(&report, "found a previous \(previous.mode.rawValue) injection; deciding from the template without it")
         }
         func skip(_ reason: InjectionReason, _ line: @autoclosure () -> String) {
@@ -206,9 +214,6 @@ public struct Injector: Sendable {
         }
         explain(&report, namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
 
-        let metadata = base["metadata"]?.objectValue ?? JSONObject()
-        // Read once, for the opt-out here and the settings below.
-        let annotationMap = metadata["annotations"]
         if annotationMap?[PodAnnotations.inject]?.stringValue == "disabled" {
             return skip(.optedOutAnnotation, "annotation tandem.io/inject is \"disabled\"")
         }
@@ -314,9 +319,9 @@ public struct Injector: Sendable {
 
     // MARK: Checks
 
-    /// Reads and decodes `tandem.io/status`; nil when the template has none.
-    private static func status(of template: JSONObject) throws(InjectionError) -> InjectionStatus? {
-        guard let value = template["metadata"]?["annotations"]?[PodAnnotations.status] else { return nil }
+    /// Reads and decodes `tandem.io/status` from a template's annotations; nil when they have none.
+    private static func status(in annotations: JSON?) throws(InjectionError) -> InjectionStatus? {
+        guard let value = annotations?[PodAnnotations.status] else { return nil }
         guard let text = value.stringValue, let status = InjectionStatus(annotationValue: text) else {
             throw InjectionError(pointer: ["metadata", "annotations", PodAnnotations.status],
                                  message: "annotation tandem.io/status: not a status record this version of tandem wrote")
@@ -413,7 +418,10 @@ public struct Injector: Sendable {
     static func foreignSidecar(among names: [ContainerName]) -> String? {
         var initSidecar: String?
         var initStep: String?
+        let lengths = foreignNameLengths
         for entry in names {
+            let length = entry.name.utf8.count
+            guard length < 64, lengths & 1 << length != 0 else { continue }
             let isSidecar = foreignContainers.contains { JSONObject.isSameKey($0, entry.name) }
             if !entry.isInit {
                 if isSidecar { return entry.name }

@@ -111,6 +111,25 @@ import Testing
         #expect(found(init: ["app-init"], app: ["app", "istio-init"]) == nil)
     }
 
+    /// Every listed name is found whatever its length (names of other lengths are passed over
+    /// unread), and a name of a listed length is compared, not taken.
+    @Test func foreignSidecarFindsEveryListedName() {
+        func found(init initNames: [String], app appNames: [String]) -> String? {
+            let spec = JSONObject([
+                ("initContainers", .array(initNames.map { Fixtures.container($0) })),
+                ("containers", .array(appNames.map { Fixtures.container($0) })),
+            ])
+            return Injector.foreignSidecar(among: Injector.PodSurvey(spec).names)
+        }
+        for name in Injector.foreignContainers {
+            #expect(found(init: [], app: ["app", name]) == name)
+        }
+        for name in Injector.foreignInitContainers {
+            #expect(found(init: ["setup", name], app: ["app"]) == name)
+        }
+        #expect(found(init: ["istio-inix"], app: ["istio-proxx", "envoz"]) == nil)
+    }
+
     @Test func namespaceExcluded() throws {
         let (_, byArgument) = try injectOne(Fixtures.simplePod(), namespace: "kube-system")
         #expect(byArgument.reason == .namespaceExcluded)
