@@ -310,19 +310,26 @@ enum TemplateEditor {
             throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
                                  message: "spec.containers[\(index)] has no name")
         }
-        let position = container.index(forKey: "volumeMounts")
-        let listOrigin = try origin(of: position.map { container.members[$0].value }, expecting: .array,
-                                    at: ["spec", "containers", String(index), "volumeMounts"])
         let mount = artifacts.binaryMount
-        if let position, listOrigin == .existing {
-            container.modifyValue(at: position) { mounts in
-                guard case .array(var list) = mounts else { return }
+        let listOrigin: InjectionStatus.Origin
+        // Told and changed in place, rather than read out (copied) to be told first: a container
+        // that throws here is dropped with the whole injection.
+        if let position = container.index(forKey: "volumeMounts") {
+            listOrigin = try container.modifyValue(at: position) { (mounts: inout JSON) throws(InjectionError) in
+                let listOrigin = try origin(of: mounts, expecting: .array,
+                                            at: ["spec", "containers", String(index), "volumeMounts"])
+                guard listOrigin == .existing, case .array(var list) = mounts else {
+                    mounts = [mount]
+                    return listOrigin
+                }
                 mounts = .null
                 list.append(mount)
                 mounts = .array(list)
+                return listOrigin
             }
         } else {
-            container["volumeMounts"] = [mount]
+            listOrigin = .absent
+            container.appendUnchecked(key: "volumeMounts", value: [mount])
         }
         status.volumeMounts.append(.init(container: name, volume: TandemNames.binaryVolume, list: listOrigin))
 
@@ -552,19 +559,24 @@ enum TemplateEditor {
     private static func add(_ item: JSON, to path: [String], of spec: inout JSONObject, status: inout InjectionStatus,
                             _ insert: (inout [JSON]) -> Void) throws(InjectionError) {
         let key = path[1]
-        let position = spec.index(forKey: key)
-        let listOrigin = try origin(of: position.map { spec.members[$0].value }, expecting: .array, at: path)
-        guard let position, listOrigin == .existing else {
-            if let position { spec.modifyValue(at: position) { $0 = [item] } } else { spec.appendUnchecked(key: key, value: [item]) }
-            status.recordCreated(path, origin: listOrigin)
+        guard let position = spec.index(forKey: key) else {
+            spec.appendUnchecked(key: key, value: [item])
+            status.recordCreated(path, origin: .absent)
             return
         }
-        spec.modifyValue(at: position) { value in
-            guard case .array(var list) = value else { return }
+        // Told and changed in place, as an app container's mounts are (`prepareAppContainer`).
+        let listOrigin = try spec.modifyValue(at: position) { (value: inout JSON) throws(InjectionError) in
+            let listOrigin = try origin(of: value, expecting: .array, at: path)
+            guard listOrigin == .existing, case .array(var list) = value else {
+                value = [item]
+                return listOrigin
+            }
             value = .null
             insert(&list)
             value = .array(list)
+            return listOrigin
         }
+        if listOrigin != .existing { status.recordCreated(path, origin: listOrigin) }
     }
 
     // MARK: Uninject
