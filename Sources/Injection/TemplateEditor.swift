@@ -360,22 +360,26 @@ enum TemplateEditor {
         status.wrapped.append(.init(container: name, command: command))
     }
 
-    /// `container "NAME` and then `rest`, copied into one string of the right size: joining with
-    /// `+` grew and copied it again, and interpolation appended each part through String's general
-    /// path, hundreds of instructions a part.
+    /// `container "NAME` and then `rest`, put together in a buffer on the stack and copied into a
+    /// string once: joining with `+` grew and copied it again, interpolation appended each part
+    /// through String's general path (hundreds of instructions a part), and a string filled in
+    /// place checked its bytes anew, which here are all from strings.
     private static func containerWarning(_ name: String, _ rest: StaticString) -> String {
         let head: StaticString = "container \""
         var name = name
         return name.withUTF8 { name in
-            String(unsafeUninitializedCapacity: head.utf8CodeUnitCount + name.count + rest.utf8CodeUnitCount) { out in
-                var end = 0
-                func put(_ part: UnsafeBufferPointer<UInt8>) {
-                    end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: part)
+            let count = head.utf8CodeUnitCount + name.count + rest.utf8CodeUnitCount
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { text in
+                var end = text.baseAddress!
+                func put(_ start: UnsafePointer<UInt8>?, _ count: Int) {
+                    guard let start else { return }
+                    end.initialize(from: start, count: count)
+                    end += count
                 }
-                put(UnsafeBufferPointer(start: head.utf8Start, count: head.utf8CodeUnitCount))
-                put(name)
-                put(UnsafeBufferPointer(start: rest.utf8Start, count: rest.utf8CodeUnitCount))
-                return end
+                put(head.utf8Start, head.utf8CodeUnitCount)
+                put(name.baseAddress, name.count)
+                put(rest.utf8Start, rest.utf8CodeUnitCount)
+                return String(copying: UTF8Span(unchecked: UnsafeBufferPointer(text).span))
             }
         }
     }
