@@ -155,13 +155,14 @@ public struct Injector: Sendable {
             }
         case .workload(let kind):
             let tokens: [String]
-            switch kind.templateTokens(in: object) {
-            case .success(let found): tokens = found
-            case .failure(let error):
+            do {
+                tokens = try kind.templateTokens(in: object)
+            } catch {
                 throw InjectionError(pointer: pointer + error.existingPath,
                                      message: "\(kindName) \"\(header.displayName)\": \(error.missingPath) \(error.problem)")
             }
-            let templatePointer = pointer + tokens
+            // A document's own pod (most often) has both empty: joining them still built an array.
+            let templatePointer = pointer.isEmpty ? tokens : pointer + tokens
             // Stored first and completed in place: a report the body captured was copied into
             // the list and then destroyed.
             let position = reports.endIndex
