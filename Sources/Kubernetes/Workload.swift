@@ -35,7 +35,10 @@ public enum ResourceShape: Sendable, Equatable {
     /// by the caller, who names the object by it too.
     public init(_ object: JSON, kind: String?) {
         guard let kind else { self = .other; return }
-        if let workload = WorkloadKind(rawValue: kind) {
+        // Length first (`JSONObject.isSameKey`; no kind's name has another canonically equal
+        // spelling): `WorkloadKind(rawValue:)` compared the text with each name in turn through
+        // the general string path, about two hundred instructions for a Pod.
+        if let workload = WorkloadKind.allCases.first(where: { JSONObject.isSameKey($0.rawValue, kind) }) {
             self = .workload(workload)
         } else if kind.hasSuffix("List"), object["items"]?.arrayValue != nil {
             let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
