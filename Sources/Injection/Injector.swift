@@ -190,17 +190,21 @@ public struct Injector: Sendable {
         // Read once, for the previous injection's record here, the opt-out and the settings below.
         var metadata = template["metadata"]?.objectValue ?? JSONObject()
         var annotationMap = metadata["annotations"]
-        let previous = try Self.status(in: annotationMap)
-        if let previous {
+        // Only whether there was one is kept: the record, nil or not, was copied for each test.
+        let hadPrevious: Bool
+        if let previous = try Self.status(in: annotationMap) {
+            hadPrevious = true
             TemplateEditor.uninject(previous, from: &base)
             metadata = base["metadata"]?.objectValue ?? JSONObject()
             annotationMap = metadata["annotations"]
             explain(&report, "found a previous \(previous.mode.rawValue) injection; deciding from the template without it")
+        } else {
+            hadPrevious = false
         }
         func skip(_ reason: InjectionReason, _ line: @autoclosure () -> String) {
             report.reason = reason
             explain(&report, line())
-            if previous != nil {
+            if hadPrevious {
                 report.warnings.append("the template still carries a previous injection; run uninject to remove it")
             }
         }
@@ -261,13 +265,13 @@ public struct Injector: Sendable {
         report.mode = plan.mode
 
         let statusPath = ["metadata", "annotations", PodAnnotations.status]
-        if previous != nil,
+        if hadPrevious,
            ObjectPath.value(at: statusPath, in: .object(injected)) == ObjectPath.value(at: statusPath, in: .object(template)) {
             report.reason = .alreadyInjected
             explain(&report, "the existing injection matches the current settings: nothing to change")
         } else {
             report.reason = .injected
-            explain(&report, previous == nil
+            explain(&report, !hadPrevious
                 ? "injected \(TandemNames.proxyContainer) in \(plan.mode.rawValue) mode"
                 : "replaced the previous injection with a \(plan.mode.rawValue) one")
             template = injected
