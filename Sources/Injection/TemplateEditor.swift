@@ -214,20 +214,26 @@ enum TemplateEditor {
             }
         case .legacy:
             let restartPolicy = spec["restartPolicy"]?.stringValue
-            // Every wrapped app tells the proxy the others' names, so it quits after the last.
-            var wrapped: [String] = []
-            for container in containers where wrappedCommand(container["command"], entrypoint: entrypoint) != nil {
-                if let name = container["name"]?.stringValue { wrapped.append(name) }
-            }
             status.volumeMounts.reserveCapacity(containers.count)
-            // Each app container that cannot be wrapped gets a warning (most state no
-            // command), made room for at once rather than grown one append at a time.
-            if wrapped.count < containers.count { warnings.reserveCapacity(containers.count - wrapped.count) }
+            // Every wrapped app tells the proxy the others' names, so it quits after the last: the
+            // commands are wrapped once all the containers have been seen, rather than each one's
+            // command looked up beforehand too.
+            var pending: [PendingWrap] = []
             try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
-                try prepareAppContainer(&container, index: index, artifacts: artifacts, restartPolicy: restartPolicy,
-                                        entrypoint: entrypoint, wrappedApps: wrapped,
-                                        status: &status, warnings: &warnings)
+                try prepareAppContainer(&container, index: index, of: containers.count, artifacts: artifacts,
+                                        entrypoint: entrypoint, pending: &pending, status: &status, warnings: &warnings)
             } then: { list in
+                if !pending.isEmpty {
+                    let apps = pending.map(\.name)
+                    let quitOn = quitPolicy(restartPolicy: restartPolicy)
+                    status.wrapped.reserveCapacity(pending.count)
+                    for wrap in pending {
+                        list[wrap.index].modifyObject { container in
+                            container["command"] = .array(wrapper(of: wrap, apps: apps, quitOn: quitOn, artifacts: artifacts))
+                        }
+                        status.wrapped.append(.init(container: wrap.name, command: wrap.command))
+                    }
+                }
                 list.insert(proxy, at: 0)
             }
             status.containers = proxyContainerNames
@@ -300,11 +306,23 @@ enum TemplateEditor {
         }
     }
 
-    /// Legacy mode: mount the binary in an app container and wrap its command so the proxy
-    /// learns when the app exits.
+    /// An app container whose command is wrapped once every container has been seen (the
+    /// wrapper names all the wrapped apps), with what its wrapper is made of.
+    private struct PendingWrap {
+        let index: Int
+        let name: String
+        /// The container's own command, for the status record.
+        let command: JSON?
+        /// The command wrapped: the container's own, or the image's entrypoint.
+        let words: [JSON]
+    }
+
+    /// Legacy mode: mount the binary in an app container (the `index`th of `count`) and note its
+    /// command in `pending` to be wrapped, so the proxy learns when the app exits; a container
+    /// without one gets a warning.
     private static func prepareAppContainer(
-        _ container: inout JSONObject, index: Int, artifacts: ProxyArtifacts, restartPolicy: String?, entrypoint: [String]?,
-        wrappedApps: [String], status: inout InjectionStatus, warnings: inout [String]
+        _ container: inout JSONObject, index: Int, of count: Int, artifacts: ProxyArtifacts, entrypoint: [String]?,
+        pending: inout [PendingWrap], status: inout InjectionStatus, warnings: inout [String]
     ) throws(InjectionError) {
         guard let name = container["name"]?.stringValue else {
             throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
@@ -335,29 +353,38 @@ enum TemplateEditor {
 
         let command = container["command"]
         guard let words = wrappedCommand(command, entrypoint: entrypoint) else {
+            // Room for one for each container left (most state no command), made at the first
+            // rather than grown one append at a time.
+            if warnings.isEmpty { warnings.reserveCapacity(count - index) }
             warnings.append(containerWarning(name, """
                 " has no command, so it cannot be wrapped: the proxy will not learn \
                 when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)
                 """))
             return
         }
-        // The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
-        // for Never, success for OnFailure, only the kubelet's stop signal for Always.
-        let quitOn: String
+        pending.append(PendingWrap(index: index, name: name, command: command, words: words))
+    }
+
+    /// The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
+    /// for Never, success for OnFailure, only the kubelet's stop signal for Always.
+    private static func quitPolicy(restartPolicy: String?) -> String {
         switch restartPolicy {
-        case "Never": quitOn = "exit"
-        case "OnFailure": quitOn = "success"
-        default: quitOn = "stop"
+        case "Never": return "exit"
+        case "OnFailure": return "success"
+        default: return "stop"
         }
+    }
+
+    /// The command that runs `wrap`'s own under `tandem supervise`; `apps` are all the wrapped apps.
+    private static func wrapper(of wrap: PendingWrap, apps: [String], quitOn: String, artifacts: ProxyArtifacts) -> [JSON] {
         var wrapper = artifacts.superviseHead
-        wrapper.reserveCapacity(wrapper.count + 3 + artifacts.superviseTail.count + words.count)
-        wrapper.append(.string(quitURL(artifacts.quitURL, app: name, apps: wrappedApps)))
+        wrapper.reserveCapacity(wrapper.count + 3 + artifacts.superviseTail.count + wrap.words.count)
+        wrapper.append(.string(quitURL(artifacts.quitURL, app: wrap.name, apps: apps)))
         wrapper.append("--quit-on")
         wrapper.append(.string(quitOn))
         wrapper += artifacts.superviseTail
-        wrapper += words
-        container["command"] = .array(wrapper)
-        status.wrapped.append(.init(container: name, command: command))
+        wrapper += wrap.words
+        return wrapper
     }
 
     /// `container "NAME` and then `rest`, put together in a buffer on the stack and copied into a
