@@ -69,6 +69,9 @@ public struct Injector: Sendable {
         "istio-init", "istio-validation", "linkerd-init", "linkerd-network-validator",
         "consul-connect-inject-init", "kuma-init",
     ]
+    /// Bit `n` set when a name in either list is `n` bytes long (all are shorter than 64): most
+    /// containers' names have a length none has, and are passed over without comparing them to each.
+    static let foreignNameLengths: UInt64 = (foreignContainers + foreignInitContainers).reduce(0) { $0 | 1 << $1.utf8.count }
     /// The preStop `sleep` action is on by default from 1.30 (beta); older servers drop it and
     /// then reject the hook as empty.
     static let sleepActionSince = KubernetesVersion(major: 1, minor: 30)
@@ -97,7 +100,7 @@ public struct Injector: Sendable {
         var reports: [WorkloadReport] = []
         try visit(&document, pointer: [], impliedKind: nil, reports: &reports) {
             (template: inout JSONObject, report: inout WorkloadReport) throws(InjectionError) in
-            guard let status = try Self.status(of: template) else {
+            guard let status = try Self.status(in: template["metadata"]?["annotations"]) else {
                 report.reason = .notInjected
                 explain(&report, "no tandem.io/status annotation: nothing to remove")
                 return
@@ -152,13 +155,14 @@ public struct Injector: Sendable {
             }
         case .workload(let kind):
             let tokens: [String]
-            switch kind.templateTokens(in: object) {
-            case .success(let found): tokens = found
-            case .failure(let error):
+            do {
+                tokens = try kind.templateTokens(in: object)
+            } catch {
                 throw InjectionError(pointer: pointer + error.existingPath,
                                      message: "\(kindName) \"\(header.displayName)\": \(error.missingPath) \(error.problem)")
             }
-            let templatePointer = pointer + tokens
+            // A document's own pod (most often) has both empty: joining them still built an array.
+            let templatePointer = pointer.isEmpty ? tokens : pointer + tokens
             // Stored first and completed in place: a report the body captured was copied into
             // the list and then destroyed.
             let position = reports.endIndex
@@ -183,15 +187,24 @@ public struct Injector: Sendable {
         let namespace = request.namespace ?? report.namespace
         report.namespace = namespace
         var base = template
-        let previous = try Self.status(of: template)
-        if let previous {
+        // Read once, for the previous injection's record here, the opt-out and the settings below.
+        var metadata = template["metadata"]?.objectValue ?? JSONObject()
+        var annotationMap = metadata["annotations"]
+        // Only whether there was one is kept: the record, nil or not, was copied for each test.
+        let hadPrevious: Bool
+        if let previous = try Self.status(in: annotationMap) {
+            hadPrevious = true
             TemplateEditor.uninject(previous, from: &base)
+            metadata = base["metadata"]?.objectValue ?? JSONObject()
+            annotationMap = metadata["annotations"]
             explain(&report, "found a previous \(previous.mode.rawValue) injection; deciding from the template without it")
+        } else {
+            hadPrevious = false
         }
         func skip(_ reason: InjectionReason, _ line: @autoclosure () -> String) {
             report.reason = reason
             explain(&report, line())
-            if previous != nil {
+            if hadPrevious {
                 report.warnings.append("the template still carries a previous injection; run uninject to remove it")
             }
         }
@@ -206,9 +219,6 @@ public struct Injector: Sendable {
         }
         explain(&report, namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
 
-        let metadata = base["metadata"]?.objectValue ?? JSONObject()
-        // Read once, for the opt-out here and the settings below.
-        let annotationMap = metadata["annotations"]
         if annotationMap?[PodAnnotations.inject]?.stringValue == "disabled" {
             return skip(.optedOutAnnotation, "annotation tandem.io/inject is \"disabled\"")
         }
@@ -230,17 +240,15 @@ public struct Injector: Sendable {
         }
         explain(&report, "hostNetwork is not set")
 
-        let appContainers = spec["containers"]?.arrayValue ?? []
-        let initContainers = spec["initContainers"]?.arrayValue ?? []
-        let containerNames = Self.names(of: initContainers, then: appContainers)
-        if let foreign = Self.foreignSidecar(among: containerNames) {
+        let pod = PodSurvey(spec)
+        if let foreign = Self.foreignSidecar(among: pod.names) {
             return skip(.foreignSidecar, "container \"\(foreign)\" belongs to another mesh's sidecar")
         }
         explain(&report, "no other mesh's sidecar found")
-        try Self.checkNameConflicts(spec, names: containerNames)
+        try Self.checkNameConflicts(spec, pod)
 
         let annotations = try PodAnnotations(annotationMap?.objectValue, at: ["metadata", "annotations"])
-        var plan = self.plan(annotations, appContainers: appContainers, request: request, report: &report)
+        var plan = self.plan(annotations, appPorts: pod.tcpPorts, request: request, report: &report)
         annotations.override(&plan.proxy)
         // The config's own resources were checked when it was read; only overrides can clash.
         if annotations.overridesResources, let conflict = plan.proxy.resources.conflict {
@@ -253,17 +261,17 @@ public struct Injector: Sendable {
         let editWarnings = try TemplateEditor.inject(plan, artifacts, entrypoint: annotations.entrypoint, into: &injected)
         // Usually the first: taken as they are rather than copied onto an empty list.
         if report.warnings.isEmpty { report.warnings = editWarnings } else { report.warnings += editWarnings }
-        try Self.checkValidity(before: base, after: injected, artifacts: artifacts)
+        try Self.checkValidity(before: base, after: injected, pod: pod, artifacts: artifacts)
         report.mode = plan.mode
 
         let statusPath = ["metadata", "annotations", PodAnnotations.status]
-        if previous != nil,
+        if hadPrevious,
            ObjectPath.value(at: statusPath, in: .object(injected)) == ObjectPath.value(at: statusPath, in: .object(template)) {
             report.reason = .alreadyInjected
             explain(&report, "the existing injection matches the current settings: nothing to change")
         } else {
             report.reason = .injected
-            explain(&report, previous == nil
+            explain(&report, !hadPrevious
                 ? "injected \(TandemNames.proxyContainer) in \(plan.mode.rawValue) mode"
                 : "replaced the previous injection with a \(plan.mode.rawValue) one")
             template = injected
@@ -272,7 +280,7 @@ public struct Injector: Sendable {
 
     /// The proxy settings before the pod's overrides (`PodAnnotations.override`), which are made
     /// in the caller's plan: made here, the plan or the settings were copied once more.
-    private func plan(_ annotations: PodAnnotations, appContainers: [JSON], request: Request,
+    private func plan(_ annotations: PodAnnotations, appPorts: [Int], request: Request,
                       report: inout WorkloadReport) -> ProxyPlan {
         let requested: LifecycleMode
         let source: String
@@ -290,7 +298,7 @@ public struct Injector: Sendable {
 
         return ProxyPlan(
             mode: mode, proxy: shared.config.proxy, binaryMountPath: shared.config.injection.binaryMountPath,
-            inboundPorts: annotations.inboundPorts ?? Self.tcpPorts(of: appContainers),
+            inboundPorts: annotations.inboundPorts ?? appPorts,
             excludeInboundPorts: annotations.excludeInboundPorts ?? [],
             excludeOutboundPorts: annotations.excludeOutboundPorts ?? [])
     }
@@ -316,9 +324,9 @@ public struct Injector: Sendable {
 
     // MARK: Checks
 
-    /// Reads and decodes `tandem.io/status`; nil when the template has none.
-    private static func status(of template: JSONObject) throws(InjectionError) -> InjectionStatus? {
-        guard let value = template["metadata"]?["annotations"]?[PodAnnotations.status] else { return nil }
+    /// Reads and decodes `tandem.io/status` from a template's annotations; nil when they have none.
+    private static func status(in annotations: JSON?) throws(InjectionError) -> InjectionStatus? {
+        guard let value = annotations?[PodAnnotations.status] else { return nil }
         guard let text = value.stringValue, let status = InjectionStatus(annotationValue: text) else {
             throw InjectionError(pointer: ["metadata", "annotations", PodAnnotations.status],
                                  message: "annotation tandem.io/status: not a status record this version of tandem wrote")
@@ -349,19 +357,63 @@ public struct Injector: Sendable {
         var list: String { isInit ? "initContainers" : "containers" }
     }
 
-    /// The names of the init containers, then of the containers, in order; unnamed ones are left out.
-    static func names(of initContainers: [JSON], then containers: [JSON]) -> [ContainerName] {
-        var names: [ContainerName] = []
-        names.reserveCapacity(initContainers.count + containers.count)
-        // A function for both lists rather than a loop over a list of them, which is built anew each time.
-        func collect(_ list: [JSON], isInit: Bool) {
+    /// What the checks and the plan read of a pod spec's lists, read in one pass over the
+    /// containers: the checks of names, the default inbound ports and the proof that the
+    /// injection is sound each looked up the same lists in the spec and the same members in
+    /// every container before.
+    struct PodSurvey {
+        /// The spec's lists as they are, for the checks that care what else they may be.
+        let containers: JSON?
+        let initContainers: JSON?
+        let volumes: JSON?
+        /// The names of the init containers, then of the containers, in order; unnamed ones are left out.
+        private(set) var names: [ContainerName] = []
+        /// Whether every container of both lists is an object with a name.
+        private(set) var allNamed = true
+        /// The app containers' TCP container ports, in order, without repeats: what the proxy
+        /// intercepts by default.
+        private(set) var tcpPorts: [Int] = []
+        /// The container ports not in `tcpPorts`: the init containers', and the app containers' of
+        /// other protocols (repeats kept). Most pods have none.
+        private(set) var otherPorts: [Int] = []
+
+        init(_ spec: JSONObject) {
+            containers = spec["containers"]
+            initContainers = spec["initContainers"]
+            volumes = spec["volumes"]
+            let initList = initContainers?.arrayValue ?? []
+            let appList = containers?.arrayValue ?? []
+            names.reserveCapacity(initList.count + appList.count)
+            collect(initList, isInit: true)
+            collect(appList, isInit: false)
+        }
+
+        /// A function for both lists rather than a loop over a list of them, which is built anew each time.
+        private mutating func collect(_ list: [JSON], isInit: Bool) {
             for (index, item) in list.enumerated() {
-                if let name = item["name"]?.stringValue { names.append(ContainerName(name: name, isInit: isInit, index: index)) }
+                guard case .object(let container) = item else {
+                    allNamed = false
+                    continue
+                }
+                if case .string(let name)? = container["name"] {
+                    names.append(ContainerName(name: name, isInit: isInit, index: index))
+                } else {
+                    allNamed = false
+                }
+                guard case .array(let ports)? = container["ports"] else { continue }
+                for port in ports {
+                    guard let number = port["containerPort"]?.intValue else { continue }
+                    if !isInit, (port["protocol"]?.stringValue ?? "TCP") == "TCP" {
+                        guard !tcpPorts.contains(number) else { continue }
+                        // Room for a typical pod at once, rather than growing one append at a time.
+                        if tcpPorts.isEmpty { tcpPorts.reserveCapacity(8) }
+                        tcpPorts.append(number)
+                    } else {
+                        otherPorts.append(number)
+                    }
+                }
             }
         }
-        collect(initContainers, isInit: true)
-        collect(containers, isInit: false)
-        return names
     }
 
     /// The first container named for another mesh's sidecar, then the first such init container,
@@ -371,7 +423,10 @@ public struct Injector: Sendable {
     static func foreignSidecar(among names: [ContainerName]) -> String? {
         var initSidecar: String?
         var initStep: String?
+        let lengths = foreignNameLengths
         for entry in names {
+            let length = entry.name.utf8.count
+            guard length < 64, lengths & 1 << length != 0 else { continue }
             let isSidecar = foreignContainers.contains { JSONObject.isSameKey($0, entry.name) }
             if !entry.isInit {
                 if isSidecar { return entry.name }
@@ -395,21 +450,21 @@ public struct Injector: Sendable {
     /// Our names on things we did not add (no status records them) cannot be told from ours, and
     /// two containers of one name could not be told apart by uninject, which finds the ones it
     /// wrapped by name (the apiserver refuses such a pod anyway).
-    /// Most pods use none of our names, so the names (`names(of:then:)`) are first scanned for
-    /// one, and only then each list searched name by name, in the order that decides which
-    /// conflict is reported. Our names are compared length first (`JSONObject.isSameKey`; no other
+    /// Most pods use none of our names, so the names (`PodSurvey.names`) and volumes are first
+    /// scanned for one, and only then each list searched name by name, in the order that decides
+    /// which conflict is reported. Our names are compared length first (`JSONObject.isSameKey`; no other
     /// spelling of them is canonically equal): a failed `==` of two strings is the costly case.
-    private static func checkNameConflicts(_ spec: JSONObject, names containerNames: [ContainerName]) throws(InjectionError) {
+    private static func checkNameConflicts(_ spec: JSONObject, _ pod: PodSurvey) throws(InjectionError) {
         var usesReservedName = false
-        for (position, entry) in containerNames.enumerated() {
-            if let first = containerNames[..<position].first(where: { $0.name == entry.name }) {
+        for (position, entry) in pod.names.enumerated() {
+            if let first = pod.names[..<position].first(where: { $0.name == entry.name }) {
                 throw InjectionError(pointer: ["spec", entry.list, String(entry.index), "name"],
                                      message: "spec.\(entry.list)[\(entry.index)] is named \(entry.name), as is spec.\(first.list)[\(first.index)]: "
                                          + "container names must be unique")
             }
             if reservedContainerNames.contains(where: { JSONObject.isSameKey($0, entry.name) }) { usesReservedName = true }
         }
-        let volumes = spec["volumes"]?.arrayValue ?? []
+        let volumes = pod.volumes?.arrayValue ?? []
         guard usesReservedName || volumes.contains(where: { volume in
             volume["name"]?.stringValue.map { JSONObject.isSameKey($0, TandemNames.binaryVolume) } ?? false
         }) else { return }
@@ -429,10 +484,12 @@ public struct Injector: Sendable {
     /// Most pods meet what is added nowhere, which is proven without checking the pod; else the
     /// injected one is checked, the added containers (vetted once for all pods) and those the
     /// injection left as they were only against the pod.
-    private static func checkValidity(before: JSONObject, after: JSONObject, artifacts: ProxyArtifacts) throws(InjectionError) {
+    /// `pod` is the survey of `before`'s spec.
+    private static func checkValidity(before: JSONObject, after: JSONObject, pod: PodSurvey,
+                                      artifacts: ProxyArtifacts) throws(InjectionError) {
         // Besides the additions, the editor changes only app commands (not checked) and adds
         // preStop sleeps (sound on any app container).
-        if let additions = artifacts.additions, let spec = before["spec"]?.objectValue, additions.areSound(in: spec) { return }
+        if let additions = artifacts.additions, additions.areSound(in: pod) { return }
         // The pod as it was is checked only when the injected one has problems (rarely).
         let problems = PodValidation.problems(in: after["spec"] ?? .null, vetted: artifacts.vetted, unchangedSince: before["spec"])
         guard !problems.isEmpty else { return }
@@ -441,22 +498,5 @@ public struct Injector: Sendable {
         guard new.isEmpty else {
             throw InjectionError(pointer: ["spec"], message: "injecting would make an invalid pod: " + new.joined(separator: "; "))
         }
-    }
-
-    /// The app's TCP container ports, in order, without repeats: what the proxy intercepts by default.
-    static func tcpPorts(of containers: [JSON]) -> [Int] {
-        var ports: [Int] = []
-        // Room for a typical pod at once, rather than growing one append at a time.
-        ports.reserveCapacity(8)
-        for container in containers {
-            for port in container["ports"]?.arrayValue ?? [] {
-                guard (port["protocol"]?.stringValue ?? "TCP") == "TCP",
-                      let number = port["containerPort"]?.intValue,
-                      !ports.contains(number)
-                else { continue }
-                ports.append(number)
-            }
-        }
-        return ports
     }
 }

@@ -103,39 +103,29 @@ public enum PodValidation {
             self.mountPath = mountPath
         }
 
-        /// Whether adding these to the pod `spec` gives one with no problem `spec` did not have;
-        /// false when unsure. Names and paths compare as the checks compare them, by canonical
-        /// equivalence (not `JSONObject.isSameKey`): a Kelvin sign is a K to them. The caller
-        /// vouches that its other edits are ones the checks do not read (an app's command) or
-        /// sound anywhere (a preStop sleep on an app container).
-        func areSound(in spec: JSONObject) -> Bool {
+        /// Whether adding these to the pod spec `pod` surveys gives one with no problem it did
+        /// not have before; false when unsure. Names and paths compare as the checks compare them,
+        /// by canonical equivalence (not `JSONObject.isSameKey`): a Kelvin sign is a K to them. The
+        /// caller vouches that its other edits are ones the checks do not read (an app's command)
+        /// or sound anywhere (a preStop sleep on an app container).
+        /// The names and ports are the survey's, which the injector read for its own checks:
+        /// looking them up in every container again cost as much as the rest of the proof.
+        func areSound(in pod: Injector.PodSurvey) -> Bool {
             if let volume {
-                guard let volumes = listOrEmpty(spec["volumes"]),
+                guard let volumes = listOrEmpty(pod.volumes),
                       !volumes.contains(where: { $0["name"]?.stringValue == volume })
                 else { return false }
             }
-            guard let initContainers = listOrEmpty(spec["initContainers"]), let containers = spec["containers"]?.arrayValue else {
+            guard listOrEmpty(pod.initContainers) != nil, let containers = pod.containers?.arrayValue, pod.allNamed else {
                 return false
             }
-            // Loops rather than `allSatisfy(meetsNoAddition)`, which copied these additions for each call.
-            for container in initContainers where !meetsNoAddition(container) { return false }
+            for entry in pod.names where names.contains(entry.name) { return false }
+            for number in portNumbers where pod.tcpPorts.contains(number) || pod.otherPorts.contains(number) { return false }
+            guard volume != nil else { return true }
             for container in containers {
-                guard meetsNoAddition(container) else { return false }
-                guard volume != nil else { continue }
                 for mount in container["volumeMounts"]?.arrayValue ?? [] {
                     if mount["mountPath"]?.stringValue == mountPath { return false }
                 }
-            }
-            return true
-        }
-
-        /// Whether a container of the pod keeps its name as its label, and claims no port an added one does.
-        private func meetsNoAddition(_ container: JSON) -> Bool {
-            guard let object = container.objectValue, let name = object["name"]?.stringValue,
-                  !names.contains(name)
-            else { return false }
-            for port in object["ports"]?.arrayValue ?? [] {
-                if let number = port["containerPort"]?.intValue, portNumbers.contains(number) { return false }
             }
             return true
         }

@@ -214,20 +214,26 @@ enum TemplateEditor {
             }
         case .legacy:
             let restartPolicy = spec["restartPolicy"]?.stringValue
-            // Every wrapped app tells the proxy the others' names, so it quits after the last.
-            var wrapped: [String] = []
-            for container in containers where wrappedCommand(container["command"], entrypoint: entrypoint) != nil {
-                if let name = container["name"]?.stringValue { wrapped.append(name) }
-            }
             status.volumeMounts.reserveCapacity(containers.count)
-            // Each app container that cannot be wrapped gets a warning (most state no
-            // command), made room for at once rather than grown one append at a time.
-            if wrapped.count < containers.count { warnings.reserveCapacity(containers.count - wrapped.count) }
+            // Every wrapped app tells the proxy the others' names, so it quits after the last: the
+            // commands are wrapped once all the containers have been seen, rather than each one's
+            // command looked up beforehand too.
+            var pending: [PendingWrap] = []
             try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
-                try prepareAppContainer(&container, index: index, artifacts: artifacts, restartPolicy: restartPolicy,
-                                        entrypoint: entrypoint, wrappedApps: wrapped,
-                                        status: &status, warnings: &warnings)
+                try prepareAppContainer(&container, index: index, of: containers.count, artifacts: artifacts,
+                                        entrypoint: entrypoint, pending: &pending, status: &status, warnings: &warnings)
             } then: { list in
+                if !pending.isEmpty {
+                    let apps = pending.map(\.name)
+                    let quitOn = quitPolicy(restartPolicy: restartPolicy)
+                    status.wrapped.reserveCapacity(pending.count)
+                    for wrap in pending {
+                        list[wrap.index].modifyObject { container in
+                            container["command"] = .array(wrapper(of: wrap, apps: apps, quitOn: quitOn, artifacts: artifacts))
+                        }
+                        status.wrapped.append(.init(container: wrap.name, command: wrap.command))
+                    }
+                }
                 list.insert(proxy, at: 0)
             }
             status.containers = proxyContainerNames
@@ -300,75 +306,107 @@ enum TemplateEditor {
         }
     }
 
-    /// Legacy mode: mount the binary in an app container and wrap its command so the proxy
-    /// learns when the app exits.
+    /// An app container whose command is wrapped once every container has been seen (the
+    /// wrapper names all the wrapped apps), with what its wrapper is made of.
+    private struct PendingWrap {
+        let index: Int
+        let name: String
+        /// The container's own command, for the status record.
+        let command: JSON?
+        /// The command wrapped: the container's own, or the image's entrypoint.
+        let words: [JSON]
+    }
+
+    /// Legacy mode: mount the binary in an app container (the `index`th of `count`) and note its
+    /// command in `pending` to be wrapped, so the proxy learns when the app exits; a container
+    /// without one gets a warning.
     private static func prepareAppContainer(
-        _ container: inout JSONObject, index: Int, artifacts: ProxyArtifacts, restartPolicy: String?, entrypoint: [String]?,
-        wrappedApps: [String], status: inout InjectionStatus, warnings: inout [String]
+        _ container: inout JSONObject, index: Int, of count: Int, artifacts: ProxyArtifacts, entrypoint: [String]?,
+        pending: inout [PendingWrap], status: inout InjectionStatus, warnings: inout [String]
     ) throws(InjectionError) {
         guard let name = container["name"]?.stringValue else {
             throw InjectionError(pointer: ["spec", "containers", String(index), "name"],
                                  message: "spec.containers[\(index)] has no name")
         }
-        let position = container.index(forKey: "volumeMounts")
-        let listOrigin = try origin(of: position.map { container.members[$0].value }, expecting: .array,
-                                    at: ["spec", "containers", String(index), "volumeMounts"])
         let mount = artifacts.binaryMount
-        if let position, listOrigin == .existing {
-            container.modifyValue(at: position) { mounts in
-                guard case .array(var list) = mounts else { return }
+        let listOrigin: InjectionStatus.Origin
+        // Told and changed in place, rather than read out (copied) to be told first: a container
+        // that throws here is dropped with the whole injection.
+        if let position = container.index(forKey: "volumeMounts") {
+            listOrigin = try container.modifyValue(at: position) { (mounts: inout JSON) throws(InjectionError) in
+                let listOrigin = try origin(of: mounts, expecting: .array,
+                                            at: ["spec", "containers", String(index), "volumeMounts"])
+                guard listOrigin == .existing, case .array(var list) = mounts else {
+                    mounts = [mount]
+                    return listOrigin
+                }
                 mounts = .null
                 list.append(mount)
                 mounts = .array(list)
+                return listOrigin
             }
         } else {
-            container["volumeMounts"] = [mount]
+            listOrigin = .absent
+            container.appendUnchecked(key: "volumeMounts", value: [mount])
         }
         status.volumeMounts.append(.init(container: name, volume: TandemNames.binaryVolume, list: listOrigin))
 
         let command = container["command"]
         guard let words = wrappedCommand(command, entrypoint: entrypoint) else {
+            // Room for one for each container left (most state no command), made at the first
+            // rather than grown one append at a time.
+            if warnings.isEmpty { warnings.reserveCapacity(count - index) }
             warnings.append(containerWarning(name, """
                 " has no command, so it cannot be wrapped: the proxy will not learn \
                 when it exits (state its command, give the image's entrypoint in tandem.io/entrypoint, or use native mode)
                 """))
             return
         }
-        // The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
-        // for Never, success for OnFailure, only the kubelet's stop signal for Always.
-        let quitOn: String
+        pending.append(PendingWrap(index: index, name: name, command: command, words: words))
+    }
+
+    /// The pod's restartPolicy says which app exits end the pod (and so the proxy): any exit
+    /// for Never, success for OnFailure, only the kubelet's stop signal for Always.
+    private static func quitPolicy(restartPolicy: String?) -> String {
         switch restartPolicy {
-        case "Never": quitOn = "exit"
-        case "OnFailure": quitOn = "success"
-        default: quitOn = "stop"
+        case "Never": return "exit"
+        case "OnFailure": return "success"
+        default: return "stop"
         }
+    }
+
+    /// The command that runs `wrap`'s own under `tandem supervise`; `apps` are all the wrapped apps.
+    private static func wrapper(of wrap: PendingWrap, apps: [String], quitOn: String, artifacts: ProxyArtifacts) -> [JSON] {
         var wrapper = artifacts.superviseHead
-        wrapper.reserveCapacity(wrapper.count + 3 + artifacts.superviseTail.count + words.count)
-        wrapper.append(.string(quitURL(artifacts.quitURL, app: name, apps: wrappedApps)))
+        wrapper.reserveCapacity(wrapper.count + 3 + artifacts.superviseTail.count + wrap.words.count)
+        wrapper.append(.string(quitURL(artifacts.quitURL, app: wrap.name, apps: apps)))
         wrapper.append("--quit-on")
         wrapper.append(.string(quitOn))
         wrapper += artifacts.superviseTail
-        wrapper += words
-        container["command"] = .array(wrapper)
-        status.wrapped.append(.init(container: name, command: command))
+        wrapper += wrap.words
+        return wrapper
     }
 
-    /// `container "NAME` and then `rest`, copied into one string of the right size: joining with
-    /// `+` grew and copied it again, and interpolation appended each part through String's general
-    /// path, hundreds of instructions a part.
+    /// `container "NAME` and then `rest`, put together in a buffer on the stack and copied into a
+    /// string once: joining with `+` grew and copied it again, interpolation appended each part
+    /// through String's general path (hundreds of instructions a part), and a string filled in
+    /// place checked its bytes anew, which here are all from strings.
     private static func containerWarning(_ name: String, _ rest: StaticString) -> String {
         let head: StaticString = "container \""
         var name = name
         return name.withUTF8 { name in
-            String(unsafeUninitializedCapacity: head.utf8CodeUnitCount + name.count + rest.utf8CodeUnitCount) { out in
-                var end = 0
-                func put(_ part: UnsafeBufferPointer<UInt8>) {
-                    end += UnsafeMutableBufferPointer(rebasing: out[end...]).initialize(fromContentsOf: part)
+            let count = head.utf8CodeUnitCount + name.count + rest.utf8CodeUnitCount
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { text in
+                var end = text.baseAddress!
+                func put(_ start: UnsafePointer<UInt8>?, _ count: Int) {
+                    guard let start else { return }
+                    end.initialize(from: start, count: count)
+                    end += count
                 }
-                put(UnsafeBufferPointer(start: head.utf8Start, count: head.utf8CodeUnitCount))
-                put(name)
-                put(UnsafeBufferPointer(start: rest.utf8Start, count: rest.utf8CodeUnitCount))
-                return end
+                put(head.utf8Start, head.utf8CodeUnitCount)
+                put(name.baseAddress, name.count)
+                put(rest.utf8Start, rest.utf8CodeUnitCount)
+                return String(copying: UTF8Span(unchecked: UnsafeBufferPointer(text).span))
             }
         }
     }
@@ -552,19 +590,24 @@ enum TemplateEditor {
     private static func add(_ item: JSON, to path: [String], of spec: inout JSONObject, status: inout InjectionStatus,
                             _ insert: (inout [JSON]) -> Void) throws(InjectionError) {
         let key = path[1]
-        let position = spec.index(forKey: key)
-        let listOrigin = try origin(of: position.map { spec.members[$0].value }, expecting: .array, at: path)
-        guard let position, listOrigin == .existing else {
-            if let position { spec.modifyValue(at: position) { $0 = [item] } } else { spec.appendUnchecked(key: key, value: [item]) }
-            status.recordCreated(path, origin: listOrigin)
+        guard let position = spec.index(forKey: key) else {
+            spec.appendUnchecked(key: key, value: [item])
+            status.recordCreated(path, origin: .absent)
             return
         }
-        spec.modifyValue(at: position) { value in
-            guard case .array(var list) = value else { return }
+        // Told and changed in place, as an app container's mounts are (`prepareAppContainer`).
+        let listOrigin = try spec.modifyValue(at: position) { (value: inout JSON) throws(InjectionError) in
+            let listOrigin = try origin(of: value, expecting: .array, at: path)
+            guard listOrigin == .existing, case .array(var list) = value else {
+                value = [item]
+                return listOrigin
+            }
             value = .null
             insert(&list)
             value = .array(list)
+            return listOrigin
         }
+        if listOrigin != .existing { status.recordCreated(path, origin: listOrigin) }
     }
 
     // MARK: Uninject

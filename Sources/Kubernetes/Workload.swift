@@ -35,7 +35,10 @@ public enum ResourceShape: Sendable, Equatable {
     /// by the caller, who names the object by it too.
     public init(_ object: JSON, kind: String?) {
         guard let kind else { self = .other; return }
-        if let workload = WorkloadKind(rawValue: kind) {
+        // Length first (`JSONObject.isSameKey`; no kind's name has another canonically equal
+        // spelling): `WorkloadKind(rawValue:)` compared the text with each name in turn through
+        // the general string path, about two hundred instructions for a Pod.
+        if let workload = WorkloadKind.allCases.first(where: { JSONObject.isSameKey($0.rawValue, kind) }) {
             self = .workload(workload)
         } else if kind.hasSuffix("List"), object["items"]?.arrayValue != nil {
             let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
@@ -62,24 +65,33 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
 
 extension WorkloadKind {
     /// Tokens of the pod template inside `object`, after checking that the template exists and
-    /// has `spec.containers` as an array.
-    public func templateTokens(in object: JSON) -> Result<[String], TemplateError> {
+    /// has `spec.containers` as an array. Thrown rather than returned as a `Result`, which the
+    /// caller copied out to take the tokens.
+    public func templateTokens(in object: JSON) throws(TemplateError) -> [String] {
         let path = templatePath
         var current = object
         for depth in 0..<path.count + 2 {
             // The template's path, then its `spec.containers`, without joining them into a new array.
             let key = depth < path.count ? path[depth] : depth == path.count ? "spec" : "containers"
             let isLast = depth == path.count + 1
-            guard let next = current[key], isLast ? next.arrayValue != nil : next.objectValue != nil else {
+            let next = current[key]
+            // Told by its case alone: `arrayValue` and `objectValue` copied the value out to test it.
+            let hasShape: Bool
+            switch next {
+            case .array?: hasShape = isLast
+            case .object?: hasShape = !isLast
+            default: hasShape = false
+            }
+            guard hasShape, let next else {
                 let wanted = path + ["spec", "containers"]
                 let missing = wanted[...depth].joined(separator: ".")
-                let problem = current[key] == nil ? "is missing" : "must be \(isLast ? "an array" : "an object")"
-                return .failure(TemplateError(
+                let problem = next == nil ? "is missing" : "must be \(isLast ? "an array" : "an object")"
+                throw TemplateError(
                     existingPath: Array(wanted[..<depth]), missingPath: missing, problem: problem,
-                    message: "\(ObjectHeader(object).reference): \(missing) \(problem)"))
+                    message: "\(ObjectHeader(object).reference): \(missing) \(problem)")
             }
             current = next
         }
-        return .success(path)
+        return path
     }
 }

@@ -97,8 +97,11 @@ import Testing
 
     @Test func foreignSidecarPrecedence() {
         func found(init initNames: [String], app appNames: [String]) -> String? {
-            Injector.foreignSidecar(among: Injector.names(of: initNames.map { Fixtures.container($0) },
-                                                          then: appNames.map { Fixtures.container($0) }))
+            let spec = JSONObject([
+                ("initContainers", .array(initNames.map { Fixtures.container($0) })),
+                ("containers", .array(appNames.map { Fixtures.container($0) })),
+            ])
+            return Injector.foreignSidecar(among: Injector.PodSurvey(spec).names)
         }
         // A container beats any init container; an init container named for a sidecar beats an
         // earlier one named for an init step; otherwise the first of a kind wins.
@@ -106,6 +109,25 @@ import Testing
         #expect(found(init: ["istio-init", "envoy", "istio-proxy"], app: ["app"]) == "envoy")
         #expect(found(init: ["app-init", "kuma-init", "istio-init"], app: ["app"]) == "kuma-init")
         #expect(found(init: ["app-init"], app: ["app", "istio-init"]) == nil)
+    }
+
+    /// Every listed name is found whatever its length (names of other lengths are passed over
+    /// unread), and a name of a listed length is compared, not taken.
+    @Test func foreignSidecarFindsEveryListedName() {
+        func found(init initNames: [String], app appNames: [String]) -> String? {
+            let spec = JSONObject([
+                ("initContainers", .array(initNames.map { Fixtures.container($0) })),
+                ("containers", .array(appNames.map { Fixtures.container($0) })),
+            ])
+            return Injector.foreignSidecar(among: Injector.PodSurvey(spec).names)
+        }
+        for name in Injector.foreignContainers {
+            #expect(found(init: [], app: ["app", name]) == name)
+        }
+        for name in Injector.foreignInitContainers {
+            #expect(found(init: ["setup", name], app: ["app"]) == name)
+        }
+        #expect(found(init: ["istio-inix"], app: ["istio-proxx", "envoz"]) == nil)
     }
 
     @Test func namespaceExcluded() throws {

@@ -63,24 +63,18 @@ import Testing
         #expect(shape(["kind": "Job"], impliedKind: "Pod") == .workload(.job), "the object's own kind wins")
     }
 
-    @Test func missingTemplateNamesThePath() {
+    @Test func missingTemplateNamesThePath() throws {
         let deployment: JSON = ["kind": "Deployment", "metadata": ["name": "web"], "spec": ["replicas": 1]]
-        guard case .failure(let error) = WorkloadKind.deployment.templateTokens(in: deployment) else {
-            Issue.record("expected a failure"); return
-        }
+        let error = try #require(throws: TemplateError.self) { try WorkloadKind.deployment.templateTokens(in: deployment) }
         #expect(error.message == "Deployment \"web\": spec.template is missing")
         #expect(error.existingPath == ["spec"])
 
         let pod: JSON = ["kind": "Pod", "metadata": ["generateName": "web-"], "spec": ["containers": "app"]]
-        guard case .failure(let podError) = WorkloadKind.pod.templateTokens(in: pod) else {
-            Issue.record("expected a failure"); return
-        }
+        let podError = try #require(throws: TemplateError.self) { try WorkloadKind.pod.templateTokens(in: pod) }
         #expect(podError.message == "Pod \"web-*\": spec.containers must be an array")
 
         let cron: JSON = ["kind": "CronJob", "metadata": ["name": "n"], "spec": ["jobTemplate": ["spec": [:]]]]
-        guard case .failure(let cronError) = WorkloadKind.cronJob.templateTokens(in: cron) else {
-            Issue.record("expected a failure"); return
-        }
+        let cronError = try #require(throws: TemplateError.self) { try WorkloadKind.cronJob.templateTokens(in: cron) }
         #expect(cronError.message == "CronJob \"n\": spec.jobTemplate.spec.template is missing")
         #expect(cronError.existingPath == ["spec", "jobTemplate", "spec"])
     }

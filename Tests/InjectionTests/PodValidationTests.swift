@@ -252,7 +252,7 @@ import Testing
                 guard (try? TemplateEditor.inject(plan, artifacts, entrypoint: nil, into: &after)) != nil else { continue }
                 let old = Set(PodValidation.problems(in: .object(spec)))
                 let new = PodValidation.problems(in: after["spec"] ?? .null).filter { !old.contains($0) }
-                if additions.areSound(in: spec) {
+                if additions.areSound(in: Injector.PodSurvey(spec)) {
                     proven += 1
                     #expect(new == [], "\(text(.object(spec))) in \(plan.mode)")
                 } else if !new.isEmpty {
@@ -278,6 +278,23 @@ import Testing
         #expect(PodValidation.Additions(vetted + vetted, of: 4, volume: TandemNames.binaryVolume, mountPath: "/tandem/bin") == nil)
     }
 
+    /// A port an added container claims may clash whoever declares it: an init container, or an
+    /// app container under another protocol (which the proxy's default inbound ports leave out).
+    @Test func additionsMeetPortsOfEveryContainerAndProtocol() throws {
+        let plan = ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+                             inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: [])
+        let additions = try #require(ProxyArtifacts(plan).additions)
+        let health = plan.proxy.healthPort
+        let app = Fixtures.container("app", ports: [8080])
+        #expect(additions.areSound(in: Injector.PodSurvey(JSONObject([("containers", [app])]))))
+        let udp = Fixtures.container("dns", extra: ["ports": [["containerPort": .integer(health), "protocol": "UDP"]]])
+        #expect(!additions.areSound(in: Injector.PodSurvey(JSONObject([("containers", [app, udp])]))))
+        let setup = Fixtures.container("setup", ports: [health])
+        #expect(!additions.areSound(in: Injector.PodSurvey(JSONObject([("initContainers", [setup]), ("containers", [app])]))))
+        let unnamed: JSON = ["image": "example/unnamed:1"]
+        #expect(!additions.areSound(in: Injector.PodSurvey(JSONObject([("containers", [app, unnamed])]))))
+    }
+
     /// Paths compare as the full check compares them, by canonical equivalence: a mount at a path
     /// spelt with a Kelvin sign is a mount at the binary's path spelt with a K.
     @Test func additionsMeetCanonicallyEquivalentPaths() throws {
@@ -288,7 +305,7 @@ import Testing
             ("volumes", [["name": "data"]]),
             ("containers", [Fixtures.container("app", extra: ["volumeMounts": [["name": "data", "mountPath": "/\u{212A}"]]])]),
         ])
-        #expect(!additions.areSound(in: spec))
+        #expect(!additions.areSound(in: Injector.PodSurvey(spec)))
         let pod = Fixtures.pod(spec: .object(spec))
         var config = InjectionConfig()
         config.injection.binaryMountPath = "/K"
