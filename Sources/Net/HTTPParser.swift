@@ -62,10 +62,20 @@ public struct HTTPParser: Sendable {
     /// Consumes a prefix of `input`. A `nil` event means: hand in more bytes (after the
     /// unconsumed ones). Once an error is thrown, every later call throws it again.
     public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
+        var consumed = 0
+        let event = try parse(input, consumed: &consumed)
+        return (consumed, event)
+    }
+
+    /// `parse` with the consumed count given back through `consumed`: the server's shape. A
+    /// tuple holding an event is copied and destroyed through its type metadata, about 170
+    /// instructions each time, at every call.
+    mutating func parse(_ input: UnsafeRawBufferPointer, consumed: inout Int) throws(HTTPParseError) -> Event? {
+        consumed = 0
         do {
-            let result = try step(input)
-            unconsumedAtLastCall = input.count - result.consumed
-            return result
+            let event = try step(input, offset: &consumed)
+            unconsumedAtLastCall = input.count - consumed
+            return event
         } catch {
             state = .failed(error)
             throw error
@@ -104,8 +114,8 @@ public struct HTTPParser: Sendable {
         bodyBytes = 0
     }
 
-    private mutating func step(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
-        var offset = 0
+    /// Parses from `offset`, which it leaves just past what it consumed.
+    private mutating func step(_ input: UnsafeRawBufferPointer, offset: inout Int) throws(HTTPParseError) -> Event? {
         while true {
             switch state {
             case .failed(let error):
@@ -116,21 +126,23 @@ public struct HTTPParser: Sendable {
                     // RFC 9112 §2.2: ignore empty lines before a request line.
                     while offset + 1 < input.count && input[offset] == cr && input[offset + 1] == lf { offset += 2 }
                     if offset < input.count && input[offset] == lf { throw .bareLineFeed }
-                    if offset + 1 == input.count && input[offset] == cr { return (offset, nil) }
+                    if offset + 1 == input.count && input[offset] == cr { return nil }
                 }
-                guard let headEnd = try scanHead(input, from: offset, startLine: true) else { return (offset, nil) }
+                guard let headEnd = try scanHead(input, from: offset, startLine: true) else { return nil }
                 let event = try parseHead(input, from: offset, to: headEnd)
-                return (headEnd, event)
+                offset = headEnd
+                return event
 
             case .fixedBody(let remaining):
                 if remaining == 0 { state = .endPending; continue }
-                guard offset < input.count else { return (offset, nil) }
+                guard offset < input.count else { return nil }
                 let take = min(remaining, input.count - offset)
                 state = take == remaining ? .endPending : .fixedBody(remaining: remaining - take)
-                return (offset + take, .body(offset..<offset + take))
+                offset += take
+                return .body(offset - take..<offset)
 
             case .chunkSize:
-                guard let size = try parseChunkLine(input, from: &offset) else { return (offset, nil) }
+                guard let size = try parseChunkLine(input, from: &offset) else { return nil }
                 if size == 0 {
                     state = .trailers
                 } else {
@@ -140,33 +152,36 @@ public struct HTTPParser: Sendable {
                 }
 
             case .chunkData(let remaining):
-                guard offset < input.count else { return (offset, nil) }
+                guard offset < input.count else { return nil }
                 let take = min(remaining, input.count - offset)
                 state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
-                return (offset + take, .body(offset..<offset + take))
+                offset += take
+                return .body(offset - take..<offset)
 
             case .chunkDataEnd:
                 guard input.count - offset >= 2 else {
                     if offset < input.count && input[offset] != cr { throw .invalidChunk }
-                    return (offset, nil)
+                    return nil
                 }
                 guard input[offset] == cr && input[offset + 1] == lf else { throw .invalidChunk }
                 offset += 2
                 state = .chunkSize
 
             case .trailers:
-                guard let end = try scanHead(input, from: offset, startLine: false) else { return (offset, nil) }
+                guard let end = try scanHead(input, from: offset, startLine: false) else { return nil }
                 let trailers = try parseFields(input, from: offset, to: end - 2, lines: scan.lines)
                 reset()
-                return (end, .end(trailers: trailers))
+                offset = end
+                return .end(trailers: trailers)
 
             case .untilClose:
-                guard offset < input.count else { return (offset, nil) }
-                return (input.count, .body(offset..<input.count))
+                guard offset < input.count else { return nil }
+                defer { offset = input.count }
+                return .body(offset..<input.count)
 
             case .endPending:
                 reset()
-                return (offset, .end(trailers: HTTPHeaders()))
+                return .end(trailers: HTTPHeaders())
             }
         }
     }
