@@ -196,21 +196,24 @@ public struct HTTPRoutes: Sendable {
 
     public func match(method: HTTPMethod, path: Substring) -> Match {
         var path = path
-        return path.withUTF8 { requested in
-            var allowed: [HTTPMethod] = []
-            var matched: Int? = nil
-            // Routes are read in place, by index: a loop over copies retains and releases every
-            // field of every route it passes, for every request.
-            for index in routes.indices where routes[index].matches(requested) {
-                if let matched, routes[matched].path != routes[index].path { break }
-                matched = index
-                if routes[index].method == method || (method == .head && routes[index].method == .get) {
-                    return .handler(routes[index].handler)
-                }
-                allowed.append(routes[index].method)
+        return path.withUTF8 { match(method: method, path: $0) }
+    }
+
+    /// The server's match, on the path's bytes (`HTTPRequestHead.withPath`).
+    func match(method: HTTPMethod, path requested: UnsafeBufferPointer<UInt8>) -> Match {
+        var allowed: [HTTPMethod] = []
+        var matched: Int? = nil
+        // Routes are read in place, by index: a loop over copies retains and releases every
+        // field of every route it passes, for every request.
+        for index in routes.indices where routes[index].matches(requested) {
+            if let matched, routes[matched].path != routes[index].path { break }
+            matched = index
+            if routes[index].method == method || (method == .head && routes[index].method == .get) {
+                return .handler(routes[index].handler)
             }
-            return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+            allowed.append(routes[index].method)
         }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }
 }
 
@@ -666,7 +669,8 @@ final class HTTPServerConnection: ConnectionDelegate {
             closeAfterResponse = true
         }
         let response: HTTPResponse
-        switch server.routes.match(method: request.head.method, path: request.path) {
+        let routes = server.routes, method = request.head.method  // a closure capturing `request` copies it
+        switch request.head.withPath({ routes.match(method: method, path: $0) }) {
         case .handler(let handler):
             response = handler(request)
         case .methodNotAllowed(let allowed):
