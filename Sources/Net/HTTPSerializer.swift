@@ -99,7 +99,11 @@ public enum HTTPSerializer {
     /// plain text (the parser's test), then one at a time.
     private static func isFieldValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var index = 0
-        while index + 8 <= bytes.count && isPlainFieldText(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
+        while index + 8 <= bytes.count {
+            let plain = plainFieldTextCount(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            index += plain
+            if plain < 8 { break }
+        }
         return bytes[index...].allSatisfy(isFieldValueByte)
     }
 
