@@ -62,10 +62,20 @@ public struct HTTPParser: Sendable {
     /// Consumes a prefix of `input`. A `nil` event means: hand in more bytes (after the
     /// unconsumed ones). Once an error is thrown, every later call throws it again.
     public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
+        var consumed = 0
+        let event = try parse(input, consumed: &consumed)
+        return (consumed, event)
+    }
+
+    /// `parse` with the consumed count given back through `consumed`: the server's shape. A
+    /// tuple holding an event is copied and destroyed through its type metadata, about 170
+    /// instructions each time, at every call.
+    mutating func parse(_ input: UnsafeRawBufferPointer, consumed: inout Int) throws(HTTPParseError) -> Event? {
+        consumed = 0
         do {
-            let result = try step(input)
-            unconsumedAtLastCall = input.count - result.consumed
-            return result
+            let event = try step(input, offset: &consumed)
+            unconsumedAtLastCall = input.count - consumed
+            return event
         } catch {
             state = .failed(error)
             throw error
@@ -104,8 +114,8 @@ public struct HTTPParser: Sendable {
         bodyBytes = 0
     }
 
-    private mutating func step(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, event: Event?) {
-        var offset = 0
+    /// Parses from `offset`, which it leaves just past what it consumed.
+    private mutating func step(_ input: UnsafeRawBufferPointer, offset: inout Int) throws(HTTPParseError) -> Event? {
         while true {
             switch state {
             case .failed(let error):
@@ -116,21 +126,23 @@ public struct HTTPParser: Sendable {
                     // RFC 9112 §2.2: ignore empty lines before a request line.
                     while offset + 1 < input.count && input[offset] == cr && input[offset + 1] == lf { offset += 2 }
                     if offset < input.count && input[offset] == lf { throw .bareLineFeed }
-                    if offset + 1 == input.count && input[offset] == cr { return (offset, nil) }
+                    if offset + 1 == input.count && input[offset] == cr { return nil }
                 }
-                guard let headEnd = try scanHead(input, from: offset, startLine: true) else { return (offset, nil) }
+                guard let headEnd = try scanHead(input, from: offset, startLine: true) else { return nil }
                 let event = try parseHead(input, from: offset, to: headEnd)
-                return (headEnd, event)
+                offset = headEnd
+                return event
 
             case .fixedBody(let remaining):
                 if remaining == 0 { state = .endPending; continue }
-                guard offset < input.count else { return (offset, nil) }
+                guard offset < input.count else { return nil }
                 let take = min(remaining, input.count - offset)
                 state = take == remaining ? .endPending : .fixedBody(remaining: remaining - take)
-                return (offset + take, .body(offset..<offset + take))
+                offset += take
+                return .body(offset - take..<offset)
 
             case .chunkSize:
-                guard let size = try parseChunkLine(input, from: &offset) else { return (offset, nil) }
+                guard let size = try parseChunkLine(input, from: &offset) else { return nil }
                 if size == 0 {
                     state = .trailers
                 } else {
@@ -140,33 +152,36 @@ public struct HTTPParser: Sendable {
                 }
 
             case .chunkData(let remaining):
-                guard offset < input.count else { return (offset, nil) }
+                guard offset < input.count else { return nil }
                 let take = min(remaining, input.count - offset)
                 state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
-                return (offset + take, .body(offset..<offset + take))
+                offset += take
+                return .body(offset - take..<offset)
 
             case .chunkDataEnd:
                 guard input.count - offset >= 2 else {
                     if offset < input.count && input[offset] != cr { throw .invalidChunk }
-                    return (offset, nil)
+                    return nil
                 }
                 guard input[offset] == cr && input[offset + 1] == lf else { throw .invalidChunk }
                 offset += 2
                 state = .chunkSize
 
             case .trailers:
-                guard let end = try scanHead(input, from: offset, startLine: false) else { return (offset, nil) }
+                guard let end = try scanHead(input, from: offset, startLine: false) else { return nil }
                 let trailers = try parseFields(input, from: offset, to: end - 2, lines: scan.lines)
                 reset()
-                return (end, .end(trailers: trailers))
+                offset = end
+                return .end(trailers: trailers)
 
             case .untilClose:
-                guard offset < input.count else { return (offset, nil) }
-                return (input.count, .body(offset..<input.count))
+                guard offset < input.count else { return nil }
+                defer { offset = input.count }
+                return .body(offset..<input.count)
 
             case .endPending:
                 reset()
-                return (offset, .end(trailers: HTTPHeaders()))
+                return .end(trailers: HTTPHeaders())
             }
         }
     }
@@ -258,13 +273,15 @@ public struct HTTPParser: Sendable {
             }
             if colon == lineStart { throw .invalidHeaderName }
             var lineEnd = colon + 1
-            // Eight plain bytes at a time up to the first word with a control byte (the line's CR
-            // at the latest): values are most of a head, and checked a byte at a time they made
+            // Eight bytes at a time, straight to the first one that is not plain text (the line's
+            // CR at the latest): values are most of a head, and checked a byte at a time they made
             // this the parser's costliest loop.
-            while lineEnd + 8 <= input.count && isPlainFieldText(input.loadUnaligned(fromByteOffset: lineEnd, as: UInt64.self)) {
-                lineEnd += 8
-            }
             while true {
+                if lineEnd + 8 <= input.count {
+                    let plain = plainFieldTextCount(input.loadUnaligned(fromByteOffset: lineEnd, as: UInt64.self))
+                    lineEnd += plain
+                    if plain == 8 { continue }
+                }
                 let byte = input[lineEnd]
                 if byte >= 0x20 && byte != 0x7F || byte == htab {
                     lineEnd += 1
@@ -556,25 +573,26 @@ let semicolon: UInt8 = 0x3B
     }
 }
 
-/// Whether eight bytes are all allowed in a field value without a closer look: none below 0x20
-/// (controls, CR, also the allowed tab) and none 0x7F. A word with one of them is checked byte by byte.
-@inline(__always) func isPlainFieldText(_ word: UInt64) -> Bool {
+/// How many of eight bytes (loaded little-endian), from the first, are allowed in a field value
+/// without a closer look: none below 0x20 (controls, CR, also the allowed tab) and none 0x7F.
+/// The byte it stops at is checked on its own.
+@inline(__always) func plainFieldTextCount(_ word: UInt64) -> Int {
     let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
-    // A high bit survives where a byte was below 0x20 (or was 0x7F, after the XOR) and not itself >= 0x80.
+    // A high bit survives where a byte was below 0x20 (or was 0x7F, after the XOR) and not itself
+    // >= 0x80. Borrows can mark bytes after the first such byte too, never one before it.
     let belowSpace = (word &- 0x20 &* ones) & ~word & highBits
     let delete = word ^ (0x7F &* ones)
     let isDelete = (delete &- ones) & ~delete & highBits
-    return belowSpace | isDelete == 0
+    return (belowSpace | isDelete).trailingZeroBitCount >> 3
 }
 
-/// RFC 9110 tchar: the bytes allowed in methods and header names. A switch, not a global
-/// table: a lazily initialised global costs a once-check on every byte.
+/// RFC 9110 tchar: the bytes allowed in methods and header names. One bit per byte in two
+/// constant words (0x00-0x3F, 0x40-0x7F): a switch compiled to a chain of range checks, and a
+/// global table would cost a once-check on every byte.
 @inline(__always) func isTokenByte(_ byte: UInt8) -> Bool {
-    switch byte {
-    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true  // digits, letters
-    case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true  // !#$%&'*+-.^_`|~
-    default: false
-    }
+    let low: UInt64 = 0x03FF_6CFA_0000_0000   // !#$%&'*+-. and digits
+    let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE  // letters and ^_`|~
+    return byte < 0x80 && ((byte < 0x40 ? low : high) >> (byte & 0x3F)) & 1 == 1
 }
 
 @inline(__always) private func text(_ input: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> String {

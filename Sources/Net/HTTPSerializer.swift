@@ -69,32 +69,42 @@ public enum HTTPSerializer {
         try writeFields(trailers, into: &buffer)
     }
 
-    private static func writeFields(_ headers: HTTPHeaders, skipping skipped: String? = nil,
+    /// `skipped` is a literal: a name made into bytes for the comparison cost an array per response.
+    private static func writeFields(_ headers: HTTPHeaders, skipping skipped: StaticString? = nil,
                                     into buffer: inout [UInt8]) throws(HTTPSerializeError) {
         var failure: HTTPSerializeError?
-        let skippedName = Array((skipped ?? "").utf8)
-        skippedName.withUnsafeBytes { skip in
-            // Fields are held as bytes: checked and copied as they are, no String on the way.
-            headers.forEachField { name, value in
-                guard failure == nil else { return }
-                if skipped != nil && asciiEqualFold(name, skip) { return }
-                guard !name.isEmpty, name.allSatisfy(isTokenByte) else {
-                    failure = HTTPSerializeError("invalid header name \(String(decoding: name, as: UTF8.self).debugDescription)")
-                    return
-                }
-                guard value.allSatisfy(isFieldValueByte) else {
-                    failure = HTTPSerializeError("invalid value for header \(String(decoding: name, as: UTF8.self))")
-                    return
-                }
-                buffer.append(contentsOf: name)
-                buffer.append(colonByte)
-                buffer.append(sp)
-                buffer.append(contentsOf: value)
-                buffer.append(cr); buffer.append(lf)
+        // Fields are held as bytes: checked and copied as they are, no String on the way.
+        headers.forEachField { name, value in
+            guard failure == nil else { return }
+            if let skipped, asciiEqualFold(name, skipped) { return }
+            guard !name.isEmpty, name.allSatisfy(isTokenByte) else {
+                failure = HTTPSerializeError("invalid header name \(String(decoding: name, as: UTF8.self).debugDescription)")
+                return
             }
+            guard isFieldValue(value) else {
+                failure = HTTPSerializeError("invalid value for header \(String(decoding: name, as: UTF8.self))")
+                return
+            }
+            buffer.append(contentsOf: name)
+            buffer.append(colonByte)
+            buffer.append(sp)
+            buffer.append(contentsOf: value)
+            buffer.append(cr); buffer.append(lf)
         }
         if let failure { throw failure }
         buffer.append(cr); buffer.append(lf)
+    }
+
+    /// Whether every byte may stand in a field value, checked eight at a time while they are
+    /// plain text (the parser's test), then one at a time.
+    private static func isFieldValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index + 8 <= bytes.count {
+            let plain = plainFieldTextCount(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            index += plain
+            if plain < 8 { break }
+        }
+        return bytes[index...].allSatisfy(isFieldValueByte)
     }
 
     /// Appends `text` if every byte passes `allowed`, checking and copying its contiguous UTF-8
@@ -131,10 +141,19 @@ public enum HTTPSerializer {
         }
     }
 
-    /// Decimal digits of a non-negative integer (Content-Length), without String formatting.
+    /// Decimal digits of a non-negative integer (Content-Length), without String formatting:
+    /// written last digit first into a word, then appended in one go.
     static func appendDecimal(_ value: Int, into buffer: inout [UInt8]) {
-        if value >= 10 { appendDecimal(value / 10, into: &buffer) }
-        buffer.append(0x30 + UInt8(value % 10))
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for Int.max's 19 digits
+        withUnsafeMutableBytes(of: &digits) { digits in
+            var rest = value, start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = 0x30 + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: digits[start...]))
+        }
     }
 }
 

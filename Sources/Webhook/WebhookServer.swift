@@ -140,8 +140,9 @@ struct AdmissionRoute: Sendable {
     let logger: Logger
     let metrics: WebhookMetrics
 
-    /// Every answer's headers, made once rather than per request.
-    private static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
+    /// Every answer's headers, made once with the route rather than per request (a static's
+    /// every read checks that it was initialised).
+    private let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
         // The monotonic clock read directly: ContinuousClock's reads and 128-bit Durations cost
@@ -158,7 +159,7 @@ struct AdmissionRoute: Sendable {
         case .patched, .allowed: .info
         case .denied, .badRequest: .warn
         }
-        let response = HTTPResponse(status: result.status, headers: Self.jsonHeaders, body: result.body)
+        let response = HTTPResponse(status: result.status, headers: jsonHeaders, body: result.body)
         // The fields cost more than the check: build them only for a line that is written.
         guard level >= logger.level else { return response }
         logger.log(level, "admission", [

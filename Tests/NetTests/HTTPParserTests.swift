@@ -249,6 +249,28 @@ func rejectsAmbiguousOrMalformedMessages(_ testCase: ErrorCase) {
     }
 }
 
+@Test func responseHeadsCarryTheirLengthAndRefuseEveryBadValueByte() throws {
+    for length in [0, 7, 10, 4626, 1_000_000, Int.max] {
+        var out: [UInt8] = []
+        try HTTPSerializer.writeResponseHead(status: 200, reason: "OK", headers: HTTPHeaders(), contentLength: length,
+                                             connection: nil, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "HTTP/1.1 200 OK\r\nContent-Length: \(length)\r\n\r\n")
+    }
+    // Values are checked eight bytes at a time while plain: a bad byte is found wherever it sits.
+    for byte in 0...255 {
+        for position in [0, 7, 8, 12, 16] {
+            var value = Array(repeating: UInt8(ascii: "v"), count: 17)
+            value[position] = UInt8(byte)
+            var headers = HTTPHeaders()
+            headers.add("X-Value", String(decoding: value, as: UTF8.self))
+            var out: [UInt8] = []
+            let written = (try? HTTPSerializer.writeResponseHead(status: 200, reason: "OK", headers: headers, contentLength: nil,
+                                                                 connection: nil, into: &out)) != nil
+            #expect(written == isFieldValueByte(UInt8(byte)), "byte \(byte) at \(position)")
+        }
+    }
+}
+
 @Test func tokenBytesAreExactlyRFC9110Tchar() {
     let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
     for byte in 0...255 {
