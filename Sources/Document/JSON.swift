@@ -266,22 +266,21 @@ public struct JSONObject: Sendable, Hashable {
         guard lhs.count == rhs.count else { return false }
         if lhs.sharesStorage(with: rhs) { return true }
         // Through the buffers, so that comparing a member does not copy (retain and release) it.
-        let sameOrder = lhs.storage.withUnsafeBufferPointer { a in
+        // One pass over keys and values: a member of the same bits in both (most of an edited
+        // document's) is settled in a few loads, without comparing its key. While the keys keep
+        // the same order, a member with other bits is compared by value; once one value differs,
+        // only the keys are compared on, to tell the ordered case (unequal) from the other.
+        let equalInOrder: Bool? = lhs.storage.withUnsafeBufferPointer { a in
             rhs.storage.withUnsafeBufferPointer { b in
-                for index in a.indices where a[index].key != b[index].key { return false }
-                return true
-            }
-        }
-        if sameOrder {
-            return lhs.storage.withUnsafeBufferPointer { a in
-                rhs.storage.withUnsafeBufferPointer { b in
-                    for index in a.indices where !hasSameBits(a, index, b, index) && a[index].value != b[index].value {
-                        return false
-                    }
-                    return true
+                var valuesEqual = true
+                for index in a.indices where !hasSameBits(a, index, b, index) {
+                    guard a[index].key == b[index].key else { return nil }
+                    if valuesEqual && a[index].value != b[index].value { valuesEqual = false }
                 }
+                return valuesEqual
             }
         }
+        if let equalInOrder { return equalInOrder }
         // Same members in another order: index one side so large objects stay linear.
         var index: [String: Int] = [:]
         index.reserveCapacity(rhs.count)

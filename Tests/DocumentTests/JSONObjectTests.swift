@@ -46,6 +46,27 @@ struct JSONObjectTests {
         #expect(JSON.string("\u{E9}") == JSON.string("e\u{301}"))
         #expect(JSON.string("\u{E9}").hashValue == JSON.string("e\u{301}").hashValue)
     }
+
+    /// Members an edited copy keeps are settled at a glance; the others are still compared by key
+    /// and value, whether the keys keep their order or not, and a value that differs before the
+    /// keys part ways still makes the objects unequal.
+    @Test func equalityOfEditedCopies() {
+        let earlier: JSONObject = ["name": "app", "image": "x", "env": [["name": "A"]], "args": ["a"]]
+        var edited = earlier
+        edited["image"] = "y"
+        #expect(edited != earlier)
+        edited["image"] = .string(String("x".reversed()))
+        #expect(edited == earlier)
+        var reordered = JSONObject()
+        for key in ["args", "env", "image", "name"] { reordered[key] = earlier[key] }
+        #expect(reordered == earlier)
+        reordered["image"] = "y"
+        #expect(reordered != earlier)
+        let ordered: JSONObject = ["a": 1, "b": 2, "c": 3]
+        #expect(ordered != ["a": 2, "c": 3, "b": 2])
+        #expect(ordered == ["a": 1, "c": 3, "b": 2])
+        #expect(ordered != ["a": 1, "b": 2, "d": 3])
+    }
 }
 
 struct JSONIntValueTests {
