@@ -322,24 +322,32 @@ protocol PathEdit {
 
 /// Replaces the value at the path.
 private struct Replacement: PathEdit {
-    let value: JSON
+    var value: JSON
 
-    func apply(to target: inout JSON, at path: JSONPointer) {
-        target = value
+    /// The value moved in, not copied: the edit is made once.
+    mutating func apply(to target: inout JSON, at path: JSONPointer) {
+        swap(&target, &value)
     }
 }
 
 /// Adds a member to the container at the path's parent, or inserts an element into it.
 private struct Addition: PathEdit {
-    let value: JSON
+    var value: JSON
+
+    /// The value moved out of the edit, which is made once: a copy cost a retain and a release.
+    mutating func takeValue() -> JSON {
+        var taken = JSON.null
+        swap(&taken, &value)
+        return taken
+    }
 
     // `if case`, not `switch`: a switch keeps a second reference to the container while it
     // changes, so the change copies it (see `modify`).
-    func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
+    mutating func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
         let last = path.tokens[path.tokens.count - 1]
         if case .object(var object) = container {
             container = .null
-            object[last] = value
+            object[last] = takeValue()
             container = .object(object)
         } else if case .array(var elements) = container {
             let index: Int
@@ -356,9 +364,9 @@ private struct Addition: PathEdit {
             container = .null
             // Appending (`-`, the usual add) costs half of inserting at the end.
             if index == elements.count {
-                elements.append(value)
+                elements.append(takeValue())
             } else {
-                elements.insert(value, at: index)
+                elements.insert(takeValue(), at: index)
             }
             container = .array(elements)
         } else {

@@ -139,14 +139,16 @@ public enum Admission {
     /// proof can patch it in place (see `proofProblem`).
     private static func decide(_ request: consuming JSONObject, uid: String, injector: Injector,
                                kubeVersion: KubernetesVersion?) -> AdmissionResult {
-        let operation = request["operation"]?.stringValue ?? ""
-        let namespace = request["namespace"]?.stringValue
-        let requestName = request["name"]?.stringValue
-        let dryRun = request["dryRun"]?.boolValue ?? false
-        let kind = request["kind"]
-        let isPod = kind?["kind"]?.stringValue == "Pod"
-            && kind?["group"]?.stringValue ?? "" == ""
-            && (request["subResource"]?.stringValue ?? "").isEmpty
+        // Looked at where they are, not copied out of the request (see `JSONObject.withValue`).
+        let operation = request.withValue(forKey: "operation", \.stringValue) ?? ""
+        let namespace = request.withValue(forKey: "namespace", \.stringValue)
+        let requestName = request.withValue(forKey: "name", \.stringValue)
+        let dryRun = request.withValue(forKey: "dryRun", \.boolValue) ?? false
+        let isPod = request.withValue(forKey: "kind") { kind in
+            kind.withMember("kind") { $0.stringValue == "Pod" } == true
+                && kind.withMember("group") { $0.stringValue == "" } != false
+        } == true
+            && request.withValue(forKey: "subResource") { $0.stringValue?.isEmpty } != false
         let object = request["object"] ?? .null
         // Dropped whole once read, rather than the pod taken out of it (an object's member removed
         // costs twice a lookup): the request is freed now or later alike.
@@ -182,10 +184,12 @@ public enum Admission {
             result.reason = Reason.patchInvalid
             return deny(result, uid: uid, code: 500, message: "tandem built a patch it cannot stand behind: \(problem)")
         }
+        // Written before it goes into the result: read from the result while it changes, the
+        // warnings cost a copy of the whole result.
+        let body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings, texts: injector.addedTexts)
         result.outcome = .patched
         result.patchOperations = patch.operations.count
-        result.body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings,
-                                         texts: injector.addedTexts)
+        result.body = body
         return result
     }
 
@@ -209,23 +213,26 @@ public enum Admission {
     /// True when the pod has Tandem's proxy as a container or an init container.
     public static func carriesProxy(_ pod: JSON) -> Bool {
         // The spec looked up once, and no array of the two keys made for each call.
-        guard let spec = pod["spec"] else { return false }
-        func hasProxy(_ key: String) -> Bool {
-            spec[key]?.arrayValue?.contains { $0["name"]?.stringValue == TandemNames.proxyContainer } ?? false
-        }
-        return hasProxy("containers") || hasProxy("initContainers")
+        // Looked at where they are, not copied out of the pod (see `JSONObject.withValue`).
+        pod.withMember("spec") { spec in
+            func hasProxy(_ key: String) -> Bool {
+                spec.withMember(key) { list in
+                    guard case .array(let containers) = list else { return false }
+                    return containers.contains { $0.withMember("name") { $0.stringValue == TandemNames.proxyContainer } == true }
+                } == true
+            }
+            return hasProxy("containers") || hasProxy("initContainers")
+        } == true
     }
 
     // MARK: Writing reviews
 
-    private static func allow(_ result: AdmissionResult, uid: String) -> AdmissionResult {
-        var result = result
+    private static func allow(_ result: consuming AdmissionResult, uid: String) -> AdmissionResult {
         result.body = reviewBytes(responseHead(uid: uid, allowed: true))
         return result
     }
 
-    private static func deny(_ result: AdmissionResult, uid: String, code: Int, message: String) -> AdmissionResult {
-        var result = result
+    private static func deny(_ result: consuming AdmissionResult, uid: String, code: Int, message: String) -> AdmissionResult {
         result.outcome = .denied
         result.message = message
         var response = responseHead(uid: uid, allowed: false)
