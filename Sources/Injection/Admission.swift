@@ -153,44 +153,44 @@ public enum Admission {
         // Dropped whole once read, rather than the pod taken out of it (an object's member removed
         // costs twice a lookup): the request is freed now or later alike.
         _ = consume request
-        let name = requestName
-            ?? object["metadata"]?["name"]?.stringValue
-            ?? object["metadata"]?["generateName"]?.stringValue.map { $0 + "*" }
-        var result = AdmissionResult(
-            status: 200, body: [], outcome: .allowed, reason: Reason.operationIgnored, uid: uid,
-            namespace: namespace, name: name, operation: operation,
-            dryRun: dryRun, patchOperations: 0, warnings: [], message: nil)
+        let name = requestName ?? object.withMember("metadata") { metadata in
+            metadata.withMember("name", \.stringValue)
+                ?? metadata.withMember("generateName") { $0.stringValue.map { $0 + "*" } }
+        }
+        // Made for each answer rather than kept in a variable that each path changes: the paths
+        // then met at one return, where the result was copied.
+        func result(_ outcome: AdmissionOutcome = .allowed, reason: String, warnings: [String] = [],
+                    patchOperations: Int = 0, body: [UInt8] = []) -> AdmissionResult {
+            AdmissionResult(
+                status: 200, body: body, outcome: outcome, reason: reason, uid: uid,
+                namespace: namespace, name: name, operation: operation,
+                dryRun: dryRun, patchOperations: patchOperations, warnings: warnings, message: nil)
+        }
 
-        guard operation == "CREATE" else { return allow(result, uid: uid) }
-        guard isPod, object["spec"]?.objectValue != nil else {
-            result.reason = Reason.notAPod
-            return allow(result, uid: uid)
+        guard operation == "CREATE" else { return allow(result(reason: Reason.operationIgnored), uid: uid) }
+        guard isPod, object.withMember("spec", { if case .object = $0 { return true }; return false }) == true else {
+            return allow(result(reason: Reason.notAPod), uid: uid)
         }
 
         let report: InjectionReport
         do {
             report = try injector.inject(object: object, namespace: namespace, kubeVersion: kubeVersion)
         } catch {
-            result.reason = Reason.injectionError
-            return deny(result, uid: uid, code: 400, message: "tandem cannot inject this pod: \(error.message)")
+            return deny(result(reason: Reason.injectionError), uid: uid, code: 400,
+                        message: "tandem cannot inject this pod: \(error.message)")
         }
         let workload = report.workloads.first
-        result.reason = workload?.reason.rawValue ?? Reason.notAPod
-        result.warnings = workload?.warnings ?? []
-        guard report.changed else { return allow(result, uid: uid) }
+        let reason = workload?.reason.rawValue ?? Reason.notAPod
+        let warnings = workload?.warnings ?? []
+        guard report.changed else { return allow(result(reason: reason, warnings: warnings), uid: uid) }
 
         let patch = JSONPatch.diff(from: object, to: report.object)
         if let problem = proofProblem(patch, original: consume object, injected: report.object) {
-            result.reason = Reason.patchInvalid
-            return deny(result, uid: uid, code: 500, message: "tandem built a patch it cannot stand behind: \(problem)")
+            return deny(result(reason: Reason.patchInvalid, warnings: warnings), uid: uid, code: 500,
+                        message: "tandem built a patch it cannot stand behind: \(problem)")
         }
-        // Written before it goes into the result: read from the result while it changes, the
-        // warnings cost a copy of the whole result.
-        let body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings, texts: injector.addedTexts)
-        result.outcome = .patched
-        result.patchOperations = patch.operations.count
-        result.body = body
-        return result
+        return result(.patched, reason: reason, warnings: warnings, patchOperations: patch.operations.count,
+                      body: patchedReviewBytes(uid: uid, patch: patch, warnings: warnings, texts: injector.addedTexts))
     }
 
     /// Why `patch` must not be sent, or nil when it applies to `original`, gives exactly
