@@ -43,14 +43,19 @@ extension JSON {
     /// A number's value as `Int(numberText)` reads it (an optional sign and decimal digits, in
     /// range; nil otherwise), over the text's bytes: the generic parse cost hundreds of
     /// instructions, and an injection reads every container port twice. The one way Tandem reads an
-    /// integer from JSON.
+    /// integer from JSON. The text is read where it is (on the stack for the usual short
+    /// number), not copied out of the value: `withUTF8` on a copy cost a retain and a release.
     public var intValue: Int? {
-        guard case .number(var text) = self else { return nil }
-        return text.withUTF8 { bytes -> Int? in
-            let isNegative = bytes.first == UInt8(ascii: "-")
-            let signLength = isNegative || bytes.first == UInt8(ascii: "+") ? 1 : 0
-            return TextScan.decimalValue(UnsafeBufferPointer(rebasing: bytes[signLength...]), negative: isNegative)
-        }
+        guard case .number(let text) = self else { return nil }
+        if let value = text.utf8.withContiguousStorageIfAvailable(Self.intValue) { return value }
+        var copy = text
+        return copy.withUTF8(Self.intValue)
+    }
+
+    private static func intValue(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        let isNegative = bytes.first == UInt8(ascii: "-")
+        let signLength = isNegative || bytes.first == UInt8(ascii: "+") ? 1 : 0
+        return TextScan.decimalValue(UnsafeBufferPointer(rebasing: bytes[signLength...]), negative: isNegative)
     }
 
     public var isNull: Bool {
@@ -62,6 +67,15 @@ extension JSON {
     @inlinable
     public subscript(key: String) -> JSON? {
         objectValue?[key]
+    }
+
+    /// `body` run on member `key` of an object where it is stored; nil for a missing key or a
+    /// value that is not an object. For a look at a member (its type, a string in it, a member of
+    /// it): the subscript copies the member out, a retain and a release.
+    @inlinable
+    public func withMember<Result>(_ key: String, _ body: (JSON) throws -> Result?) rethrows -> Result? {
+        guard case .object(let object) = self else { return nil }
+        return try object.withValue(forKey: key, body)
     }
 
     /// A short name of the value's type, for error messages ("expected an object, got a string").
@@ -189,6 +203,16 @@ public struct JSONObject: Sendable, Hashable {
         }
     }
 
+    /// `body` run on the value of member `key` where it is stored, nil when the member is
+    /// missing: a look at it without the copy (a retain and a release) the subscript returns.
+    @inlinable
+    public func withValue<Result>(forKey key: String, _ body: (JSON) throws -> Result?) rethrows -> Result? {
+        try storage.withUnsafeBufferPointer { members in
+            guard let index = Self.index(of: key, in: members) else { return nil }
+            return try body(members[index].value)
+        }
+    }
+
     /// Runs `body` on the value at `position` in place, so that a value held nowhere else is
     /// changed without being copied.
     @discardableResult
@@ -262,6 +286,8 @@ public struct JSONObject: Sendable, Hashable {
         return changed
     }
 
+    /// Read-only, as the optimiser is told (see `JSON.==`).
+    @_effects(readonly)
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.count == rhs.count else { return false }
         if lhs.sharesStorage(with: rhs) { return true }
@@ -275,7 +301,7 @@ public struct JSONObject: Sendable, Hashable {
                 var valuesEqual = true
                 for index in a.indices where !hasSameBits(a, index, b, index) {
                     guard a[index].key == b[index].key else { return nil }
-                    if valuesEqual && a[index].value != b[index].value { valuesEqual = false }
+                    if valuesEqual && !(a[index].value == b[index].value) { valuesEqual = false }
                 }
                 return valuesEqual
             }
@@ -322,6 +348,10 @@ extension JSON {
     /// Written out rather than derived: the derived one copies (retains and releases) each value
     /// it compares, and so does `Array`'s `==` for each element. The same relation as the derived
     /// one, which the derived `hash(into:)` agrees with.
+    /// Read-only, as the optimiser is told: otherwise, not knowing what the call (recursive through
+    /// `JSONObject`'s `==`) writes, it copies (retains and releases) each member value passed to it
+    /// from a buffer, a dozen a review.
+    @_effects(readonly)
     public static func == (lhs: JSON, rhs: JSON) -> Bool {
         switch lhs {
         case .null: if case .null = rhs { return true }
@@ -340,7 +370,7 @@ extension JSON {
         if a.sharesStorage(with: b) { return true }
         return a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
-                for index in a.indices where !hasSameBits(a, index, b, index) && a[index] != b[index] { return false }
+                for index in a.indices where !hasSameBits(a, index, b, index) && !(a[index] == b[index]) { return false }
                 return true
             }
         }

@@ -322,24 +322,32 @@ protocol PathEdit {
 
 /// Replaces the value at the path.
 private struct Replacement: PathEdit {
-    let value: JSON
+    var value: JSON
 
-    func apply(to target: inout JSON, at path: JSONPointer) {
-        target = value
+    /// The value moved in, not copied: the edit is made once.
+    mutating func apply(to target: inout JSON, at path: JSONPointer) {
+        swap(&target, &value)
     }
 }
 
 /// Adds a member to the container at the path's parent, or inserts an element into it.
 private struct Addition: PathEdit {
-    let value: JSON
+    var value: JSON
+
+    /// The value moved out of the edit, which is made once: a copy cost a retain and a release.
+    mutating func takeValue() -> JSON {
+        var taken = JSON.null
+        swap(&taken, &value)
+        return taken
+    }
 
     // `if case`, not `switch`: a switch keeps a second reference to the container while it
     // changes, so the change copies it (see `modify`).
-    func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
+    mutating func apply(to container: inout JSON, at path: JSONPointer) throws(JSONPointerError) {
         let last = path.tokens[path.tokens.count - 1]
         if case .object(var object) = container {
             container = .null
-            object[last] = value
+            object[last] = takeValue()
             container = .object(object)
         } else if case .array(var elements) = container {
             let index: Int
@@ -356,9 +364,9 @@ private struct Addition: PathEdit {
             container = .null
             // Appending (`-`, the usual add) costs half of inserting at the end.
             if index == elements.count {
-                elements.append(value)
+                elements.append(takeValue())
             } else {
-                elements.insert(value, at: index)
+                elements.insert(takeValue(), at: index)
             }
             container = .array(elements)
         } else {
@@ -477,12 +485,20 @@ extension JSONPatch {
         differ.path.reserveCapacity(16)
         // Room for an injection's operations, rather than growing four times on the way there.
         differ.operations.reserveCapacity(8)
-        differ.diff(source, target)
+        withUnsafePointer(to: source) { source in
+            withUnsafePointer(to: target) { target in differ.diff(source, target) }
+        }
         return JSONPatch(differ.operations)
     }
 }
 
+/// Looks at the two documents through pointers to where their values are stored, which are valid
+/// for the whole diff: `diff(from:to:)` holds both documents, and nothing here changes them. Passed
+/// as values, the members and elements on the way down to each change were copied (retained and
+/// released, about thirty a review): the optimiser cannot see that a recursive call writes none.
 private struct Differ {
+    typealias Member = JSONObject.Member
+
     var operations: [JSONPatchOperation] = []
     var path: [String] = []
 
@@ -491,72 +507,88 @@ private struct Differ {
     /// it holds, and the append after that grows.
     var pointer: JSONPointer { JSONPointer(tokens: path.withUnsafeBufferPointer { Array($0) }) }
 
-    mutating func diff(_ source: JSON, _ target: JSON) {
-        if case .object(let a) = source, case .object(let b) = target {
-            if !a.sharesStorage(with: b) { diffObjects(a, b) }
-        } else if case .array(let a) = source, case .array(let b) = target {
-            if !a.sharesStorage(with: b) { diffArrays(a, b) }
-        } else if source != target {
-            operations.append(.replace(path: pointer, value: target))
+    mutating func diff(_ source: UnsafePointer<JSON>, _ target: UnsafePointer<JSON>) {
+        if let a = Self.members(source), let b = Self.members(target) {
+            if !Self.isSameBuffer(a, b) { diffObjects(a, b) }
+        } else if let a = Self.elements(source), let b = Self.elements(target) {
+            if !Self.isSameBuffer(a, b) { diffArrays(a, b) }
+        } else if !(source.pointee == target.pointee) {
+            operations.append(.replace(path: pointer, value: target.pointee))
         }
     }
 
-    mutating func diffObjects(_ source: JSONObject, _ target: JSONObject) {
+    /// The members of an object, where they are stored; nil for other values.
+    static func members(_ value: UnsafePointer<JSON>) -> UnsafeBufferPointer<Member>? {
+        guard case .object(let object) = value.pointee else { return nil }
+        return object.storage.withUnsafeBufferPointer { $0 }
+    }
+
+    /// The elements of an array, where they are stored; nil for other values.
+    static func elements(_ value: UnsafePointer<JSON>) -> UnsafeBufferPointer<JSON>? {
+        guard case .array(let elements) = value.pointee else { return nil }
+        return elements.withUnsafeBufferPointer { $0 }
+    }
+
+    /// Whether both are one buffer (`sharesStorage(with:)`): then they are equal without looking.
+    static func isSameBuffer<Element>(_ a: UnsafeBufferPointer<Element>, _ b: UnsafeBufferPointer<Element>) -> Bool {
+        a.count == b.count && a.baseAddress == b.baseAddress
+    }
+
+    static func value(at index: Int, of members: UnsafeBufferPointer<Member>) -> UnsafePointer<JSON> {
+        (members.baseAddress! + index).pointer(to: \.value)!
+    }
+
+    mutating func diffObjects(_ sources: UnsafeBufferPointer<Member>, _ targets: UnsafeBufferPointer<Member>) {
         // Objects larger than a handful of members (managedFields) are looked up by hashing.
-        let targetIndex = Self.index(of: target)
-        let sourceIndex = Self.index(of: source)
+        let targetIndex = Self.index(of: targets)
+        let sourceIndex = Self.index(of: sources)
         // An edit leaves the members it keeps where they were and adds new ones last, so each
         // member is first looked for at its own position; while all are found there, the members
         // past the source's are the added ones, with no search. (Only without the hashed indexes,
         // whose idea of a key this shortcut would have to match.)
         var keptInPlace = targetIndex == nil && sourceIndex == nil
-        // Through the buffers, so that looking at a member does not copy (retain and release) it.
-        source.storage.withUnsafeBufferPointer { sources in
-            target.storage.withUnsafeBufferPointer { targets in
-                for index in sources.indices {
-                    // Most members are the very same bits in both, kept in place: told apart in a
-                    // few loads, before their keys and values are looked at one by one.
-                    if keptInPlace, index < targets.count, hasSameBits(sources, index, targets, index) { continue }
-                    // The key is named only for a changed member: a copy of it costs a retain
-                    // and a release, for each of the dozens of members that are unchanged.
-                    let position: Int?
-                    if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, sources[index].key) {
-                        position = index
-                    } else {
-                        keptInPlace = false
-                        position = Self.position(of: sources[index].key, in: target, index: targetIndex)
-                    }
-                    if let position, JSON.isPlainlySame(sources[index].value, targets[position].value) { continue }
-                    path.append(sources[index].key)
-                    if let position {
-                        diff(sources[index].value, targets[position].value)
-                    } else {
-                        operations.append(.remove(path: pointer))
-                    }
-                    path.removeLast()
-                }
-                for index in (keptInPlace ? sources.count : 0)..<targets.count {
-                    let key = targets[index].key
-                    guard keptInPlace || Self.position(of: key, in: source, index: sourceIndex) == nil else { continue }
-                    path.append(key)
-                    operations.append(.add(path: pointer, value: targets[index].value))
-                    path.removeLast()
-                }
+        for index in sources.indices {
+            // Most members are the very same bits in both, kept in place: told apart in a
+            // few loads, before their keys and values are looked at one by one.
+            if keptInPlace, index < targets.count, hasSameBits(sources, index, targets, index) { continue }
+            // The key is named only for a changed member: a copy of it costs a retain
+            // and a release, for each of the dozens of members that are unchanged.
+            let position: Int?
+            if keptInPlace, index < targets.count, JSONObject.isSameKey(targets[index].key, sources[index].key) {
+                position = index
+            } else {
+                keptInPlace = false
+                position = Self.position(of: sources[index].key, in: targets, index: targetIndex)
             }
+            if let position, JSON.isPlainlySame(sources[index].value, targets[position].value) { continue }
+            path.append(sources[index].key)
+            if let position {
+                diff(Self.value(at: index, of: sources), Self.value(at: position, of: targets))
+            } else {
+                operations.append(.remove(path: pointer))
+            }
+            path.removeLast()
+        }
+        for index in (keptInPlace ? sources.count : 0)..<targets.count {
+            let key = targets[index].key
+            guard keptInPlace || Self.position(of: key, in: sources, index: sourceIndex) == nil else { continue }
+            path.append(key)
+            operations.append(.add(path: pointer, value: targets[index].value))
+            path.removeLast()
         }
     }
 
-    static func index(of object: JSONObject) -> [String: Int]? {
-        guard object.count > 16 else { return nil }
-        return Dictionary(zip(object.storage.lazy.map(\.key), object.storage.indices), uniquingKeysWith: { first, _ in first })
+    static func index(of members: UnsafeBufferPointer<Member>) -> [String: Int]? {
+        guard members.count > 16 else { return nil }
+        return Dictionary(zip(members.lazy.map(\.key), members.indices), uniquingKeysWith: { first, _ in first })
     }
 
-    static func position(of key: String, in object: JSONObject, index: [String: Int]?) -> Int? {
+    static func position(of key: String, in members: UnsafeBufferPointer<Member>, index: [String: Int]?) -> Int? {
         if let index { return index[key] }
-        return object.index(forKey: key)
+        return JSONObject.index(of: key, in: members)
     }
 
-    mutating func diffArrays(_ source: [JSON], _ target: [JSON]) {
+    mutating func diffArrays(_ source: UnsafeBufferPointer<JSON>, _ target: UnsafeBufferPointer<JSON>) {
         let shorter = min(source.count, target.count)
         var prefix = 0
         while prefix < shorter && Self.isSameItem(source[prefix], target[prefix]) { prefix += 1 }
@@ -569,11 +601,11 @@ private struct Differ {
         // Matched and paired items are compared at their current indices, before anything is
         // removed or inserted in front of them.
         for index in 0..<(prefix + paired) {
-            diffElement(at: index, source[index], target[index])
+            diffElement(at: index, source.baseAddress! + index, target.baseAddress! + index)
         }
         let shift = target.count - source.count
         for index in (source.count - suffix)..<source.count {
-            diffElement(at: index, source[index], target[index + shift])
+            diffElement(at: index, source.baseAddress! + index, target.baseAddress! + index + shift)
         }
         for index in stride(from: prefix + sourceMiddle - 1, through: prefix + paired, by: -1) {
             path.append(Self.token(index))
@@ -587,9 +619,9 @@ private struct Differ {
         }
     }
 
-    mutating func diffElement(at index: Int, _ source: JSON, _ target: JSON) {
+    mutating func diffElement(at index: Int, _ source: UnsafePointer<JSON>, _ target: UnsafePointer<JSON>) {
         // What `diff` would find unchanged, found before the index is made into text.
-        if JSON.isPlainlySame(source, target) { return }
+        if JSON.isPlainlySame(source.pointee, target.pointee) { return }
         path.append(Self.token(index))
         diff(source, target)
         path.removeLast()

@@ -139,54 +139,58 @@ public enum Admission {
     /// proof can patch it in place (see `proofProblem`).
     private static func decide(_ request: consuming JSONObject, uid: String, injector: Injector,
                                kubeVersion: KubernetesVersion?) -> AdmissionResult {
-        let operation = request["operation"]?.stringValue ?? ""
-        let namespace = request["namespace"]?.stringValue
-        let requestName = request["name"]?.stringValue
-        let dryRun = request["dryRun"]?.boolValue ?? false
-        let kind = request["kind"]
-        let isPod = kind?["kind"]?.stringValue == "Pod"
-            && kind?["group"]?.stringValue ?? "" == ""
-            && (request["subResource"]?.stringValue ?? "").isEmpty
+        // Looked at where they are, not copied out of the request (see `JSONObject.withValue`).
+        let operation = request.withValue(forKey: "operation", \.stringValue) ?? ""
+        let namespace = request.withValue(forKey: "namespace", \.stringValue)
+        let requestName = request.withValue(forKey: "name", \.stringValue)
+        let dryRun = request.withValue(forKey: "dryRun", \.boolValue) ?? false
+        let isPod = request.withValue(forKey: "kind") { kind in
+            kind.withMember("kind") { $0.stringValue == "Pod" } == true
+                && kind.withMember("group") { $0.stringValue == "" } != false
+        } == true
+            && request.withValue(forKey: "subResource") { $0.stringValue?.isEmpty } != false
         let object = request["object"] ?? .null
         // Dropped whole once read, rather than the pod taken out of it (an object's member removed
         // costs twice a lookup): the request is freed now or later alike.
         _ = consume request
-        let name = requestName
-            ?? object["metadata"]?["name"]?.stringValue
-            ?? object["metadata"]?["generateName"]?.stringValue.map { $0 + "*" }
-        var result = AdmissionResult(
-            status: 200, body: [], outcome: .allowed, reason: Reason.operationIgnored, uid: uid,
-            namespace: namespace, name: name, operation: operation,
-            dryRun: dryRun, patchOperations: 0, warnings: [], message: nil)
+        let name = requestName ?? object.withMember("metadata") { metadata in
+            metadata.withMember("name", \.stringValue)
+                ?? metadata.withMember("generateName") { $0.stringValue.map { $0 + "*" } }
+        }
+        // Made for each answer rather than kept in a variable that each path changes: the paths
+        // then met at one return, where the result was copied.
+        func result(_ outcome: AdmissionOutcome = .allowed, reason: String, warnings: [String] = [],
+                    patchOperations: Int = 0, body: [UInt8] = []) -> AdmissionResult {
+            AdmissionResult(
+                status: 200, body: body, outcome: outcome, reason: reason, uid: uid,
+                namespace: namespace, name: name, operation: operation,
+                dryRun: dryRun, patchOperations: patchOperations, warnings: warnings, message: nil)
+        }
 
-        guard operation == "CREATE" else { return allow(result, uid: uid) }
-        guard isPod, object["spec"]?.objectValue != nil else {
-            result.reason = Reason.notAPod
-            return allow(result, uid: uid)
+        guard operation == "CREATE" else { return allow(result(reason: Reason.operationIgnored), uid: uid) }
+        guard isPod, object.withMember("spec", { if case .object = $0 { return true }; return false }) == true else {
+            return allow(result(reason: Reason.notAPod), uid: uid)
         }
 
         let report: InjectionReport
         do {
             report = try injector.inject(object: object, namespace: namespace, kubeVersion: kubeVersion)
         } catch {
-            result.reason = Reason.injectionError
-            return deny(result, uid: uid, code: 400, message: "tandem cannot inject this pod: \(error.message)")
+            return deny(result(reason: Reason.injectionError), uid: uid, code: 400,
+                        message: "tandem cannot inject this pod: \(error.message)")
         }
         let workload = report.workloads.first
-        result.reason = workload?.reason.rawValue ?? Reason.notAPod
-        result.warnings = workload?.warnings ?? []
-        guard report.changed else { return allow(result, uid: uid) }
+        let reason = workload?.reason.rawValue ?? Reason.notAPod
+        let warnings = workload?.warnings ?? []
+        guard report.changed else { return allow(result(reason: reason, warnings: warnings), uid: uid) }
 
         let patch = JSONPatch.diff(from: object, to: report.object)
         if let problem = proofProblem(patch, original: consume object, injected: report.object) {
-            result.reason = Reason.patchInvalid
-            return deny(result, uid: uid, code: 500, message: "tandem built a patch it cannot stand behind: \(problem)")
+            return deny(result(reason: Reason.patchInvalid, warnings: warnings), uid: uid, code: 500,
+                        message: "tandem built a patch it cannot stand behind: \(problem)")
         }
-        result.outcome = .patched
-        result.patchOperations = patch.operations.count
-        result.body = patchedReviewBytes(uid: uid, patch: patch, warnings: result.warnings,
-                                         texts: injector.addedTexts)
-        return result
+        return result(.patched, reason: reason, warnings: warnings, patchOperations: patch.operations.count,
+                      body: patchedReviewBytes(uid: uid, patch: patch, warnings: warnings, texts: injector.addedTexts))
     }
 
     /// Why `patch` must not be sent, or nil when it applies to `original`, gives exactly
@@ -209,23 +213,26 @@ public enum Admission {
     /// True when the pod has Tandem's proxy as a container or an init container.
     public static func carriesProxy(_ pod: JSON) -> Bool {
         // The spec looked up once, and no array of the two keys made for each call.
-        guard let spec = pod["spec"] else { return false }
-        func hasProxy(_ key: String) -> Bool {
-            spec[key]?.arrayValue?.contains { $0["name"]?.stringValue == TandemNames.proxyContainer } ?? false
-        }
-        return hasProxy("containers") || hasProxy("initContainers")
+        // Looked at where they are, not copied out of the pod (see `JSONObject.withValue`).
+        pod.withMember("spec") { spec in
+            func hasProxy(_ key: String) -> Bool {
+                spec.withMember(key) { list in
+                    guard case .array(let containers) = list else { return false }
+                    return containers.contains { $0.withMember("name") { $0.stringValue == TandemNames.proxyContainer } == true }
+                } == true
+            }
+            return hasProxy("containers") || hasProxy("initContainers")
+        } == true
     }
 
     // MARK: Writing reviews
 
-    private static func allow(_ result: AdmissionResult, uid: String) -> AdmissionResult {
-        var result = result
+    private static func allow(_ result: consuming AdmissionResult, uid: String) -> AdmissionResult {
         result.body = reviewBytes(responseHead(uid: uid, allowed: true))
         return result
     }
 
-    private static func deny(_ result: AdmissionResult, uid: String, code: Int, message: String) -> AdmissionResult {
-        var result = result
+    private static func deny(_ result: consuming AdmissionResult, uid: String, code: Int, message: String) -> AdmissionResult {
         result.outcome = .denied
         result.message = message
         var response = responseHead(uid: uid, allowed: false)

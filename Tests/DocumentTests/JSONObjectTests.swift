@@ -74,7 +74,8 @@ struct JSONIntValueTests {
     /// must read numbers as `Int(text)` does.
     @Test(arguments: ["8080", "0", "-0", "+5", "-42", "007", "65535", "9223372036854775807", "-9223372036854775808",
                       "9223372036854775808", "-9223372036854775809", "99999999999999999999", "", "+", "-", "1e3", "1.0",
-                      "0x10", " 80", "80 ", "--1", "+-1", "١٢"])
+                      "0x10", " 80", "80 ", "--1", "+-1", "١٢",
+                      "+0000000000000000008080", "-000000000000000000042"])
     func readsIntegersAsIntDoes(text: String) {
         #expect(JSON.number(text).intValue == Int(text))
     }
@@ -82,5 +83,28 @@ struct JSONIntValueTests {
     @Test func onlyNumbersHaveAnIntValue() {
         #expect(JSON.string("80").intValue == nil)
         #expect(JSON.bool(true).intValue == nil)
+    }
+}
+
+struct JSONLendingLookupTests {
+    /// `withValue(forKey:)` looks at the member a lookup would return, and is nil where the
+    /// lookup is, or where the look finds nothing.
+    @Test func withValueLooksAtTheMemberTheSubscriptReturns() {
+        let object: JSONObject = ["name": "app", "port": 8080, "image": .null]
+        #expect(object.withValue(forKey: "name", \.stringValue) == "app")
+        #expect(object.withValue(forKey: "port", \.intValue) == 8080)
+        #expect(object.withValue(forKey: "image") { $0.isNull } == true)
+        #expect(object.withValue(forKey: "missing") { _ in true } == nil)
+        #expect(object.withValue(forKey: "port", \.stringValue) == nil)
+        #expect(object.withValue(forKey: "nam", \.stringValue) == nil)
+    }
+
+    /// `withMember` agrees with `json[key]`: nil for a missing key and for a value that is not an object.
+    @Test func withMemberAgreesWithTheSubscript() {
+        let pod: JSON = ["spec": ["containers": [["name": "app"]]]]
+        #expect(pod.withMember("spec") { $0.withMember("containers") { $0.arrayValue?.count } } == 1)
+        #expect(pod.withMember("metadata") { _ in true } == nil)
+        #expect(JSON.string("spec").withMember("spec") { _ in true } == nil)
+        #expect(JSON.array([["spec": 1]]).withMember("spec") { _ in true } == nil)
     }
 }
