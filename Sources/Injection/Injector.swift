@@ -43,10 +43,13 @@ public struct Injector: Sendable {
     /// the config's strings and lists.
     private final class Shared: Sendable {
         let config: InjectionConfig
+        /// The config's proxy settings, which every plan a pod does not override shares.
+        let proxySettings: ProxyPlan.Settings
         let artifactsCache = ProxyArtifactsCache()
 
         init(config: InjectionConfig) {
             self.config = config
+            proxySettings = ProxyPlan.Settings(config.proxy)
         }
     }
 
@@ -249,7 +252,7 @@ public struct Injector: Sendable {
 
         let annotations = try PodAnnotations(annotationMap?.objectValue, at: ["metadata", "annotations"])
         var plan = self.plan(annotations, appPorts: pod.tcpPorts, request: request, report: &report)
-        annotations.override(&plan.proxy)
+        annotations.override(&plan)
         // The config's own resources were checked when it was read; only overrides can clash.
         if annotations.overridesResources, let conflict = plan.proxy.resources.conflict {
             throw InjectionError(pointer: ["metadata", "annotations"], message: "annotations: \(conflict)")
@@ -297,7 +300,7 @@ public struct Injector: Sendable {
                 + (request.kubeVersion.map { "Kubernetes \($0) → \(mode.rawValue)" } ?? "Kubernetes version unknown → \(mode.rawValue)"))
 
         return ProxyPlan(
-            mode: mode, proxy: shared.config.proxy, binaryMountPath: shared.config.injection.binaryMountPath,
+            mode: mode, proxy: shared.proxySettings, binaryMountPath: shared.config.injection.binaryMountPath,
             inboundPorts: annotations.inboundPorts ?? appPorts,
             excludeInboundPorts: annotations.excludeInboundPorts ?? [],
             excludeOutboundPorts: annotations.excludeOutboundPorts ?? [])

@@ -47,8 +47,13 @@ struct PodAnnotations: Sendable, Equatable {
 
     init() {}
 
-    /// Sets what the pod overrides of the proxy's settings.
-    func override(_ proxy: inout InjectionConfig.Proxy) {
+    /// Sets what the pod overrides of the plan's proxy settings. A plan the pod overrides nothing
+    /// of keeps sharing the config's settings.
+    func override(_ plan: inout ProxyPlan) {
+        guard proxyImage != nil || overridesResources || drainSeconds != nil || drainDelay != nil || logLevel != nil
+        else { return }
+        var proxy = plan.proxy
+        defer { plan.proxy = proxy }
         if let proxyImage { proxy.image = proxyImage }
         if let cpuRequest { proxy.resources.cpuRequest = cpuRequest }
         if let cpuLimit { proxy.resources.cpuLimit = cpuLimit }

@@ -16,11 +16,43 @@ public enum TandemNames {
 /// Everything decided for one template: the proxy settings after per-pod overrides.
 struct ProxyPlan: Sendable, Equatable {
     var mode: SidecarMode
-    var proxy: InjectionConfig.Proxy
+    /// Held by reference: most plans take the config's settings unchanged, and then building,
+    /// comparing (in `ProxyArtifactsCache`) and destroying a plan retain, compare and release one
+    /// reference rather than each of the settings' strings.
+    private var settings: Settings
     var binaryMountPath: String
     var inboundPorts: [Int]
     var excludeInboundPorts: [Int]
     var excludeOutboundPorts: [Int]
+
+    init(mode: SidecarMode, proxy settings: Settings, binaryMountPath: String, inboundPorts: [Int],
+         excludeInboundPorts: [Int], excludeOutboundPorts: [Int]) {
+        self.mode = mode
+        self.settings = settings
+        self.binaryMountPath = binaryMountPath
+        self.inboundPorts = inboundPorts
+        self.excludeInboundPorts = excludeInboundPorts
+        self.excludeOutboundPorts = excludeOutboundPorts
+    }
+
+    /// The proxy settings; a change makes the plan its own copy of them.
+    var proxy: InjectionConfig.Proxy {
+        get { settings.proxy }
+        set { settings = Settings(newValue) }
+    }
+
+    /// Proxy settings that plans share. Equal when they are the same object without comparing them.
+    final class Settings: Sendable, Equatable {
+        let proxy: InjectionConfig.Proxy
+
+        init(_ proxy: InjectionConfig.Proxy) {
+            self.proxy = proxy
+        }
+
+        static func == (lhs: Settings, rhs: Settings) -> Bool {
+            lhs === rhs || lhs.proxy == rhs.proxy
+        }
+    }
 
     var adminURL: String { "http://127.0.0.1:\(proxy.adminPort)" }
     var readyURL: String { adminURL + "/ready" }

@@ -25,6 +25,20 @@ import Testing
         #expect(container(TandemNames.initContainer, in: legacy["spec"], list: "initContainers")?["image"] == "registry.local/tandem:canary")
     }
 
+    /// Plans share the config's settings unless the pod overrides one: one injector (one
+    /// artifacts cache) must still tell an overridden plan from a shared one, either way round.
+    @Test func overridesAreNotSharedBetweenPods() throws {
+        let injector = Injector()
+        let canary: JSON = ["tandem.io/proxy-image": "registry.local/tandem:canary"]
+        let images = try [canary, [:], canary, ["tandem.io/proxy-image": .string(InjectionConfig.defaults.proxy.image)], [:]].map { annotations in
+            let pod = Fixtures.pod(annotations: annotations, spec: ["containers": [Fixtures.container("app", command: ["/app"])]])
+            let (object, _) = try injectOne(pod, injector: injector, lifecycle: .native)
+            return container(TandemNames.proxyContainer, in: object["spec"], list: "initContainers")?["image"]
+        }
+        let standard = JSON.string(InjectionConfig.defaults.proxy.image)
+        #expect(images == ["registry.local/tandem:canary", standard, "registry.local/tandem:canary", standard, standard])
+    }
+
     @Test func resources() throws {
         let (proxy, _) = try proxy([
             "tandem.io/proxy-cpu-request": "100m", "tandem.io/proxy-cpu-limit": "2",

@@ -205,11 +205,11 @@ import Testing
         var native = InjectionConfig.defaults.proxy
         native.drainDelaySeconds = 5
         let plans = [
-            ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+            ProxyPlan(mode: .legacy, proxy: .init(InjectionConfig.defaults.proxy), binaryMountPath: "/tandem/bin",
                       inboundPorts: [8080], excludeInboundPorts: [], excludeOutboundPorts: []),
-            ProxyPlan(mode: .native, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+            ProxyPlan(mode: .native, proxy: .init(InjectionConfig.defaults.proxy), binaryMountPath: "/tandem/bin",
                       inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: []),
-            ProxyPlan(mode: .native, proxy: native, binaryMountPath: "/tandem/bin",
+            ProxyPlan(mode: .native, proxy: .init(native), binaryMountPath: "/tandem/bin",
                       inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: []),
         ]
         let ports: [JSON?] = [nil, [["containerPort": 8080]], [["containerPort": 15021]], [["containerPort": 15021, "protocol": "UDP"]],
@@ -267,7 +267,7 @@ import Testing
 
     /// Additions that could clash among themselves, or a volume mounted nowhere, spare no pod its check.
     @Test func additionsThatCouldClashAreNotProven() throws {
-        let plan = ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+        let plan = ProxyPlan(mode: .legacy, proxy: .init(InjectionConfig.defaults.proxy), binaryMountPath: "/tandem/bin",
                              inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: [])
         let artifacts = ProxyArtifacts(plan)
         let vetted = artifacts.vetted
@@ -281,7 +281,7 @@ import Testing
     /// A port an added container claims may clash whoever declares it: an init container, or an
     /// app container under another protocol (which the proxy's default inbound ports leave out).
     @Test func additionsMeetPortsOfEveryContainerAndProtocol() throws {
-        let plan = ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/tandem/bin",
+        let plan = ProxyPlan(mode: .legacy, proxy: .init(InjectionConfig.defaults.proxy), binaryMountPath: "/tandem/bin",
                              inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: [])
         let additions = try #require(ProxyArtifacts(plan).additions)
         let health = plan.proxy.healthPort
@@ -298,7 +298,7 @@ import Testing
     /// Paths compare as the full check compares them, by canonical equivalence: a mount at a path
     /// spelt with a Kelvin sign is a mount at the binary's path spelt with a K.
     @Test func additionsMeetCanonicallyEquivalentPaths() throws {
-        let plan = ProxyPlan(mode: .legacy, proxy: InjectionConfig.defaults.proxy, binaryMountPath: "/K",
+        let plan = ProxyPlan(mode: .legacy, proxy: .init(InjectionConfig.defaults.proxy), binaryMountPath: "/K",
                              inboundPorts: [], excludeInboundPorts: [], excludeOutboundPorts: [])
         let additions = try #require(ProxyArtifacts(plan).additions)
         let spec = JSONObject([
