@@ -32,6 +32,14 @@ let validCases: [ValidCase] = [
     ValidCase("pipelined requests",
               "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET /3 HTTP/1.1\r\nHost: a\r\n\r\n",
               [("GET /1", "", 0), ("POST /2", "ok", 0), ("GET /3", "", 0)]),
+    // The parser hands out the last target again when the next is the same: same length but
+    // other bytes must not pass for it.
+    ValidCase("pipelined long targets, repeated and changed",
+              "GET /a-long-target-path?x=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /a-long-target-path?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                  + "GET /a-long-target-path?x=2 HTTP/1.1\r\nHost: a\r\n\r\nGET /short HTTP/1.1\r\nHost: a\r\n\r\n"
+                  + "GET /a-long-target-path?x=2 HTTP/1.1\r\nHost: a\r\n\r\n",
+              [("GET /a-long-target-path?x=1", "", 0), ("GET /a-long-target-path?x=1", "", 0), ("GET /a-long-target-path?x=2", "", 0),
+               ("GET /short", "", 0), ("GET /a-long-target-path?x=2", "", 0)]),
     ValidCase("HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", [("GET /", "", 0)]),
     ValidCase("header value whitespace trimmed, obs-text kept", "GET / HTTP/1.1\r\nHost:   a \t\r\nX: \u{e9}\r\n\r\n", [("GET /", "", 0)]),
     ValidCase("response with content-length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", kind: .response, [("200", "hi", 0)]),
