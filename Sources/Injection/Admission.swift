@@ -146,7 +146,7 @@ public enum Admission {
         let dryRun = request.withValue(forKey: "dryRun", \.boolValue) ?? false
         let isPod = request.withValue(forKey: "kind") { kind in
             kind.withMember("kind") { $0.stringValue == "Pod" } == true
-                && kind.withMember("group") { $0.stringValue == "" } != false
+                && kind.withMember("group") { ($0.stringValue ?? "").isEmpty } != false
         } == true
             && request.withValue(forKey: "subResource") { $0.stringValue?.isEmpty } != false
         let object = request["object"] ?? .null

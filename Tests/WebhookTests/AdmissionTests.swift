@@ -147,6 +147,32 @@ struct AdmissionTests {
             == #"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"u-1","allowed":true}}"# + "\n")
     }
 
+    /// What counts as a pod: kind `Pod` in the core group (a group that is missing, empty or not a
+    /// string), and no subresource (missing, empty or not a string).
+    @Test(arguments: [
+        (#""kind":{"group":"","version":"v1","kind":"Pod"}"#, true),
+        (#""kind":{"version":"v1","kind":"Pod"}"#, true),
+        (#""kind":{"group":null,"version":"v1","kind":"Pod"}"#, true),
+        (#""kind":{"group":7,"version":"v1","kind":"Pod"}"#, true),
+        (#""kind":{"group":"apps","version":"v1","kind":"Pod"}"#, false),
+        (#""kind":{"group":"","version":"v1","kind":"pod"}"#, false),
+        (#""kind":{"group":"","version":"v1"}"#, false),
+        (#""kind":"Pod""#, false),
+        (#""kind":{"group":"","version":"v1","kind":"Pod"},"subResource":"""#, true),
+        (#""kind":{"group":"","version":"v1","kind":"Pod"},"subResource":null"#, true),
+        (#""kind":{"group":"","version":"v1","kind":"Pod"},"subResource":"ephemeralcontainers""#, false),
+    ])
+    func podKindIsTheCoreGroupsPodWithoutSubresource(_ kind: String, _ isPod: Bool) throws {
+        let body = #"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","#
+            + kind + #","operation":"CREATE","namespace":"shop","object":{"kind":"Pod","apiVersion":"v1","#
+            + #""metadata":{"name":"p"},"spec":{"containers":[{"name":"app","image":"app:1"}]}}}}"#
+        let result = Admission.review(body: Array(body.utf8), contentType: "application/json",
+                                      injector: Injector(), kubeVersion: Self.v1_28)
+        #expect(result.status == 200, "\(kind)")
+        #expect((result.reason != Admission.Reason.notAPod) == isPod, "\(kind): \(result.reason)")
+        #expect((result.outcome == .patched) == isPod, "\(kind)")
+    }
+
     @Test func lifecycleFollowsTheServerVersion() throws {
         let path = "\(Self.requests)/a-pod-create-two-containers.request.json"
         for (version, native) in [(Self.v1_28, false), (Self.v1_29, true)] {
