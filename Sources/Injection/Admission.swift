@@ -148,7 +148,7 @@ public enum Admission {
             kind.withMember("kind") { $0.stringValue == "Pod" } == true
                 && kind.withMember("group") { ($0.stringValue ?? "").isEmpty } != false
         } == true
-            && request.withValue(forKey: "subResource") { $0.stringValue?.isEmpty } != false
+            && request.withValue(forKey: "subResource") { ($0.stringValue ?? "").isEmpty } != false
         let object = request["object"] ?? .null
         // Dropped whole once read, rather than the pod taken out of it (an object's member removed
         // costs twice a lookup): the request is freed now or later alike.
