@@ -172,6 +172,8 @@ private struct JSONParser: ~Copyable {
     var elements = Stack<JSON>(capacity: 64)
     /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
     var skipPaths: [[String]] = []
+    /// Kept, not looked up as `KnownStrings.table` for each string (see there).
+    let knownStrings = KnownStrings.table
 
     /// Which `skipPaths` lead through a value: those whose first `matched` keys are the keys
     /// from the root to it and that go on below it, one bit each, so that following them
@@ -263,7 +265,7 @@ private struct JSONParser: ~Copyable {
     @inline(__always)
     mutating func parseStringValue() throws(Failure) -> JSON {
         var plainEnd = index &+ 1
-        if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(smallBits: bits)) }
+        if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(bits: bits)) }
         return .string(try parseString(plainEnd: plainEnd))
     }
 
@@ -326,7 +328,7 @@ private struct JSONParser: ~Copyable {
             let keyOffset = index
             var plainEnd = index &+ 1
             let keyWords = parseShortString(plainEnd: &plainEnd)
-            let key = if let keyWords { TextScan.string(smallBits: keyWords) } else { try parseString(plainEnd: plainEnd) }
+            let key = if let keyWords { TextScan.string(bits: keyWords) } else { try parseString(plainEnd: plainEnd) }
             // A short key's length is in the low half of its top byte.
             let length = if let keyWords { Int(truncatingIfNeeded: keyWords.1 &>> 56) & 0xF } else { key.utf8.count }
             // A key of a length not seen before in a small object is new without looking further,
@@ -741,7 +743,7 @@ private struct JSONParser: ~Copyable {
     mutating func parseString(plainEnd: Int) throws(Failure) -> String {
         switch try scanString(plainEnd: plainEnd) {
         case .input(let range, ascii: true):
-            KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range]))
+            knownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range]))
                 ?? TextScan.string(range, in: bytes, ascii: true)
         case .input(let range, ascii: false): TextScan.string(range, in: bytes, ascii: false)
         case .escaped(let ascii):

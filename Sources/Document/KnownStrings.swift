@@ -30,28 +30,31 @@ public enum KnownStrings {
     /// never here: Swift keeps those inline, without allocating.
     @inline(__always)
     public static func string(utf8 text: UnsafeBufferPointer<UInt8>) -> String? {
-        guard text.count > 15 else { return nil }
-        return lookUp(text)
+        table.string(utf8: text)
     }
 
-    /// Apart, so that the readers' loops carry only the length test.
-    @inline(never)
-    static func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
-        table.lookUp(text)
-    }
+    /// Made once and never freed. A reader keeps a copy while it reads, as each use of a static
+    /// checks that it is made (a call of `swift_once`, 44 of them in reading a pod).
+    static let table = Table(texts)
 
-    private static let table = Table(texts)
+    /// Whether `text` is a literal's: immortal, so that its bits make a copy that needs no
+    /// retain and whose release does nothing (the top bit of its second word, in the layout of
+    /// Swift's strings on 64-bit platforms).
+    static func isLiteral(_ text: String) -> Bool {
+        withUnsafeBytes(of: text) { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) } & 1 &<< 63 != 0
+    }
 
     /// Open addressing by a hash of the length and the first and last eight bytes, which tell
-    /// the known texts apart, so a lookup is a probe or two and one comparison. Made once and
-    /// never freed, in plain memory, so that looking a text up retains and checks nothing.
-    private struct Table: @unchecked Sendable {
+    /// the known texts apart, so a lookup is a probe or two and one comparison. In plain memory,
+    /// so that looking a text up retains and checks nothing, and the strings as their bits: each
+    /// a literal's (checked as the table is made), handed out without a retain.
+    struct Table: @unchecked Sendable {
         static let slotCount = 256
         /// By slot: 0 for an empty slot, else 1 + the text's position in `texts`.
         let slots: UnsafeMutablePointer<UInt8>
-        /// Each text's UTF-8 bytes, and the strings themselves, by position.
+        /// Each text's UTF-8 bytes, and the bits of its string, by position.
         let utf8: UnsafeMutablePointer<UnsafeBufferPointer<UInt8>>
-        let strings: UnsafeMutablePointer<String>
+        let bits: UnsafeMutablePointer<(UInt64, UInt64)>
         let longest: Int
 
         init(_ texts: [String]) {
@@ -59,11 +62,12 @@ public enum KnownStrings {
             slots = .allocate(capacity: Self.slotCount)
             slots.initialize(repeating: 0, count: Self.slotCount)
             utf8 = .allocate(capacity: texts.count)
-            strings = .allocate(capacity: texts.count)
-            strings.initialize(from: texts, count: texts.count)
+            bits = .allocate(capacity: texts.count)
             var longest = 0
             for (position, text) in texts.enumerated() {
                 precondition(text.utf8.count > 15, "a known string of 15 bytes or fewer gains nothing")
+                precondition(KnownStrings.isLiteral(text), "a known string is handed out without a retain")
+                bits[position] = withUnsafeBytes(of: text) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
                 let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: text.utf8.count)
                 _ = bytes.initialize(from: text.utf8)
                 utf8[position] = UnsafeBufferPointer(bytes)
@@ -75,6 +79,13 @@ public enum KnownStrings {
             self.longest = longest
         }
 
+        /// As `KnownStrings.string(utf8:)`.
+        @inline(__always)
+        func string(utf8 text: UnsafeBufferPointer<UInt8>) -> String? {
+            guard text.count > 15 else { return nil }
+            return lookUp(text)
+        }
+
         @inline(__always)
         static func slot(_ text: UnsafeBufferPointer<UInt8>) -> Int {
             let raw = UnsafeRawPointer(text.baseAddress!)
@@ -84,7 +95,8 @@ public enum KnownStrings {
             return Int(truncatingIfNeeded: mixed >> 56)
         }
 
-        @inline(__always)
+        /// Apart, so that the readers' loops carry only the length test.
+        @inline(never)
         func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
             guard text.count <= longest else { return nil }
             var slot = Self.slot(text)
@@ -92,7 +104,9 @@ public enum KnownStrings {
                 let entry = Int(slots[slot])
                 if entry == 0 { return nil }
                 let known = utf8[entry - 1]
-                if known.count == text.count && TextScan.sameBytes(known, text) { return strings[entry - 1] }
+                if known.count == text.count && TextScan.sameBytes(known, text) {
+                    return TextScan.string(bits: bits[entry - 1])
+                }
                 slot = (slot + 1) & (Self.slotCount - 1)
             }
         }

@@ -36,6 +36,16 @@ struct KnownStringsTests {
         }
     }
 
+    /// Known strings are handed out as copies of their bits, without a retain, which is right
+    /// only for literals: the table refuses any other (a precondition as it is made).
+    @Test func everyKnownTextIsALiteral() {
+        for text in KnownStrings.texts {
+            #expect(KnownStrings.isLiteral(text), "\(text)")
+        }
+        #expect(!KnownStrings.isLiteral(String(repeating: "a", count: 20)))
+        #expect(!KnownStrings.isLiteral(String(decoding: Array("terminationMessagePath".utf8), as: UTF8.self)))
+    }
+
     @Test func readingAKnownTextGivesTheSameValue() throws {
         let text = #"{"terminationMessagePath":"/dev/termination-log","tolerationSeconds":300}"#
         let value = try JSONReader.parse(text)
