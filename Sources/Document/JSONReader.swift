@@ -266,7 +266,14 @@ private struct JSONParser: ~Copyable {
     mutating func parseStringValue() throws(Failure) -> JSON {
         var plainEnd = index &+ 1
         if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(bits: bits)) }
-        return .string(try parseString(plainEnd: plainEnd))
+        return try parseLongStringValue(plainEnd: plainEnd)
+    }
+
+    /// A string value that `parseShortString` left, from `plainEnd`. Apart, so that the readers
+    /// of members and elements carry the short strings' path without this one's registers.
+    @inline(never)
+    mutating func parseLongStringValue(plainEnd: Int) throws(Failure) -> JSON {
+        .string(try parseString(plainEnd: plainEnd))
     }
 
     func hasPrefix(_ word: StaticString) -> Bool {
@@ -737,7 +744,7 @@ private struct JSONParser: ~Copyable {
     /// Reads a string starting at its opening quote, one that `parseShortString` left, from
     /// `plainEnd` (see there). Strings without escapes, the usual case, are copied straight from
     /// the input, unless they are one of the `KnownStrings`. Inlined where the compiler takes it
-    /// (string values in `parseStringValue`; `parseObject`, already large, still calls it for keys):
+    /// (string values in `parseLongStringValue`; `parseObject`, already large, still calls it for keys):
     /// the call was about a quarter of reading a short string.
     @inline(__always)
     mutating func parseString(plainEnd: Int) throws(Failure) -> String {
