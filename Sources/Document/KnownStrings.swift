@@ -33,6 +33,9 @@ public enum KnownStrings {
         table.string(utf8: text)
     }
 
+    /// The length of the longest of `texts`, in UTF-8 bytes (checked as the table is made).
+    static let longestLength = 47
+
     /// Made once and never freed. A reader keeps a copy while it reads, as each use of a static
     /// checks that it is made (a call of `swift_once`, 44 of them in reading a pod).
     static let table = Table(texts)
@@ -55,7 +58,6 @@ public enum KnownStrings {
         /// Each text's UTF-8 bytes, and the bits of its string, by position.
         let utf8: UnsafeMutablePointer<UnsafeBufferPointer<UInt8>>
         let bits: UnsafeMutablePointer<(UInt64, UInt64)>
-        let longest: Int
 
         init(_ texts: [String]) {
             precondition(texts.count < 255 && texts.count * 2 <= Self.slotCount)
@@ -76,13 +78,15 @@ public enum KnownStrings {
                 while slots[slot] != 0 { slot = (slot + 1) & (Self.slotCount - 1) }
                 slots[slot] = UInt8(position + 1)
             }
-            self.longest = longest
+            precondition(longest == KnownStrings.longestLength, "the longest known text is \(longest) bytes")
         }
 
-        /// As `KnownStrings.string(utf8:)`.
+        /// As `KnownStrings.string(utf8:)`. Texts longer than any known, such as the values of
+        /// a long env list, are told apart without the call, by a constant (loaded from the
+        /// table, the test cost more than the call saved in a pod without such texts).
         @inline(__always)
         func string(utf8 text: UnsafeBufferPointer<UInt8>) -> String? {
-            guard text.count > 15 else { return nil }
+            guard UInt(bitPattern: text.count &- 16) <= UInt(KnownStrings.longestLength - 16) else { return nil }
             return lookUp(text)
         }
 
@@ -98,7 +102,6 @@ public enum KnownStrings {
         /// Apart, so that the readers' loops carry only the length test.
         @inline(never)
         func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
-            guard text.count <= longest else { return nil }
             var slot = Self.slot(text)
             while true {
                 let entry = Int(slots[slot])
