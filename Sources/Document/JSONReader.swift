@@ -172,6 +172,8 @@ private struct JSONParser: ~Copyable {
     var elements = Stack<JSON>(capacity: 64)
     /// The paths of keys from the root whose members are skipped (see `JSONReader.parse(_:skipping:)`).
     var skipPaths: [[String]] = []
+    /// Kept, not looked up as `KnownStrings.table` for each string (see there).
+    let knownStrings = KnownStrings.table
 
     /// Which `skipPaths` lead through a value: those whose first `matched` keys are the keys
     /// from the root to it and that go on below it, one bit each, so that following them
@@ -263,8 +265,15 @@ private struct JSONParser: ~Copyable {
     @inline(__always)
     mutating func parseStringValue() throws(Failure) -> JSON {
         var plainEnd = index &+ 1
-        if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(smallBits: bits)) }
-        return .string(try parseString(plainEnd: plainEnd))
+        if let bits = parseShortString(plainEnd: &plainEnd) { return .string(TextScan.string(bits: bits)) }
+        return try parseLongStringValue(plainEnd: plainEnd)
+    }
+
+    /// A string value that `parseShortString` left, from `plainEnd`. Apart, so that the readers
+    /// of members and elements carry the short strings' path without this one's registers.
+    @inline(never)
+    mutating func parseLongStringValue(plainEnd: Int) throws(Failure) -> JSON {
+        .string(try parseString(plainEnd: plainEnd))
     }
 
     func hasPrefix(_ word: StaticString) -> Bool {
@@ -326,7 +335,7 @@ private struct JSONParser: ~Copyable {
             let keyOffset = index
             var plainEnd = index &+ 1
             let keyWords = parseShortString(plainEnd: &plainEnd)
-            let key = if let keyWords { TextScan.string(smallBits: keyWords) } else { try parseString(plainEnd: plainEnd) }
+            let key = if let keyWords { TextScan.string(bits: keyWords) } else { try parseString(plainEnd: plainEnd) }
             // A short key's length is in the low half of its top byte.
             let length = if let keyWords { Int(truncatingIfNeeded: keyWords.1 &>> 56) & 0xF } else { key.utf8.count }
             // A key of a length not seen before in a small object is new without looking further,
@@ -735,13 +744,13 @@ private struct JSONParser: ~Copyable {
     /// Reads a string starting at its opening quote, one that `parseShortString` left, from
     /// `plainEnd` (see there). Strings without escapes, the usual case, are copied straight from
     /// the input, unless they are one of the `KnownStrings`. Inlined where the compiler takes it
-    /// (string values in `parseStringValue`; `parseObject`, already large, still calls it for keys):
+    /// (string values in `parseLongStringValue`; `parseObject`, already large, still calls it for keys):
     /// the call was about a quarter of reading a short string.
     @inline(__always)
     mutating func parseString(plainEnd: Int) throws(Failure) -> String {
         switch try scanString(plainEnd: plainEnd) {
         case .input(let range, ascii: true):
-            KnownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range]))
+            knownStrings.string(utf8: UnsafeBufferPointer(rebasing: bytes[range]))
                 ?? TextScan.string(range, in: bytes, ascii: true)
         case .input(let range, ascii: false): TextScan.string(range, in: bytes, ascii: false)
         case .escaped(let ascii):

@@ -30,40 +30,46 @@ public enum KnownStrings {
     /// never here: Swift keeps those inline, without allocating.
     @inline(__always)
     public static func string(utf8 text: UnsafeBufferPointer<UInt8>) -> String? {
-        guard text.count > 15 else { return nil }
-        return lookUp(text)
+        table.string(utf8: text)
     }
 
-    /// Apart, so that the readers' loops carry only the length test.
-    @inline(never)
-    static func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
-        table.lookUp(text)
-    }
+    /// The length of the longest of `texts`, in UTF-8 bytes (checked as the table is made).
+    static let longestLength = 47
 
-    private static let table = Table(texts)
+    /// Made once and never freed. A reader keeps a copy while it reads, as each use of a static
+    /// checks that it is made (a call of `swift_once`, 44 of them in reading a pod).
+    static let table = Table(texts)
+
+    /// Whether `text` is a literal's: immortal, so that its bits make a copy that needs no
+    /// retain and whose release does nothing (the top bit of its second word, in the layout of
+    /// Swift's strings on 64-bit platforms).
+    static func isLiteral(_ text: String) -> Bool {
+        withUnsafeBytes(of: text) { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) } & 1 &<< 63 != 0
+    }
 
     /// Open addressing by a hash of the length and the first and last eight bytes, which tell
-    /// the known texts apart, so a lookup is a probe or two and one comparison. Made once and
-    /// never freed, in plain memory, so that looking a text up retains and checks nothing.
-    private struct Table: @unchecked Sendable {
+    /// the known texts apart, so a lookup is a probe or two and one comparison. In plain memory,
+    /// so that looking a text up retains and checks nothing, and the strings as their bits: each
+    /// a literal's (checked as the table is made), handed out without a retain.
+    struct Table: @unchecked Sendable {
         static let slotCount = 256
         /// By slot: 0 for an empty slot, else 1 + the text's position in `texts`.
         let slots: UnsafeMutablePointer<UInt8>
-        /// Each text's UTF-8 bytes, and the strings themselves, by position.
+        /// Each text's UTF-8 bytes, and the bits of its string, by position.
         let utf8: UnsafeMutablePointer<UnsafeBufferPointer<UInt8>>
-        let strings: UnsafeMutablePointer<String>
-        let longest: Int
+        let bits: UnsafeMutablePointer<(UInt64, UInt64)>
 
         init(_ texts: [String]) {
             precondition(texts.count < 255 && texts.count * 2 <= Self.slotCount)
             slots = .allocate(capacity: Self.slotCount)
             slots.initialize(repeating: 0, count: Self.slotCount)
             utf8 = .allocate(capacity: texts.count)
-            strings = .allocate(capacity: texts.count)
-            strings.initialize(from: texts, count: texts.count)
+            bits = .allocate(capacity: texts.count)
             var longest = 0
             for (position, text) in texts.enumerated() {
                 precondition(text.utf8.count > 15, "a known string of 15 bytes or fewer gains nothing")
+                precondition(KnownStrings.isLiteral(text), "a known string is handed out without a retain")
+                bits[position] = withUnsafeBytes(of: text) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
                 let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: text.utf8.count)
                 _ = bytes.initialize(from: text.utf8)
                 utf8[position] = UnsafeBufferPointer(bytes)
@@ -72,7 +78,16 @@ public enum KnownStrings {
                 while slots[slot] != 0 { slot = (slot + 1) & (Self.slotCount - 1) }
                 slots[slot] = UInt8(position + 1)
             }
-            self.longest = longest
+            precondition(longest == KnownStrings.longestLength, "the longest known text is \(longest) bytes")
+        }
+
+        /// As `KnownStrings.string(utf8:)`. Texts longer than any known, such as the values of
+        /// a long env list, are told apart without the call, by a constant (loaded from the
+        /// table, the test cost more than the call saved in a pod without such texts).
+        @inline(__always)
+        func string(utf8 text: UnsafeBufferPointer<UInt8>) -> String? {
+            guard UInt(bitPattern: text.count &- 16) <= UInt(KnownStrings.longestLength - 16) else { return nil }
+            return lookUp(text)
         }
 
         @inline(__always)
@@ -84,15 +99,17 @@ public enum KnownStrings {
             return Int(truncatingIfNeeded: mixed >> 56)
         }
 
-        @inline(__always)
+        /// Apart, so that the readers' loops carry only the length test.
+        @inline(never)
         func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
-            guard text.count <= longest else { return nil }
             var slot = Self.slot(text)
             while true {
                 let entry = Int(slots[slot])
                 if entry == 0 { return nil }
                 let known = utf8[entry - 1]
-                if known.count == text.count && TextScan.sameBytes(known, text) { return strings[entry - 1] }
+                if known.count == text.count && TextScan.sameBytes(known, text) {
+                    return TextScan.string(bits: bits[entry - 1])
+                }
                 slot = (slot + 1) & (Self.slotCount - 1)
             }
         }

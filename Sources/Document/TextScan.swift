@@ -155,7 +155,7 @@ extension TextScan {
                 if offset < 8 { low |= byte } else { high |= byte }
             }
         }
-        return string(smallBits: smallASCII(low: low, high: high, count: count))
+        return string(bits: smallASCII(low: low, high: high, count: count))
     }
 
     /// The bits of the small string of `count` (at most 15) ASCII bytes, the first eight in
@@ -166,11 +166,12 @@ extension TextScan {
         (low, high | (0xE0 | UInt64(count)) &<< 56)
     }
 
-    /// The small string of these bits. Moved out of them, not cast from them: a cast string is
-    /// copied, at the cost of a call to retain.
+    /// The string of these bits, a small string's or a literal's, neither of which is counted.
+    /// Moved out of them, not cast from them: a cast string is copied, at the cost of a call to
+    /// retain.
     @inline(__always)
-    static func string(smallBits: (UInt64, UInt64)) -> String {
-        var words = smallBits
+    static func string(bits: (UInt64, UInt64)) -> String {
+        var words = bits
         return withUnsafeMutableBytes(of: &words) { $0.baseAddress!.assumingMemoryBound(to: String.self).move() }
     }
 }

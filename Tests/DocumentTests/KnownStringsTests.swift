@@ -17,7 +17,8 @@ struct KnownStringsTests {
         // Same lengths and first or last eight bytes as known texts, prefixes, short and long texts.
         for text in ["terminationMessagePatH", "TerminationMessagePath", "terminationMessage", "failureThresholds",
                      "kube-root-ca.crs", "app.kubernetes.io/names", "restartPolicy", "", "x",
-                     String(repeating: "a", count: 200), "terminationMessagéPath"] {
+                     String(repeating: "a", count: 200), "terminationMessagéPath",
+                     "preferredDuringSchedulingIgnoredDuringExecutionX"] {
             #expect(known(text) == nil)
         }
     }
@@ -34,6 +35,21 @@ struct KnownStringsTests {
             }
             #expect(bytes.withUnsafeBufferPointer { KnownStrings.string(utf8: $0) } == text)
         }
+    }
+
+    /// Known strings are handed out as copies of their bits, without a retain, which is right
+    /// only for literals: the table refuses any other (a precondition as it is made).
+    @Test func everyKnownTextIsALiteral() {
+        for text in KnownStrings.texts {
+            #expect(KnownStrings.isLiteral(text), "\(text)")
+        }
+        #expect(!KnownStrings.isLiteral(String(repeating: "a", count: 20)))
+        #expect(!KnownStrings.isLiteral(String(decoding: Array("terminationMessagePath".utf8), as: UTF8.self)))
+    }
+
+    /// Longer texts are refused before the table is looked at, by this bound.
+    @Test func longestLengthIsTheLongestKnownText() {
+        #expect(KnownStrings.texts.map(\.utf8.count).max() == KnownStrings.longestLength)
     }
 
     @Test func readingAKnownTextGivesTheSameValue() throws {
