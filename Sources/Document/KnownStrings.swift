@@ -40,13 +40,6 @@ public enum KnownStrings {
     /// checks that it is made (a call of `swift_once`, 44 of them in reading a pod).
     static let table = Table(texts)
 
-    /// Whether `text` is a literal's: immortal, so that its bits make a copy that needs no
-    /// retain and whose release does nothing (the top bit of its second word, in the layout of
-    /// Swift's strings on 64-bit platforms).
-    static func isLiteral(_ text: String) -> Bool {
-        withUnsafeBytes(of: text) { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) } & 1 &<< 63 != 0
-    }
-
     /// Open addressing by a hash of the length and the first and last eight bytes, which tell
     /// the known texts apart, so a lookup is a probe or two and one comparison. In plain memory,
     /// so that looking a text up retains and checks nothing, and the strings as their bits: each
@@ -68,8 +61,8 @@ public enum KnownStrings {
             var longest = 0
             for (position, text) in texts.enumerated() {
                 precondition(text.utf8.count > 15, "a known string of 15 bytes or fewer gains nothing")
-                precondition(KnownStrings.isLiteral(text), "a known string is handed out without a retain")
-                bits[position] = withUnsafeBytes(of: text) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
+                precondition(TextScan.isLiteral(text), "a known string is handed out without a retain")
+                bits[position] = TextScan.bits(of: text)
                 let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: text.utf8.count)
                 _ = bytes.initialize(from: text.utf8)
                 utf8[position] = UnsafeBufferPointer(bytes)

@@ -166,6 +166,19 @@ extension TextScan {
         (low, high | (0xE0 | UInt64(count)) &<< 56)
     }
 
+    /// The two words of `text`, which `string(bits:)` makes it again from.
+    @inline(__always)
+    static func bits(of text: String) -> (UInt64, UInt64) {
+        withUnsafeBytes(of: text) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
+    }
+
+    /// Whether `text` is a literal's: immortal, so that its bits make a copy that needs no
+    /// retain and whose release does nothing (the top bit of its second word, in the layout of
+    /// Swift's strings on 64-bit platforms).
+    static func isLiteral(_ text: String) -> Bool {
+        bits(of: text).1 & 1 &<< 63 != 0
+    }
+
     /// The string of these bits, a small string's or a literal's, neither of which is counted.
     /// Moved out of them, not cast from them: a cast string is copied, at the cost of a call to
     /// retain.

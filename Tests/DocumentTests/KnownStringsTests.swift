@@ -41,10 +41,10 @@ struct KnownStringsTests {
     /// only for literals: the table refuses any other (a precondition as it is made).
     @Test func everyKnownTextIsALiteral() {
         for text in KnownStrings.texts {
-            #expect(KnownStrings.isLiteral(text), "\(text)")
+            #expect(TextScan.isLiteral(text), "\(text)")
         }
-        #expect(!KnownStrings.isLiteral(String(repeating: "a", count: 20)))
-        #expect(!KnownStrings.isLiteral(String(decoding: Array("terminationMessagePath".utf8), as: UTF8.self)))
+        #expect(!TextScan.isLiteral(String(repeating: "a", count: 20)))
+        #expect(!TextScan.isLiteral(String(decoding: Array("terminationMessagePath".utf8), as: UTF8.self)))
     }
 
     /// Longer texts are refused before the table is looked at, by this bound.
