@@ -325,16 +325,16 @@ public struct HTTPParser: Sendable {
         guard targetEnd > targetStart, end - targetEnd == 9 else { throw .invalidRequestLine }
         let version = try parseVersion(input, at: targetEnd + 1)
         return HTTPRequestHead(method: HTTPMethod(text(input, start, methodEnd)),
-                               target: target(UnsafeRawBufferPointer(rebasing: input[targetStart..<targetEnd])),
+                               target: target(input, targetStart, targetEnd),
                                version: version, headers: headers)
     }
 
-    /// `bytes` as a String: the last target when they are the same.
-    private mutating func target(_ bytes: UnsafeRawBufferPointer) -> String {
+    /// The target between `start` and `end` as a String: the last target when it is the same.
+    private mutating func target(_ input: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> String {
         let same = lastTarget.withUTF8 { last in
-            last.count == bytes.count && memcmp(last.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+            last.count == end - start && memcmp(last.baseAddress!, input.baseAddress! + start, end - start) == 0
         }
-        if !same { lastTarget = String(decoding: bytes, as: UTF8.self) }
+        if !same { lastTarget = text(input, start, end) }
         return lastTarget
     }
 
