@@ -25,8 +25,9 @@ public struct InjectionReport: Sendable, Equatable {
     public var workloads: [WorkloadReport]
 
     /// True when the object differs from the input.
+    /// Each report's reason is read where it is stored: `contains` copied every report out.
     public var changed: Bool {
-        workloads.contains { $0.reason == .injected || $0.reason == .uninjected }
+        workloads.indices.contains { workloads[$0].reason == .injected || workloads[$0].reason == .uninjected }
     }
 }
 
@@ -103,7 +104,7 @@ public struct Injector: Sendable {
         var reports: [WorkloadReport] = []
         try visit(&document, pointer: [], impliedKind: nil, reports: &reports) {
             (template: inout JSONObject, report: inout WorkloadReport) throws(InjectionError) in
-            guard let status = try Self.status(in: template["metadata"]?["annotations"]) else {
+            guard let status = try Self.status(in: Self.metadataMember("annotations", of: template)) else {
                 report.reason = .notInjected
                 explain(&report, "no tandem.io/status annotation: nothing to remove")
                 return
@@ -191,15 +192,13 @@ public struct Injector: Sendable {
         report.namespace = namespace
         var base = template
         // Read once, for the previous injection's record here, the opt-out and the settings below.
-        var metadata = template["metadata"]?.objectValue ?? JSONObject()
-        var annotationMap = metadata["annotations"]
+        var annotationMap = Self.metadataMember("annotations", of: base)
         // Only whether there was one is kept: the record, nil or not, was copied for each test.
         let hadPrevious: Bool
         if let previous = try Self.status(in: annotationMap) {
             hadPrevious = true
             TemplateEditor.uninject(previous, from: &base)
-            metadata = base["metadata"]?.objectValue ?? JSONObject()
-            annotationMap = metadata["annotations"]
+            annotationMap = Self.metadataMember("annotations", of: base)
             explain(&report, "found a previous \(previous.mode.rawValue) injection; deciding from the template without it")
         } else {
             hadPrevious = false
@@ -222,10 +221,10 @@ public struct Injector: Sendable {
         }
         explain(&report, namespace.map { "namespace \"\($0)\" is not excluded" } ?? "namespace unknown: no namespace exclusion applies")
 
-        if annotationMap?[PodAnnotations.inject]?.stringValue == "disabled" {
+        if annotationMap?.withMember(PodAnnotations.inject, { $0 == "disabled" }) == true {
             return skip(.optedOutAnnotation, "annotation tandem.io/inject is \"disabled\"")
         }
-        switch metadata["labels"]?[PodAnnotations.inject] {
+        switch base.withValue(forKey: "metadata", { $0.withMember("labels") { $0[PodAnnotations.inject] } }) {
         case nil:
             explain(&report, "no tandem.io/inject opt-out")
         case .string("disabled")?:
@@ -267,9 +266,7 @@ public struct Injector: Sendable {
         try Self.checkValidity(before: base, after: injected, pod: pod, artifacts: artifacts)
         report.mode = plan.mode
 
-        let statusPath = ["metadata", "annotations", PodAnnotations.status]
-        if hadPrevious,
-           ObjectPath.value(at: statusPath, in: .object(injected)) == ObjectPath.value(at: statusPath, in: .object(template)) {
+        if hadPrevious, Self.recordedStatus(in: injected) == Self.recordedStatus(in: template) {
             report.reason = .alreadyInjected
             explain(&report, "the existing injection matches the current settings: nothing to change")
         } else {
@@ -279,6 +276,17 @@ public struct Injector: Sendable {
                 : "replaced the previous injection with a \(plan.mode.rawValue) one")
             template = injected
         }
+    }
+
+    /// Member `key` of the template's metadata, looked up in place: the metadata copied out to
+    /// read it was retained and released.
+    private static func metadataMember(_ key: String, of template: JSONObject) -> JSON? {
+        template.withValue(forKey: "metadata") { $0.withMember(key) { $0 } }
+    }
+
+    /// The template's `tandem.io/status` annotation as it stands.
+    private static func recordedStatus(in template: JSONObject) -> JSON? {
+        metadataMember("annotations", of: template)?[PodAnnotations.status]
     }
 
     /// The proxy settings before the pod's overrides (`PodAnnotations.override`), which are made
@@ -392,29 +400,55 @@ public struct Injector: Sendable {
         }
 
         /// A function for both lists rather than a loop over a list of them, which is built anew each time.
+        /// Containers, port lists and ports are looked at where they are stored: copied out of
+        /// their lists and objects, each was retained and released (15 times for a small pod).
         private mutating func collect(_ list: [JSON], isInit: Bool) {
-            for (index, item) in list.enumerated() {
-                guard case .object(let container) = item else {
+            for index in list.indices {
+                guard case .object(let container) = list[index] else {
                     allNamed = false
                     continue
                 }
-                if case .string(let name)? = container["name"] {
+                if let name = container.withValue(forKey: "name", { $0.stringValue }) {
                     names.append(ContainerName(name: name, isInit: isInit, index: index))
                 } else {
                     allNamed = false
                 }
-                guard case .array(let ports)? = container["ports"] else { continue }
-                for port in ports {
-                    guard let number = port["containerPort"]?.intValue else { continue }
-                    if !isInit, (port["protocol"]?.stringValue ?? "TCP") == "TCP" {
-                        guard !tcpPorts.contains(number) else { continue }
-                        // Room for a typical pod at once, rather than growing one append at a time.
-                        if tcpPorts.isEmpty { tcpPorts.reserveCapacity(8) }
-                        tcpPorts.append(number)
-                    } else {
-                        otherPorts.append(number)
+                container.withValue(forKey: "ports") { (ports: JSON) -> Void? in
+                    guard case .array(let ports) = ports else { return nil }
+                    for index in ports.indices {
+                        collect(port: ports[index], isInit: isInit)
                     }
+                    return nil
                 }
+            }
+        }
+
+        /// Whether a volume is named `name`, compared as `JSONObject.isSameKey` compares; the
+        /// volumes are looked at where they are stored, not copied out.
+        func hasVolume(named name: String) -> Bool {
+            guard case .array(let volumes)? = volumes else { return false }
+            return volumes.indices.contains { index in
+                volumes[index].withMember("name") { (value: JSON) -> Bool? in
+                    guard case .string(let volumeName) = value else { return nil }
+                    return JSONObject.isSameKey(volumeName, name)
+                } ?? false
+            }
+        }
+
+        private mutating func collect(port: JSON, isInit: Bool) {
+            guard let number = port.withMember("containerPort", { $0.intValue }) else { return }
+            // A missing protocol is TCP (the apiserver's default); one that is no string is taken as TCP too.
+            let isTCP = port.withMember("protocol") { (name: JSON) -> Bool? in
+                guard case .string(let name) = name else { return nil }
+                return name == "TCP"
+            } ?? true
+            if !isInit, isTCP {
+                guard !tcpPorts.contains(number) else { return }
+                // Room for a typical pod at once, rather than growing one append at a time.
+                if tcpPorts.isEmpty { tcpPorts.reserveCapacity(8) }
+                tcpPorts.append(number)
+            } else {
+                otherPorts.append(number)
             }
         }
     }
@@ -467,10 +501,7 @@ public struct Injector: Sendable {
             }
             if reservedContainerNames.contains(where: { JSONObject.isSameKey($0, entry.name) }) { usesReservedName = true }
         }
-        let volumes = pod.volumes?.arrayValue ?? []
-        guard usesReservedName || volumes.contains(where: { volume in
-            volume["name"]?.stringValue.map { JSONObject.isSameKey($0, TandemNames.binaryVolume) } ?? false
-        }) else { return }
+        guard usesReservedName || pod.hasVolume(named: TandemNames.binaryVolume) else { return }
         for (key, names) in reservedNames {
             guard let items = spec[key]?.arrayValue else { continue }
             let itemNames = items.map { $0["name"]?.stringValue }

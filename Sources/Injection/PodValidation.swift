@@ -110,33 +110,44 @@ public enum PodValidation {
         /// or sound anywhere (a preStop sleep on an app container).
         /// The names and ports are the survey's, which the injector read for its own checks:
         /// looking them up in every container again cost as much as the rest of the proof.
+        /// Lists, items and members are looked at where they are stored: copied out, each was
+        /// retained and released.
         func areSound(in pod: Injector.PodSurvey) -> Bool {
             if let volume {
-                guard let volumes = listOrEmpty(pod.volumes),
-                      !volumes.contains(where: { $0["name"]?.stringValue == volume })
-                else { return false }
+                guard isList(pod.volumes, withNone: { Self.hasString(volume, at: "name", in: $0) }) else { return false }
             }
-            guard listOrEmpty(pod.initContainers) != nil, let containers = pod.containers?.arrayValue, pod.allNamed else {
-                return false
-            }
+            guard isList(pod.initContainers, withNone: { _ in false }), case .array(let containers)? = pod.containers,
+                  pod.allNamed
+            else { return false }
             for entry in pod.names where names.contains(entry.name) { return false }
             for number in portNumbers where pod.tcpPorts.contains(number) || pod.otherPorts.contains(number) { return false }
             guard volume != nil else { return true }
-            for container in containers {
-                for mount in container["volumeMounts"]?.arrayValue ?? [] {
-                    if mount["mountPath"]?.stringValue == mountPath { return false }
+            for index in containers.indices {
+                let mountsPath = containers[index].withMember("volumeMounts") { (mounts: JSON) -> Bool? in
+                    guard case .array(let mounts) = mounts else { return nil }
+                    return mounts.indices.contains { Self.hasString(mountPath, at: "mountPath", in: mounts[$0]) }
                 }
+                if mountsPath == true { return false }
             }
             return true
         }
+
+        /// Whether member `key` of `object` is the string `text`.
+        private static func hasString(_ text: String, at key: String, in object: JSON) -> Bool {
+            object.withMember(key) { (value: JSON) -> Bool? in
+                guard case .string(let string) = value else { return nil }
+                return string == text
+            } ?? false
+        }
     }
 
-    /// The elements of a list the injection may create: none when it is absent or null, nil when it is no list.
-    private static func listOrEmpty(_ value: JSON?) -> [JSON]? {
+    /// Whether `value` is a list the injection may create (absent, null or an array) with no
+    /// element that `matches`.
+    private static func isList(_ value: JSON?, withNone matches: (JSON) -> Bool) -> Bool {
         switch value {
-        case nil, .null?: return []
-        case .array(let list)?: return list
-        default: return nil
+        case nil, .null?: return true
+        case .array(let list)?: return !list.indices.contains { matches(list[$0]) }
+        default: return false
         }
     }
 

@@ -231,7 +231,12 @@ enum TemplateEditor {
         // The spec is the template's too, so the first edit copies it: with room for the
         // lists the injection may add, so that adding them does not copy it again.
         spec.reserveCapacity(spec.count + 2)
-        let containers = spec["containers"]?.arrayValue ?? []
+        // Read where the spec holds the list: a copy of it was retained and released.
+        let (containerCount, firstAppContainer) = spec.withValue(forKey: "containers") {
+            (containers: JSON) -> (Int, String?)? in
+            guard case .array(let list) = containers else { return nil }
+            return (list.count, list.isEmpty ? nil : list[0].withMember("name") { $0.stringValue })
+        } ?? (0, nil)
         let proxy = artifacts.proxy
         status.fingerprint = artifacts.fingerprint
         switch plan.mode {
@@ -246,13 +251,13 @@ enum TemplateEditor {
             }
         case .legacy:
             let restartPolicy = spec["restartPolicy"]?.stringValue
-            status.volumeMounts.reserveCapacity(containers.count)
+            status.volumeMounts.reserveCapacity(containerCount)
             // Every wrapped app tells the proxy the others' names, so it quits after the last: the
             // commands are wrapped once all the containers have been seen, rather than each one's
             // command looked up beforehand too.
             var pending: [PendingWrap] = []
             try editAppContainers(of: &spec) { (container, index) throws(InjectionError) in
-                try prepareAppContainer(&container, index: index, of: containers.count, artifacts: artifacts,
+                try prepareAppContainer(&container, index: index, of: containerCount, artifacts: artifacts,
                                         entrypoint: entrypoint, pending: &pending, status: &status, warnings: &warnings)
             } then: { list in
                 if !pending.isEmpty {
@@ -274,7 +279,7 @@ enum TemplateEditor {
             try append(artifacts.binaryVolume, to: volumesPath, of: &spec, status: &status)
             status.volumes = binaryVolumeNames
         }
-        return containers.first?["name"]?.stringValue
+        return firstAppContainer
     }
 
     /// Names `defaultContainer` as kubectl's default (unless the pod names one) and writes the

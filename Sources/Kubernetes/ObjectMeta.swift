@@ -11,18 +11,21 @@ public struct ObjectHeader: Sendable, Equatable {
     public var displayName: String
     public var namespace: String?
 
+    /// The object and its metadata are looked at where they are stored: copied out to be read,
+    /// each was retained and released.
     public init(_ object: JSON) {
-        let fields = object.objectValue
-        kind = fields?["kind"]?.stringValue
-        let metadata = fields?["metadata"]?.objectValue
-        namespace = metadata?["namespace"]?.stringValue
-        if let name = metadata?["name"]?.stringValue, !name.isEmpty {
-            displayName = name
-        } else if let generateName = metadata?["generateName"]?.stringValue, !generateName.isEmpty {
-            displayName = generateName + "*"
-        } else {
-            displayName = ""
+        kind = object.withMember("kind") { $0.stringValue }
+        (namespace, displayName) = object.withMember("metadata", Self.namespaceAndName) ?? (nil, "")
+    }
+
+    private static func namespaceAndName(in metadata: JSON) -> (String?, String) {
+        let namespace = metadata.withMember("namespace") { $0.stringValue }
+        if let name = metadata.withMember("name", { $0.stringValue }), !name.isEmpty {
+            return (namespace, name)
+        } else if let generateName = metadata.withMember("generateName", { $0.stringValue }), !generateName.isEmpty {
+            return (namespace, generateName + "*")
         }
+        return (namespace, "")
     }
 
     /// `Deployment "web"`, the way messages name an object.

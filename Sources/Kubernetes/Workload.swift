@@ -69,29 +69,40 @@ extension WorkloadKind {
     /// caller copied out to take the tokens.
     public func templateTokens(in object: JSON) throws(TemplateError) -> [String] {
         let path = templatePath
-        var current = object
-        for depth in 0..<path.count + 2 {
-            // The template's path, then its `spec.containers`, without joining them into a new array.
-            let key = depth < path.count ? path[depth] : depth == path.count ? "spec" : "containers"
-            let isLast = depth == path.count + 1
-            let next = current[key]
-            // Told by its case alone: `arrayValue` and `objectValue` copied the value out to test it.
-            let hasShape: Bool
-            switch next {
-            case .array?: hasShape = isLast
-            case .object?: hasShape = !isLast
-            default: hasShape = false
-            }
-            guard hasShape, let next else {
-                let wanted = path + ["spec", "containers"]
-                let missing = wanted[...depth].joined(separator: ".")
-                let problem = next == nil ? "is missing" : "must be \(isLast ? "an array" : "an object")"
-                throw TemplateError(
-                    existingPath: Array(wanted[..<depth]), missingPath: missing, problem: problem,
-                    message: "\(ObjectHeader(object).reference): \(missing) \(problem)")
-            }
-            current = next
+        let depth: Int
+        let isMissing: Bool
+        switch Self.check(object, depth: 0, path: path) {
+        case .complete: return path
+        case .missing(let at): (depth, isMissing) = (at, true)
+        case .misshapen(let at): (depth, isMissing) = (at, false)
         }
-        return path
+        let wanted = path + ["spec", "containers"]
+        let missing = wanted[...depth].joined(separator: ".")
+        let problem = isMissing ? "is missing" : "must be \(depth == path.count + 1 ? "an array" : "an object")"
+        throw TemplateError(
+            existingPath: Array(wanted[..<depth]), missingPath: missing, problem: problem,
+            message: "\(ObjectHeader(object).reference): \(missing) \(problem)")
+    }
+
+    /// How the template's path, then its `spec.containers`, holds up from `depth` down in `value`.
+    private enum PathCheck {
+        case complete
+        case missing(depth: Int)
+        /// There, but an object where an array belongs or the other way round, or neither.
+        case misshapen(depth: Int)
+    }
+
+    /// Each level is looked at where it is stored: copied out to descend, each was retained and released.
+    private static func check(_ value: JSON, depth: Int, path: [String]) -> PathCheck {
+        // The template's path, then its `spec.containers`, without joining them into a new array.
+        let key = depth < path.count ? path[depth] : depth == path.count ? "spec" : "containers"
+        let isLast = depth == path.count + 1
+        return value.withMember(key) { (next: JSON) -> PathCheck in
+            switch next {
+            case .array: return isLast ? .complete : .misshapen(depth: depth)
+            case .object: return isLast ? .misshapen(depth: depth) : check(next, depth: depth + 1, path: path)
+            default: return .misshapen(depth: depth)
+            }
+        } ?? .missing(depth: depth)
     }
 }
