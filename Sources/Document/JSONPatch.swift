@@ -83,9 +83,10 @@ extension JSONPatch {
     public mutating func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts,
                                copies: inout [JSONWrittenTexts.Copy]) {
         buffer.append(UInt8(ascii: "["))
+        // One placeholder holds each place in turn.
+        var operation = JSONPatchOperation.remove(path: JSONPointer(tokens: []))
         for index in operations.indices {
             if index > 0 { buffer.append(UInt8(ascii: ",")) }
-            var operation = JSONPatchOperation.remove(path: JSONPointer(tokens: []))
             swap(&operation, &operations[index])
             operation.write(into: &buffer, reusing: texts, copies: &copies)
             swap(&operation, &operations[index])
