@@ -49,18 +49,20 @@ public enum Base64 {
                               to out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         // Both always at the start of a group.
         var read = 0, written = 0
-        for copy in copies {
-            let offset = (3 - copy.start % 3) % 3
-            let groupStart = copy.start + offset
-            let encoded = copy.encodings.fromOffset[offset]
-            guard groupStart >= read, !encoded.isEmpty else { continue }
-            written += encode(UnsafeBufferPointer(rebasing: input[read..<groupStart]),
-                              to: UnsafeMutableBufferPointer(rebasing: out[written...]))
-            encoded.withUnsafeBufferPointer { encoded in
-                _ = UnsafeMutableBufferPointer(rebasing: out[written...]).initialize(fromContentsOf: encoded)
+        // The copies and their encodings are read where they are stored, not copied out (a
+        // retain and a release each): the caller holds them for the whole call.
+        copies.withUnsafeBufferPointer { copies in
+            for copy in copies.indices {
+                let start = copies[copy].start
+                let offset = (3 - start % 3) % 3
+                let groupStart = start + offset
+                let encoded = copies[copy].encodings.fromOffset.withUnsafeBufferPointer { $0[offset].withUnsafeBufferPointer { $0 } }
+                guard groupStart >= read, !encoded.isEmpty else { continue }
+                written += encode(UnsafeBufferPointer(rebasing: input[read..<groupStart]),
+                                  to: UnsafeMutableBufferPointer(rebasing: out[written...]))
+                written += UnsafeMutableBufferPointer(rebasing: out[written...]).initialize(fromContentsOf: encoded)
+                read = groupStart + encoded.count / 4 * 3
             }
-            written += encoded.count
-            read = groupStart + encoded.count / 4 * 3
         }
         return written + encode(UnsafeBufferPointer(rebasing: input[read...]), to: UnsafeMutableBufferPointer(rebasing: out[written...]))
     }

@@ -71,13 +71,49 @@ extension JSONPatch {
     /// Appends the text of `json` as `JSONWriter` writes it, without building the value first:
     /// the webhook writes one patch per admission. Objects in `texts` are copied as written there.
     public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts = JSONWrittenTexts([])) {
+        var patch = self
         var copies: [JSONWrittenTexts.Copy] = []
-        write(into: &buffer, reusing: texts, copies: &copies)
+        patch.write(into: &buffer, reusing: texts, copies: &copies)
     }
 
     /// As `write(into:reusing:)`, noting in `copies` where each object of `texts` went.
-    public func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
+    /// Mutating only to take each operation out while it is written and put it back: read in
+    /// place, each was copied (its path and value retained and released) for the calls that
+    /// write it, which the optimiser cannot tell leave the patch alone.
+    public mutating func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts,
+                               copies: inout [JSONWrittenTexts.Copy]) {
         buffer.append(UInt8(ascii: "["))
+        // One placeholder holds each place in turn.
+        var operation = JSONPatchOperation.remove(path: JSONPointer(tokens: []))
+        for index in operations.indices {
+            if index > 0 { buffer.append(UInt8(ascii: ",")) }
+            swap(&operation, &operations[index])
+            operation.write(into: &buffer, reusing: texts, copies: &copies)
+            swap(&operation, &operations[index])
+        }
+        buffer.append(UInt8(ascii: "]"))
+    }
+
+    public init(json: JSON) throws(JSONPatchError) {
+        guard case .array(let elements) = json else {
+            throw JSONPatchError(operationIndex: nil, message: "a JSON patch must be an array, got \(json.typeName)")
+        }
+        var operations: [JSONPatchOperation] = []
+        operations.reserveCapacity(elements.count)
+        for (index, element) in elements.enumerated() {
+            do throws(JSONPatchError) {
+                operations.append(try JSONPatchOperation(json: element))
+            } catch {
+                throw JSONPatchError(operationIndex: index, message: error.message)
+            }
+        }
+        self.init(operations)
+    }
+}
+
+extension JSONPatchOperation {
+    /// Appends the operation's object (see `JSONPatch.write(into:reusing:copies:)`).
+    borrowing func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
         // Pointers are written as bytes, never made into strings. Each run of fixed text is
         // appended in one piece: an append costs about eighty instructions, however short. A
         // pointer goes in one piece with the text before it and its quotes, unless it has a
@@ -102,51 +138,28 @@ extension JSONPatch {
             buffer.append(ascii: #","value":"#)
             JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
         }
-        for index in operations.indices {
-            if index > 0 { buffer.append(UInt8(ascii: ",")) }
-            // Switched on in place: a copy of each operation cost an outlined copy and destroy.
-            switch operations[index] {
-            case .add(let path, let value):
-                append(#"{"op":"add","path":"#, path)
-                append(value: value)
-            case .replace(let path, let value):
-                append(#"{"op":"replace","path":"#, path)
-                append(value: value)
-            case .test(let path, let value):
-                append(#"{"op":"test","path":"#, path)
-                append(value: value)
-            case .remove(let path):
-                append(#"{"op":"remove","path":"#, path)
-            case .move(let from, let path):
-                append(#"{"op":"move","from":"#, from)
-                append(#","path":"#, path)
-            case .copy(let from, let path):
-                append(#"{"op":"copy","from":"#, from)
-                append(#","path":"#, path)
-            }
-            buffer.append(UInt8(ascii: "}"))
+        switch self {
+        case .add(let path, let value):
+            append(#"{"op":"add","path":"#, path)
+            append(value: value)
+        case .replace(let path, let value):
+            append(#"{"op":"replace","path":"#, path)
+            append(value: value)
+        case .test(let path, let value):
+            append(#"{"op":"test","path":"#, path)
+            append(value: value)
+        case .remove(let path):
+            append(#"{"op":"remove","path":"#, path)
+        case .move(let from, let path):
+            append(#"{"op":"move","from":"#, from)
+            append(#","path":"#, path)
+        case .copy(let from, let path):
+            append(#"{"op":"copy","from":"#, from)
+            append(#","path":"#, path)
         }
-        buffer.append(UInt8(ascii: "]"))
+        buffer.append(UInt8(ascii: "}"))
     }
 
-    public init(json: JSON) throws(JSONPatchError) {
-        guard case .array(let elements) = json else {
-            throw JSONPatchError(operationIndex: nil, message: "a JSON patch must be an array, got \(json.typeName)")
-        }
-        var operations: [JSONPatchOperation] = []
-        operations.reserveCapacity(elements.count)
-        for (index, element) in elements.enumerated() {
-            do throws(JSONPatchError) {
-                operations.append(try JSONPatchOperation(json: element))
-            } catch {
-                throw JSONPatchError(operationIndex: index, message: error.message)
-            }
-        }
-        self.init(operations)
-    }
-}
-
-extension JSONPatchOperation {
     public var json: JSON {
         var object = JSONObject()
         object.appendUnchecked(key: "op", value: .string(name))
@@ -212,15 +225,22 @@ extension JSONPatch {
     /// Applies every operation in order to a copy of `document`. Either all apply and the result
     /// is returned, or the first failure is thrown and `document` is untouched.
     /// Consuming, so that a caller that gives up its only reference to the document has it
-    /// changed in place rather than copied along every path the patch takes.
-    public func apply(to document: consuming JSON) throws(JSONPatchError) -> JSON {
+    /// changed in place rather than copied along every path the patch takes; and one that gives
+    /// up its patch has each operation moved out of it and its value moved into the document,
+    /// where a copy of each retained and released its path and value twice over.
+    public consuming func apply(to document: consuming JSON) throws(JSONPatchError) -> JSON {
         var result = consume document
-        for (index, operation) in operations.enumerated() {
+        var patch = consume self
+        for index in patch.operations.indices {
+            var operation = JSONPatchOperation.remove(path: JSONPointer(tokens: []))
+            swap(&operation, &patch.operations[index])
+            // Kept for the message should it fail: a retain of the path, its one copy here.
+            let name = operation.name, path = operation.path
             do throws(JSONPointerError) {
-                try operation.apply(to: &result)
+                try (consume operation).apply(to: &result)
             } catch {
-                let path = operation.path.isRoot ? "\"\"" : operation.path.description
-                throw JSONPatchError(operationIndex: index, message: "\(operation.name) \(path): \(error.message)")
+                let pathText = path.isRoot ? "\"\"" : path.description
+                throw JSONPatchError(operationIndex: index, message: "\(name) \(pathText): \(error.message)")
             }
         }
         return result
@@ -228,8 +248,9 @@ extension JSONPatch {
 }
 
 extension JSONPatchOperation {
-    func apply(to document: inout JSON) throws(JSONPointerError) {
-        switch self {
+    /// Consuming, so that the value added or put in place is moved into the document.
+    consuming func apply(to document: inout JSON) throws(JSONPointerError) {
+        switch consume self {
         case .add(let path, let value):
             try Self.add(value, at: path, in: &document)
         case .remove(let path):
@@ -258,7 +279,7 @@ extension JSONPatchOperation {
     }
 
     /// Adds a member (replacing one of the same name) or inserts an array element; `-` appends.
-    static func add(_ value: JSON, at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) {
+    static func add(_ value: consuming JSON, at path: JSONPointer, in document: inout JSON) throws(JSONPointerError) {
         guard !path.isRoot else {
             document = value
             return

@@ -42,11 +42,7 @@ public enum JSONWriter {
                                      copies: inout [JSONWrittenTexts.Copy]) {
         switch value {
         case .object(let object):
-            if let written = texts?.written(object) {
-                copies.append((buffer.count, written.encodings))
-                buffer.append(contentsOf: written.text)
-                return
-            }
+            if let texts, texts.copy(object, into: &buffer, copies: &copies) { return }
             buffer.append(UInt8(ascii: "{"))
             for (index, member) in object.storage.enumerated() {
                 if index > 0 { buffer.append(UInt8(ascii: ",")) }
@@ -63,12 +59,8 @@ public enum JSONWriter {
             }
             buffer.append(UInt8(ascii: "]"))
         case .string(let string):
-            if let written = texts?.text(of: string) {
-                copies.append((buffer.count, written.encodings))
-                buffer.append(contentsOf: written.text)
-            } else {
-                writeString(string, into: &buffer)
-            }
+            if let texts, texts.copy(string, into: &buffer, copies: &copies) { return }
+            writeString(string, into: &buffer)
         case .number(let text): buffer.append(contentsOf: text.utf8)
         case .bool(true): buffer.append(ascii: "true")
         case .bool(false): buffer.append(ascii: "false")
@@ -206,15 +198,33 @@ public struct JSONWrittenTexts: Sendable {
 
     var isEmpty: Bool { objects.isEmpty && strings.isEmpty }
 
-    func written(_ object: JSONObject) -> (text: [UInt8], encodings: Base64.Encodings)? {
-        objects.first { $0.object.sharesStorage(with: object) }.map { ($0.text, $0.encodings) }
+    /// Appends the text of `object` if it is one of these objects, noting the copy; false if not.
+    func copy(_ object: JSONObject, into buffer: inout [UInt8], copies: inout [Copy]) -> Bool {
+        objects.withUnsafeBufferPointer { objects in
+            guard let index = objects.indices.first(where: { objects[$0].object.sharesStorage(with: object) }) else {
+                return false
+            }
+            copies.append((buffer.count, objects[index].encodings))
+            buffer.append(contentsOf: objects[index].text.withUnsafeBufferPointer { $0 })
+            return true
+        }
     }
 
+    /// Appends the text of `string` if it is one of these strings, noting the copy; false if not.
     /// Lengths rule out nearly every string before a comparison.
-    func text(of string: String) -> (text: [UInt8], encodings: Base64.Encodings)? {
-        guard !strings.isEmpty else { return nil }
+    /// Both look at the entries where they are stored, and append a text through its bytes: a
+    /// copy of an entry retained and released its object or string, its text and its encodings.
+    func copy(_ string: String, into buffer: inout [UInt8], copies: inout [Copy]) -> Bool {
+        guard !strings.isEmpty else { return false }
         let length = string.utf8.count
-        return strings.first { $0.length == length && $0.string == string }.map { ($0.text, $0.encodings) }
+        return strings.withUnsafeBufferPointer { strings in
+            guard let index = strings.indices.first(where: { strings[$0].length == length && strings[$0].string == string }) else {
+                return false
+            }
+            copies.append((buffer.count, strings[index].encodings))
+            buffer.append(contentsOf: strings[index].text.withUnsafeBufferPointer { $0 })
+            return true
+        }
     }
 }
 

@@ -184,21 +184,24 @@ public enum Admission {
         let warnings = workload?.warnings ?? []
         guard report.changed else { return allow(result(reason: reason, warnings: warnings), uid: uid) }
 
-        let patch = JSONPatch.diff(from: object, to: report.object)
-        if let problem = proofProblem(patch, original: consume object, injected: report.object) {
+        var patch = JSONPatch.diff(from: object, to: report.object)
+        // The answer is written before the proof, which is then given the patch to take apart.
+        let patchOperations = patch.operations.count
+        let body = patchedReviewBytes(uid: uid, patch: &patch, warnings: warnings, texts: injector.addedTexts)
+        if let problem = proofProblem(consume patch, original: consume object, injected: report.object) {
             return deny(result(reason: Reason.patchInvalid, warnings: warnings), uid: uid, code: 500,
                         message: "tandem built a patch it cannot stand behind: \(problem)")
         }
-        return result(.patched, reason: reason, warnings: warnings, patchOperations: patch.operations.count,
-                      body: patchedReviewBytes(uid: uid, patch: patch, warnings: warnings, texts: injector.addedTexts))
+        return result(.patched, reason: reason, warnings: warnings, patchOperations: patchOperations, body: body)
     }
 
     /// Why `patch` must not be sent, or nil when it applies to `original`, gives exactly
     /// `injected` and leaves the proxy in the pod. That the injected pod adds no validation
     /// problem the injector has already checked; equal to it, the patched pod needs no second look.
     /// Given the only reference to `original`, the patch changes it in place: copying it along
-    /// every path the patch takes was most of the cost of the proof.
-    static func proofProblem(_ patch: JSONPatch, original: consuming JSON, injected: JSON) -> String? {
+    /// every path the patch takes was most of the cost of the proof. Given the only reference to
+    /// `patch`, its values are moved into the document rather than copied.
+    static func proofProblem(_ patch: consuming JSONPatch, original: consuming JSON, injected: JSON) -> String? {
         let patched: JSON
         do {
             patched = try patch.apply(to: consume original)
@@ -263,8 +266,9 @@ public enum Admission {
     /// The review that allows with `patch`: what `reviewBytes` writes for the response `uid`,
     /// `allowed`, `patchType`, `patch` (base64), `warnings` (when there are any), but with the
     /// patch written as text and encoded straight into the answer, not built as values and strings.
-    /// `texts` holds objects already written, which the patch copies.
-    static func patchedReviewBytes(uid: String, patch: JSONPatch, warnings: [String], texts: JSONWrittenTexts) -> [UInt8] {
+    /// `texts` holds objects already written, which the patch copies. The patch is `inout` only
+    /// to be written in place (see `JSONPatch.write`), and is the same afterwards.
+    static func patchedReviewBytes(uid: String, patch: inout JSONPatch, warnings: [String], texts: JSONWrittenTexts) -> [UInt8] {
         // The patch's text, then the answer's text before and after the patch, in one buffer: the
         // answer is then made at its exact size with the encoding written into it, where appending
         // the encoding first filled its room with zeros.

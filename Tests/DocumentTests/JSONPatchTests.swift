@@ -104,6 +104,23 @@ struct JSONPatchApplyTests {
         #expect(empty == Array("[]".utf8))
     }
 
+    /// Written in place, each operation taken out and put back, a patch is the same afterwards
+    /// and still applies as before; a copy made earlier is untouched.
+    @Test func writingInPlaceLeavesThePatchAsItWas() throws {
+        var operations = try patch(#"""
+            [{"op":"add","path":"/a/-","value":{"x":[1]}},{"op":"replace","path":"/b","value":"y"},
+             {"op":"move","from":"/c","path":"/d"},{"op":"test","path":"/b","value":"y"},{"op":"remove","path":"/a/0"}]
+            """#)
+        let before = operations
+        var text: [UInt8] = []
+        var copies: [JSONWrittenTexts.Copy] = []
+        operations.write(into: &text, reusing: JSONWrittenTexts([]), copies: &copies)
+        #expect(text == JSONWriter.write(before.json))
+        #expect(operations == before)
+        #expect(try operations.apply(to: json(#"{"a":[0],"b":"z","c":3}"#)) == json(#"{"a":[{"x":[1]}],"b":"y","d":3}"#))
+        #expect(operations == before)
+    }
+
     /// RFC 6902 Appendix A error cases, plus the errors the apiserver turns into failed pods.
     static let failures: [(String, String, String)] = [
         // A.9 testing a value: error
