@@ -359,8 +359,7 @@ private struct JSONParser: ~Copyable {
             var plainEnd = index &+ 1
             let keyWords = parseShortString(plainEnd: &plainEnd)
             let key = if let keyWords { TextScan.string(bits: keyWords) } else { try parseString(plainEnd: plainEnd) }
-            // A short key's length is in the low half of its top byte.
-            let length = if let keyWords { Int(truncatingIfNeeded: keyWords.1 &>> 56) & 0xF } else { key.utf8.count }
+            let length = if let keyWords { TextScan.smallCount(bits: keyWords) } else { key.utf8.count }
             // A key of a length not seen before in a small object is new without looking further,
             // the usual case. The index of a large one is made when it is first needed, from
             // all the keys read by then, and from then on holds each key.
@@ -742,17 +741,15 @@ private struct JSONParser: ~Copyable {
     }
 
     /// Whether the string at `stored` is the key just read: `key`, of UTF-8 `length`, and when
-    /// it is short, `words`, its bits. A short key and a stored string that is small too (15
-    /// bytes or fewer, inline) are the same exactly when their bits are, as a small string's bits
-    /// are its text, its length and whether it is ASCII: compared so, from memory, without
-    /// the retains and the call of `==`. Any other pair by length first, as `==` is costly when
-    /// it fails, then by `==`.
+    /// it is short, `words`, its bits. A short key and a stored string that is small too are
+    /// the same exactly when their bits are (see `TextScan.isSmall`): compared so, from memory,
+    /// without the retains and the call of `==`. Any other pair by length first, as `==` is
+    /// costly when it fails, then by `==`.
     @inline(__always)
     func isKey(_ key: String, length: Int, words: (UInt64, UInt64)?, at stored: UnsafePointer<String>) -> Bool {
         if let words {
-            let bits = UnsafeRawPointer(stored).loadUnaligned(as: (UInt64, UInt64).self)
-            let isSmall: UInt64 = 1 &<< 61
-            if bits.1 & isSmall != 0 { return bits == words }
+            let bits = TextScan.bits(at: stored)
+            if TextScan.isSmall(bits: bits) { return bits == words }
         }
         return stored.pointee.utf8.count == length && stored.pointee == key
     }
