@@ -75,8 +75,8 @@ public enum KnownStrings {
         }
 
         /// As `KnownStrings.string(utf8:)`. Texts longer than any known, such as the values of
-        /// a long env list, are told apart without the call, by a constant (loaded from the
-        /// table, the test cost more than the call saved in a pod without such texts).
+        /// a long env list, are told apart by their length alone, by a constant (loaded from
+        /// the table, the test cost more than the lookup saved in a pod without such texts).
         @inline(__always)
         func string(utf8 text: UnsafeBufferPointer<UInt8>) -> String? {
             guard UInt(bitPattern: text.count &- 16) <= UInt(KnownStrings.longestLength - 16) else { return nil }
@@ -92,8 +92,10 @@ public enum KnownStrings {
             return Int(truncatingIfNeeded: mixed >> 56)
         }
 
-        /// Apart, so that the readers' loops carry only the length test.
-        @inline(never)
+        /// Inlined, as the readers' callers of `string(utf8:)` (`JSONParser.parseString`, the
+        /// YAML reader's scalars) are apart from their loops: as a call, it cost 1.6k more of
+        /// reading the sample review's 85k instructions, 40k more of the 1,500-env review's.
+        @inline(__always)
         func lookUp(_ text: UnsafeBufferPointer<UInt8>) -> String? {
             var slot = Self.slot(text)
             while true {

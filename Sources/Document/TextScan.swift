@@ -172,6 +172,26 @@ extension TextScan {
         withUnsafeBytes(of: text) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
     }
 
+    /// `bits(of:)` of the string at `text`, read where it is, without a copy (a retain).
+    @inline(__always)
+    static func bits(at text: UnsafePointer<String>) -> (UInt64, UInt64) {
+        UnsafeRawPointer(text).loadUnaligned(as: (UInt64, UInt64).self)
+    }
+
+    /// Whether the string of `bits` is small: its text, 15 bytes or fewer, kept in its bits, with
+    /// its length and whether it is ASCII (bit 61 of the second word), so that two small strings
+    /// are the same exactly when their bits are.
+    @inline(__always)
+    static func isSmall(bits: (UInt64, UInt64)) -> Bool {
+        bits.1 & 1 &<< 61 != 0
+    }
+
+    /// The length in UTF-8 bytes of the small string of `bits`: the low half of its top byte.
+    @inline(__always)
+    static func smallCount(bits: (UInt64, UInt64)) -> Int {
+        Int(truncatingIfNeeded: bits.1 &>> 56) & 0xF
+    }
+
     /// Whether `text` is a literal's: immortal, so that its bits make a copy that needs no
     /// retain and whose release does nothing (the top bit of its second word, in the layout of
     /// Swift's strings on 64-bit platforms).

@@ -358,6 +358,23 @@ struct JSONReaderRandomInputTests {
 /// Objects and arrays wait for their members and elements on stacks of the parser's: nested deep
 /// and wide, each gets its own, in order, whatever the others hold.
 struct JSONReaderNestingTests {
+    /// Each thread keeps its parser's stacks between its reads: reads on many threads at once,
+    /// each with strings decoded from escapes, each get their own values.
+    @Test func readsOnManyThreadsAtOnce() async throws {
+        let documents: [JSON] = (0..<8).map { thread in
+            .array((0..<200).map { entry in
+                ["thread": .integer(thread), "entry": .integer(entry), "text": .string("\t\(thread)/\(entry) of the text\n")]
+            })
+        }
+        let texts = documents.map { String(decoding: JSONWriter.write($0), as: UTF8.self) }
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for (text, document) in zip(texts, documents) {
+                group.addTask { try (0..<50).allSatisfy { _ in try JSONReader.parse(text) == document } }
+            }
+            for try await readRight in group { #expect(readRight) }
+        }
+    }
+
     @Test func buildsNestedContainersWithTheirOwnMembers() throws {
         func object(_ level: Int) -> JSON {
             guard level > 0 else { return "leaf" }

@@ -12,6 +12,12 @@ struct TextScanTests {
             let utf8 = Array(text.utf8)
             let ascii = utf8.allSatisfy { $0 < 0x80 }
             let expected = String(decoding: utf8, as: UTF8.self)
+            // What the readers ask of a string's bits, answered as the library made it.
+            let bits = TextScan.bits(of: expected)
+            #expect(TextScan.isSmall(bits: bits) == (utf8.count <= 15))
+            if utf8.count <= 15 { #expect(TextScan.smallCount(bits: bits) == utf8.count) }
+            let bitsInPlace = withUnsafePointer(to: expected) { TextScan.bits(at: $0) }
+            #expect(bitsInPlace.0 == bits.0 && bitsInPlace.1 == bits.1)
             // The text at the end of the bytes, and followed by more than 16 of them.
             for padding in [0, 1, 20] {
                 let bytes = utf8 + Array(repeating: UInt8(ascii: "x"), count: padding)
