@@ -549,9 +549,15 @@ final class MemberStorage: ManagedBuffer<MemberStorageHeader, JSONObject.Member>
     @inlinable
     var room: Int { withUnsafeMutablePointerToHeader { $0.pointee.capacity } }
 
-    /// Member by member: a count of many goes to the runtime's generic destroy.
+    /// Member by member: a count of many goes to the runtime's generic destroy. A key that is a
+    /// small string or a literal (most are) holds nothing to release, and is left as it is
+    /// rather than passed to the runtime's release, a call for each member.
     deinit {
         let elements = self.elements
-        for position in 0..<count { (elements + position).deinitialize(count: 1) }
+        for position in 0..<count {
+            let member = elements + position
+            if !TextScan.isLiteral(member.pointee.key) { member.pointer(to: \.key)!.deinitialize(count: 1) }
+            member.pointer(to: \.value)!.deinitialize(count: 1)
+        }
     }
 }
