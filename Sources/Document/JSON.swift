@@ -557,7 +557,17 @@ final class MemberStorage: ManagedBuffer<MemberStorageHeader, JSONObject.Member>
         for position in 0..<count {
             let member = elements + position
             if !TextScan.isLiteral(member.pointee.key) { member.pointer(to: \.key)!.deinitialize(count: 1) }
-            member.pointer(to: \.value)!.deinitialize(count: 1)
+            if !Self.holdsNothingToRelease(member.pointee.value) { member.pointer(to: \.value)!.deinitialize(count: 1) }
+        }
+    }
+
+    /// A literal, or a string or number that is a small string or a literal.
+    @inline(__always)
+    private static func holdsNothingToRelease(_ value: borrowing JSON) -> Bool {
+        switch value {
+        case .null, .bool: true
+        case .string(let text), .number(let text): TextScan.isLiteral(text)
+        case .array, .object: false
         }
     }
 }
