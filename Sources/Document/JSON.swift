@@ -122,14 +122,14 @@ public struct JSONObject: Sendable, Hashable {
     }
 
     /// The stored members; `members` shows them as `(key, value)` pairs.
-    @usableFromInline private(set) var storage: [Member]
+    @usableFromInline private(set) var storage: MemberBuffer
 
     /// Members in order.
     public var members: Members { Members(storage: storage) }
 
     /// The members as `(key, value)` pairs, by position.
     public struct Members: RandomAccessCollection, Sendable {
-        let storage: [Member]
+        let storage: MemberBuffer
         public var startIndex: Int { 0 }
         public var endIndex: Int { storage.count }
         public subscript(position: Int) -> (key: String, value: JSON) {
@@ -139,16 +139,18 @@ public struct JSONObject: Sendable, Hashable {
     }
 
     public init() {
-        storage = []
+        storage = MemberBuffer()
     }
 
     public init(_ members: [(String, JSON)]) {
-        storage = members.map { Member(key: $0.0, value: $0.1) }
+        storage = MemberBuffer(members.lazy.map { Member(key: $0.0, value: $0.1) })
     }
 
-    /// Takes `members` as they are; for readers that have already rejected duplicate keys.
-    init(uniqueMembers members: [Member]) {
-        storage = members
+    /// Takes the members from `start` to the top of a reader's stack, moved into the object's
+    /// storage in one copy of their bytes; for readers that have already rejected duplicate keys.
+    @inline(__always)
+    init(uniqueMembersFrom stack: inout Stack<Member>, from start: Int) {
+        storage = MemberBuffer(movingFrom: &stack, from: start)
     }
 
     public var count: Int { storage.count }
@@ -393,6 +395,179 @@ extension Array {
     func sharesStorage(with other: [Element]) -> Bool {
         count == other.count && withUnsafeBufferPointer { a in
             other.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
+        }
+    }
+}
+
+/// A JSON object's members, in storage of their own rather than an `Array`'s. Freeing an
+/// array's storage runs the unspecialised generic class deinit, which destroys each member
+/// through the runtime's value witnesses, and copying one (copy-on-write) goes through the
+/// runtime's generic element copy: here both are loops in code specialised for `Member`. One
+/// allocation per object, none for an empty one; copied when shared and changed, as an array is.
+/// Sendable as an array is: storage that is shared is never changed.
+@usableFromInline
+struct MemberBuffer: RandomAccessCollection, @unchecked Sendable {
+    @usableFromInline typealias Member = JSONObject.Member
+
+    @usableFromInline var storage: MemberStorage
+
+    init() {
+        storage = MemberStorage.empty
+    }
+
+    init(_ members: some Collection<Member>) {
+        guard !members.isEmpty else {
+            storage = MemberStorage.empty
+            return
+        }
+        let made = MemberStorage.make(capacity: members.count)
+        var target = made.elements
+        for member in members {
+            target.initialize(to: member)
+            target += 1
+        }
+        made.count = members.count
+        storage = made
+    }
+
+    @inline(__always)
+    init(movingFrom stack: inout Stack<Member>, from start: Int) {
+        let count = stack.count - start
+        guard count > 0 else {
+            storage = MemberStorage.empty
+            return
+        }
+        let made = MemberStorage.make(capacity: count)
+        stack.moveAll(from: start, to: made.elements)
+        made.count = count
+        storage = made
+    }
+
+    @inlinable var startIndex: Int { 0 }
+    @inlinable var endIndex: Int { storage.count }
+
+    @inlinable
+    subscript(position: Int) -> Member {
+        unsafeAddress {
+            precondition(UInt(bitPattern: position) < UInt(bitPattern: count), "member index out of range")
+            return UnsafePointer(storage.elements + position)
+        }
+        unsafeMutableAddress {
+            precondition(UInt(bitPattern: position) < UInt(bitPattern: count), "member index out of range")
+            makeUnique(capacity: count)
+            return storage.elements + position
+        }
+    }
+
+    @inlinable
+    func withUnsafeBufferPointer<Result>(_ body: (UnsafeBufferPointer<Member>) throws -> Result) rethrows -> Result {
+        try storage.withUnsafeMutablePointers { header, elements in
+            try body(UnsafeBufferPointer(start: elements, count: header.pointee.count))
+        }
+    }
+
+    /// Whether both are one buffer: then they are equal without looking.
+    func sharesStorage(with other: MemberBuffer) -> Bool {
+        ObjectIdentifier(storage) == ObjectIdentifier(other.storage)
+    }
+
+    mutating func append(_ member: consuming Member) {
+        let count = self.count
+        makeUnique(capacity: count < storage.room ? count + 1 : Swift.max(1, 2 * count))
+        (storage.elements + count).initialize(to: member)
+        storage.count = count + 1
+    }
+
+    mutating func remove(at position: Int) {
+        let count = self.count
+        precondition(UInt(bitPattern: position) < UInt(bitPattern: count), "member index out of range")
+        makeUnique(capacity: count)
+        let elements = storage.elements
+        (elements + position).deinitialize(count: 1)
+        (elements + position).moveInitialize(from: elements + position + 1, count: count - position - 1)
+        storage.count = count - 1
+    }
+
+    mutating func reserveCapacity(_ capacity: Int) {
+        makeUnique(capacity: capacity)
+    }
+
+    /// Makes the storage this buffer's alone, with room for `capacity` members.
+    @inlinable
+    mutating func makeUnique(capacity: Int) {
+        if isKnownUniquelyReferenced(&storage), storage.room >= capacity { return }
+        replaceStorage(capacity: capacity)
+    }
+
+    /// New storage of room for `capacity` members (at least those there are): a shared one's
+    /// members are copied, an unshared one's moved.
+    @usableFromInline
+    mutating func replaceStorage(capacity: Int) {
+        let count = self.count
+        let made = MemberStorage.make(capacity: Swift.max(capacity, count))
+        if isKnownUniquelyReferenced(&storage) {
+            made.elements.moveInitialize(from: storage.elements, count: count)
+            storage.count = 0
+        } else {
+            let source = storage.elements
+            for position in 0..<count { (made.elements + position).initialize(to: source[position]) }
+        }
+        made.count = count
+        storage = made
+    }
+}
+
+@usableFromInline
+struct MemberStorageHeader {
+    @usableFromInline var count: Int
+    @usableFromInline var capacity: Int
+}
+
+/// A non-generic class, so that its deinit is specialised for `Member`, unlike an array's.
+@usableFromInline
+final class MemberStorage: ManagedBuffer<MemberStorageHeader, JSONObject.Member> {
+    /// The storage of every empty object, as an array's: never changed, as it is always shared.
+    nonisolated(unsafe) static let empty = make(capacity: 0)
+
+    @inline(__always)
+    static func make(capacity: Int) -> MemberStorage {
+        let made = create(minimumCapacity: capacity) { _ in MemberStorageHeader(count: 0, capacity: capacity) }
+        return unsafeDowncast(made, to: MemberStorage.self)
+    }
+
+    @inlinable
+    var elements: UnsafeMutablePointer<JSONObject.Member> { withUnsafeMutablePointerToElements { $0 } }
+
+    /// Through the header's address: `header` is checked for exclusive access at each use.
+    @inlinable
+    var count: Int {
+        get { withUnsafeMutablePointerToHeader { $0.pointee.count } }
+        set { withUnsafeMutablePointerToHeader { $0.pointee.count = newValue } }
+    }
+
+    /// The room allocated; `ManagedBuffer.capacity` asks malloc.
+    @inlinable
+    var room: Int { withUnsafeMutablePointerToHeader { $0.pointee.capacity } }
+
+    /// Member by member: a count of many goes to the runtime's generic destroy. A key that is a
+    /// small string or a literal (most are) holds nothing to release, and is left as it is
+    /// rather than passed to the runtime's release, a call for each member.
+    deinit {
+        let elements = self.elements
+        for position in 0..<count {
+            let member = elements + position
+            if !TextScan.isLiteral(member.pointee.key) { member.pointer(to: \.key)!.deinitialize(count: 1) }
+            if !Self.holdsNothingToRelease(member.pointee.value) { member.pointer(to: \.value)!.deinitialize(count: 1) }
+        }
+    }
+
+    /// A literal, or a string or number that is a small string or a literal.
+    @inline(__always)
+    private static func holdsNothingToRelease(_ value: borrowing JSON) -> Bool {
+        switch value {
+        case .null, .bool: true
+        case .string(let text), .number(let text): TextScan.isLiteral(text)
+        case .array, .object: false
         }
     }
 }

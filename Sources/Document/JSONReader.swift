@@ -408,9 +408,9 @@ private struct JSONParser: ~Copyable {
             } else {
                 value = try parseInnerValue(depth: depth)
             }
-            members.push(JSONObject.Member(key: key, value: value))
+            members.push(JSONObject.Member(key: key, value: consume value))
             if try passSeparator(closer: UInt8(ascii: "}"), orFail: "',' or '}' after object member") {
-                return .object(JSONObject(uniqueMembers: members.popAll(from: first)))
+                return .object(JSONObject(uniqueMembersFrom: &members, from: first))
             }
         }
     }

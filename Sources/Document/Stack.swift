@@ -67,6 +67,12 @@ struct Stack<Element>: ~Copyable {
         UnsafeBufferPointer(start: base + start, count: count - start)
     }
 
+    /// Moves the values from `start` to the top into `target`, in one copy of their bytes.
+    mutating func moveAll(from start: Int, to target: UnsafeMutablePointer<Element>) {
+        target.moveInitialize(from: base + start, count: count - start)
+        count = start
+    }
+
     /// The values from `start` on, moved off the stack into an array of exactly their number,
     /// in one copy of their bytes. Through `Array.init` of a collection, which makes storage of
     /// an exact size in code specialised for the element: `reserveCapacity` on an empty array

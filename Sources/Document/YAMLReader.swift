@@ -442,7 +442,7 @@ private struct TreeBuilder: ~Copyable {
         nodes[index].next = nodes.count
         let value: JSON
         if open.isMapping {
-            var object = JSONObject(uniqueMembers: members.popAll(from: open.firstEntry))
+            var object = JSONObject(uniqueMembersFrom: &members, from: open.firstEntry)
             if !merged.isEmpty, let brought = merged.removeValue(forKey: index) {
                 for member in brought.storage where object.index(forKey: member.key) == nil {
                     object.appendUnchecked(key: member.key, value: member.value)

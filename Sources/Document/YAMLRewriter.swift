@@ -237,7 +237,7 @@ struct Splicer {
 
     /// A new `key: value` entry, starting at the current position (the key's column).
     private mutating func freshEntry(_ key: String, _ value: JSON, column: Int) {
-        fresh(.object(JSONObject(uniqueMembers: [JSONObject.Member(key: key, value: value)])), column: column)
+        fresh(.object(JSONObject([(key, value)])), column: column)
     }
 
     /// Rewrites a block mapping entry by entry; false (having written nothing) when its layout is

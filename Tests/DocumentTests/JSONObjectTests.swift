@@ -67,6 +67,105 @@ struct JSONObjectTests {
         #expect(ordered == ["a": 1, "c": 3, "b": 2])
         #expect(ordered != ["a": 1, "b": 2, "d": 3])
     }
+
+    /// Members in order, as `(key, written value)` pairs, for comparing objects in order.
+    private func pairs(_ object: JSONObject) -> [String] {
+        object.members.map { "\($0.key)=\(JSONWriter.string($0.value))" }
+    }
+
+    /// A copy keeps its members whatever is done to the object it was copied from (a value set,
+    /// a member added, one removed), and the other way round: storage is shared until one of
+    /// them changes, then copied.
+    @Test func copiesAreUnaffectedByEditsOfEachOther() {
+        let long = String(repeating: "a value too long to be stored inline ", count: 3)
+        var original: JSONObject = ["name": .string(long), "env": [["name": "A"]], "port": 80, "labels": ["k": "v"]]
+        let before = pairs(original)
+        var copy = original
+        #expect(copy.sharesStorage(with: original))
+        original["port"] = 81
+        original["new"] = .string(long + "!")
+        original["env"] = nil
+        #expect(!copy.sharesStorage(with: original))
+        #expect(pairs(copy) == before)
+        #expect(pairs(original) == ["name=\"\(long)\"", "port=81", "labels={\"k\":\"v\"}", "new=\"\(long)!\""])
+        let edited = pairs(original)
+        let second = original
+        copy["name"] = "short"
+        copy.modifyMember("labels") { $0 = ["k": "w"] }
+        var third = second
+        third["labels"] = nil
+        #expect(pairs(copy) == ["name=\"short\"", "env=[{\"name\":\"A\"}]", "port=80", "labels={\"k\":\"w\"}"])
+        #expect(pairs(original) == edited)
+        #expect(pairs(second) == edited)
+        #expect(pairs(third) == ["name=\"\(long)\"", "port=81", "new=\"\(long)!\""])
+    }
+
+    /// Members removed from the front, the middle and the end leave the others in order; an
+    /// object emptied this way equals a new empty one and takes members again.
+    @Test func removingMembersKeepsTheRestInOrder() {
+        var object: JSONObject = ["a": 1, "b": "two", "c": [3], "d": ["e": 4], "f": nil]
+        let copy = object
+        object["a"] = nil
+        #expect(Array(object.keys) == ["b", "c", "d", "f"])
+        object["c"] = nil
+        #expect(Array(object.keys) == ["b", "d", "f"])
+        object["f"] = nil
+        #expect(Array(object.keys) == ["b", "d"])
+        object["missing"] = nil
+        #expect(pairs(object) == ["b=\"two\"", "d={\"e\":4}"])
+        #expect(Array(copy.keys) == ["a", "b", "c", "d", "f"])
+        object["b"] = nil
+        object["d"] = nil
+        #expect(object.isEmpty)
+        #expect(object == JSONObject())
+        object["z"] = true
+        #expect(pairs(object) == ["z=true"])
+        #expect(copy.count == 5)
+    }
+
+    /// Members added one at a time grow the storage past its room again and again, members in
+    /// order; a copy taken on the way keeps what it had, and room reserved keeps the members.
+    @Test func growingPastCapacityKeepsMembersAndCopies() {
+        var object = JSONObject()
+        var copies: [JSONObject] = []
+        for index in 0..<100 {
+            object["key\(index)"] = index % 2 == 0 ? .integer(index) : .string("value number \(index), stored apart")
+            if index % 9 == 0 { copies.append(object) }
+        }
+        #expect(object.count == 100)
+        #expect(Array(object.keys) == (0..<100).map { "key\($0)" })
+        #expect(object["key99"] == "value number 99, stored apart")
+        for (number, copy) in copies.enumerated() {
+            #expect(Array(copy.keys) == (0...(number * 9)).map { "key\($0)" })
+        }
+        var reserved = copies[1]
+        reserved.reserveCapacity(50)
+        reserved.appendUnchecked(key: "extra", value: nil)
+        #expect(Array(reserved.keys) == (0...9).map { "key\($0)" } + ["extra"])
+        #expect(copies[1].count == 10)
+    }
+
+    /// An object the reader built is edited as any other: its copy and a second reading of the
+    /// text keep the members as read.
+    @Test func anObjectTheReaderBuiltIsEditedApartFromItsCopies() throws {
+        let text = #"{"name":"app","spec":{"containers":[{"name":"c"}],"a":"a string long enough to be stored apart"},"n":1}"#
+        guard case .object(let read) = try JSONReader.parse(text) else {
+            Issue.record("not an object")
+            return
+        }
+        var edited = read
+        edited.modifyMember("spec") { spec in
+            guard case .object(var object) = spec else { return }
+            object["a"] = nil
+            object["b"] = [true]
+            spec = .object(object)
+        }
+        edited["n"] = nil
+        edited["m"] = 2
+        #expect(JSONWriter.string(.object(read)) == text)
+        #expect(try JSON.object(read) == JSONReader.parse(text))
+        #expect(JSONWriter.string(.object(edited)) == #"{"name":"app","spec":{"containers":[{"name":"c"}],"b":[true]},"m":2}"#)
+    }
 }
 
 struct JSONIntValueTests {
