@@ -509,8 +509,7 @@ struct MemberBuffer: RandomAccessCollection, @unchecked Sendable {
             made.elements.moveInitialize(from: storage.elements, count: count)
             storage.count = 0
         } else {
-            let source = storage.elements
-            for position in 0..<count { (made.elements + position).initialize(to: source[position]) }
+            made.copyMembers(from: storage.elements, count: count)
         }
         made.count = count
         storage = made
@@ -548,6 +547,23 @@ final class MemberStorage: ManagedBuffer<MemberStorageHeader, JSONObject.Member>
     /// The room allocated; `ManagedBuffer.capacity` asks malloc.
     @inlinable
     var room: Int { withUnsafeMutablePointerToHeader { $0.pointee.capacity } }
+
+    /// Copies `count` members from `source` into this storage's first places: their bits in one
+    /// copy, then a retain for each key and value that holds a reference. A key that is a small
+    /// string or a literal (most are), and a value that holds nothing to release, is its bits, and
+    /// needs no call to the runtime's retain, as copying it as a value makes.
+    func copyMembers(from source: UnsafePointer<JSONObject.Member>, count: Int) {
+        let elements = self.elements
+        UnsafeMutableRawPointer(elements).copyMemory(from: source, byteCount: count * MemoryLayout<JSONObject.Member>.stride)
+        for position in 0..<count {
+            // A copy of the key or value written over its own bits: the retain that copying it makes.
+            let member = elements + position
+            if !TextScan.isLiteral(member.pointee.key) { member.pointer(to: \.key)!.initialize(to: member.pointee.key) }
+            if !Self.holdsNothingToRelease(member.pointee.value) {
+                member.pointer(to: \.value)!.initialize(to: member.pointee.value)
+            }
+        }
+    }
 
     /// Member by member: a count of many goes to the runtime's generic destroy. A key that is a
     /// small string or a literal (most are) holds nothing to release, and is left as it is

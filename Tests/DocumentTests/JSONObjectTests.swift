@@ -145,6 +145,72 @@ struct JSONObjectTests {
         #expect(copies[1].count == 10)
     }
 
+    /// Text made at run time, so stored apart and counted, unlike a literal's.
+    private func counted(_ text: String) -> String {
+        String(decoding: Array(text.utf8), as: UTF8.self)
+    }
+
+    /// Objects with every kind of key (small, literal, counted) and value (small, literal and
+    /// counted strings and numbers, null, booleans, objects and arrays, empty or not), built and read.
+    private func objectsOfEveryKind() throws -> [JSONObject] {
+        let long = "a literal string too long to be small"
+        let built: JSONObject = [
+            "s": "v", "literal": .string(long), "counted": .string(counted(long + "!")),
+            "n": 80, "literal number": .number("123456789012345678901234567890"),
+            counted("a key made at run time, too long to be small"): .number(counted("98765432109876543210.5")),
+            "null": nil, "true": true, "false": false, "empty object": [:], "empty array": [],
+            "object": ["k": .string(counted(long + "?")), "inner": ["deep": .string(counted(long))]],
+            "array": [.string(counted(long + "#")), 1, ["k": .string(counted(long))], [.string(counted(long))]],
+        ]
+        let text = #"{"name":"app","a value read from the text, too long":"\#(long)","port":8080,"#
+            + #""big":12345678901234567890.25,"on":true,"off":null,"env":[{"name":"A","value":"\#(long)"}],"#
+            + #""labels":{"k":"\#(long)","l":"v"},"args":["--x","\#(long)"],"none":[],"nothing":{}}"#
+        guard case .object(let read) = try JSONReader.parse(text) else { throw JSONObjectTestError.notAnObject }
+        return [built, read]
+    }
+
+    private enum JSONObjectTestError: Error { case notAnObject }
+
+    /// A copy of shared members, made when one of the objects holding them changes, holds each
+    /// kind of key and value on its own: nested containers edited in one do not change in the
+    /// other, and once the original is gone (its storage freed, then reused) the copy still has
+    /// all it had.
+    @Test func aCopyOfSharedMembersHoldsEveryKindOfValueOnItsOwn() throws {
+        for var original in try objectsOfEveryKind() {
+            let written = JSONWriter.string(.object(original))
+            var copy = original
+            copy.appendUnchecked(key: "added", value: 1)
+            #expect(!copy.sharesStorage(with: original))
+            copy["added"] = nil
+            #expect(copy == original)
+            #expect(JSONWriter.string(.object(copy)) == written)
+            let keys = Array(original.keys)
+            var second = original
+            second[keys[0]] = .string(counted("a value set in a second copy, long"))
+            for key in keys {
+                copy.modifyMember(key) { value in
+                    if case .object(var object) = value {
+                        object["edited"] = true
+                        value = .object(object)
+                    } else if case .array(var array) = value {
+                        array.append("edited")
+                        value = .array(array)
+                    }
+                }
+            }
+            #expect(JSONWriter.string(.object(original)) == written)
+            let edited = JSONWriter.string(.object(copy))
+            #expect(edited != written)
+            #expect(Array(second.keys) == keys)
+            original = JSONObject()
+            second = JSONObject()
+            // Storage of the sizes just freed, filled with other text.
+            let reuse = (0..<200).map { counted(String(repeating: "x", count: $0 % 90)) }
+            #expect(reuse.count == 200)
+            #expect(JSONWriter.string(.object(copy)) == edited)
+        }
+    }
+
     /// An object the reader built is edited as any other: its copy and a second reading of the
     /// text keep the members as read.
     @Test func anObjectTheReaderBuiltIsEditedApartFromItsCopies() throws {
