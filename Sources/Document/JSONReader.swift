@@ -221,6 +221,11 @@ private struct JSONParser: ~Copyable {
         return failure("expected \(what)")
     }
 
+    /// The address of the input's first byte, for reads known to lie within it: a buffer with a
+    /// byte has one, so unwrapped unchecked (`if let` tested it at each string read).
+    @inline(__always)
+    var inputBase: UnsafePointer<UInt8> { bytes.baseAddress.unsafelyUnwrapped }
+
     /// Written out, not as `index = whitespaceEnd(from: index)`: so written, Swift 6.3.1's -O
     /// build with AddressSanitizer (the fuzz targets') refused every number.
     mutating func skipWhitespace() {
@@ -362,13 +367,15 @@ private struct JSONParser: ~Copyable {
             let length = if let keyWords { TextScan.smallCount(bits: keyWords) } else { key.utf8.count }
             // A key of a length not seen before in a small object is new without looking further,
             // the usual case. The index of a large one is made when it is first needed, from
-            // all the keys read by then, and from then on holds each key.
+            // all the keys read by then, and from then on holds each key: all lengths then count
+            // as seen, so that the test of one bit sends each key to it.
             let lengthBit: UInt64 = 1 &<< UInt64(length & 63)
-            if keyLengths & lengthBit != 0 || largeKeys != nil {
+            if keyLengths & lengthBit != 0 {
                 let read = members.values(from: first)
                 if largeKeys == nil && read.count >= 16 {
                     largeKeys = KeyIndex()
                     for member in read { _ = largeKeys!.add(member.key) { _ in false } }
+                    keyLengths = ~0
                 }
                 let duplicate = if largeKeys != nil {
                     !largeKeys!.add(key) { isKey(key, length: length, words: keyWords, at: keyAddress($0, in: read)) }
@@ -560,20 +567,19 @@ private struct JSONParser: ~Copyable {
     @inline(__always)
     mutating func skipString(from quote: Int) throws(Failure) -> Int {
         var position = quote &+ 1
-        if let base = bytes.baseAddress {
-            while bytes.count &- position >= 8 {
-                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                let stops = TextScan.asciiStopMask(word)
-                if stops == 0 {
-                    position &+= 8
-                    continue
-                }
-                position &+= stops.trailingZeroBitCount &>> 3
-                if base[position] == UInt8(ascii: "\"") { return position &+ 1 }
-                guard base[position] == UInt8(ascii: "\\") && position &+ 1 < bytes.count
-                        && isOneLetterEscape(base[position &+ 1]) else { break }
-                position &+= 2
+        while bytes.count &- position >= 8 {
+            let base = inputBase
+            let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+            let stops = TextScan.asciiStopMask(word)
+            if stops == 0 {
+                position &+= 8
+                continue
             }
+            position &+= stops.trailingZeroBitCount &>> 3
+            if base[position] == UInt8(ascii: "\"") { return position &+ 1 }
+            guard base[position] == UInt8(ascii: "\\") && position &+ 1 < bytes.count
+                    && isOneLetterEscape(base[position &+ 1]) else { break }
+            position &+= 2
         }
         return try rereadString(from: quote)
     }
@@ -715,7 +721,8 @@ private struct JSONParser: ~Copyable {
     @inline(__always)
     mutating func parseShortString(plainEnd: inout Int) -> (UInt64, UInt64)? {
         let start = index &+ 1
-        guard bytes.count &- start >= 16, let base = bytes.baseAddress else { return nil }
+        guard bytes.count &- start >= 16 else { return nil }
+        let base = inputBase
         let text = UnsafeRawPointer(base + start)
         var low = UInt64(littleEndian: text.loadUnaligned(as: UInt64.self))
         var high = UInt64(littleEndian: text.loadUnaligned(fromByteOffset: 8, as: UInt64.self))

@@ -36,10 +36,13 @@ struct TextScanTests {
     }
 
     /// `asciiRun` ends where `plainRun` does, or before, at the first byte beyond ASCII: for each
-    /// byte that ends a run (or none), at each place in and around a word, from each start.
+    /// byte that ends a run (or none), at each place in and around a word, from each start. With
+    /// the bytes at the edges of `asciiStopMask`'s subtractions: 0x02 and 0x03 (0x00 and 0x01 with
+    /// bit 1 flipped), `#` (flipped, 0x21: the lowest byte not taken), `[` and `]` (beside the backslash).
     @Test func asciiRunStopsWhereThePlainRunStopsOrAtTheFirstByteBeyondASCII() {
-        let stoppers: [UInt8?] = [nil, UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x00, 0x1F, 0x80, 0xC3, 0xFF]
-        let fillers: [UInt8] = [UInt8(ascii: "a"), 0x20, 0x7F, UInt8(ascii: "!"), UInt8(ascii: "]")]
+        let stoppers: [UInt8?] = [nil, UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x00, 0x02, 0x03, 0x1F, 0x80, 0xC3, 0xFF]
+        let fillers: [UInt8] = [UInt8(ascii: "a"), 0x20, 0x7F, UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "["),
+                                UInt8(ascii: "]")]
         for length in 0...20 {
             for place in 0..<max(length, 1) {
                 for stopper in stoppers {
