@@ -309,7 +309,7 @@ public enum Admission {
             let tail = UnsafeBufferPointer(rebasing: text[headEnd...])
             return Array(unsafeUninitializedCapacity: head.count + Base64.encodedCount(patchEnd) + tail.count) { out, count in
                 count = out.initialize(fromContentsOf: head)
-                count += Base64.encode(UnsafeBufferPointer(rebasing: text[..<patchEnd]), reusing: copies,
+                count += Base64.encode(UnsafeBufferPointer(rebasing: text[..<patchEnd]), reusing: copies, of: texts.encodings,
                                        to: UnsafeMutableBufferPointer(rebasing: out[count...]))
                 count += UnsafeMutableBufferPointer(rebasing: out[count...]).initialize(fromContentsOf: tail)
             }
