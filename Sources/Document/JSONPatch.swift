@@ -234,13 +234,10 @@ extension JSONPatch {
         for index in patch.operations.indices {
             var operation = JSONPatchOperation.remove(path: JSONPointer(tokens: []))
             swap(&operation, &patch.operations[index])
-            // Kept for the message should it fail: a retain of the path, its one copy here.
-            let name = operation.name, path = operation.path
             do throws(JSONPointerError) {
                 try (consume operation).apply(to: &result)
             } catch {
-                let pathText = path.isRoot ? "\"\"" : path.description
-                throw JSONPatchError(operationIndex: index, message: "\(name) \(pathText): \(error.message)")
+                throw JSONPatchError(operationIndex: index, message: error.message)
             }
         }
         return result
@@ -248,33 +245,51 @@ extension JSONPatch {
 }
 
 extension JSONPatchOperation {
-    /// Consuming, so that the value added or put in place is moved into the document.
+    /// Consuming, so that the value added or put in place is moved into the document. A failure
+    /// names the operation and its path, taken where each case has the path at hand: a copy of it
+    /// kept aside for the message cost a retain and a release for every operation.
     consuming func apply(to document: inout JSON) throws(JSONPointerError) {
+        let name = self.name
+        func failure(_ error: JSONPointerError, _ path: JSONPointer) -> JSONPointerError {
+            JSONPointerError("\(name) \(path.isRoot ? "\"\"" : path.description): \(error.message)")
+        }
         switch consume self {
         case .add(let path, let value):
-            try Self.add(value, at: path, in: &document)
+            do { try Self.add(consume value, at: path, in: &document) } catch { throw failure(error, path) }
         case .remove(let path):
-            _ = try Self.remove(at: path, in: &document)
+            do { _ = try Self.remove(at: path, in: &document) } catch { throw failure(error, path) }
         case .replace(let path, let value):
-            var replacement = Replacement(value: value)
-            try Self.modify(&document, at: path, tokenCount: path.tokens.count, &replacement)
+            var replacement = Replacement(value: consume value)
+            do {
+                try Self.modify(&document, at: path, tokenCount: path.tokens.count, &replacement)
+            } catch {
+                throw failure(error, path)
+            }
         case .move(let from, let path):
-            if from == path {
-                _ = try document.value(at: from)
-                return
-            }
-            if from.isProperPrefix(of: path) {
-                throw JSONPointerError("cannot move \(from) into one of its own members")
-            }
-            let value = try Self.remove(at: from, in: &document)
-            try Self.add(value, at: path, in: &document)
+            do { try Self.move(from: from, to: path, in: &document) } catch { throw failure(error, path) }
         case .copy(let from, let path):
-            try Self.add(try document.value(at: from), at: path, in: &document)
+            do { try Self.add(try document.value(at: from), at: path, in: &document) } catch { throw failure(error, path) }
         case .test(let path, let expected):
-            let actual = try document.value(at: path)
-            guard actual.isEqualForPatchTest(to: expected) else {
-                throw JSONPointerError("test failed: the value at \(path) is \(actual.shortDescription), expected \(expected.shortDescription)")
-            }
+            do { try Self.test(document, at: path, is: expected) } catch { throw failure(error, path) }
+        }
+    }
+
+    static func move(from: JSONPointer, to path: JSONPointer, in document: inout JSON) throws(JSONPointerError) {
+        if from == path {
+            _ = try document.value(at: from)
+            return
+        }
+        if from.isProperPrefix(of: path) {
+            throw JSONPointerError("cannot move \(from) into one of its own members")
+        }
+        let value = try Self.remove(at: from, in: &document)
+        try Self.add(value, at: path, in: &document)
+    }
+
+    static func test(_ document: JSON, at path: JSONPointer, is expected: JSON) throws(JSONPointerError) {
+        let actual = try document.value(at: path)
+        guard actual.isEqualForPatchTest(to: expected) else {
+            throw JSONPointerError("test failed: the value at \(path) is \(actual.shortDescription), expected \(expected.shortDescription)")
         }
     }
 
