@@ -116,48 +116,52 @@ extension JSONPatchOperation {
     borrowing func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
         // Pointers are written as bytes, never made into strings. Each run of fixed text is
         // appended in one piece: an append costs about eighty instructions, however short. A
-        // pointer goes in one piece with the text before it and its quotes, unless it has a
-        // character JSON escapes, which `JSONWriter` then writes.
-        func append(_ text: StaticString, _ pointer: JSONPointer) {
+        // pointer goes in one piece with the texts before and after it and its quotes, unless it
+        // has a character JSON escapes, which `JSONWriter` then writes.
+        func append(_ text: StaticString, _ pointer: JSONPointer, _ after: StaticString) {
             text.withUTF8Buffer { text in
-                pointer.withText(room: text.count + 1, 1) { scratch, pointerRange in
-                    let pointerText = UnsafeBufferPointer(rebasing: scratch[pointerRange])
-                    guard TextScan.plainRun(in: pointerText, from: 0).end == pointerText.count else {
-                        buffer.append(contentsOf: text)
-                        JSONWriter.writeString(utf8: pointerText, into: &buffer)
-                        return
+                after.withUTF8Buffer { after in
+                    pointer.withText(room: text.count + 1, 1 + after.count) { scratch, pointerRange in
+                        let pointerText = UnsafeBufferPointer(rebasing: scratch[pointerRange])
+                        guard TextScan.plainRun(in: pointerText, from: 0).end == pointerText.count else {
+                            buffer.append(contentsOf: text)
+                            JSONWriter.writeString(utf8: pointerText, into: &buffer)
+                            buffer.append(contentsOf: after)
+                            return
+                        }
+                        _ = scratch.initialize(fromContentsOf: text)
+                        scratch[text.count] = UInt8(ascii: "\"")
+                        scratch[pointerRange.upperBound] = UInt8(ascii: "\"")
+                        let end = pointerRange.upperBound + 1
+                        _ = UnsafeMutableBufferPointer(rebasing: scratch[end...]).initialize(fromContentsOf: after)
+                        buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<(end + after.count)]))
                     }
-                    _ = scratch.initialize(fromContentsOf: text)
-                    scratch[text.count] = UInt8(ascii: "\"")
-                    scratch[pointerRange.upperBound] = UInt8(ascii: "\"")
-                    buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[...pointerRange.upperBound]))
                 }
             }
         }
         func append(value: JSON) {
-            buffer.append(ascii: #","value":"#)
             JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
+            buffer.append(UInt8(ascii: "}"))
         }
         switch self {
         case .add(let path, let value):
-            append(#"{"op":"add","path":"#, path)
+            append(#"{"op":"add","path":"#, path, #","value":"#)
             append(value: value)
         case .replace(let path, let value):
-            append(#"{"op":"replace","path":"#, path)
+            append(#"{"op":"replace","path":"#, path, #","value":"#)
             append(value: value)
         case .test(let path, let value):
-            append(#"{"op":"test","path":"#, path)
+            append(#"{"op":"test","path":"#, path, #","value":"#)
             append(value: value)
         case .remove(let path):
-            append(#"{"op":"remove","path":"#, path)
+            append(#"{"op":"remove","path":"#, path, "}")
         case .move(let from, let path):
-            append(#"{"op":"move","from":"#, from)
-            append(#","path":"#, path)
+            append(#"{"op":"move","from":"#, from, "")
+            append(#","path":"#, path, "}")
         case .copy(let from, let path):
-            append(#"{"op":"copy","from":"#, from)
-            append(#","path":"#, path)
+            append(#"{"op":"copy","from":"#, from, "")
+            append(#","path":"#, path, "}")
         }
-        buffer.append(UInt8(ascii: "}"))
     }
 
     public var json: JSON {
