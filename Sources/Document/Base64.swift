@@ -41,27 +41,28 @@ public enum Base64 {
 
     /// Writes the encoding of `input` into `out`, which has room for `encodedCount(input.count)`
     /// bytes, and returns its length. Each of `copies` (in order, not overlapping) starts at
-    /// `start` and is the text its `encodings` were made from: the whole groups inside a copy are
-    /// copied rather than encoded. The webhook's patches are mostly the containers it adds, the
+    /// `start` and is the text `encodings[entry]` were made from: the whole groups inside a copy
+    /// are copied rather than encoded. The webhook's patches are mostly the containers it adds, the
     /// same text in every patch; it writes the encoding straight into its answer, made at its
     /// exact size, rather than filling the room first and appending.
-    public static func encode(_ input: UnsafeBufferPointer<UInt8>, reusing copies: [(start: Int, encodings: Encodings)],
-                              to out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    public static func encode(_ input: UnsafeBufferPointer<UInt8>, reusing copies: [(start: Int, entry: Int)],
+                              of encodings: [Encodings], to out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         // Both always at the start of a group.
         var read = 0, written = 0
-        // The copies and their encodings are read where they are stored, not copied out (a
-        // retain and a release each): the caller holds them for the whole call.
+        // The encodings are read where they are stored, not copied out (a retain and a release
+        // each): the caller holds them for the whole call.
         copies.withUnsafeBufferPointer { copies in
-            for copy in copies.indices {
-                let start = copies[copy].start
-                let offset = (3 - start % 3) % 3
-                let groupStart = start + offset
-                let encoded = copies[copy].encodings.fromOffset.withUnsafeBufferPointer { $0[offset].withUnsafeBufferPointer { $0 } }
-                guard groupStart >= read, !encoded.isEmpty else { continue }
-                written += encode(UnsafeBufferPointer(rebasing: input[read..<groupStart]),
-                                  to: UnsafeMutableBufferPointer(rebasing: out[written...]))
-                written += UnsafeMutableBufferPointer(rebasing: out[written...]).initialize(fromContentsOf: encoded)
-                read = groupStart + encoded.count / 4 * 3
+            encodings.withUnsafeBufferPointer { encodings in
+                for copy in copies {
+                    let offset = (3 - copy.start % 3) % 3
+                    let groupStart = copy.start + offset
+                    let encoded = encodings[copy.entry].fromOffset.withUnsafeBufferPointer { $0[offset].withUnsafeBufferPointer { $0 } }
+                    guard groupStart >= read, !encoded.isEmpty else { continue }
+                    written += encode(UnsafeBufferPointer(rebasing: input[read..<groupStart]),
+                                      to: UnsafeMutableBufferPointer(rebasing: out[written...]))
+                    written += UnsafeMutableBufferPointer(rebasing: out[written...]).initialize(fromContentsOf: encoded)
+                    read = groupStart + encoded.count / 4 * 3
+                }
             }
         }
         return written + encode(UnsafeBufferPointer(rebasing: input[read...]), to: UnsafeMutableBufferPointer(rebasing: out[written...]))

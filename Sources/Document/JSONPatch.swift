@@ -116,48 +116,52 @@ extension JSONPatchOperation {
     borrowing func write(into buffer: inout [UInt8], reusing texts: JSONWrittenTexts, copies: inout [JSONWrittenTexts.Copy]) {
         // Pointers are written as bytes, never made into strings. Each run of fixed text is
         // appended in one piece: an append costs about eighty instructions, however short. A
-        // pointer goes in one piece with the text before it and its quotes, unless it has a
-        // character JSON escapes, which `JSONWriter` then writes.
-        func append(_ text: StaticString, _ pointer: JSONPointer) {
+        // pointer goes in one piece with the texts before and after it and its quotes, unless it
+        // has a character JSON escapes, which `JSONWriter` then writes.
+        func append(_ text: StaticString, _ pointer: JSONPointer, _ after: StaticString) {
             text.withUTF8Buffer { text in
-                pointer.withText(room: text.count + 1, 1) { scratch, pointerRange in
-                    let pointerText = UnsafeBufferPointer(rebasing: scratch[pointerRange])
-                    guard TextScan.plainRun(in: pointerText, from: 0).end == pointerText.count else {
-                        buffer.append(contentsOf: text)
-                        JSONWriter.writeString(utf8: pointerText, into: &buffer)
-                        return
+                after.withUTF8Buffer { after in
+                    pointer.withText(room: text.count + 1, 1 + after.count) { scratch, pointerRange in
+                        let pointerText = UnsafeBufferPointer(rebasing: scratch[pointerRange])
+                        guard TextScan.plainRun(in: pointerText, from: 0).end == pointerText.count else {
+                            buffer.append(contentsOf: text)
+                            JSONWriter.writeString(utf8: pointerText, into: &buffer)
+                            buffer.append(contentsOf: after)
+                            return
+                        }
+                        _ = scratch.initialize(fromContentsOf: text)
+                        scratch[text.count] = UInt8(ascii: "\"")
+                        scratch[pointerRange.upperBound] = UInt8(ascii: "\"")
+                        let end = pointerRange.upperBound + 1
+                        _ = UnsafeMutableBufferPointer(rebasing: scratch[end...]).initialize(fromContentsOf: after)
+                        buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<(end + after.count)]))
                     }
-                    _ = scratch.initialize(fromContentsOf: text)
-                    scratch[text.count] = UInt8(ascii: "\"")
-                    scratch[pointerRange.upperBound] = UInt8(ascii: "\"")
-                    buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[...pointerRange.upperBound]))
                 }
             }
         }
         func append(value: JSON) {
-            buffer.append(ascii: #","value":"#)
             JSONWriter.write(value, into: &buffer, reusing: texts, copies: &copies)
+            buffer.append(UInt8(ascii: "}"))
         }
         switch self {
         case .add(let path, let value):
-            append(#"{"op":"add","path":"#, path)
+            append(#"{"op":"add","path":"#, path, #","value":"#)
             append(value: value)
         case .replace(let path, let value):
-            append(#"{"op":"replace","path":"#, path)
+            append(#"{"op":"replace","path":"#, path, #","value":"#)
             append(value: value)
         case .test(let path, let value):
-            append(#"{"op":"test","path":"#, path)
+            append(#"{"op":"test","path":"#, path, #","value":"#)
             append(value: value)
         case .remove(let path):
-            append(#"{"op":"remove","path":"#, path)
+            append(#"{"op":"remove","path":"#, path, "}")
         case .move(let from, let path):
-            append(#"{"op":"move","from":"#, from)
-            append(#","path":"#, path)
+            append(#"{"op":"move","from":"#, from, "")
+            append(#","path":"#, path, "}")
         case .copy(let from, let path):
-            append(#"{"op":"copy","from":"#, from)
-            append(#","path":"#, path)
+            append(#"{"op":"copy","from":"#, from, "")
+            append(#","path":"#, path, "}")
         }
-        buffer.append(UInt8(ascii: "}"))
     }
 
     public var json: JSON {
@@ -234,13 +238,10 @@ extension JSONPatch {
         for index in patch.operations.indices {
             var operation = JSONPatchOperation.remove(path: JSONPointer(tokens: []))
             swap(&operation, &patch.operations[index])
-            // Kept for the message should it fail: a retain of the path, its one copy here.
-            let name = operation.name, path = operation.path
             do throws(JSONPointerError) {
                 try (consume operation).apply(to: &result)
             } catch {
-                let pathText = path.isRoot ? "\"\"" : path.description
-                throw JSONPatchError(operationIndex: index, message: "\(name) \(pathText): \(error.message)")
+                throw JSONPatchError(operationIndex: index, message: error.message)
             }
         }
         return result
@@ -248,33 +249,51 @@ extension JSONPatch {
 }
 
 extension JSONPatchOperation {
-    /// Consuming, so that the value added or put in place is moved into the document.
+    /// Consuming, so that the value added or put in place is moved into the document. A failure
+    /// names the operation and its path, taken where each case has the path at hand: a copy of it
+    /// kept aside for the message cost a retain and a release for every operation.
     consuming func apply(to document: inout JSON) throws(JSONPointerError) {
+        let name = self.name
+        func failure(_ error: JSONPointerError, _ path: JSONPointer) -> JSONPointerError {
+            JSONPointerError("\(name) \(path.isRoot ? "\"\"" : path.description): \(error.message)")
+        }
         switch consume self {
         case .add(let path, let value):
-            try Self.add(value, at: path, in: &document)
+            do { try Self.add(consume value, at: path, in: &document) } catch { throw failure(error, path) }
         case .remove(let path):
-            _ = try Self.remove(at: path, in: &document)
+            do { _ = try Self.remove(at: path, in: &document) } catch { throw failure(error, path) }
         case .replace(let path, let value):
-            var replacement = Replacement(value: value)
-            try Self.modify(&document, at: path, tokenCount: path.tokens.count, &replacement)
+            var replacement = Replacement(value: consume value)
+            do {
+                try Self.modify(&document, at: path, tokenCount: path.tokens.count, &replacement)
+            } catch {
+                throw failure(error, path)
+            }
         case .move(let from, let path):
-            if from == path {
-                _ = try document.value(at: from)
-                return
-            }
-            if from.isProperPrefix(of: path) {
-                throw JSONPointerError("cannot move \(from) into one of its own members")
-            }
-            let value = try Self.remove(at: from, in: &document)
-            try Self.add(value, at: path, in: &document)
+            do { try Self.move(from: from, to: path, in: &document) } catch { throw failure(error, path) }
         case .copy(let from, let path):
-            try Self.add(try document.value(at: from), at: path, in: &document)
+            do { try Self.add(try document.value(at: from), at: path, in: &document) } catch { throw failure(error, path) }
         case .test(let path, let expected):
-            let actual = try document.value(at: path)
-            guard actual.isEqualForPatchTest(to: expected) else {
-                throw JSONPointerError("test failed: the value at \(path) is \(actual.shortDescription), expected \(expected.shortDescription)")
-            }
+            do { try Self.test(document, at: path, is: expected) } catch { throw failure(error, path) }
+        }
+    }
+
+    static func move(from: JSONPointer, to path: JSONPointer, in document: inout JSON) throws(JSONPointerError) {
+        if from == path {
+            _ = try document.value(at: from)
+            return
+        }
+        if from.isProperPrefix(of: path) {
+            throw JSONPointerError("cannot move \(from) into one of its own members")
+        }
+        let value = try Self.remove(at: from, in: &document)
+        try Self.add(value, at: path, in: &document)
+    }
+
+    static func test(_ document: JSON, at path: JSONPointer, is expected: JSON) throws(JSONPointerError) {
+        let actual = try document.value(at: path)
+        guard actual.isEqualForPatchTest(to: expected) else {
+            throw JSONPointerError("test failed: the value at \(path) is \(actual.shortDescription), expected \(expected.shortDescription)")
         }
     }
 

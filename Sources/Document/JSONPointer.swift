@@ -64,30 +64,58 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
             // sums took a dozen instructions a byte.
             let out = scratch.baseAddress!
             var end = before
-            func escape(_ bytes: UnsafeBufferPointer<UInt8>) {
-                for byte in bytes {
-                    if byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/") {
-                        out[end] = UInt8(ascii: "~")
-                        out[end &+ 1] = byte == UInt8(ascii: "~") ? UInt8(ascii: "0") : UInt8(ascii: "1")
-                        end &+= 2
-                    } else {
-                        out[end] = byte
-                        end &+= 1
-                    }
-                }
-            }
             for token in tokens {
                 out[end] = UInt8(ascii: "/")
                 end &+= 1
                 // Over the contiguous bytes (on the stack for short strings), without copying
                 // the string: walking `utf8` costs tens of instructions a byte.
-                if token.utf8.withContiguousStorageIfAvailable(escape) == nil {
+                let target = out + end
+                if let written = token.utf8.withContiguousStorageIfAvailable({ Self.escape($0, into: target) }) {
+                    end &+= written
+                } else {
                     var copy = token
-                    copy.withUTF8(escape)
+                    end &+= copy.withUTF8 { Self.escape($0, into: target) }
                 }
             }
             return body(scratch, before..<end)
         }
+    }
+
+    /// Writes `bytes` escaped at `out`, which has room for twice their count; returns the length.
+    /// A function of its own, not a closure around the writer's position, which was then checked
+    /// for exclusive access at every call.
+    private static func escape(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutablePointer<UInt8>) -> Int {
+        // Eight bytes at a time while they need no escape, as most tokens do not; the room is
+        // twice what is left of the token, so a whole word fits.
+        var read = 0, end = 0
+        if let base = bytes.baseAddress {
+            while bytes.count &- read >= 8 {
+                let word = UnsafeRawPointer(base + read).loadUnaligned(as: UInt64.self)
+                guard !hasTildeOrSlash(word) else { break }
+                UnsafeMutableRawPointer(out + end).storeBytes(of: word, as: UInt64.self)
+                read &+= 8
+                end &+= 8
+            }
+        }
+        for byte in UnsafeBufferPointer(rebasing: bytes[read...]) {
+            if byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/") {
+                out[end] = UInt8(ascii: "~")
+                out[end &+ 1] = byte == UInt8(ascii: "~") ? UInt8(ascii: "0") : UInt8(ascii: "1")
+                end &+= 2
+            } else {
+                out[end] = byte
+                end &+= 1
+            }
+        }
+        return end
+    }
+
+    /// Whether any byte of `word` is `~` or `/`. (The borrow trick can only add false hits
+    /// above a true one, so whether there is any is exact.)
+    private static func hasTildeOrSlash(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & (ones &* 0x80) }
+        return hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "~")))) | hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "/")))) != 0
     }
 
     public var isRoot: Bool { tokens.isEmpty }

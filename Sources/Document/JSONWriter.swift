@@ -164,36 +164,30 @@ extension Array where Element == UInt8 {
 /// adds are the same few values in every pod of a workload. Their text is base64-encoded once
 /// too, for the patches that carry them.
 public struct JSONWrittenTexts: Sendable {
-    /// Where the text of one of the objects or strings was copied into a larger text.
-    public typealias Copy = (start: Int, encodings: Base64.Encodings)
+    /// Where the text of one of the objects or strings was copied into a larger text, and which
+    /// of `encodings` is its. An index, not the encodings: a copy of those retained them, and
+    /// the list of copies released them again.
+    public typealias Copy = (start: Int, entry: Int)
 
-    private let objects: [(object: JSONObject, text: [UInt8], encodings: Base64.Encodings)]
-    private let strings: [(string: String, length: Int, text: [UInt8], encodings: Base64.Encodings)]
+    private let objects: [(object: JSONObject, text: [UInt8])]
+    private let strings: [(string: String, length: Int, text: [UInt8])]
+    /// The base64 encodings of the texts, the objects' and then the strings'.
+    public let encodings: [Base64.Encodings]
 
     public init(_ objects: [JSONObject], strings: [String] = []) {
-        self.objects = objects.map { object in
-            let text = JSONWriter.write(.object(object))
-            return (object, text, Base64.Encodings(text))
-        }
-        self.strings = Self.written(strings)
+        let objects = objects.map { object in (object: object, text: JSONWriter.write(.object(object))) }
+        self.init(objects: objects, objectEncodings: objects.map { Base64.Encodings($0.text) }, strings: strings)
     }
 
     /// The same objects with `strings` instead of these strings; the objects are not written again.
     public func with(strings: [String]) -> JSONWrittenTexts {
-        JSONWrittenTexts(objects: objects, strings: Self.written(strings))
+        JSONWrittenTexts(objects: objects, objectEncodings: Array(encodings[..<objects.count]), strings: strings)
     }
 
-    private init(objects: [(object: JSONObject, text: [UInt8], encodings: Base64.Encodings)],
-                 strings: [(string: String, length: Int, text: [UInt8], encodings: Base64.Encodings)]) {
+    private init(objects: [(object: JSONObject, text: [UInt8])], objectEncodings: [Base64.Encodings], strings: [String]) {
         self.objects = objects
-        self.strings = strings
-    }
-
-    private static func written(_ strings: [String]) -> [(string: String, length: Int, text: [UInt8], encodings: Base64.Encodings)] {
-        strings.map { string in
-            let text = JSONWriter.write(.string(string))
-            return (string, string.utf8.count, text, Base64.Encodings(text))
-        }
+        self.strings = strings.map { string in (string, string.utf8.count, JSONWriter.write(.string(string))) }
+        encodings = objectEncodings + self.strings.map { Base64.Encodings($0.text) }
     }
 
     var isEmpty: Bool { objects.isEmpty && strings.isEmpty }
@@ -204,7 +198,7 @@ public struct JSONWrittenTexts: Sendable {
             guard let index = objects.indices.first(where: { objects[$0].object.sharesStorage(with: object) }) else {
                 return false
             }
-            copies.append((buffer.count, objects[index].encodings))
+            copies.append((buffer.count, index))
             buffer.append(contentsOf: objects[index].text.withUnsafeBufferPointer { $0 })
             return true
         }
@@ -213,7 +207,7 @@ public struct JSONWrittenTexts: Sendable {
     /// Appends the text of `string` if it is one of these strings, noting the copy; false if not.
     /// Lengths rule out nearly every string before a comparison.
     /// Both look at the entries where they are stored, and append a text through its bytes: a
-    /// copy of an entry retained and released its object or string, its text and its encodings.
+    /// copy of an entry retained and released its object or string and its text.
     func copy(_ string: String, into buffer: inout [UInt8], copies: inout [Copy]) -> Bool {
         guard !strings.isEmpty else { return false }
         let length = string.utf8.count
@@ -221,7 +215,7 @@ public struct JSONWrittenTexts: Sendable {
             guard let index = strings.indices.first(where: { strings[$0].length == length && strings[$0].string == string }) else {
                 return false
             }
-            copies.append((buffer.count, strings[index].encodings))
+            copies.append((buffer.count, objects.count + index))
             buffer.append(contentsOf: strings[index].text.withUnsafeBufferPointer { $0 })
             return true
         }

@@ -91,23 +91,37 @@ public enum Admission {
             return badRequest(400, "couldn't decode the AdmissionReview: expected an object, got \(review.typeName)")
         }
         _ = consume review
-        let apiVersion = envelope["apiVersion"]?.stringValue ?? ""
-        guard apiVersion == "admission.k8s.io/v1" else {
-            return badRequest(400, "apiVersion=\(apiVersion), expected admission.k8s.io/v1")
+        // Compared where they are stored, and named only in the answers that quote them: a copy
+        // of each cost a call to retain and one to release.
+        func stringMember(_ key: String) -> String { envelope[key]?.stringValue ?? "" }
+        guard envelope.withValue(forKey: "apiVersion", { $0.stringValue == "admission.k8s.io/v1" }) == true else {
+            return badRequest(400, "apiVersion=\(stringMember("apiVersion")), expected admission.k8s.io/v1")
         }
-        let kind = envelope["kind"]?.stringValue ?? ""
-        guard kind == "AdmissionReview" else {
-            return badRequest(400, "kind=\(kind), expected AdmissionReview")
+        guard envelope.withValue(forKey: "kind", { $0.stringValue == "AdmissionReview" }) == true else {
+            return badRequest(400, "kind=\(stringMember("kind")), expected AdmissionReview")
         }
-        guard case .object(let request)? = envelope["request"] else {
-            return badRequest(400, "AdmissionReview has no request")
+        // Moved out, so that the request is the review's only reference to the pod (see `decide`):
+        // a copy retained it, and releasing the envelope released it again.
+        let requestValue = take("request", from: &envelope)
+        let request: JSONObject
+        switch consume requestValue {
+        case .object(let object)?: request = object
+        default: return badRequest(400, "AdmissionReview has no request")
         }
         guard let uid = request["uid"]?.stringValue, !uid.isEmpty else {
             return badRequest(400, "request.uid is missing")
         }
-        // The request is the review's only reference to the pod (see `decide`).
-        envelope = JSONObject()
         return decide(consume request, uid: uid, injector: injector, kubeVersion: kubeVersion)
+    }
+
+    /// The value of member `key`, moved out of `object` (which keeps a null in its place); nil
+    /// when it is missing.
+    private static func take(_ key: String, from object: inout JSONObject) -> JSON? {
+        object.modifyMember(key) { value in
+            var taken = JSON.null
+            swap(&taken, &value)
+            return taken
+        }
     }
 
     /// Whether the media type, parameters aside, is `application/json`: ASCII letters in any
@@ -149,9 +163,9 @@ public enum Admission {
                 && kind.withMember("group") { ($0.stringValue ?? "").isEmpty } != false
         } == true
             && request.withValue(forKey: "subResource") { ($0.stringValue ?? "").isEmpty } != false
-        let object = request["object"] ?? .null
-        // Dropped whole once read, rather than the pod taken out of it (an object's member removed
-        // costs twice a lookup): the request is freed now or later alike.
+        // Moved out, not copied (a retain, and a release with the request), and not removed (an
+        // object's member removed costs twice a lookup): the request is then dropped whole.
+        let object = take("object", from: &request) ?? .null
         _ = consume request
         let name = requestName ?? object.withMember("metadata") { metadata in
             metadata.withMember("name", \.stringValue)
@@ -295,7 +309,7 @@ public enum Admission {
             let tail = UnsafeBufferPointer(rebasing: text[headEnd...])
             return Array(unsafeUninitializedCapacity: head.count + Base64.encodedCount(patchEnd) + tail.count) { out, count in
                 count = out.initialize(fromContentsOf: head)
-                count += Base64.encode(UnsafeBufferPointer(rebasing: text[..<patchEnd]), reusing: copies,
+                count += Base64.encode(UnsafeBufferPointer(rebasing: text[..<patchEnd]), reusing: copies, of: texts.encodings,
                                        to: UnsafeMutableBufferPointer(rebasing: out[count...]))
                 count += UnsafeMutableBufferPointer(rebasing: out[count...]).initialize(fromContentsOf: tail)
             }

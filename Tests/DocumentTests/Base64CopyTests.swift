@@ -16,7 +16,7 @@ struct Base64CopyTests {
                 let text = Array(other.prefix(lead)) + piece + other.prefix(lead) + copy + other.prefix(length % 4)
                 var plain: [UInt8] = [9]
                 Base64.encode(text, appendingTo: &plain)
-                let reused = Self.encode(text, reusing: [(lead, pieceEncodings), (lead + length + lead, encodings)])
+                let reused = Self.encode(text, reusing: [(lead, 0), (lead + length + lead, 1)], of: [pieceEncodings, encodings])
                 #expect([9] + reused == plain, "lead \(lead), length \(length)")
             }
         }
@@ -33,12 +33,13 @@ struct Base64CopyTests {
             let expected = Self.definition(bytes)
             let copyStart = bytes.count / 3
             let copy = Array(bytes[copyStart..<(copyStart + bytes.count / 2)])
-            for copies in [[], [(start: copyStart, encodings: Base64.Encodings(copy))]] {
+            let encodings = [Base64.Encodings(copy)]
+            for copies in [[], [(start: copyStart, entry: 0)]] {
                 #expect(Base64.encodedCount(bytes.count) == expected.count)
                 var room = [UInt8](repeating: 0xAA, count: expected.count + 4)
                 let written = bytes.withUnsafeBufferPointer { input in
                     room.withUnsafeMutableBufferPointer { room in
-                        Base64.encode(input, reusing: copies, to: UnsafeMutableBufferPointer(rebasing: room[..<expected.count]))
+                        Base64.encode(input, reusing: copies, of: encodings, to: UnsafeMutableBufferPointer(rebasing: room[..<expected.count]))
                     }
                 }
                 #expect(written == expected.count)
@@ -49,10 +50,11 @@ struct Base64CopyTests {
     }
 
     /// The encoding written into room of its exact length.
-    private static func encode(_ bytes: [UInt8], reusing copies: [(start: Int, encodings: Base64.Encodings)]) -> [UInt8] {
+    private static func encode(_ bytes: [UInt8], reusing copies: [(start: Int, entry: Int)],
+                               of encodings: [Base64.Encodings]) -> [UInt8] {
         bytes.withUnsafeBufferPointer { input in
             Array(unsafeUninitializedCapacity: Base64.encodedCount(bytes.count)) { out, count in
-                count = Base64.encode(input, reusing: copies, to: out)
+                count = Base64.encode(input, reusing: copies, of: encodings, to: out)
             }
         }
     }
