@@ -44,11 +44,14 @@ public enum JSONWriter {
         case .object(let object):
             if let texts, texts.copy(object, into: &buffer, copies: &copies) { return }
             buffer.append(UInt8(ascii: "{"))
-            for (index, member) in object.storage.enumerated() {
-                if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                writeString(member.key, into: &buffer)
-                buffer.append(UInt8(ascii: ":"))
-                writeCompact(member.value, into: &buffer, reusing: texts, copies: &copies)
+            // Through the buffer: the storage's iterator copied each member (a retain and release).
+            object.storage.withUnsafeBufferPointer { members in
+                for index in members.indices {
+                    if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                    writeString(members[index].key, into: &buffer)
+                    buffer.append(UInt8(ascii: ":"))
+                    writeCompact(members[index].value, into: &buffer, reusing: texts, copies: &copies)
+                }
             }
             buffer.append(UInt8(ascii: "}"))
         case .array(let elements):
