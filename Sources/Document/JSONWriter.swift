@@ -75,13 +75,16 @@ public enum JSONWriter {
         switch value {
         case .object(let object) where !object.isEmpty:
             buffer.append(UInt8(ascii: "{"))
-            for (index, member) in object.storage.enumerated() {
-                if index > 0 { buffer.append(UInt8(ascii: ",")) }
-                newline(indent * (level + 1), into: &buffer)
-                writeString(member.key, into: &buffer)
-                buffer.append(UInt8(ascii: ":"))
-                buffer.append(UInt8(ascii: " "))
-                writeIndented(member.value, indent: indent, level: level + 1, into: &buffer)
+            // Through the buffer, as in `writeCompact`.
+            object.storage.withUnsafeBufferPointer { members in
+                for index in members.indices {
+                    if index > 0 { buffer.append(UInt8(ascii: ",")) }
+                    newline(indent * (level + 1), into: &buffer)
+                    writeString(members[index].key, into: &buffer)
+                    buffer.append(UInt8(ascii: ":"))
+                    buffer.append(UInt8(ascii: " "))
+                    writeIndented(members[index].value, indent: indent, level: level + 1, into: &buffer)
+                }
             }
             newline(indent * level, into: &buffer)
             buffer.append(UInt8(ascii: "}"))
