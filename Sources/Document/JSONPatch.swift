@@ -372,14 +372,8 @@ private struct Replacement: PathEdit {
 
 /// Adds a member to the container at the path's parent, or inserts an element into it.
 private struct Addition: PathEdit {
+    /// Taken (`JSON.take`) when the edit is made, which is once: a copy cost a retain and a release.
     var value: JSON
-
-    /// The value moved out of the edit, which is made once: a copy cost a retain and a release.
-    mutating func takeValue() -> JSON {
-        var taken = JSON.null
-        swap(&taken, &value)
-        return taken
-    }
 
     // `if case`, not `switch`: a switch keeps a second reference to the container while it
     // changes, so the change copies it (see `modify`).
@@ -387,7 +381,7 @@ private struct Addition: PathEdit {
         let last = path.tokens[path.tokens.count - 1]
         if case .object(var object) = container {
             container = .null
-            object[last] = takeValue()
+            object[last] = value.take()
             container = .object(object)
         } else if case .array(var elements) = container {
             let index: Int
@@ -404,9 +398,9 @@ private struct Addition: PathEdit {
             container = .null
             // Appending (`-`, the usual add) costs half of inserting at the end.
             if index == elements.count {
-                elements.append(takeValue())
+                elements.append(value.take())
             } else {
-                elements.insert(takeValue(), at: index)
+                elements.insert(value.take(), at: index)
             }
             container = .array(elements)
         } else {

@@ -102,7 +102,7 @@ public enum Admission {
         }
         // Moved out, so that the request is the review's only reference to the pod (see `decide`):
         // a copy retained it, and releasing the envelope released it again.
-        let requestValue = take("request", from: &envelope)
+        let requestValue = envelope.modifyMember("request") { $0.take() }
         let request: JSONObject
         switch consume requestValue {
         case .object(let object)?: request = object
@@ -112,16 +112,6 @@ public enum Admission {
             return badRequest(400, "request.uid is missing")
         }
         return decide(consume request, uid: uid, injector: injector, kubeVersion: kubeVersion)
-    }
-
-    /// The value of member `key`, moved out of `object` (which keeps a null in its place); nil
-    /// when it is missing.
-    private static func take(_ key: String, from object: inout JSONObject) -> JSON? {
-        object.modifyMember(key) { value in
-            var taken = JSON.null
-            swap(&taken, &value)
-            return taken
-        }
     }
 
     /// Whether the media type, parameters aside, is `application/json`: ASCII letters in any
@@ -165,7 +155,7 @@ public enum Admission {
             && request.withValue(forKey: "subResource") { ($0.stringValue ?? "").isEmpty } != false
         // Moved out, not copied (a retain, and a release with the request), and not removed (an
         // object's member removed costs twice a lookup): the request is then dropped whole.
-        let object = take("object", from: &request) ?? .null
+        let object = request.modifyMember("object") { $0.take() } ?? .null
         _ = consume request
         let name = requestName ?? object.withMember("metadata") { metadata in
             metadata.withMember("name", \.stringValue)

@@ -76,6 +76,16 @@ struct JSONObjectTests {
     /// A copy keeps its members whatever is done to the object it was copied from (a value set,
     /// a member added, one removed), and the other way round: storage is shared until one of
     /// them changes, then copied.
+    @Test func takingAMemberLeavesNullAndLeavesCopiesAlone() {
+        var object: JSONObject = ["pod": ["name": "web", "ports": [80, 443]], "uid": "1"]
+        let copy = object
+        let taken = object.modifyMember("pod") { $0.take() }
+        #expect(taken == ["name": "web", "ports": [80, 443]])
+        #expect(object == ["pod": nil, "uid": "1"])
+        #expect(copy["pod"] == ["name": "web", "ports": [80, 443]])
+        #expect(object.modifyMember("missing") { $0.take() } == nil)
+    }
+
     @Test func copiesAreUnaffectedByEditsOfEachOther() {
         let long = String(repeating: "a value too long to be stored inline ", count: 3)
         var original: JSONObject = ["name": .string(long), "env": [["name": "A"]], "port": 80, "labels": ["k": "v"]]
